@@ -1,0 +1,426 @@
+//! Turning the model's valid cycles and held-across-call facts into report
+//! findings, symbolised.
+
+use crate::cycles::{self, Cycle};
+use crate::model::{Evidence, HeldCall, Model, Node, Relation};
+use crate::report::*;
+use crate::symbolize::{Frame, Symbols};
+use holdcheck_format::{Direction, LockKind, LockRef, Mode};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Analyses a model and builds the report.
+pub fn analyse(model: &Model) -> Report {
+    let mut syms = Symbols::default();
+    let (cycles, truncated) = cycles::find(model);
+    let mut warnings = model.warnings.clone();
+    if truncated {
+        warnings.push(format!(
+            "the cycle search stopped after {} cycles; some potential deadlocks may be missing",
+            cycles::MAX_CYCLES
+        ));
+    }
+    let mut findings = Vec::new();
+    // Edges of reported cycles: a lock held across a call on such an edge is
+    // part of that deadlock (another call site of it), not a hazard of its own.
+    let mut cycle_edges: HashSet<(usize, usize)> = HashSet::new();
+    let mut sorted = cycles;
+    sorted.sort_by_key(|c| c.nodes.len());
+    for c in &sorted {
+        let n = c.nodes.len();
+        cycle_edges.extend((0..n).map(|i| (c.nodes[i], c.nodes[(i + 1) % n])));
+        findings.push(cycle_finding(model, &mut syms, c));
+    }
+    findings.extend(hazards(model, &mut syms, &cycle_edges));
+
+    let mut partial = truncated;
+    for p in model.processes.values() {
+        for r in &p.partial {
+            partial = true;
+            warnings.push(format!("pid {}: analysis partial: {r}", p.pid));
+        }
+    }
+    let mut summary = Summary::default();
+    for f in &findings {
+        match f.kind.as_str() {
+            DEADLOCK => summary.deadlock += 1,
+            POTENTIAL_DEADLOCK => summary.potential_deadlock += 1,
+            STALL => summary.stall += 1,
+            HAZARD => summary.hazard += 1,
+            _ => summary.stalled_call += 1,
+        }
+    }
+    Report {
+        version: REPORT_VERSION,
+        processes: model
+            .processes
+            .values()
+            .map(|p| ProcessInfo {
+                pid: p.pid,
+                ppid: p.ppid,
+                exe: p.exe.clone(),
+                cmdline: p.cmdline.clone(),
+                trace: p.file.display().to_string(),
+                threads: {
+                    let mut t: Vec<ThreadRef> = p
+                        .threads
+                        .iter()
+                        .map(|(tid, name)| ThreadRef {
+                            pid: p.pid,
+                            tid: *tid,
+                            name: name.clone(),
+                        })
+                        .collect();
+                    t.sort();
+                    t
+                },
+            })
+            .collect(),
+        findings,
+        summary,
+        warnings,
+        partial,
+    }
+}
+
+fn thread_ref(model: &Model, pid: u32, tid: u32) -> ThreadRef {
+    ThreadRef {
+        pid,
+        tid,
+        name: model
+            .processes
+            .get(&pid)
+            .map(|p| p.thread_name(tid).to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn lock_kind(model: &Model, pid: u32, lock: LockRef) -> (&'static str, bool) {
+    match model.lock_meta(pid, lock) {
+        Some(m) => (
+            match m.kind {
+                LockKind::Mutex => "mutex",
+                LockKind::Rwlock => "rwlock",
+            },
+            m.writer_preferring,
+        ),
+        None => ("lock", false),
+    }
+}
+
+fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeInfo {
+    match node {
+        Node::Lock { pid, lock } => {
+            let (kind, writer_preferring) = lock_kind(model, *pid, *lock);
+            NodeInfo::Lock {
+                kind: kind.to_string(),
+                address: format!("{:#x}", lock.addr),
+                mode: mode.map(|m| m.as_str().to_string()),
+                pid: *pid,
+                generation: lock.gen,
+                writer_preferring,
+            }
+        }
+        Node::Queue { channel, dir } => NodeInfo::Channel {
+            direction: dir.as_str().to_string(),
+            channel: channel.clone(),
+            description: channel.describe(),
+        },
+    }
+}
+
+/// `rwlock 0x5555 (write)` or `netlink protocol 2 port 7 (send)`.
+pub fn node_label(n: &NodeInfo) -> String {
+    match n {
+        NodeInfo::Lock {
+            kind,
+            address,
+            mode,
+            ..
+        } => match mode {
+            Some(m) => format!("{kind} {address} ({m})"),
+            None => format!("{kind} {address}"),
+        },
+        NodeInfo::Channel {
+            direction,
+            description,
+            ..
+        } => format!("{description} ({direction})"),
+    }
+}
+
+fn first_frame(frames: &[Frame]) -> Option<Frame> {
+    frames.first().cloned()
+}
+
+fn site_frame(syms: &mut Symbols, model: &Model, pid: u32, pc: Option<u64>) -> Option<Frame> {
+    pc.filter(|&p| p != 0)
+        .and_then(|p| first_frame(&syms.frames(model, pid, p)))
+}
+
+/// The first frame of a stack that is not inside libc/libpthread: where the
+/// program made the call.
+pub fn program_frame(frames: &[Frame]) -> Option<Frame> {
+    frames
+        .iter()
+        .find(|f| {
+            !f.module.as_deref().is_some_and(|m| {
+                m.contains("/libc.so") || m.contains("/libpthread") || m.contains("/ld-linux")
+            })
+        })
+        .cloned()
+        .or_else(|| frames.first().cloned())
+}
+
+fn evidence_edge(
+    model: &Model,
+    syms: &mut Symbols,
+    e: &Evidence,
+    from: usize,
+    to: usize,
+    to_node: &Node,
+    stacks: &mut Vec<StackInfo>,
+) -> EdgeInfo {
+    let frames = syms.stack(model, e.pid, e.stack);
+    let (relation, call, what) = match &e.relation {
+        Relation::LockOrder => {
+            let what = match to_node {
+                Node::Lock { pid, lock } => {
+                    let (kind, _) = lock_kind(model, *pid, *lock);
+                    format!("acquires {kind} {:#x}", lock.addr)
+                }
+                Node::Queue { .. } => "acquires".to_string(),
+            };
+            ("lock-order", None, what)
+        }
+        Relation::HeldAcrossCall { call, .. } => {
+            let what = match to_node {
+                Node::Queue { channel, dir } => {
+                    format!("{call}() on {} ({})", channel.describe(), dir.as_str())
+                }
+                _ => format!("{call}()"),
+            };
+            ("held-across-call", Some(call.clone()), what)
+        }
+        Relation::QueueLock { dir } => {
+            let what = match dir {
+                Direction::Recv => "receives between acquisitions",
+                Direction::Send => "sends between acquisitions",
+            };
+            (
+                if *dir == Direction::Recv {
+                    "drain"
+                } else {
+                    "produce"
+                },
+                None,
+                what.to_string(),
+            )
+        }
+    };
+    let (count, max_ns) = match &e.relation {
+        Relation::HeldAcrossCall { fact, .. } => match model.held_calls.get(&(e.pid, *fact)) {
+            Some(h) => (Some(h.count), Some(h.max_ns)),
+            None => (None, None),
+        },
+        _ => (None, None),
+    };
+    stacks.push(StackInfo {
+        pid: e.pid,
+        tid: e.tid,
+        what,
+        frames,
+    });
+    EdgeInfo {
+        from,
+        to,
+        relation: relation.to_string(),
+        thread: thread_ref(model, e.pid, e.tid),
+        call,
+        held_mode: e.held_mode.map(|m| m.as_str().to_string()),
+        wanted_mode: e.wanted_mode.map(|m| m.as_str().to_string()),
+        held_at: site_frame(syms, model, e.pid, e.held_site),
+        acquired_at: site_frame(syms, model, e.pid, e.wanted_site),
+        count,
+        max_ns,
+        stack: stacks.len() - 1,
+    }
+}
+
+fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
+    let n = c.nodes.len();
+    let nodes: Vec<NodeInfo> = (0..n)
+        .map(|i| node_info(model, &model.nodes[c.nodes[i]], c.witness[i].held_mode))
+        .collect();
+    let mut stacks = Vec::new();
+    let edges: Vec<EdgeInfo> = (0..n)
+        .map(|i| {
+            let to = &model.nodes[c.nodes[(i + 1) % n]];
+            evidence_edge(model, syms, &c.witness[i], i, (i + 1) % n, to, &mut stacks)
+        })
+        .collect();
+    let threads: Vec<ThreadRef> = edges
+        .iter()
+        .map(|e| e.thread.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let locks = nodes
+        .iter()
+        .filter(|n| matches!(n, NodeInfo::Lock { .. }))
+        .count();
+    let queues = n - locks;
+    let title = if queues == 0 {
+        format!(
+            "lock-order inversion: {} locks taken in opposite orders by {} threads",
+            locks,
+            threads.len()
+        )
+    } else if let Some(held) = edges.iter().find(|e| e.relation == "held-across-call") {
+        let lock = node_label(&nodes[held.from]);
+        let queue = node_label(&nodes[held.to]);
+        let needs = if edges.iter().any(|e| e.relation == "drain") {
+            "whose only drainer needs that lock"
+        } else if edges.iter().any(|e| e.relation == "produce") {
+            "whose producer needs that lock first"
+        } else {
+            "in a cycle back to that lock"
+        };
+        format!(
+            "{lock} held across a blocking {}() on {queue}, {needs}",
+            held.call.as_deref().unwrap_or("call")
+        )
+    } else {
+        format!("cycle through {locks} locks and {queues} kernel queues")
+    };
+    let location = edges
+        .iter()
+        .find(|e| e.relation == "held-across-call")
+        .or(edges.first())
+        .and_then(|e| program_frame(&stacks[e.stack].frames));
+    Finding {
+        kind: POTENTIAL_DEADLOCK.to_string(),
+        title,
+        nodes,
+        edges,
+        threads,
+        stacks,
+        location,
+    }
+}
+
+/// Locks held across blocking calls that are in no reported cycle: one
+/// finding per (process, held locks, call, channel, call stack).
+fn hazards(
+    model: &Model,
+    syms: &mut Symbols,
+    cycle_edges: &HashSet<(usize, usize)>,
+) -> Vec<Finding> {
+    type Key = (u32, Vec<(LockRef, Mode)>, String, String, Direction, u64);
+    let mut groups: BTreeMap<Key, Vec<&HeldCall>> = BTreeMap::new();
+    for ((pid, _), h) in &model.held_calls {
+        let queue = Node::Queue {
+            channel: h.channel.clone(),
+            dir: h.dir,
+        };
+        let in_cycle = h.held.iter().any(|x| {
+            let edge = (
+                model.node_index(&Node::Lock {
+                    pid: *pid,
+                    lock: x.lock,
+                }),
+                model.node_index(&queue),
+            );
+            matches!(edge, (Some(a), Some(b)) if cycle_edges.contains(&(a, b)))
+        });
+        if in_cycle {
+            continue;
+        }
+        let mut held: Vec<(LockRef, Mode)> = h.held.iter().map(|x| (x.lock, x.mode)).collect();
+        held.sort();
+        let chan = serde_json::to_string(&h.channel).unwrap_or_default();
+        groups
+            .entry((*pid, held, h.call.clone(), chan, h.dir, h.stack))
+            .or_default()
+            .push(h);
+    }
+    let mut out: Vec<(u64, Finding)> = Vec::new();
+    for ((pid, _, call, _, dir, stack), calls) in groups {
+        let first = calls[0];
+        let count: u64 = calls.iter().map(|c| c.count).sum();
+        let max_ns = calls.iter().map(|c| c.max_ns).max().unwrap_or(0);
+        let mut nodes: Vec<NodeInfo> = first
+            .held
+            .iter()
+            .map(|h| node_info(model, &Node::Lock { pid, lock: h.lock }, Some(h.mode)))
+            .collect();
+        let qi = nodes.len();
+        nodes.push(node_info(
+            model,
+            &Node::Queue {
+                channel: first.channel.clone(),
+                dir,
+            },
+            None,
+        ));
+        let frames = syms.stack(model, pid, stack);
+        let what = format!(
+            "{call}() on {} ({})",
+            first.channel.describe(),
+            dir.as_str()
+        );
+        let stacks = vec![StackInfo {
+            pid,
+            tid: first.tid,
+            what: what.clone(),
+            frames: frames.clone(),
+        }];
+        let mut edges = Vec::new();
+        for c in &calls {
+            for (i, h) in c.held.iter().enumerate() {
+                edges.push(EdgeInfo {
+                    from: i,
+                    to: qi,
+                    relation: "held-across-call".to_string(),
+                    thread: thread_ref(model, pid, c.tid),
+                    call: Some(call.clone()),
+                    held_mode: Some(h.mode.as_str().to_string()),
+                    wanted_mode: None,
+                    held_at: site_frame(syms, model, pid, Some(h.site)),
+                    acquired_at: None,
+                    count: Some(c.count),
+                    max_ns: Some(c.max_ns),
+                    stack: 0,
+                });
+            }
+        }
+        let threads: Vec<ThreadRef> = calls
+            .iter()
+            .map(|c| thread_ref(model, pid, c.tid))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let held_labels: Vec<String> = nodes[..qi].iter().map(node_label).collect();
+        let title = format!(
+            "{} held across a blocking {call}() on {} ({} call{}, longest {})",
+            held_labels.join(", "),
+            node_label(&nodes[qi]),
+            count,
+            if count == 1 { "" } else { "s" },
+            crate::report::text::duration(max_ns)
+        );
+        out.push((
+            max_ns,
+            Finding {
+                kind: HAZARD.to_string(),
+                title,
+                nodes,
+                edges,
+                threads,
+                location: program_frame(&frames),
+                stacks,
+            },
+        ));
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.0));
+    out.into_iter().map(|(_, f)| f).collect()
+}

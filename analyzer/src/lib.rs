@@ -1,0 +1,33 @@
+//! holdcheck's analyzer: reads the traces the shim wrote, builds the
+//! wait-for graph of locks and kernel queues, finds the cycles that can
+//! really happen, and reports them.
+//!
+//! Data flows one way: trace files → [`trace`] → [`model`] → [`cycles`] →
+//! [`findings`] → [`report`].
+
+pub mod cycles;
+pub mod findings;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod shim;
+pub mod symbolize;
+pub mod trace;
+
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// Exit status: no findings.
+pub const EXIT_CLEAN: i32 = 0;
+/// Exit status: at least one finding.
+pub const EXIT_FINDINGS: i32 = 1;
+/// Exit status: holdcheck itself failed (bad arguments, unreadable traces,
+/// the command could not start).
+pub const EXIT_ERROR: i32 = 2;
+
+/// Reads trace directories and analyses them.
+pub fn analyse_dirs(dirs: &[PathBuf]) -> Result<report::Report> {
+    let traces = trace::read_dirs(dirs)?;
+    let model = model::Model::build(&traces);
+    Ok(findings::analyse(&model))
+}

@@ -1,0 +1,125 @@
+//! The `holdcheck` command line.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use holdcheck::report::{text, Report};
+use holdcheck::run::{self, RunOptions};
+use holdcheck::{analyse_dirs, EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Finds deadlocks in C/C++ programs, including the ones that pass through
+/// the kernel: a lock held across a blocking send, receive, read or write
+/// whose other end needs that lock.
+///
+/// Exit status: 0 no findings, 1 findings, 2 holdcheck failed.
+#[derive(Parser)]
+#[command(name = "holdcheck", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a command under the shim and report what it did.
+    Run {
+        /// Trace directory (must hold no traces yet); default: a new one in
+        /// the temporary directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Seconds after which the command (and its process group) is killed
+        /// and the report printed.
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Duration>,
+        /// The command and its arguments.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<OsString>,
+    },
+    /// Report on the traces in one or more directories.
+    Report {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+fn print(report: &Report, format: Format) -> Result<()> {
+    match format {
+        Format::Text => print!("{}", text::render(report)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+    }
+    Ok(())
+}
+
+fn status(report: &Report) -> i32 {
+    if report.summary.total() > 0 {
+        EXIT_FINDINGS
+    } else {
+        EXIT_CLEAN
+    }
+}
+
+fn main_result(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Cmd::Run {
+            out,
+            format,
+            timeout,
+            command,
+        } => {
+            let outcome = run::run(&RunOptions {
+                command,
+                out,
+                timeout,
+            })?;
+            eprintln!(
+                "holdcheck: the command {}; traces in {}",
+                outcome.ending,
+                outcome.dir.display()
+            );
+            let report = analyse_dirs(&[outcome.dir])?;
+            print(&report, format)?;
+            Ok(status(&report))
+        }
+        Cmd::Report { format, dirs } => {
+            let report = analyse_dirs(&dirs)?;
+            print(&report, format)?;
+            Ok(status(&report))
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match main_result(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("holdcheck: error: {e:#}");
+            EXIT_ERROR
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,362 @@
+//! The graph model of DESIGN.md, built from the facts of every process.
+//!
+//! Nodes are locks and queue directions; an edge X → Y means "something that
+//! holds X can wait for Y". Each edge keeps every piece of evidence for it
+//! (which thread, in which modes, holding what else, at which stack), so the
+//! validity filters can look for a real witness.
+
+use crate::trace::TraceFile;
+use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Record};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+/// A node of the wait-for graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Node {
+    /// A lock of one process.
+    Lock { pid: u32, lock: LockRef },
+    /// A kernel queue, waited on from one side.
+    Queue { channel: Channel, dir: Direction },
+}
+
+impl Node {
+    pub fn is_lock(&self) -> bool {
+        matches!(self, Node::Lock { .. })
+    }
+}
+
+/// Why an edge exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relation {
+    /// Acquired the `to` lock while holding the `from` lock.
+    LockOrder,
+    /// Held the `from` lock during a blocking call on the `to` queue.
+    HeldAcrossCall { call: String, fact: u64 },
+    /// Drains (`dir` recv) or feeds (`dir` send) the `from` queue and
+    /// acquires the `to` lock between two operations on it.
+    QueueLock { dir: Direction },
+}
+
+/// One observation behind an edge.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub pid: u32,
+    pub tid: u32,
+    pub relation: Relation,
+    /// Mode in which the `from` lock is held (lock sources only).
+    pub held_mode: Option<Mode>,
+    /// Where the `from` lock was acquired (one frame).
+    pub held_site: Option<u64>,
+    /// Mode wanted on the `to` lock (lock targets only).
+    pub wanted_mode: Option<Mode>,
+    /// Where the `to` lock is acquired, for queue dependencies (one frame).
+    pub wanted_site: Option<u64>,
+    /// Other locks held at the time (gate candidates).
+    pub others_held: Vec<LockRef>,
+    /// The stack of the blocking acquisition or call.
+    pub stack: u64,
+}
+
+/// What a lock is, from its metadata record.
+#[derive(Debug, Clone, Copy)]
+pub struct LockMeta {
+    pub kind: LockKind,
+    pub writer_preferring: bool,
+    pub recursive: bool,
+}
+
+/// A loaded object of a process.
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub path: String,
+    pub base: u64,
+    pub segments: Vec<(u64, u64)>,
+}
+
+/// Everything known of one process.
+#[derive(Debug, Default)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub exe: String,
+    pub cmdline: Vec<String>,
+    pub file: PathBuf,
+    pub threads: HashMap<u32, String>,
+    pub stacks: HashMap<u64, Vec<u64>>,
+    pub modules: Vec<Module>,
+    pub locks: HashMap<LockRef, LockMeta>,
+    /// Bounds the shim hit: the analysis of this process is partial.
+    pub partial: Vec<String>,
+}
+
+impl Process {
+    pub fn thread_name(&self, tid: u32) -> &str {
+        self.threads.get(&tid).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// A held-across-call fact with its statistics.
+#[derive(Debug, Clone)]
+pub struct HeldCall {
+    pub pid: u32,
+    pub tid: u32,
+    pub held: Vec<Held>,
+    pub call: String,
+    pub channel: Channel,
+    pub dir: Direction,
+    pub stack: u64,
+    pub count: u64,
+    pub max_ns: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub processes: BTreeMap<u32, Process>,
+    pub nodes: Vec<Node>,
+    node_index: HashMap<Node, usize>,
+    /// (from, to) → evidence.
+    pub edges: BTreeMap<(usize, usize), Vec<Evidence>>,
+    /// Held-across-call facts by (pid, fact id).
+    pub held_calls: BTreeMap<(u32, u64), HeldCall>,
+    /// Trylock acquisitions seen while holding locks: they order nothing.
+    pub trylock_orders: usize,
+    pub warnings: Vec<String>,
+}
+
+impl Model {
+    pub fn node(&mut self, n: Node) -> usize {
+        if let Some(&i) = self.node_index.get(&n) {
+            return i;
+        }
+        self.nodes.push(n.clone());
+        self.node_index.insert(n, self.nodes.len() - 1);
+        self.nodes.len() - 1
+    }
+
+    pub fn node_index(&self, n: &Node) -> Option<usize> {
+        self.node_index.get(n).copied()
+    }
+
+    fn edge(&mut self, from: Node, to: Node, e: Evidence) {
+        let (a, b) = (self.node(from), self.node(to));
+        if a != b {
+            self.edges.entry((a, b)).or_default().push(e);
+        }
+    }
+
+    pub fn lock_meta(&self, pid: u32, lock: LockRef) -> Option<LockMeta> {
+        self.processes.get(&pid)?.locks.get(&lock).copied()
+    }
+
+    /// Builds the model from trace files.
+    pub fn build(traces: &[TraceFile]) -> Model {
+        let mut m = Model::default();
+        // A trace file without a header still belongs to some process; give
+        // it a pid of its own so its facts do not merge with another's.
+        let mut anonymous = u32::MAX;
+        for t in traces {
+            m.warnings.extend(t.warnings.iter().cloned());
+            let pid = match t.records.first() {
+                Some(Record::Header { pid, .. }) => *pid,
+                _ => {
+                    anonymous -= 1;
+                    anonymous
+                }
+            };
+            m.add_trace(pid, t);
+        }
+        m
+    }
+
+    fn add_trace(&mut self, pid: u32, t: &TraceFile) {
+        let mut stats: HashMap<u64, (u64, u64)> = HashMap::new();
+        let proc_entry = self.processes.entry(pid).or_insert_with(|| Process {
+            pid,
+            file: t.path.clone(),
+            ..Default::default()
+        });
+        let _ = proc_entry;
+        for r in &t.records {
+            match r {
+                Record::Header {
+                    pid,
+                    ppid,
+                    exe,
+                    cmdline,
+                    ..
+                } => {
+                    let p = self.processes.get_mut(pid).expect("entry made above");
+                    p.ppid = *ppid;
+                    p.exe = exe.clone();
+                    p.cmdline = cmdline.clone();
+                }
+                Record::Module {
+                    path,
+                    base,
+                    segments,
+                } => {
+                    self.proc(pid).modules.push(Module {
+                        path: path.clone(),
+                        base: *base,
+                        segments: segments.clone(),
+                    });
+                }
+                Record::Thread { tid, name } => {
+                    self.proc(pid).threads.insert(*tid, name.clone());
+                }
+                Record::Stack { id, frames } => {
+                    self.proc(pid).stacks.insert(*id, frames.clone());
+                }
+                Record::Lock {
+                    lock,
+                    kind,
+                    writer_preferring,
+                    recursive,
+                } => {
+                    self.proc(pid).locks.insert(
+                        *lock,
+                        LockMeta {
+                            kind: *kind,
+                            writer_preferring: *writer_preferring,
+                            recursive: *recursive,
+                        },
+                    );
+                }
+                Record::LockOrder {
+                    tid,
+                    lock,
+                    mode,
+                    try_lock,
+                    held,
+                    stack,
+                } => {
+                    if *try_lock {
+                        self.trylock_orders += 1;
+                        continue;
+                    }
+                    for h in held {
+                        let e = Evidence {
+                            pid,
+                            tid: *tid,
+                            relation: Relation::LockOrder,
+                            held_mode: Some(h.mode),
+                            held_site: Some(h.site),
+                            wanted_mode: Some(*mode),
+                            wanted_site: None,
+                            others_held: others(held, h, Some(*lock)),
+                            stack: *stack,
+                        };
+                        self.edge(
+                            Node::Lock { pid, lock: h.lock },
+                            Node::Lock { pid, lock: *lock },
+                            e,
+                        );
+                    }
+                }
+                Record::HeldAcrossCall {
+                    id,
+                    tid,
+                    held,
+                    call,
+                    channel,
+                    direction,
+                    stack,
+                } => {
+                    for h in held {
+                        let e = Evidence {
+                            pid,
+                            tid: *tid,
+                            relation: Relation::HeldAcrossCall {
+                                call: call.clone(),
+                                fact: *id,
+                            },
+                            held_mode: Some(h.mode),
+                            held_site: Some(h.site),
+                            wanted_mode: None,
+                            wanted_site: None,
+                            others_held: others(held, h, None),
+                            stack: *stack,
+                        };
+                        let q = Node::Queue {
+                            channel: channel.clone(),
+                            dir: *direction,
+                        };
+                        self.edge(Node::Lock { pid, lock: h.lock }, q, e);
+                    }
+                    self.held_calls.insert(
+                        (pid, *id),
+                        HeldCall {
+                            pid,
+                            tid: *tid,
+                            held: held.clone(),
+                            call: call.clone(),
+                            channel: channel.clone(),
+                            dir: *direction,
+                            stack: *stack,
+                            count: 1,
+                            max_ns: 0,
+                        },
+                    );
+                }
+                Record::CallStats { id, count, max_ns } => {
+                    let s = stats.entry(*id).or_default();
+                    s.0 = s.0.max(*count);
+                    s.1 = s.1.max(*max_ns);
+                }
+                Record::QueueLock {
+                    tid,
+                    channel,
+                    direction,
+                    lock,
+                    mode,
+                    site,
+                    stack,
+                } => {
+                    // A consumer (recv) that needs the lock keeps senders
+                    // waiting; a producer (send) that needs it keeps
+                    // receivers waiting.
+                    let waiting_side = match direction {
+                        Direction::Recv => Direction::Send,
+                        Direction::Send => Direction::Recv,
+                    };
+                    let e = Evidence {
+                        pid,
+                        tid: *tid,
+                        relation: Relation::QueueLock { dir: *direction },
+                        held_mode: None,
+                        held_site: None,
+                        wanted_mode: Some(*mode),
+                        wanted_site: Some(*site),
+                        others_held: Vec::new(),
+                        stack: *stack,
+                    };
+                    let q = Node::Queue {
+                        channel: channel.clone(),
+                        dir: waiting_side,
+                    };
+                    self.edge(q, Node::Lock { pid, lock: *lock }, e);
+                }
+                Record::ChannelUse { .. } => {}
+                Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
+            }
+        }
+        for (id, (count, max_ns)) in stats {
+            if let Some(h) = self.held_calls.get_mut(&(pid, id)) {
+                h.count = h.count.max(count);
+                h.max_ns = h.max_ns.max(max_ns);
+            }
+        }
+    }
+
+    fn proc(&mut self, pid: u32) -> &mut Process {
+        self.processes.entry(pid).or_default()
+    }
+}
+
+/// The locks held besides `h` (and besides the lock being acquired).
+fn others(held: &[Held], h: &Held, acquiring: Option<LockRef>) -> Vec<LockRef> {
+    held.iter()
+        .map(|x| x.lock)
+        .filter(|l| *l != h.lock && Some(*l) != acquiring)
+        .collect()
+}

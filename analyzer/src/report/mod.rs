@@ -1,0 +1,149 @@
+//! The report: what the analysis found, in a form that renders as text or
+//! JSON. The JSON keys are documented in docs/report-json.md and stable.
+
+pub mod text;
+
+use crate::symbolize::Frame;
+use holdcheck_format::Channel;
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a key of the JSON report changes incompatibly.
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Report {
+    pub version: u32,
+    pub processes: Vec<ProcessInfo>,
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+    /// Problems met while reading traces (bad or truncated records).
+    pub warnings: Vec<String>,
+    /// True when a bound cut the analysis short (see `warnings`).
+    pub partial: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub exe: String,
+    pub cmdline: Vec<String>,
+    pub trace: String,
+    pub threads: Vec<ThreadRef>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub deadlock: usize,
+    #[serde(rename = "potential-deadlock")]
+    pub potential_deadlock: usize,
+    pub stall: usize,
+    pub hazard: usize,
+    #[serde(rename = "stalled-call")]
+    pub stalled_call: usize,
+}
+
+impl Summary {
+    pub fn total(&self) -> usize {
+        self.deadlock + self.potential_deadlock + self.stall + self.hazard + self.stalled_call
+    }
+}
+
+/// Kinds of findings, in order of weight.
+pub const DEADLOCK: &str = "deadlock";
+pub const POTENTIAL_DEADLOCK: &str = "potential-deadlock";
+pub const STALL: &str = "stall";
+pub const HAZARD: &str = "hazard";
+pub const STALLED_CALL: &str = "stalled-call";
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Finding {
+    /// One of `deadlock`, `potential-deadlock`, `stall`, `hazard`,
+    /// `stalled-call`.
+    pub kind: String,
+    /// One line that says what is wrong.
+    pub title: String,
+    /// The cycle's nodes in order (the last waits for the first), or the
+    /// locks and channel of a hazard.
+    pub nodes: Vec<NodeInfo>,
+    /// How each node waits for the next, and who showed it.
+    pub edges: Vec<EdgeInfo>,
+    pub threads: Vec<ThreadRef>,
+    pub stacks: Vec<StackInfo>,
+    /// Where the finding's first blocking call or acquisition happens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Frame>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum NodeInfo {
+    Lock {
+        /// `mutex` or `rwlock`.
+        kind: String,
+        address: String,
+        /// How the lock is held along the cycle: `write` (mutexes too) or
+        /// `read`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        pid: u32,
+        generation: u32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        writer_preferring: bool,
+    },
+    Channel {
+        /// `send` (waiting for room) or `recv` (waiting for data).
+        direction: String,
+        #[serde(flatten)]
+        channel: Channel,
+        description: String,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ThreadRef {
+    pub pid: u32,
+    pub tid: u32,
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct EdgeInfo {
+    /// Index in `nodes` of the node held (or queue waited on).
+    pub from: usize,
+    /// Index in `nodes` of what is waited for next.
+    pub to: usize,
+    /// `lock-order`, `held-across-call`, `drain` or `produce`.
+    pub relation: String,
+    pub thread: ThreadRef,
+    /// The blocking call (held-across-call) or the channel call (drain,
+    /// produce).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wanted_mode: Option<String>,
+    /// Where the held lock was acquired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<Frame>,
+    /// Where the wanted lock is acquired (drain, produce).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acquired_at: Option<Frame>,
+    /// Calls seen and the longest one (held-across-call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ns: Option<u64>,
+    /// Index in `stacks` of the acquisition or call stack.
+    pub stack: usize,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct StackInfo {
+    pub pid: u32,
+    pub tid: u32,
+    /// What the stack shows: `sendto() on netlink protocol 2 port 7 (send)`.
+    pub what: String,
+    pub frames: Vec<Frame>,
+}

@@ -1,0 +1,230 @@
+//! The text report, in the style of the sanitizers' reports: a headline per
+//! finding, each thread's part with symbolised stacks, a SUMMARY line, and a
+//! closing count.
+
+use super::*;
+use crate::findings::node_label;
+use std::fmt::Write;
+
+/// Frames shown per stack in text (JSON has them all).
+const TEXT_FRAMES: usize = 16;
+const RULE: &str = "==================";
+
+/// `60.6 µs`, `1.2 s`.
+pub fn duration(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.1} s", ns as f64 / 1e9),
+    }
+}
+
+fn frame_line(i: usize, f: &Frame) -> String {
+    let mut s = format!("    #{i} {}", f.pc);
+    match &f.function {
+        Some(func) => {
+            let _ = write!(s, " in {func}");
+            if let Some(file) = &f.file {
+                let _ = write!(s, " {file}");
+                if let Some(l) = f.line {
+                    let _ = write!(s, ":{l}");
+                }
+            } else if let (Some(m), Some(o)) = (&f.module, &f.offset) {
+                let _ = write!(s, " ({m}+{o})");
+            }
+        }
+        None => {
+            if let (Some(m), Some(o)) = (&f.module, &f.offset) {
+                let _ = write!(s, " ({m}+{o})");
+            }
+        }
+    }
+    if f.inlined {
+        s.push_str(" (inlined)");
+    }
+    s
+}
+
+fn stack_lines(out: &mut String, frames: &[Frame]) {
+    if frames.is_empty() {
+        out.push_str("    <no stack recorded>\n");
+    }
+    for (i, f) in frames.iter().take(TEXT_FRAMES).enumerate() {
+        out.push_str(&frame_line(i, f));
+        out.push('\n');
+    }
+    if frames.len() > TEXT_FRAMES {
+        let _ = writeln!(out, "    ... {} more frames", frames.len() - TEXT_FRAMES);
+    }
+}
+
+fn thread_label(t: &ThreadRef) -> String {
+    if t.name.is_empty() {
+        format!("Thread T{} (pid {})", t.tid, t.pid)
+    } else {
+        format!("Thread T{} \"{}\" (pid {})", t.tid, t.name, t.pid)
+    }
+}
+
+fn site(f: &Option<Frame>) -> String {
+    f.as_ref()
+        .map(|f| f.short())
+        .unwrap_or_else(|| "an unknown site".to_string())
+}
+
+fn channel_of(n: &NodeInfo) -> String {
+    match n {
+        NodeInfo::Channel { description, .. } => description.clone(),
+        other => node_label(other),
+    }
+}
+
+fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
+    let from = &f.nodes[e.from];
+    let to = &f.nodes[e.to];
+    let who = thread_label(&e.thread);
+    let wanted = |n: &NodeInfo| match (n, &e.wanted_mode) {
+        (NodeInfo::Lock { kind, address, .. }, Some(m)) => format!("{kind} {address} ({m})"),
+        (n, _) => node_label(n),
+    };
+    match e.relation.as_str() {
+        "lock-order" => {
+            let _ = writeln!(
+                out,
+                "  {who} holds {}, acquired at {}",
+                node_label(from),
+                site(&e.held_at)
+            );
+            let _ = writeln!(out, "  and waits to acquire {}:", wanted(to));
+        }
+        "held-across-call" => {
+            let _ = writeln!(
+                out,
+                "  {who} holds {}, acquired at {}",
+                node_label(from),
+                site(&e.held_at)
+            );
+            let stats = match (e.count, e.max_ns) {
+                (Some(c), Some(ns)) => format!(
+                    " [{c} call{}, longest {}]",
+                    if c == 1 { "" } else { "s" },
+                    duration(ns)
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  and blocks in {}() on {}{stats}:",
+                e.call.as_deref().unwrap_or("a call"),
+                node_label(to)
+            );
+        }
+        "drain" => {
+            let _ = writeln!(
+                out,
+                "  {who} drains {} and, between receives, acquires {} at {}",
+                channel_of(from),
+                wanted(to),
+                site(&e.acquired_at)
+            );
+            out.push_str("  so the queue stays full while it waits; it receives at:\n");
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "  {who} feeds {} and, between sends, acquires {} at {}",
+                channel_of(from),
+                wanted(to),
+                site(&e.acquired_at)
+            );
+            out.push_str("  so nothing arrives while it waits; it sends at:\n");
+        }
+    }
+    stack_lines(out, &f.stacks[e.stack].frames);
+    out.push('\n');
+}
+
+/// Renders one finding.
+pub fn finding(f: &Finding) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{RULE}");
+    let pids: BTreeSet<u32> = f.threads.iter().map(|t| t.pid).collect();
+    let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "WARNING: holdcheck: {} (pid {})",
+        f.kind.replace('-', " "),
+        pids.join(", ")
+    );
+    let _ = writeln!(out, "  {}", f.title);
+    out.push('\n');
+    if f.kind != HAZARD {
+        let mut cycle: Vec<String> = f.nodes.iter().map(node_label).collect();
+        if let Some(first) = cycle.first().cloned() {
+            cycle.push(first);
+        }
+        let _ = writeln!(out, "  Cycle: {}", cycle.join(" -> "));
+        out.push('\n');
+    }
+    if f.kind == HAZARD {
+        // One block for the call; the threads that made it are listed.
+        if let Some(e) = f.edges.first() {
+            edge_text(&mut out, f, e);
+        }
+        let others: Vec<String> = f.threads.iter().skip(1).map(thread_label).collect();
+        if !others.is_empty() {
+            let _ = writeln!(out, "  Also seen in: {}\n", others.join(", "));
+        }
+    } else {
+        for e in &f.edges {
+            edge_text(&mut out, f, e);
+        }
+    }
+    let loc = f.location.as_ref().map(|l| l.short()).unwrap_or_default();
+    let _ = writeln!(out, "SUMMARY: holdcheck: {} {loc}", f.kind);
+    let _ = writeln!(out, "{RULE}");
+    out
+}
+
+use std::collections::BTreeSet;
+
+/// Renders the whole report.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    for w in &r.warnings {
+        let _ = writeln!(out, "holdcheck: warning: {w}");
+    }
+    for f in &r.findings {
+        out.push_str(&finding(f));
+    }
+    let s = &r.summary;
+    let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
+    let _ = writeln!(
+        out,
+        "holdcheck: {} deadlock, {} potential-deadlock, {} stall, {} hazard, {} stalled-call in {} process{} ({} threads){}",
+        s.deadlock,
+        s.potential_deadlock,
+        s.stall,
+        s.hazard,
+        s.stalled_call,
+        r.processes.len(),
+        if r.processes.len() == 1 { "" } else { "es" },
+        threads,
+        if r.partial { "; analysis partial, see warnings" } else { "" }
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(500), "500 ns");
+        assert_eq!(duration(60_640), "60.6 µs");
+        assert_eq!(duration(2_500_000), "2.5 ms");
+        assert_eq!(duration(3_000_000_000), "3.0 s");
+    }
+}

@@ -1,0 +1,165 @@
+//! Offline symbolisation of the return addresses in a trace, from the module
+//! table the shim recorded: function, file:line and inlined frames, through
+//! blazesym (which follows `.gnu_debuglink` and `/usr/lib/debug/.build-id`).
+
+use crate::model::{Model, Process};
+use blazesym::symbolize::source::{Elf, Source};
+use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// One symbolised frame.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The address as the process saw it (hex).
+    pub pc: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Offset of pc in its module, for stripped code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
+    /// A frame inlined into the next one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+}
+
+impl Frame {
+    /// `send_warn /src/warnd.c:36`, or `module+0x1234` when nothing better.
+    pub fn short(&self) -> String {
+        let mut s = String::new();
+        match &self.function {
+            Some(f) => s.push_str(f),
+            None => s.push_str(&self.pc),
+        }
+        match (&self.file, self.line) {
+            (Some(f), Some(l)) => s.push_str(&format!(" {f}:{l}")),
+            (Some(f), None) => s.push_str(&format!(" {f}")),
+            _ => {
+                if let (Some(m), Some(o)) = (&self.module, &self.offset) {
+                    s.push_str(&format!(" ({m}+{o})"));
+                }
+            }
+        }
+        s
+    }
+}
+
+pub struct Symbols {
+    symbolizer: Symbolizer,
+    cache: HashMap<(u32, u64), Vec<Frame>>,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Symbols {
+            symbolizer: Symbolizer::new(),
+            cache: HashMap::new(),
+        }
+    }
+}
+
+impl Symbols {
+    /// The frames (innermost inlined first) of a return address.
+    pub fn frames(&mut self, model: &Model, pid: u32, pc: u64) -> Vec<Frame> {
+        if let Some(f) = self.cache.get(&(pid, pc)) {
+            return f.clone();
+        }
+        let frames = match model.processes.get(&pid) {
+            Some(p) => self.resolve(p, pc),
+            None => vec![bare(pc)],
+        };
+        self.cache.insert((pid, pc), frames.clone());
+        frames
+    }
+
+    /// A whole recorded stack.
+    pub fn stack(&mut self, model: &Model, pid: u32, stack: u64) -> Vec<Frame> {
+        let pcs = model
+            .processes
+            .get(&pid)
+            .and_then(|p| p.stacks.get(&stack))
+            .cloned()
+            .unwrap_or_default();
+        pcs.into_iter()
+            .flat_map(|pc| self.frames(model, pid, pc))
+            .collect()
+    }
+
+    fn resolve(&self, p: &Process, pc: u64) -> Vec<Frame> {
+        let Some(m) = p
+            .modules
+            .iter()
+            .find(|m| m.segments.iter().any(|&(s, e)| pc >= s && pc < e))
+        else {
+            return vec![bare(pc)];
+        };
+        // A return address points after the call: look up the call itself.
+        let offset = pc - m.base;
+        let lookup = offset.saturating_sub(1);
+        let base_frame = Frame {
+            pc: format!("{pc:#x}"),
+            function: None,
+            file: None,
+            line: None,
+            module: Some(m.path.clone()),
+            offset: Some(format!("{offset:#x}")),
+            inlined: false,
+        };
+        let src = Source::Elf(Elf::new(&m.path));
+        let Ok(sym) = self
+            .symbolizer
+            .symbolize_single(&src, Input::VirtOffset(lookup))
+        else {
+            return vec![base_frame];
+        };
+        let Symbolized::Sym(sym) = sym else {
+            return vec![base_frame];
+        };
+        let mut out = Vec::new();
+        // blazesym lists inlined callees outermost first; a stack shows the
+        // innermost first.
+        for inl in sym.inlined.iter().rev() {
+            let (file, line) = code_location(inl.code_info.as_ref());
+            out.push(Frame {
+                function: Some(inl.name.to_string()),
+                file,
+                line,
+                inlined: true,
+                ..base_frame.clone()
+            });
+        }
+        let (file, line) = code_location(sym.code_info.as_deref());
+        out.push(Frame {
+            function: Some(sym.name.to_string()),
+            file,
+            line,
+            ..base_frame
+        });
+        out
+    }
+}
+
+fn code_location(ci: Option<&blazesym::symbolize::CodeInfo<'_>>) -> (Option<String>, Option<u32>) {
+    match ci {
+        Some(ci) => (Some(ci.to_path().display().to_string()), ci.line),
+        None => (None, None),
+    }
+}
+
+fn bare(pc: u64) -> Frame {
+    Frame {
+        pc: format!("{pc:#x}"),
+        function: None,
+        file: None,
+        line: None,
+        module: None,
+        offset: None,
+        inlined: false,
+    }
+}

@@ -1,0 +1,192 @@
+//! Reading trace directories: every `holdcheck.*.trace` file, one process
+//! each. A truncated last line (the process was killed mid-write) and bad
+//! lines are reported with file and line, and the rest is still read.
+
+use anyhow::{bail, Context, Result};
+use holdcheck_format::{Record, TRACE_PREFIX, TRACE_SUFFIX, TRACE_VERSION};
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// One process's trace file.
+pub struct TraceFile {
+    pub path: PathBuf,
+    pub records: Vec<Record>,
+    /// Problems met while reading (bad lines, unknown version), for the report.
+    pub warnings: Vec<String>,
+}
+
+/// Longest line accepted; a longer one is corrupt (stacks are at most 64
+/// frames, so real records are far shorter).
+const MAX_LINE: usize = 1 << 20;
+
+/// Lists the trace files of a directory, in name order.
+pub fn trace_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = fs::read_dir(dir)
+        .with_context(|| format!("cannot read trace directory {}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(TRACE_PREFIX) && n.ends_with(TRACE_SUFFIX))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads every trace file of the given directories.
+pub fn read_dirs(dirs: &[PathBuf]) -> Result<Vec<TraceFile>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let files = trace_files(dir)?;
+        if files.is_empty() {
+            bail!(
+                "no trace files ({TRACE_PREFIX}*{TRACE_SUFFIX}) in {}: was the program run with the shim \
+                 (holdcheck run, or LD_PRELOAD=libholdcheck.so with HOLDCHECK_DIR set to it)?",
+                dir.display()
+            );
+        }
+        for f in files {
+            out.push(read_file(&f)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one trace file. I/O errors fail; content problems become warnings.
+pub fn read_file(path: &Path) -> Result<TraceFile> {
+    let file =
+        fs::File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut records = Vec::new();
+    let mut warnings = Vec::new();
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    let mut lineno = 0usize;
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read trace {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        let start = offset;
+        offset += n as u64;
+        if line.last() != Some(&b'\n') {
+            if n > MAX_LINE {
+                warnings.push(format!("{}:{lineno} (offset {start}): line longer than {MAX_LINE} bytes; the rest of the file is skipped", path.display()));
+            } else {
+                warnings.push(format!(
+                    "{}:{lineno} (offset {start}): truncated last record ignored (the process was killed while writing it)",
+                    path.display()
+                ));
+            }
+            break;
+        }
+        match serde_json::from_slice::<Record>(&line) {
+            Ok(Record::Header { version, .. }) if version != TRACE_VERSION => {
+                warnings.push(format!(
+                    "{}: trace format version {version}, this holdcheck reads version {TRACE_VERSION}; file skipped",
+                    path.display()
+                ));
+                records.clear();
+                break;
+            }
+            Ok(r) => records.push(r),
+            Err(e) => warnings.push(format!(
+                "{}:{lineno} (offset {start}): bad record skipped: {e}",
+                path.display()
+            )),
+        }
+    }
+    if !matches!(records.first(), Some(Record::Header { .. })) && !records.is_empty() {
+        warnings.push(format!(
+            "{}: no header record; process details unknown",
+            path.display()
+        ));
+    }
+    Ok(TraceFile {
+        path: path.to_path_buf(),
+        records,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdcheck_format::Record;
+
+    fn temp_file(name: &str, content: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "holdcheck-trace-test-{}-{name}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("holdcheck.1.0.trace");
+        fs::write(&p, content).unwrap();
+        p
+    }
+
+    fn header() -> Vec<u8> {
+        Record::Header {
+            version: TRACE_VERSION,
+            pid: 1,
+            ppid: 0,
+            exe: "/bin/x".into(),
+            cmdline: vec![],
+        }
+        .to_line()
+    }
+
+    #[test]
+    fn a_truncated_last_line_is_reported_and_the_rest_kept() {
+        let mut c = header();
+        c.extend(
+            Record::Thread {
+                tid: 2,
+                name: "t".into(),
+            }
+            .to_line(),
+        );
+        c.extend_from_slice(br#"{"t":"thread","tid":3,"na"#);
+        let p = temp_file("trunc", &c);
+        let t = read_file(&p).unwrap();
+        assert_eq!(t.records.len(), 2);
+        assert_eq!(t.warnings.len(), 1);
+        assert!(t.warnings[0].contains("truncated"), "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("offset"), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn a_corrupt_line_is_skipped_with_its_place() {
+        let mut c = header();
+        c.extend_from_slice(b"garbage\n");
+        c.extend(
+            Record::Thread {
+                tid: 2,
+                name: "t".into(),
+            }
+            .to_line(),
+        );
+        let p = temp_file("corrupt", &c);
+        let t = read_file(&p).unwrap();
+        assert_eq!(t.records.len(), 2);
+        assert!(t.warnings[0].contains(":2 "), "{:?}", t.warnings);
+    }
+
+    #[test]
+    fn an_empty_directory_is_a_clear_error() {
+        let dir =
+            std::env::temp_dir().join(format!("holdcheck-trace-test-{}-empty", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let e = read_dirs(&[dir]).err().unwrap().to_string();
+        assert!(e.contains("no trace files"), "{e}");
+    }
+}

@@ -1,0 +1,53 @@
+/*
+ * trylock: one thread takes A then B; the other holds B and only *tries* A,
+ * backing off when it is busy. A trylock never waits, so there is no cycle.
+ */
+#include "common.h"
+
+static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock_b = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t table = PTHREAD_RWLOCK_INITIALIZER;
+
+static void *blocking_order(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&lock_a);
+        pthread_mutex_lock(&lock_b);
+        pthread_rwlock_wrlock(&table);
+        pthread_rwlock_unlock(&table);
+        pthread_mutex_unlock(&lock_b);
+        pthread_mutex_unlock(&lock_a);
+    }
+    return NULL;
+}
+
+static void *backing_off(void *arg) {
+    (void)arg;
+    int got = 0;
+    for (int i = 0; i < 200; i++) {
+        /* B then A, but A only tried. */
+        pthread_mutex_lock(&lock_b);
+        if (pthread_mutex_trylock(&lock_a) == 0) {
+            got++;
+            pthread_mutex_unlock(&lock_a);
+        }
+        pthread_mutex_unlock(&lock_b);
+        /* table then B, B only tried; table then A, A only tried. */
+        pthread_rwlock_rdlock(&table);
+        if (pthread_mutex_trylock(&lock_b) == 0)
+            pthread_mutex_unlock(&lock_b);
+        if (pthread_mutex_trylock(&lock_a) == 0)
+            pthread_mutex_unlock(&lock_a);
+        pthread_rwlock_unlock(&table);
+    }
+    return (void *)(long)got;
+}
+
+int main(void) {
+    pthread_t t1 = spawn("blocking", blocking_order, NULL);
+    pthread_t t2 = spawn("backing-off", backing_off, NULL);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    puts("trylock: done");
+    return 0;
+}

@@ -1,0 +1,295 @@
+//! The holdcheck trace schema, shared by the shim (writer) and the analyzer
+//! (reader).
+//!
+//! A trace is one file per process, `holdcheck.<pid>.<n>.trace`, in JSON Lines:
+//! every line is one [`Record`]. The shim writes each record with a single
+//! `write(2)` on an `O_APPEND` descriptor, so a record is either wholly on disk
+//! or not at all (a `kill -9` can leave at most one truncated last line, which
+//! the reader reports and skips).
+//!
+//! Records are *facts*, deduplicated by the shim: a trace grows with the number
+//! of distinct behaviours, not with run time. Stacks, locks, channels, threads
+//! and modules are metadata records that facts refer to by id.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a record changes incompatibly.
+pub const TRACE_VERSION: u32 = 1;
+
+/// File name prefix and suffix of trace files inside a trace directory.
+pub const TRACE_PREFIX: &str = "holdcheck.";
+pub const TRACE_SUFFIX: &str = ".trace";
+
+/// How a lock is held or wanted.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A mutex, or an rwlock held for writing.
+    Write,
+    /// An rwlock held for reading.
+    Read,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Write => "write",
+            Mode::Read => "read",
+        }
+    }
+}
+
+/// Which side of a kernel queue a thread waits on.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Waiting for room in the queue (send, write).
+    Send,
+    /// Waiting for data in the queue (recv, read).
+    Recv,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Send => "send",
+            Direction::Recv => "recv",
+        }
+    }
+}
+
+/// A lock as seen by one process: its address and the generation of that
+/// address (every `init`/`destroy` starts a new one, so a reused address is a
+/// new lock).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockRef {
+    pub addr: u64,
+    pub gen: u32,
+}
+
+/// A lock held by a thread when something else happened.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Held {
+    pub lock: LockRef,
+    pub mode: Mode,
+    /// Return address of the call that acquired it (one frame, taken for free
+    /// on the fast path).
+    pub site: u64,
+}
+
+/// What kind of pthread object a lock is.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    Mutex,
+    Rwlock,
+}
+
+/// The identity of a kernel queue, global across processes: both ends of one
+/// channel resolve to the same value, different channels never do.
+///
+/// A channel names the *receive queue*: a send on a socket lands in the queue
+/// of the peer, a receive drains the socket's own queue.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(tag = "family", rename_all = "lowercase")]
+pub enum Channel {
+    /// A netlink socket's receive queue, by protocol and port id.
+    Netlink { protocol: u32, port: u32 },
+    /// An AF_UNIX socket's receive queue: by the receiving socket's inode, or
+    /// for an unconnected datagram send by the bound path it was sent to.
+    Unix {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inode: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+    /// An anonymous pipe, by its inode (both ends share it).
+    Pipe { inode: u64 },
+    /// A named pipe, by device and inode.
+    Fifo { dev: u64, inode: u64 },
+    /// A TCP connection's direction: the queue of `dst` fed by `src`.
+    Tcp { dst: String, src: String },
+    /// A UDP socket's receive queue, by its local address.
+    Udp { dst: String },
+}
+
+impl Channel {
+    /// A short human name: `netlink protocol 2 port 4242`.
+    pub fn describe(&self) -> String {
+        match self {
+            Channel::Netlink { protocol, port } => {
+                format!("netlink protocol {protocol} port {port}")
+            }
+            Channel::Unix { inode, path } => match (inode, path) {
+                (_, Some(p)) => format!("unix socket {p}"),
+                (Some(i), None) => format!("unix socket inode {i}"),
+                (None, None) => "unix socket".to_string(),
+            },
+            Channel::Pipe { inode } => format!("pipe inode {inode}"),
+            Channel::Fifo { inode, .. } => format!("fifo inode {inode}"),
+            Channel::Tcp { dst, src } => format!("tcp {src} -> {dst}"),
+            Channel::Udp { dst } => format!("udp {dst}"),
+        }
+    }
+
+    pub fn family(&self) -> &'static str {
+        match self {
+            Channel::Netlink { .. } => "netlink",
+            Channel::Unix { .. } => "unix",
+            Channel::Pipe { .. } => "pipe",
+            Channel::Fifo { .. } => "fifo",
+            Channel::Tcp { .. } => "tcp",
+            Channel::Udp { .. } => "udp",
+        }
+    }
+}
+
+/// One line of a trace file.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Record {
+    /// First record of every trace file.
+    Header {
+        version: u32,
+        pid: u32,
+        ppid: u32,
+        exe: String,
+        cmdline: Vec<String>,
+    },
+    /// A loaded ELF object: `base` is the load bias (`dlpi_addr`), segments
+    /// are absolute `[start, end)` ranges of its PT_LOAD segments.
+    Module {
+        path: String,
+        base: u64,
+        segments: Vec<(u64, u64)>,
+    },
+    /// A thread's name (written again when it changes).
+    Thread { tid: u32, name: String },
+    /// A call stack: return addresses, innermost first, shim frames removed.
+    Stack { id: u64, frames: Vec<u64> },
+    /// A lock's metadata, written before the first fact that names it.
+    Lock {
+        lock: LockRef,
+        kind: LockKind,
+        /// rwlock only: glibc's writer-preferring kind
+        /// (`PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP`), under which a
+        /// queued writer blocks new readers.
+        #[serde(default)]
+        writer_preferring: bool,
+        /// mutex only: a recursive mutex.
+        #[serde(default)]
+        recursive: bool,
+    },
+    /// A lock-order fact: `tid` acquired `lock` in `mode` while holding
+    /// `held` (innermost last). `try_lock` acquisitions cannot block.
+    LockOrder {
+        tid: u32,
+        lock: LockRef,
+        mode: Mode,
+        #[serde(default)]
+        try_lock: bool,
+        held: Vec<Held>,
+        stack: u64,
+    },
+    /// `held` were held while a blocking-capable call ran on a channel.
+    /// `id` is the fact id that [`Record::CallStats`] updates.
+    HeldAcrossCall {
+        id: u64,
+        tid: u32,
+        held: Vec<Held>,
+        call: String,
+        channel: Channel,
+        direction: Direction,
+        stack: u64,
+    },
+    /// Running count and longest duration of a [`Record::HeldAcrossCall`]
+    /// fact; the reader keeps the largest values seen.
+    CallStats { id: u64, count: u64, max_ns: u64 },
+    /// `tid` sends to (`Send`) or receives from (`Recv`) a channel in a
+    /// blocking-capable call.
+    ChannelUse {
+        tid: u32,
+        channel: Channel,
+        direction: Direction,
+        call: String,
+        stack: u64,
+    },
+    /// A queue dependency on a lock:
+    /// - `direction: Recv` (a drain dependency): a consumer of `channel`
+    ///   acquired `lock` between two receives from it, so the queue is not
+    ///   drained while the consumer waits for the lock;
+    /// - `direction: Send` (a produce dependency): a producer of `channel`
+    ///   acquired `lock` between two sends to it, so nothing arrives while the
+    ///   producer waits for the lock.
+    QueueLock {
+        tid: u32,
+        channel: Channel,
+        direction: Direction,
+        lock: LockRef,
+        mode: Mode,
+        /// Return address of the lock acquisition.
+        site: u64,
+        /// Stack of the channel call that closed the interval.
+        stack: u64,
+    },
+    /// A bound of the shim was hit; the analysis of this process is partial.
+    Partial { reason: String },
+}
+
+impl Record {
+    /// Serialises one record as a trace line (with the newline).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).expect("trace records always serialise");
+        v.push(b'\n');
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_a_line() {
+        let r = Record::HeldAcrossCall {
+            id: 7,
+            tid: 42,
+            held: vec![Held {
+                lock: LockRef {
+                    addr: 0x1000,
+                    gen: 1,
+                },
+                mode: Mode::Write,
+                site: 0x4011,
+            }],
+            call: "sendto".into(),
+            channel: Channel::Netlink {
+                protocol: 2,
+                port: 4242,
+            },
+            direction: Direction::Send,
+            stack: 9,
+        };
+        let line = r.to_line();
+        assert_eq!(*line.last().unwrap(), b'\n');
+        let back: Record = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back, r);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.contains(r#""family":"netlink""#), "{text}");
+    }
+
+    #[test]
+    fn channel_descriptions_name_the_queue() {
+        let c = Channel::Netlink {
+            protocol: 2,
+            port: 7,
+        };
+        assert_eq!(c.describe(), "netlink protocol 2 port 7");
+        assert_eq!(c.family(), "netlink");
+        let u = Channel::Unix {
+            inode: Some(5),
+            path: None,
+        };
+        assert_eq!(u.describe(), "unix socket inode 5");
+    }
+}

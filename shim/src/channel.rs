@@ -1,0 +1,413 @@
+//! Which kernel queue a blocking-capable call waits on.
+//!
+//! A channel names the *receive queue* (see `holdcheck_format::Channel`): a
+//! send lands in the peer's queue, a receive drains the socket's own. Both
+//! ends of one queue resolve to the same identity, in any process.
+
+use core::ffi::c_int;
+use core::mem::{size_of, zeroed};
+use holdcheck_format::{Channel, Direction};
+use libc::{sockaddr, sockaddr_storage, socklen_t};
+use parking_lot::Mutex;
+use rustix::fd::BorrowedFd;
+use std::collections::HashMap;
+
+/// Where a send is addressed, when the call names it.
+#[derive(Clone, Copy)]
+pub struct Dest {
+    pub addr: *const sockaddr,
+    pub len: socklen_t,
+}
+
+impl Dest {
+    pub const NONE: Dest = Dest {
+        addr: core::ptr::null(),
+        len: 0,
+    };
+}
+
+/// What the shim learnt of a socket, by (dev, inode): family, type and
+/// protocol never change, and the peer of a connected socket rarely does.
+#[derive(Clone, Copy)]
+struct SockInfo {
+    family: c_int,
+    sotype: c_int,
+    protocol: c_int,
+    peer_inode: u64,
+}
+
+static SOCKETS: Mutex<Option<HashMap<(u64, u64), SockInfo>>> = Mutex::new(None);
+
+/// The channel a blocking-capable call on `fd` waits on, or None when the
+/// call cannot block on another party (a regular file, a terminal, an
+/// `O_NONBLOCK` descriptor, an unknown socket family).
+pub fn resolve(fd: c_int, dir: Direction, dest: Dest) -> Option<Channel> {
+    // SAFETY: fd is the caller's descriptor for the duration of the call.
+    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let st = rustix::fs::fstat(bfd).ok()?;
+    let fmt = st.st_mode & libc::S_IFMT;
+    if fmt != libc::S_IFSOCK && fmt != libc::S_IFIFO {
+        return None;
+    }
+    let flags = rustix::fs::fcntl_getfl(bfd).ok()?;
+    if flags.contains(rustix::fs::OFlags::NONBLOCK) {
+        return None;
+    }
+    let (dev, ino) = (st.st_dev, st.st_ino);
+    if fmt == libc::S_IFIFO {
+        return Some(if is_anonymous_pipe(fd, dev, ino) {
+            Channel::Pipe { inode: ino }
+        } else {
+            Channel::Fifo { dev, inode: ino }
+        });
+    }
+    let info = sock_info(fd, dev, ino)?;
+    match info.family {
+        libc::AF_NETLINK => netlink(fd, dir, dest, info),
+        libc::AF_UNIX => unix(fd, dir, dest, ino, info),
+        libc::AF_INET | libc::AF_INET6 => inet(fd, dir, dest, info),
+        _ => None,
+    }
+}
+
+static PIPES: Mutex<Option<HashMap<(u64, u64), bool>>> = Mutex::new(None);
+
+/// Whether a FIFO descriptor is an anonymous pipe (pipefs) rather than a
+/// named FIFO; asked of /proc once per pipe.
+fn is_anonymous_pipe(fd: c_int, dev: u64, ino: u64) -> bool {
+    if let Some(&anon) = PIPES.lock().as_ref().and_then(|m| m.get(&(dev, ino))) {
+        return anon;
+    }
+    let anon = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .map(|p| p.to_string_lossy().starts_with("pipe:"))
+        .unwrap_or(false);
+    PIPES
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert((dev, ino), anon);
+    anon
+}
+
+fn sock_info(fd: c_int, dev: u64, ino: u64) -> Option<SockInfo> {
+    if let Some(i) = SOCKETS
+        .lock()
+        .as_ref()
+        .and_then(|m| m.get(&(dev, ino)).copied())
+    {
+        return Some(i);
+    }
+    let (local, _) = sockname(fd, libc::getsockname)?;
+    let info = SockInfo {
+        // SAFETY: sockname returned an initialised address.
+        family: unsafe { (*(&local as *const sockaddr_storage as *const sockaddr)).sa_family }
+            as c_int,
+        sotype: sockopt(fd, libc::SO_TYPE)?,
+        protocol: sockopt(fd, libc::SO_PROTOCOL).unwrap_or(0),
+        peer_inode: 0,
+    };
+    SOCKETS
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert((dev, ino), info);
+    Some(info)
+}
+
+fn remember_peer(dev: u64, ino: u64, peer: u64) {
+    if let Some(i) = SOCKETS.lock().as_mut().and_then(|m| m.get_mut(&(dev, ino))) {
+        i.peer_inode = peer;
+    }
+}
+
+type NameFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
+
+fn sockname(fd: c_int, f: NameFn) -> Option<(sockaddr_storage, socklen_t)> {
+    // SAFETY: the buffer is a zeroed sockaddr_storage of the stated size.
+    unsafe {
+        let mut ss: sockaddr_storage = zeroed();
+        let mut len = size_of::<sockaddr_storage>() as socklen_t;
+        (f(fd, &mut ss as *mut _ as *mut sockaddr, &mut len) == 0).then_some((ss, len))
+    }
+}
+
+fn sockopt(fd: c_int, opt: c_int) -> Option<c_int> {
+    let mut v: c_int = 0;
+    let mut len = size_of::<c_int>() as socklen_t;
+    // SAFETY: v and len describe a c_int buffer.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            &mut v as *mut c_int as *mut _,
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// Copies a caller's address (of any length up to sockaddr_storage).
+fn dest_addr(dest: Dest) -> Option<(sockaddr_storage, socklen_t)> {
+    if dest.addr.is_null() || dest.len == 0 {
+        return None;
+    }
+    let len = (dest.len as usize).min(size_of::<sockaddr_storage>());
+    // SAFETY: the caller passed `dest.len` readable bytes at `dest.addr`.
+    unsafe {
+        let mut ss: sockaddr_storage = zeroed();
+        core::ptr::copy_nonoverlapping(dest.addr as *const u8, &mut ss as *mut _ as *mut u8, len);
+        Some((ss, len as socklen_t))
+    }
+}
+
+fn family_of(ss: &sockaddr_storage) -> c_int {
+    ss.ss_family as c_int
+}
+
+fn netlink(fd: c_int, dir: Direction, dest: Dest, info: SockInfo) -> Option<Channel> {
+    let port_of = |ss: &sockaddr_storage| {
+        // SAFETY: an AF_NETLINK address is a sockaddr_nl.
+        unsafe { (*(ss as *const sockaddr_storage as *const libc::sockaddr_nl)).nl_pid }
+    };
+    let port = match dir {
+        // Sending: to the named destination, else the connected peer, else
+        // the kernel (port 0).
+        Direction::Send => match dest_addr(dest) {
+            Some((ss, _)) if family_of(&ss) == libc::AF_NETLINK => port_of(&ss),
+            Some(_) => return None,
+            None => sockname(fd, libc::getpeername).map_or(0, |(ss, _)| port_of(&ss)),
+        },
+        // Receiving: from this socket's own port.
+        Direction::Recv => port_of(&sockname(fd, libc::getsockname)?.0),
+    };
+    Some(Channel::Netlink {
+        protocol: info.protocol as u32,
+        port,
+    })
+}
+
+/// The path of an AF_UNIX address: `/run/x.sock`, `@abstract`, or None for
+/// an unnamed socket.
+fn unix_path(ss: &sockaddr_storage, len: socklen_t) -> Option<String> {
+    let off = size_of::<libc::sa_family_t>();
+    let len = len as usize;
+    if len <= off {
+        return None;
+    }
+    // SAFETY: ss is at least `len` bytes long.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(
+            (ss as *const sockaddr_storage as *const u8).add(off),
+            len - off,
+        )
+    };
+    if bytes[0] == 0 {
+        let name = &bytes[1..];
+        return Some(format!("@{}", String::from_utf8_lossy(name)));
+    }
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    (end > 0).then(|| String::from_utf8_lossy(&bytes[..end]).into_owned())
+}
+
+fn unix(fd: c_int, dir: Direction, dest: Dest, ino: u64, info: SockInfo) -> Option<Channel> {
+    let by_inode = |inode| Channel::Unix {
+        inode: Some(inode),
+        path: None,
+    };
+    let by_path = |path| Channel::Unix {
+        inode: None,
+        path: Some(path),
+    };
+    if info.sotype == libc::SOCK_DGRAM {
+        // Datagrams go to a bound address: key them by path when there is one.
+        match dir {
+            Direction::Recv => {
+                if let Some(p) =
+                    sockname(fd, libc::getsockname).and_then(|(ss, l)| unix_path(&ss, l))
+                {
+                    return Some(by_path(p));
+                }
+                return Some(by_inode(ino));
+            }
+            Direction::Send => {
+                if let Some(p) = dest_addr(dest).and_then(|(ss, l)| unix_path(&ss, l)) {
+                    return Some(by_path(p));
+                }
+                if let Some(p) =
+                    sockname(fd, libc::getpeername).and_then(|(ss, l)| unix_path(&ss, l))
+                {
+                    return Some(by_path(p));
+                }
+            }
+        }
+    } else if dir == Direction::Recv {
+        return Some(by_inode(ino));
+    }
+    // A stream socket's send, or an unnamed datagram peer: the peer's inode.
+    let peer = if info.peer_inode != 0 {
+        info.peer_inode
+    } else {
+        let peer = unix_peer_inode(ino)?;
+        // SAFETY: fd is valid (fstat succeeded).
+        let st = rustix::fs::fstat(unsafe { BorrowedFd::borrow_raw(fd) }).ok()?;
+        remember_peer(st.st_dev, ino, peer);
+        peer
+    };
+    Some(by_inode(peer))
+}
+
+fn inet_string(ss: &sockaddr_storage) -> Option<String> {
+    // SAFETY: the family says which sockaddr this is.
+    unsafe {
+        match family_of(ss) {
+            libc::AF_INET => {
+                let a = &*(ss as *const sockaddr_storage as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(format!("{ip}:{}", u16::from_be(a.sin_port)))
+            }
+            libc::AF_INET6 => {
+                let a = &*(ss as *const sockaddr_storage as *const libc::sockaddr_in6);
+                let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(format!("[{ip}]:{}", u16::from_be(a.sin6_port)))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn inet(fd: c_int, dir: Direction, dest: Dest, info: SockInfo) -> Option<Channel> {
+    let local = inet_string(&sockname(fd, libc::getsockname)?.0)?;
+    if info.sotype == libc::SOCK_STREAM {
+        let peer = inet_string(&sockname(fd, libc::getpeername)?.0)?;
+        return Some(match dir {
+            Direction::Send => Channel::Tcp {
+                dst: peer,
+                src: local,
+            },
+            Direction::Recv => Channel::Tcp {
+                dst: local,
+                src: peer,
+            },
+        });
+    }
+    Some(match dir {
+        Direction::Recv => Channel::Udp { dst: local },
+        Direction::Send => {
+            let to = match dest_addr(dest) {
+                Some((ss, _)) => inet_string(&ss)?,
+                None => inet_string(&sockname(fd, libc::getpeername)?.0)?,
+            };
+            Channel::Udp { dst: to }
+        }
+    })
+}
+
+/// Asks the kernel (sock_diag, `UDIAG_SHOW_PEER`) for the inode of a unix
+/// socket's peer. Raw syscalls: the shim's own send/recv must not be hooked.
+fn unix_peer_inode(ino: u64) -> Option<u64> {
+    const NETLINK_SOCK_DIAG: c_int = 4;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const UDIAG_SHOW_PEER: u32 = 0x4;
+    const UNIX_DIAG_PEER: u16 = 2;
+
+    #[repr(C)]
+    struct Request {
+        // nlmsghdr
+        len: u32,
+        kind: u16,
+        flags: u16,
+        seq: u32,
+        pid: u32,
+        // unix_diag_req
+        family: u8,
+        protocol: u8,
+        pad: u16,
+        states: u32,
+        ino: u32,
+        show: u32,
+        cookie: [u32; 2],
+    }
+    let req = Request {
+        len: size_of::<Request>() as u32,
+        kind: SOCK_DIAG_BY_FAMILY,
+        flags: libc::NLM_F_REQUEST as u16,
+        seq: 1,
+        pid: 0,
+        family: libc::AF_UNIX as u8,
+        protocol: 0,
+        pad: 0,
+        states: u32::MAX,
+        ino: ino as u32,
+        show: UDIAG_SHOW_PEER,
+        cookie: [u32::MAX; 2],
+    };
+    // SAFETY: raw syscalls on a socket this function owns and closes; every
+    // buffer is a local of the stated size.
+    unsafe {
+        let s = libc::syscall(
+            libc::SYS_socket,
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            NETLINK_SOCK_DIAG,
+        ) as c_int;
+        if s < 0 {
+            return None;
+        }
+        let mut buf = [0u8; 1024];
+        let sent = libc::syscall(
+            libc::SYS_sendto,
+            s,
+            &req as *const Request,
+            size_of::<Request>(),
+            0,
+            0,
+            0,
+        );
+        let got = if sent > 0 {
+            libc::syscall(libc::SYS_recvfrom, s, buf.as_mut_ptr(), buf.len(), 0, 0, 0)
+        } else {
+            -1
+        };
+        libc::syscall(libc::SYS_close, s);
+        if got < 16 + 16 {
+            return None;
+        }
+        parse_peer_reply(&buf[..got as usize], UNIX_DIAG_PEER)
+    }
+}
+
+/// Finds the u32 `UNIX_DIAG_PEER` attribute in a sock_diag reply:
+/// nlmsghdr (16) + unix_diag_msg (16) + rtattrs.
+fn parse_peer_reply(buf: &[u8], attr: u16) -> Option<u64> {
+    let msg_type = u16::from_ne_bytes([buf[4], buf[5]]);
+    if msg_type == libc::NLMSG_ERROR as u16 {
+        return None;
+    }
+    let msg_len = (u32::from_ne_bytes(buf[0..4].try_into().ok()?) as usize).min(buf.len());
+    let mut off = 32;
+    while off + 4 <= msg_len {
+        let len = u16::from_ne_bytes([buf[off], buf[off + 1]]) as usize;
+        let kind = u16::from_ne_bytes([buf[off + 2], buf[off + 3]]);
+        if len < 4 {
+            return None;
+        }
+        if kind == attr && len >= 8 && off + 8 <= msg_len {
+            let v = u32::from_ne_bytes(buf[off + 4..off + 8].try_into().ok()?);
+            return (v != 0).then_some(v as u64);
+        }
+        off += (len + 3) & !3;
+    }
+    None
+}
+
+/// Fork support: take the caches' locks before fork, release them after.
+pub fn lock_caches() {
+    core::mem::forget(SOCKETS.lock());
+    core::mem::forget(PIPES.lock());
+}
+
+/// # Safety
+/// Only after [`lock_caches`] on this thread.
+pub unsafe fn unlock_caches() {
+    PIPES.force_unlock();
+    SOCKETS.force_unlock();
+}

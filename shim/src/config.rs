@@ -1,0 +1,163 @@
+//! Configuration from the environment, in the manner of `TSAN_OPTIONS`:
+//! `HOLDCHECK_DIR` (trace directory) and `HOLDCHECK_OPTIONS=key=value:…`.
+//! A bad value is named in one line on stderr and its default is kept.
+
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+const NOT_YET: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+
+/// Whether the shim records. Off after an internal failure (the program runs
+/// on, every call passed through) or for set-uid programs.
+static STATE: AtomicU8 = AtomicU8::new(NOT_YET);
+static LOADING: AtomicBool = AtomicBool::new(false);
+
+pub struct Config {
+    /// Where trace files go.
+    pub dir: String,
+    /// Whether `dir` is the default (then it must be private to this user).
+    pub dir_is_default: bool,
+    /// 0: silent; 1: say where the trace went at exit.
+    pub verbosity: u8,
+    /// Frames kept per stack.
+    pub stack_depth: usize,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+#[inline(always)]
+pub fn active() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => first_use(),
+    }
+}
+
+#[cold]
+fn first_use() -> bool {
+    // A hook called while the configuration is being read (getenv is not
+    // hooked, but be safe) passes through.
+    if LOADING.swap(true, Ordering::Acquire) {
+        return false;
+    }
+    // SAFETY: getauxval has no preconditions.
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+    let _ = get();
+    let on = !secure;
+    let _ = STATE.compare_exchange(
+        NOT_YET,
+        if on { ON } else { OFF },
+        Ordering::AcqRel,
+        Ordering::Relaxed,
+    );
+    LOADING.store(false, Ordering::Release);
+    STATE.load(Ordering::Relaxed) == ON
+}
+
+/// Turns recording off for good, after saying why in one line.
+pub fn go_passive(why: &str) {
+    if STATE.swap(OFF, Ordering::AcqRel) != OFF {
+        crate::sys::say(&format!("{why}; recording stops, the program runs on"));
+    }
+}
+
+pub fn get() -> &'static Config {
+    CONFIG.get_or_init(load)
+}
+
+fn load() -> Config {
+    let mut cfg = Config {
+        dir: String::new(),
+        dir_is_default: false,
+        verbosity: 1,
+        stack_depth: 32,
+    };
+    match std::env::var("HOLDCHECK_DIR") {
+        Ok(d) if !d.is_empty() => cfg.dir = d,
+        _ => {
+            // SAFETY: getuid has no preconditions.
+            let uid = unsafe { libc::getuid() };
+            cfg.dir = format!("/tmp/holdcheck-{uid}");
+            cfg.dir_is_default = true;
+        }
+    }
+    if let Ok(opts) = std::env::var("HOLDCHECK_OPTIONS") {
+        for problem in apply_options(&mut cfg, &opts) {
+            crate::sys::say(&problem);
+        }
+    }
+    cfg
+}
+
+/// Applies `key=value:key=value`; returns one message per bad entry.
+fn apply_options(cfg: &mut Config, opts: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for item in opts.split([':', ',']).filter(|s| !s.trim().is_empty()) {
+        let Some((key, value)) = item.split_once('=') else {
+            problems.push(format!(
+                "HOLDCHECK_OPTIONS: '{item}' is not key=value; ignored"
+            ));
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match key {
+            "verbosity" => match value.parse::<u8>() {
+                Ok(v) if v <= 2 => cfg.verbosity = v,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: verbosity={value} is not 0, 1 or 2; keeping {}",
+                    cfg.verbosity
+                )),
+            },
+            "stack_depth" => match value.parse::<usize>() {
+                Ok(v) if (1..=crate::stack::MAX_FRAMES).contains(&v) => cfg.stack_depth = v,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: stack_depth={value} is not a number from 1 to {}; keeping {}",
+                    crate::stack::MAX_FRAMES,
+                    cfg.stack_depth
+                )),
+            },
+            _ => problems.push(format!(
+                "HOLDCHECK_OPTIONS: unknown option '{key}' ignored (known: verbosity, stack_depth)"
+            )),
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Config {
+        Config {
+            dir: String::new(),
+            dir_is_default: false,
+            verbosity: 1,
+            stack_depth: 32,
+        }
+    }
+
+    #[test]
+    fn good_options_apply() {
+        let mut c = fresh();
+        assert!(apply_options(&mut c, "verbosity=0:stack_depth=8").is_empty());
+        assert_eq!(c.verbosity, 0);
+        assert_eq!(c.stack_depth, 8);
+    }
+
+    #[test]
+    fn bad_options_are_named_and_ignored() {
+        let mut c = fresh();
+        let p = apply_options(&mut c, "verbosity=9:colour=red:stack_depth=0:junk");
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(p[0].contains("verbosity=9"));
+        assert!(p[1].contains("'colour'"));
+        assert!(p[2].contains("stack_depth=0"));
+        assert!(p[3].contains("'junk'"));
+        assert_eq!(c.verbosity, 1);
+        assert_eq!(c.stack_depth, 32);
+    }
+}

@@ -1,0 +1,236 @@
+//! Turning what a thread does into deduplicated facts (DESIGN.md, "The shim
+//! records facts"). Called by the hooks on slow paths only; every function
+//! here may take stacks, allocate and write the trace.
+
+use crate::channel;
+use crate::config;
+use crate::locks;
+use crate::recorder::{record_stack, RECORDER};
+use crate::sys::ErrnoGuard;
+use crate::thread::{mix, HeldEntry, ThreadState};
+use holdcheck_format::{Channel, Direction, Held, LockKind, Mode, Record};
+use std::hash::{Hash, Hasher};
+
+fn mode_bits(m: Mode) -> u64 {
+    match m {
+        Mode::Write => 1,
+        Mode::Read => 2,
+    }
+}
+
+/// Key of a lock-order fact, as cached per thread: the lock, its mode, the
+/// held set, and the lock epoch (a destroyed lock's facts never match).
+#[inline(always)]
+pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode, try_lock: bool) -> u64 {
+    let mut h = mix(locks::epoch(), addr as u64);
+    h = mix(h, mode_bits(mode) | (try_lock as u64) << 4);
+    for e in st.held() {
+        h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
+    }
+    h | 1
+}
+
+/// Records "acquired `addr` (mode) while holding the held stack", unless
+/// this thread already recorded it. Called before the real acquisition, so a
+/// deadlocking acquisition is on disk before it blocks.
+pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode, try_lock: bool) {
+    let key = lock_order_key(st, addr, mode, try_lock);
+    if st.seen_before(key) {
+        return;
+    }
+    let _errno = ErrnoGuard::save();
+    // A recursive mutex already held by this thread cannot block: no order.
+    // SAFETY: addr is the lock being acquired.
+    if kind == LockKind::Mutex
+        && st.held().iter().any(|e| e.addr == addr)
+        && unsafe { locks::props(addr, kind) }.recursive
+    {
+        return;
+    }
+    let tid = st.tid();
+    if !RECORDER.lock().is_new_fact(mix(key, tid as u64)) {
+        return;
+    }
+    let lock = locks::lock_ref(addr);
+    let held: Vec<(Held, LockKind)> = st
+        .held()
+        .iter()
+        .filter(|e| e.addr != addr)
+        .map(|e| (held_of(e), e.kind))
+        .collect();
+    let stack = record_stack(config::get().stack_depth);
+    let mut rec = RECORDER.lock();
+    rec.thread(tid);
+    // SAFETY: the lock being acquired and the held ones are live.
+    unsafe {
+        rec.lock(lock, kind);
+        for (h, k) in &held {
+            rec.lock(h.lock, *k);
+        }
+    }
+    rec.write(&Record::LockOrder {
+        tid,
+        lock,
+        mode,
+        try_lock,
+        held: held.into_iter().map(|(h, _)| h).collect(),
+        stack,
+    });
+}
+
+fn held_of(e: &HeldEntry) -> Held {
+    Held {
+        lock: locks::lock_ref(e.addr),
+        mode: e.mode,
+        site: e.site as u64,
+    }
+}
+
+fn channel_key(c: &Channel, dir: Direction) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    c.hash(&mut h);
+    dir.hash(&mut h);
+    h.finish() | 1
+}
+
+/// What a blocking-capable call needs to finish its bookkeeping.
+pub struct CallCtx {
+    /// The held-across-call fact being counted, if locks were held.
+    pub fact: u64,
+    pub start_ns: u64,
+}
+
+/// Bookkeeping before a blocking-capable call on `fd`: resolve its channel,
+/// record channel use and the queue dependencies closed by this operation,
+/// and, if locks are held, the held-across-call fact. Returns None when the
+/// call cannot block on another party.
+pub fn call_begin(
+    st: &mut ThreadState,
+    fd: i32,
+    dir: Direction,
+    call: &'static str,
+    dest: channel::Dest,
+) -> Option<CallCtx> {
+    let _errno = ErrnoGuard::save();
+    let chan = channel::resolve(fd, dir, dest)?;
+    let ckey = channel_key(&chan, dir);
+    let tid = st.tid();
+    let epoch = locks::epoch();
+
+    // The locks this thread acquired since its previous operation on this
+    // queue: a consumer (or producer) waits for them before it can go on.
+    let since = st.queue_interval(ckey);
+    let mut pending: Vec<HeldEntry> = Vec::new();
+    if let Some(since) = since {
+        // Copied out first (no allocation): seen_before needs the state.
+        let mut recent = [None; crate::thread::RECENT];
+        for (slot, e) in recent.iter_mut().zip(st.recent_since(since)) {
+            *slot = Some(e);
+        }
+        for e in recent.into_iter().flatten() {
+            let key = mix(
+                mix(ckey, e.addr as u64 ^ mode_bits(e.mode) << 60),
+                e.site as u64 ^ epoch,
+            ) | 1;
+            if !st.seen_before(key)
+                && !pending
+                    .iter()
+                    .any(|p| p.addr == e.addr && p.mode == e.mode && p.site == e.site)
+            {
+                pending.push(e);
+            }
+        }
+    }
+    let use_key = mix(mix(ckey, call.as_ptr() as u64), epoch) | 1;
+    let new_use = !st.seen_before(use_key);
+
+    let mut fact = 0;
+    if new_use || !pending.is_empty() || st.held_len > 0 {
+        let stack = record_stack(config::get().stack_depth);
+        let held: Vec<(Held, LockKind)> = st.held().iter().map(|e| (held_of(e), e.kind)).collect();
+        let mut rec = RECORDER.lock();
+        rec.thread(tid);
+        if new_use && rec.is_new_fact(mix(mix(use_key, stack), tid as u64)) {
+            rec.write(&Record::ChannelUse {
+                tid,
+                channel: chan.clone(),
+                direction: dir,
+                call: call.to_string(),
+                stack,
+            });
+        }
+        for e in pending {
+            let lock = locks::lock_ref(e.addr);
+            if !rec.is_new_fact(mix(
+                mix(ckey, lock.addr ^ (lock.gen as u64) << 48),
+                mix(e.site as u64, tid as u64 ^ mode_bits(e.mode) << 40),
+            )) {
+                continue;
+            }
+            // The lock may be gone by now: its kind is known from the
+            // acquisition, its properties only while it lives, so read them
+            // only if this thread still holds it.
+            if st.held().iter().any(|h| h.addr == e.addr) {
+                // SAFETY: held by this thread, hence alive.
+                unsafe { rec.lock(lock, e.kind) };
+            }
+            rec.write(&Record::QueueLock {
+                tid,
+                channel: chan.clone(),
+                direction: dir,
+                lock,
+                mode: e.mode,
+                site: e.site as u64,
+                stack,
+            });
+        }
+        if !held.is_empty() {
+            let mut h = std::hash::DefaultHasher::new();
+            (ckey, call, stack, tid).hash(&mut h);
+            for (x, _) in &held {
+                (x.lock, x.mode, x.site).hash(&mut h);
+            }
+            fact = h.finish() | 1;
+            if rec.is_new_fact(fact) {
+                // SAFETY: held by this thread, hence alive.
+                unsafe {
+                    for (x, k) in &held {
+                        rec.lock(x.lock, *k);
+                    }
+                }
+                rec.write(&Record::HeldAcrossCall {
+                    id: fact,
+                    tid,
+                    held: held.into_iter().map(|(x, _)| x).collect(),
+                    call: call.to_string(),
+                    channel: chan,
+                    direction: dir,
+                    stack,
+                });
+            }
+        }
+    }
+    Some(CallCtx {
+        fact,
+        start_ns: if fact != 0 {
+            crate::sys::monotonic_ns()
+        } else {
+            0
+        },
+    })
+}
+
+/// Bookkeeping after the call returned: count the held-across-call.
+pub fn call_end(ctx: CallCtx) {
+    if ctx.fact != 0 {
+        let _errno = ErrnoGuard::save();
+        let ns = crate::sys::monotonic_ns().saturating_sub(ctx.start_ns);
+        RECORDER.lock().call_stats(ctx.fact, ns);
+    }
+}
+
+/// Says once that a bound was hit (the held stack overflowed).
+pub fn partial(reason: &'static str) {
+    let _errno = ErrnoGuard::save();
+    RECORDER.lock().partial(reason);
+}

@@ -1,0 +1,205 @@
+//! The calls that can block on another party: sends and receives on sockets,
+//! reads and writes on pipes, FIFOs and sockets. A call that cannot block
+//! (`MSG_DONTWAIT`, an `O_NONBLOCK` descriptor, a regular file) is passed
+//! through with no bookkeeping.
+
+use crate::channel::Dest;
+use crate::facts::{self, CallCtx};
+use crate::real;
+use crate::thread;
+use core::ffi::{c_int, c_uint, c_void};
+use holdcheck_format::Direction;
+use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec, MSG_DONTWAIT};
+
+fn begin(fd: c_int, dir: Direction, call: &'static str, dest: Dest) -> Option<CallCtx> {
+    let st = thread::enter()?;
+    let ctx = facts::call_begin(st, fd, dir, call, dest);
+    thread::leave(st);
+    ctx
+}
+
+fn end(ctx: Option<CallCtx>) {
+    if let Some(ctx) = ctx.filter(|c| c.fact != 0) {
+        if let Some(st) = thread::enter() {
+            facts::call_end(ctx);
+            thread::leave(st);
+        }
+    }
+}
+
+/// Runs a socket call with bookkeeping unless its flags make it non-blocking.
+#[inline(always)]
+fn sock_call<R>(
+    fd: c_int,
+    flags: c_int,
+    dir: Direction,
+    call: &'static str,
+    dest: Dest,
+    real: impl FnOnce() -> R,
+) -> R {
+    if flags & MSG_DONTWAIT != 0 {
+        return real();
+    }
+    let ctx = begin(fd, dir, call, dest);
+    let r = real();
+    end(ctx);
+    r
+}
+
+fn msg_dest(msg: *const msghdr) -> Dest {
+    if msg.is_null() {
+        return Dest::NONE;
+    }
+    // SAFETY: the caller passes a valid msghdr.
+    unsafe {
+        Dest {
+            addr: (*msg).msg_name as *const sockaddr,
+            len: (*msg).msg_namelen,
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn send(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+) -> ssize_t {
+    sock_call(fd, flags, Direction::Send, "send", Dest::NONE, || unsafe {
+        real::send()(fd, buf, len, flags)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    let dest = Dest { addr, len: alen };
+    sock_call(fd, flags, Direction::Send, "sendto", dest, || unsafe {
+        real::sendto()(fd, buf, len, flags, addr, alen)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    sock_call(
+        fd,
+        flags,
+        Direction::Send,
+        "sendmsg",
+        msg_dest(msg),
+        || unsafe { real::sendmsg()(fd, msg, flags) },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn sendmmsg(
+    fd: c_int,
+    v: *mut mmsghdr,
+    n: c_uint,
+    flags: c_int,
+) -> c_int {
+    let dest = if v.is_null() || n == 0 {
+        Dest::NONE
+    } else {
+        msg_dest(unsafe { &(*v).msg_hdr })
+    };
+    sock_call(fd, flags, Direction::Send, "sendmmsg", dest, || unsafe {
+        real::sendmmsg()(fd, v, n, flags)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn recv(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+) -> ssize_t {
+    sock_call(fd, flags, Direction::Recv, "recv", Dest::NONE, || unsafe {
+        real::recv()(fd, buf, len, flags)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
+    sock_call(
+        fd,
+        flags,
+        Direction::Recv,
+        "recvfrom",
+        Dest::NONE,
+        || unsafe { real::recvfrom()(fd, buf, len, flags, addr, alen) },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    sock_call(
+        fd,
+        flags,
+        Direction::Recv,
+        "recvmsg",
+        Dest::NONE,
+        || unsafe { real::recvmsg()(fd, msg, flags) },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn recvmmsg(
+    fd: c_int,
+    v: *mut mmsghdr,
+    n: c_uint,
+    flags: c_int,
+    t: *mut timespec,
+) -> c_int {
+    sock_call(
+        fd,
+        flags,
+        Direction::Recv,
+        "recvmmsg",
+        Dest::NONE,
+        || unsafe { real::recvmmsg()(fd, v, n, flags, t) },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    sock_call(fd, 0, Direction::Recv, "read", Dest::NONE, || unsafe {
+        real::read()(fd, buf, n)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    sock_call(fd, 0, Direction::Send, "write", Dest::NONE, || unsafe {
+        real::write()(fd, buf, n)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    sock_call(fd, 0, Direction::Recv, "readv", Dest::NONE, || unsafe {
+        real::readv()(fd, iov, n)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    sock_call(fd, 0, Direction::Send, "writev", Dest::NONE, || unsafe {
+        real::writev()(fd, iov, n)
+    })
+}

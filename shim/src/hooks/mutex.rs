@@ -1,0 +1,77 @@
+//! `pthread_mutex_*`.
+
+use super::locking::{acquire, new_generation, release, Wait};
+use crate::real;
+use core::ffi::{c_int, c_void};
+use holdcheck_format::{LockKind, Mode};
+use libc::timespec;
+
+type M = *mut c_void;
+
+super::with_caller_pc! {
+    fn pthread_mutex_lock(m: M) -> c_int => lock, "rsi";
+    fn pthread_mutex_trylock(m: M) -> c_int => trylock, "rsi";
+    fn pthread_mutex_timedlock(m: M, t: *const timespec) -> c_int => timedlock, "rdx";
+    fn pthread_mutex_clocklock(m: M, c: c_int, t: *const timespec) -> c_int => clocklock, "rcx";
+}
+
+unsafe extern "C-unwind" fn lock(m: M, site: usize) -> c_int {
+    acquire(
+        m as usize,
+        LockKind::Mutex,
+        Mode::Write,
+        site,
+        Wait::Blocking,
+        || unsafe { real::pthread_mutex_lock()(m) },
+    )
+}
+
+unsafe extern "C-unwind" fn trylock(m: M, site: usize) -> c_int {
+    acquire(
+        m as usize,
+        LockKind::Mutex,
+        Mode::Write,
+        site,
+        Wait::Try,
+        || unsafe { real::pthread_mutex_trylock()(m) },
+    )
+}
+
+unsafe extern "C-unwind" fn timedlock(m: M, t: *const timespec, site: usize) -> c_int {
+    acquire(
+        m as usize,
+        LockKind::Mutex,
+        Mode::Write,
+        site,
+        Wait::Blocking,
+        || unsafe { real::pthread_mutex_timedlock()(m, t) },
+    )
+}
+
+unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: usize) -> c_int {
+    acquire(
+        m as usize,
+        LockKind::Mutex,
+        Mode::Write,
+        site,
+        Wait::Blocking,
+        || unsafe { real::pthread_mutex_clocklock()(m, c, t) },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn pthread_mutex_unlock(m: M) -> c_int {
+    release(m as usize, || unsafe { real::pthread_mutex_unlock()(m) })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn pthread_mutex_init(m: M, attr: *const c_void) -> c_int {
+    new_generation(m as usize, || unsafe {
+        real::pthread_mutex_init()(m, attr)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn pthread_mutex_destroy(m: M) -> c_int {
+    new_generation(m as usize, || unsafe { real::pthread_mutex_destroy()(m) })
+}

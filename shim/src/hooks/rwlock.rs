@@ -1,0 +1,89 @@
+//! `pthread_rwlock_*`.
+
+use super::locking::{acquire, new_generation, release, Wait};
+use crate::real;
+use core::ffi::{c_int, c_void};
+use holdcheck_format::{LockKind, Mode};
+use libc::timespec;
+
+type L = *mut c_void;
+
+super::with_caller_pc! {
+    fn pthread_rwlock_rdlock(l: L) -> c_int => rdlock, "rsi";
+    fn pthread_rwlock_wrlock(l: L) -> c_int => wrlock, "rsi";
+    fn pthread_rwlock_tryrdlock(l: L) -> c_int => tryrdlock, "rsi";
+    fn pthread_rwlock_trywrlock(l: L) -> c_int => trywrlock, "rsi";
+    fn pthread_rwlock_timedrdlock(l: L, t: *const timespec) -> c_int => timedrdlock, "rdx";
+    fn pthread_rwlock_timedwrlock(l: L, t: *const timespec) -> c_int => timedwrlock, "rdx";
+    fn pthread_rwlock_clockrdlock(l: L, c: c_int, t: *const timespec) -> c_int => clockrdlock, "rcx";
+    fn pthread_rwlock_clockwrlock(l: L, c: c_int, t: *const timespec) -> c_int => clockwrlock, "rcx";
+}
+
+fn rw(l: L, mode: Mode, site: usize, wait: Wait, real: impl FnOnce() -> c_int) -> c_int {
+    acquire(l as usize, LockKind::Rwlock, mode, site, wait, real)
+}
+
+unsafe extern "C-unwind" fn rdlock(l: L, site: usize) -> c_int {
+    rw(l, Mode::Read, site, Wait::Blocking, || unsafe {
+        real::pthread_rwlock_rdlock()(l)
+    })
+}
+
+unsafe extern "C-unwind" fn wrlock(l: L, site: usize) -> c_int {
+    rw(l, Mode::Write, site, Wait::Blocking, || unsafe {
+        real::pthread_rwlock_wrlock()(l)
+    })
+}
+
+unsafe extern "C-unwind" fn tryrdlock(l: L, site: usize) -> c_int {
+    rw(l, Mode::Read, site, Wait::Try, || unsafe {
+        real::pthread_rwlock_tryrdlock()(l)
+    })
+}
+
+unsafe extern "C-unwind" fn trywrlock(l: L, site: usize) -> c_int {
+    rw(l, Mode::Write, site, Wait::Try, || unsafe {
+        real::pthread_rwlock_trywrlock()(l)
+    })
+}
+
+unsafe extern "C-unwind" fn timedrdlock(l: L, t: *const timespec, site: usize) -> c_int {
+    rw(l, Mode::Read, site, Wait::Blocking, || unsafe {
+        real::pthread_rwlock_timedrdlock()(l, t)
+    })
+}
+
+unsafe extern "C-unwind" fn timedwrlock(l: L, t: *const timespec, site: usize) -> c_int {
+    rw(l, Mode::Write, site, Wait::Blocking, || unsafe {
+        real::pthread_rwlock_timedwrlock()(l, t)
+    })
+}
+
+unsafe extern "C-unwind" fn clockrdlock(l: L, c: c_int, t: *const timespec, site: usize) -> c_int {
+    rw(l, Mode::Read, site, Wait::Blocking, || unsafe {
+        real::pthread_rwlock_clockrdlock()(l, c, t)
+    })
+}
+
+unsafe extern "C-unwind" fn clockwrlock(l: L, c: c_int, t: *const timespec, site: usize) -> c_int {
+    rw(l, Mode::Write, site, Wait::Blocking, || unsafe {
+        real::pthread_rwlock_clockwrlock()(l, c, t)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn pthread_rwlock_unlock(l: L) -> c_int {
+    release(l as usize, || unsafe { real::pthread_rwlock_unlock()(l) })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn pthread_rwlock_init(l: L, attr: *const c_void) -> c_int {
+    new_generation(l as usize, || unsafe {
+        real::pthread_rwlock_init()(l, attr)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn pthread_rwlock_destroy(l: L) -> c_int {
+    new_generation(l as usize, || unsafe { real::pthread_rwlock_destroy()(l) })
+}

@@ -1,0 +1,97 @@
+//! The real libc/libpthread functions behind the interposers.
+//!
+//! Interposed calls can arrive before the shim's constructor (from other
+//! libraries' constructors), so every function is resolved lazily on first use
+//! with `dlsym(RTLD_NEXT, …)` and cached in an atomic. The condvar functions are
+//! resolved with an explicit symbol version: old binaries bind to the
+//! GLIBC_2.2.5 compat condvar, which is a different function.
+
+use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
+
+type P = *mut c_void;
+
+fn resolve(slot: &AtomicUsize, name: &'static [u8], version: Option<&'static [u8]>) -> usize {
+    // SAFETY: name and version are NUL-terminated literals.
+    let p = unsafe {
+        match version {
+            Some(v) => libc::dlvsym(
+                libc::RTLD_NEXT,
+                name.as_ptr() as *const c_char,
+                v.as_ptr() as *const c_char,
+            ),
+            None => libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char),
+        }
+    } as usize;
+    if p == 0 {
+        // Nothing to pass the call to: there is no safe way on.
+        crate::sys::say_bytes(b"cannot resolve a libc function; aborting\n");
+        crate::sys::say_bytes(name);
+        unsafe { libc::abort() }
+    }
+    slot.store(p, Ordering::Relaxed);
+    p
+}
+
+macro_rules! real_fns {
+    ($( $name:ident $(@ $ver:literal)? : fn($($arg:ty),*) -> $ret:ty; )*) => {
+        mod slots {
+            use core::sync::atomic::AtomicUsize;
+            $( #[allow(non_upper_case_globals)] pub static $name: AtomicUsize = AtomicUsize::new(0); )*
+        }
+        $(
+            /// The next definition of this symbol after the shim's.
+            #[inline(always)]
+            pub fn $name() -> unsafe extern "C-unwind" fn($($arg),*) -> $ret {
+                let mut p = slots::$name.load(Ordering::Relaxed);
+                if p == 0 {
+                    let version: Option<&'static [u8]> = None $(.or(Some(concat!($ver, "\0").as_bytes())))?;
+                    p = resolve(&slots::$name, concat!(stringify!($name), "\0").as_bytes(), version);
+                }
+                // SAFETY: p is the address of the libc function of this name
+                // and signature.
+                unsafe { core::mem::transmute::<usize, unsafe extern "C-unwind" fn($($arg),*) -> $ret>(p) }
+            }
+        )*
+    };
+}
+
+real_fns! {
+    pthread_mutex_lock: fn(P) -> c_int;
+    pthread_mutex_trylock: fn(P) -> c_int;
+    pthread_mutex_timedlock: fn(P, *const timespec) -> c_int;
+    pthread_mutex_clocklock: fn(P, c_int, *const timespec) -> c_int;
+    pthread_mutex_unlock: fn(P) -> c_int;
+    pthread_mutex_init: fn(P, *const c_void) -> c_int;
+    pthread_mutex_destroy: fn(P) -> c_int;
+
+    pthread_rwlock_rdlock: fn(P) -> c_int;
+    pthread_rwlock_wrlock: fn(P) -> c_int;
+    pthread_rwlock_tryrdlock: fn(P) -> c_int;
+    pthread_rwlock_trywrlock: fn(P) -> c_int;
+    pthread_rwlock_timedrdlock: fn(P, *const timespec) -> c_int;
+    pthread_rwlock_timedwrlock: fn(P, *const timespec) -> c_int;
+    pthread_rwlock_clockrdlock: fn(P, c_int, *const timespec) -> c_int;
+    pthread_rwlock_clockwrlock: fn(P, c_int, *const timespec) -> c_int;
+    pthread_rwlock_unlock: fn(P) -> c_int;
+    pthread_rwlock_init: fn(P, *const c_void) -> c_int;
+    pthread_rwlock_destroy: fn(P) -> c_int;
+
+    pthread_cond_wait @ "GLIBC_2.3.2": fn(P, P) -> c_int;
+    pthread_cond_timedwait @ "GLIBC_2.3.2": fn(P, P, *const timespec) -> c_int;
+    pthread_cond_clockwait @ "GLIBC_2.30": fn(P, P, c_int, *const timespec) -> c_int;
+
+    send: fn(c_int, *const c_void, size_t, c_int) -> ssize_t;
+    sendto: fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
+    sendmsg: fn(c_int, *const msghdr, c_int) -> ssize_t;
+    sendmmsg: fn(c_int, *mut mmsghdr, c_uint, c_int) -> c_int;
+    recv: fn(c_int, *mut c_void, size_t, c_int) -> ssize_t;
+    recvfrom: fn(c_int, *mut c_void, size_t, c_int, *mut sockaddr, *mut socklen_t) -> ssize_t;
+    recvmsg: fn(c_int, *mut msghdr, c_int) -> ssize_t;
+    recvmmsg: fn(c_int, *mut mmsghdr, c_uint, c_int, *mut timespec) -> c_int;
+    read: fn(c_int, *mut c_void, size_t) -> ssize_t;
+    write: fn(c_int, *const c_void, size_t) -> ssize_t;
+    readv: fn(c_int, *const iovec, c_int) -> ssize_t;
+    writev: fn(c_int, *const iovec, c_int) -> ssize_t;
+}

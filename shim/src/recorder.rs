@@ -1,0 +1,253 @@
+//! The trace file of this process and the tables that deduplicate facts.
+//!
+//! Everything here runs on slow paths only (a fact not seen before), under one
+//! internal lock that is a `parking_lot` mutex (a futex, never a pthread lock,
+//! so the shim never sees its own locking).
+
+use crate::config;
+use crate::stack::{self, Stack};
+use crate::sys;
+use holdcheck_format::{LockKind, LockRef, Record, TRACE_PREFIX, TRACE_SUFFIX, TRACE_VERSION};
+use parking_lot::Mutex;
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, DefaultHasher};
+
+/// A hasher that can be built in a `static` initialiser.
+type Fixed = BuildHasherDefault<DefaultHasher>;
+
+pub struct Recorder {
+    /// The open trace file and the pid it belongs to; a different pid (fork,
+    /// vfork, posix_spawn) opens a new one.
+    file: Option<(OwnedFd, u32)>,
+    pub path: Option<String>,
+    facts: HashSet<u64, Fixed>,
+    stacks: HashSet<u64, Fixed>,
+    locks: HashSet<LockRef, Fixed>,
+    threads: HashMap<u32, String, Fixed>,
+    modules: HashSet<(String, u64), Fixed>,
+    /// Held-across-call statistics: fact id → (count, max_ns, written count,
+    /// written max_ns).
+    stats: HashMap<u64, [u64; 4], Fixed>,
+    partial_said: HashSet<&'static str, Fixed>,
+}
+
+pub static RECORDER: Mutex<Recorder> = Mutex::new(Recorder::new());
+
+impl Recorder {
+    const fn new() -> Self {
+        Recorder {
+            file: None,
+            path: None,
+            facts: HashSet::with_hasher(Fixed::new()),
+            stacks: HashSet::with_hasher(Fixed::new()),
+            locks: HashSet::with_hasher(Fixed::new()),
+            threads: HashMap::with_hasher(Fixed::new()),
+            modules: HashSet::with_hasher(Fixed::new()),
+            stats: HashMap::with_hasher(Fixed::new()),
+            partial_said: HashSet::with_hasher(Fixed::new()),
+        }
+    }
+
+    /// Whether a fact key is new in this trace; marks it recorded.
+    pub fn is_new_fact(&mut self, key: u64) -> bool {
+        self.ensure_file();
+        self.facts.insert(key)
+    }
+
+    /// Writes a stack record unless it is already in the trace.
+    pub fn stack(&mut self, st: &Stack, mut modules: Option<Vec<stack::Module>>) -> u64 {
+        self.ensure_file();
+        if modules.is_none() && self.modules.is_empty() {
+            // A new trace (first stack, or a fork child's) needs them all.
+            modules = Some(stack::modules());
+        }
+        if let Some(mods) = modules {
+            for m in mods {
+                if self.modules.insert((m.path.clone(), m.base)) {
+                    self.write(&Record::Module {
+                        path: m.path,
+                        base: m.base,
+                        segments: m.segments,
+                    });
+                }
+            }
+        }
+        let id = st.id();
+        if self.stacks.insert(id) {
+            self.write(&Record::Stack {
+                id,
+                frames: st.frames().to_vec(),
+            });
+        }
+        id
+    }
+
+    /// Writes a lock's metadata unless it is already in the trace.
+    ///
+    /// # Safety
+    /// `lock.addr` must point at a live lock of `kind`.
+    pub unsafe fn lock(&mut self, lock: LockRef, kind: LockKind) {
+        if self.locks.insert(lock) {
+            let p = crate::locks::props(lock.addr as usize, kind);
+            self.write(&Record::Lock {
+                lock,
+                kind,
+                writer_preferring: p.writer_preferring,
+                recursive: p.recursive,
+            });
+        }
+    }
+
+    /// Writes the thread's name if it is new or changed.
+    pub fn thread(&mut self, tid: u32) {
+        let name = sys::read_small("/proc/thread-self/comm")
+            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+            .unwrap_or_default();
+        if self.threads.get(&tid) != Some(&name) {
+            self.threads.insert(tid, name.clone());
+            self.write(&Record::Thread { tid, name });
+        }
+    }
+
+    /// Counts one held-across-call and writes its statistics when they grew
+    /// enough (count a power of two, or the longest call doubled), so the
+    /// trace stays small and is never far behind.
+    pub fn call_stats(&mut self, id: u64, ns: u64) {
+        let s = self.stats.entry(id).or_insert([0; 4]);
+        s[0] += 1;
+        s[1] = s[1].max(ns);
+        if s[0].is_power_of_two() || s[1] >= s[3].saturating_mul(2).max(1_000_000) {
+            let (count, max_ns) = (s[0], s[1]);
+            s[2] = count;
+            s[3] = max_ns;
+            self.write(&Record::CallStats { id, count, max_ns });
+        }
+    }
+
+    /// Writes every statistic not yet on disk (at exit).
+    pub fn flush_stats(&mut self) {
+        let pending: Vec<(u64, u64, u64)> = self
+            .stats
+            .iter_mut()
+            .filter(|(_, s)| s[0] != s[2] || s[1] != s[3])
+            .map(|(id, s)| {
+                s[2] = s[0];
+                s[3] = s[1];
+                (*id, s[0], s[1])
+            })
+            .collect();
+        for (id, count, max_ns) in pending {
+            self.write(&Record::CallStats { id, count, max_ns });
+        }
+    }
+
+    /// Says once per reason that the analysis of this process is partial.
+    pub fn partial(&mut self, reason: &'static str) {
+        if self.partial_said.insert(reason) {
+            self.write(&Record::Partial {
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    pub fn write(&mut self, rec: &Record) {
+        self.ensure_file();
+        let Some((fd, _)) = &self.file else { return };
+        if let Err(e) = sys::write_all(fd, &rec.to_line()) {
+            let path = self.path.clone().unwrap_or_default();
+            self.file = None;
+            config::go_passive(&format!("cannot write trace {path}: {e}"));
+        }
+    }
+
+    /// Opens this process's trace file if it has none (or the pid changed:
+    /// a fork child starts its own trace, with all tables empty).
+    fn ensure_file(&mut self) {
+        let pid = sys::getpid();
+        if matches!(&self.file, Some((_, p)) if *p == pid) {
+            return;
+        }
+        if self.file.is_some() || self.path.is_some() {
+            *self = Recorder::new();
+            crate::locks::EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+        if !config::active() {
+            return;
+        }
+        match open_trace(pid) {
+            Ok((fd, path)) => {
+                self.file = Some((fd, pid));
+                self.path = Some(path);
+                let exe = std::fs::read_link("/proc/self/exe")
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let cmdline = sys::read_small("/proc/self/cmdline")
+                    .unwrap_or_default()
+                    .split(|&b| b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect();
+                self.write(&Record::Header {
+                    version: TRACE_VERSION,
+                    pid,
+                    ppid: rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32),
+                    exe,
+                    cmdline,
+                });
+            }
+            Err(why) => config::go_passive(&why),
+        }
+    }
+
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+}
+
+/// Creates `DIR/holdcheck.<pid>.<n>.trace`, mode 0600, never following a
+/// symlink and never reusing a file (an exec keeps the pid: n counts up).
+fn open_trace(pid: u32) -> Result<(OwnedFd, String), String> {
+    let cfg = config::get();
+    let dir = &cfg.dir;
+    if cfg.dir_is_default {
+        match rustix::fs::mkdir(dir.as_str(), Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(format!("cannot create trace directory {dir}: {e}")),
+        }
+        let st = rustix::fs::lstat(dir.as_str()).map_err(|e| format!("cannot stat {dir}: {e}"))?;
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if !is_dir || st.st_uid != uid || st.st_mode & 0o022 != 0 {
+            return Err(format!(
+                "default trace directory {dir} is not a private directory of uid {uid}; set HOLDCHECK_DIR"
+            ));
+        }
+    }
+    for n in 0..10_000u32 {
+        let path = format!("{dir}/{TRACE_PREFIX}{pid}.{n}{TRACE_SUFFIX}");
+        let flags = OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::NOFOLLOW
+            | OFlags::APPEND
+            | OFlags::CLOEXEC;
+        match rustix::fs::open(path.as_str(), flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => return Ok((fd, path)),
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(format!("cannot create trace file {path}: {e}")),
+        }
+    }
+    Err(format!(
+        "cannot create a trace file in {dir}: too many files for pid {pid}"
+    ))
+}
+
+/// Captures a stack and writes it (with any new modules) to the trace.
+pub fn record_stack(depth: usize) -> u64 {
+    let st = stack::capture(depth);
+    let modules = stack::modules_changed().then(stack::modules);
+    RECORDER.lock().stack(&st, modules)
+}

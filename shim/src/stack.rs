@@ -1,0 +1,151 @@
+//! Stack capture (slow paths only) and the module table that lets the
+//! analyzer symbolise return addresses offline.
+
+use crate::thread::mix;
+use core::ffi::{c_int, c_void, CStr};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+pub const MAX_FRAMES: usize = 64;
+
+/// A captured stack: return addresses, innermost first, shim frames removed.
+pub struct Stack {
+    pub frames: [u64; MAX_FRAMES],
+    pub len: usize,
+}
+
+impl Stack {
+    pub fn frames(&self) -> &[u64] {
+        &self.frames[..self.len]
+    }
+
+    /// Content hash; the stack's id in the trace.
+    pub fn id(&self) -> u64 {
+        self.frames()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325, |h, &f| mix(h, f))
+            | 1
+    }
+}
+
+/// Captures the current stack, dropping the shim's own frames.
+pub fn capture(depth: usize) -> Stack {
+    let (lo, hi) = shim_range();
+    let mut st = Stack {
+        frames: [0; MAX_FRAMES],
+        len: 0,
+    };
+    let depth = depth.min(MAX_FRAMES);
+    // SAFETY: libgcc's unwinder is thread-safe; the shim's busy flag keeps
+    // its own lock hooks from recording while the unwinder takes its locks.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            let ip = frame.ip() as u64;
+            if ip == 0 {
+                return false;
+            }
+            if ip >= lo && ip < hi {
+                return true; // a frame of the shim (or of the unwinder in it)
+            }
+            st.frames[st.len] = ip;
+            st.len += 1;
+            st.len < depth
+        });
+    }
+    st
+}
+
+static SHIM_LO: AtomicU64 = AtomicU64::new(0);
+static SHIM_HI: AtomicU64 = AtomicU64::new(0);
+
+/// The address range of the shim's own loaded object.
+fn shim_range() -> (u64, u64) {
+    let hi = SHIM_HI.load(Ordering::Relaxed);
+    if hi != 0 {
+        return (SHIM_LO.load(Ordering::Relaxed), hi);
+    }
+    let me = shim_range as *const () as u64;
+    for m in modules() {
+        if m.segments.iter().any(|&(s, e)| me >= s && me < e) {
+            let lo = m.segments.iter().map(|s| s.0).min().unwrap_or(0);
+            let hi = m.segments.iter().map(|s| s.1).max().unwrap_or(0);
+            SHIM_LO.store(lo, Ordering::Relaxed);
+            SHIM_HI.store(hi, Ordering::Relaxed);
+            return (lo, hi);
+        }
+    }
+    (0, 0)
+}
+
+/// One loaded ELF object.
+pub struct Module {
+    pub path: String,
+    pub base: u64,
+    pub segments: Vec<(u64, u64)>,
+}
+
+/// The loader's `dlpi_adds`/`dlpi_subs` at the last snapshot: the module
+/// table needs writing again only when they change.
+static LAST_ADDS: AtomicU64 = AtomicU64::new(u64::MAX);
+static LAST_SUBS: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Whether objects were loaded or unloaded since the last call.
+pub fn modules_changed() -> bool {
+    let mut counters = (0u64, 0usize);
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        let c = &mut *(data as *mut (u64, usize));
+        *c = ((*info).dlpi_adds, (*info).dlpi_subs as usize);
+        1 // the counters are the same in every entry: stop at the first
+    }
+    // SAFETY: the callback only reads the entry it is given.
+    unsafe { libc::dl_iterate_phdr(Some(first), &mut counters as *mut _ as *mut c_void) };
+    let adds = LAST_ADDS.swap(counters.0, Ordering::Relaxed);
+    let subs = LAST_SUBS.swap(counters.1, Ordering::Relaxed);
+    adds != counters.0 || subs != counters.1
+}
+
+/// Every loaded object with its PT_LOAD segments.
+pub fn modules() -> Vec<Module> {
+    let mut out: Vec<Module> = Vec::new();
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        let out = &mut *(data as *mut Vec<Module>);
+        let info = &*info;
+        let name = if info.dlpi_name.is_null() {
+            ""
+        } else {
+            CStr::from_ptr(info.dlpi_name).to_str().unwrap_or("")
+        };
+        let path = if name.is_empty() {
+            // The main program: its loader entry has no name.
+            std::fs::read_link("/proc/self/exe")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            name.to_string()
+        };
+        let mut segments = Vec::new();
+        for i in 0..info.dlpi_phnum as usize {
+            let ph = &*info.dlpi_phdr.add(i);
+            if ph.p_type == libc::PT_LOAD {
+                let start = info.dlpi_addr + ph.p_vaddr;
+                segments.push((start, start + ph.p_memsz));
+            }
+        }
+        out.push(Module {
+            path,
+            base: info.dlpi_addr,
+            segments,
+        });
+        0
+    }
+    // SAFETY: the callback only reads the entries it is given.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut out as *mut _ as *mut c_void) };
+    out
+}

@@ -1,0 +1,85 @@
+//! The shim's own system calls. They go straight to the kernel (`rustix`),
+//! never through libc's `write`/`read`, which the shim itself interposes.
+
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+
+/// Prints `holdcheck: <msg>` on stderr in one write.
+pub fn say(msg: &str) {
+    let mut line = Vec::with_capacity(msg.len() + 12);
+    line.extend_from_slice(b"holdcheck: ");
+    line.extend_from_slice(msg.as_bytes());
+    if !msg.ends_with('\n') {
+        line.push(b'\n');
+    }
+    say_bytes(&line);
+}
+
+/// Writes raw bytes to stderr, ignoring failure (there is nobody to tell).
+pub fn say_bytes(bytes: &[u8]) {
+    let _ = write_all(rustix::stdio::stderr(), bytes);
+}
+
+pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(&fd, bytes) {
+            Ok(0) => return Err(rustix::io::Errno::NOSPC),
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a small file (a /proc entry) whole.
+pub fn read_small(path: &str) -> Option<Vec<u8>> {
+    let fd: OwnedFd =
+        rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match rustix::io::read(&fd, &mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return Some(out),
+        }
+        if out.len() > 1 << 20 {
+            return Some(out);
+        }
+    }
+}
+
+pub fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+/// The current pid from the kernel (not a cached value: vfork and raw
+/// `clone` children must see their own).
+pub fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Saves `errno` on creation and restores it on drop: bookkeeping must never
+/// change what the interposed call reports.
+pub struct ErrnoGuard(i32);
+
+impl ErrnoGuard {
+    pub fn save() -> Self {
+        // SAFETY: __errno_location is always valid for the calling thread.
+        ErrnoGuard(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = self.0 }
+    }
+}

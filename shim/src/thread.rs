@@ -1,0 +1,201 @@
+//! Per-thread state: the held-lock stack, the recent-acquisitions ring that
+//! queue dependencies are built from, and a cache of facts already recorded.
+//!
+//! It lives in a `const`-initialised thread-local with no destructor, so the
+//! fast path is a TLS access and a few stores: no allocation, no lazy
+//! registration, nothing to run at thread exit.
+
+use core::cell::UnsafeCell;
+use holdcheck_format::{LockKind, Mode};
+
+/// Deepest held-lock stack tracked; deeper acquisitions are passed through
+/// and the trace says the analysis is partial.
+pub const MAX_HELD: usize = 64;
+/// Lock acquisitions remembered for queue dependencies (a power of two).
+pub const RECENT: usize = 16;
+/// Channels a thread's queue dependencies are tracked on at once.
+pub const QUEUE_SLOTS: usize = 4;
+/// Direct-mapped cache of fact keys this thread already recorded.
+pub const SEEN_CACHE: usize = 512;
+
+#[derive(Clone, Copy)]
+pub struct HeldEntry {
+    pub addr: usize,
+    pub mode: Mode,
+    pub kind: LockKind,
+    pub site: usize,
+}
+
+impl HeldEntry {
+    const EMPTY: HeldEntry = HeldEntry {
+        addr: 0,
+        mode: Mode::Write,
+        kind: LockKind::Mutex,
+        site: 0,
+    };
+}
+
+/// A channel this thread used, and the recent-ring position at that time:
+/// every lock acquired since then was acquired between two operations on it.
+#[derive(Clone, Copy)]
+pub struct QueueSlot {
+    pub key: u64,
+    pub seq: u64,
+}
+
+pub struct ThreadState {
+    /// Set while the shim itself runs on this thread: interposed calls made
+    /// by the shim (or a signal handler interrupting it) pass straight through.
+    pub busy: bool,
+    pub tid: u32,
+    pub held: [HeldEntry; MAX_HELD],
+    pub held_len: usize,
+    /// Set when the held stack overflowed (reported once).
+    pub overflowed: bool,
+    pub recent: [HeldEntry; RECENT],
+    pub recent_seq: u64,
+    pub queues: [QueueSlot; QUEUE_SLOTS],
+    pub next_queue_slot: usize,
+    pub seen: [u64; SEEN_CACHE],
+}
+
+impl ThreadState {
+    const fn new() -> Self {
+        ThreadState {
+            busy: false,
+            tid: 0,
+            held: [HeldEntry::EMPTY; MAX_HELD],
+            held_len: 0,
+            overflowed: false,
+            recent: [HeldEntry::EMPTY; RECENT],
+            recent_seq: 0,
+            queues: [QueueSlot { key: 0, seq: 0 }; QUEUE_SLOTS],
+            next_queue_slot: 0,
+            seen: [0; SEEN_CACHE],
+        }
+    }
+
+    pub fn tid(&mut self) -> u32 {
+        if self.tid == 0 {
+            self.tid = crate::sys::gettid();
+        }
+        self.tid
+    }
+
+    pub fn held(&self) -> &[HeldEntry] {
+        &self.held[..self.held_len]
+    }
+
+    /// Records a lock as held. Returns false when the stack is full.
+    #[inline(always)]
+    pub fn push_held(&mut self, entry: HeldEntry) -> bool {
+        if self.held_len == MAX_HELD {
+            self.overflowed = true;
+            return false;
+        }
+        self.held[self.held_len] = entry;
+        self.held_len += 1;
+        true
+    }
+
+    /// Removes the innermost entry for `addr`; returns it if there was one.
+    #[inline(always)]
+    pub fn pop_held(&mut self, addr: usize) -> Option<HeldEntry> {
+        let mut i = self.held_len;
+        while i > 0 {
+            i -= 1;
+            if self.held[i].addr == addr {
+                let e = self.held[i];
+                self.held.copy_within(i + 1..self.held_len, i);
+                self.held_len -= 1;
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Remembers a blocking acquisition for queue dependencies.
+    #[inline(always)]
+    pub fn note_recent(&mut self, entry: HeldEntry) {
+        self.recent[(self.recent_seq as usize) & (RECENT - 1)] = entry;
+        self.recent_seq += 1;
+    }
+
+    /// Whether a fact key was already recorded by this thread; marks it seen.
+    pub fn seen_before(&mut self, key: u64) -> bool {
+        let slot = &mut self.seen[(key as usize) % SEEN_CACHE];
+        if *slot == key {
+            return true;
+        }
+        *slot = key;
+        false
+    }
+
+    /// Finds or claims the queue slot of a channel key; returns the ring
+    /// position of the previous operation on it (None the first time).
+    pub fn queue_interval(&mut self, key: u64) -> Option<u64> {
+        let now = self.recent_seq;
+        for slot in self.queues.iter_mut() {
+            if slot.key == key {
+                let since = slot.seq;
+                slot.seq = now;
+                return Some(since);
+            }
+        }
+        let i = self.next_queue_slot;
+        self.next_queue_slot = (i + 1) % QUEUE_SLOTS;
+        self.queues[i] = QueueSlot { key, seq: now };
+        None
+    }
+
+    /// The acquisitions made since ring position `since` (at most RECENT).
+    pub fn recent_since(&self, since: u64) -> impl Iterator<Item = HeldEntry> + '_ {
+        let start = since.max(self.recent_seq.saturating_sub(RECENT as u64));
+        (start..self.recent_seq).map(move |s| self.recent[(s as usize) & (RECENT - 1)])
+    }
+
+    /// In a fork child: the forking thread lives on with a new tid.
+    pub fn after_fork_child(&mut self) {
+        self.tid = 0;
+        self.seen = [0; SEEN_CACHE];
+    }
+}
+
+thread_local! {
+    static STATE: UnsafeCell<ThreadState> = const { UnsafeCell::new(ThreadState::new()) };
+}
+
+/// This thread's state, or None while the shim itself is running on it (a
+/// reentrant call) or when recording is off. The caller must clear `busy`
+/// with [`leave`] before making the real call.
+#[inline(always)]
+pub fn enter() -> Option<&'static mut ThreadState> {
+    if !crate::config::active() {
+        return None;
+    }
+    // SAFETY: the state is only touched by its own thread, and `busy` keeps
+    // reentrant calls (the shim's own, a signal handler's) from aliasing it.
+    let st = STATE.with(|s| unsafe { &mut *s.get() });
+    if st.busy {
+        return None;
+    }
+    st.busy = true;
+    Some(st)
+}
+
+#[inline(always)]
+pub fn leave(st: &mut ThreadState) {
+    st.busy = false;
+}
+
+/// Runs `f` on this thread's state whatever `busy` says (fork handlers).
+pub fn with_state_unchecked<R>(f: impl FnOnce(&mut ThreadState) -> R) -> R {
+    // SAFETY: only used where no other shim code runs on this thread.
+    STATE.with(|s| f(unsafe { &mut *s.get() }))
+}
+
+/// Mixes values into a fact key (FxHash-style; keys only need to spread).
+#[inline(always)]
+pub fn mix(h: u64, v: u64) -> u64 {
+    (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
