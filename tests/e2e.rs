@@ -1,1 +1,521 @@
-fn main() {}
+//! End-to-end tests: every example runs under the shim through
+//! `holdcheck run`, and the JSON report is checked. Hanging examples run with
+//! a timeout; holdcheck kills their process group, and each test checks that
+//! nothing is left behind.
+
+use holdcheck::model::{Model, Node};
+use holdcheck::trace;
+use serde_json::Value;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn holdcheck_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_holdcheck")
+}
+
+/// The examples, built once per test run by the script the README names.
+fn examples() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("examples");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/build.sh");
+        let st = Command::new("sh")
+            .arg(&script)
+            .arg(&out)
+            .status()
+            .expect("cannot run examples/build.sh");
+        assert!(st.success(), "examples/build.sh failed");
+        out
+    })
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "run-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Run {
+    report: Value,
+    code: i32,
+    stdout: String,
+    trace_dir: PathBuf,
+}
+
+/// Runs a holdcheck command line with a guard: if holdcheck itself is not
+/// done `guard` after its start, it is interrupted (it then kills its
+/// target's group) and the test fails.
+fn holdcheck(args: &[&str], guard: Duration) -> (i32, String, String) {
+    let child = Command::new(holdcheck_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("cannot start holdcheck");
+    let pid = child.id() as i32;
+    let start = Instant::now();
+    let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait for holdcheck"));
+    while !waiter.is_finished() {
+        if start.elapsed() > guard {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            std::thread::sleep(Duration::from_secs(2));
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = waiter.join();
+            panic!("holdcheck {args:?} did not finish within {guard:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = waiter.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `holdcheck run --format json` on an example.
+fn run_example(example: &str, args: &[&str], timeout_secs: u32) -> Run {
+    let work = work_dir(example);
+    let report = work.join("report.json");
+    let trace_dir = work.join("trace");
+    let exe = examples().join(example);
+    let timeout = timeout_secs.to_string();
+    let mut argv = vec![
+        "run",
+        "--format",
+        "json",
+        "-o",
+        report.to_str().unwrap(),
+        "--out",
+        trace_dir.to_str().unwrap(),
+        "--timeout",
+        &timeout,
+        "--",
+        exe.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(args);
+    let (code, stdout, stderr) = holdcheck(&argv, Duration::from_secs(timeout_secs as u64 + 60));
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report from {example} {args:?} ({e}); stderr:\n{stderr}"));
+    let report: Value = serde_json::from_str(&text).expect("the JSON report parses");
+    for p in report["processes"].as_array().unwrap() {
+        assert_gone(p["pid"].as_i64().unwrap() as i32);
+    }
+    Run {
+        report,
+        code,
+        stdout,
+        trace_dir,
+    }
+}
+
+/// The target process no longer exists (holdcheck killed and reaped it).
+fn assert_gone(pid: i32) {
+    // SAFETY: signal 0 only checks for existence.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "process {pid} was left behind");
+}
+
+fn findings<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
+    r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+fn thread_names(f: &Value) -> Vec<String> {
+    let mut v: Vec<String> = f["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn stack_functions(f: &Value, edge: &Value) -> Vec<String> {
+    let i = edge["stack"].as_u64().unwrap() as usize;
+    f["stacks"][i]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|fr| fr["function"].as_str().map(String::from))
+        .collect()
+}
+
+fn model_of(dir: &Path) -> Model {
+    Model::build(&trace::read_dirs(&[dir.to_path_buf()]).expect("traces read"))
+}
+
+/// Whether locks X → Y and Y → X both have edges (a tempting inversion).
+fn has_inversion(m: &Model) -> bool {
+    m.edges.keys().any(|&(a, b)| {
+        m.nodes[a].is_lock() && m.nodes[b].is_lock() && m.edges.contains_key(&(b, a))
+    })
+}
+
+fn assert_no_deadlock(r: &Run, what: &str) {
+    let bad: Vec<&Value> = r.report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "deadlock" || f["kind"] == "potential-deadlock")
+        .collect();
+    assert!(bad.is_empty(), "{what}: false deadlock finding: {bad:#?}");
+}
+
+#[test]
+fn warnd_light_predicts_the_netlink_deadlock() {
+    let r = run_example("warnd", &["--light"], 60);
+    assert_eq!(r.code, 1, "findings exit status");
+    assert_eq!(r.report["run"]["ending"], "exited");
+    assert_eq!(r.report["run"]["code"], 0, "the light run never hangs");
+    // The port the receiver printed is the port in the cycle.
+    let port: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("warnd: receiver on netlink protocol 2 port "))
+        .expect("warnd prints its port")
+        .trim()
+        .parse()
+        .unwrap();
+
+    let pd = findings(&r.report, "potential-deadlock");
+    assert_eq!(
+        pd.len(),
+        1,
+        "one potential deadlock: {:#?}",
+        r.report["findings"]
+    );
+    let f = pd[0];
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0]["type"], "lock");
+    assert_eq!(nodes[0]["kind"], "rwlock");
+    assert_eq!(nodes[0]["mode"], "write");
+    assert_eq!(nodes[1]["type"], "channel");
+    assert_eq!(nodes[1]["family"], "netlink");
+    assert_eq!(nodes[1]["direction"], "send");
+    assert_eq!(nodes[1]["protocol"], 2);
+    assert_eq!(nodes[1]["port"], port);
+    assert_eq!(thread_names(f), ["nl-receiver", "warn-sender"]);
+
+    let edges = f["edges"].as_array().unwrap();
+    let send = edges
+        .iter()
+        .find(|e| e["relation"] == "held-across-call")
+        .expect("held-across-call edge");
+    assert_eq!(send["thread"]["name"], "warn-sender");
+    assert_eq!(send["call"], "sendto");
+    assert_eq!(send["held_mode"], "write");
+    assert!(
+        send["count"].as_u64().unwrap() >= 100,
+        "every alarm counted: {send}"
+    );
+    let fns = stack_functions(f, send);
+    assert!(
+        fns.iter().any(|s| s == "send_warn"),
+        "sendto call site symbolised: {fns:?}"
+    );
+    assert!(fns.iter().any(|s| s == "fun_nl_sendto"), "{fns:?}");
+    assert_eq!(send["held_at"]["function"], "raise_alarm");
+    assert!(
+        !fns.iter()
+            .any(|s| s.contains("holdcheck") || s.contains("backtrace")),
+        "no shim frames: {fns:?}"
+    );
+
+    let drain = edges
+        .iter()
+        .find(|e| e["relation"] == "drain")
+        .expect("drain edge");
+    assert_eq!(drain["thread"]["name"], "nl-receiver");
+    assert_eq!(drain["wanted_mode"], "write");
+    assert_eq!(drain["acquired_at"]["function"], "handle_warn");
+    assert!(stack_functions(f, drain)
+        .iter()
+        .any(|s| s == "receiver_main"));
+    assert!(f["location"]["file"].as_str().unwrap().ends_with("warnd.c"));
+}
+
+#[test]
+fn warnd_light_text_report_reads_like_a_sanitizer_report() {
+    let work = work_dir("warnd-text");
+    let exe = examples().join("warnd");
+    let (code, stdout, _) = holdcheck(
+        &[
+            "run",
+            "--out",
+            work.join("t").to_str().unwrap(),
+            "--",
+            exe.to_str().unwrap(),
+            "--light",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("WARNING: holdcheck: potential deadlock"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Cycle: rwlock 0x"), "{stdout}");
+    assert!(stdout.contains("netlink protocol 2 port"), "{stdout}");
+    assert!(stdout.contains("\"warn-sender\""), "{stdout}");
+    assert!(stdout.contains("in send_warn "), "{stdout}");
+    assert!(stdout.contains("warnd.c:"), "{stdout}");
+    assert!(
+        stdout.contains("SUMMARY: holdcheck: potential-deadlock"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 potential-deadlock"), "{stdout}");
+
+    // The same traces, read again by `holdcheck report`.
+    let (code, again, _) = holdcheck(
+        &["report", work.join("t").to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1);
+    assert!(again.contains("SUMMARY: holdcheck: potential-deadlock"));
+}
+
+/// The stress run deadlocks for real in netlink_attachskb. What the shim
+/// wrote before the hang (the write lock held across sendto into the port)
+/// is in the report; the receiver's drain dependency is only confirmed by a
+/// second receive, which never comes, so naming the live cycle is the
+/// watchdog's job.
+#[test]
+fn warnd_stress_really_hangs_and_what_was_seen_before_is_reported() {
+    let r = run_example("warnd", &["--stress"], 4);
+    assert_eq!(
+        r.report["run"]["ending"], "timed-out",
+        "the stress run hangs"
+    );
+    assert_eq!(r.code, 1);
+    let held: Vec<&Value> = r.report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["relation"] == "held-across-call" && e["call"] == "sendto")
+        })
+        .collect();
+    assert!(!held.is_empty(), "{:#?}", r.report["findings"]);
+    assert!(held[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["family"] == "netlink" && n["direction"] == "send"));
+}
+
+#[test]
+fn abba_is_a_potential_deadlock_with_both_acquisition_stacks() {
+    let r = run_example("abba", &[], 60);
+    assert_eq!(r.code, 1);
+    let pd = findings(&r.report, "potential-deadlock");
+    assert_eq!(pd.len(), 1, "{:#?}", r.report["findings"]);
+    let f = pd[0];
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert!(nodes
+        .iter()
+        .all(|n| n["type"] == "lock" && n["kind"] == "mutex"));
+    assert_eq!(thread_names(f), ["a-then-b", "b-then-a"]);
+    let edges = f["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2);
+    let mut holders = Vec::new();
+    for e in edges {
+        assert_eq!(e["relation"], "lock-order");
+        let fns = stack_functions(f, e);
+        assert_eq!(
+            fns.first().map(String::as_str),
+            Some("take_second"),
+            "{fns:?}"
+        );
+        holders.push(e["held_at"]["function"].as_str().unwrap().to_string());
+    }
+    holders.sort();
+    assert_eq!(holders, ["a_then_b", "b_then_a"]);
+}
+
+#[test]
+fn abba_that_really_hangs_is_killed_and_reported() {
+    let start = Instant::now();
+    let r = run_example("abba", &["--hang"], 2);
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(findings(&r.report, "potential-deadlock").len(), 1);
+}
+
+#[test]
+fn gate_lock_is_not_a_deadlock() {
+    let r = run_example("gate_lock", &[], 60);
+    assert_no_deadlock(&r, "gate lock");
+    let m = model_of(&r.trace_dir);
+    assert!(
+        has_inversion(&m),
+        "the trap was exercised: A→B and B→A are in the trace"
+    );
+}
+
+#[test]
+fn trylock_is_not_a_deadlock() {
+    let r = run_example("trylock", &[], 60);
+    assert_no_deadlock(&r, "trylock");
+    assert!(
+        model_of(&r.trace_dir).trylock_orders > 0,
+        "trylocks under held locks were seen"
+    );
+}
+
+#[test]
+fn condvar_waits_are_not_findings() {
+    let r = run_example("condvar", &[], 60);
+    assert_eq!(
+        r.code, 0,
+        "no finding of any kind: {:#?}",
+        r.report["findings"]
+    );
+    assert_eq!(r.report["summary"]["hazard"], 0);
+    let m = model_of(&r.trace_dir);
+    assert!(
+        !m.edges.is_empty(),
+        "the queue lock → stats lock order was recorded"
+    );
+}
+
+#[test]
+fn readers_on_a_default_rwlock_are_not_a_deadlock() {
+    let r = run_example("rwlock_readers", &[], 60);
+    assert_no_deadlock(&r, "reader/reader on a default rwlock");
+    assert!(
+        has_inversion(&model_of(&r.trace_dir)),
+        "read→mutex and mutex→read were recorded"
+    );
+}
+
+#[test]
+fn readers_on_a_writer_preferring_rwlock_are_a_deadlock() {
+    let r = run_example("rwlock_readers", &["--writer-preferring"], 60);
+    let pd = findings(&r.report, "potential-deadlock");
+    assert_eq!(pd.len(), 1, "{:#?}", r.report["findings"]);
+    let rw = pd[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "rwlock")
+        .expect("the rwlock is in the cycle");
+    assert_eq!(rw["mode"], "read");
+    assert_eq!(rw["writer_preferring"], true);
+}
+
+#[test]
+fn a_destroyed_and_reused_address_is_not_a_deadlock() {
+    let r = run_example("reuse", &[], 60);
+    assert_no_deadlock(&r, "reused lock address");
+    let m = model_of(&r.trace_dir);
+    let gens: Vec<(u64, u32)> = m
+        .nodes
+        .iter()
+        .filter_map(|n| match n {
+            Node::Lock { lock, .. } => Some((lock.addr, lock.gen)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        gens.iter()
+            .any(|(a, g)| gens.iter().any(|(a2, g2)| a == a2 && g != g2)),
+        "one address, two lock generations: {gens:?}"
+    );
+}
+
+#[test]
+fn non_blocking_sends_under_a_lock_are_not_findings() {
+    let r = run_example("nonblocking", &[], 60);
+    assert_eq!(r.code, 0, "{:#?}", r.report["findings"]);
+    assert_eq!(
+        r.report["processes"].as_array().unwrap().len(),
+        1,
+        "the shim ran"
+    );
+}
+
+#[test]
+fn holdcheck_errors_are_clear_and_have_their_own_status() {
+    let empty = work_dir("empty");
+    let (code, _, err) = holdcheck(
+        &["report", empty.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("no trace files"), "{err}");
+
+    let (code, _, err) = holdcheck(
+        &["run", "--", "/nonexistent/program"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot start /nonexistent/program"), "{err}");
+
+    let (code, _, err) = holdcheck(
+        &["run", "--timeout", "soon", "--", "true"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("not a positive number of seconds"), "{err}");
+
+    // A static program ignores LD_PRELOAD: said, not mistaken for clean.
+    let (code, _, err) = holdcheck(
+        &["run", "--", "/sbin/ldconfig", "-p"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("did not load"), "{err}");
+}
+
+#[test]
+fn the_shim_leaves_a_programs_output_and_status_alone() {
+    let work = work_dir("status");
+    let (code, stdout, _) = holdcheck(
+        &[
+            "run",
+            "--format",
+            "json",
+            "-o",
+            work.join("r.json").to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "echo hello; printf 'a\\nb\\n' | sort -r; exit 3",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "no findings");
+    assert_eq!(stdout, "hello\nb\na\n");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["run"]["code"], 3);
+    assert!(
+        r["processes"].as_array().unwrap().len() >= 2,
+        "the pipeline's children were traced too"
+    );
+}

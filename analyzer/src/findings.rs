@@ -79,6 +79,7 @@ pub fn analyse(model: &Model) -> Report {
         summary,
         warnings,
         partial,
+        run: None,
     }
 }
 

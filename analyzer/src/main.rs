@@ -1,11 +1,14 @@
 //! The `holdcheck` command line.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use holdcheck::report::{text, Report};
+use holdcheck::report::{text, Report, RunInfo};
 use holdcheck::run::{self, RunOptions};
+use holdcheck::trace;
 use holdcheck::{analyse_dirs, EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS};
 use std::ffi::OsString;
+use std::io::Write;
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +34,10 @@ enum Cmd {
         out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Write the report to FILE instead of standard output (which the
+        /// command shares).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
         /// Seconds after which the command (and its process group) is killed
         /// and the report printed.
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -48,6 +55,9 @@ enum Cmd {
     Report {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Write the report to FILE instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
         #[arg(required = true, value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
@@ -66,10 +76,15 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn print(report: &Report, format: Format) -> Result<()> {
-    match format {
-        Format::Text => print!("{}", text::render(report)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
+    let rendered = match format {
+        Format::Text => text::render(report),
+        Format::Json => serde_json::to_string_pretty(report)? + "\n",
+    };
+    match output {
+        Some(path) => std::fs::write(path, rendered)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
     Ok(())
 }
@@ -87,11 +102,12 @@ fn main_result(cli: Cli) -> Result<i32> {
         Cmd::Run {
             out,
             format,
+            output,
             timeout,
             command,
         } => {
             let outcome = run::run(&RunOptions {
-                command,
+                command: command.clone(),
                 out,
                 timeout,
             })?;
@@ -100,13 +116,33 @@ fn main_result(cli: Cli) -> Result<i32> {
                 outcome.ending,
                 outcome.dir.display()
             );
-            let report = analyse_dirs(&[outcome.dir])?;
-            print(&report, format)?;
+            if trace::trace_files(&outcome.dir)?.is_empty() {
+                bail!(
+                    "the shim wrote no trace: it did not load in {} (a static or set-uid program ignores LD_PRELOAD)",
+                    command[0].to_string_lossy()
+                );
+            }
+            let mut report = analyse_dirs(std::slice::from_ref(&outcome.dir))?;
+            let (ending, code) = outcome.ending.info();
+            report.run = Some(RunInfo {
+                command: command
+                    .iter()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .collect(),
+                trace_dir: outcome.dir.display().to_string(),
+                ending: ending.to_string(),
+                code,
+            });
+            print(&report, format, output.as_deref())?;
             Ok(status(&report))
         }
-        Cmd::Report { format, dirs } => {
+        Cmd::Report {
+            format,
+            output,
+            dirs,
+        } => {
             let report = analyse_dirs(&dirs)?;
-            print(&report, format)?;
+            print(&report, format, output.as_deref())?;
             Ok(status(&report))
         }
     }

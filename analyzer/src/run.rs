@@ -39,6 +39,17 @@ impl std::fmt::Display for Ending {
     }
 }
 
+impl Ending {
+    pub fn info(&self) -> (&'static str, Option<i32>) {
+        match self {
+            Ending::Exited(c) => ("exited", Some(*c)),
+            Ending::Signalled(s) => ("signalled", Some(*s)),
+            Ending::TimedOut => ("timed-out", None),
+            Ending::Interrupted => ("interrupted", None),
+        }
+    }
+}
+
 pub struct Outcome {
     pub dir: PathBuf,
     pub ending: Ending,

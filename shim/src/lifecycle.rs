@@ -13,7 +13,11 @@ static FINI: extern "C" fn() = fini;
 extern "C" fn init() {
     // Hooks may have run already (other libraries' constructors); this only
     // makes sure the configuration is read early and fork is handled.
-    config::active();
+    // The trace (its header) is written at once: an empty trace says the
+    // shim ran and saw nothing, a missing one that it never loaded.
+    if config::active() {
+        recorder::RECORDER.lock().open();
+    }
     // SAFETY: the handlers are plain functions of this library.
     unsafe {
         libc::pthread_atfork(

@@ -82,6 +82,8 @@ real_fns! {
     pthread_cond_timedwait @ "GLIBC_2.3.2": fn(P, P, *const timespec) -> c_int;
     pthread_cond_clockwait @ "GLIBC_2.30": fn(P, P, c_int, *const timespec) -> c_int;
 
+    pthread_setname_np: fn(libc::pthread_t, *const c_char) -> c_int;
+
     send: fn(c_int, *const c_void, size_t, c_int) -> ssize_t;
     sendto: fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
     sendmsg: fn(c_int, *const msghdr, c_int) -> ssize_t;

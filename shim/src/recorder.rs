@@ -26,6 +26,9 @@ pub struct Recorder {
     stacks: HashSet<u64, Fixed>,
     locks: HashSet<LockRef, Fixed>,
     threads: HashMap<u32, String, Fixed>,
+    /// pthread_t → tid of the threads that recorded something, so a name
+    /// set from another thread reaches the right record.
+    pthreads: HashMap<libc::pthread_t, u32, Fixed>,
     modules: HashSet<(String, u64), Fixed>,
     /// Held-across-call statistics: fact id → (count, max_ns, written count,
     /// written max_ns).
@@ -44,6 +47,7 @@ impl Recorder {
             stacks: HashSet::with_hasher(Fixed::new()),
             locks: HashSet::with_hasher(Fixed::new()),
             threads: HashMap::with_hasher(Fixed::new()),
+            pthreads: HashMap::with_hasher(Fixed::new()),
             modules: HashSet::with_hasher(Fixed::new()),
             stats: HashMap::with_hasher(Fixed::new()),
             partial_said: HashSet::with_hasher(Fixed::new()),
@@ -105,10 +109,30 @@ impl Recorder {
         let name = sys::read_small("/proc/thread-self/comm")
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
             .unwrap_or_default();
+        // SAFETY: pthread_self has no preconditions.
+        self.pthreads.insert(unsafe { libc::pthread_self() }, tid);
+        self.name_thread(tid, name);
+    }
+
+    fn name_thread(&mut self, tid: u32, name: String) {
         if self.threads.get(&tid) != Some(&name) {
             self.threads.insert(tid, name.clone());
             self.write(&Record::Thread { tid, name });
         }
+    }
+
+    /// `pthread_setname_np(thread, name)` succeeded: if that thread already
+    /// recorded facts under its old name, record the new one.
+    pub fn renamed(&mut self, thread: libc::pthread_t, name: &str) {
+        let Some(&tid) = self.pthreads.get(&thread) else {
+            return; // its first fact will read the new name
+        };
+        // A pthread_t is reused after join: only a live task keeps the name.
+        if rustix::fs::stat(format!("/proc/self/task/{tid}").as_str()).is_err() {
+            self.pthreads.remove(&thread);
+            return;
+        }
+        self.name_thread(tid, name.to_string());
     }
 
     /// Counts one held-across-call and writes its statistics when they grew
@@ -199,6 +223,11 @@ impl Recorder {
             }
             Err(why) => config::go_passive(&why),
         }
+    }
+
+    /// Opens the trace file now (at start-up) rather than at the first fact.
+    pub fn open(&mut self) {
+        self.ensure_file();
     }
 
     pub fn path(&self) -> Option<&str> {

@@ -20,6 +20,20 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// True when a bound cut the analysis short (see `warnings`).
     pub partial: bool,
+    /// For `holdcheck run`: the command and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct RunInfo {
+    pub command: Vec<String>,
+    pub trace_dir: String,
+    /// `exited`, `signalled`, `timed-out` or `interrupted`.
+    pub ending: String,
+    /// Exit status or signal number, when it exited or was signalled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
