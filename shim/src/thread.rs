@@ -1,11 +1,14 @@
 //! Per-thread state: the held-lock stack, the recent-acquisitions ring that
 //! queue dependencies are built from, and a cache of facts already recorded.
 //!
-//! It lives in a `const`-initialised thread-local with no destructor, so the
-//! fast path is a TLS access and a few stores: no allocation, no lazy
-//! registration, nothing to run at thread exit.
+//! It lives in static TLS (initial-exec model, zero-initialised `.tbss`, no
+//! destructor), so the fast path reaches it in two instructions: no
+//! `__tls_get_addr` call, no allocation, nothing to run at thread exit.
+//! Rust's `thread_local!` in a shared object uses the general-dynamic model
+//! (a call per access), which cost more than the whole budget of a lock pair.
+//! Initial-exec TLS is sound for a library loaded at start-up by
+//! `LD_PRELOAD`; `dlopen`ing the shim later is not supported.
 
-use core::cell::UnsafeCell;
 use holdcheck_format::{LockKind, Mode};
 
 /// Deepest held-lock stack tracked; deeper acquisitions are passed through
@@ -16,7 +19,7 @@ pub const RECENT: usize = 16;
 /// Channels a thread's queue dependencies are tracked on at once.
 pub const QUEUE_SLOTS: usize = 4;
 /// Direct-mapped cache of fact keys this thread already recorded.
-pub const SEEN_CACHE: usize = 512;
+pub const SEEN_CACHE: usize = 256;
 
 #[derive(Clone, Copy)]
 pub struct HeldEntry {
@@ -26,6 +29,7 @@ pub struct HeldEntry {
     pub site: usize,
 }
 
+#[cfg(test)]
 impl HeldEntry {
     const EMPTY: HeldEntry = HeldEntry {
         addr: 0,
@@ -60,6 +64,8 @@ pub struct ThreadState {
 }
 
 impl ThreadState {
+    /// The state of a new thread: what `.tbss` holds, all zero bytes.
+    #[cfg(test)]
     const fn new() -> Self {
         ThreadState {
             busy: false,
@@ -106,7 +112,10 @@ impl ThreadState {
             i -= 1;
             if self.held[i].addr == addr {
                 let e = self.held[i];
-                self.held.copy_within(i + 1..self.held_len, i);
+                // Usually the top: nothing to shift (and no memmove call).
+                for j in i..self.held_len - 1 {
+                    self.held[j] = self.held[j + 1];
+                }
                 self.held_len -= 1;
                 return Some(e);
             }
@@ -161,8 +170,36 @@ impl ThreadState {
     }
 }
 
-thread_local! {
-    static STATE: UnsafeCell<ThreadState> = const { UnsafeCell::new(ThreadState::new()) };
+// The per-thread state: `.tbss` (zero-filled per thread by the loader).
+// ThreadState::new() is all zero bytes (checked by a test).
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".balign 64",
+    ".globl holdcheck_thread_state",
+    ".hidden holdcheck_thread_state",
+    ".type holdcheck_thread_state, @object",
+    ".size holdcheck_thread_state, {size}",
+    "holdcheck_thread_state:",
+    ".zero {size}",
+    ".popsection",
+    size = const core::mem::size_of::<ThreadState>(),
+);
+
+/// This thread's state, by the initial-exec TLS sequence.
+#[inline(always)]
+fn state_ptr() -> *mut ThreadState {
+    let p: *mut ThreadState;
+    // SAFETY: reads the thread pointer and the GOT entry of a TLS symbol of
+    // this object; the result is this thread's copy of it.
+    unsafe {
+        core::arch::asm!(
+            "mov {p}, qword ptr fs:0",
+            "add {p}, qword ptr [rip + holdcheck_thread_state@GOTTPOFF]",
+            p = out(reg) p,
+            options(pure, readonly, nostack),
+        );
+    }
+    p
 }
 
 /// This thread's state, or None while the shim itself is running on it (a
@@ -175,7 +212,7 @@ pub fn enter() -> Option<&'static mut ThreadState> {
     }
     // SAFETY: the state is only touched by its own thread, and `busy` keeps
     // reentrant calls (the shim's own, a signal handler's) from aliasing it.
-    let st = STATE.with(|s| unsafe { &mut *s.get() });
+    let st = unsafe { &mut *state_ptr() };
     if st.busy {
         return None;
     }
@@ -191,11 +228,60 @@ pub fn leave(st: &mut ThreadState) {
 /// Runs `f` on this thread's state whatever `busy` says (fork handlers).
 pub fn with_state_unchecked<R>(f: impl FnOnce(&mut ThreadState) -> R) -> R {
     // SAFETY: only used where no other shim code runs on this thread.
-    STATE.with(|s| f(unsafe { &mut *s.get() }))
+    f(unsafe { &mut *state_ptr() })
 }
 
 /// Mixes values into a fact key (FxHash-style; keys only need to spread).
 #[inline(always)]
 pub fn mix(h: u64, v: u64) -> u64 {
     (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_state_is_all_zero_bytes_as_tbss_gives_it() {
+        let st = ThreadState::new();
+        // SAFETY: reading the bytes of a live value.
+        let bytes = unsafe {
+            core::slice::from_raw_parts(
+                &st as *const ThreadState as *const u8,
+                core::mem::size_of::<ThreadState>(),
+            )
+        };
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn the_tls_state_is_per_thread() {
+        with_state_unchecked(|s| s.tid = 7);
+        let other = std::thread::spawn(|| with_state_unchecked(|s| s.tid))
+            .join()
+            .unwrap();
+        assert_eq!(other, 0);
+        assert_eq!(with_state_unchecked(|s| s.tid), 7);
+    }
+
+    #[test]
+    fn pop_takes_the_innermost_entry_of_an_address() {
+        let mut st = ThreadState::new();
+        for (addr, site) in [(1, 10), (2, 20), (1, 30)] {
+            st.push_held(HeldEntry {
+                addr,
+                mode: Mode::Write,
+                kind: LockKind::Mutex,
+                site,
+            });
+        }
+        assert_eq!(st.pop_held(1).unwrap().site, 30);
+        assert_eq!(
+            st.held().iter().map(|e| e.site).collect::<Vec<_>>(),
+            [10, 20]
+        );
+        assert_eq!(st.pop_held(1).unwrap().site, 10);
+        assert_eq!(st.held().iter().map(|e| e.site).collect::<Vec<_>>(), [20]);
+        assert!(st.pop_held(9).is_none());
+    }
 }
