@@ -57,8 +57,14 @@ struct Run {
 /// done `guard` after its start, it is interrupted (it then kills its
 /// target's group) and the test fails.
 fn holdcheck(args: &[&str], guard: Duration) -> (i32, String, String) {
+    holdcheck_with(args, guard, "")
+}
+
+/// The same, with `HOLDCHECK_OPTIONS` for the shim.
+fn holdcheck_with(args: &[&str], guard: Duration, options: &str) -> (i32, String, String) {
     let child = Command::new(holdcheck_bin())
         .args(args)
+        .env("HOLDCHECK_OPTIONS", options)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -88,6 +94,11 @@ fn holdcheck(args: &[&str], guard: Duration) -> (i32, String, String) {
 
 /// `holdcheck run --format json` on an example.
 fn run_example(example: &str, args: &[&str], timeout_secs: u32) -> Run {
+    run_example_with(example, args, timeout_secs, "")
+}
+
+/// The same, with `HOLDCHECK_OPTIONS` for the shim.
+fn run_example_with(example: &str, args: &[&str], timeout_secs: u32, options: &str) -> Run {
     let work = work_dir(example);
     let report = work.join("report.json");
     let trace_dir = work.join("trace");
@@ -107,7 +118,11 @@ fn run_example(example: &str, args: &[&str], timeout_secs: u32) -> Run {
         exe.to_str().unwrap(),
     ];
     argv.extend_from_slice(args);
-    let (code, stdout, stderr) = holdcheck(&argv, Duration::from_secs(timeout_secs as u64 + 60));
+    let (code, stdout, stderr) = holdcheck_with(
+        &argv,
+        Duration::from_secs(timeout_secs as u64 + 60),
+        options,
+    );
     let text = std::fs::read_to_string(&report)
         .unwrap_or_else(|e| panic!("no report from {example} {args:?} ({e}); stderr:\n{stderr}"));
     let report: Value = serde_json::from_str(&text).expect("the JSON report parses");
@@ -294,37 +309,103 @@ fn warnd_light_text_report_reads_like_a_sanitizer_report() {
     assert!(again.contains("SUMMARY: holdcheck: potential-deadlock"));
 }
 
-/// The stress run deadlocks for real in netlink_attachskb. What the shim
-/// wrote before the hang (the write lock held across sendto into the port)
-/// is in the report; the receiver's drain dependency is only confirmed by a
-/// second receive, which never comes, so naming the live cycle is the
-/// watchdog's job.
+/// Watchdog settings of the live tests: a short interval, a short stall
+/// threshold.
+const LIVE: &str = "watchdog_ms=300:stall_ms=1000";
+const INTERVAL_MS: u64 = 300;
+
+fn thread_state<'a>(f: &'a Value, name: &str) -> &'a Value {
+    f["thread_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["thread"]["name"] == name)
+        .unwrap_or_else(|| panic!("no thread {name} in {f:#}"))
+}
+
+fn only_kinds(r: &Value) -> Vec<String> {
+    r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The stress run deadlocks for real in netlink_attachskb; the watchdog
+/// says so while it hangs, within two intervals of the hang.
 #[test]
-fn warnd_stress_really_hangs_and_what_was_seen_before_is_reported() {
-    let r = run_example("warnd", &["--stress"], 4);
+fn warnd_stress_is_reported_live_as_a_deadlock() {
+    let r = run_example_with("warnd", &["--stress"], 6, LIVE);
     assert_eq!(
         r.report["run"]["ending"], "timed-out",
         "the stress run hangs"
     );
     assert_eq!(r.code, 1);
-    let held: Vec<&Value> = r.report["findings"]
-        .as_array()
-        .unwrap()
+    let port: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("warnd: receiver on netlink protocol 2 port "))
+        .expect("warnd prints its port")
+        .trim()
+        .parse()
+        .unwrap();
+    let d = findings(&r.report, "deadlock");
+    assert_eq!(d.len(), 1, "{:#?}", r.report["findings"]);
+    let f = d[0];
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0]["kind"], "rwlock");
+    assert_eq!(nodes[0]["mode"], "write");
+    assert_eq!(nodes[1]["family"], "netlink");
+    assert_eq!(nodes[1]["direction"], "send");
+    assert_eq!(nodes[1]["port"], port);
+    let edges = f["edges"].as_array().unwrap();
+    let send = edges
         .iter()
-        .filter(|f| {
-            f["edges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["relation"] == "held-across-call" && e["call"] == "sendto")
-        })
-        .collect();
-    assert!(!held.is_empty(), "{:#?}", r.report["findings"]);
-    assert!(held[0]["nodes"]
-        .as_array()
+        .find(|e| e["relation"] == "held-across-call")
+        .unwrap();
+    assert_eq!(send["thread"]["name"], "warn-sender");
+    assert_eq!(send["call"], "sendto");
+    let drain = edges.iter().find(|e| e["relation"] == "drain").unwrap();
+    assert_eq!(drain["thread"]["name"], "nl-receiver");
+    assert_eq!(drain["wanted_mode"], "write");
+
+    let sender = thread_state(f, "warn-sender");
+    assert!(sender["holds"][0]
+        .as_str()
         .unwrap()
+        .starts_with("rwlock 0x"));
+    assert!(sender["waiting"]
+        .as_str()
+        .unwrap()
+        .starts_with("sendto() on netlink"));
+    let receiver = thread_state(f, "nl-receiver");
+    assert!(receiver["waiting"]
+        .as_str()
+        .unwrap()
+        .starts_with("lock rwlock 0x"));
+    let i = receiver["stack"]
+        .as_u64()
+        .expect("the receiver's wait has a stack") as usize;
+    assert_eq!(f["stacks"][i]["frames"][0]["function"], "handle_warn");
+
+    // Reported within two intervals of the moment the cycle closed (the
+    // later of the two waits), with a little slack for a loaded machine.
+    let closed = [sender, receiver]
         .iter()
-        .any(|n| n["family"] == "netlink" && n["direction"] == "send"));
+        .map(|t| t["waited_ms"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert!(
+        closed < 2 * INTERVAL_MS + 100,
+        "reported {closed} ms after the hang"
+    );
+    assert_eq!(
+        findings(&r.report, "hazard").len(),
+        0,
+        "the held-across-call is part of the deadlock"
+    );
 }
 
 #[test]
@@ -358,12 +439,117 @@ fn abba_is_a_potential_deadlock_with_both_acquisition_stacks() {
 }
 
 #[test]
-fn abba_that_really_hangs_is_killed_and_reported() {
+fn abba_that_really_hangs_is_a_live_deadlock_with_both_owners() {
     let start = Instant::now();
-    let r = run_example("abba", &["--hang"], 2);
+    let r = run_example_with("abba", &["--hang"], 3, LIVE);
     assert!(start.elapsed() < Duration::from_secs(30));
     assert_eq!(r.report["run"]["ending"], "timed-out");
-    assert_eq!(findings(&r.report, "potential-deadlock").len(), 1);
+    assert_eq!(
+        only_kinds(&r.report),
+        ["deadlock"],
+        "the predicted cycle is the observed one"
+    );
+    let f = findings(&r.report, "deadlock")[0];
+    assert!(f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["kind"] == "mutex"));
+    for name in ["a-then-b", "b-then-a"] {
+        let t = thread_state(f, name);
+        assert_eq!(t["holds"].as_array().unwrap().len(), 1, "{t}");
+        assert!(t["waiting"].as_str().unwrap().starts_with("lock mutex"));
+    }
+}
+
+#[test]
+fn the_rwlock_stall_names_its_root_and_counts_the_waiters() {
+    let r = run_example_with("rwlock_stall", &[], 3, LIVE);
+    assert_eq!(
+        only_kinds(&r.report),
+        ["stall"],
+        "{:#?}",
+        r.report["findings"]
+    );
+    let f = findings(&r.report, "stall")[0];
+    let root = &f["thread_states"][0];
+    assert_eq!(root["thread"]["name"], "slow-holder");
+    assert!(
+        root["holds"][0].as_str().unwrap().starts_with("rwlock 0x"),
+        "{root}"
+    );
+    assert!(
+        root["waiting"]
+            .as_str()
+            .unwrap()
+            .starts_with("read() on pipe"),
+        "{root}"
+    );
+    assert_eq!(f["waiters"], 4, "the writer and three readers");
+    let stack = &f["stacks"][root["stack"].as_u64().unwrap() as usize];
+    assert!(stack["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|fr| fr["function"] == "slow_holder"));
+}
+
+#[test]
+fn a_request_without_reply_is_one_stalled_call_and_the_idle_server_none() {
+    let r = run_example_with("nl_request", &[], 3, LIVE);
+    assert_eq!(
+        only_kinds(&r.report),
+        ["stalled-call"],
+        "{:#?}",
+        r.report["findings"]
+    );
+    let f = findings(&r.report, "stalled-call")[0];
+    let t = &f["thread_states"][0];
+    assert_eq!(t["thread"]["name"], "metrics-client");
+    assert_eq!(t["awaiting_reply"], true);
+    assert!(t["waiting"]
+        .as_str()
+        .unwrap()
+        .starts_with("recvfrom() on netlink protocol 2"));
+    let stack = &f["stacks"][t["stack"].as_u64().unwrap() as usize];
+    assert!(stack["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|fr| fr["function"] == "query_metrics"));
+}
+
+#[test]
+fn a_mutex_held_across_a_write_into_a_full_pipe_is_a_live_deadlock() {
+    let r = run_example_with("pipe_deadlock", &[], 3, LIVE);
+    let d = findings(&r.report, "deadlock");
+    assert_eq!(d.len(), 1, "{:#?}", r.report["findings"]);
+    let nodes = d[0]["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["kind"], "mutex");
+    assert_eq!(nodes[1]["family"], "pipe");
+    assert_eq!(nodes[1]["direction"], "send");
+    assert_eq!(thread_names(d[0]), ["log-reader", "log-writer"]);
+}
+
+#[test]
+fn idle_threads_condvar_waits_and_healthy_programs_get_no_live_finding() {
+    // Waits of 1.5 s against a 0.5 s stall threshold.
+    let opts = "watchdog_ms=100:stall_ms=500";
+    let r = run_example_with("idle", &["1500"], 30, opts);
+    assert_eq!(r.code, 0, "{:#?}", r.report["findings"]);
+    assert_eq!(r.report["run"]["code"], 0);
+    for (example, args) in [
+        ("condvar", &[][..]),
+        ("warnd", &["--light"][..]),
+        ("gate_lock", &[][..]),
+    ] {
+        let r = run_example_with(example, args, 30, opts);
+        let live: Vec<String> = only_kinds(&r.report)
+            .into_iter()
+            .filter(|k| k == "deadlock" || k == "stall" || k == "stalled-call")
+            .collect();
+        assert!(live.is_empty(), "{example}: {live:?}");
+    }
 }
 
 #[test]

@@ -23,14 +23,61 @@ pub fn analyse(model: &Model) -> Report {
     // Edges of reported cycles: a lock held across a call on such an edge is
     // part of that deadlock (another call site of it), not a hazard of its own.
     let mut cycle_edges: HashSet<(usize, usize)> = HashSet::new();
+    let observed: Vec<Finding> = model
+        .observed
+        .iter()
+        .map(|(pid, o)| crate::observed::finding(model, &mut syms, *pid, o))
+        .collect();
     let mut sorted = cycles;
     sorted.sort_by_key(|c| c.nodes.len());
     for c in &sorted {
         let n = c.nodes.len();
         cycle_edges.extend((0..n).map(|i| (c.nodes[i], c.nodes[(i + 1) % n])));
-        findings.push(cycle_finding(model, &mut syms, c));
+        let f = cycle_finding(model, &mut syms, c);
+        // A cycle the watchdog saw happen is reported as the deadlock.
+        let seen_live = observed
+            .iter()
+            .any(|o| o.kind == DEADLOCK && same_nodes(&o.nodes, &f.nodes));
+        if !seen_live {
+            findings.push(f);
+        }
     }
+    // The edges of observed findings, too, explain their held-across-calls.
+    for (pid, o) in &model.observed {
+        let idx: Vec<Option<usize>> = o
+            .nodes
+            .iter()
+            .map(|n| model.node_index(&crate::observed::node(n, *pid)))
+            .collect();
+        for e in &o.edges {
+            if let (Some(a), Some(b)) = (idx[e.from], idx[e.to]) {
+                cycle_edges.insert((a, b));
+            }
+        }
+    }
+    let weight = |k: &str| {
+        [DEADLOCK, POTENTIAL_DEADLOCK, STALL, HAZARD, STALLED_CALL]
+            .iter()
+            .position(|x| *x == k)
+    };
+    let mut observed = observed;
+    observed.sort_by_key(|f| weight(&f.kind));
+    let live_deadlocks: Vec<Finding> = observed
+        .iter()
+        .filter(|f| f.kind == DEADLOCK)
+        .cloned()
+        .collect();
+    let live_others: Vec<Finding> = observed
+        .into_iter()
+        .filter(|f| f.kind != DEADLOCK)
+        .collect();
+    findings.splice(0..0, live_deadlocks);
+    // Stalls after the predicted deadlocks; stalled calls after hazards.
+    let (stalls, stalled_calls): (Vec<Finding>, Vec<Finding>) =
+        live_others.into_iter().partition(|f| f.kind == STALL);
+    findings.extend(stalls);
     findings.extend(hazards(model, &mut syms, &cycle_edges));
+    findings.extend(stalled_calls);
 
     let mut partial = truncated;
     for p in model.processes.values() {
@@ -83,7 +130,29 @@ pub fn analyse(model: &Model) -> Report {
     }
 }
 
-fn thread_ref(model: &Model, pid: u32, tid: u32) -> ThreadRef {
+/// Whether two findings have the same nodes (in any rotation).
+fn same_nodes(a: &[NodeInfo], b: &[NodeInfo]) -> bool {
+    let key = |n: &NodeInfo| match n {
+        NodeInfo::Lock {
+            address,
+            pid,
+            generation,
+            ..
+        } => format!("lock {pid} {address} {generation}"),
+        NodeInfo::Channel {
+            direction,
+            description,
+            ..
+        } => format!("chan {description} {direction}"),
+    };
+    let mut x: Vec<String> = a.iter().map(key).collect();
+    let mut y: Vec<String> = b.iter().map(key).collect();
+    x.sort();
+    y.sort();
+    x == y
+}
+
+pub(crate) fn thread_ref(model: &Model, pid: u32, tid: u32) -> ThreadRef {
     ThreadRef {
         pid,
         tid,
@@ -108,7 +177,7 @@ fn lock_kind(model: &Model, pid: u32, lock: LockRef) -> (&'static str, bool) {
     }
 }
 
-fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeInfo {
+pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeInfo {
     match node {
         Node::Lock { pid, lock } => {
             let (kind, writer_preferring) = lock_kind(model, *pid, *lock);
@@ -153,7 +222,12 @@ fn first_frame(frames: &[Frame]) -> Option<Frame> {
     frames.first().cloned()
 }
 
-fn site_frame(syms: &mut Symbols, model: &Model, pid: u32, pc: Option<u64>) -> Option<Frame> {
+pub(crate) fn site_frame(
+    syms: &mut Symbols,
+    model: &Model,
+    pid: u32,
+    pc: Option<u64>,
+) -> Option<Frame> {
     pc.filter(|&p| p != 0)
         .and_then(|p| first_frame(&syms.frames(model, pid, p)))
 }
@@ -306,6 +380,8 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         threads,
         stacks,
         location,
+        thread_states: Vec::new(),
+        waiters: None,
     }
 }
 
@@ -419,6 +495,8 @@ fn hazards(
                 threads,
                 location: program_frame(&frames),
                 stacks,
+                thread_states: Vec::new(),
+                waiters: None,
             },
         ));
     }

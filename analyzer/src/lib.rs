@@ -8,6 +8,7 @@
 pub mod cycles;
 pub mod findings;
 pub mod model;
+pub mod observed;
 pub mod report;
 pub mod run;
 pub mod shim;

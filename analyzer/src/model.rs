@@ -6,7 +6,7 @@
 //! validity filters can look for a real witness.
 
 use crate::trace::TraceFile;
-use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Record};
+use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Observed, Record};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -120,6 +120,8 @@ pub struct Model {
     pub held_calls: BTreeMap<(u32, u64), HeldCall>,
     /// Trylock acquisitions seen while holding locks: they order nothing.
     pub trylock_orders: usize,
+    /// What the live watchdogs reported, by pid.
+    pub observed: Vec<(u32, Observed)>,
     pub warnings: Vec<String>,
 }
 
@@ -338,6 +340,15 @@ impl Model {
                 }
                 Record::ChannelUse { .. } => {}
                 Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
+                Record::Observed(o) => {
+                    for t in &o.threads {
+                        self.proc(pid)
+                            .threads
+                            .entry(t.tid)
+                            .or_insert_with(|| t.name.clone());
+                    }
+                    self.observed.push((pid, o.clone()));
+                }
             }
         }
         for (id, (count, max_ns)) in stats {

@@ -3,10 +3,12 @@
 #define HOLDCHECK_EXAMPLES_COMMON_H
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/netlink.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -23,12 +25,49 @@ static inline void check(int rc, const char *what) {
     }
 }
 
+struct named_start {
+    const char *name;
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static inline void *named_trampoline(void *p) {
+    struct named_start s = *(struct named_start *)p;
+    free(p);
+    /* Named before it does anything, however late its creator gets to it. */
+    pthread_setname_np(pthread_self(), s.name);
+    return s.fn(s.arg);
+}
+
 /* Starts a named thread. */
 static inline pthread_t spawn(const char *name, void *(*fn)(void *), void *arg) {
+    struct named_start *s = malloc(sizeof *s);
+    if (!s)
+        die("malloc");
+    *s = (struct named_start){name, fn, arg};
     pthread_t t;
-    check(pthread_create(&t, NULL, fn, arg), "pthread_create");
-    pthread_setname_np(t, name);
+    check(pthread_create(&t, NULL, named_trampoline, s), "pthread_create");
     return t;
+}
+
+/* A NETLINK_USERSOCK socket bound to a port the kernel picks. */
+static inline int nl_socket(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK);
+    if (fd < 0)
+        die("socket(AF_NETLINK)");
+    struct sockaddr_nl me = {.nl_family = AF_NETLINK};
+    if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0)
+        die("bind");
+    return fd;
+}
+
+/* The port id a netlink socket is bound to. */
+static inline unsigned nl_port(int fd) {
+    struct sockaddr_nl me;
+    socklen_t len = sizeof me;
+    if (getsockname(fd, (struct sockaddr *)&me, &len) < 0)
+        die("getsockname");
+    return me.nl_pid;
 }
 
 static inline int has_flag(int argc, char **argv, const char *flag) {

@@ -6,8 +6,6 @@
  */
 #include "common.h"
 #include <fcntl.h>
-#include <linux/netlink.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define MESSAGES 200
@@ -15,16 +13,6 @@
 static pthread_rwlock_t table = PTHREAD_RWLOCK_INITIALIZER;
 static unsigned port;
 static int received, dropped;
-
-static int nl_socket(void) {
-    int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK);
-    if (fd < 0)
-        die("socket(AF_NETLINK)");
-    struct sockaddr_nl me = {.nl_family = AF_NETLINK};
-    if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0)
-        die("bind");
-    return fd;
-}
 
 static void send_locked(int fd, int flags, int seq) {
     struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = port};
@@ -73,10 +61,7 @@ static void *receiver(void *arg) {
 
 int main(void) {
     int rx = nl_socket();
-    struct sockaddr_nl me;
-    socklen_t len = sizeof me;
-    getsockname(rx, (struct sockaddr *)&me, &len);
-    port = me.nl_pid;
+    port = nl_port(rx);
     pthread_t r = spawn("receiver", receiver, &rx);
     pthread_t s = spawn("sender", sender, NULL);
     pthread_join(s, NULL);

@@ -13,8 +13,6 @@
  *   warnd --stress   a flood into a small queue: really hangs
  */
 #include "common.h"
-#include <linux/netlink.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define ALARM_BYTES 64
@@ -24,16 +22,6 @@ static unsigned alarm_port;          /* the receiver's netlink port id */
 static int alarms_to_send = 200;
 static int stress;
 static long alarms_seen;             /* guarded by alarm_lock */
-
-static int nl_socket(void) {
-    int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK);
-    if (fd < 0)
-        die("socket(AF_NETLINK)");
-    struct sockaddr_nl me = {.nl_family = AF_NETLINK};
-    if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0)
-        die("bind");
-    return fd;
-}
 
 /* The library call of the incident: fun_nl_sendto() in libfun_nl_ipc. */
 static NOINLINE int fun_nl_sendto(int fd, const void *msg, size_t len, unsigned port) {
@@ -116,11 +104,7 @@ int main(int argc, char **argv) {
         int small = 4096; /* a queue that fills in a few messages */
         setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     }
-    struct sockaddr_nl me;
-    socklen_t len = sizeof me;
-    if (getsockname(rx, (struct sockaddr *)&me, &len) < 0)
-        die("getsockname");
-    alarm_port = me.nl_pid;
+    alarm_port = nl_port(rx);
     printf("warnd: receiver on netlink protocol %d port %u\n", NETLINK_USERSOCK, alarm_port);
     fflush(stdout);
 

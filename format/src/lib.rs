@@ -234,6 +234,91 @@ pub enum Record {
     },
     /// A bound of the shim was hit; the analysis of this process is partial.
     Partial { reason: String },
+    /// Something the live watchdog saw while the process ran: a real
+    /// deadlock, a stall, or a stalled call.
+    Observed(Observed),
+}
+
+/// What a thread waits for right now.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "on", rename_all = "lowercase")]
+pub enum Waiting {
+    /// Blocked acquiring a lock.
+    Lock {
+        lock: LockRef,
+        kind: LockKind,
+        mode: Mode,
+    },
+    /// Blocked in a call on a kernel queue.
+    Call {
+        call: String,
+        channel: Channel,
+        direction: Direction,
+        /// The thread sent on the same socket before: it waits for a reply.
+        #[serde(default)]
+        awaiting_reply: bool,
+    },
+}
+
+/// A thread as the watchdog saw it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ObservedThread {
+    pub tid: u32,
+    pub name: String,
+    pub held: Vec<Held>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+    /// How long it had been waiting, in milliseconds.
+    #[serde(default)]
+    pub waited_ms: u64,
+    /// Stack of the wait, when the shim took one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<u64>,
+}
+
+/// A node of an observed wait cycle or chain.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ObservedNode {
+    Lock {
+        lock: LockRef,
+        kind: LockKind,
+        mode: Mode,
+    },
+    Channel {
+        channel: Channel,
+        direction: Direction,
+    },
+}
+
+/// An edge of an observed cycle: `tid` holds (or drains, or feeds) node
+/// `from` and waits for node `to`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ObservedEdge {
+    pub from: usize,
+    pub to: usize,
+    pub tid: u32,
+    /// `lock-order`, `held-across-call`, `drain`, `produce`, or
+    /// `waits-behind` (a reader queued behind a writer).
+    pub relation: String,
+}
+
+/// A live finding.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// `deadlock`, `stall` or `stalled-call`.
+    pub kind: String,
+    pub title: String,
+    /// A deadlock's cycle in order (the last waits for the first); a stall's
+    /// contended lock and what its holder is blocked on; a stalled call's
+    /// held locks and channel.
+    pub nodes: Vec<ObservedNode>,
+    pub edges: Vec<ObservedEdge>,
+    /// The threads involved: for a stall, the root holder first.
+    pub threads: Vec<ObservedThread>,
+    /// Stall: how many threads wait behind the root.
+    #[serde(default)]
+    pub waiters: u32,
 }
 
 impl Record {

@@ -23,6 +23,12 @@ pub struct Config {
     pub verbosity: u8,
     /// Frames kept per stack.
     pub stack_depth: usize,
+    /// How often the watchdog looks, in milliseconds.
+    pub watchdog_ms: u64,
+    /// Age at which a wait chain is a stall and a call a stalled call.
+    pub stall_ms: u64,
+    /// `on_deadlock=abort`: abort (leaving a core) after reporting a deadlock.
+    pub abort_on_deadlock: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -74,6 +80,9 @@ fn load() -> Config {
         dir_is_default: false,
         verbosity: 1,
         stack_depth: 32,
+        watchdog_ms: 1000,
+        stall_ms: 5000,
+        abort_on_deadlock: false,
     };
     match std::env::var("HOLDCHECK_DIR") {
         Ok(d) if !d.is_empty() => cfg.dir = d,
@@ -119,8 +128,30 @@ fn apply_options(cfg: &mut Config, opts: &str) -> Vec<String> {
                     cfg.stack_depth
                 )),
             },
+            "watchdog_ms" => match value.parse::<u64>() {
+                Ok(v) if (10..=3_600_000).contains(&v) => cfg.watchdog_ms = v,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: watchdog_ms={value} is not a number from 10 to 3600000; keeping {}",
+                    cfg.watchdog_ms
+                )),
+            },
+            "stall_ms" => match value.parse::<u64>() {
+                Ok(v) if (1..=86_400_000).contains(&v) => cfg.stall_ms = v,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: stall_ms={value} is not a number from 1 to 86400000; keeping {}",
+                    cfg.stall_ms
+                )),
+            },
+            "on_deadlock" => match value {
+                "report" => cfg.abort_on_deadlock = false,
+                "abort" => cfg.abort_on_deadlock = true,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: on_deadlock={value} is not report or abort; keeping {}",
+                    if cfg.abort_on_deadlock { "abort" } else { "report" }
+                )),
+            },
             _ => problems.push(format!(
-                "HOLDCHECK_OPTIONS: unknown option '{key}' ignored (known: verbosity, stack_depth)"
+                "HOLDCHECK_OPTIONS: unknown option '{key}' ignored (known: verbosity, stack_depth, watchdog_ms, stall_ms, on_deadlock)"
             )),
         }
     }
@@ -137,22 +168,37 @@ mod tests {
             dir_is_default: false,
             verbosity: 1,
             stack_depth: 32,
+            watchdog_ms: 1000,
+            stall_ms: 5000,
+            abort_on_deadlock: false,
         }
     }
 
     #[test]
     fn good_options_apply() {
         let mut c = fresh();
-        assert!(apply_options(&mut c, "verbosity=0:stack_depth=8").is_empty());
+        assert!(apply_options(
+            &mut c,
+            "verbosity=0:stack_depth=8:watchdog_ms=200:stall_ms=1500:on_deadlock=abort"
+        )
+        .is_empty());
         assert_eq!(c.verbosity, 0);
         assert_eq!(c.stack_depth, 8);
+        assert_eq!(c.watchdog_ms, 200);
+        assert_eq!(c.stall_ms, 1500);
+        assert!(c.abort_on_deadlock);
     }
 
     #[test]
     fn bad_options_are_named_and_ignored() {
         let mut c = fresh();
-        let p = apply_options(&mut c, "verbosity=9:colour=red:stack_depth=0:junk");
-        assert_eq!(p.len(), 4, "{p:?}");
+        let p = apply_options(
+            &mut c,
+            "verbosity=9:colour=red:stack_depth=0:junk:watchdog_ms=1:on_deadlock=panic",
+        );
+        assert_eq!(p.len(), 6, "{p:?}");
+        assert!(p[4].contains("watchdog_ms=1 "));
+        assert!(p[5].contains("on_deadlock=panic"));
         assert!(p[0].contains("verbosity=9"));
         assert!(p[1].contains("'colour'"));
         assert!(p[2].contains("stack_depth=0"));

@@ -98,6 +98,8 @@ pub struct CallCtx {
     /// The held-across-call fact being counted, if locks were held.
     pub fact: u64,
     pub start_ns: u64,
+    /// The record the wait was published in, cleared when the call returns.
+    pub published: Option<&'static crate::live::Published>,
 }
 
 /// Bookkeeping before a blocking-capable call on `fd`: resolve its channel,
@@ -119,7 +121,7 @@ pub fn call_begin(
 
     // The locks this thread acquired since its previous operation on this
     // queue: a consumer (or producer) waits for them before it can go on.
-    let since = st.queue_interval(ckey);
+    let (slot, since) = st.queue_interval(ckey);
     let mut pending: Vec<HeldEntry> = Vec::new();
     if let Some(since) = since {
         // Copied out first (no allocation): seen_before needs the state.
@@ -144,9 +146,14 @@ pub fn call_begin(
     let use_key = mix(mix(ckey, call.as_ptr() as u64), epoch) | 1;
     let new_use = !st.seen_before(use_key);
 
+    let chan_id = crate::live::channel_id(&chan);
+    if new_use {
+        crate::live::note_user(chan_id, dir, tid);
+    }
     let mut fact = 0;
     if new_use || !pending.is_empty() || st.held_len > 0 {
         let stack = record_stack(config::get().stack_depth);
+        st.queues[slot].stack = stack;
         let held: Vec<(Held, LockKind)> = st.held().iter().map(|e| (held_of(e), e.kind)).collect();
         let mut rec = RECORDER.lock();
         rec.thread(tid);
@@ -210,18 +217,39 @@ pub fn call_begin(
             }
         }
     }
+    // A receive on the socket this thread last sent on waits for a reply.
+    let awaiting_reply = match dir {
+        Direction::Recv => st.last_sent_fd == fd + 1,
+        Direction::Send => {
+            st.last_sent_fd = fd + 1;
+            false
+        }
+    };
+    let now = crate::sys::monotonic_ns();
+    let published = crate::live::published(st);
+    if let Some(p) = published {
+        p.wait_call(
+            call,
+            chan_id,
+            dir,
+            awaiting_reply,
+            st.queues[slot].stack,
+            now,
+        );
+    }
     Some(CallCtx {
         fact,
-        start_ns: if fact != 0 {
-            crate::sys::monotonic_ns()
-        } else {
-            0
-        },
+        start_ns: now,
+        published,
     })
 }
 
-/// Bookkeeping after the call returned: count the held-across-call.
+/// Bookkeeping after the call returned: the wait is over; count the
+/// held-across-call.
 pub fn call_end(ctx: CallCtx) {
+    if let Some(p) = ctx.published {
+        p.done();
+    }
     if ctx.fact != 0 {
         let _errno = ErrnoGuard::save();
         let ns = crate::sys::monotonic_ns().saturating_sub(ctx.start_ns);

@@ -24,9 +24,11 @@ mod facts;
 #[cfg(not(test))]
 mod hooks;
 mod lifecycle;
+mod live;
 mod locks;
 mod real;
 mod recorder;
 mod stack;
 mod sys;
 mod thread;
+mod watchdog;

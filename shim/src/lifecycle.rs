@@ -1,6 +1,6 @@
 //! Process life cycle: start-up, fork and exit.
 
-use crate::{channel, config, locks, recorder, thread};
+use crate::{channel, config, live, locks, recorder, thread, watchdog};
 
 #[used]
 #[link_section = ".init_array"]
@@ -35,6 +35,8 @@ extern "C" fn before_fork() {
     core::mem::forget(recorder::RECORDER.lock());
     core::mem::forget(locks::TABLE.lock());
     channel::lock_caches();
+    core::mem::forget(live::REGISTRY.lock());
+    core::mem::forget(live::CHANNELS.lock());
 }
 
 extern "C" fn after_fork_parent() {
@@ -44,14 +46,19 @@ extern "C" fn after_fork_parent() {
 extern "C" fn after_fork_child() {
     release_all();
     // The child opens its own trace at its first fact (the recorder sees the
-    // new pid); the forking thread's held locks stay held in the child.
+    // new pid); the forking thread's held locks stay held in the child. No
+    // other thread, the watchdog included, exists there.
     thread::with_state_unchecked(|s| s.after_fork_child());
+    live::after_fork_child();
+    watchdog::after_fork_child();
 }
 
 fn release_all() {
     // SAFETY: before_fork locked each of them on this thread and forgot the
     // guards.
     unsafe {
+        live::CHANNELS.force_unlock();
+        live::REGISTRY.force_unlock();
         channel::unlock_caches();
         locks::TABLE.force_unlock();
         recorder::RECORDER.force_unlock();

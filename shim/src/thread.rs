@@ -1,7 +1,7 @@
 //! Per-thread state: the held-lock stack, the recent-acquisitions ring that
 //! queue dependencies are built from, and a cache of facts already recorded.
 //!
-//! It lives in static TLS (initial-exec model, zero-initialised `.tbss`, no
+//! It lives in static TLS (initial-exec model, zero-filled `.tbss`, no
 //! destructor), so the fast path reaches it in two instructions: no
 //! `__tls_get_addr` call, no allocation, nothing to run at thread exit.
 //! Rust's `thread_local!` in a shared object uses the general-dynamic model
@@ -20,8 +20,10 @@ pub const RECENT: usize = 16;
 pub const QUEUE_SLOTS: usize = 4;
 /// Direct-mapped cache of fact keys this thread already recorded.
 pub const SEEN_CACHE: usize = 256;
+/// Direct-mapped cache of the stacks of contended acquisitions, by call site.
+pub const SITE_STACKS: usize = 32;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct HeldEntry {
     pub addr: usize,
     pub mode: Mode,
@@ -45,6 +47,8 @@ impl HeldEntry {
 pub struct QueueSlot {
     pub key: u64,
     pub seq: u64,
+    /// The last stack recorded for an operation on this channel.
+    pub stack: u64,
 }
 
 pub struct ThreadState {
@@ -61,6 +65,15 @@ pub struct ThreadState {
     pub queues: [QueueSlot; QUEUE_SLOTS],
     pub next_queue_slot: usize,
     pub seen: [u64; SEEN_CACHE],
+    /// This thread's record for the watchdog (null until its first wait).
+    pub published: *const crate::live::Published,
+    /// Set by the thread-exit destructor: never register again.
+    pub exited: bool,
+    /// 1 + the socket this thread last sent on (0: none): a receive on it
+    /// waits for a reply.
+    pub last_sent_fd: i32,
+    /// (call site, stack id) of contended acquisitions already unwound.
+    pub site_stacks: [(usize, u64); SITE_STACKS],
 }
 
 impl ThreadState {
@@ -75,9 +88,17 @@ impl ThreadState {
             overflowed: false,
             recent: [HeldEntry::EMPTY; RECENT],
             recent_seq: 0,
-            queues: [QueueSlot { key: 0, seq: 0 }; QUEUE_SLOTS],
+            queues: [QueueSlot {
+                key: 0,
+                seq: 0,
+                stack: 0,
+            }; QUEUE_SLOTS],
             next_queue_slot: 0,
             seen: [0; SEEN_CACHE],
+            published: core::ptr::null(),
+            exited: false,
+            last_sent_fd: 0,
+            site_stacks: [(0, 0); SITE_STACKS],
         }
     }
 
@@ -140,21 +161,26 @@ impl ThreadState {
         false
     }
 
-    /// Finds or claims the queue slot of a channel key; returns the ring
-    /// position of the previous operation on it (None the first time).
-    pub fn queue_interval(&mut self, key: u64) -> Option<u64> {
+    /// Finds or claims the queue slot of a channel key. Returns the slot and
+    /// the ring position of the previous operation on it (None the first
+    /// time).
+    pub fn queue_interval(&mut self, key: u64) -> (usize, Option<u64>) {
         let now = self.recent_seq;
-        for slot in self.queues.iter_mut() {
+        for (i, slot) in self.queues.iter_mut().enumerate() {
             if slot.key == key {
                 let since = slot.seq;
                 slot.seq = now;
-                return Some(since);
+                return (i, Some(since));
             }
         }
         let i = self.next_queue_slot;
         self.next_queue_slot = (i + 1) % QUEUE_SLOTS;
-        self.queues[i] = QueueSlot { key, seq: now };
-        None
+        self.queues[i] = QueueSlot {
+            key,
+            seq: now,
+            stack: 0,
+        };
+        (i, None)
     }
 
     /// The acquisitions made since ring position `since` (at most RECENT).
@@ -163,10 +189,12 @@ impl ThreadState {
         (start..self.recent_seq).map(move |s| self.recent[(s as usize) & (RECENT - 1)])
     }
 
-    /// In a fork child: the forking thread lives on with a new tid.
+    /// In a fork child: the forking thread lives on with a new tid, and
+    /// registers anew with the child's watchdog.
     pub fn after_fork_child(&mut self) {
         self.tid = 0;
         self.seen = [0; SEEN_CACHE];
+        self.published = core::ptr::null();
     }
 }
 
@@ -242,16 +270,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fresh_state_is_all_zero_bytes_as_tbss_gives_it() {
-        let st = ThreadState::new();
-        // SAFETY: reading the bytes of a live value.
-        let bytes = unsafe {
-            core::slice::from_raw_parts(
-                &st as *const ThreadState as *const u8,
-                core::mem::size_of::<ThreadState>(),
-            )
+    fn zero_bytes_as_tbss_gives_them_decode_as_a_fresh_state() {
+        // SAFETY: every field of ThreadState is an integer, bool, raw
+        // pointer or fieldless enum whose first variant is 0: this checks it.
+        let z: ThreadState = unsafe { core::mem::zeroed() };
+        let fresh = ThreadState::new();
+        let same = |a: &HeldEntry, b: &HeldEntry| {
+            a.addr == b.addr && a.mode == b.mode && a.kind == b.kind && a.site == b.site
         };
-        assert!(bytes.iter().all(|&b| b == 0));
+        assert!(z
+            .held
+            .iter()
+            .zip(fresh.held.iter())
+            .all(|(a, b)| same(a, b)));
+        assert!(z
+            .recent
+            .iter()
+            .zip(fresh.recent.iter())
+            .all(|(a, b)| same(a, b)));
+        assert_eq!(
+            (
+                z.busy,
+                z.tid,
+                z.held_len,
+                z.overflowed,
+                z.recent_seq,
+                z.next_queue_slot,
+                z.exited,
+                z.last_sent_fd
+            ),
+            (
+                fresh.busy,
+                fresh.tid,
+                fresh.held_len,
+                fresh.overflowed,
+                fresh.recent_seq,
+                fresh.next_queue_slot,
+                fresh.exited,
+                fresh.last_sent_fd
+            )
+        );
+        assert!(z.published.is_null());
+        assert!(z
+            .queues
+            .iter()
+            .all(|q| q.key == 0 && q.seq == 0 && q.stack == 0));
+        assert!(z.seen.iter().all(|&k| k == 0));
+        assert!(z.site_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
     }
 
     #[test]

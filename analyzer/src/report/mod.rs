@@ -87,6 +87,31 @@ pub struct Finding {
     /// Where the finding's first blocking call or acquisition happens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Frame>,
+    /// Live findings: each thread's state when the watchdog saw it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thread_states: Vec<ThreadState>,
+    /// Stall: how many threads wait behind the root holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiters: Option<u32>,
+}
+
+/// A thread as the watchdog saw it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ThreadState {
+    pub thread: ThreadRef,
+    /// The locks it holds (`mutex 0x… (write)`).
+    pub holds: Vec<String>,
+    /// What it waits for: `lock rwlock 0x… (write)`, or
+    /// `sendto() on netlink protocol 2 port 7 (send)`; absent if running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    pub waited_ms: u64,
+    /// Waiting in a receive after sending on the same socket.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_reply: bool,
+    /// Index in `stacks` of its wait's stack, when one was taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<usize>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -120,6 +120,19 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
                 node_label(to)
             );
         }
+        "drain" | "produce" if f.kind == DEADLOCK => {
+            let side = if e.relation == "drain" {
+                "drains"
+            } else {
+                "feeds"
+            };
+            let _ = writeln!(
+                out,
+                "  {who} {side} {} and waits for {}, so the queue does not move:",
+                channel_of(from),
+                wanted(to)
+            );
+        }
         "drain" => {
             let _ = writeln!(
                 out,
@@ -129,6 +142,13 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
                 site(&e.acquired_at)
             );
             out.push_str("  so the queue stays full while it waits; it receives at:\n");
+        }
+        "waits-behind" => {
+            let _ = writeln!(
+                out,
+                "  {who} waits for {} behind a queued writer (a writer-preferring rwlock lets no new reader in):",
+                wanted(to)
+            );
         }
         _ => {
             let _ = writeln!(
@@ -142,6 +162,34 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
         }
     }
     stack_lines(out, &f.stacks[e.stack].frames);
+    out.push('\n');
+}
+
+fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
+    let holds = if t.holds.is_empty() {
+        "holds no lock".to_string()
+    } else {
+        format!("holds {}", t.holds.join(", "))
+    };
+    let waits = match &t.waiting {
+        Some(w) if w.starts_with("lock ") => format!("waits for {w}"),
+        Some(w) => format!("is blocked in {w}"),
+        None => "is running".to_string(),
+    };
+    let reply = if t.awaiting_reply {
+        " waiting for a reply"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "  {} {holds}, and {waits}{reply} for {}",
+        thread_label(&t.thread),
+        duration(t.waited_ms * 1_000_000)
+    );
+    if let Some(i) = t.stack {
+        stack_lines(out, &f.stacks[i].frames);
+    }
     out.push('\n');
 }
 
@@ -159,7 +207,7 @@ pub fn finding(f: &Finding) -> String {
     );
     let _ = writeln!(out, "  {}", f.title);
     out.push('\n');
-    if f.kind != HAZARD {
+    if f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK {
         let mut cycle: Vec<String> = f.nodes.iter().map(node_label).collect();
         if let Some(first) = cycle.first().cloned() {
             cycle.push(first);
@@ -176,9 +224,15 @@ pub fn finding(f: &Finding) -> String {
         if !others.is_empty() {
             let _ = writeln!(out, "  Also seen in: {}\n", others.join(", "));
         }
-    } else {
+    } else if f.kind == POTENTIAL_DEADLOCK || f.kind == DEADLOCK {
         for e in &f.edges {
             edge_text(&mut out, f, e);
+        }
+    }
+    if !f.thread_states.is_empty() {
+        out.push_str("  Threads, as the watchdog saw them:\n");
+        for t in &f.thread_states {
+            thread_state_text(&mut out, f, t);
         }
     }
     let loc = f.location.as_ref().map(|l| l.short()).unwrap_or_default();

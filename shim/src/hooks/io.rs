@@ -19,10 +19,12 @@ fn begin(fd: c_int, dir: Direction, call: &'static str, dest: Dest) -> Option<Ca
 }
 
 fn end(ctx: Option<CallCtx>) {
-    if let Some(ctx) = ctx.filter(|c| c.fact != 0) {
+    if let Some(ctx) = ctx {
         if let Some(st) = thread::enter() {
             facts::call_end(ctx);
             thread::leave(st);
+        } else if let Some(p) = ctx.published {
+            p.done();
         }
     }
 }

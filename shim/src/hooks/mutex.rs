@@ -1,6 +1,6 @@
 //! `pthread_mutex_*`.
 
-use super::locking::{acquire, new_generation, release, Wait};
+use super::locking::{acquire_blocking, acquire_try, new_generation, release};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -15,46 +15,44 @@ super::with_caller_pc! {
     fn pthread_mutex_clocklock(m: M, c: c_int, t: *const timespec) -> c_int => clocklock, "rcx";
 }
 
+const W: Mode = Mode::Write;
+const K: LockKind = LockKind::Mutex;
+
 unsafe extern "C-unwind" fn lock(m: M, site: usize) -> c_int {
-    acquire(
+    acquire_blocking(
         m as usize,
-        LockKind::Mutex,
-        Mode::Write,
+        K,
+        W,
         site,
-        Wait::Blocking,
+        || unsafe { real::pthread_mutex_trylock()(m) },
         || unsafe { real::pthread_mutex_lock()(m) },
     )
 }
 
 unsafe extern "C-unwind" fn trylock(m: M, site: usize) -> c_int {
-    acquire(
-        m as usize,
-        LockKind::Mutex,
-        Mode::Write,
-        site,
-        Wait::Try,
-        || unsafe { real::pthread_mutex_trylock()(m) },
-    )
+    acquire_try(m as usize, K, W, site, || unsafe {
+        real::pthread_mutex_trylock()(m)
+    })
 }
 
 unsafe extern "C-unwind" fn timedlock(m: M, t: *const timespec, site: usize) -> c_int {
-    acquire(
+    acquire_blocking(
         m as usize,
-        LockKind::Mutex,
-        Mode::Write,
+        K,
+        W,
         site,
-        Wait::Blocking,
+        || unsafe { real::pthread_mutex_trylock()(m) },
         || unsafe { real::pthread_mutex_timedlock()(m, t) },
     )
 }
 
 unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: usize) -> c_int {
-    acquire(
+    acquire_blocking(
         m as usize,
-        LockKind::Mutex,
-        Mode::Write,
+        K,
+        W,
         site,
-        Wait::Blocking,
+        || unsafe { real::pthread_mutex_trylock()(m) },
         || unsafe { real::pthread_mutex_clocklock()(m, c, t) },
     )
 }

@@ -1,6 +1,6 @@
 //! `pthread_rwlock_*`.
 
-use super::locking::{acquire, new_generation, release, Wait};
+use super::locking::{acquire_blocking, acquire_try, new_generation, release};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -19,56 +19,84 @@ super::with_caller_pc! {
     fn pthread_rwlock_clockwrlock(l: L, c: c_int, t: *const timespec) -> c_int => clockwrlock, "rcx";
 }
 
-fn rw(l: L, mode: Mode, site: usize, wait: Wait, real: impl FnOnce() -> c_int) -> c_int {
-    acquire(l as usize, LockKind::Rwlock, mode, site, wait, real)
-}
+const K: LockKind = LockKind::Rwlock;
 
 unsafe extern "C-unwind" fn rdlock(l: L, site: usize) -> c_int {
-    rw(l, Mode::Read, site, Wait::Blocking, || unsafe {
-        real::pthread_rwlock_rdlock()(l)
-    })
+    acquire_blocking(
+        l as usize,
+        K,
+        Mode::Read,
+        site,
+        || unsafe { real::pthread_rwlock_tryrdlock()(l) },
+        || unsafe { real::pthread_rwlock_rdlock()(l) },
+    )
 }
 
 unsafe extern "C-unwind" fn wrlock(l: L, site: usize) -> c_int {
-    rw(l, Mode::Write, site, Wait::Blocking, || unsafe {
-        real::pthread_rwlock_wrlock()(l)
-    })
+    acquire_blocking(
+        l as usize,
+        K,
+        Mode::Write,
+        site,
+        || unsafe { real::pthread_rwlock_trywrlock()(l) },
+        || unsafe { real::pthread_rwlock_wrlock()(l) },
+    )
 }
 
 unsafe extern "C-unwind" fn tryrdlock(l: L, site: usize) -> c_int {
-    rw(l, Mode::Read, site, Wait::Try, || unsafe {
+    acquire_try(l as usize, K, Mode::Read, site, || unsafe {
         real::pthread_rwlock_tryrdlock()(l)
     })
 }
 
 unsafe extern "C-unwind" fn trywrlock(l: L, site: usize) -> c_int {
-    rw(l, Mode::Write, site, Wait::Try, || unsafe {
+    acquire_try(l as usize, K, Mode::Write, site, || unsafe {
         real::pthread_rwlock_trywrlock()(l)
     })
 }
 
 unsafe extern "C-unwind" fn timedrdlock(l: L, t: *const timespec, site: usize) -> c_int {
-    rw(l, Mode::Read, site, Wait::Blocking, || unsafe {
-        real::pthread_rwlock_timedrdlock()(l, t)
-    })
+    acquire_blocking(
+        l as usize,
+        K,
+        Mode::Read,
+        site,
+        || unsafe { real::pthread_rwlock_tryrdlock()(l) },
+        || unsafe { real::pthread_rwlock_timedrdlock()(l, t) },
+    )
 }
 
 unsafe extern "C-unwind" fn timedwrlock(l: L, t: *const timespec, site: usize) -> c_int {
-    rw(l, Mode::Write, site, Wait::Blocking, || unsafe {
-        real::pthread_rwlock_timedwrlock()(l, t)
-    })
+    acquire_blocking(
+        l as usize,
+        K,
+        Mode::Write,
+        site,
+        || unsafe { real::pthread_rwlock_trywrlock()(l) },
+        || unsafe { real::pthread_rwlock_timedwrlock()(l, t) },
+    )
 }
 
 unsafe extern "C-unwind" fn clockrdlock(l: L, c: c_int, t: *const timespec, site: usize) -> c_int {
-    rw(l, Mode::Read, site, Wait::Blocking, || unsafe {
-        real::pthread_rwlock_clockrdlock()(l, c, t)
-    })
+    acquire_blocking(
+        l as usize,
+        K,
+        Mode::Read,
+        site,
+        || unsafe { real::pthread_rwlock_tryrdlock()(l) },
+        || unsafe { real::pthread_rwlock_clockrdlock()(l, c, t) },
+    )
 }
 
 unsafe extern "C-unwind" fn clockwrlock(l: L, c: c_int, t: *const timespec, site: usize) -> c_int {
-    rw(l, Mode::Write, site, Wait::Blocking, || unsafe {
-        real::pthread_rwlock_clockwrlock()(l, c, t)
-    })
+    acquire_blocking(
+        l as usize,
+        K,
+        Mode::Write,
+        site,
+        || unsafe { real::pthread_rwlock_trywrlock()(l) },
+        || unsafe { real::pthread_rwlock_clockwrlock()(l, c, t) },
+    )
 }
 
 #[no_mangle]

@@ -1,0 +1,173 @@
+//! Live findings: what a process's watchdog saw (a deadlock, a stall, a
+//! stalled call), turned into report findings with symbolised stacks.
+
+use crate::findings::{node_info, node_label, program_frame, site_frame, thread_ref};
+use crate::model::{Model, Node};
+use crate::report::{EdgeInfo, Finding, StackInfo, ThreadRef, ThreadState};
+use crate::symbolize::Symbols;
+use holdcheck_format::{Observed, ObservedNode, ObservedThread, Waiting};
+
+pub(crate) fn node(n: &ObservedNode, pid: u32) -> Node {
+    match n {
+        ObservedNode::Lock { lock, .. } => Node::Lock { pid, lock: *lock },
+        ObservedNode::Channel { channel, direction } => Node::Queue {
+            channel: channel.clone(),
+            dir: *direction,
+        },
+    }
+}
+
+fn waiting_text(model: &Model, pid: u32, w: &Waiting) -> String {
+    match w {
+        Waiting::Lock { lock, mode, .. } => {
+            let n = node_info(model, &Node::Lock { pid, lock: *lock }, Some(*mode));
+            format!("lock {}", node_label(&n))
+        }
+        Waiting::Call {
+            call,
+            channel,
+            direction,
+            ..
+        } => format!(
+            "{call}() on {} ({})",
+            channel.describe(),
+            direction.as_str()
+        ),
+    }
+}
+
+fn thread_of(model: &Model, pid: u32, t: &ObservedThread) -> ThreadRef {
+    let mut r = thread_ref(model, pid, t.tid);
+    if !t.name.is_empty() {
+        r.name = t.name.clone();
+    }
+    r
+}
+
+pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Finding {
+    let nodes: Vec<_> = o
+        .nodes
+        .iter()
+        .map(|n| {
+            let mode = match n {
+                ObservedNode::Lock { mode, .. } => Some(*mode),
+                ObservedNode::Channel { .. } => None,
+            };
+            node_info(model, &node(n, pid), mode)
+        })
+        .collect();
+    let mut stacks: Vec<StackInfo> = Vec::new();
+    let mut thread_states = Vec::new();
+    let mut stack_of_tid = std::collections::HashMap::new();
+    for t in &o.threads {
+        let stack = t.stack.map(|id| {
+            stacks.push(StackInfo {
+                pid,
+                tid: t.tid,
+                what: t
+                    .waiting
+                    .as_ref()
+                    .map(|w| waiting_text(model, pid, w))
+                    .unwrap_or_else(|| "running".into()),
+                frames: syms.stack(model, pid, id),
+            });
+            stacks.len() - 1
+        });
+        if let Some(i) = stack {
+            stack_of_tid.insert(t.tid, i);
+        }
+        thread_states.push(ThreadState {
+            thread: thread_of(model, pid, t),
+            holds: t
+                .held
+                .iter()
+                .map(|h| {
+                    let n = node_info(model, &Node::Lock { pid, lock: h.lock }, Some(h.mode));
+                    let at = site_frame(syms, model, pid, Some(h.site))
+                        .map(|f| f.short())
+                        .unwrap_or_default();
+                    if at.is_empty() {
+                        node_label(&n)
+                    } else {
+                        format!("{} acquired at {at}", node_label(&n))
+                    }
+                })
+                .collect(),
+            waiting: t.waiting.as_ref().map(|w| waiting_text(model, pid, w)),
+            waited_ms: t.waited_ms,
+            awaiting_reply: matches!(
+                t.waiting,
+                Some(Waiting::Call {
+                    awaiting_reply: true,
+                    ..
+                })
+            ),
+            stack,
+        });
+    }
+    // An edge without a stack of its own points at an empty one.
+    let mut empty_stack = None;
+    let edges: Vec<EdgeInfo> = o
+        .edges
+        .iter()
+        .map(|e| {
+            let t = o.threads.iter().find(|t| t.tid == e.tid);
+            let call = match t.and_then(|t| t.waiting.as_ref()) {
+                Some(Waiting::Call { call, .. }) => Some(call.clone()),
+                _ => None,
+            };
+            let from_lock = match &o.nodes[e.from] {
+                ObservedNode::Lock { lock, .. } => Some(*lock),
+                _ => None,
+            };
+            let held = t.and_then(|t| t.held.iter().find(|h| Some(h.lock) == from_lock));
+            let wanted_mode = match t.and_then(|t| t.waiting.as_ref()) {
+                Some(Waiting::Lock { mode, .. }) => Some(mode.as_str().to_string()),
+                _ => None,
+            };
+            let stack = match stack_of_tid.get(&e.tid) {
+                Some(&i) => i,
+                None => *empty_stack.get_or_insert_with(|| {
+                    stacks.push(StackInfo {
+                        pid,
+                        tid: e.tid,
+                        what: "no stack was taken".into(),
+                        frames: Vec::new(),
+                    });
+                    stacks.len() - 1
+                }),
+            };
+            EdgeInfo {
+                from: e.from,
+                to: e.to,
+                relation: e.relation.clone(),
+                thread: t
+                    .map(|t| thread_of(model, pid, t))
+                    .unwrap_or_else(|| thread_ref(model, pid, e.tid)),
+                call,
+                held_mode: held.map(|h| h.mode.as_str().to_string()),
+                wanted_mode,
+                held_at: held.and_then(|h| site_frame(syms, model, pid, Some(h.site))),
+                acquired_at: None,
+                count: None,
+                max_ns: None,
+                stack,
+            }
+        })
+        .collect();
+    let mut threads: Vec<ThreadRef> = o.threads.iter().map(|t| thread_of(model, pid, t)).collect();
+    threads.sort();
+    threads.dedup();
+    let location = stacks.iter().find_map(|s| program_frame(&s.frames));
+    Finding {
+        kind: o.kind.clone(),
+        title: o.title.clone(),
+        nodes,
+        edges,
+        threads,
+        stacks,
+        location,
+        thread_states,
+        waiters: (o.kind == "stall" || o.waiters > 0).then_some(o.waiters),
+    }
+}

@@ -1,0 +1,219 @@
+//! Published thread state, read by the watchdog.
+//!
+//! A thread publishes only when it is about to block (a contended lock, a
+//! blocking-capable call): what it waits on and since when. Its held locks
+//! are read by the watchdog straight from its thread state. The uncontended
+//! fast path publishes nothing.
+//!
+//! A thread registers on its first wait. A pthread key destructor takes it
+//! out of the registry before its thread-local memory goes away, under the
+//! registry lock that the watchdog holds while it reads, so the watchdog
+//! never reads a dead thread's memory.
+
+use crate::thread::{self, ThreadState};
+use core::ffi::c_void;
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+use holdcheck_format::{Channel, Direction, LockKind, Mode};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+pub const WAIT_NONE: u8 = 0;
+pub const WAIT_LOCK: u8 = 1;
+pub const WAIT_CALL: u8 = 2;
+
+/// What one thread shows the watchdog. Written only by its thread.
+pub struct Published {
+    pub in_use: AtomicBool,
+    pub tid: AtomicU32,
+    pub state: AtomicPtr<ThreadState>,
+    pub wait: AtomicU8,
+    /// When the current wait began (monotonic ns); written last, so a reader
+    /// that sees the same value before and after its reads saw one wait.
+    pub since: AtomicU64,
+    pub lock: AtomicUsize,
+    /// bit 0: read mode; bit 1: rwlock.
+    pub lock_bits: AtomicU8,
+    pub call_ptr: AtomicUsize,
+    pub call_len: AtomicUsize,
+    pub channel: AtomicU32,
+    /// bit 0: receiving; bit 1: awaiting a reply.
+    pub call_bits: AtomicU8,
+    pub stack: AtomicU64,
+}
+
+impl Published {
+    fn new() -> Self {
+        Published {
+            in_use: AtomicBool::new(true),
+            tid: AtomicU32::new(0),
+            state: AtomicPtr::new(core::ptr::null_mut()),
+            wait: AtomicU8::new(WAIT_NONE),
+            since: AtomicU64::new(0),
+            lock: AtomicUsize::new(0),
+            lock_bits: AtomicU8::new(0),
+            call_ptr: AtomicUsize::new(0),
+            call_len: AtomicUsize::new(0),
+            channel: AtomicU32::new(0),
+            call_bits: AtomicU8::new(0),
+            stack: AtomicU64::new(0),
+        }
+    }
+
+    /// Announces a lock wait.
+    pub fn wait_lock(&self, addr: usize, kind: LockKind, mode: Mode, stack: u64, now: u64) {
+        self.lock.store(addr, Ordering::Relaxed);
+        let bits = (mode == Mode::Read) as u8 | ((kind == LockKind::Rwlock) as u8) << 1;
+        self.lock_bits.store(bits, Ordering::Relaxed);
+        self.stack.store(stack, Ordering::Relaxed);
+        self.wait.store(WAIT_LOCK, Ordering::Relaxed);
+        self.since.store(now, Ordering::Release);
+    }
+
+    /// Announces a blocking call on a channel.
+    pub fn wait_call(
+        &self,
+        call: &'static str,
+        channel: u32,
+        dir: Direction,
+        awaiting_reply: bool,
+        stack: u64,
+        now: u64,
+    ) {
+        self.call_ptr
+            .store(call.as_ptr() as usize, Ordering::Relaxed);
+        self.call_len.store(call.len(), Ordering::Relaxed);
+        self.channel.store(channel, Ordering::Relaxed);
+        let bits = (dir == Direction::Recv) as u8 | (awaiting_reply as u8) << 1;
+        self.call_bits.store(bits, Ordering::Relaxed);
+        self.stack.store(stack, Ordering::Relaxed);
+        self.wait.store(WAIT_CALL, Ordering::Relaxed);
+        self.since.store(now, Ordering::Release);
+    }
+
+    pub fn done(&self) {
+        self.wait.store(WAIT_NONE, Ordering::Relaxed);
+        self.since.store(0, Ordering::Release);
+    }
+}
+
+pub static REGISTRY: Mutex<Vec<&'static Published>> = Mutex::new(Vec::new());
+
+fn key() -> libc::pthread_key_t {
+    static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: k is a valid out-parameter; the destructor is a plain fn.
+        unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) };
+        k
+    })
+}
+
+extern "C" fn on_thread_exit(p: *mut c_void) {
+    let _reg = REGISTRY.lock();
+    // SAFETY: p is the leaked Published this thread registered.
+    let p = unsafe { &*(p as *const Published) };
+    p.done();
+    p.state.store(core::ptr::null_mut(), Ordering::Relaxed);
+    p.in_use.store(false, Ordering::Release);
+    thread::with_state_unchecked(|s| {
+        s.published = core::ptr::null();
+        s.exited = true;
+    });
+}
+
+/// This thread's published record, registering it (and starting the
+/// watchdog) on first use. None once the thread is exiting.
+pub fn published(st: &mut ThreadState) -> Option<&'static Published> {
+    if !st.published.is_null() {
+        // SAFETY: set below to a leaked, never-freed record.
+        return Some(unsafe { &*st.published });
+    }
+    if st.exited {
+        return None;
+    }
+    let tid = st.tid();
+    let p: &'static Published = {
+        let mut reg = REGISTRY.lock();
+        let free = reg
+            .iter()
+            .find(|p| !p.in_use.load(Ordering::Acquire))
+            .copied();
+        let p = match free {
+            Some(p) => {
+                p.in_use.store(true, Ordering::Relaxed);
+                p
+            }
+            None => {
+                let p: &'static Published = Box::leak(Box::new(Published::new()));
+                reg.push(p);
+                p
+            }
+        };
+        p.done();
+        p.tid.store(tid, Ordering::Relaxed);
+        p.state.store(st as *mut ThreadState, Ordering::Release);
+        p
+    };
+    st.published = p;
+    // SAFETY: the key exists; the value is a leaked record.
+    unsafe { libc::pthread_setspecific(key(), p as *const Published as *const c_void) };
+    crate::watchdog::ensure_started();
+    Some(p)
+}
+
+/// Channels by id, and which threads receive from and send to each.
+#[derive(Default)]
+pub struct Channels {
+    ids: HashMap<Channel, u32>,
+    pub list: Vec<Channel>,
+    pub receivers: Vec<HashSet<u32>>,
+    pub senders: Vec<HashSet<u32>>,
+}
+
+pub static CHANNELS: Mutex<Option<Channels>> = Mutex::new(None);
+
+/// The id of a channel (interned).
+pub fn channel_id(c: &Channel) -> u32 {
+    let mut g = CHANNELS.lock();
+    let t = g.get_or_insert_with(Channels::default);
+    if let Some(&id) = t.ids.get(c) {
+        return id;
+    }
+    let id = t.list.len() as u32;
+    t.ids.insert(c.clone(), id);
+    t.list.push(c.clone());
+    t.receivers.push(HashSet::new());
+    t.senders.push(HashSet::new());
+    id
+}
+
+/// Remembers that `tid` uses channel `id` in direction `dir`.
+pub fn note_user(id: u32, dir: Direction, tid: u32) {
+    let mut g = CHANNELS.lock();
+    if let Some(t) = g.as_mut() {
+        let users = match dir {
+            Direction::Recv => &mut t.receivers,
+            Direction::Send => &mut t.senders,
+        };
+        if let Some(s) = users.get_mut(id as usize) {
+            s.insert(tid);
+        }
+    }
+}
+
+/// In a fork child: no other thread exists, and the forking thread
+/// registers anew.
+pub fn after_fork_child() {
+    for p in REGISTRY.lock().iter() {
+        p.done();
+        p.state.store(core::ptr::null_mut(), Ordering::Relaxed);
+        p.in_use.store(false, Ordering::Relaxed);
+    }
+    if let Some(t) = CHANNELS.lock().as_mut() {
+        t.receivers.iter_mut().for_each(HashSet::clear);
+        t.senders.iter_mut().for_each(HashSet::clear);
+    }
+}
