@@ -462,6 +462,46 @@ fn abba_that_really_hangs_is_a_live_deadlock_with_both_owners() {
     }
 }
 
+/// Without --timeout, Ctrl-C (SIGINT to holdcheck) ends the hung command's
+/// process group and reports what the watchdog saw.
+#[test]
+fn ctrl_c_ends_a_hung_run_and_reports() {
+    let work = work_dir("ctrl-c");
+    let report = work.join("r.json");
+    let exe = examples().join("abba");
+    let child = Command::new(holdcheck_bin())
+        .args([
+            "run",
+            "--format",
+            "json",
+            "-o",
+            report.to_str().unwrap(),
+            "--",
+        ])
+        .arg(&exe)
+        .arg("--hang")
+        .env("HOLDCHECK_OPTIONS", LIVE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["run"]["ending"], "interrupted");
+    assert_eq!(findings(&r, "deadlock").len(), 1, "{:#}", r["findings"]);
+    for p in r["processes"].as_array().unwrap() {
+        assert_gone(p["pid"].as_i64().unwrap() as i32);
+    }
+}
+
 #[test]
 fn the_rwlock_stall_names_its_root_and_counts_the_waiters() {
     let r = run_example_with("rwlock_stall", &[], 3, LIVE);

@@ -27,8 +27,20 @@ use std::time::Duration;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Starts the watchdog thread once per process (again in a fork child).
+extern "C" {
+    /// glibc (2.32+): non-zero until the process creates its first thread.
+    static __libc_single_threaded: core::ffi::c_char;
+}
+
+/// Starts the watchdog thread once per process (again in a fork child), as
+/// soon as the program has threads of its own. A single-threaded program
+/// gets none: its threads cannot wait on each other, and an extra thread
+/// would cost it glibc's single-threaded lock fast path (no `lock` prefix).
 pub fn ensure_started() {
+    // SAFETY: a byte glibc exports for exactly this kind of check.
+    if unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) } != 0 {
+        return;
+    }
     if STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
