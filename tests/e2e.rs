@@ -745,3 +745,185 @@ fn the_shim_leaves_a_programs_output_and_status_alone() {
         "the pipeline's children were traced too"
     );
 }
+
+/// An example started without the shim, in its own process group, killed
+/// (the whole group) when dropped.
+struct Hung {
+    child: std::process::Child,
+    stdout: String,
+}
+
+impl Hung {
+    /// Starts the example and waits until it has hung.
+    fn start(example: &str, args: &[&str]) -> Hung {
+        let mut child = Command::new(examples().join(example))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // The first line of output (warnd's port), without waiting for EOF.
+        let mut stdout = String::new();
+        if example == "warnd" {
+            use std::io::BufRead;
+            let out = child.stdout.take().unwrap();
+            std::io::BufReader::new(out).read_line(&mut stdout).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1200));
+        Hung { child, stdout }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn tid_named(&self, name: &str) -> u64 {
+        let pid = self.pid();
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| {
+                std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .and_then(|e| e.file_name().to_str()?.parse().ok())
+            .unwrap_or_else(|| panic!("no thread {name}"))
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        // SAFETY: killing our own child's process group.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+fn inspect_json(pid: u32) -> (i32, Value, Duration) {
+    let work = work_dir("inspect");
+    let out = work.join("r.json");
+    let start = Instant::now();
+    let (code, _, err) = holdcheck(
+        &[
+            "inspect",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            &pid.to_string(),
+        ],
+        Duration::from_secs(60),
+    );
+    let took = start.elapsed();
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("no report ({e}): {err}"));
+    (code, serde_json::from_str(&text).unwrap(), took)
+}
+
+#[test]
+fn inspect_finds_the_warnd_deadlock_without_the_shim() {
+    let hung = Hung::start("warnd", &["--stress"]);
+    let port: u64 = hung
+        .stdout
+        .trim()
+        .strip_prefix("warnd: receiver on netlink protocol 2 port ")
+        .expect("warnd prints its port")
+        .parse()
+        .unwrap();
+    let sender = hung.tid_named("warn-sender");
+    let (code, r, took) = inspect_json(hung.pid());
+    assert!(took < Duration::from_secs(2), "inspect took {took:?}");
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["kind"], "rwlock");
+    assert_eq!(nodes[0]["mode"], "write");
+    assert_eq!(nodes[1]["family"], "netlink");
+    assert_eq!(nodes[1]["port"], port);
+    let send = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["relation"] == "held-across-call")
+        .unwrap();
+    assert_eq!(
+        send["thread"]["tid"], sender,
+        "the write owner read from the lock is the sender"
+    );
+    assert_eq!(send["call"], "sendto");
+    let receiver = thread_state(f, "nl-receiver");
+    assert!(receiver["waiting"]
+        .as_str()
+        .unwrap()
+        .starts_with("lock rwlock"));
+    let q = r["inspect"]["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["description"] == format!("netlink protocol 2 port {port}"))
+        .expect("the port's queue");
+    assert!(q["rmem"].as_u64().unwrap() > 0, "the queue is full: {q}");
+    let t = r["inspect"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"] == sender)
+        .unwrap();
+    assert!(
+        t["wchan"].as_str().unwrap().contains("netlink_attachskb"),
+        "{t}"
+    );
+}
+
+#[test]
+fn inspect_finds_a_real_abba_with_both_owners() {
+    let hung = Hung::start("abba", &["--hang"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    for name in ["a-then-b", "b-then-a"] {
+        let t = thread_state(f, name);
+        assert_eq!(t["holds"].as_array().unwrap().len(), 1, "{t}");
+        assert!(t["holds"][0].as_str().unwrap().starts_with("mutex 0x"));
+        assert!(t["waiting"].as_str().unwrap().starts_with("lock mutex"));
+    }
+}
+
+#[test]
+fn inspect_points_the_rwlock_stall_at_the_thread_in_read() {
+    let hung = Hung::start("rwlock_stall", &[]);
+    let (_, r, _) = inspect_json(hung.pid());
+    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let root = &f["thread_states"][0];
+    assert_eq!(root["thread"]["name"], "slow-holder");
+    assert!(root["waiting"]
+        .as_str()
+        .unwrap()
+        .starts_with("read() on pipe"));
+    assert_eq!(f["waiters"], 4);
+}
+
+#[test]
+fn inspect_shows_a_netlink_recv_that_has_not_moved() {
+    let hung = Hung::start("nl_request", &[]);
+    let client = hung.tid_named("metrics-client");
+    let (_, r, _) = inspect_json(hung.pid());
+    let stalled = findings(&r, "stalled-call");
+    let f = stalled
+        .iter()
+        .find(|f| f["threads"][0]["tid"] == client)
+        .unwrap_or_else(|| panic!("{:#}", r["findings"]));
+    assert_eq!(f["nodes"][0]["family"], "netlink");
+    assert_eq!(f["nodes"][0]["protocol"], 2);
+    assert!(f["nodes"][0]["port"].as_u64().unwrap() > 0);
+    assert!(f["thread_states"][0]["waited_ms"].as_u64().unwrap() >= 1000);
+}
+
+#[test]
+fn inspect_of_a_vanished_process_says_so() {
+    let (code, _, err) = holdcheck(&["inspect", "999999999"], Duration::from_secs(30));
+    assert_eq!(code, 2);
+    assert!(err.contains("no process 999999999"), "{err}");
+}

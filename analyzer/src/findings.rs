@@ -127,6 +127,7 @@ pub fn analyse(model: &Model) -> Report {
         warnings,
         partial,
         run: None,
+        inspect: None,
     }
 }
 

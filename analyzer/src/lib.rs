@@ -7,6 +7,7 @@
 
 pub mod cycles;
 pub mod findings;
+pub mod inspect;
 pub mod model;
 pub mod observed;
 pub mod report;

@@ -51,6 +51,29 @@ enum Cmd {
         )]
         command: Vec<OsString>,
     },
+    /// Diagnose a process that is hung right now, with no preload: its
+    /// threads, what each is blocked in, the lock owners read from glibc's
+    /// lock fields, the kernel queues between them. Read-only.
+    Inspect {
+        #[arg(value_name = "PID")]
+        pid: u32,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Write the report to FILE instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Samples of every thread; a thread that did not move between the
+        /// first and the last made no progress.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=100))]
+        samples: u32,
+        /// Milliseconds between samples.
+        #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        interval: u64,
+        /// Age in milliseconds at which a wait chain is a stall and a
+        /// blocked call is shown.
+        #[arg(long, default_value_t = 1000)]
+        stall_ms: u64,
+    },
     /// Report on the traces in one or more directories.
     Report {
         #[arg(long, value_enum, default_value = "text")]
@@ -133,6 +156,23 @@ fn main_result(cli: Cli) -> Result<i32> {
                 ending: ending.to_string(),
                 code,
             });
+            print(&report, format, output.as_deref())?;
+            Ok(status(&report))
+        }
+        Cmd::Inspect {
+            pid,
+            format,
+            output,
+            samples,
+            interval,
+            stall_ms,
+        } => {
+            let report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
+                pid,
+                samples,
+                interval: Duration::from_millis(interval),
+                stall_ms,
+            })?;
             print(&report, format, output.as_deref())?;
             Ok(status(&report))
         }

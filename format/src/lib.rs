@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod sockdiag;
 pub mod waitfor;
 
 /// Bumped whenever a record changes incompatibly.

@@ -23,6 +23,52 @@ pub struct Report {
     /// For `holdcheck run`: the command and how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunInfo>,
+    /// For `holdcheck inspect`: what /proc showed of each thread and queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect: Option<InspectInfo>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct InspectInfo {
+    pub pid: u32,
+    /// The process's glibc version, when it uses glibc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<String>,
+    pub samples: u32,
+    pub interval_ms: u64,
+    pub tasks: Vec<TaskInfo>,
+    /// The kernel queues blocked threads wait on.
+    pub queues: Vec<QueueInfo>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct TaskInfo {
+    pub tid: u32,
+    pub name: String,
+    /// The scheduler state: R, S, D, …
+    pub state: String,
+    /// What it is blocked in, when it made no progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_in: Option<String>,
+    /// How long it has not run, when it made no progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_progress_ms: Option<u64>,
+    pub wchan: String,
+    /// The kernel stack, where readable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_stack: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct QueueInfo {
+    pub description: String,
+    /// netlink: bytes waiting in the receive queue (`Rmem`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rmem: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drops: Option<u64>,
+    /// The processes holding the queue's receiving end.
+    pub owner_pids: Vec<u32>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

@@ -73,6 +73,13 @@ fn site(f: &Option<Frame>) -> String {
         .unwrap_or_else(|| "an unknown site".to_string())
 }
 
+/// `, acquired at f file:line`, or nothing when the site is unknown.
+fn acquired_at(f: &Option<Frame>) -> String {
+    f.as_ref()
+        .map(|f| format!(", acquired at {}", f.short()))
+        .unwrap_or_default()
+}
+
 fn channel_of(n: &NodeInfo) -> String {
     match n {
         NodeInfo::Channel { description, .. } => description.clone(),
@@ -92,18 +99,18 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
         "lock-order" => {
             let _ = writeln!(
                 out,
-                "  {who} holds {}, acquired at {}",
+                "  {who} holds {}{}",
                 node_label(from),
-                site(&e.held_at)
+                acquired_at(&e.held_at)
             );
             let _ = writeln!(out, "  and waits to acquire {}:", wanted(to));
         }
         "held-across-call" => {
             let _ = writeln!(
                 out,
-                "  {who} holds {}, acquired at {}",
+                "  {who} holds {}{}",
                 node_label(from),
-                site(&e.held_at)
+                acquired_at(&e.held_at)
             );
             let stats = match (e.count, e.max_ns) {
                 (Some(c), Some(ns)) => format!(
@@ -230,22 +237,76 @@ pub fn finding(f: &Finding) -> String {
         }
     }
     if !f.thread_states.is_empty() {
-        out.push_str("  Threads, as the watchdog saw them:\n");
+        out.push_str("  Threads:\n");
         for t in &f.thread_states {
             thread_state_text(&mut out, f, t);
         }
     }
     let loc = f.location.as_ref().map(|l| l.short()).unwrap_or_default();
-    let _ = writeln!(out, "SUMMARY: holdcheck: {} {loc}", f.kind);
+    let _ = writeln!(out, "SUMMARY: holdcheck: {} {loc}", f.kind).map(|_| ());
+    if out.ends_with(" \n") {
+        out.truncate(out.len() - 2);
+        out.push('\n');
+    }
     let _ = writeln!(out, "{RULE}");
     out
 }
 
 use std::collections::BTreeSet;
 
+/// The threads and queues `holdcheck inspect` saw.
+fn inspect_text(out: &mut String, i: &InspectInfo) {
+    let _ = writeln!(
+        out,
+        "holdcheck inspect: pid {}, glibc {}, {} samples {} ms apart",
+        i.pid,
+        i.glibc.as_deref().unwrap_or("?"),
+        i.samples,
+        i.interval_ms
+    );
+    for t in &i.tasks {
+        let what = match (&t.blocked_in, t.no_progress_ms) {
+            (Some(b), Some(ms)) => format!(
+                "blocked in {b}, no progress for {}",
+                duration(ms * 1_000_000)
+            ),
+            (Some(b), None) => b.clone(),
+            (None, _) => "running".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  T{} \"{}\" [{}] {what} (wchan {})",
+            t.tid, t.name, t.state, t.wchan
+        );
+    }
+    for q in &i.queues {
+        let mut extra = Vec::new();
+        if let Some(r) = q.rmem {
+            extra.push(format!("Rmem {r}"));
+        }
+        if let Some(d) = q.drops {
+            extra.push(format!("drops {d}"));
+        }
+        let owners: Vec<String> = q.owner_pids.iter().map(|p| p.to_string()).collect();
+        extra.push(format!(
+            "receiving end held by pid {}",
+            if owners.is_empty() {
+                "?".into()
+            } else {
+                owners.join(", ")
+            }
+        ));
+        let _ = writeln!(out, "  queue {}: {}", q.description, extra.join(", "));
+    }
+    out.push('\n');
+}
+
 /// Renders the whole report.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
+    if let Some(i) = &r.inspect {
+        inspect_text(&mut out, i);
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "holdcheck: warning: {w}");
     }

@@ -1,0 +1,207 @@
+//! What glibc keeps in a lock's memory, and which futex word a blocked
+//! thread sleeps on (x86_64).
+//!
+//! Layouts (`bits/struct_mutex.h`, `bits/struct_rwlock.h`) are ABI: fixed
+//! "for binary compatibility". Which futex word a waiter sleeps on is the
+//! rwlock algorithm of glibc 2.25 and later. Measured here on 2.36:
+//!
+//! | blocked in | futex word | value |
+//! | --- | --- | --- |
+//! | mutex lock | m+0 (`__lock`) | 2 |
+//! | wrlock, a writer holds | rw+12 (`__writers_futex`) | 3 |
+//! | rdlock, a writer holds / wrlock, readers hold | rw+8 (`__wrphase_futex`) | 3 / 2 |
+//! | rdlock behind a queued writer (writer-preferring) | rw+0 (`__readers`) | readers |
+//! | pthread_join | the thread's tid word | its tid |
+
+use super::memory;
+use anyhow::{bail, Result};
+use holdcheck_format::{LockKind, Mode};
+use std::collections::HashSet;
+
+/// Versions whose lock layouts and futex protocol this reads.
+const KNOWN: std::ops::RangeInclusive<u32> = 25..=41;
+
+/// The target's glibc version (`2.36`), from the banner in its libc.so.6.
+pub fn version(pid: u32) -> Result<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let Some(path) = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("/libc.so.6") || p.contains("/libc-2."))
+    else {
+        bail!("process {pid} does not use glibc (no libc.so.6 mapped): lock owners cannot be read");
+    };
+    // Through the process's root, in case it runs in a container.
+    let bytes =
+        std::fs::read(format!("/proc/{pid}/root{path}")).or_else(|_| std::fs::read(path))?;
+    let banner = b"release version ";
+    let at = bytes
+        .windows(banner.len())
+        .position(|w| w == banner)
+        .ok_or_else(|| anyhow::anyhow!("no version banner in {path}"))?;
+    let rest = &bytes[at + banner.len()..];
+    let end = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_digit() || b == b'.'))
+        .unwrap_or(0);
+    Ok(String::from_utf8_lossy(&rest[..end])
+        .trim_end_matches('.')
+        .to_string())
+}
+
+/// Whether this glibc's lock layouts are known; the message says why not.
+pub fn check(version: &str) -> Result<()> {
+    let minor = version
+        .strip_prefix("2.")
+        .and_then(|m| m.split('.').next()?.parse::<u32>().ok());
+    match minor {
+        Some(m) if KNOWN.contains(&m) => Ok(()),
+        _ => bail!(
+            "glibc {version}: lock layouts unknown to this holdcheck (it reads glibc 2.{}..2.{}); \
+             lock owners are not shown, blocked calls still are",
+            KNOWN.start(),
+            KNOWN.end()
+        ),
+    }
+}
+
+/// What a thread blocked in `futex(uaddr, op, val)` waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FutexWait {
+    Lock {
+        addr: u64,
+        kind: LockKind,
+        /// The mode it wants.
+        mode: Mode,
+        /// The thread holding it for writing, if the lock says.
+        owner: Option<u32>,
+        /// Readers holding it (rwlock), whose tids are recorded nowhere.
+        readers: u32,
+    },
+    /// pthread_join: waits for thread `tid` to exit.
+    Join { tid: u32 },
+    /// A condition variable, semaphore, barrier or other futex: not a lock.
+    Other,
+}
+
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAIT_BITSET: u64 = 9;
+
+fn rwlock_at(pid: u32, base: u64) -> Option<Vec<u8>> {
+    let b = memory::read(pid, base, 56).ok()?;
+    let flags = memory::u32_at(&b, 48);
+    let shared = memory::u32_at(&b, 28);
+    (flags <= 2 && shared <= 1).then_some(b)
+}
+
+/// Resolves a futex wait to the lock it belongs to, checking each candidate
+/// against the layouts (an owner must be a thread of the process).
+pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) -> FutexWait {
+    let cmd = op & 0x7f;
+    if cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET {
+        return FutexWait::Other;
+    }
+    let val = val as u32;
+    let word = memory::read_u32(pid, uaddr).ok();
+    if tids.contains(&val) && word == Some(val) {
+        return FutexWait::Join { tid: val };
+    }
+    if cmd == FUTEX_WAIT && val == 2 {
+        if let Ok(m) = memory::read(pid, uaddr, 40) {
+            let owner = memory::u32_at(&m, 8);
+            if tids.contains(&owner) {
+                return FutexWait::Lock {
+                    addr: uaddr,
+                    kind: LockKind::Mutex,
+                    mode: Mode::Write,
+                    owner: Some(owner),
+                    readers: 0,
+                };
+            }
+        }
+        return FutexWait::Other;
+    }
+    if cmd != FUTEX_WAIT_BITSET {
+        return FutexWait::Other;
+    }
+    let owner_of = |b: &[u8]| {
+        let w = memory::u32_at(b, 24);
+        tids.contains(&w).then_some(w)
+    };
+    let readers_of = |b: &[u8]| memory::u32_at(b, 0) >> 3;
+    // A writer waiting for a writer: __writers_futex.
+    if val == 3 {
+        if let Some(b) = rwlock_at(pid, uaddr.wrapping_sub(12)) {
+            if let Some(o) = owner_of(&b) {
+                return FutexWait::Lock {
+                    addr: uaddr - 12,
+                    kind: LockKind::Rwlock,
+                    mode: Mode::Write,
+                    owner: Some(o),
+                    readers: 0,
+                };
+            }
+        }
+    }
+    // __wrphase_futex: a reader behind a writer (3), a writer behind
+    // readers (2).
+    if let Some(b) = rwlock_at(pid, uaddr.wrapping_sub(8)) {
+        if val == 3 {
+            if let Some(o) = owner_of(&b) {
+                return FutexWait::Lock {
+                    addr: uaddr - 8,
+                    kind: LockKind::Rwlock,
+                    mode: Mode::Read,
+                    owner: Some(o),
+                    readers: 0,
+                };
+            }
+        } else if val == 2 && readers_of(&b) > 0 {
+            return FutexWait::Lock {
+                addr: uaddr - 8,
+                kind: LockKind::Rwlock,
+                mode: Mode::Write,
+                owner: None,
+                readers: readers_of(&b),
+            };
+        }
+    }
+    // __readers: a reader queued behind a writer on a writer-preferring lock.
+    if let Some(b) = rwlock_at(pid, uaddr) {
+        if memory::u32_at(&b, 48) == 2 && readers_of(&b) > 0 {
+            return FutexWait::Lock {
+                addr: uaddr,
+                kind: LockKind::Rwlock,
+                mode: Mode::Read,
+                owner: None,
+                readers: readers_of(&b),
+            };
+        }
+    }
+    FutexWait::Other
+}
+
+/// Whether the rwlock at `addr` is writer-preferring.
+pub fn writer_preferring(pid: u32, addr: u64) -> bool {
+    memory::read_u32(pid, addr + 48).is_ok_and(|f| f == 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_versions() {
+        assert!(check("2.36").is_ok());
+        assert!(check("2.41").is_ok());
+        let e = check("2.17").unwrap_err().to_string();
+        assert!(e.contains("glibc 2.17") && e.contains("unknown"), "{e}");
+        assert!(check("").is_err());
+    }
+
+    #[test]
+    fn this_process_glibc_is_read() {
+        let v = version(std::process::id()).unwrap();
+        assert!(v.starts_with("2."), "{v}");
+    }
+}

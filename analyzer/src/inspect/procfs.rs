@@ -1,0 +1,290 @@
+//! What /proc says of a process and its threads, read-only.
+
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+/// A thread's system call, from /proc/PID/task/TID/syscall.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Syscall {
+    /// On a CPU.
+    Running,
+    /// Blocked, but not in a system call (a page fault, a signal stop).
+    Elsewhere,
+    /// Blocked in system call `nr` with these arguments.
+    In { nr: u64, args: [u64; 6] },
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub tid: u32,
+    pub name: String,
+    /// R, S, D, T, Z, … from /proc/PID/task/TID/stat.
+    pub state: char,
+    pub syscall: Syscall,
+    pub wchan: String,
+    /// The kernel stack, where readable (root).
+    pub kernel_stack: Vec<String>,
+    /// Context switches so far (voluntary + involuntary).
+    pub switches: u64,
+    /// When it last ran, in ms since boot (`se.exec_start`), if the kernel
+    /// shows scheduler statistics.
+    pub last_ran_ms: Option<f64>,
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|e| {
+        let what = path.display();
+        match e.kind() {
+            ErrorKind::PermissionDenied => anyhow::anyhow!(
+                "cannot read {what}: permission denied; inspect needs ptrace access to the process: \
+                 run as its user with kernel.yama.ptrace_scope=0, or as root"
+            ),
+            _ => anyhow::anyhow!("cannot read {what}: {e}"),
+        }
+    })
+}
+
+/// Fails with a clear message when the process is gone.
+pub fn check_exists(pid: u32) -> Result<()> {
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        bail!("no process {pid} (it exited, or the pid is wrong)");
+    }
+    Ok(())
+}
+
+pub fn parse_syscall(line: &str) -> Syscall {
+    let line = line.trim();
+    if line == "running" {
+        return Syscall::Running;
+    }
+    let mut it = line.split_whitespace();
+    let nr = it.next().unwrap_or("-1");
+    let Ok(nr) = nr.parse::<i64>() else {
+        return Syscall::Elsewhere;
+    };
+    if nr < 0 {
+        return Syscall::Elsewhere;
+    }
+    let mut args = [0u64; 6];
+    for a in args.iter_mut() {
+        *a = it
+            .next()
+            .and_then(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0);
+    }
+    Syscall::In {
+        nr: nr as u64,
+        args,
+    }
+}
+
+/// Reads one thread. A thread that exited meanwhile yields None.
+pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
+    let dir = format!("/proc/{pid}/task/{tid}");
+    if !Path::new(&dir).exists() {
+        return Ok(None);
+    }
+    let stat = match fs::read_to_string(format!("{dir}/stat")) {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    // The state follows the parenthesised name, which may hold spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next())
+        .unwrap_or('?');
+    let syscall = parse_syscall(&read(Path::new(&format!("{dir}/syscall")))?);
+    let status = fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
+    let switches = status
+        .lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches")
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    let last_ran_ms = fs::read_to_string(format!("{dir}/sched"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("se.exec_start"))
+                .and_then(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+        });
+    Ok(Some(Task {
+        tid,
+        name: fs::read_to_string(format!("{dir}/comm"))
+            .unwrap_or_default()
+            .trim_end()
+            .to_string(),
+        state,
+        syscall,
+        wchan: fs::read_to_string(format!("{dir}/wchan")).unwrap_or_default(),
+        kernel_stack: fs::read_to_string(format!("{dir}/stack"))
+            .map(|s| s.lines().map(|l| l.trim().to_string()).collect())
+            .unwrap_or_default(),
+        switches,
+        last_ran_ms,
+    }))
+}
+
+pub fn tids(pid: u32) -> Result<Vec<u32>> {
+    let mut v: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("cannot list the threads of {pid}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// Milliseconds since boot, on the clock of `se.exec_start`.
+pub fn uptime_ms() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |s| s * 1000.0)
+}
+
+/// What an fd of a process is: `socket:[123]`, `pipe:[45]`, a path.
+pub fn fd_target(pid: u32, fd: u64) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The inode in `socket:[N]` or `pipe:[N]`.
+pub fn bracket_inode(target: &str, kind: &str) -> Option<u64> {
+    target
+        .strip_prefix(kind)?
+        .strip_prefix(":[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// A row of /proc/net/netlink.
+#[derive(Debug, Clone)]
+pub struct NetlinkSocket {
+    pub protocol: u32,
+    pub port: u32,
+    pub rmem: u64,
+    pub drops: u64,
+    pub inode: u64,
+}
+
+pub fn netlink_sockets() -> Vec<NetlinkSocket> {
+    let text = fs::read_to_string("/proc/net/netlink").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 10 {
+                return None;
+            }
+            Some(NetlinkSocket {
+                protocol: f[1].parse().ok()?,
+                port: f[2].parse().ok()?,
+                rmem: f[4].parse().ok()?,
+                drops: f[8].parse().ok()?,
+                inode: f[9].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Which processes hold an fd to `target` (`socket:[N]`, `pipe:[N]`), with
+/// whether each holds it for writing (from fdinfo flags).
+pub fn holders_of(target: &str) -> HashMap<u32, Vec<bool>> {
+    let mut out: HashMap<u32, Vec<bool>> = HashMap::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.filter_map(|e| e.ok()) {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.filter_map(|e| e.ok()) {
+            if fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target) {
+                let writes = fs::read_to_string(format!(
+                    "/proc/{pid}/fdinfo/{}",
+                    fd.file_name().to_string_lossy()
+                ))
+                .ok()
+                .and_then(|s| {
+                    let flags = s
+                        .lines()
+                        .find(|l| l.starts_with("flags:"))?
+                        .split_whitespace()
+                        .nth(1)?
+                        .to_string();
+                    u32::from_str_radix(&flags, 8).ok()
+                })
+                .is_some_and(|f| f & 3 != 0);
+                out.entry(pid).or_default().push(writes);
+            }
+        }
+    }
+    out
+}
+
+/// The process's executable path.
+pub fn exe(pid: u32) -> String {
+    fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub fn cmdline(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+pub fn ppid(pid: u32) -> u32 {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_lines_parse() {
+        assert_eq!(parse_syscall("running\n"), Syscall::Running);
+        assert_eq!(parse_syscall("-1 0x7ffd 0x7f00\n"), Syscall::Elsewhere);
+        let s = parse_syscall(
+            "202 0x55a6a682214c 0x189 0x3 0x0 0x0 0xffffffff 0x7f9ae67f5dc0 0x7f9ae687fe96",
+        );
+        assert_eq!(
+            s,
+            Syscall::In {
+                nr: 202,
+                args: [0x55a6a682214c, 0x189, 3, 0, 0, 0xffffffff]
+            }
+        );
+    }
+
+    #[test]
+    fn bracket_inodes() {
+        assert_eq!(bracket_inode("socket:[46230]", "socket"), Some(46230));
+        assert_eq!(bracket_inode("pipe:[7]", "pipe"), Some(7));
+        assert_eq!(bracket_inode("/dev/null", "pipe"), None);
+    }
+}
