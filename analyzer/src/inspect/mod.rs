@@ -80,6 +80,7 @@ fn channel_of(
     args: &[u64; 6],
     dir: Direction,
     netlink: &[procfs::NetlinkSocket],
+    tcp: &[procfs::TcpSocket],
 ) -> Option<Channel> {
     let target = procfs::fd_target(pid, args[0])?;
     if let Some(inode) = procfs::bracket_inode(&target, "pipe") {
@@ -96,7 +97,20 @@ fn channel_of(
             port,
         });
     }
-    // A unix socket (the only other family sock_diag answers for here).
+    if let Some(t) = tcp.iter().find(|t| t.inode == inode) {
+        let (local, remote) = (t.local.clone(), t.remote.clone());
+        return Some(match dir {
+            Direction::Send => Channel::Tcp {
+                dst: remote,
+                src: local,
+            },
+            Direction::Recv => Channel::Tcp {
+                dst: local,
+                src: remote,
+            },
+        });
+    }
+    // Otherwise a unix socket (the only other family sock_diag answers for).
     match dir {
         Direction::Recv => Some(Channel::Unix {
             inode: Some(inode),
@@ -184,6 +198,7 @@ pub fn inspect(o: &Options) -> Result<Report> {
     }
     let last = sample(pid)?;
     let netlink = procfs::netlink_sockets();
+    let tcp = procfs::tcp_sockets();
     let now_ms = procfs::uptime_ms();
     let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
     let before: HashMap<u32, &Task> = first.iter().map(|t| (t.tid, t)).collect();
@@ -237,7 +252,7 @@ pub fn inspect(o: &Options) -> Result<Report> {
                 }
             }
         } else if let Some((call, dir)) = channel_call(*nr) {
-            if let Some(channel) = channel_of(pid, *nr, args, dir, &netlink) {
+            if let Some(channel) = channel_of(pid, *nr, args, dir, &netlink, &tcp) {
                 blocked_in.insert(
                     t.tid,
                     format!("{call}() on {} ({})", channel.describe(), dir.as_str()),
@@ -329,6 +344,16 @@ pub fn inspect(o: &Options) -> Result<Report> {
             Channel::Pipe { inode } => (owner_pids(Some(&format!("pipe:[{inode}]"))), None, None),
             Channel::Unix { inode: Some(i), .. } => {
                 (owner_pids(Some(&format!("socket:[{i}]"))), None, None)
+            }
+            // The receiving end of a TCP direction is the socket whose local
+            // address is `dst` and remote address `src`.
+            Channel::Tcp { dst, src } => {
+                let end = tcp.iter().find(|t| t.local == *dst && t.remote == *src);
+                (
+                    owner_pids(end.map(|t| format!("socket:[{}]", t.inode)).as_deref()),
+                    None,
+                    None,
+                )
             }
             _ => (Vec::new(), None, None),
         };
@@ -453,6 +478,14 @@ pub fn inspect(o: &Options) -> Result<Report> {
                     t.last_ran_ms
                         .map_or(window_ms, |r| (now_ms - r).max(0.0) as u64)
                 }),
+                syscall: match &t.syscall {
+                    Syscall::Running => "running".into(),
+                    Syscall::Elsewhere => "-1".into(),
+                    Syscall::In { nr, args } => {
+                        let a: Vec<String> = args.iter().map(|x| format!("{x:#x}")).collect();
+                        format!("{nr} {}", a.join(" "))
+                    }
+                },
                 wchan: t.wchan.clone(),
                 kernel_stack: t.kernel_stack.clone(),
             })

@@ -193,6 +193,64 @@ pub fn netlink_sockets() -> Vec<NetlinkSocket> {
         .collect()
 }
 
+/// A row of /proc/net/tcp or tcp6.
+#[derive(Debug, Clone)]
+pub struct TcpSocket {
+    /// `127.0.0.1:8080`, `[::1]:8080`: as the shim names TCP ends.
+    pub local: String,
+    pub remote: String,
+    pub inode: u64,
+}
+
+/// Decodes the kernel's hex address (`0100007F:1F90`; the address in
+/// native-endian 32-bit words).
+pub fn tcp_address(hex: &str) -> Option<String> {
+    let (addr, port) = hex.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Option<Vec<[u8; 4]>> = (0..addr.len() / 8)
+        .map(|i| {
+            u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16)
+                .ok()
+                .map(u32::to_ne_bytes)
+        })
+        .collect();
+    let bytes: Vec<u8> = words?.concat();
+    match bytes.len() {
+        4 => Some(format!(
+            "{}:{port}",
+            std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
+        )),
+        16 => {
+            let a: [u8; 16] = bytes.try_into().ok()?;
+            Some(format!("[{}]:{port}", std::net::Ipv6Addr::from(a)))
+        }
+        _ => None,
+    }
+}
+
+pub fn tcp_sockets() -> Vec<TcpSocket> {
+    let mut out = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 10 {
+                continue;
+            }
+            if let (Some(local), Some(remote), Ok(inode)) =
+                (tcp_address(f[1]), tcp_address(f[2]), f[9].parse())
+            {
+                out.push(TcpSocket {
+                    local,
+                    remote,
+                    inode,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Which processes hold an fd to `target` (`socket:[N]`, `pipe:[N]`), with
 /// whether each holds it for writing (from fdinfo flags).
 pub fn holders_of(target: &str) -> HashMap<u32, Vec<bool>> {
@@ -279,6 +337,19 @@ mod tests {
                 args: [0x55a6a682214c, 0x189, 3, 0, 0, 0xffffffff]
             }
         );
+    }
+
+    #[test]
+    fn tcp_addresses_decode() {
+        assert_eq!(
+            tcp_address("0100007F:1F90").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            tcp_address("00000000000000000000000001000000:0016").as_deref(),
+            Some("[::1]:22")
+        );
+        assert_eq!(tcp_address("zz"), None);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct TaskInfo {
     /// How long it has not run, when it made no progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_progress_ms: Option<u64>,
+    /// /proc/PID/task/TID/syscall: the number and arguments, `running`, or
+    /// `-1` (blocked outside a system call).
+    pub syscall: String,
     pub wchan: String,
     /// The kernel stack, where readable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
