@@ -927,3 +927,65 @@ fn inspect_of_a_vanished_process_says_so() {
     assert_eq!(code, 2);
     assert!(err.contains("no process 999999999"), "{err}");
 }
+
+/// fork/exec from threads, cancellation through interposed calls, signal
+/// handlers that lock, threads exiting with locks held: the program behaves
+/// as without the shim, and no false deadlock comes of it.
+#[test]
+fn process_life_cycle_events_leave_the_program_unharmed() {
+    for mode in ["fork", "cancel", "signal", "exit"] {
+        let r = run_example_with("lifecycle", &[mode], 60, "watchdog_ms=100:stall_ms=2000");
+        assert_eq!(r.report["run"]["code"], 0, "{mode}: exit status");
+        assert_eq!(
+            r.stdout,
+            format!("lifecycle {mode}: ok\n"),
+            "{mode}: output"
+        );
+        assert_no_deadlock(&r, mode);
+        assert_eq!(
+            r.report["partial"], false,
+            "{mode}: {:#}",
+            r.report["warnings"]
+        );
+        assert_eq!(findings(&r.report, "stall").len(), 0, "{mode}");
+        if mode == "fork" {
+            assert!(
+                r.report["processes"].as_array().unwrap().len() > 10,
+                "every child wrote its own trace"
+            );
+        }
+        if mode == "exit" {
+            // Fifty threads, each with its own pipe, at two call sites.
+            assert_eq!(
+                findings(&r.report, "hazard").len(),
+                2,
+                "{:#}",
+                r.report["findings"]
+            );
+        }
+    }
+}
+
+/// An unwritable trace directory: one line on stderr, and the program runs
+/// on unharmed.
+#[test]
+fn an_unwritable_trace_directory_leaves_the_program_alone() {
+    let (code, path, _) = holdcheck(&["shim-path"], Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let shim = PathBuf::from(path.trim());
+    assert!(shim.is_file(), "{}", shim.display());
+    let out = Command::new(examples().join("abba"))
+        .env("LD_PRELOAD", &shim)
+        .env("HOLDCHECK_DIR", "/proc/holdcheck-cannot-write-here")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "abba: done\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("holdcheck: cannot create trace file"),
+        "{err}"
+    );
+    assert!(err.contains("the program runs on"), "{err}");
+}

@@ -5,6 +5,9 @@
 //! length and number). A cycle is reported only if a *witness* exists: one
 //! piece of evidence per edge such that
 //! - a lock-only cycle involves two or more distinct threads, one per edge;
+//! - around every node, the thread that waits and the thread that must act
+//!   are different threads (a thread that blocks sending into a queue only
+//!   it drains is stuck whatever lock it holds: not a cycle through it);
 //! - no gate lock is held across every edge of a lock-only cycle;
 //! - at every lock node the wanted mode conflicts with the held mode (read
 //!   against read conflicts only on a writer-preferring rwlock);
@@ -51,7 +54,8 @@ pub fn find(model: &Model) -> (Vec<Cycle>, bool) {
         sorted.sort_unstable();
         for &start in &sorted {
             let mut path = vec![start];
-            enumerate(&g, &idx, &members, start, &mut path, &mut |cycle| {
+            let joins = |a: usize, b: usize, c: usize| can_join(model, a, b, c);
+            enumerate(&g, &idx, &members, start, &mut path, &joins, &mut |cycle| {
                 examined += 1;
                 if examined > MAX_CYCLES {
                     truncated = true;
@@ -81,15 +85,21 @@ fn enumerate(
     members: &HashSet<usize>,
     start: usize,
     path: &mut Vec<usize>,
+    joins: &dyn Fn(usize, usize, usize) -> bool,
     on_cycle: &mut dyn FnMut(&[usize]) -> bool,
 ) -> bool {
     let last = *path.last().expect("path starts with start");
     let mut next: Vec<usize> = g.neighbors(idx[last]).map(|n| g[n]).collect();
     next.sort_unstable();
     next.dedup();
+    // The edge into `last` and the edge out of it must be able to meet there.
+    let prev = (path.len() >= 2).then(|| path[path.len() - 2]);
     for n in next {
+        if prev.is_some_and(|p| !joins(p, last, n)) {
+            continue;
+        }
         if n == start {
-            if path.len() >= 2 && !on_cycle(path) {
+            if path.len() >= 2 && joins(last, start, path[1]) && !on_cycle(path) {
                 return false;
             }
         } else if n > start
@@ -98,7 +108,7 @@ fn enumerate(
             && path.len() < MAX_CYCLE_LEN
         {
             path.push(n);
-            let go_on = enumerate(g, idx, members, start, path, on_cycle);
+            let go_on = enumerate(g, idx, members, start, path, joins, on_cycle);
             path.pop();
             if !go_on {
                 return false;
@@ -106,6 +116,20 @@ fn enumerate(
         }
     }
     true
+}
+
+/// Whether edges a → b and b → c can be consecutive in a witness: some
+/// evidence of each, by different threads, whose modes conflict at b. A
+/// necessary condition that prunes the search long before the witness check.
+fn can_join(model: &Model, a: usize, b: usize, c: usize) -> bool {
+    let (Some(into), Some(out)) = (model.edges.get(&(a, b)), model.edges.get(&(b, c))) else {
+        return false;
+    };
+    let node = &model.nodes[b];
+    into.iter().any(|x| {
+        out.iter()
+            .any(|y| !same_thread(x, y) && conflicts(model, node, x.wanted_mode, y.held_mode))
+    })
 }
 
 /// Whether the thread waiting for a lock in `wanted` mode is blocked by a
@@ -164,6 +188,9 @@ fn search<'a>(
         if !conflicts(model, first, chosen[n - 1].wanted_mode, chosen[0].held_mode) {
             return false;
         }
+        if same_thread(chosen[n - 1], chosen[0]) {
+            return false;
+        }
         return !lock_only || !gated(chosen);
     }
     for e in candidates[i].iter() {
@@ -171,7 +198,10 @@ fn search<'a>(
         if *steps > MAX_STEPS {
             return false;
         }
-        if lock_only && chosen.iter().any(|c| c.pid == e.pid && c.tid == e.tid) {
+        if lock_only && chosen.iter().any(|c| same_thread(c, e)) {
+            continue;
+        }
+        if i > 0 && same_thread(chosen[i - 1], e) {
             continue;
         }
         if i > 0 {
@@ -187,6 +217,10 @@ fn search<'a>(
         chosen.pop();
     }
     false
+}
+
+fn same_thread(a: &Evidence, b: &Evidence) -> bool {
+    a.pid == b.pid && a.tid == b.tid
 }
 
 /// Whether one lock was held across every edge (a gate: the threads can
@@ -414,6 +448,22 @@ mod tests {
             drain(2, &q, A, R),
         ]);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_thread_sending_into_a_queue_only_it_drains_is_no_cycle_through_its_lock() {
+        let q = Channel::Pipe { inode: 3 };
+        let c = cycles_of(vec![held_send(1, A, W, &q), drain(1, &q, A, W)]);
+        assert!(c.is_empty());
+        // Two such threads, crossing their locks over private queues.
+        let q2 = Channel::Pipe { inode: 4 };
+        let c = cycles_of(vec![
+            held_send(1, A, W, &q),
+            drain(1, &q, B, W),
+            held_send(2, B, W, &q2),
+            drain(2, &q2, A, W),
+        ]);
+        assert!(c.is_empty(), "{c:?}");
     }
 
     #[test]

@@ -393,7 +393,7 @@ fn hazards(
     syms: &mut Symbols,
     cycle_edges: &HashSet<(usize, usize)>,
 ) -> Vec<Finding> {
-    type Key = (u32, Vec<(LockRef, Mode)>, String, String, Direction, u64);
+    type Key = (u32, Vec<(LockRef, Mode)>, String, Direction, u64);
     let mut groups: BTreeMap<Key, Vec<&HeldCall>> = BTreeMap::new();
     for ((pid, _), h) in &model.held_calls {
         let queue = Node::Queue {
@@ -415,14 +415,13 @@ fn hazards(
         }
         let mut held: Vec<(LockRef, Mode)> = h.held.iter().map(|x| (x.lock, x.mode)).collect();
         held.sort();
-        let chan = serde_json::to_string(&h.channel).unwrap_or_default();
         groups
-            .entry((*pid, held, h.call.clone(), chan, h.dir, h.stack))
+            .entry((*pid, held, h.call.clone(), h.dir, h.stack))
             .or_default()
             .push(h);
     }
     let mut out: Vec<(u64, Finding)> = Vec::new();
-    for ((pid, _, call, _, dir, stack), calls) in groups {
+    for ((pid, _, call, dir, stack), calls) in groups {
         let first = calls[0];
         let count: u64 = calls.iter().map(|c| c.count).sum();
         let max_ns = calls.iter().map(|c| c.max_ns).max().unwrap_or(0);
@@ -441,8 +440,13 @@ fn hazards(
             None,
         ));
         let frames = syms.stack(model, pid, stack);
+        let queues: BTreeSet<String> = calls.iter().map(|c| c.channel.describe()).collect();
+        let more = match queues.len() {
+            1 => String::new(),
+            n => format!(" (and {} more queues)", n - 1),
+        };
         let what = format!(
-            "{call}() on {} ({})",
+            "{call}() on {} ({}){more}",
             first.channel.describe(),
             dir.as_str()
         );
@@ -479,7 +483,7 @@ fn hazards(
             .collect();
         let held_labels: Vec<String> = nodes[..qi].iter().map(node_label).collect();
         let title = format!(
-            "{} held across a blocking {call}() on {} ({} call{}, longest {})",
+            "{} held across a blocking {call}() on {}{more} ({} call{}, longest {})",
             held_labels.join(", "),
             node_label(&nodes[qi]),
             count,

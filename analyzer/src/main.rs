@@ -74,6 +74,9 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         stall_ms: u64,
     },
+    /// Print the path of libholdcheck.so, for LD_PRELOAD=$(holdcheck
+    /// shim-path) without `holdcheck run`.
+    ShimPath,
     /// Report on the traces in one or more directories.
     Report {
         #[arg(long, value_enum, default_value = "text")]
@@ -175,6 +178,10 @@ fn main_result(cli: Cli) -> Result<i32> {
             })?;
             print(&report, format, output.as_deref())?;
             Ok(status(&report))
+        }
+        Cmd::ShimPath => {
+            println!("{}", holdcheck::shim::locate()?.display());
+            Ok(EXIT_CLEAN)
         }
         Cmd::Report {
             format,
