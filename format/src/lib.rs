@@ -118,6 +118,21 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// A TCP connection's queue as seen from one end: a send lands in the
+    /// peer's queue (fed by us), a receive drains ours (fed by the peer).
+    pub fn tcp(dir: Direction, local: String, peer: String) -> Channel {
+        match dir {
+            Direction::Send => Channel::Tcp {
+                dst: peer,
+                src: local,
+            },
+            Direction::Recv => Channel::Tcp {
+                dst: local,
+                src: peer,
+            },
+        }
+    }
+
     /// A short human name: `netlink protocol 2 port 4242`.
     pub fn describe(&self) -> String {
         match self {
@@ -365,6 +380,21 @@ mod tests {
         assert_eq!(back, r);
         let text = String::from_utf8(line).unwrap();
         assert!(text.contains(r#""family":"netlink""#), "{text}");
+    }
+
+    #[test]
+    fn both_ends_of_a_tcp_connection_name_one_queue_per_direction() {
+        let a = "127.0.0.1:1000".to_string();
+        let b = "127.0.0.1:2000".to_string();
+        // A sends to B: the queue B receives from.
+        assert_eq!(
+            Channel::tcp(Direction::Send, a.clone(), b.clone()),
+            Channel::tcp(Direction::Recv, b.clone(), a.clone())
+        );
+        assert_ne!(
+            Channel::tcp(Direction::Send, a.clone(), b.clone()),
+            Channel::tcp(Direction::Send, b, a)
+        );
     }
 
     #[test]

@@ -658,24 +658,25 @@ mod tests {
     const L: u64 = 0x1000;
     const M: u64 = 0x2000;
 
-    #[test]
-    fn warnd_lock_and_queue_cycle_is_a_deadlock() {
-        let now = 10_000 * MS;
+    /// warnd hung: T1 holds L and sends into the full port, T2 (its
+    /// drainer) waits for L; both waits began at `since`.
+    fn warnd_hung(since: u64) -> (Vec<Snap>, ChannelUsers) {
         let s = vec![
             snap(
                 1,
                 vec![held(L, Mode::Write, LockKind::Mutex)],
                 send_wait(nl()),
-                1_000 * MS,
+                since,
             ),
-            snap(
-                2,
-                vec![],
-                lock_wait(L, Mode::Write, LockKind::Mutex),
-                1_000 * MS,
-            ),
+            snap(2, vec![], lock_wait(L, Mode::Write, LockKind::Mutex), since),
         ];
-        let u = users(&[(nl(), &[2])], &[(nl(), &[1])]);
+        (s, users(&[(nl(), &[2])], &[(nl(), &[1])]))
+    }
+
+    #[test]
+    fn warnd_lock_and_queue_cycle_is_a_deadlock() {
+        let now = 10_000 * MS;
+        let (s, u) = warnd_hung(1_000 * MS);
         let f = analyse(&TestEnv, &s, &u, now, 500, 5_000);
         assert_eq!(
             f.len(),
@@ -707,23 +708,8 @@ mod tests {
 
     #[test]
     fn a_young_wait_is_not_yet_a_deadlock() {
-        let now = 1_100 * MS;
-        let s = vec![
-            snap(
-                1,
-                vec![held(L, Mode::Write, LockKind::Mutex)],
-                send_wait(nl()),
-                1_000 * MS,
-            ),
-            snap(
-                2,
-                vec![],
-                lock_wait(L, Mode::Write, LockKind::Mutex),
-                1_000 * MS,
-            ),
-        ];
-        let u = users(&[(nl(), &[2])], &[(nl(), &[1])]);
-        assert!(analyse(&TestEnv, &s, &u, now, 500, 5_000).is_empty());
+        let (s, u) = warnd_hung(1_000 * MS);
+        assert!(analyse(&TestEnv, &s, &u, 1_100 * MS, 500, 5_000).is_empty());
     }
 
     #[test]

@@ -278,16 +278,7 @@ fn inet(fd: c_int, dir: Direction, dest: Dest, info: SockInfo) -> Option<Channel
     let local = inet_string(&sockname(fd, libc::getsockname)?.0)?;
     if info.sotype == libc::SOCK_STREAM {
         let peer = inet_string(&sockname(fd, libc::getpeername)?.0)?;
-        return Some(match dir {
-            Direction::Send => Channel::Tcp {
-                dst: peer,
-                src: local,
-            },
-            Direction::Recv => Channel::Tcp {
-                dst: local,
-                src: peer,
-            },
-        });
+        return Some(Channel::tcp(dir, local, peer));
     }
     Some(match dir {
         Direction::Recv => Channel::Udp { dst: local },

@@ -98,17 +98,7 @@ fn channel_of(
         });
     }
     if let Some(t) = tcp.iter().find(|t| t.inode == inode) {
-        let (local, remote) = (t.local.clone(), t.remote.clone());
-        return Some(match dir {
-            Direction::Send => Channel::Tcp {
-                dst: remote,
-                src: local,
-            },
-            Direction::Recv => Channel::Tcp {
-                dst: local,
-                src: remote,
-            },
-        });
+        return Some(Channel::tcp(dir, t.local.clone(), t.remote.clone()));
     }
     // Otherwise a unix socket (the only other family sock_diag answers for).
     match dir {
