@@ -989,3 +989,103 @@ fn an_unwritable_trace_directory_leaves_the_program_alone() {
     );
     assert!(err.contains("the program runs on"), "{err}");
 }
+
+/// `inspect --stacks`: each blocked thread's user-space stack, symbolised,
+/// and the process left exactly as it was (not stopped, still blocked where
+/// it was, nothing traced).
+#[test]
+fn inspect_stacks_are_symbolised_and_leave_the_process_as_it_was() {
+    let hung = Hung::start("warnd", &["--stress"]);
+    let pid = hung.pid();
+    let wchans = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("wchan")).ok())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = wchans();
+    let work = work_dir("inspect-stacks");
+    let out = work.join("r.json");
+    let (code, _, err) = holdcheck(
+        &[
+            "inspect",
+            "--stacks",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            &pid.to_string(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{err}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let f = findings(&r, "deadlock")[0];
+    let sender = thread_state(f, "warn-sender");
+    let frames: Vec<&str> = f["stacks"][sender["stack"].as_u64().expect("a stack") as usize]
+        ["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|fr| fr["function"].as_str())
+        .collect();
+    for want in ["fun_nl_sendto", "send_warn", "raise_alarm", "sender_main"] {
+        assert!(frames.contains(&want), "{want} in {frames:?}");
+    }
+    assert!(
+        f["location"]["function"] == "fun_nl_sendto",
+        "{}",
+        f["location"]
+    );
+    // Unharmed: same waits, not stopped, not traced.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(wchans(), before);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("State:\tS"), "{status}");
+    assert!(status.contains("TracerPid:\t0"), "{status}");
+}
+
+/// A process hung with the shim loaded: inspect merges the shim's trace
+/// (exact acquisition sites, the watchdog's observation) and reports the
+/// deadlock once.
+#[test]
+fn inspect_merges_the_trace_of_a_process_running_with_the_shim() {
+    let (code, path, _) = holdcheck(&["shim-path"], Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let dir = work_dir("inspect-shim");
+    let mut child = Command::new(examples().join("warnd"))
+        .arg("--stress")
+        .env("LD_PRELOAD", path.trim())
+        .env("HOLDCHECK_DIR", &dir)
+        .env("HOLDCHECK_OPTIONS", "verbosity=0:watchdog_ms=300")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let (code, r, _) = inspect_json(child.id());
+    // SAFETY: killing our own child's process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    assert!(r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("is merged")));
+    let f = &r["findings"][0];
+    let send = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["relation"] == "held-across-call")
+        .unwrap();
+    assert_eq!(
+        send["held_at"]["function"], "raise_alarm",
+        "the exact acquisition site from the shim"
+    );
+}

@@ -23,11 +23,18 @@ pub fn analyse(model: &Model) -> Report {
     // Edges of reported cycles: a lock held across a call on such an edge is
     // part of that deadlock (another call site of it), not a hazard of its own.
     let mut cycle_edges: HashSet<(usize, usize)> = HashSet::new();
-    let observed: Vec<Finding> = model
-        .observed
-        .iter()
-        .map(|(pid, o)| crate::observed::finding(model, &mut syms, *pid, o))
-        .collect();
+    // The same observation made twice (the watchdog, then inspect) is one
+    // finding: the first, which has the shim's exact sites.
+    let mut observed: Vec<Finding> = Vec::new();
+    for (pid, o) in &model.observed {
+        let f = crate::observed::finding(model, &mut syms, *pid, o);
+        if !observed
+            .iter()
+            .any(|g| g.kind == f.kind && same_nodes(&g.nodes, &f.nodes))
+        {
+            observed.push(f);
+        }
+    }
     let mut sorted = cycles;
     sorted.sort_by_key(|c| c.nodes.len());
     for c in &sorted {
@@ -60,7 +67,6 @@ pub fn analyse(model: &Model) -> Report {
             .iter()
             .position(|x| *x == k)
     };
-    let mut observed = observed;
     observed.sort_by_key(|f| weight(&f.kind));
     let live_deadlocks: Vec<Finding> = observed
         .iter()

@@ -73,6 +73,10 @@ enum Cmd {
         /// blocked call is shown.
         #[arg(long, default_value_t = 1000)]
         stall_ms: u64,
+        /// Also take the user-space stack of every thread that made no
+        /// progress: a brief ptrace stop per thread, detached at once.
+        #[arg(long)]
+        stacks: bool,
     },
     /// Print the path of libholdcheck.so, for LD_PRELOAD=$(holdcheck
     /// shim-path) without `holdcheck run`.
@@ -169,12 +173,14 @@ fn main_result(cli: Cli) -> Result<i32> {
             samples,
             interval,
             stall_ms,
+            stacks,
         } => {
             let report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
                 pid,
                 samples,
                 interval: Duration::from_millis(interval),
                 stall_ms,
+                stacks,
             })?;
             print(&report, format, output.as_deref())?;
             Ok(status(&report))

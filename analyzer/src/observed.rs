@@ -158,7 +158,14 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
     let mut threads: Vec<ThreadRef> = o.threads.iter().map(|t| thread_of(model, pid, t)).collect();
     threads.sort();
     threads.dedup();
-    let location = stacks.iter().find_map(|s| program_frame(&s.frames));
+    // Where the bug is: the call made while holding the lock, as for a
+    // predicted cycle; else the first stack there is.
+    let location = edges
+        .iter()
+        .filter(|e| e.relation == "held-across-call")
+        .chain(edges.iter())
+        .find_map(|e| program_frame(&stacks[e.stack].frames))
+        .or_else(|| stacks.iter().find_map(|s| program_frame(&s.frames)));
     Finding {
         kind: o.kind.clone(),
         title: o.title.clone(),

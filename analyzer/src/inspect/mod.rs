@@ -11,6 +11,7 @@
 mod glibc;
 mod memory;
 mod procfs;
+mod stacks;
 
 use crate::findings;
 use crate::model::{Model, Process};
@@ -33,6 +34,9 @@ pub struct Options {
     pub interval: Duration,
     /// Age at which a wait chain is a stall and a blocked call is reported.
     pub stall_ms: u64,
+    /// Take the user-space stacks of the threads that made no progress (a
+    /// brief ptrace stop each).
+    pub stacks: bool,
 }
 
 /// The system calls that wait on a kernel queue: (name, direction).
@@ -364,6 +368,32 @@ pub fn inspect(o: &Options) -> Result<Report> {
     queues.sort_by(|a, b| a.description.cmp(&b.description));
     queues.dedup_by(|a, b| a.description == b.description);
 
+    // User-space stacks of the threads that made no progress.
+    let mut stack_ids: HashMap<u32, u64> = HashMap::new();
+    let mut stack_frames: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut module_table = Vec::new();
+    if o.stacks {
+        match stacks::modules(pid) {
+            Ok(mods) => {
+                for t in last.iter().filter(|t| stuck_task(t)) {
+                    match stacks::stack(pid, t.tid, &mods) {
+                        Ok(frames) if !frames.is_empty() => {
+                            let id = frames
+                                .iter()
+                                .fold(t.tid as u64 | 1 << 40, |h, f| h.rotate_left(7) ^ f);
+                            stack_ids.insert(t.tid, id);
+                            stack_frames.insert(id, frames);
+                        }
+                        Ok(_) => {}
+                        Err(e) => warnings.push(format!("no stack for T{}: {e}", t.tid)),
+                    }
+                }
+                module_table = mods.table;
+            }
+            Err(e) => warnings.push(format!("cannot read the modules of {pid}: {e}")),
+        }
+    }
+
     // The snapshot, on the boot clock of se.exec_start.
     let now_ns = (now_ms * 1e6) as u64;
     let snap: Vec<Snap> = last
@@ -380,7 +410,7 @@ pub fn inspect(o: &Options) -> Result<Report> {
                     0
                 },
                 wait,
-                stack: 0,
+                stack: stack_ids.get(&t.tid).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -438,11 +468,16 @@ pub fn inspect(o: &Options) -> Result<Report> {
             file: Default::default(),
             threads: names.clone(),
             locks,
+            stacks: stack_frames,
+            modules: module_table,
             ..Default::default()
         },
     );
     model.observed = observed.into_iter().map(|ob| (pid, ob)).collect();
     model.warnings = warnings;
+    if let Some(trace) = shim_trace(pid) {
+        model = merge_shim_trace(model, pid, &trace);
+    }
     let mut report = findings::analyse(&model);
     report.inspect = Some(InspectInfo {
         pid,
@@ -483,6 +518,88 @@ pub fn inspect(o: &Options) -> Result<Report> {
         queues,
     });
     Ok(report)
+}
+
+/// The trace file of a process that runs with the shim: in the trace
+/// directory of its own environment, the newest for its pid (an exec starts
+/// a new one).
+fn shim_trace(pid: u32) -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    if !maps.contains("libholdcheck") {
+        return None;
+    }
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let dir = environ
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(b"HOLDCHECK_DIR="))
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .filter(|d| !d.is_empty())
+        .or_else(|| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let uid = status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))?
+                .split_whitespace()
+                .nth(1)?
+                .to_string();
+            Some(format!("/tmp/holdcheck-{uid}"))
+        })?;
+    let prefix = format!("{}{pid}.", holdcheck_format::TRACE_PREFIX);
+    crate::trace::trace_files(std::path::Path::new(&dir))
+        .ok()?
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .max_by_key(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| {
+                    n.strip_prefix(&prefix)?
+                        .split('.')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .unwrap_or(0)
+        })
+}
+
+/// The shim's trace of the process, with what inspect saw added: its facts
+/// (predicted cycles, hazards), its watchdog's observations, exact lock
+/// kinds, acquisition sites, stacks and module table.
+fn merge_shim_trace(seen: Model, pid: u32, trace: &std::path::Path) -> Model {
+    let file = match crate::trace::read_file(trace) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut seen = seen;
+            seen.warnings.push(format!(
+                "the process runs with the shim, but its trace is unreadable: {e:#}"
+            ));
+            return seen;
+        }
+    };
+    let mut merged = Model::build(std::slice::from_ref(&file));
+    merged.warnings.extend(seen.warnings);
+    merged.warnings.push(format!(
+        "the process runs with the shim: its trace {} is merged",
+        trace.display()
+    ));
+    let inspected = seen.processes.into_values().next().unwrap_or_default();
+    let p = merged.processes.entry(pid).or_default();
+    p.pid = pid;
+    p.threads.extend(inspected.threads);
+    for (k, v) in inspected.locks {
+        p.locks.entry(k).or_insert(v);
+    }
+    p.stacks.extend(inspected.stacks);
+    if p.modules.is_empty() {
+        p.modules = inspected.modules;
+    }
+    merged.observed.extend(seen.observed);
+    merged
 }
 
 fn kind_name(k: LockKind) -> &'static str {
@@ -538,7 +655,7 @@ fn blocked_call(
             awaiting_reply: false,
         }),
         waited_ms,
-        stack: None,
+        stack: (s.stack != 0).then_some(s.stack),
     };
     Observed {
         kind: "stalled-call".into(),
