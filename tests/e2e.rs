@@ -1089,3 +1089,46 @@ fn inspect_merges_the_trace_of_a_process_running_with_the_shim() {
         "the exact acquisition site from the shim"
     );
 }
+
+/// DOT and HTML: the cycle's nodes as shapes, its edges in red with thread
+/// and call; the HTML page is self-contained (an inline SVG, no URL but the
+/// SVG namespace).
+#[test]
+fn dot_and_html_reports_draw_the_cycle() {
+    let r = run_example("warnd", &["--light"], 60);
+    let dir = r.trace_dir.to_str().unwrap().to_string();
+    let (code, dot, _) = holdcheck(
+        &["report", "--format", "dot", &dir],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1);
+    assert!(dot.starts_with("digraph holdcheck {"), "{dot}");
+    assert!(dot.contains("shape=box, label=\"rwlock 0x"), "{dot}");
+    assert!(
+        dot.contains("shape=ellipse, label=\"netlink protocol 2 port"),
+        "{dot}"
+    );
+    assert!(dot.contains("warn-sender: sendto()\", color=red"), "{dot}");
+
+    let (code, html, _) = holdcheck(
+        &["report", "--format", "html", &dir],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), 1, "one graph for one finding");
+    assert!(
+        html.contains(">netlink protocol 2 port"),
+        "the channel is drawn"
+    );
+    assert!(html.contains("SUMMARY: holdcheck: potential-deadlock"));
+    let urls: Vec<&str> = html
+        .match_indices("http")
+        .map(|(i, _)| &html[i..(i + 30).min(html.len())])
+        .collect();
+    assert!(
+        urls.iter()
+            .all(|u| u.starts_with("http://www.w3.org/2000/svg")),
+        "{urls:?}"
+    );
+}

@@ -97,6 +97,10 @@ enum Cmd {
 enum Format {
     Text,
     Json,
+    /// Graphviz DOT: one cluster per finding.
+    Dot,
+    /// One self-contained HTML page with the graphs drawn in.
+    Html,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -110,6 +114,8 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
     let rendered = match format {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
+        Format::Dot => holdcheck::report::graph::dot(report),
+        Format::Html => holdcheck::report::html::render(report),
     };
     match output {
         Some(path) => std::fs::write(path, rendered)

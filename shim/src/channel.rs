@@ -4,11 +4,11 @@
 //! send lands in the peer's queue, a receive drains the socket's own. Both
 //! ends of one queue resolve to the same identity, in any process.
 
+use crate::sync::ForkMutex;
 use core::ffi::c_int;
 use core::mem::{size_of, zeroed};
 use holdcheck_format::{Channel, Direction};
 use libc::{sockaddr, sockaddr_storage, socklen_t};
-use parking_lot::Mutex;
 use rustix::fd::BorrowedFd;
 use std::collections::HashMap;
 
@@ -36,7 +36,7 @@ struct SockInfo {
     peer_inode: u64,
 }
 
-static SOCKETS: Mutex<Option<HashMap<(u64, u64), SockInfo>>> = Mutex::new(None);
+static SOCKETS: ForkMutex<Option<HashMap<(u64, u64), SockInfo>>> = ForkMutex::new(None);
 
 /// The channel a blocking-capable call on `fd` waits on, or None when the
 /// call cannot block on another party (a regular file, a terminal, an
@@ -70,7 +70,7 @@ pub fn resolve(fd: c_int, dir: Direction, dest: Dest) -> Option<Channel> {
     }
 }
 
-static PIPES: Mutex<Option<HashMap<(u64, u64), bool>>> = Mutex::new(None);
+static PIPES: ForkMutex<Option<HashMap<(u64, u64), bool>>> = ForkMutex::new(None);
 
 /// Whether a FIFO descriptor is an anonymous pipe (pipefs) rather than a
 /// named FIFO; asked of /proc once per pipe.
@@ -292,15 +292,12 @@ fn inet(fd: c_int, dir: Direction, dest: Dest, info: SockInfo) -> Option<Channel
     })
 }
 
-/// Fork support: take the caches' locks before fork, release them after.
-pub fn lock_caches() {
-    core::mem::forget(SOCKETS.lock());
-    core::mem::forget(PIPES.lock());
-}
-
+/// In a fork child: empty caches (sockets of the parent stay valid, but a
+/// cache another thread was updating may be half-written).
+///
 /// # Safety
-/// Only after [`lock_caches`] on this thread.
-pub unsafe fn unlock_caches() {
-    PIPES.force_unlock();
-    SOCKETS.force_unlock();
+/// Only in a fork child (see `sync::ForkMutex::reset`).
+pub unsafe fn after_fork_child() {
+    SOCKETS.reset(None);
+    PIPES.reset(None);
 }

@@ -29,6 +29,7 @@ mod locks;
 mod real;
 mod recorder;
 mod stack;
+mod sync;
 mod sys;
 mod thread;
 mod watchdog;

@@ -18,60 +18,39 @@ extern "C" fn init() {
     if config::active() {
         recorder::RECORDER.lock().open();
     }
-    // SAFETY: the handlers are plain functions of this library.
-    unsafe {
-        libc::pthread_atfork(
-            Some(before_fork),
-            Some(after_fork_parent),
-            Some(after_fork_child),
-        )
-    };
+    // SAFETY: the handler is a plain function of this library.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
 }
 
-/// Takes the shim's internal locks so that the child does not inherit one
-/// held by a thread that does not exist there. Order: recorder, then lock
-/// table (the only nesting the shim has).
-extern "C" fn before_fork() {
-    core::mem::forget(recorder::RECORDER.lock());
-    core::mem::forget(locks::TABLE.lock());
-    channel::lock_caches();
-    core::mem::forget(live::REGISTRY.lock());
-    core::mem::forget(live::CHANNELS.lock());
-}
-
-extern "C" fn after_fork_parent() {
-    release_all();
-}
-
+/// The child of a fork has one thread. Every internal lock and table starts
+/// anew (see `sync`): whatever another thread held or was updating at the
+/// fork is gone with it. The child opens its own trace at its first fact;
+/// the forking thread's held locks stay held in the child.
 extern "C" fn after_fork_child() {
-    release_all();
-    // The child opens its own trace at its first fact (the recorder sees the
-    // new pid); the forking thread's held locks stay held in the child. No
-    // other thread, the watchdog included, exists there.
-    thread::with_state_unchecked(|s| s.after_fork_child());
-    live::after_fork_child();
-    watchdog::after_fork_child();
-}
-
-fn release_all() {
-    // SAFETY: before_fork locked each of them on this thread and forgot the
-    // guards.
+    // SAFETY: in the fork child, before any other shim code runs there.
     unsafe {
-        live::CHANNELS.force_unlock();
-        live::REGISTRY.force_unlock();
-        channel::unlock_caches();
-        locks::TABLE.force_unlock();
-        recorder::RECORDER.force_unlock();
+        recorder::RECORDER.reset(recorder::Recorder::new());
+        locks::TABLE.reset(None);
+        channel::after_fork_child();
+        live::after_fork_child();
     }
+    locks::EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    thread::with_state_unchecked(|s| s.after_fork_child());
+    watchdog::after_fork_child();
 }
 
 extern "C" fn fini() {
     // Another thread may still be inside the recorder: wait a little, never
     // forever.
-    let Some(mut rec) = recorder::RECORDER.try_lock_for(std::time::Duration::from_millis(200))
-    else {
-        return;
-    };
+    let mut rec = None;
+    for _ in 0..200 {
+        rec = recorder::RECORDER.try_lock();
+        if rec.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let Some(mut rec) = rec else { return };
     rec.flush_stats();
     if config::get().verbosity >= 1 {
         if let Some(path) = rec.path() {

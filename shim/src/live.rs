@@ -10,13 +10,13 @@
 //! registry lock that the watchdog holds while it reads, so the watchdog
 //! never reads a dead thread's memory.
 
+use crate::sync::ForkMutex;
 use crate::thread::{self, ThreadState};
 use core::ffi::c_void;
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 use holdcheck_format::{Channel, Direction, LockKind, Mode};
-use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
@@ -99,7 +99,7 @@ impl Published {
     }
 }
 
-pub static REGISTRY: Mutex<Vec<&'static Published>> = Mutex::new(Vec::new());
+pub static REGISTRY: ForkMutex<Vec<&'static Published>> = ForkMutex::new(Vec::new());
 
 fn key() -> libc::pthread_key_t {
     static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
@@ -173,7 +173,7 @@ pub struct Channels {
     pub senders: Vec<HashSet<u32>>,
 }
 
-pub static CHANNELS: Mutex<Option<Channels>> = Mutex::new(None);
+pub static CHANNELS: ForkMutex<Option<Channels>> = ForkMutex::new(None);
 
 /// The id of a channel (interned).
 pub fn channel_id(c: &Channel) -> u32 {
@@ -205,15 +205,11 @@ pub fn note_user(id: u32, dir: Direction, tid: u32) {
 }
 
 /// In a fork child: no other thread exists, and the forking thread
-/// registers anew.
-pub fn after_fork_child() {
-    for p in REGISTRY.lock().iter() {
-        p.done();
-        p.state.store(core::ptr::null_mut(), Ordering::Relaxed);
-        p.in_use.store(false, Ordering::Relaxed);
-    }
-    if let Some(t) = CHANNELS.lock().as_mut() {
-        t.receivers.iter_mut().for_each(HashSet::clear);
-        t.senders.iter_mut().for_each(HashSet::clear);
-    }
+/// registers anew (the parent's records are leaked with the old registry).
+///
+/// # Safety
+/// Only in a fork child (see `sync::ForkMutex::reset`).
+pub unsafe fn after_fork_child() {
+    REGISTRY.reset(Vec::new());
+    CHANNELS.reset(None);
 }

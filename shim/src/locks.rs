@@ -5,16 +5,16 @@
 //! table is touched only on slow paths (a new fact) and by init/destroy; the
 //! fast path never looks a lock up.
 
+use crate::sync::ForkMutex;
 use core::sync::atomic::{AtomicU64, Ordering};
 use holdcheck_format::{LockKind, LockRef};
-use parking_lot::Mutex;
 use std::collections::HashMap;
 
 /// Bumped whenever a known lock changes generation; per-thread caches of
 /// recorded facts include it, so they never match a fact of an older lock.
 pub static EPOCH: AtomicU64 = AtomicU64::new(1);
 
-pub static TABLE: Mutex<Option<HashMap<usize, u32>>> = Mutex::new(None);
+pub static TABLE: ForkMutex<Option<HashMap<usize, u32>>> = ForkMutex::new(None);
 
 /// The current identity of the lock at `addr`.
 pub fn lock_ref(addr: usize) -> LockRef {

@@ -1,14 +1,14 @@
 //! The trace file of this process and the tables that deduplicate facts.
 //!
 //! Everything here runs on slow paths only (a fact not seen before), under one
-//! internal lock that is a `parking_lot` mutex (a futex, never a pthread lock,
-//! so the shim never sees its own locking).
+//! internal lock (a futex, never a pthread lock, so the shim never sees its
+//! own locking; see `sync`).
 
 use crate::config;
 use crate::stack::{self, Stack};
+use crate::sync::ForkMutex;
 use crate::sys;
 use holdcheck_format::{LockKind, LockRef, Record, TRACE_PREFIX, TRACE_SUFFIX, TRACE_VERSION};
-use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use std::collections::{HashMap, HashSet};
@@ -36,10 +36,10 @@ pub struct Recorder {
     partial_said: HashSet<&'static str, Fixed>,
 }
 
-pub static RECORDER: Mutex<Recorder> = Mutex::new(Recorder::new());
+pub static RECORDER: ForkMutex<Recorder> = ForkMutex::new(Recorder::new());
 
 impl Recorder {
-    const fn new() -> Self {
+    pub const fn new() -> Self {
         Recorder {
             file: None,
             path: None,

@@ -1,6 +1,8 @@
 //! The report: what the analysis found, in a form that renders as text or
 //! JSON. The JSON keys are documented in docs/report-json.md and stable.
 
+pub mod graph;
+pub mod html;
 pub mod text;
 
 use crate::symbolize::Frame;

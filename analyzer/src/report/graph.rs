@@ -1,0 +1,95 @@
+//! The report as a graph: DOT (for Graphviz) and SVG (rendered here, no
+//! Graphviz needed). Locks are boxes, kernel queues are ellipses, edges are
+//! labelled with the thread and the call; a cycle's edges are red.
+
+use super::*;
+use crate::findings::node_label;
+
+/// Escapes a string for a DOT double-quoted label.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn edge_label(e: &EdgeInfo) -> String {
+    let who = if e.thread.name.is_empty() {
+        format!("T{}", e.thread.tid)
+    } else {
+        format!("T{} {}", e.thread.tid, e.thread.name)
+    };
+    let what = match (e.relation.as_str(), &e.call) {
+        ("held-across-call", Some(c)) => format!("{c}()"),
+        ("lock-order", _) => "then acquires".to_string(),
+        ("drain", _) => "drains, then acquires".to_string(),
+        ("produce", _) => "feeds, then acquires".to_string(),
+        ("waits-behind", _) => "queued behind a writer".to_string(),
+        (r, _) => r.to_string(),
+    };
+    format!("{who}: {what}")
+}
+
+/// The statements of one finding's graph, node ids prefixed by `prefix`.
+fn body(f: &Finding, prefix: &str, out: &mut String) {
+    let cycle = f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK;
+    for (i, n) in f.nodes.iter().enumerate() {
+        let shape = match n {
+            NodeInfo::Lock { .. } => "box",
+            NodeInfo::Channel { .. } => "ellipse",
+        };
+        out.push_str(&format!(
+            "  {prefix}{i} [shape={shape}, label=\"{}\"];\n",
+            esc(&node_label(n))
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &f.edges {
+        if !seen.insert((e.from, e.to, e.thread.tid)) {
+            continue;
+        }
+        let colour = if cycle { "red" } else { "black" };
+        out.push_str(&format!(
+            "  {prefix}{} -> {prefix}{} [label=\"{}\", color={colour}];\n",
+            e.from,
+            e.to,
+            esc(&edge_label(e))
+        ));
+    }
+}
+
+/// One finding as a DOT digraph.
+pub fn finding_dot(f: &Finding) -> String {
+    let mut out = String::from("digraph finding {\n");
+    body(f, "n", &mut out);
+    out.push_str("}\n");
+    out
+}
+
+/// The whole report as DOT: one cluster per finding.
+pub fn dot(r: &Report) -> String {
+    let mut out = String::from("digraph holdcheck {\n  rankdir=LR;\n");
+    for (k, f) in r.findings.iter().enumerate() {
+        out.push_str(&format!(
+            "  subgraph cluster_{k} {{\n  label=\"{}: {}\";\n",
+            esc(&f.kind),
+            esc(&f.title)
+        ));
+        body(f, &format!("f{k}_"), &mut out);
+        out.push_str("  }\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// One finding's graph as SVG, laid out here (layout-rs).
+pub fn finding_svg(f: &Finding) -> Result<String, String> {
+    let dot = finding_dot(f);
+    let mut parser = layout::gv::DotParser::new(&dot);
+    let graph = parser
+        .process()
+        .map_err(|e| format!("cannot lay out the graph: {e}"))?;
+    let mut builder = layout::gv::GraphBuilder::new();
+    builder.visit_graph(&graph);
+    let mut visual = builder.get();
+    let mut svg = layout::backends::svg::SVGWriter::new();
+    visual.do_it(false, false, false, &mut svg);
+    Ok(svg.finalize())
+}
