@@ -1132,3 +1132,25 @@ fn dot_and_html_reports_draw_the_cycle() {
         "{urls:?}"
     );
 }
+
+/// poll and epoll_wait: inspect names the queues a thread waits on.
+#[test]
+fn inspect_names_what_poll_and_epoll_wait_on() {
+    let hung = Hung::start("poll_wait", &[]);
+    let (_, r, _) = inspect_json(hung.pid());
+    let task = |name: &str| -> String {
+        r["inspect"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .and_then(|t| t["blocked_in"].as_str())
+            .unwrap_or_else(|| panic!("{name}: {:#}", r["inspect"]))
+            .to_string()
+    };
+    let p = task("poller");
+    assert!(p.starts_with("poll on pipe inode "), "{p}");
+    assert!(p.contains("(recv), unix socket inode "), "{p}");
+    let e = task("epoller");
+    assert!(e.starts_with("epoll_wait on pipe inode "), "{e}");
+}

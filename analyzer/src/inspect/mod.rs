@@ -119,6 +119,71 @@ fn channel_of(
     }
 }
 
+/// What a thread blocked in poll/ppoll (its `pollfd` array) or epoll_wait
+/// (the epoll fd's watched fds, from fdinfo) waits on: the queues, named.
+fn polled_channels(
+    pid: u32,
+    nr: u64,
+    args: &[u64; 6],
+    netlink: &[procfs::NetlinkSocket],
+    tcp: &[procfs::TcpSocket],
+) -> Option<String> {
+    // (fd, direction) pairs.
+    let fds: Vec<(u64, Direction)> = match nr {
+        7 | 271 => {
+            let n = (args[1] as usize).min(64);
+            let b = memory::read(pid, args[0], n * 8).ok()?;
+            (0..n)
+                .map(|i| {
+                    let fd = memory::u32_at(&b, i * 8) as i32;
+                    let events = u16::from_ne_bytes([b[i * 8 + 4], b[i * 8 + 5]]);
+                    let dir = if events & libc::POLLOUT as u16 != 0 {
+                        Direction::Send
+                    } else {
+                        Direction::Recv
+                    };
+                    (fd, dir)
+                })
+                .filter(|(fd, _)| *fd >= 0)
+                .map(|(fd, d)| (fd as u64, d))
+                .collect()
+        }
+        232 | 281 => {
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", args[0])).ok()?;
+            info.lines()
+                .filter_map(|l| {
+                    let mut it = l.split_whitespace();
+                    (it.next()? == "tfd:").then_some(())?;
+                    let fd = it.next()?.parse().ok()?;
+                    let events = u32::from_str_radix(it.nth(1)?, 16).ok()?;
+                    let dir = if events & libc::EPOLLOUT as u32 != 0 {
+                        Direction::Send
+                    } else {
+                        Direction::Recv
+                    };
+                    Some((fd, dir))
+                })
+                .take(64)
+                .collect()
+        }
+        _ => return None,
+    };
+    let names: Vec<String> = fds
+        .iter()
+        .map(|&(fd, dir)| {
+            // The queue a receive (or send) on this fd would wait on.
+            let call = if dir == Direction::Recv { 45 } else { 44 };
+            let mut a = [0u64; 6];
+            a[0] = fd;
+            match channel_of(pid, call, &a, dir, netlink, tcp) {
+                Some(c) => format!("{} ({})", c.describe(), dir.as_str()),
+                None => format!("fd {fd}"),
+            }
+        })
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
 /// The destination port of a blocked netlink sendto/sendmsg, read from the
 /// caller's sockaddr_nl.
 fn send_port(pid: u32, nr: u64, args: &[u64; 6]) -> Option<u32> {
@@ -261,6 +326,8 @@ pub fn inspect(o: &Options) -> Result<Report> {
                     },
                 );
             }
+        } else if let Some(watched) = polled_channels(pid, *nr, args, &netlink, &tcp) {
+            blocked_in.insert(t.tid, format!("{} on {}", syscall_name(*nr), watched));
         } else {
             blocked_in.insert(t.tid, syscall_name(*nr));
         }
