@@ -13,6 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Held by tests that load both CPUs (lifecycle's spinning threads) and by
+/// tests that measure latency, so that the two never overlap.
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive_cpu() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn holdcheck_bin() -> &'static str {
     env!("CARGO_BIN_EXE_holdcheck")
 }
@@ -341,6 +349,7 @@ fn only_kinds(r: &Value) -> Vec<String> {
 /// says so while it hangs, within two intervals of the hang.
 #[test]
 fn warnd_stress_is_reported_live_as_a_deadlock() {
+    let _cpu = exclusive_cpu();
     let r = run_example_with("warnd", &["--stress"], 6, LIVE);
     assert_eq!(
         r.report["run"]["ending"], "timed-out",
@@ -816,6 +825,7 @@ fn inspect_json(pid: u32) -> (i32, Value, Duration) {
 
 #[test]
 fn inspect_finds_the_warnd_deadlock_without_the_shim() {
+    let _cpu = exclusive_cpu();
     let hung = Hung::start("warnd", &["--stress"]);
     let port: u64 = hung
         .stdout
@@ -928,6 +938,7 @@ fn inspect_of_a_vanished_process_says_so() {
 /// as without the shim, and no false deadlock comes of it.
 #[test]
 fn process_life_cycle_events_leave_the_program_unharmed() {
+    let _cpu = exclusive_cpu();
     for mode in ["fork", "cancel", "signal", "exit"] {
         let r = run_example_with("lifecycle", &[mode], 60, "watchdog_ms=100:stall_ms=2000");
         assert_eq!(r.report["run"]["code"], 0, "{mode}: exit status");

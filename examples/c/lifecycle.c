@@ -27,14 +27,14 @@ static void *churn(void *arg) {
     if (pipe(p) < 0)
         die("pipe");
     char c = 'x';
-    while (!stop) {
+    do { /* at least once, however late the thread gets to run */
         pthread_mutex_lock(&a);
         pthread_mutex_lock(&b);
         if (write(p[1], &c, 1) != 1 || read(p[0], &c, 1) != 1)
             die("pipe io");
         pthread_mutex_unlock(&b);
         pthread_mutex_unlock(&a);
-    }
+    } while (!stop);
     close(p[0]);
     close(p[1]);
     return NULL;
