@@ -934,12 +934,13 @@ fn inspect_of_a_vanished_process_says_so() {
 }
 
 /// fork/exec from threads, cancellation through interposed calls, signal
-/// handlers that lock, threads exiting with locks held: the program behaves
+/// handlers that lock or write to a self-pipe while the thread they
+/// interrupt allocates, threads exiting with locks held: the program behaves
 /// as without the shim, and no false deadlock comes of it.
 #[test]
 fn process_life_cycle_events_leave_the_program_unharmed() {
     let _cpu = exclusive_cpu();
-    for mode in ["fork", "cancel", "signal", "exit"] {
+    for mode in ["fork", "cancel", "signal", "exit", "selfpipe"] {
         let r = run_example_with("lifecycle", &[mode], 60, "watchdog_ms=100:stall_ms=2000");
         assert_eq!(r.report["run"]["code"], 0, "{mode}: exit status");
         assert_eq!(

@@ -11,6 +11,9 @@
  *   signal   signal handlers that take a lock while the thread they
  *            interrupt is inside interposed calls
  *   exit     threads that exit holding locks, or with pthread_exit
+ *   selfpipe the self-pipe trick: a handler write()s to a pipe while the
+ *            thread it interrupts allocates and locks; the program reads its
+ *            own handlers back from sigaction() and signal()
  */
 #include "common.h"
 #include <signal.h>
@@ -195,6 +198,71 @@ static int mode_exit(void) {
     return 0;
 }
 
+static int self_pipe[2];
+static volatile long pipe_bytes;
+
+static void wake(int sig) {
+    (void)sig;
+    char c = 's';
+    int saved = errno;
+    if (write(self_pipe[1], &c, 1) < 0 && errno != EAGAIN)
+        _exit(3);
+    errno = saved;
+}
+
+static void *drain(void *arg) {
+    (void)arg;
+    char buf[64];
+    ssize_t n;
+    while ((n = read(self_pipe[0], buf, sizeof buf)) > 0)
+        pipe_bytes += n;
+    return NULL;
+}
+
+static void *allocate(void *arg) {
+    (void)arg;
+    while (!stop) {
+        void *p = malloc(64 + (rand() & 1023));
+        pthread_mutex_lock(&a);
+        pthread_mutex_unlock(&a);
+        free(p);
+    }
+    return NULL;
+}
+
+static int mode_selfpipe(void) {
+    if (pipe(self_pipe) < 0)
+        die("pipe");
+    struct sigaction sa = {0}, back;
+    sa.sa_handler = wake;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+    if (sigaction(SIGUSR2, NULL, &back) != 0 || back.sa_handler != wake) {
+        fprintf(stderr, "sigaction does not report the program's handler\n");
+        return 1;
+    }
+    if (signal(SIGUSR1, wake) == SIG_ERR || signal(SIGUSR1, wake) != wake) {
+        fprintf(stderr, "signal does not report the program's handler\n");
+        return 1;
+    }
+    pthread_t r = spawn("drain", drain, NULL);
+    pthread_t w = spawn("allocate", allocate, NULL);
+    for (int i = 0; i < 3000; i++) {
+        pthread_kill(w, i % 2 ? SIGUSR1 : SIGUSR2);
+        if (i % 50 == 0) {
+            struct timespec p = {0, 200 * 1000};
+            nanosleep(&p, NULL);
+        }
+    }
+    struct timespec p = {0, 50 * 1000 * 1000};
+    nanosleep(&p, NULL);
+    stop = 1;
+    pthread_join(w, NULL);
+    close(self_pipe[1]);
+    pthread_join(r, NULL);
+    return pipe_bytes > 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     int rc;
@@ -206,8 +274,10 @@ int main(int argc, char **argv) {
         rc = mode_signal();
     else if (strcmp(mode, "exit") == 0)
         rc = mode_exit();
+    else if (strcmp(mode, "selfpipe") == 0)
+        rc = mode_selfpipe();
     else {
-        fprintf(stderr, "usage: lifecycle fork|cancel|signal|exit\n");
+        fprintf(stderr, "usage: lifecycle fork|cancel|signal|exit|selfpipe\n");
         return 2;
     }
     if (rc == 0)

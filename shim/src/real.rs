@@ -83,6 +83,7 @@ real_fns! {
     pthread_cond_clockwait @ "GLIBC_2.30": fn(P, P, c_int, *const timespec) -> c_int;
 
     pthread_setname_np: fn(libc::pthread_t, *const c_char) -> c_int;
+    sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
 
     send: fn(c_int, *const c_void, size_t, c_int) -> ssize_t;
     sendto: fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;

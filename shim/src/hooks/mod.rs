@@ -12,6 +12,7 @@ mod io;
 mod locking;
 mod mutex;
 mod rwlock;
+mod signal;
 mod thread_name;
 
 /// Defines an exported function that jumps to `$imp` with the caller's
