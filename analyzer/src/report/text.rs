@@ -227,7 +227,13 @@ pub fn finding(f: &Finding) -> String {
         if let Some(e) = f.edges.first() {
             edge_text(&mut out, f, e);
         }
-        let others: Vec<String> = f.threads.iter().skip(1).map(thread_label).collect();
+        let shown = f.edges.first().map(|e| &e.thread);
+        let others: Vec<String> = f
+            .threads
+            .iter()
+            .filter(|t| Some(*t) != shown)
+            .map(thread_label)
+            .collect();
         if !others.is_empty() {
             let _ = writeln!(out, "  Also seen in: {}\n", others.join(", "));
         }
