@@ -1155,3 +1155,94 @@ fn inspect_names_what_poll_and_epoll_wait_on() {
     let e = task("epoller");
     assert!(e.starts_with("epoll_wait on pipe inode "), "{e}");
 }
+
+/// CI controls: a signature per finding that holds across runs, a
+/// suppressions file by function name, a baseline that hides known findings
+/// and shows a new one, and SARIF with locations at the sites.
+#[test]
+fn signatures_suppressions_baseline_and_sarif() {
+    let light = run_example("warnd", &["--light"], 60);
+    let again = run_example("warnd", &["--light"], 60);
+    let sig = |r: &Value| r["findings"][0]["signature"].as_str().unwrap().to_string();
+    assert_eq!(
+        sig(&light.report),
+        sig(&again.report),
+        "the same bug, the same signature"
+    );
+    let dir = light.trace_dir.to_str().unwrap().to_string();
+    let work = work_dir("controls");
+
+    // A suppression by function name silences it; another name does not.
+    let sup = work.join("sup.txt");
+    std::fs::write(&sup, "# known\npotential-deadlock:fun:send_warn\n").unwrap();
+    let (code, out, _) = holdcheck(
+        &["report", "--suppressions", sup.to_str().unwrap(), &dir],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 finding(s) suppressed"), "{out}");
+    std::fs::write(&sup, "fun:some_other_function\n").unwrap();
+    let (code, _, _) = holdcheck(
+        &["report", "--suppressions", sup.to_str().unwrap(), &dir],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1);
+    std::fs::write(&sup, "fun\n").unwrap();
+    let (code, _, err) = holdcheck(
+        &["report", "--suppressions", sup.to_str().unwrap(), &dir],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("sup.txt:1"), "{err}");
+
+    // The warnd report as a baseline hides warnd's finding, not ABBA's.
+    let base = work.join("base.json");
+    std::fs::write(&base, serde_json::to_string(&light.report).unwrap()).unwrap();
+    let (code, out, _) = holdcheck(
+        &["report", "--baseline", base.to_str().unwrap(), &dir],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}");
+    let abba = run_example("abba", &[], 60);
+    let (code, out, _) = holdcheck(
+        &[
+            "report",
+            "--baseline",
+            base.to_str().unwrap(),
+            abba.trace_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "a new finding shows: {out}");
+
+    // SARIF 2.1.0: one result per finding, located at the send call, the
+    // other sites related, fingerprinted.
+    let (code, sarif, _) = holdcheck(
+        &["report", "--format", "sarif", &dir],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1);
+    let s: Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    let run = &s["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "holdcheck");
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    let res = &results[0];
+    assert_eq!(res["ruleId"], "potential-deadlock");
+    assert_eq!(res["level"], "error");
+    let loc = &res["locations"][0]["physicalLocation"];
+    assert!(
+        loc["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("warnd.c"),
+        "{loc}"
+    );
+    assert!(loc["region"]["startLine"].as_u64().unwrap() > 0);
+    assert!(res["relatedLocations"].as_array().unwrap().len() >= 2);
+    assert_eq!(
+        res["partialFingerprints"]["holdcheck/v1"],
+        sig(&light.report)
+    );
+}

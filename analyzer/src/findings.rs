@@ -132,6 +132,8 @@ pub fn analyse(model: &Model) -> Report {
         summary,
         warnings,
         partial,
+        suppressed: 0,
+        baselined: 0,
         run: None,
         inspect: None,
     }
@@ -389,6 +391,7 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         location,
         thread_states: Vec::new(),
         waiters: None,
+        signature: String::new(),
     }
 }
 
@@ -508,6 +511,7 @@ fn hazards(
                 stacks,
                 thread_states: Vec::new(),
                 waiters: None,
+                signature: String::new(),
             },
         ));
     }

@@ -38,6 +38,8 @@ enum Cmd {
         /// command shares).
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        controls: Controls,
         /// Seconds after which the command (and its process group) is killed
         /// and the report printed.
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
@@ -77,6 +79,8 @@ enum Cmd {
         /// progress: a brief ptrace stop per thread, detached at once.
         #[arg(long)]
         stacks: bool,
+        #[command(flatten)]
+        controls: Controls,
     },
     /// Print the path of libholdcheck.so, for LD_PRELOAD=$(holdcheck
     /// shim-path) without `holdcheck run`.
@@ -88,6 +92,8 @@ enum Cmd {
         /// Write the report to FILE instead of standard output.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        controls: Controls,
         #[arg(required = true, value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
@@ -101,6 +107,37 @@ enum Format {
     Dot,
     /// One self-contained HTML page with the graphs drawn in.
     Html,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+}
+
+/// What CI adds to every command's report.
+#[derive(clap::Args)]
+struct Controls {
+    /// Leave out findings a rule matches: lines `[kind:]fun|src|module:GLOB`.
+    #[arg(long, value_name = "FILE")]
+    suppressions: Option<PathBuf>,
+    /// Leave out findings already in this earlier JSON report (by signature).
+    #[arg(long, value_name = "REPORT.json")]
+    baseline: Option<PathBuf>,
+}
+
+impl Controls {
+    fn apply(&self, report: &mut Report) -> Result<()> {
+        use holdcheck::report::filter;
+        let sup = self
+            .suppressions
+            .as_deref()
+            .map(filter::Suppressions::load)
+            .transpose()?;
+        let base = self
+            .baseline
+            .as_deref()
+            .map(filter::load_baseline)
+            .transpose()?;
+        filter::apply(report, sup.as_ref(), base.as_ref());
+        Ok(())
+    }
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -116,6 +153,7 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Dot => holdcheck::report::graph::dot(report),
         Format::Html => holdcheck::report::html::render(report),
+        Format::Sarif => holdcheck::report::sarif::render(report),
     };
     match output {
         Some(path) => std::fs::write(path, rendered)
@@ -139,6 +177,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             out,
             format,
             output,
+            controls,
             timeout,
             command,
         } => {
@@ -169,6 +208,7 @@ fn main_result(cli: Cli) -> Result<i32> {
                 ending: ending.to_string(),
                 code,
             });
+            controls.apply(&mut report)?;
             print(&report, format, output.as_deref())?;
             Ok(status(&report))
         }
@@ -180,14 +220,16 @@ fn main_result(cli: Cli) -> Result<i32> {
             interval,
             stall_ms,
             stacks,
+            controls,
         } => {
-            let report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
+            let mut report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
                 pid,
                 samples,
                 interval: Duration::from_millis(interval),
                 stall_ms,
                 stacks,
             })?;
+            controls.apply(&mut report)?;
             print(&report, format, output.as_deref())?;
             Ok(status(&report))
         }
@@ -198,9 +240,11 @@ fn main_result(cli: Cli) -> Result<i32> {
         Cmd::Report {
             format,
             output,
+            controls,
             dirs,
         } => {
-            let report = analyse_dirs(&dirs)?;
+            let mut report = analyse_dirs(&dirs)?;
+            controls.apply(&mut report)?;
             print(&report, format, output.as_deref())?;
             Ok(status(&report))
         }

@@ -176,5 +176,6 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         location,
         thread_states,
         waiters: (o.kind == "stall" || o.waiters > 0).then_some(o.waiters),
+        signature: String::new(),
     }
 }

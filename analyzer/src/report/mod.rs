@@ -1,8 +1,10 @@
 //! The report: what the analysis found, in a form that renders as text or
 //! JSON. The JSON keys are documented in docs/report-json.md and stable.
 
+pub mod filter;
 pub mod graph;
 pub mod html;
+pub mod sarif;
 pub mod text;
 
 use crate::symbolize::Frame;
@@ -22,6 +24,11 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// True when a bound cut the analysis short (see `warnings`).
     pub partial: bool,
+    /// Findings left out by `--suppressions` and by `--baseline`.
+    #[serde(default)]
+    pub suppressed: usize,
+    #[serde(default)]
+    pub baselined: usize,
     /// For `holdcheck run`: the command and how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunInfo>,
@@ -144,6 +151,10 @@ pub struct Finding {
     /// Stall: how many threads wait behind the root holder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiters: Option<u32>,
+    /// Stable across runs of the same build: the kind and the sorted sites
+    /// (function and file:line). The same bug in many runs has one.
+    #[serde(default)]
+    pub signature: String,
 }
 
 /// A thread as the watchdog saw it.

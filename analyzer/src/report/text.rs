@@ -334,6 +334,13 @@ pub fn render(r: &Report) -> String {
         threads,
         if r.partial { "; analysis partial, see warnings" } else { "" }
     );
+    if r.suppressed + r.baselined > 0 {
+        let _ = writeln!(
+            out,
+            "holdcheck: {} finding(s) suppressed, {} already in the baseline",
+            r.suppressed, r.baselined
+        );
+    }
     out
 }
 

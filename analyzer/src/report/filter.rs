@@ -1,0 +1,252 @@
+//! What CI controls: a stable signature per finding, suppressions (in the
+//! spirit of sanitizer suppression files) and a baseline of known findings.
+//!
+//! Suppressions file: one rule a line, `#` comments:
+//!
+//! ```text
+//! fun:send_warn            a frame's function
+//! src:*/vendor/*           a frame's source file
+//! module:libfoo.so*        a frame's module
+//! hazard:fun:git_*         the same, for one kind of finding only
+//! ```
+//!
+//! Patterns match the whole string; `*` matches any run of characters.
+
+use super::*;
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// A site as stable across runs as the build: function and file:line, or
+/// module+offset for stripped code (never an address).
+fn site_key(f: &Frame) -> String {
+    match (&f.function, &f.file, f.line) {
+        (Some(func), Some(file), Some(line)) => format!("{func}@{file}:{line}"),
+        (Some(func), _, _) => func.clone(),
+        _ => format!(
+            "{}+{}",
+            f.module.as_deref().unwrap_or("?"),
+            f.offset.as_deref().unwrap_or("?")
+        ),
+    }
+}
+
+/// The finding's signature: its kind and the sorted set of its acquisition
+/// and call sites. The same bug seen in many runs has one signature.
+pub fn signature(f: &Finding) -> String {
+    let mut sites: BTreeSet<String> = BTreeSet::new();
+    for e in &f.edges {
+        if let Some(fr) = crate::findings::program_frame(&f.stacks[e.stack].frames) {
+            sites.insert(site_key(&fr));
+        }
+        for fr in [&e.held_at, &e.acquired_at].into_iter().flatten() {
+            sites.insert(site_key(fr));
+        }
+    }
+    if sites.is_empty() {
+        // No stack at all (inspect without --stacks): the nodes' kinds.
+        for n in &f.nodes {
+            sites.insert(match n {
+                NodeInfo::Lock { kind, mode, .. } => {
+                    format!("{kind}:{}", mode.as_deref().unwrap_or(""))
+                }
+                NodeInfo::Channel {
+                    channel, direction, ..
+                } => format!("{}:{direction}", channel.family()),
+            });
+        }
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    f.kind.hash(&mut h);
+    sites.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Field {
+    Fun,
+    Src,
+    Module,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    kind: Option<String>,
+    field: Field,
+    pattern: String,
+}
+
+/// Parsed suppression rules.
+#[derive(Debug, Clone, Default)]
+pub struct Suppressions {
+    rules: Vec<Rule>,
+}
+
+const KINDS: [&str; 5] = [DEADLOCK, POTENTIAL_DEADLOCK, STALL, HAZARD, STALLED_CALL];
+
+impl Suppressions {
+    pub fn parse(text: &str, name: &str) -> Result<Suppressions> {
+        let mut rules = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (kind, rest) = match line.split_once(':') {
+                Some((k, rest)) if KINDS.contains(&k) => (Some(k.to_string()), rest),
+                _ => (None, line),
+            };
+            let Some((field, pattern)) = rest.split_once(':') else {
+                bail!(
+                    "{name}:{}: '{line}' is not [kind:]fun|src|module:pattern",
+                    i + 1
+                );
+            };
+            let field = match field {
+                "fun" => Field::Fun,
+                "src" => Field::Src,
+                "module" => Field::Module,
+                other => bail!(
+                    "{name}:{}: unknown field '{other}' (fun, src or module)",
+                    i + 1
+                ),
+            };
+            if pattern.is_empty() {
+                bail!("{name}:{}: empty pattern", i + 1);
+            }
+            rules.push(Rule {
+                kind,
+                field,
+                pattern: pattern.to_string(),
+            });
+        }
+        Ok(Suppressions { rules })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Suppressions> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read suppressions {}", path.display()))?;
+        Suppressions::parse(&text, &path.display().to_string())
+    }
+
+    /// Whether a rule matches a frame of the finding.
+    fn suppresses(&self, f: &Finding) -> bool {
+        let frames = f
+            .stacks
+            .iter()
+            .flat_map(|s| s.frames.iter())
+            .chain(
+                f.edges
+                    .iter()
+                    .flat_map(|e| [&e.held_at, &e.acquired_at].into_iter().flatten()),
+            )
+            .chain(f.location.iter());
+        let frames: Vec<&Frame> = frames.collect();
+        self.rules.iter().any(|r| {
+            r.kind.as_ref().is_none_or(|k| *k == f.kind)
+                && frames.iter().any(|fr| {
+                    let value = match r.field {
+                        Field::Fun => fr.function.as_deref(),
+                        Field::Src => fr.file.as_deref(),
+                        Field::Module => fr.module.as_deref(),
+                    };
+                    value.is_some_and(|v| glob(&r.pattern, v))
+                })
+        })
+    }
+}
+
+/// `*` matches any run of characters; everything else itself.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first)
+        || !s[first.len()..].ends_with(last)
+        || s.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The signatures of a previous JSON report.
+pub fn load_baseline(path: &std::path::Path) -> Result<HashSet<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read baseline {}", path.display()))?;
+    let report: Report = serde_json::from_str(&text)
+        .with_context(|| format!("baseline {} is not a holdcheck JSON report", path.display()))?;
+    Ok(report.findings.iter().map(signature).collect())
+}
+
+/// Signs every finding, then drops the suppressed and the known ones.
+pub fn apply(
+    report: &mut Report,
+    suppressions: Option<&Suppressions>,
+    baseline: Option<&HashSet<String>>,
+) {
+    for f in report.findings.iter_mut() {
+        f.signature = signature(f);
+    }
+    let before = report.findings.len();
+    if let Some(s) = suppressions {
+        report.findings.retain(|f| !s.suppresses(f));
+    }
+    report.suppressed = before - report.findings.len();
+    let before = report.findings.len();
+    if let Some(b) = baseline {
+        report.findings.retain(|f| !b.contains(&f.signature));
+    }
+    report.baselined = before - report.findings.len();
+    let mut s = Summary::default();
+    for f in &report.findings {
+        match f.kind.as_str() {
+            DEADLOCK => s.deadlock += 1,
+            POTENTIAL_DEADLOCK => s.potential_deadlock += 1,
+            STALL => s.stall += 1,
+            HAZARD => s.hazard += 1,
+            _ => s.stalled_call += 1,
+        }
+    }
+    report.summary = s;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("send_warn", "send_warn"));
+        assert!(!glob("send_warn", "send_warn2"));
+        assert!(glob("send_*", "send_warn"));
+        assert!(glob("*/vendor/*", "/src/vendor/x.c"));
+        assert!(!glob("*/vendor/*", "/src/vend/x.c"));
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "a-b-c"));
+        assert!(!glob("a*b*c", "a-c-b"));
+        assert!(!glob("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn bad_suppression_lines_are_named() {
+        let e = Suppressions::parse("fun:ok\nfoo:bar\n", "s.txt")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("s.txt:2") && e.contains("'foo'"), "{e}");
+        let e = Suppressions::parse("nothing here", "s.txt")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("s.txt:1"), "{e}");
+        assert!(Suppressions::parse("# only\n\nhazard:src:*.c\n", "s").is_ok());
+    }
+}
