@@ -18,7 +18,9 @@ const NSIG: usize = 65;
 /// The program's handler for each signal (0: none of ours installed).
 static HANDLERS: [AtomicUsize; NSIG] = [const { AtomicUsize::new(0) }; NSIG];
 
-extern "C" fn plain(sig: c_int) {
+/// Runs the program's handler for `sig` (given its address) with the thread
+/// marked busy, so that its interposed calls pass straight through.
+fn as_program(sig: c_int, call: impl FnOnce(usize)) {
     let h = HANDLERS
         .get(sig as usize)
         .map_or(0, |h| h.load(Ordering::Acquire));
@@ -28,29 +30,23 @@ extern "C" fn plain(sig: c_int) {
     thread::with_state_unchecked(|st| {
         let was = st.busy;
         st.busy = true;
-        // SAFETY: h is the handler the program installed for this signal.
-        unsafe { core::mem::transmute::<usize, extern "C" fn(c_int)>(h)(sig) };
+        call(h);
         st.busy = was;
     });
 }
 
+extern "C" fn plain(sig: c_int) {
+    // SAFETY: h is the handler the program installed for this signal.
+    as_program(sig, |h| unsafe {
+        core::mem::transmute::<usize, extern "C" fn(c_int)>(h)(sig)
+    });
+}
+
 extern "C" fn with_info(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
-    let h = HANDLERS
-        .get(sig as usize)
-        .map_or(0, |h| h.load(Ordering::Acquire));
-    if h == 0 {
-        return;
-    }
-    thread::with_state_unchecked(|st| {
-        let was = st.busy;
-        st.busy = true;
-        // SAFETY: h is the SA_SIGINFO handler the program installed.
-        unsafe {
-            core::mem::transmute::<usize, extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void)>(
-                h,
-            )(sig, info, ctx)
-        };
-        st.busy = was;
+    type Handler = extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void);
+    // SAFETY: h is the SA_SIGINFO handler the program installed.
+    as_program(sig, |h| unsafe {
+        core::mem::transmute::<usize, Handler>(h)(sig, info, ctx)
     });
 }
 
