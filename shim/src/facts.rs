@@ -146,7 +146,14 @@ pub fn call_begin(
     let use_key = mix(mix(ckey, call.as_ptr() as u64), epoch) | 1;
     let new_use = !st.seen_before(use_key);
 
-    let chan_id = crate::live::channel_id(&chan);
+    let chan_id = match st.queues[slot].chan_id {
+        0 => {
+            let id = crate::live::channel_id(&chan);
+            st.queues[slot].chan_id = id + 1;
+            id
+        }
+        known => known - 1,
+    };
     if new_use {
         crate::live::note_user(chan_id, dir, tid);
     }

@@ -49,6 +49,18 @@ pub struct QueueSlot {
     pub seq: u64,
     /// The last stack recorded for an operation on this channel.
     pub stack: u64,
+    /// 1 + the channel's id in the live table (0: not looked up yet), so the
+    /// table's lock is taken once per thread and channel, not per call.
+    pub chan_id: u32,
+}
+
+impl QueueSlot {
+    const EMPTY: QueueSlot = QueueSlot {
+        key: 0,
+        seq: 0,
+        stack: 0,
+        chan_id: 0,
+    };
 }
 
 pub struct ThreadState {
@@ -88,11 +100,7 @@ impl ThreadState {
             overflowed: false,
             recent: [HeldEntry::EMPTY; RECENT],
             recent_seq: 0,
-            queues: [QueueSlot {
-                key: 0,
-                seq: 0,
-                stack: 0,
-            }; QUEUE_SLOTS],
+            queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
             next_queue_slot: 0,
             seen: [0; SEEN_CACHE],
             published: core::ptr::null(),
@@ -178,7 +186,7 @@ impl ThreadState {
         self.queues[i] = QueueSlot {
             key,
             seq: now,
-            stack: 0,
+            ..QueueSlot::EMPTY
         };
         (i, None)
     }
@@ -190,11 +198,13 @@ impl ThreadState {
     }
 
     /// In a fork child: the forking thread lives on with a new tid, and
-    /// registers anew with the child's watchdog.
+    /// registers anew with the child's watchdog; its channel ids pointed
+    /// into the parent's table, which the child starts afresh.
     pub fn after_fork_child(&mut self) {
         self.tid = 0;
         self.seen = [0; SEEN_CACHE];
         self.published = core::ptr::null();
+        self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
     }
 }
 
