@@ -92,16 +92,7 @@ pub fn analyse(model: &Model) -> Report {
             warnings.push(format!("pid {}: analysis partial: {r}", p.pid));
         }
     }
-    let mut summary = Summary::default();
-    for f in &findings {
-        match f.kind.as_str() {
-            DEADLOCK => summary.deadlock += 1,
-            POTENTIAL_DEADLOCK => summary.potential_deadlock += 1,
-            STALL => summary.stall += 1,
-            HAZARD => summary.hazard += 1,
-            _ => summary.stalled_call += 1,
-        }
-    }
+    let summary = Summary::of(&findings);
     Report {
         version: REPORT_VERSION,
         processes: model

@@ -207,17 +207,7 @@ pub fn apply(
         report.findings.retain(|f| !b.contains(&f.signature));
     }
     report.baselined = before - report.findings.len();
-    let mut s = Summary::default();
-    for f in &report.findings {
-        match f.kind.as_str() {
-            DEADLOCK => s.deadlock += 1,
-            POTENTIAL_DEADLOCK => s.potential_deadlock += 1,
-            STALL => s.stall += 1,
-            HAZARD => s.hazard += 1,
-            _ => s.stalled_call += 1,
-        }
-    }
-    report.summary = s;
+    report.summary = Summary::of(&report.findings);
 }
 
 #[cfg(test)]

@@ -116,6 +116,21 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Counts findings by kind.
+    pub fn of(findings: &[Finding]) -> Summary {
+        let mut s = Summary::default();
+        for f in findings {
+            match f.kind.as_str() {
+                DEADLOCK => s.deadlock += 1,
+                POTENTIAL_DEADLOCK => s.potential_deadlock += 1,
+                STALL => s.stall += 1,
+                HAZARD => s.hazard += 1,
+                _ => s.stalled_call += 1,
+            }
+        }
+        s
+    }
+
     pub fn total(&self) -> usize {
         self.deadlock + self.potential_deadlock + self.stall + self.hazard + self.stalled_call
     }
