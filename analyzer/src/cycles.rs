@@ -11,7 +11,9 @@
 //! - no gate lock is held across every edge of a lock-only cycle;
 //! - at every lock node the wanted mode conflicts with the held mode (read
 //!   against read conflicts only on a writer-preferring rwlock);
-//! - trylock acquisitions never form edges (they are left out of the model).
+//! - trylock acquisitions never form edges (they are left out of the model);
+//! - the cycle passes through a lock: holdcheck finds locks held while
+//!   waiting, not protocols in which every party receives first.
 
 use crate::model::{Evidence, Model, Node};
 use holdcheck_format::{LockRef, Mode};
@@ -154,6 +156,9 @@ fn conflicts(model: &Model, node: &Node, wanted: Option<Mode>, held: Option<Mode
 /// Finds one piece of evidence per edge that makes the cycle real.
 fn witness(model: &Model, cycle: &[usize]) -> Option<Vec<Evidence>> {
     let n = cycle.len();
+    if !cycle.iter().any(|&i| model.nodes[i].is_lock()) {
+        return None;
+    }
     let lock_only = cycle.iter().all(|&i| model.nodes[i].is_lock());
     let candidates: Vec<&Vec<Evidence>> = (0..n)
         .map(|i| model.edges.get(&(cycle[i], cycle[(i + 1) % n])))

@@ -7,6 +7,7 @@ use crate::report::*;
 use crate::symbolize::{Frame, Symbols};
 use holdcheck_format::{Direction, LockKind, LockRef, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write;
 
 /// Analyses a model and builds the report.
 pub fn analyse(model: &Model) -> Report {
@@ -28,19 +29,25 @@ pub fn analyse(model: &Model) -> Report {
     let mut observed: Vec<Finding> = Vec::new();
     for (pid, o) in &model.observed {
         let f = crate::observed::finding(model, &mut syms, *pid, o);
-        if !observed
-            .iter()
-            .any(|g| g.kind == f.kind && same_nodes(&g.nodes, &f.nodes))
+        match observed
+            .iter_mut()
+            .find(|g| g.kind == f.kind && same_nodes(&g.nodes, &f.nodes))
         {
-            observed.push(f);
+            Some(g) => add_waiters(g, f),
+            None => observed.push(f),
         }
     }
-    let mut sorted = cycles;
-    sorted.sort_by_key(|c| c.nodes.len());
-    for c in &sorted {
-        let n = c.nodes.len();
-        cycle_edges.extend((0..n).map(|i| (c.nodes[i], c.nodes[(i + 1) % n])));
-        let f = cycle_finding(model, &mut syms, c);
+    for group in variant_groups(model, cycles) {
+        let c = &group[0];
+        for v in &group {
+            let n = v.nodes.len();
+            cycle_edges.extend((0..n).map(|i| (v.nodes[i], v.nodes[(i + 1) % n])));
+        }
+        let mut f = cycle_finding(model, &mut syms, c);
+        f.variants = group[1..]
+            .iter()
+            .map(|v| cycle_text(model, &v.nodes))
+            .collect();
         // A cycle the watchdog saw happen is reported as the deadlock.
         let seen_live = observed
             .iter()
@@ -92,6 +99,9 @@ pub fn analyse(model: &Model) -> Report {
             warnings.push(format!("pid {}: analysis partial: {r}", p.pid));
         }
     }
+    for f in &mut findings {
+        f.processes = processes_of(model, &f.threads);
+    }
     let summary = Summary::of(&findings);
     Report {
         version: REPORT_VERSION,
@@ -131,6 +141,108 @@ pub fn analyse(model: &Model) -> Report {
 }
 
 /// Whether two findings have the same nodes (in any rotation).
+/// Cycles that are one bug seen through different calls: the same locks
+/// and the same threads (a client that holds a lock across both the send of
+/// its request and the receive of the reply closes the cycle both ways).
+/// Each group is led by the likeliest variant: the fewest waits for room in
+/// a queue (a queue is far more often empty than full), then the shortest.
+fn variant_groups(model: &Model, cycles: Vec<Cycle>) -> Vec<Vec<Cycle>> {
+    type Key = (Vec<usize>, Vec<(u32, u32)>);
+    let key = |c: &Cycle| -> Key {
+        let mut locks: Vec<usize> = c
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&i| model.nodes[i].is_lock())
+            .collect();
+        locks.sort_unstable();
+        let mut threads: Vec<(u32, u32)> = c.witness.iter().map(|e| (e.pid, e.tid)).collect();
+        threads.sort_unstable();
+        threads.dedup();
+        (locks, threads)
+    };
+    let rank = |c: &Cycle| {
+        let sends = c
+            .nodes
+            .iter()
+            .filter(|&&i| {
+                matches!(
+                    model.nodes[i],
+                    Node::Queue {
+                        dir: Direction::Send,
+                        ..
+                    }
+                )
+            })
+            .count();
+        (sends, c.nodes.len(), c.nodes.clone())
+    };
+    let mut groups: BTreeMap<Key, Vec<Cycle>> = BTreeMap::new();
+    for c in cycles {
+        groups.entry(key(&c)).or_default().push(c);
+    }
+    let mut out: Vec<Vec<Cycle>> = groups
+        .into_values()
+        .map(|mut g| {
+            g.sort_by_key(|c| rank(c));
+            g
+        })
+        .collect();
+    out.sort_by_key(|g| (g[0].nodes.len(), g[0].nodes.clone()));
+    out
+}
+
+/// `mutex 0x… (write) -> unix socket … (recv) -> mutex 0x… (write)`.
+fn cycle_text(model: &Model, nodes: &[usize]) -> String {
+    let mut labels: Vec<String> = nodes
+        .iter()
+        .map(|&i| node_label(&node_info(model, &model.nodes[i], None)))
+        .collect();
+    if let Some(first) = labels.first().cloned() {
+        labels.push(first);
+    }
+    labels.join(" -> ")
+}
+
+/// The processes of a finding's threads, in pid order.
+fn processes_of(model: &Model, threads: &[ThreadRef]) -> Vec<ProcessRef> {
+    let pids: BTreeSet<u32> = threads.iter().map(|t| t.pid).collect();
+    pids.into_iter()
+        .map(|pid| {
+            let p = model.processes.get(&pid);
+            ProcessRef {
+                pid,
+                exe: p.map(|p| p.exe.clone()).unwrap_or_default(),
+                cmdline: p.map(|p| p.cmdline.clone()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Adds to a live finding the threads another view of it saw waiting on it
+/// (a snapshot of the whole run sees the other processes stuck behind a
+/// deadlock that one process's watchdog saw).
+fn add_waiters(g: &mut Finding, f: Finding) {
+    let mut added = 0;
+    for mut t in f.thread_states {
+        if g.threads.contains(&t.thread) {
+            continue;
+        }
+        t.stack = t.stack.map(|i| {
+            g.stacks.push(f.stacks[i].clone());
+            g.stacks.len() - 1
+        });
+        g.threads.push(t.thread.clone());
+        g.thread_states.push(t);
+        added += 1;
+    }
+    if added > 0 {
+        g.threads.sort();
+        g.waiters = Some(g.waiters.unwrap_or(0) + added);
+        let _ = write!(g.title, "; {added} more wait on them");
+    }
+}
+
 fn same_nodes(a: &[NodeInfo], b: &[NodeInfo]) -> bool {
     let key = |n: &NodeInfo| match n {
         NodeInfo::Lock {
@@ -194,6 +306,13 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
             direction: dir.as_str().to_string(),
             channel: channel.clone(),
             description: channel.describe(),
+            receivers: model
+                .receivers
+                .get(channel)
+                .into_iter()
+                .flatten()
+                .map(|&(pid, tid)| thread_ref(model, pid, tid))
+                .collect(),
         },
     }
 }
@@ -291,6 +410,22 @@ fn evidence_edge(
                 what.to_string(),
             )
         }
+        Relation::QueueWait { dir } => {
+            let what = match to_node {
+                Node::Queue { channel, dir: d } => format!(
+                    "{} it, and in between blocks on {} ({})",
+                    if *dir == Direction::Recv {
+                        "drains"
+                    } else {
+                        "feeds"
+                    },
+                    channel.describe(),
+                    d.as_str()
+                ),
+                _ => String::new(),
+            };
+            ("queue-wait", None, what)
+        }
     };
     let (count, max_ns) = match &e.relation {
         Relation::HeldAcrossCall { fact, .. } => match model.held_calls.get(&(e.pid, *fact)) {
@@ -353,12 +488,17 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
     } else if let Some(held) = edges.iter().find(|e| e.relation == "held-across-call") {
         let lock = node_label(&nodes[held.from]);
         let queue = node_label(&nodes[held.to]);
-        let needs = if edges.iter().any(|e| e.relation == "drain") {
-            "whose only drainer needs that lock"
+        let needs = if let Some(w) = edges.iter().find(|e| e.relation == "queue-wait") {
+            format!(
+                "while the other end first waits on {}, in a cycle back to that lock",
+                node_label(&nodes[w.to])
+            )
+        } else if edges.iter().any(|e| e.relation == "drain") {
+            "whose only drainer needs that lock".to_string()
         } else if edges.iter().any(|e| e.relation == "produce") {
-            "whose producer needs that lock first"
+            "whose producer needs that lock first".to_string()
         } else {
-            "in a cycle back to that lock"
+            "in a cycle back to that lock".to_string()
         };
         format!(
             "{lock} held across a blocking {}() on {queue}, {needs}",
@@ -383,6 +523,8 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         thread_states: Vec::new(),
         waiters: None,
         signature: String::new(),
+        variants: Vec::new(),
+        processes: Vec::new(),
     }
 }
 
@@ -503,6 +645,8 @@ fn hazards(
                 thread_states: Vec::new(),
                 waiters: None,
                 signature: String::new(),
+                variants: Vec::new(),
+                processes: Vec::new(),
             },
         ));
     }

@@ -57,8 +57,10 @@ enum Cmd {
     /// threads, what each is blocked in, the lock owners read from glibc's
     /// lock fields, the kernel queues between them. Read-only.
     Inspect {
-        #[arg(value_name = "PID")]
-        pid: u32,
+        /// The process, or several: their wait-for graphs are joined
+        /// through the kernel queues between them.
+        #[arg(value_name = "PID", required = true)]
+        pids: Vec<u32>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
         /// Write the report to FILE instead of standard output.
@@ -213,7 +215,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             Ok(status(&report))
         }
         Cmd::Inspect {
-            pid,
+            pids,
             format,
             output,
             samples,
@@ -223,7 +225,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             controls,
         } => {
             let mut report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
-                pid,
+                pids,
                 samples,
                 interval: Duration::from_millis(interval),
                 stall_ms,

@@ -35,6 +35,9 @@ pub enum Relation {
     /// Drains (`dir` recv) or feeds (`dir` send) the `from` queue and
     /// acquires the `to` lock between two operations on it.
     QueueLock { dir: Direction },
+    /// Drains (`dir` recv) or feeds (`dir` send) the `from` queue and
+    /// blocks on the `to` queue between two operations on it.
+    QueueWait { dir: Direction },
 }
 
 /// One observation behind an edge.
@@ -120,6 +123,8 @@ pub struct Model {
     pub held_calls: BTreeMap<(u32, u64), HeldCall>,
     /// Trylock acquisitions seen while holding locks: they order nothing.
     pub trylock_orders: usize,
+    /// The threads (pid, tid) that receive from each queue.
+    pub receivers: HashMap<Channel, std::collections::BTreeSet<(u32, u32)>>,
     /// What the live watchdogs reported, by pid.
     pub observed: Vec<(u32, Observed)>,
     pub warnings: Vec<String>,
@@ -167,7 +172,42 @@ impl Model {
             };
             m.add_trace(pid, t);
         }
+        m.fix_observed_generations();
         m
+    }
+
+    /// A lock seen from outside (in a snapshot of memory) has an address
+    /// but no generation: it is the current one, the newest the process's
+    /// trace knows for that address.
+    pub fn fix_observed_generations(&mut self) {
+        let processes = &self.processes;
+        let current = |pid: u32, l: &mut holdcheck_format::LockRef| {
+            let known = processes.get(&pid).map(|p| &p.locks);
+            if known.is_some_and(|k| k.contains_key(l)) {
+                return;
+            }
+            if let Some(gen) =
+                known.and_then(|k| k.keys().filter(|k| k.addr == l.addr).map(|k| k.gen).max())
+            {
+                l.gen = gen;
+            }
+        };
+        for (pid, ob) in self.observed.iter_mut() {
+            for n in ob.nodes.iter_mut() {
+                if let holdcheck_format::ObservedNode::Lock { lock, pid: p, .. } = n {
+                    current(p.unwrap_or(*pid), lock);
+                }
+            }
+            for t in ob.threads.iter_mut() {
+                let tp = t.pid.unwrap_or(*pid);
+                for h in t.held.iter_mut() {
+                    current(tp, &mut h.lock);
+                }
+                if let Some(holdcheck_format::Waiting::Lock { lock, .. }) = &mut t.waiting {
+                    current(tp, lock);
+                }
+            }
+        }
     }
 
     fn add_trace(&mut self, pid: u32, t: &TraceFile) {
@@ -317,10 +357,7 @@ impl Model {
                     // A consumer (recv) that needs the lock keeps senders
                     // waiting; a producer (send) that needs it keeps
                     // receivers waiting.
-                    let waiting_side = match direction {
-                        Direction::Recv => Direction::Send,
-                        Direction::Send => Direction::Recv,
-                    };
+                    let waiting_side = direction.opposite();
                     let e = Evidence {
                         pid,
                         tid: *tid,
@@ -337,6 +374,46 @@ impl Model {
                         dir: waiting_side,
                     };
                     self.edge(q, Node::Lock { pid, lock: *lock }, e);
+                }
+                Record::QueueWait {
+                    tid,
+                    channel,
+                    direction,
+                    waited,
+                    waited_direction,
+                    stack,
+                } => {
+                    let e = Evidence {
+                        pid,
+                        tid: *tid,
+                        relation: Relation::QueueWait { dir: *direction },
+                        held_mode: None,
+                        held_site: None,
+                        wanted_mode: None,
+                        wanted_site: None,
+                        others_held: Vec::new(),
+                        stack: *stack,
+                    };
+                    let from = Node::Queue {
+                        channel: channel.clone(),
+                        dir: direction.opposite(),
+                    };
+                    let to = Node::Queue {
+                        channel: waited.clone(),
+                        dir: *waited_direction,
+                    };
+                    self.edge(from, to, e);
+                }
+                Record::ChannelUse {
+                    tid,
+                    channel,
+                    direction: Direction::Recv,
+                    ..
+                } => {
+                    self.receivers
+                        .entry(channel.clone())
+                        .or_default()
+                        .insert((pid, *tid));
                 }
                 Record::ChannelUse { .. } => {}
                 Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),

@@ -7,9 +7,14 @@ use crate::report::{EdgeInfo, Finding, StackInfo, ThreadRef, ThreadState};
 use crate::symbolize::Symbols;
 use holdcheck_format::{Observed, ObservedNode, ObservedThread, Waiting};
 
+/// `pid` is the process whose trace (or snapshot) reported it; nodes and
+/// threads of a snapshot that spanned several processes name their own.
 pub(crate) fn node(n: &ObservedNode, pid: u32) -> Node {
     match n {
-        ObservedNode::Lock { lock, .. } => Node::Lock { pid, lock: *lock },
+        ObservedNode::Lock { lock, pid: p, .. } => Node::Lock {
+            pid: p.unwrap_or(pid),
+            lock: *lock,
+        },
         ObservedNode::Channel { channel, direction } => Node::Queue {
             channel: channel.clone(),
             dir: *direction,
@@ -37,7 +42,7 @@ fn waiting_text(model: &Model, pid: u32, w: &Waiting) -> String {
 }
 
 fn thread_of(model: &Model, pid: u32, t: &ObservedThread) -> ThreadRef {
-    let mut r = thread_ref(model, pid, t.tid);
+    let mut r = thread_ref(model, t.pid.unwrap_or(pid), t.tid);
     if !t.name.is_empty() {
         r.name = t.name.clone();
     }
@@ -60,6 +65,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
     let mut thread_states = Vec::new();
     let mut stack_of_tid = std::collections::HashMap::new();
     for t in &o.threads {
+        let pid = t.pid.unwrap_or(pid);
         let stack = t.stack.map(|id| {
             stacks.push(StackInfo {
                 pid,
@@ -112,6 +118,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         .iter()
         .map(|e| {
             let t = o.threads.iter().find(|t| t.tid == e.tid);
+            let pid = t.and_then(|t| t.pid).unwrap_or(pid);
             let call = match t.and_then(|t| t.waiting.as_ref()) {
                 Some(Waiting::Call { call, .. }) => Some(call.clone()),
                 _ => None,
@@ -177,5 +184,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         thread_states,
         waiters: (o.kind == "stall" || o.waiters > 0).then_some(o.waiters),
         signature: String::new(),
+        variants: Vec::new(),
+        processes: Vec::new(),
     }
 }

@@ -112,6 +112,10 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
         options.push(":");
         options.push(user);
     }
+    // Orphans of the command (its children, once it is gone) come to us,
+    // so the whole tree is reaped, not left as zombies.
+    // SAFETY: a plain prctl on this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("LD_PRELOAD", preload)
@@ -147,6 +151,11 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
             killed = Some(Ending::TimedOut);
         }
         if killed.is_some() {
+            // What the group waits for, across its processes, while it
+            // still waits.
+            if let Err(e) = crate::inspect::snapshot_group(pid as u32, &dir) {
+                eprintln!("holdcheck: no snapshot of the hung processes: {e:#}");
+            }
             kill_group(pid);
             break;
         }
@@ -156,6 +165,7 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     // leader is reaped (so the group id cannot be reused meanwhile).
     kill_group(pid);
     let status = reap(pid)?;
+    reap_orphans();
     // SAFETY: restoring the default dispositions.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_DFL);
@@ -178,6 +188,25 @@ fn exited_unreaped(pid: libc::pid_t) -> bool {
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         );
         r == 0 && info.si_pid() != 0
+    }
+}
+
+/// Reaps the command's descendants that outlived it (killed with its
+/// group, reparented to us), for up to a second: one that left the group
+/// and still runs is not waited for.
+fn reap_orphans() {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for any child of ours, without blocking.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r > 0 {
+            continue;
+        }
+        if r < 0 || Instant::now() >= deadline {
+            return; // ECHILD: none left
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

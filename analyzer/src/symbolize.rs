@@ -86,8 +86,11 @@ impl Symbols {
             .and_then(|p| p.stacks.get(&stack))
             .cloned()
             .unwrap_or_default();
+        // Stacks taken from outside (inspect) pass through the shim's hooks:
+        // its frames are never shown, as in the stacks the shim records.
         pcs.into_iter()
             .flat_map(|pc| self.frames(model, pid, pc))
+            .filter(|f| !f.module.as_deref().is_some_and(is_shim))
             .collect()
     }
 
@@ -162,4 +165,12 @@ fn bare(pc: u64) -> Frame {
         offset: None,
         inlined: false,
     }
+}
+
+/// Whether a module is the shim.
+fn is_shim(path: &str) -> bool {
+    std::path::Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("libholdcheck"))
 }

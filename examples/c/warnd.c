@@ -11,8 +11,13 @@
  *   warnd --light    a few alarms, paced: never hangs (holdcheck still
  *                    predicts the deadlock from this run)
  *   warnd --stress   a flood into a small queue: really hangs
+ *   --cli N          also start N `cli` processes (the login path) that
+ *                    send to the receiver's port; under --stress they
+ *                    block in sendmsg behind the deadlock
  */
 #include "common.h"
+#include <libgen.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #define ALARM_BYTES 64
@@ -54,12 +59,25 @@ static void *sender_main(void *arg) {
             nanosleep(&pause, NULL);
         }
     }
-    /* The last message tells the receiver to stop. */
-    pthread_rwlock_wrlock(&alarm_lock);
-    send_warn(fd, -1);
-    pthread_rwlock_unlock(&alarm_lock);
     close(fd);
     return NULL;
+}
+
+/* Starts a `cli` process (next to this program) sending to the port. */
+static pid_t start_cli(const char *self, int count) {
+    char dir[4096], path[4200], port[16], n[16];
+    snprintf(dir, sizeof dir, "%s", self);
+    snprintf(path, sizeof path, "%s/cli", dirname(dir));
+    snprintf(port, sizeof port, "%u", alarm_port);
+    snprintf(n, sizeof n, "%d", count);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        execl(path, "cli", port, n, (char *)NULL);
+        die("exec cli");
+    }
+    return pid;
 }
 
 /* The receiver's per-message work: update the alarm table. */
@@ -108,9 +126,25 @@ int main(int argc, char **argv) {
     printf("warnd: receiver on netlink protocol %d port %u\n", NETLINK_USERSOCK, alarm_port);
     fflush(stdout);
 
+    int clis = 0;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--cli") == 0)
+            clis = atoi(argv[i + 1]);
+
     pthread_t rt = spawn("nl-receiver", receiver_main, &rx);
     pthread_t st = spawn("warn-sender", sender_main, NULL);
+    pid_t cli_pids[16];
+    for (int i = 0; i < clis && i < 16; i++)
+        cli_pids[i] = start_cli(argv[0], stress ? 100000 : 20);
     pthread_join(st, NULL);
+    for (int i = 0; i < clis && i < 16; i++)
+        waitpid(cli_pids[i], NULL, 0);
+    /* The last message tells the receiver to stop. */
+    int fd = nl_socket();
+    pthread_rwlock_wrlock(&alarm_lock);
+    send_warn(fd, -1);
+    pthread_rwlock_unlock(&alarm_lock);
+    close(fd);
     pthread_join(rt, NULL);
     printf("warnd: %ld alarms handled\n", alarms_seen);
     return 0;

@@ -54,6 +54,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The side that waits for a party on this side: receivers wait for
+    /// senders, senders for receivers.
+    pub fn opposite(self) -> Direction {
+        match self {
+            Direction::Send => Direction::Recv,
+            Direction::Recv => Direction::Send,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Send => "send",
@@ -251,6 +260,22 @@ pub enum Record {
         /// Stack of the channel call that closed the interval.
         stack: u64,
     },
+    /// A queue dependency on another queue: a consumer (`direction: Recv`)
+    /// or producer (`direction: Send`) of `channel` blocked in a call on
+    /// `waited` (from side `waited_direction`), on another descriptor,
+    /// between two operations on `channel`. So whoever waits on `channel`
+    /// may wait for `waited` too: the edge that joins an RPC to the
+    /// callback it makes. A reply on the socket a request came in on is not
+    /// such a dependency (the request was already there).
+    QueueWait {
+        tid: u32,
+        channel: Channel,
+        direction: Direction,
+        waited: Channel,
+        waited_direction: Direction,
+        /// Stack of the blocking call on `waited`.
+        stack: u64,
+    },
     /// A bound of the shim was hit; the analysis of this process is partial.
     Partial { reason: String },
     /// Something the live watchdog saw while the process ran: a real
@@ -283,6 +308,9 @@ pub enum Waiting {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ObservedThread {
     pub tid: u32,
+    /// Its process, when the snapshot spanned several (else the trace's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     pub name: String,
     pub held: Vec<Held>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,6 +331,9 @@ pub enum ObservedNode {
         lock: LockRef,
         kind: LockKind,
         mode: Mode,
+        /// Its process, when the snapshot spanned several.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
     },
     Channel {
         channel: Channel,

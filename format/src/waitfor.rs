@@ -122,10 +122,7 @@ fn successors(env: &dyn Env, snap: &[Snap], users: &ChannelUsers) -> Vec<Option<
                 // Room appears only if a receiver drains; data only if a
                 // sender feeds. If one of them is itself waiting on the
                 // other side of this queue, the queue is moving.
-                let opposite = match dir {
-                    Direction::Send => Direction::Recv,
-                    Direction::Recv => Direction::Send,
-                };
+                let opposite = dir.opposite();
                 let moving = snap.iter().any(|o| {
                     matches!(&o.wait, Some(Wait::Call { channel: c, dir: d, .. }) if c == channel && *d == opposite)
                 });
@@ -217,7 +214,15 @@ pub fn analyse(
         let mut path = vec![start];
         let cycle = loop {
             let cur = *path.last().unwrap();
-            let next = succ[cur].as_ref().unwrap()[0].0;
+            // A thread waiting for a lock first: a cycle through a lock
+            // says who holds what (any successor closes some cycle, as
+            // all of them are stuck).
+            let v = succ[cur].as_ref().unwrap();
+            let next = v
+                .iter()
+                .find(|(j, _)| matches!(snap[*j].wait, Some(Wait::Lock { .. })))
+                .unwrap_or(&v[0])
+                .0;
             if let Some(pos) = path.iter().position(|&p| p == next) {
                 break path[pos..].to_vec();
             }
@@ -292,6 +297,7 @@ fn held_of(env: &dyn Env, h: &HeldLock) -> Held {
 fn observed_thread(env: &dyn Env, s: &Snap, now: u64) -> ObservedThread {
     ObservedThread {
         tid: s.tid,
+        pid: None,
         name: env.thread_name(s.tid),
         held: s.held.iter().map(|h| held_of(env, h)).collect(),
         waiting: s.wait.as_ref().map(|w| match w {
@@ -322,6 +328,7 @@ fn observed_thread(env: &dyn Env, s: &Snap, now: u64) -> ObservedThread {
 fn resource(env: &dyn Env, s: &Snap, holder: &Snap) -> ObservedNode {
     match s.wait.as_ref().expect("a waiting thread") {
         Wait::Lock { addr, kind, mode } => ObservedNode::Lock {
+            pid: None,
             lock: env.lock_ref(*addr),
             kind: *kind,
             mode: holder
@@ -466,6 +473,7 @@ fn stall(env: &dyn Env, snap: &[Snap], root: usize, waiters: &[usize], now: u64)
                 .any(|&w| matches!(&snap[w].wait, Some(Wait::Lock { addr, .. }) if *addr == h.addr))
         })
         .map(|h| ObservedNode::Lock {
+            pid: None,
             lock: env.lock_ref(h.addr),
             kind: h.kind,
             mode: h.mode,
@@ -532,6 +540,7 @@ fn stalled_call(env: &dyn Env, s: &Snap, now: u64) -> Finding {
         .held
         .iter()
         .map(|h| ObservedNode::Lock {
+            pid: None,
             lock: env.lock_ref(h.addr),
             kind: h.kind,
             mode: h.mode,

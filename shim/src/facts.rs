@@ -157,10 +157,52 @@ pub fn call_begin(
     if new_use {
         crate::live::note_user(chan_id, dir, tid);
     }
+
+    // Blocking calls on other queues since the previous operation on this
+    // one: whoever waits on this queue may wait for those.
+    let mut waits = core::mem::take(&mut st.queues[slot].waits_after);
+    if since.is_none() {
+        waits = Default::default();
+    }
+    for w in waits.iter_mut().filter(|w| w.0 != 0) {
+        if st.seen_before(mix(mix(ckey, w.0 as u64), epoch) | 1) {
+            *w = (0, 0);
+        }
+    }
+    let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
+    let prev_stack = st.queues[slot].stack;
+    st.note_wait_on(slot, fd + 1, packed, prev_stack);
+    st.queues[slot].fd = fd + 1;
+
     let mut fact = 0;
-    if new_use || !pending.is_empty() || st.held_len > 0 {
+    let new_waits = waits.iter().any(|w| w.0 != 0);
+    if new_use || !pending.is_empty() || new_waits || st.held_len > 0 {
         let stack = record_stack(config::get().stack_depth);
         st.queues[slot].stack = stack;
+        if prev_stack == 0 {
+            // The first stack of this queue: the waits just noted get it.
+            for q in st.queues.iter_mut() {
+                for w in q
+                    .waits_after
+                    .iter_mut()
+                    .filter(|w| w.0 == packed && w.1 == 0)
+                {
+                    w.1 = stack;
+                }
+            }
+        }
+        let waited: Vec<(Channel, Direction, u64)> = waits
+            .iter()
+            .filter(|w| w.0 != 0)
+            .filter_map(|&(p, stack)| {
+                let dir = if p & 1 == 1 {
+                    Direction::Recv
+                } else {
+                    Direction::Send
+                };
+                Some((crate::live::channel_by_id((p >> 1) - 1)?, dir, stack))
+            })
+            .collect();
         let held: Vec<(Held, LockKind)> = st.held().iter().map(|e| (held_of(e), e.kind)).collect();
         let mut rec = RECORDER.lock();
         rec.thread(tid);
@@ -196,6 +238,22 @@ pub fn call_begin(
                 mode: e.mode,
                 site: e.site as u64,
                 stack,
+            });
+        }
+        for (waited, waited_direction, wstack) in waited {
+            if !rec.is_new_fact(mix(
+                mix(ckey, channel_key(&waited, waited_direction)),
+                tid as u64,
+            )) {
+                continue;
+            }
+            rec.write(&Record::QueueWait {
+                tid,
+                channel: chan.clone(),
+                direction: dir,
+                waited,
+                waited_direction,
+                stack: wstack,
             });
         }
         if !held.is_empty() {

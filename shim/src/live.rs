@@ -190,6 +190,11 @@ pub fn channel_id(c: &Channel) -> u32 {
     id
 }
 
+/// The channel of an id.
+pub fn channel_by_id(id: u32) -> Option<Channel> {
+    CHANNELS.lock().as_ref()?.list.get(id as usize).cloned()
+}
+
 /// Remembers that `tid` uses channel `id` in direction `dir`.
 pub fn note_user(id: u32, dir: Direction, tid: u32) {
     let mut g = CHANNELS.lock();

@@ -18,6 +18,8 @@ pub const MAX_HELD: usize = 64;
 pub const RECENT: usize = 16;
 /// Channels a thread's queue dependencies are tracked on at once.
 pub const QUEUE_SLOTS: usize = 4;
+/// Waits on other queues remembered per queue between two operations on it.
+pub const WAITS_AFTER: usize = 2;
 /// Direct-mapped cache of fact keys this thread already recorded.
 pub const SEEN_CACHE: usize = 256;
 /// Direct-mapped cache of the stacks of contended acquisitions, by call site.
@@ -52,6 +54,12 @@ pub struct QueueSlot {
     /// 1 + the channel's id in the live table (0: not looked up yet), so the
     /// table's lock is taken once per thread and channel, not per call.
     pub chan_id: u32,
+    /// 1 + the descriptor of the last operation on it.
+    pub fd: i32,
+    /// Blocking calls on other queues (other descriptors) since the last
+    /// operation on this one: (packed queue, stack of that call), where
+    /// packed is `(1 + channel id) << 1 | receiving`.
+    pub waits_after: [(u32, u64); WAITS_AFTER],
 }
 
 impl QueueSlot {
@@ -60,6 +68,8 @@ impl QueueSlot {
         seq: 0,
         stack: 0,
         chan_id: 0,
+        fd: 0,
+        waits_after: [(0, 0); WAITS_AFTER],
     };
 }
 
@@ -86,6 +96,10 @@ pub struct ThreadState {
     pub last_sent_fd: i32,
     /// (call site, stack id) of contended acquisitions already unwound.
     pub site_stacks: [(usize, u64); SITE_STACKS],
+    /// Set once a poll/select/epoll_wait of this thread reported readiness:
+    /// an event loop's reads and writes follow readiness, so they are not
+    /// waits that order its queues.
+    pub event_loop: bool,
 }
 
 impl ThreadState {
@@ -107,6 +121,7 @@ impl ThreadState {
             exited: false,
             last_sent_fd: 0,
             site_stacks: [(0, 0); SITE_STACKS],
+            event_loop: false,
         }
     }
 
@@ -189,6 +204,26 @@ impl ThreadState {
             ..QueueSlot::EMPTY
         };
         (i, None)
+    }
+
+    /// Notes a blocking call on queue `packed` (descriptor `fd`, 1-based)
+    /// in every other queue this thread uses on another descriptor: a wait
+    /// between two of their operations.
+    pub fn note_wait_on(&mut self, slot: usize, fd: i32, packed: u32, stack: u64) {
+        if self.event_loop {
+            return;
+        }
+        for (i, q) in self.queues.iter_mut().enumerate() {
+            if i == slot || q.key == 0 || q.fd == fd {
+                continue;
+            }
+            if q.waits_after.iter().any(|w| w.0 == packed) {
+                continue;
+            }
+            if let Some(free) = q.waits_after.iter_mut().find(|w| w.0 == 0) {
+                *free = (packed, stack);
+            }
+        }
     }
 
     /// The acquisitions made since ring position `since` (at most RECENT).
@@ -307,7 +342,8 @@ mod tests {
                 z.recent_seq,
                 z.next_queue_slot,
                 z.exited,
-                z.last_sent_fd
+                z.last_sent_fd,
+                z.event_loop
             ),
             (
                 fresh.busy,
@@ -317,14 +353,17 @@ mod tests {
                 fresh.recent_seq,
                 fresh.next_queue_slot,
                 fresh.exited,
-                fresh.last_sent_fd
+                fresh.last_sent_fd,
+                fresh.event_loop
             )
         );
         assert!(z.published.is_null());
-        assert!(z
-            .queues
-            .iter()
-            .all(|q| q.key == 0 && q.seq == 0 && q.stack == 0));
+        assert!(z.queues.iter().all(|q| q.key == 0
+            && q.seq == 0
+            && q.stack == 0
+            && q.chan_id == 0
+            && q.fd == 0
+            && q.waits_after == [(0, 0); WAITS_AFTER]));
         assert!(z.seen.iter().all(|&k| k == 0));
         assert!(z.site_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
     }

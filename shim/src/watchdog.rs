@@ -217,7 +217,9 @@ fn channel_users() -> ChannelUsers {
 
 fn node_text(n: &ObservedNode) -> String {
     match n {
-        ObservedNode::Lock { lock, kind, mode } => {
+        ObservedNode::Lock {
+            lock, kind, mode, ..
+        } => {
             let k = if *kind == LockKind::Rwlock {
                 "rwlock"
             } else {

@@ -16,7 +16,7 @@ mod stacks;
 use crate::findings;
 use crate::model::{Model, Process};
 use crate::report::{InspectInfo, QueueInfo, Report, TaskInfo};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use glibc::FutexWait;
 use holdcheck_format::waitfor::{self, ChannelUsers, Env, HeldLock, Snap, Wait};
 use holdcheck_format::{
@@ -27,7 +27,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 pub struct Options {
-    pub pid: u32,
+    /// The processes, analysed as one: a wait can pass from one to another
+    /// through a kernel queue.
+    pub pids: Vec<u32>,
     /// Samples of every thread, `interval` apart: a thread whose context
     /// switches and system call did not change has made no progress.
     pub samples: u32,
@@ -203,15 +205,18 @@ fn send_port(pid: u32, nr: u64, args: &[u64; 6]) -> Option<u32> {
 }
 
 struct InspectEnv<'a> {
-    pid: u32,
+    pids: Vec<u32>,
     names: &'a HashMap<u32, String>,
 }
 
 impl Env for InspectEnv<'_> {
     fn writer_preferring(&self, addr: u64, kind: LockKind) -> bool {
-        kind == LockKind::Rwlock && glibc::writer_preferring(self.pid, addr)
+        let (idx, addr) = decode(addr);
+        kind == LockKind::Rwlock
+            && idx.is_some_and(|i| glibc::writer_preferring(self.pids[i], addr))
     }
     fn lock_ref(&self, addr: u64) -> LockRef {
+        // Still encoded: `attribute` decodes it with the process.
         LockRef { addr, gen: 0 }
     }
     fn thread_name(&self, tid: u32) -> String {
@@ -229,160 +234,201 @@ fn sample(pid: u32) -> Result<Vec<Task>> {
     Ok(v)
 }
 
-/// Inspects a process and reports.
-pub fn inspect(o: &Options) -> Result<Report> {
-    let pid = o.pid;
-    procfs::check_exists(pid)?;
-    let mut warnings = Vec::new();
-    let glibc_version = glibc::version(pid);
-    let locks_readable = match &glibc_version {
-        Ok(v) => match glibc::check(v) {
-            Ok(()) => true,
-            Err(e) => {
-                warnings.push(e.to_string());
-                false
-            }
-        },
-        Err(e) => {
-            warnings.push(e.to_string());
-            false
-        }
-    };
+/// Lock addresses of several processes share one snapshot: user-space
+/// addresses fit in 47 bits, so 1 + the process's index goes above them.
+const PROCESS_SHIFT: u32 = 47;
 
-    // Samples: who made no progress between the first and the last.
-    let first = sample(pid)?;
-    let first_netlink = procfs::netlink_sockets();
-    for _ in 1..o.samples.max(1) {
-        std::thread::sleep(o.interval);
-    }
-    let last = sample(pid)?;
-    let netlink = procfs::netlink_sockets();
-    let tcp = procfs::tcp_sockets();
-    let now_ms = procfs::uptime_ms();
-    let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
-    let before: HashMap<u32, &Task> = first.iter().map(|t| (t.tid, t)).collect();
-    let stuck_task = |t: &Task| {
+fn encode(idx: usize, addr: u64) -> u64 {
+    addr | (idx as u64 + 1) << PROCESS_SHIFT
+}
+
+fn decode(addr: u64) -> (Option<usize>, u64) {
+    let idx = addr >> PROCESS_SHIFT;
+    (
+        (idx > 0).then(|| idx as usize - 1),
+        addr & ((1 << PROCESS_SHIFT) - 1),
+    )
+}
+
+/// One process as sampled.
+struct Sampled {
+    pid: u32,
+    glibc: Result<String>,
+    locks_readable: bool,
+    first: Vec<Task>,
+    last: Vec<Task>,
+}
+
+impl Sampled {
+    /// Whether a thread made no progress between the samples, in a call.
+    fn stuck(&self, t: &Task) -> bool {
         matches!(t.syscall, Syscall::In { .. })
-            && before
-                .get(&t.tid)
+            && self
+                .first
+                .iter()
+                .find(|b| b.tid == t.tid)
                 .is_some_and(|b| b.switches == t.switches && b.syscall == t.syscall)
-    };
-    let tids: HashSet<u32> = last.iter().map(|t| t.tid).collect();
-    let names: HashMap<u32, String> = last.iter().map(|t| (t.tid, t.name.clone())).collect();
+    }
+}
 
-    // What each thread that made no progress waits for.
-    let mut waits: BTreeMap<u32, Wait> = BTreeMap::new();
-    let mut joins: HashSet<u32> = HashSet::new();
-    let mut held: HashMap<u32, Vec<HeldLock>> = HashMap::new();
-    let mut read_held: Vec<(u64, u32)> = Vec::new();
-    let mut blocked_in: HashMap<u32, String> = HashMap::new();
-    for t in last.iter().filter(|t| stuck_task(t)) {
-        let Syscall::In { nr, args } = &t.syscall else {
-            continue;
-        };
-        if *nr == 202 && locks_readable {
-            match glibc::classify(pid, &tids, args[0], args[1], args[2]) {
-                FutexWait::Lock {
-                    addr,
-                    kind,
-                    mode,
-                    owner,
-                    readers,
-                } => {
-                    waits.insert(t.tid, Wait::Lock { addr, kind, mode });
-                    blocked_in.insert(t.tid, format!("lock {} {addr:#x}", kind_name(kind)));
-                    match owner {
-                        Some(w) => add_held(&mut held, w, addr, Mode::Write, kind),
-                        None if readers > 0 && !read_held.iter().any(|(a, _)| *a == addr) => {
-                            read_held.push((addr, readers))
+/// What the threads of all sampled processes wait for and hold.
+#[derive(Default)]
+struct Waits {
+    /// By tid; lock addresses encoded with the process index.
+    waits: BTreeMap<u32, Wait>,
+    held: HashMap<u32, Vec<HeldLock>>,
+    blocked_in: HashMap<u32, String>,
+    /// tid → index of its process.
+    process_of: HashMap<u32, usize>,
+    names: HashMap<u32, String>,
+    warnings: Vec<String>,
+}
+
+/// Reads what each thread that made no progress waits for, and the owners
+/// of the locks waited on.
+fn read_waits(
+    procs: &[Sampled],
+    netlink: &[procfs::NetlinkSocket],
+    tcp: &[procfs::TcpSocket],
+) -> Waits {
+    let mut w = Waits::default();
+    for (idx, p) in procs.iter().enumerate() {
+        let pid = p.pid;
+        let tids: HashSet<u32> = p.last.iter().map(|t| t.tid).collect();
+        for t in &p.last {
+            w.process_of.insert(t.tid, idx);
+            w.names.insert(t.tid, t.name.clone());
+        }
+        let mut joins: HashSet<u32> = HashSet::new();
+        let mut read_held: Vec<(u64, u32)> = Vec::new();
+        for t in p.last.iter().filter(|t| p.stuck(t)) {
+            let Syscall::In { nr, args } = &t.syscall else {
+                continue;
+            };
+            if *nr == 202 && p.locks_readable {
+                match glibc::classify(pid, &tids, args[0], args[1], args[2]) {
+                    FutexWait::Lock {
+                        addr,
+                        kind,
+                        mode,
+                        owner,
+                        readers,
+                    } => {
+                        let a = encode(idx, addr);
+                        w.waits.insert(
+                            t.tid,
+                            Wait::Lock {
+                                addr: a,
+                                kind,
+                                mode,
+                            },
+                        );
+                        w.blocked_in
+                            .insert(t.tid, format!("lock {} {addr:#x}", kind_name(kind)));
+                        match owner {
+                            Some(o) => add_held(&mut w.held, o, a, Mode::Write, kind),
+                            None if readers > 0 && !read_held.iter().any(|(x, _)| *x == addr) => {
+                                read_held.push((addr, readers))
+                            }
+                            None => {}
                         }
-                        None => {}
+                    }
+                    FutexWait::Join { tid } => {
+                        joins.insert(t.tid);
+                        w.blocked_in
+                            .insert(t.tid, format!("pthread_join of T{tid}"));
+                    }
+                    FutexWait::Other => {
+                        w.blocked_in.insert(
+                            t.tid,
+                            "futex (a condition variable, semaphore or other)".into(),
+                        );
                     }
                 }
-                FutexWait::Join { tid } => {
-                    joins.insert(t.tid);
-                    blocked_in.insert(t.tid, format!("pthread_join of T{tid}"));
-                }
-                FutexWait::Other => {
-                    blocked_in.insert(
+            } else if let Some((call, dir)) = channel_call(*nr) {
+                if let Some(channel) = channel_of(pid, *nr, args, dir, netlink, tcp) {
+                    w.blocked_in.insert(
                         t.tid,
-                        "futex (a condition variable, semaphore or other)".into(),
+                        format!("{call}() on {} ({})", channel.describe(), dir.as_str()),
+                    );
+                    w.waits.insert(
+                        t.tid,
+                        Wait::Call {
+                            call: call.to_string(),
+                            channel,
+                            dir,
+                            reply: false,
+                        },
                     );
                 }
+            } else if let Some(watched) = polled_channels(pid, *nr, args, netlink, tcp) {
+                w.blocked_in
+                    .insert(t.tid, format!("{} on {}", syscall_name(*nr), watched));
+            } else {
+                w.blocked_in.insert(t.tid, syscall_name(*nr));
             }
-        } else if let Some((call, dir)) = channel_call(*nr) {
-            if let Some(channel) = channel_of(pid, *nr, args, dir, &netlink, &tcp) {
-                blocked_in.insert(
-                    t.tid,
-                    format!("{call}() on {} ({})", channel.describe(), dir.as_str()),
-                );
-                waits.insert(
-                    t.tid,
-                    Wait::Call {
-                        call: call.to_string(),
-                        channel,
-                        dir,
-                        reply: false,
-                    },
-                );
+        }
+        // Read holders are recorded nowhere: the likely ones are the blocked
+        // threads not waiting on the lock (and not joining), if exactly as
+        // many as the lock counts readers.
+        for (addr, readers) in read_held {
+            let a = encode(idx, addr);
+            let candidates: Vec<u32> = p
+                .last
+                .iter()
+                .filter(|t| p.stuck(t) && !joins.contains(&t.tid))
+                .filter(
+                    |t| !matches!(w.waits.get(&t.tid), Some(Wait::Lock { addr: x, .. }) if *x == a),
+                )
+                .filter(|t| {
+                    !w.held
+                        .get(&t.tid)
+                        .is_some_and(|h| h.iter().any(|x| x.addr == a))
+                })
+                .map(|t| t.tid)
+                .collect();
+            let names_of: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("T{c} \"{}\"", w.names[c]))
+                .collect();
+            if candidates.len() as u32 == readers {
+                for c in &candidates {
+                    add_held(&mut w.held, *c, a, Mode::Read, LockKind::Rwlock);
+                }
+                w.warnings.push(format!(
+                    "pid {pid}: rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; likely: {}",
+                    names_of.join(", ")
+                ));
+            } else {
+                w.warnings.push(format!(
+                    "pid {pid}: rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; candidates: {}",
+                    if names_of.is_empty() { "none".to_string() } else { names_of.join(", ") }
+                ));
             }
-        } else if let Some(watched) = polled_channels(pid, *nr, args, &netlink, &tcp) {
-            blocked_in.insert(t.tid, format!("{} on {}", syscall_name(*nr), watched));
-        } else {
-            blocked_in.insert(t.tid, syscall_name(*nr));
         }
     }
-    // Read holders are recorded nowhere: the likely ones are the blocked
-    // threads not waiting on the lock (and not joining), if exactly as many
-    // as the lock counts readers.
-    for (addr, readers) in read_held {
-        let candidates: Vec<u32> = last
-            .iter()
-            .filter(|t| stuck_task(t) && !joins.contains(&t.tid))
-            .filter(
-                |t| !matches!(waits.get(&t.tid), Some(Wait::Lock { addr: a, .. }) if *a == addr),
-            )
-            .filter(|t| {
-                !held
-                    .get(&t.tid)
-                    .is_some_and(|h| h.iter().any(|x| x.addr == addr))
-            })
-            .map(|t| t.tid)
-            .collect();
-        let names_of: Vec<String> = candidates
-            .iter()
-            .map(|c| format!("T{c} \"{}\"", names[c]))
-            .collect();
-        if candidates.len() as u32 == readers {
-            for c in &candidates {
-                add_held(&mut held, *c, addr, Mode::Read, LockKind::Rwlock);
-            }
-            warnings.push(format!(
-                "rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; likely: {}",
-                names_of.join(", ")
-            ));
-        } else {
-            warnings.push(format!(
-                "rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; candidates: {}",
-                if names_of.is_empty() { "none".to_string() } else { names_of.join(", ") }
-            ));
-        }
-    }
+    w
+}
 
-    // A send that made no progress means a full queue that nobody drains. If
-    // this process holds its receiving end, whoever would drain it is among
-    // its threads that wait for a lock (the others are not reading it, or
-    // the queue would move). An empty queue (a blocked receive) may get a
-    // sender at any time: nothing is inferred for it.
-    let lock_waiters: Vec<u32> = waits
-        .iter()
-        .filter(|(_, w)| matches!(w, Wait::Lock { .. }))
-        .map(|(t, _)| *t)
-        .collect();
+/// Who drains the queues that blocked sends wait on, and what /proc says
+/// of those queues.
+///
+/// A send that made no progress means a full queue that nobody drains. If
+/// a sampled process holds its receiving end, whoever would drain it is
+/// among that process's threads that wait for a lock (the others are not
+/// reading it, or the queue would move). An empty queue (a blocked receive)
+/// may get a sender at any time: nothing is inferred for it.
+fn queue_users(
+    procs: &[Sampled],
+    w: &Waits,
+    first_netlink: &[procfs::NetlinkSocket],
+    netlink: &[procfs::NetlinkSocket],
+    tcp: &[procfs::TcpSocket],
+) -> (ChannelUsers, Vec<QueueInfo>) {
     let mut users = ChannelUsers::default();
     let mut queues = Vec::new();
-    for w in waits.values() {
-        let Wait::Call { channel, dir, .. } = w else {
+    for wait in w.waits.values() {
+        let Wait::Call { channel, dir, .. } = wait else {
             continue;
         };
         let (other_end, rmem, drops) = match channel {
@@ -418,12 +464,20 @@ pub fn inspect(o: &Options) -> Result<Report> {
             }
             _ => (Vec::new(), None, None),
         };
-        if *dir == Direction::Send && other_end.contains(&pid) {
-            users
-                .recv
-                .entry(channel.clone())
-                .or_default()
-                .extend(lock_waiters.iter().copied());
+        if *dir == Direction::Send {
+            for (idx, p) in procs.iter().enumerate() {
+                if !other_end.contains(&p.pid) {
+                    continue;
+                }
+                let lock_waiters = w.waits.iter().filter(|(tid, x)| {
+                    matches!(x, Wait::Lock { .. }) && w.process_of.get(tid) == Some(&idx)
+                });
+                users
+                    .recv
+                    .entry(channel.clone())
+                    .or_default()
+                    .extend(lock_waiters.map(|(t, _)| *t));
+            }
         }
         queues.push(QueueInfo {
             description: channel.describe(),
@@ -434,43 +488,288 @@ pub fn inspect(o: &Options) -> Result<Report> {
     }
     queues.sort_by(|a, b| a.description.cmp(&b.description));
     queues.dedup_by(|a, b| a.description == b.description);
+    (users, queues)
+}
+
+/// Who drains and feeds each queue, by thread, as the shim recorded it for
+/// the processes that run with it (threads that are gone are left out:
+/// they will neither drain nor feed again).
+fn traced_users(procs: &[Sampled], users: &mut ChannelUsers) {
+    for p in procs {
+        let Some(file) = shim_trace(p.pid).and_then(|t| crate::trace::read_file(&t).ok()) else {
+            continue;
+        };
+        let alive: HashSet<u32> = p.last.iter().map(|t| t.tid).collect();
+        for r in &file.records {
+            if let holdcheck_format::Record::ChannelUse {
+                tid,
+                channel,
+                direction,
+                ..
+            } = r
+            {
+                if alive.contains(tid) {
+                    let m = match direction {
+                        Direction::Recv => &mut users.recv,
+                        Direction::Send => &mut users.send,
+                    };
+                    m.entry(channel.clone()).or_default().insert(*tid);
+                }
+            }
+        }
+    }
+}
+
+/// The feeders of a queue a blocked receive waits on, when the shim named
+/// none: every thread of the sampled processes that hold the sending end
+/// (the peer of a unix socket, the other end of a TCP connection, a pipe
+/// open for writing). A feeder that is not stuck keeps the receive alive,
+/// so taking them all never makes a deadlock up; an end held outside the
+/// snapshot leaves the receive unknown, never stuck.
+fn peer_feeders(procs: &[Sampled], w: &Waits, tcp: &[procfs::TcpSocket], users: &mut ChannelUsers) {
+    for wait in w.waits.values() {
+        let Wait::Call {
+            channel,
+            dir: Direction::Recv,
+            ..
+        } = wait
+        else {
+            continue;
+        };
+        if users.send.contains_key(channel) {
+            continue;
+        }
+        let holders = match channel {
+            Channel::Unix { inode: Some(i), .. } => {
+                match holdcheck_format::sockdiag::unix_peer_inode(*i) {
+                    Some(peer) => procfs::holders_of(&format!("socket:[{peer}]")),
+                    None => continue,
+                }
+            }
+            Channel::Tcp { dst, src } => {
+                match tcp.iter().find(|t| t.local == *src && t.remote == *dst) {
+                    Some(end) => procfs::holders_of(&format!("socket:[{}]", end.inode)),
+                    None => continue,
+                }
+            }
+            Channel::Pipe { inode } => {
+                let mut h = procfs::holders_of(&format!("pipe:[{inode}]"));
+                h.retain(|_, fds| fds.iter().any(|&writes| writes));
+                h
+            }
+            _ => continue,
+        };
+        if holders.is_empty()
+            || holders
+                .keys()
+                .any(|pid| !procs.iter().any(|p| p.pid == *pid))
+        {
+            continue;
+        }
+        let feeders = users.send.entry(channel.clone()).or_default();
+        for p in procs.iter().filter(|p| holders.contains_key(&p.pid)) {
+            // The shim's watchdog never feeds the program's queues.
+            feeders.extend(
+                p.last
+                    .iter()
+                    .filter(|t| t.name != WATCHDOG_THREAD)
+                    .map(|t| t.tid),
+            );
+        }
+    }
+}
+
+/// Inspects one or more processes (one snapshot, one wait-for graph across
+/// them) and reports.
+pub fn inspect(o: &Options) -> Result<Report> {
+    let (model, info) = observe(o)?;
+    let traces: Vec<std::path::PathBuf> = info.pids.iter().filter_map(|&p| shim_trace(p)).collect();
+    let model = if traces.is_empty() {
+        model
+    } else {
+        merge_shim_traces(model, &traces)
+    };
+    let mut report = findings::analyse(&model);
+    report.inspect = Some(info);
+    Ok(report)
+}
+
+/// The thread name of the shim's watchdog (`shim/src/watchdog.rs`).
+const WATCHDOG_THREAD: &str = "holdcheck-watch";
+
+/// Prefix of the files `holdcheck run` leaves the group snapshot in, one
+/// per process: `holdcheck.snapshot.<pid>.trace`.
+pub const SNAPSHOT_PREFIX: &str = "holdcheck.snapshot.";
+
+/// What every process of a group waits for right now, seen from outside
+/// as one wait-for graph, written into the run's trace directory before the
+/// group is killed: the waits that cross processes (a client blocked
+/// sending to a deadlocked daemon) that no single process's watchdog sees.
+/// Only deadlocks and stalls are kept (blocked calls are the watchdogs'),
+/// with the stacks of the threads in them. Returns how many were kept.
+pub fn snapshot_group(pgid: u32, dir: &std::path::Path) -> Result<usize> {
+    use holdcheck_format::Record;
+    let pids = procfs::group_members(pgid);
+    anyhow::ensure!(!pids.is_empty(), "no process left in group {pgid}");
+    let (model, _) = observe(&Options {
+        pids,
+        samples: 2,
+        interval: Duration::from_millis(100),
+        stall_ms: 0,
+        stacks: true,
+    })?;
+    let mut files: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    for p in model.processes.values() {
+        let mut out = Record::Header {
+            version: holdcheck_format::TRACE_VERSION,
+            pid: p.pid,
+            ppid: p.ppid,
+            exe: p.exe.clone(),
+            cmdline: p.cmdline.clone(),
+        }
+        .to_line();
+        if !p.stacks.is_empty() {
+            for m in &p.modules {
+                out.extend(
+                    Record::Module {
+                        path: m.path.clone(),
+                        base: m.base,
+                        segments: m.segments.clone(),
+                    }
+                    .to_line(),
+                );
+            }
+            for (id, frames) in &p.stacks {
+                out.extend(
+                    Record::Stack {
+                        id: *id,
+                        frames: frames.clone(),
+                    }
+                    .to_line(),
+                );
+            }
+        }
+        files.insert(p.pid, out);
+    }
+    let mut kept = 0;
+    for (pid, ob) in model.observed {
+        if ob.kind == "deadlock" || ob.kind == "stall" {
+            if let Some(out) = files.get_mut(&pid) {
+                out.extend(Record::Observed(ob).to_line());
+                kept += 1;
+            }
+        }
+    }
+    for (pid, out) in files {
+        let path = dir.join(format!(
+            "{SNAPSHOT_PREFIX}{pid}{}",
+            holdcheck_format::TRACE_SUFFIX
+        ));
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&out))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(kept)
+}
+
+/// The snapshot of the processes: a model holding what they are seen to
+/// wait for (its `observed`), and what /proc showed of each thread.
+pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
+    anyhow::ensure!(!o.pids.is_empty(), "no process to inspect");
+    let mut procs = Vec::new();
+    for &pid in &o.pids {
+        procfs::check_exists(pid)?;
+        let glibc = glibc::version(pid);
+        let locks_readable = glibc.as_ref().is_ok_and(|v| glibc::check(v).is_ok());
+        procs.push(Sampled {
+            pid,
+            glibc,
+            locks_readable,
+            first: Vec::new(),
+            last: Vec::new(),
+        });
+    }
+    let mut warnings = Vec::new();
+    for p in &procs {
+        match &p.glibc {
+            Ok(v) => {
+                if let Err(e) = glibc::check(v) {
+                    warnings.push(format!("pid {}: {e}", p.pid));
+                }
+            }
+            Err(e) => warnings.push(format!("pid {}: {e}", p.pid)),
+        }
+    }
+
+    // Samples: who made no progress between the first and the last.
+    for p in procs.iter_mut() {
+        p.first = sample(p.pid)?;
+    }
+    let first_netlink = procfs::netlink_sockets();
+    for _ in 1..o.samples.max(1) {
+        std::thread::sleep(o.interval);
+    }
+    for p in procs.iter_mut() {
+        // A process that exited in between has no threads left.
+        p.last = sample(p.pid).unwrap_or_default();
+    }
+    let netlink = procfs::netlink_sockets();
+    let tcp = procfs::tcp_sockets();
+    let now_ms = procfs::uptime_ms();
+    let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
+
+    let mut w = read_waits(&procs, &netlink, &tcp);
+    warnings.append(&mut w.warnings);
+    let (mut users, queues) = queue_users(&procs, &w, &first_netlink, &netlink, &tcp);
+    traced_users(&procs, &mut users);
+    peer_feeders(&procs, &w, &tcp, &mut users);
 
     // User-space stacks of the threads that made no progress.
     let mut stack_ids: HashMap<u32, u64> = HashMap::new();
-    let mut stack_frames: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut module_table = Vec::new();
+    let mut frames_of: Vec<HashMap<u64, Vec<u64>>> = vec![HashMap::new(); procs.len()];
+    let mut module_tables = vec![Vec::new(); procs.len()];
     if o.stacks {
-        match stacks::modules(pid) {
-            Ok(mods) => {
-                for t in last.iter().filter(|t| stuck_task(t)) {
-                    match stacks::stack(pid, t.tid, &mods) {
-                        Ok(frames) if !frames.is_empty() => {
-                            let id = frames
-                                .iter()
-                                .fold(t.tid as u64 | 1 << 40, |h, f| h.rotate_left(7) ^ f);
-                            stack_ids.insert(t.tid, id);
-                            stack_frames.insert(id, frames);
+        for (idx, p) in procs.iter().enumerate() {
+            match stacks::modules(p.pid) {
+                Ok(mods) => {
+                    for t in p.last.iter().filter(|t| p.stuck(t)) {
+                        match stacks::stack(p.pid, t.tid, &mods) {
+                            Ok(frames) if !frames.is_empty() => {
+                                let id = frames
+                                    .iter()
+                                    .fold(t.tid as u64 | 1 << 40, |h, f| h.rotate_left(7) ^ f);
+                                stack_ids.insert(t.tid, id);
+                                frames_of[idx].insert(id, frames);
+                            }
+                            Ok(_) => {}
+                            Err(e) => warnings.push(format!("no stack for T{}: {e}", t.tid)),
                         }
-                        Ok(_) => {}
-                        Err(e) => warnings.push(format!("no stack for T{}: {e}", t.tid)),
                     }
+                    module_tables[idx] = mods.table;
                 }
-                module_table = mods.table;
+                Err(e) => warnings.push(format!("cannot read the modules of {}: {e}", p.pid)),
             }
-            Err(e) => warnings.push(format!("cannot read the modules of {pid}: {e}")),
         }
     }
 
     // The snapshot, on the boot clock of se.exec_start.
     let now_ns = (now_ms * 1e6) as u64;
-    let snap: Vec<Snap> = last
+    let snap: Vec<Snap> = procs
         .iter()
+        .flat_map(|p| p.last.iter())
         .map(|t| {
             let since_ms = t.last_ran_ms.unwrap_or(now_ms - window_ms as f64);
-            let wait = waits.get(&t.tid).cloned();
+            let wait = w.waits.get(&t.tid).cloned();
             Snap {
                 tid: t.tid,
-                held: held.remove(&t.tid).unwrap_or_default(),
+                held: w.held.remove(&t.tid).unwrap_or_default(),
                 since: if wait.is_some() {
                     (since_ms * 1e6).max(1.0) as u64
                 } else {
@@ -481,7 +780,10 @@ pub fn inspect(o: &Options) -> Result<Report> {
             }
         })
         .collect();
-    let env = InspectEnv { pid, names: &names };
+    let env = InspectEnv {
+        pids: procs.iter().map(|p| p.pid).collect(),
+        names: &w.names,
+    };
     let mut observed: Vec<Observed> = waitfor::analyse(&env, &snap, &users, now_ns, 0, o.stall_ms)
         .into_iter()
         .map(|f| f.observed)
@@ -505,68 +807,87 @@ pub fn inspect(o: &Options) -> Result<Report> {
             }
         }
     }
+    // Back to each process's own addresses, with the pid of every thread
+    // and lock.
+    let pid_of_tid = |tid: u32| w.process_of.get(&tid).map(|&i| procs[i].pid);
+    for ob in observed.iter_mut() {
+        attribute(ob, &env.pids, &pid_of_tid);
+    }
 
     // The kinds of the locks seen, for the report's nodes.
-    let mut locks = HashMap::new();
-    for w in waits.values() {
-        if let Wait::Lock { addr, kind, .. } = w {
-            locks.insert(
-                LockRef {
-                    addr: *addr,
-                    gen: 0,
-                },
+    let mut locks: Vec<HashMap<LockRef, crate::model::LockMeta>> =
+        vec![HashMap::new(); procs.len()];
+    for wait in w.waits.values() {
+        if let Wait::Lock { addr, kind, .. } = wait {
+            let (Some(idx), addr) = decode(*addr) else {
+                continue;
+            };
+            locks[idx].insert(
+                LockRef { addr, gen: 0 },
                 crate::model::LockMeta {
                     kind: *kind,
                     writer_preferring: *kind == LockKind::Rwlock
-                        && glibc::writer_preferring(pid, *addr),
+                        && glibc::writer_preferring(procs[idx].pid, addr),
                     recursive: false,
                 },
             );
         }
     }
     let mut model = Model::default();
-    model.processes.insert(
-        pid,
-        Process {
-            pid,
-            ppid: procfs::ppid(pid),
-            exe: procfs::exe(pid),
-            cmdline: procfs::cmdline(pid),
-            file: Default::default(),
-            threads: names.clone(),
-            locks,
-            stacks: stack_frames,
-            modules: module_table,
-            ..Default::default()
-        },
-    );
-    model.observed = observed.into_iter().map(|ob| (pid, ob)).collect();
-    model.warnings = warnings;
-    if let Some(trace) = shim_trace(pid) {
-        model = merge_shim_trace(model, pid, &trace);
+    for (idx, p) in procs.iter().enumerate() {
+        model.processes.insert(
+            p.pid,
+            Process {
+                pid: p.pid,
+                ppid: procfs::ppid(p.pid),
+                exe: procfs::exe(p.pid),
+                cmdline: procfs::cmdline(p.pid),
+                file: Default::default(),
+                threads: p.last.iter().map(|t| (t.tid, t.name.clone())).collect(),
+                locks: std::mem::take(&mut locks[idx]),
+                stacks: std::mem::take(&mut frames_of[idx]),
+                modules: std::mem::take(&mut module_tables[idx]),
+                ..Default::default()
+            },
+        );
     }
-    let mut report = findings::analyse(&model);
-    report.inspect = Some(InspectInfo {
-        pid,
-        glibc: glibc_version.ok(),
+    model.observed = observed
+        .into_iter()
+        .map(|ob| {
+            let pid = ob
+                .threads
+                .first()
+                .and_then(|t| t.pid)
+                .unwrap_or(procs[0].pid);
+            (pid, ob)
+        })
+        .collect();
+    model.warnings = warnings;
+    let info = InspectInfo {
+        pid: procs[0].pid,
+        pids: procs.iter().map(|p| p.pid).collect(),
+        glibc: procs[0].glibc.as_ref().ok().cloned(),
         samples: o.samples,
         interval_ms: o.interval.as_millis() as u64,
-        tasks: last
+        tasks: procs
             .iter()
-            .map(|t| TaskInfo {
+            .flat_map(|p| p.last.iter().map(move |t| (p, t)))
+            .map(|(p, t)| TaskInfo {
+                pid: p.pid,
                 tid: t.tid,
                 name: t.name.clone(),
                 state: t.state.to_string(),
-                blocked_in: blocked_in
+                blocked_in: w
+                    .blocked_in
                     .get(&t.tid)
                     .cloned()
                     .or_else(|| match &t.syscall {
                         Syscall::Running => None,
                         Syscall::Elsewhere => Some("(not in a system call)".into()),
-                        Syscall::In { nr, .. } if stuck_task(t) => Some(syscall_name(*nr)),
+                        Syscall::In { nr, .. } if p.stuck(t) => Some(syscall_name(*nr)),
                         Syscall::In { .. } => None,
                     }),
-                no_progress_ms: stuck_task(t).then(|| {
+                no_progress_ms: p.stuck(t).then(|| {
                     t.last_ran_ms
                         .map_or(window_ms, |r| (now_ms - r).max(0.0) as u64)
                 }),
@@ -583,8 +904,32 @@ pub fn inspect(o: &Options) -> Result<Report> {
             })
             .collect(),
         queues,
-    });
-    Ok(report)
+    };
+    Ok((model, info))
+}
+
+/// Decodes the lock addresses of a finding of the joint snapshot and names
+/// the process of each thread and lock.
+fn attribute(ob: &mut Observed, pids: &[u32], pid_of_tid: &dyn Fn(u32) -> Option<u32>) {
+    let fix = |l: &mut LockRef| -> Option<u32> {
+        let (idx, addr) = decode(l.addr);
+        l.addr = addr;
+        idx.map(|i| pids[i])
+    };
+    for n in ob.nodes.iter_mut() {
+        if let ObservedNode::Lock { lock, pid, .. } = n {
+            *pid = fix(lock);
+        }
+    }
+    for t in ob.threads.iter_mut() {
+        t.pid = pid_of_tid(t.tid);
+        for h in t.held.iter_mut() {
+            fix(&mut h.lock);
+        }
+        if let Some(Waiting::Lock { lock, .. }) = &mut t.waiting {
+            fix(lock);
+        }
+    }
 }
 
 /// The trace file of a process that runs with the shim: in the trace
@@ -634,38 +979,48 @@ fn shim_trace(pid: u32) -> Option<std::path::PathBuf> {
         })
 }
 
-/// The shim's trace of the process, with what inspect saw added: its facts
-/// (predicted cycles, hazards), its watchdog's observations, exact lock
-/// kinds, acquisition sites, stacks and module table.
-fn merge_shim_trace(seen: Model, pid: u32, trace: &std::path::Path) -> Model {
-    let file = match crate::trace::read_file(trace) {
-        Ok(f) => f,
-        Err(e) => {
-            let mut seen = seen;
-            seen.warnings.push(format!(
+/// The shim's traces of the processes, with what inspect saw added: their
+/// facts (predicted cycles, hazards), their watchdogs' observations, exact
+/// lock kinds, acquisition sites, stacks and module tables.
+fn merge_shim_traces(seen: Model, traces: &[std::path::PathBuf]) -> Model {
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    for t in traces {
+        match crate::trace::read_file(t) {
+            Ok(f) => {
+                warnings.push(format!(
+                    "the process runs with the shim: its trace {} is merged",
+                    t.display()
+                ));
+                files.push(f);
+            }
+            Err(e) => warnings.push(format!(
                 "the process runs with the shim, but its trace is unreadable: {e:#}"
-            ));
-            return seen;
+            )),
         }
-    };
-    let mut merged = Model::build(std::slice::from_ref(&file));
-    merged.warnings.extend(seen.warnings);
-    merged.warnings.push(format!(
-        "the process runs with the shim: its trace {} is merged",
-        trace.display()
-    ));
-    let inspected = seen.processes.into_values().next().unwrap_or_default();
-    let p = merged.processes.entry(pid).or_default();
-    p.pid = pid;
-    p.threads.extend(inspected.threads);
-    for (k, v) in inspected.locks {
-        p.locks.entry(k).or_insert(v);
     }
-    p.stacks.extend(inspected.stacks);
-    if p.modules.is_empty() {
-        p.modules = inspected.modules;
+    let mut merged = Model::build(&files);
+    merged.warnings.extend(seen.warnings);
+    merged.warnings.extend(warnings);
+    for (pid, inspected) in seen.processes {
+        let p = merged.processes.entry(pid).or_default();
+        if p.pid == 0 {
+            p.pid = pid;
+            p.ppid = inspected.ppid;
+            p.exe = inspected.exe.clone();
+            p.cmdline = inspected.cmdline.clone();
+        }
+        p.threads.extend(inspected.threads);
+        for (k, v) in inspected.locks {
+            p.locks.entry(k).or_insert(v);
+        }
+        p.stacks.extend(inspected.stacks);
+        if p.modules.is_empty() {
+            p.modules = inspected.modules;
+        }
     }
     merged.observed.extend(seen.observed);
+    merged.fix_observed_generations();
     merged
 }
 
@@ -713,6 +1068,7 @@ fn blocked_call(
 ) -> Observed {
     let thread = ObservedThread {
         tid: s.tid,
+        pid: None,
         name: env.thread_name(s.tid),
         held: Vec::new(),
         waiting: Some(Waiting::Call {

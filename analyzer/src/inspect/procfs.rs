@@ -305,18 +305,42 @@ pub fn cmdline(pid: u32) -> Vec<String> {
         .collect()
 }
 
-pub fn ppid(pid: u32) -> u32 {
+/// A numeric field of /proc/PID/stat after the command name: 0 is the
+/// state, 1 the parent, 2 the process group.
+fn stat_field(pid: u32, n: usize) -> Option<u32> {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             s.rsplit_once(')')?
                 .1
                 .split_whitespace()
-                .nth(1)?
+                .nth(n)?
                 .parse()
                 .ok()
         })
-        .unwrap_or(0)
+}
+
+pub fn ppid(pid: u32) -> u32 {
+    stat_field(pid, 1).unwrap_or(0)
+}
+
+/// The live processes of a process group, zombies left out.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let mut v: Vec<u32> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat_field(pid, 2) == Some(pgid))
+        .filter(|&pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()? != "Z"))
+                .unwrap_or(false)
+        })
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 #[cfg(test)]

@@ -39,7 +39,11 @@ pub struct Report {
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct InspectInfo {
+    /// The first process inspected.
     pub pid: u32,
+    /// Every process inspected (one wait-for graph across them).
+    #[serde(default)]
+    pub pids: Vec<u32>,
     /// The process's glibc version, when it uses glibc.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub glibc: Option<String>,
@@ -52,6 +56,8 @@ pub struct InspectInfo {
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct TaskInfo {
+    #[serde(default)]
+    pub pid: u32,
     pub tid: u32,
     pub name: String,
     /// The scheduler state: R, S, D, …
@@ -170,6 +176,21 @@ pub struct Finding {
     /// (function and file:line). The same bug in many runs has one.
     #[serde(default)]
     pub signature: String,
+    /// The processes of its threads: a finding can span several.
+    #[serde(default)]
+    pub processes: Vec<ProcessRef>,
+    /// Potential deadlocks: the other cycles through the same locks and
+    /// threads (the same bug through other calls), as `a -> b -> a` text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
+}
+
+/// A process named by a finding.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub exe: String,
+    pub cmdline: Vec<String>,
 }
 
 /// A thread as the watchdog saw it.
@@ -213,6 +234,10 @@ pub enum NodeInfo {
         #[serde(flatten)]
         channel: Channel,
         description: String,
+        /// The threads that receive from it (whose process holds its
+        /// receiving end), as the shim saw them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        receivers: Vec<ThreadRef>,
     },
 }
 
@@ -229,7 +254,8 @@ pub struct EdgeInfo {
     pub from: usize,
     /// Index in `nodes` of what is waited for next.
     pub to: usize,
-    /// `lock-order`, `held-across-call`, `drain` or `produce`.
+    /// `lock-order`, `held-across-call`, `drain`, `produce` or
+    /// `queue-wait` (and `waits-behind` in live findings).
     pub relation: String,
     pub thread: ThreadRef,
     /// The blocking call (held-across-call) or the channel call (drain,

@@ -150,6 +150,21 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
             );
             out.push_str("  so the queue stays full while it waits; it receives at:\n");
         }
+        "queue-wait" => {
+            let side = if matches!(from, NodeInfo::Channel { direction, .. } if direction == "send")
+            {
+                "drains"
+            } else {
+                "feeds"
+            };
+            let _ = writeln!(
+                out,
+                "  {who} {side} {} and, in between, blocks on {}",
+                channel_of(from),
+                node_label(to)
+            );
+            out.push_str("  so the queue does not move while it waits; it blocks at:\n");
+        }
         "waits-behind" => {
             let _ = writeln!(
                 out,
@@ -220,7 +235,44 @@ pub fn finding(f: &Finding) -> String {
             cycle.push(first);
         }
         let _ = writeln!(out, "  Cycle: {}", cycle.join(" -> "));
+        for v in &f.variants {
+            let _ = writeln!(out, "  Also:  {v}");
+        }
         out.push('\n');
+    }
+    if f.processes.len() > 1 {
+        out.push_str("  Processes:\n");
+        for p in &f.processes {
+            let cmd = if p.cmdline.is_empty() {
+                p.exe.clone()
+            } else {
+                p.cmdline.join(" ")
+            };
+            let _ = writeln!(out, "    pid {}: {cmd}", p.pid);
+        }
+        out.push('\n');
+        // Which process each queue of the cycle belongs to.
+        let mut queues = Vec::new();
+        for n in &f.nodes {
+            if let NodeInfo::Channel {
+                description,
+                receivers,
+                ..
+            } = n
+            {
+                if !receivers.is_empty() && !queues.iter().any(|(d, _)| d == description) {
+                    let who: Vec<String> = receivers.iter().map(thread_label).collect();
+                    queues.push((description.clone(), who.join(", ")));
+                }
+            }
+        }
+        if !queues.is_empty() {
+            out.push_str("  Queues:\n");
+            for (d, who) in queues {
+                let _ = writeln!(out, "    {d}: received by {who}");
+            }
+            out.push('\n');
+        }
     }
     if f.kind == HAZARD {
         // One block for the call; the threads that made it are listed.

@@ -1,0 +1,202 @@
+//! End-to-end tests of waits that cross processes: every process of a run
+//! is traced, channels join them, and one report covers them all.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use support::*;
+
+/// The pids an example printed as `NAME: client C, server S`.
+fn printed_pids(stdout: &str, prefix: &str) -> (u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' line in: {stdout}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+fn pids_of(f: &Value) -> BTreeSet<u64> {
+    f["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect()
+}
+
+/// The pids receiving from each channel node of a finding.
+fn receiving_pids(node: &Value) -> BTreeSet<u64> {
+    node["receivers"]
+        .as_array()
+        .map(|v| v.iter().map(|t| t["pid"].as_u64().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_rpc_whose_callback_needs_the_callers_lock_is_predicted_across_two_processes() {
+    let r = run_example("rpc_callback", &["--light"], 60);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    let (client, server) = printed_pids(&r.stdout, "rpc_callback: client");
+    let found = findings(&r.report, "potential-deadlock");
+    assert_eq!(found.len(), 1, "one bug, one finding: {:#}", r.report);
+    let f = found[0];
+    assert_eq!(pids_of(f), BTreeSet::from([client, server]));
+    let server_cmd = f["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == server)
+        .unwrap()["cmdline"]
+        .to_string();
+    assert!(server_cmd.contains("--server"), "{server_cmd}");
+
+    // The lock is the client's mutex; the two queues are unix sockets, one
+    // received by each process: both directions of the conversation.
+    let nodes = f["nodes"].as_array().unwrap();
+    let locks: Vec<&Value> = nodes.iter().filter(|n| n["type"] == "lock").collect();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0]["kind"], "mutex");
+    assert_eq!(locks[0]["pid"], client);
+    let queues: Vec<&Value> = nodes.iter().filter(|n| n["type"] == "channel").collect();
+    assert_eq!(queues.len(), 2, "{nodes:#?}");
+    assert!(queues.iter().all(|q| q["family"] == "unix"));
+    let receivers: Vec<BTreeSet<u64>> = queues.iter().map(|q| receiving_pids(q)).collect();
+    assert!(
+        receivers.contains(&BTreeSet::from([client])),
+        "{receivers:?}"
+    );
+    assert!(
+        receivers.contains(&BTreeSet::from([server])),
+        "{receivers:?}"
+    );
+
+    // Who does what: the caller holds the lock across its call, the server
+    // waits for the callback's answer before replying, the callback handler
+    // needs the lock before answering.
+    let edges = f["edges"].as_array().unwrap();
+    let edge = |rel: &str| {
+        edges
+            .iter()
+            .find(|e| e["relation"] == rel)
+            .unwrap_or_else(|| panic!("no {rel} edge: {edges:#?}"))
+    };
+    let held = edge("held-across-call");
+    assert_eq!(held["thread"]["name"], "rpc-caller");
+    assert_eq!(held["thread"]["pid"], client);
+    assert!(stack_functions(f, held).contains(&"refresh_registry".to_string()));
+    let wait = edge("queue-wait");
+    assert_eq!(wait["thread"]["name"], "rpc-server");
+    assert_eq!(wait["thread"]["pid"], server);
+    assert!(stack_functions(f, wait).contains(&"call_back".to_string()));
+    let produce = edge("produce");
+    assert_eq!(produce["thread"]["name"], "cb-handler");
+    assert_eq!(
+        produce["acquired_at"]["function"], "answer_callback",
+        "{produce:#}"
+    );
+}
+
+#[test]
+fn an_rpc_without_callbacks_under_a_lock_is_no_deadlock() {
+    // The same client and server, but no call is made while the server
+    // calls back: request and reply alone never close a cycle.
+    let r = run_example("rpc_callback", &["--no-callback"], 60);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    assert!(
+        findings(&r.report, "potential-deadlock").is_empty(),
+        "{:#}",
+        r.report["findings"]
+    );
+}
+
+#[test]
+fn an_rpc_that_really_hangs_is_a_deadlock_through_both_processes() {
+    let r = run_example("rpc_callback", &["--stress"], 4);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    let (client, server) = printed_pids(&r.stdout, "rpc_callback: client");
+    let found = findings(&r.report, "deadlock");
+    assert_eq!(found.len(), 1, "{:#}", r.report["findings"]);
+    let f = found[0];
+    assert_eq!(pids_of(f), BTreeSet::from([client, server]));
+    assert_eq!(
+        thread_names(f),
+        ["cb-handler", "rpc-caller", "rpc-server"],
+        "{f:#}"
+    );
+    let caller = f["thread_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["thread"]["name"] == "rpc-caller")
+        .unwrap();
+    assert!(
+        caller["holds"][0].as_str().unwrap().starts_with("mutex"),
+        "{caller:#}"
+    );
+    assert!(caller["waiting"].as_str().unwrap().contains("unix socket"));
+    // Stacks taken from outside show the program, never the shim.
+    let caller_stack = functions_at(f, &caller["stack"]);
+    assert!(
+        caller_stack.contains(&"rpc".to_string()),
+        "{caller_stack:?}"
+    );
+    assert!(!caller_stack.iter().any(|s| s.contains("holdcheck")));
+}
+
+#[test]
+fn logins_blocked_behind_the_warnd_deadlock_are_in_its_wait_chain() {
+    let r = run_example("warnd", &["--stress", "--cli", "2"], 5);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    let warnd = r.report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["exe"].as_str().unwrap().ends_with("/warnd"))
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    let port: u64 = r
+        .stdout
+        .split("port ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("warnd prints its port");
+    let found = findings(&r.report, "deadlock");
+    assert_eq!(found.len(), 1, "{:#}", r.report["findings"]);
+    let f = found[0];
+    let clis: Vec<&Value> = f["thread_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["thread"]["name"] == "cli")
+        .collect();
+    assert_eq!(clis.len(), 2, "{f:#}");
+    for c in &clis {
+        assert_ne!(c["thread"]["pid"], warnd);
+        let waiting = c["waiting"].as_str().unwrap();
+        assert!(
+            waiting.starts_with("sendmsg()")
+                && waiting.contains(&format!("netlink protocol 2 port {port} (send)")),
+            "{waiting}"
+        );
+    }
+    assert_eq!(f["waiters"], 2);
+    assert_eq!(pids_of(f).len(), 3);
+    // The cycle itself is warnd's.
+    let cycle_threads: BTreeSet<&str> = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["thread"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cycle_threads,
+        BTreeSet::from(["nl-receiver", "warn-sender"])
+    );
+}

@@ -1,0 +1,199 @@
+//! Helpers shared by the end-to-end test binaries: build the examples, run
+//! them under `holdcheck run` with a guard, read the JSON report. Each test
+//! binary uses its own subset.
+#![allow(dead_code)]
+
+use holdcheck::model::Model;
+use holdcheck::trace;
+use serde_json::Value;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Held by tests that load both CPUs (lifecycle's spinning threads) and by
+/// tests that measure latency, so that the two never overlap.
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn exclusive_cpu() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn holdcheck_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_holdcheck")
+}
+
+/// The examples, built once per test run by the script the README names.
+pub fn examples() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("examples");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/build.sh");
+        let st = Command::new("sh")
+            .arg(&script)
+            .arg(&out)
+            .status()
+            .expect("cannot run examples/build.sh");
+        assert!(st.success(), "examples/build.sh failed");
+        out
+    })
+}
+
+pub fn work_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "run-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub struct Run {
+    pub report: Value,
+    pub code: i32,
+    pub stdout: String,
+    pub trace_dir: PathBuf,
+}
+
+/// Runs a holdcheck command line with a guard: if holdcheck itself is not
+/// done `guard` after its start, it is interrupted (it then kills its
+/// target's group) and the test fails.
+pub fn holdcheck(args: &[&str], guard: Duration) -> (i32, String, String) {
+    holdcheck_with(args, guard, "")
+}
+
+/// The same, with `HOLDCHECK_OPTIONS` for the shim.
+pub fn holdcheck_with(args: &[&str], guard: Duration, options: &str) -> (i32, String, String) {
+    let child = Command::new(holdcheck_bin())
+        .args(args)
+        .env("HOLDCHECK_OPTIONS", options)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("cannot start holdcheck");
+    let pid = child.id() as i32;
+    let start = Instant::now();
+    let waiter = std::thread::spawn(move || child.wait_with_output().expect("wait for holdcheck"));
+    while !waiter.is_finished() {
+        if start.elapsed() > guard {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            std::thread::sleep(Duration::from_secs(2));
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = waiter.join();
+            panic!("holdcheck {args:?} did not finish within {guard:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = waiter.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `holdcheck run --format json` on an example.
+pub fn run_example(example: &str, args: &[&str], timeout_secs: u32) -> Run {
+    run_example_with(example, args, timeout_secs, "")
+}
+
+/// The same, with `HOLDCHECK_OPTIONS` for the shim.
+pub fn run_example_with(example: &str, args: &[&str], timeout_secs: u32, options: &str) -> Run {
+    let work = work_dir(example);
+    let report = work.join("report.json");
+    let trace_dir = work.join("trace");
+    let exe = examples().join(example);
+    let timeout = timeout_secs.to_string();
+    let mut argv = vec![
+        "run",
+        "--format",
+        "json",
+        "-o",
+        report.to_str().unwrap(),
+        "--out",
+        trace_dir.to_str().unwrap(),
+        "--timeout",
+        &timeout,
+        "--",
+        exe.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(args);
+    let (code, stdout, stderr) = holdcheck_with(
+        &argv,
+        Duration::from_secs(timeout_secs as u64 + 60),
+        options,
+    );
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report from {example} {args:?} ({e}); stderr:\n{stderr}"));
+    let report: Value = serde_json::from_str(&text).expect("the JSON report parses");
+    for p in report["processes"].as_array().unwrap() {
+        assert_gone(p["pid"].as_i64().unwrap() as i32);
+    }
+    Run {
+        report,
+        code,
+        stdout,
+        trace_dir,
+    }
+}
+
+/// The target process no longer exists (holdcheck killed and reaped it).
+pub fn assert_gone(pid: i32) {
+    // SAFETY: signal 0 only checks for existence.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "process {pid} was left behind");
+}
+
+pub fn findings<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
+    r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+pub fn thread_names(f: &Value) -> Vec<String> {
+    let mut v: Vec<String> = f["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The function names of stack number `index` (a JSON number) of a finding.
+pub fn functions_at(f: &Value, index: &Value) -> Vec<String> {
+    let i = index.as_u64().expect("a stack index") as usize;
+    f["stacks"][i]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|fr| fr["function"].as_str().map(String::from))
+        .collect()
+}
+
+pub fn stack_functions(f: &Value, edge: &Value) -> Vec<String> {
+    functions_at(f, &edge["stack"])
+}
+
+pub fn model_of(dir: &Path) -> Model {
+    Model::build(&trace::read_dirs(&[dir.to_path_buf()]).expect("traces read"))
+}
+
+/// Whether locks X → Y and Y → X both have edges (a tempting inversion).
+pub fn has_inversion(m: &Model) -> bool {
+    m.edges.keys().any(|&(a, b)| {
+        m.nodes[a].is_lock() && m.nodes[b].is_lock() && m.edges.contains_key(&(b, a))
+    })
+}
