@@ -200,3 +200,61 @@ fn logins_blocked_behind_the_warnd_deadlock_are_in_its_wait_chain() {
         BTreeSet::from(["nl-receiver", "warn-sender"])
     );
 }
+
+/// `launcher ARGS… abba`: the report of the run, the launcher's pid and
+/// the child's.
+fn launch_abba(args: &[&str]) -> (Run, u64, u64) {
+    let abba = examples().join("abba");
+    let mut argv: Vec<&str> = args.to_vec();
+    argv.push(abba.to_str().unwrap());
+    let r = run_example("launcher", &argv, 60);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    let child: u64 = r
+        .stdout
+        .split("child ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {}", r.stdout));
+    let launcher = r.report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["exe"].as_str().unwrap().ends_with("/launcher"))
+        .expect("the launcher's own trace")["pid"]
+        .as_u64()
+        .unwrap();
+    (r, launcher, child)
+}
+
+#[test]
+fn a_child_started_by_fork_and_exec_has_its_finding_in_the_parents_run() {
+    for args in [&[][..], &["--spawn"][..]] {
+        let (r, launcher, child) = launch_abba(args);
+        let found = findings(&r.report, "potential-deadlock");
+        assert_eq!(found.len(), 1, "{args:?}: {:#}", r.report["findings"]);
+        assert_eq!(pids_of(found[0]), BTreeSet::from([child]), "{args:?}");
+        let p = r.report["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == child && p["exe"].as_str().unwrap().ends_with("/abba"))
+            .unwrap_or_else(|| panic!("{args:?}: no abba process: {:#}", r.report["processes"]));
+        assert_eq!(p["ppid"], launcher, "{args:?}");
+        assert!(r.report["untraced"].is_null(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_child_started_without_the_shim_is_named_as_untraced() {
+    for (args, call) in [
+        (&["--clear-env"][..], "execve"),
+        (&["--spawn", "--clear-env"][..], "posix_spawn"),
+    ] {
+        let (r, _, _) = launch_abba(args);
+        assert!(r.report["findings"].as_array().unwrap().is_empty());
+        let u = &r.report["untraced"][0];
+        assert_eq!(u["call"], call, "{args:?}: {:#}", r.report);
+        assert!(u["program"].as_str().unwrap().ends_with("/abba"));
+        assert!(u["reason"].as_str().unwrap().contains("LD_PRELOAD"));
+    }
+}

@@ -133,6 +133,7 @@ pub fn analyse(model: &Model) -> Report {
         summary,
         warnings,
         partial,
+        untraced: model.untraced.clone(),
         suppressed: 0,
         baselined: 0,
         run: None,
@@ -140,7 +141,6 @@ pub fn analyse(model: &Model) -> Report {
     }
 }
 
-/// Whether two findings have the same nodes (in any rotation).
 /// Cycles that are one bug seen through different calls: the same locks
 /// and the same threads (a client that holds a lock across both the send of
 /// its request and the receive of the reply closes the cycle both ways).
@@ -243,6 +243,7 @@ fn add_waiters(g: &mut Finding, f: Finding) {
     }
 }
 
+/// Whether two findings have the same nodes (in any rotation).
 fn same_nodes(a: &[NodeInfo], b: &[NodeInfo]) -> bool {
     let key = |n: &NodeInfo| match n {
         NodeInfo::Lock {

@@ -123,6 +123,8 @@ pub struct Model {
     pub held_calls: BTreeMap<(u32, u64), HeldCall>,
     /// Trylock acquisitions seen while holding locks: they order nothing.
     pub trylock_orders: usize,
+    /// Programs started without the shim, by the pid that started them.
+    pub untraced: Vec<crate::report::UntracedStart>,
     /// The threads (pid, tid) that receive from each queue.
     pub receivers: HashMap<Channel, std::collections::BTreeSet<(u32, u32)>>,
     /// What the live watchdogs reported, by pid.
@@ -416,6 +418,18 @@ impl Model {
                         .insert((pid, *tid));
                 }
                 Record::ChannelUse { .. } => {}
+                Record::Untraced {
+                    call,
+                    program,
+                    argv,
+                    reason,
+                } => self.untraced.push(crate::report::UntracedStart {
+                    pid,
+                    call: call.clone(),
+                    program: program.clone(),
+                    argv: argv.clone(),
+                    reason: reason.clone(),
+                }),
                 Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
                 Record::Observed(o) => {
                     for t in &o.threads {

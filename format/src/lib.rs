@@ -276,6 +276,16 @@ pub enum Record {
         /// Stack of the blocking call on `waited`.
         stack: u64,
     },
+    /// This process started a program that will run without the shim
+    /// (its environment drops `LD_PRELOAD` or moves `HOLDCHECK_DIR`, or it is
+    /// set-uid): that program is not traced.
+    Untraced {
+        /// `execve`, `posix_spawn`, …
+        call: String,
+        program: String,
+        argv: Vec<String>,
+        reason: String,
+    },
     /// A bound of the shim was hit; the analysis of this process is partial.
     Partial { reason: String },
     /// Something the live watchdog saw while the process ran: a real

@@ -83,6 +83,14 @@ real_fns! {
     pthread_cond_clockwait @ "GLIBC_2.30": fn(P, P, c_int, *const timespec) -> c_int;
 
     pthread_setname_np: fn(libc::pthread_t, *const c_char) -> c_int;
+    prctl: fn(c_int, libc::c_ulong, libc::c_ulong, libc::c_ulong, libc::c_ulong) -> c_int;
+
+    execve: fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+    execv: fn(*const c_char, *const *const c_char) -> c_int;
+    execvp: fn(*const c_char, *const *const c_char) -> c_int;
+    execvpe: fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+    posix_spawn: fn(*mut libc::pid_t, *const c_char, P, P, *const *const c_char, *const *const c_char) -> c_int;
+    posix_spawnp: fn(*mut libc::pid_t, *const c_char, P, P, *const *const c_char, *const *const c_char) -> c_int;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
 
     send: fn(c_int, *const c_void, size_t, c_int) -> ssize_t;

@@ -29,6 +29,10 @@ pub struct Report {
     pub suppressed: usize,
     #[serde(default)]
     pub baselined: usize,
+    /// Programs the processes started that run without the shim: nothing
+    /// of them is in the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untraced: Vec<UntracedStart>,
     /// For `holdcheck run`: the command and how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunInfo>,
@@ -183,6 +187,18 @@ pub struct Finding {
     /// threads (the same bug through other calls), as `a -> b -> a` text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<String>,
+}
+
+/// A program started without the shim.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct UntracedStart {
+    /// The process that started it.
+    pub pid: u32,
+    /// `execve`, `posix_spawn`, …
+    pub call: String,
+    pub program: String,
+    pub argv: Vec<String>,
+    pub reason: String,
 }
 
 /// A process named by a finding.

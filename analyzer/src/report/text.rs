@@ -368,6 +368,20 @@ pub fn render(r: &Report) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "holdcheck: warning: {w}");
     }
+    for u in &r.untraced {
+        let _ = writeln!(
+            out,
+            "holdcheck: warning: pid {} started `{}` ({}) without the shim, so it is not traced: {}",
+            u.pid,
+            if u.argv.is_empty() {
+                u.program.clone()
+            } else {
+                u.argv.join(" ")
+            },
+            u.call,
+            u.reason
+        );
+    }
     for f in &r.findings {
         out.push_str(&finding(f));
     }

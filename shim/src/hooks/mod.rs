@@ -8,6 +8,7 @@
 //! call.
 
 mod cond;
+mod exec;
 mod io;
 mod locking;
 mod mutex;

@@ -1,5 +1,5 @@
-//! `pthread_setname_np`: a thread named by its creator after it already
-//! recorded facts gets its new name in the trace.
+//! `pthread_setname_np` and `prctl(PR_SET_NAME)`: a thread named after it
+//! already recorded facts gets its new name in the trace.
 
 use crate::real;
 use crate::recorder::RECORDER;
@@ -20,6 +20,29 @@ pub unsafe extern "C-unwind" fn pthread_setname_np(
             let bytes = CStr::from_ptr(name).to_bytes();
             let name = String::from_utf8_lossy(&bytes[..bytes.len().min(15)]);
             RECORDER.lock().renamed(t, &name);
+            thread::leave(st);
+        }
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn prctl(
+    option: c_int,
+    a2: libc::c_ulong,
+    a3: libc::c_ulong,
+    a4: libc::c_ulong,
+    a5: libc::c_ulong,
+) -> c_int {
+    let r = real::prctl()(option, a2, a3, a4, a5);
+    if r == 0 && option == libc::PR_SET_NAME && a2 != 0 {
+        if let Some(st) = thread::enter() {
+            let _errno = ErrnoGuard::save();
+            // PR_SET_NAME names the calling thread.
+            let self_thread = libc::pthread_self();
+            let bytes = CStr::from_ptr(a2 as *const c_char).to_bytes();
+            let name = String::from_utf8_lossy(&bytes[..bytes.len().min(15)]);
+            RECORDER.lock().renamed(self_thread, &name);
             thread::leave(st);
         }
     }
