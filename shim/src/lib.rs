@@ -32,4 +32,5 @@ mod stack;
 mod sync;
 mod sys;
 mod thread;
+mod untraced;
 mod watchdog;
