@@ -258,3 +258,91 @@ fn a_child_started_without_the_shim_is_named_as_untraced() {
         assert!(u["reason"].as_str().unwrap().contains("LD_PRELOAD"));
     }
 }
+
+#[test]
+fn both_ends_of_every_kind_of_channel_name_one_queue_and_no_two_channels_merge() {
+    use holdcheck_format::{Channel, Direction, Record};
+    use std::collections::BTreeMap;
+    let r = run_example("channels", &[], 60);
+    assert_eq!(r.report["run"]["code"], 0, "{:#}", r.report["run"]);
+    assert!(r.stdout.contains("channels: done"));
+    // (thread name, direction) → the channels its data calls used.
+    let mut seen: BTreeMap<(String, Direction), BTreeSet<Channel>> = BTreeMap::new();
+    let data_calls = [
+        "send", "sendto", "sendmsg", "write", "recv", "recvfrom", "recvmsg", "read",
+    ];
+    let traces = holdcheck::trace::read_dirs(std::slice::from_ref(&r.trace_dir)).unwrap();
+    // The early sender named the queue by itself: its server had not
+    // accepted the connection, so the receiving socket had no inode yet.
+    let named_by_sender = traces.iter().flat_map(|t| &t.records).any(|rec| {
+        matches!(
+            rec,
+            Record::ChannelUse {
+                channel: Channel::Unix { from: Some(_), .. },
+                direction: Direction::Send,
+                ..
+            }
+        )
+    });
+    assert!(named_by_sender, "the early send did not run before accept");
+    for t in holdcheck::model::canonical_channels(&traces).iter() {
+        let mut names = BTreeMap::new();
+        for rec in &t.records {
+            if let Record::Thread { tid, name } = rec {
+                names.insert(*tid, name.clone());
+            }
+        }
+        for rec in &t.records {
+            if let Record::ChannelUse {
+                tid,
+                channel,
+                direction,
+                call,
+                ..
+            } = rec
+            {
+                let name = names.get(tid).cloned().unwrap_or_default();
+                if data_calls.contains(&call.as_str()) && name.contains('-') {
+                    seen.entry((name, *direction))
+                        .or_default()
+                        .insert(channel.clone());
+                }
+            }
+        }
+    }
+    let kinds = [
+        ("spstream-a", "unix"),
+        ("spstream-b", "unix"),
+        ("spdgram", "unix"),
+        ("unixpath", "unix"),
+        ("abstract", "unix"),
+        ("early", "unix"),
+        ("unixdgram", "unix"),
+        ("pipe-a", "pipe"),
+        ("pipe-b", "pipe"),
+        ("fifo", "fifo"),
+        ("tcp-a", "tcp"),
+        ("tcp-b", "tcp"),
+        ("udp", "udp"),
+        ("netlink", "netlink"),
+    ];
+    let mut all = BTreeSet::new();
+    for (kind, family) in kinds {
+        let one = |side: &str, dir: Direction| -> Channel {
+            let key = (format!("{side}-{kind}"), dir);
+            let v = seen
+                .get(&key)
+                .unwrap_or_else(|| panic!("no {key:?} channel use: {seen:#?}"));
+            assert_eq!(v.len(), 1, "{key:?}: {v:?}");
+            v.iter().next().unwrap().clone()
+        };
+        let sent = one("send", Direction::Send);
+        let received = one("recv", Direction::Recv);
+        assert_eq!(sent, received, "{kind}: the two ends differ");
+        assert_eq!(sent.family(), family, "{kind}: {sent:?}");
+        assert!(
+            all.insert(sent.clone()),
+            "{kind} merged with another: {sent:?}"
+        );
+    }
+}

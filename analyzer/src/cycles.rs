@@ -489,6 +489,7 @@ mod tests {
         let q = Channel::Unix {
             inode: Some(42),
             path: None,
+            from: None,
         };
         let c = cycles_of(vec![
             Record::HeldAcrossCall {

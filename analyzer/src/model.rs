@@ -163,7 +163,8 @@ impl Model {
         // A trace file without a header still belongs to some process; give
         // it a pid of its own so its facts do not merge with another's.
         let mut anonymous = u32::MAX;
-        for t in traces {
+        let traces = canonical_channels(traces);
+        for t in traces.iter() {
             m.warnings.extend(t.warnings.iter().cloned());
             let pid = match t.records.first() {
                 Some(Record::Header { pid, .. }) => *pid,
@@ -417,7 +418,7 @@ impl Model {
                         .or_default()
                         .insert((pid, *tid));
                 }
-                Record::ChannelUse { .. } => {}
+                Record::ChannelUse { .. } | Record::UnixPeer { .. } => {}
                 Record::Untraced {
                     call,
                     program,
@@ -452,6 +453,76 @@ impl Model {
 
     fn proc(&mut self, pid: u32) -> &mut Process {
         self.processes.entry(pid).or_default()
+    }
+}
+
+/// The traces with every queue under one name: a unix queue named by its
+/// sender (sent before the connection was accepted) gets the name of its
+/// receiving socket, when some trace knows it. Copies only when needed.
+pub fn canonical_channels(traces: &[TraceFile]) -> std::borrow::Cow<'_, [TraceFile]> {
+    let aliases = unix_aliases(traces);
+    if aliases.is_empty() {
+        return std::borrow::Cow::Borrowed(traces);
+    }
+    let mut v = traces.to_vec();
+    for r in v.iter_mut().flat_map(|t| t.records.iter_mut()) {
+        canonical_record(r, &aliases);
+    }
+    std::borrow::Cow::Owned(v)
+}
+
+/// Sending unix socket → the socket that receives from it, from every
+/// trace's [`Record::UnixPeer`].
+fn unix_aliases(traces: &[TraceFile]) -> HashMap<u64, u64> {
+    traces
+        .iter()
+        .flat_map(|t| t.records.iter())
+        .filter_map(|r| match r {
+            Record::UnixPeer { inode, peer } => Some((*peer, *inode)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn canonical(c: &mut Channel, aliases: &HashMap<u64, u64>) {
+    if let Channel::Unix {
+        inode: inode @ None,
+        path: None,
+        from: from @ Some(_),
+    } = c
+    {
+        if let Some(&receiver) = from.as_ref().and_then(|f| aliases.get(f)) {
+            *inode = Some(receiver);
+            *from = None;
+        }
+    }
+}
+
+fn canonical_record(r: &mut Record, aliases: &HashMap<u64, u64>) {
+    use holdcheck_format::{ObservedNode, Waiting};
+    match r {
+        Record::HeldAcrossCall { channel, .. }
+        | Record::ChannelUse { channel, .. }
+        | Record::QueueLock { channel, .. } => canonical(channel, aliases),
+        Record::QueueWait {
+            channel, waited, ..
+        } => {
+            canonical(channel, aliases);
+            canonical(waited, aliases);
+        }
+        Record::Observed(o) => {
+            for n in o.nodes.iter_mut() {
+                if let ObservedNode::Channel { channel, .. } = n {
+                    canonical(channel, aliases);
+                }
+            }
+            for t in o.threads.iter_mut() {
+                if let Some(Waiting::Call { channel, .. }) = &mut t.waiting {
+                    canonical(channel, aliases);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

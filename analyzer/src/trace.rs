@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// One process's trace file.
+#[derive(Debug, Clone)]
 pub struct TraceFile {
     pub path: PathBuf,
     pub records: Vec<Record>,

@@ -110,11 +110,16 @@ pub enum Channel {
     Netlink { protocol: u32, port: u32 },
     /// An AF_UNIX socket's receive queue: by the receiving socket's inode, or
     /// for an unconnected datagram send by the bound path it was sent to.
+    /// A send on a connection its server has not accepted yet (the
+    /// receiving socket has no inode yet) names the sending socket in
+    /// `from`; the receiver's [`Record::UnixPeer`] maps it to `inode`.
     Unix {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         inode: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
     },
     /// An anonymous pipe, by its inode (both ends share it).
     Pipe { inode: u64 },
@@ -148,10 +153,13 @@ impl Channel {
             Channel::Netlink { protocol, port } => {
                 format!("netlink protocol {protocol} port {port}")
             }
-            Channel::Unix { inode, path } => match (inode, path) {
-                (_, Some(p)) => format!("unix socket {p}"),
-                (Some(i), None) => format!("unix socket inode {i}"),
-                (None, None) => "unix socket".to_string(),
+            Channel::Unix { inode, path, from } => match (inode, path, from) {
+                (_, Some(p), _) => format!("unix socket {p}"),
+                (Some(i), None, _) => format!("unix socket inode {i}"),
+                (None, None, Some(f)) => {
+                    format!("unix socket fed by inode {f} (connection not accepted yet)")
+                }
+                (None, None, None) => "unix socket".to_string(),
             },
             Channel::Pipe { inode } => format!("pipe inode {inode}"),
             Channel::Fifo { inode, .. } => format!("fifo inode {inode}"),
@@ -286,6 +294,10 @@ pub enum Record {
         argv: Vec<String>,
         reason: String,
     },
+    /// A connected unix socket `inode` receives from socket `peer`: a
+    /// channel named `from: peer` (sent before the connection was accepted)
+    /// is this socket's queue.
+    UnixPeer { inode: u64, peer: u64 },
     /// A bound of the shim was hit; the analysis of this process is partial.
     Partial { reason: String },
     /// Something the live watchdog saw while the process ran: a real
@@ -449,6 +461,7 @@ mod tests {
         let u = Channel::Unix {
             inode: Some(5),
             path: None,
+            from: None,
         };
         assert_eq!(u.describe(), "unix socket inode 5");
     }

@@ -7,6 +7,7 @@
 use crate::sync::ForkMutex;
 use core::ffi::c_int;
 use core::mem::{size_of, zeroed};
+use core::sync::atomic::{AtomicBool, Ordering};
 use holdcheck_format::{Channel, Direction};
 use libc::{sockaddr, sockaddr_storage, socklen_t};
 use rustix::fd::BorrowedFd;
@@ -212,10 +213,12 @@ fn unix(fd: c_int, dir: Direction, dest: Dest, ino: u64, info: SockInfo) -> Opti
     let by_inode = |inode| Channel::Unix {
         inode: Some(inode),
         path: None,
+        from: None,
     };
     let by_path = |path| Channel::Unix {
         inode: None,
         path: Some(path),
+        from: None,
     };
     if info.sotype == libc::SOCK_DGRAM {
         // Datagrams go to a bound address: key them by path when there is one.
@@ -226,6 +229,7 @@ fn unix(fd: c_int, dir: Direction, dest: Dest, ino: u64, info: SockInfo) -> Opti
                 {
                     return Some(by_path(p));
                 }
+                note_peer(fd, ino, info);
                 return Some(by_inode(ino));
             }
             Direction::Send => {
@@ -240,19 +244,63 @@ fn unix(fd: c_int, dir: Direction, dest: Dest, ino: u64, info: SockInfo) -> Opti
             }
         }
     } else if dir == Direction::Recv {
+        note_peer(fd, ino, info);
         return Some(by_inode(ino));
     }
     // A stream socket's send, or an unnamed datagram peer: the peer's inode.
-    let peer = if info.peer_inode != 0 {
-        info.peer_inode
-    } else {
-        let peer = holdcheck_format::sockdiag::unix_peer_inode(ino)?;
-        // SAFETY: fd is valid (fstat succeeded).
-        let st = rustix::fs::fstat(unsafe { BorrowedFd::borrow_raw(fd) }).ok()?;
-        remember_peer(st.st_dev, ino, peer);
-        peer
-    };
-    Some(by_inode(peer))
+    // A connection not accepted yet has a peer without an inode: the queue
+    // is named by this socket until the receiver says whose it is.
+    Some(match peer_of(fd, ino, info) {
+        Some(peer) => by_inode(peer),
+        None => Channel::Unix {
+            inode: None,
+            path: None,
+            from: Some(ino),
+        },
+    })
+}
+
+/// The inode of a connected unix socket's peer (asked of the kernel once).
+fn peer_of(fd: c_int, ino: u64, info: SockInfo) -> Option<u64> {
+    if info.peer_inode != 0 {
+        return Some(info.peer_inode);
+    }
+    let peer = holdcheck_format::sockdiag::unix_peer_inode(ino)?;
+    // SAFETY: fd is valid (fstat succeeded).
+    let st = rustix::fs::fstat(unsafe { BorrowedFd::borrow_raw(fd) }).ok()?;
+    remember_peer(st.st_dev, ino, peer);
+    Some(peer)
+}
+
+/// A receiving socket learns its peer once and says so (a
+/// [`Record::UnixPeer`](holdcheck_format::Record::UnixPeer)): a sender that
+/// named this queue by itself, before the connection was accepted, is then
+/// joined to it.
+fn note_peer(fd: c_int, ino: u64, info: SockInfo) {
+    if info.peer_inode != 0 {
+        return;
+    }
+    if let Some(peer) = peer_of(fd, ino, info) {
+        NEW_PEERS
+            .lock()
+            .get_or_insert_with(Vec::new)
+            .push((ino, peer));
+        HAS_NEW_PEERS.store(true, Ordering::Release);
+    }
+}
+
+/// Set while NEW_PEERS holds pairs: most calls check only this.
+static HAS_NEW_PEERS: AtomicBool = AtomicBool::new(false);
+
+/// (socket, peer) pairs learnt and not yet written to the trace.
+static NEW_PEERS: ForkMutex<Option<Vec<(u64, u64)>>> = ForkMutex::new(None);
+
+/// The (socket, peer) pairs learnt since the last call.
+pub fn take_new_peers() -> Vec<(u64, u64)> {
+    if !HAS_NEW_PEERS.swap(false, Ordering::Acquire) {
+        return Vec::new();
+    }
+    NEW_PEERS.lock().take().unwrap_or_default()
 }
 
 fn inet_string(ss: &sockaddr_storage) -> Option<String> {
@@ -300,4 +348,6 @@ fn inet(fd: c_int, dir: Direction, dest: Dest, info: SockInfo) -> Option<Channel
 pub unsafe fn after_fork_child() {
     SOCKETS.reset(None);
     PIPES.reset(None);
+    NEW_PEERS.reset(None);
+    HAS_NEW_PEERS.store(false, Ordering::Relaxed);
 }

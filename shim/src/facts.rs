@@ -115,6 +115,9 @@ pub fn call_begin(
 ) -> Option<CallCtx> {
     let _errno = ErrnoGuard::save();
     let chan = channel::resolve(fd, dir, dest)?;
+    for (inode, peer) in channel::take_new_peers() {
+        RECORDER.lock().write(&Record::UnixPeer { inode, peer });
+    }
     let ckey = channel_key(&chan, dir);
     let tid = st.tid();
     let epoch = locks::epoch();

@@ -107,18 +107,29 @@ fn channel_of(
         return Some(Channel::tcp(dir, t.local.clone(), t.remote.clone()));
     }
     // Otherwise a unix socket (the only other family sock_diag answers for).
-    match dir {
-        Direction::Recv => Some(Channel::Unix {
+    // A send on a connection not accepted yet names the sending socket,
+    // as the shim does.
+    let peer = match dir {
+        Direction::Recv => None,
+        Direction::Send => Some(holdcheck_format::sockdiag::unix_peer_inode(inode)),
+    };
+    Some(match peer {
+        None => Channel::Unix {
             inode: Some(inode),
             path: None,
-        }),
-        Direction::Send => {
-            holdcheck_format::sockdiag::unix_peer_inode(inode).map(|peer| Channel::Unix {
-                inode: Some(peer),
-                path: None,
-            })
-        }
-    }
+            from: None,
+        },
+        Some(Some(peer)) => Channel::Unix {
+            inode: Some(peer),
+            path: None,
+            from: None,
+        },
+        Some(None) => Channel::Unix {
+            inode: None,
+            path: None,
+            from: Some(inode),
+        },
+    })
 }
 
 /// What a thread blocked in poll/ppoll (its `pollfd` array) or epoll_wait
