@@ -268,6 +268,7 @@ fn both_ends_of_every_kind_of_channel_name_one_queue_and_no_two_channels_merge()
     assert!(r.stdout.contains("channels: done"));
     // (thread name, direction) → the channels its data calls used.
     let mut seen: BTreeMap<(String, Direction), BTreeSet<Channel>> = BTreeMap::new();
+    let mut listens: BTreeMap<String, Channel> = BTreeMap::new();
     let data_calls = [
         "send", "sendto", "sendmsg", "write", "recv", "recvfrom", "recvmsg", "read",
     ];
@@ -302,6 +303,11 @@ fn both_ends_of_every_kind_of_channel_name_one_queue_and_no_two_channels_merge()
             } = rec
             {
                 let name = names.get(tid).cloned().unwrap_or_default();
+                if matches!(channel, Channel::Listen { .. }) {
+                    assert!(["connect", "accept"].contains(&call.as_str()), "{call}");
+                    let old = listens.insert(name.clone(), channel.clone());
+                    assert!(old.is_none(), "{name}: two listening sockets");
+                }
                 if data_calls.contains(&call.as_str()) && name.contains('-') {
                     seen.entry((name, *direction))
                         .or_default()
@@ -345,4 +351,72 @@ fn both_ends_of_every_kind_of_channel_name_one_queue_and_no_two_channels_merge()
             "{kind} merged with another: {sent:?}"
         );
     }
+    // connect and accept wait on the listening socket's queue: one name,
+    // one per listener.
+    for kind in ["unixpath", "abstract", "early", "tcp-a", "tcp-b"] {
+        let connect = &listens[&format!("send-{kind}")];
+        let accept = &listens[&format!("recv-{kind}")];
+        assert_eq!(connect, accept, "{kind}");
+        assert!(all.insert(connect.clone()), "{kind}: {connect:?}");
+    }
+}
+
+#[test]
+fn a_parent_waiting_for_its_child_under_the_lock_its_log_reader_needs_is_predicted() {
+    let r = run_example("supervisor", &["--light"], 60);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    let found = findings(&r.report, "potential-deadlock");
+    assert_eq!(found.len(), 1, "{:#}", r.report["findings"]);
+    let f = found[0];
+    // Three jobs, three children: the same code, one finding.
+    assert_eq!(f["occurrences"], 3, "{f:#}");
+    assert_eq!(pids_of(f).len(), 4);
+    let families: BTreeSet<&str> = f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["family"].as_str())
+        .collect();
+    assert_eq!(families, BTreeSet::from(["exit", "pipe"]));
+    let edges = f["edges"].as_array().unwrap();
+    let held = edges
+        .iter()
+        .find(|e| e["relation"] == "held-across-call")
+        .unwrap();
+    assert_eq!(held["call"], "waitpid");
+    assert_eq!(held["thread"]["name"], "supervisor");
+    assert!(stack_functions(f, held).contains(&"finish_job".to_string()));
+    let exit = edges.iter().find(|e| e["relation"] == "exit-wait").unwrap();
+    assert_eq!(exit["thread"]["name"], "worker");
+    assert!(stack_functions(f, exit).contains(&"run_worker".to_string()));
+    let drain = edges.iter().find(|e| e["relation"] == "drain").unwrap();
+    assert_eq!(drain["thread"]["name"], "log-reader");
+}
+
+#[test]
+fn a_parent_really_stuck_waiting_for_its_child_is_a_deadlock() {
+    let r = run_example("supervisor", &["--stress"], 4);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    let found = findings(&r.report, "deadlock");
+    assert_eq!(found.len(), 1, "{:#}", r.report["findings"]);
+    assert_eq!(
+        thread_names(found[0]),
+        ["log-reader", "supervisor", "worker"]
+    );
+    assert_eq!(pids_of(found[0]).len(), 2);
+}
+
+#[test]
+fn a_poll_for_the_reply_under_the_lock_is_a_wait_on_its_queue() {
+    use holdcheck::model::Relation;
+    let r = run_example("rpc_callback", &["--light", "--poll"], 60);
+    assert_eq!(findings(&r.report, "potential-deadlock").len(), 1);
+    let m = model_of(&r.trace_dir);
+    let polls = m
+        .edges
+        .values()
+        .flatten()
+        .filter(|e| matches!(&e.relation, Relation::HeldAcrossCall { call, .. } if call == "poll"))
+        .count();
+    assert_eq!(polls, 1, "one poll under the lock, on the reply queue");
 }

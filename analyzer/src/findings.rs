@@ -101,7 +101,9 @@ pub fn analyse(model: &Model) -> Report {
     }
     for f in &mut findings {
         f.processes = processes_of(model, &f.threads);
+        f.signature = crate::report::filter::signature(f);
     }
+    let findings = merge_repeats(findings);
     let summary = Summary::of(&findings);
     Report {
         version: REPORT_VERSION,
@@ -202,6 +204,37 @@ fn cycle_text(model: &Model, nodes: &[usize]) -> String {
         labels.push(first);
     }
     labels.join(" -> ")
+}
+
+/// One finding per signature: the same code doing the same thing in other
+/// threads or processes (each worker child of a supervisor) is the same
+/// bug. The first is kept, with the count and every process and thread.
+fn merge_repeats(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for f in findings {
+        // Without a stack the signature only says what kind of nodes it
+        // has: too little to call two findings one.
+        let sited = f.stacks.iter().any(|s| !s.frames.is_empty());
+        match out.iter_mut().find(|g| sited && g.signature == f.signature) {
+            Some(g) => {
+                g.occurrences += f.occurrences;
+                for t in f.threads {
+                    if !g.threads.contains(&t) {
+                        g.threads.push(t);
+                    }
+                }
+                for p in f.processes {
+                    if !g.processes.contains(&p) {
+                        g.processes.push(p);
+                    }
+                }
+                g.threads.sort();
+                g.processes.sort_by_key(|p| p.pid);
+            }
+            None => out.push(f),
+        }
+    }
+    out
 }
 
 /// The processes of a finding's threads, in pid order.
@@ -427,6 +460,19 @@ fn evidence_edge(
             };
             ("queue-wait", None, what)
         }
+        Relation::ExitWait => {
+            let what = match to_node {
+                Node::Queue { channel, dir } => {
+                    format!(
+                        "blocks on {} ({}) before it exits",
+                        channel.describe(),
+                        dir.as_str()
+                    )
+                }
+                _ => String::new(),
+            };
+            ("exit-wait", None, what)
+        }
     };
     let (count, max_ns) = match &e.relation {
         Relation::HeldAcrossCall { fact, .. } => match model.held_calls.get(&(e.pid, *fact)) {
@@ -526,6 +572,7 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         signature: String::new(),
         variants: Vec::new(),
         processes: Vec::new(),
+        occurrences: 1,
     }
 }
 
@@ -648,6 +695,7 @@ fn hazards(
                 signature: String::new(),
                 variants: Vec::new(),
                 processes: Vec::new(),
+                occurrences: 1,
             },
         ));
     }

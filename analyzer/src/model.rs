@@ -38,6 +38,9 @@ pub enum Relation {
     /// Drains (`dir` recv) or feeds (`dir` send) the `from` queue and
     /// blocks on the `to` queue between two operations on it.
     QueueWait { dir: Direction },
+    /// The `from` node is the exit of this thread's process, which blocks
+    /// on the `to` queue while it runs.
+    ExitWait,
 }
 
 /// One observation behind an edge.
@@ -125,6 +128,9 @@ pub struct Model {
     pub trylock_orders: usize,
     /// Programs started without the shim, by the pid that started them.
     pub untraced: Vec<crate::report::UntracedStart>,
+    /// Every blocking-capable channel use: (pid, tid, channel, direction,
+    /// stack).
+    pub uses: Vec<(u32, u32, Channel, Direction, u64)>,
     /// The threads (pid, tid) that receive from each queue.
     pub receivers: HashMap<Channel, std::collections::BTreeSet<(u32, u32)>>,
     /// What the live watchdogs reported, by pid.
@@ -175,8 +181,46 @@ impl Model {
             };
             m.add_trace(pid, t);
         }
+        m.add_exit_waits();
         m.fix_observed_generations();
         m
+    }
+
+    /// A process exits only after the blocking calls it makes: whoever
+    /// waits for its exit (`waitpid`) may wait for what it waits on.
+    fn add_exit_waits(&mut self) {
+        let exits: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match n {
+                Node::Queue {
+                    channel: Channel::Exit { pid },
+                    ..
+                } => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        for pid in exits {
+            let from = Node::Queue {
+                channel: Channel::Exit { pid },
+                dir: Direction::Recv,
+            };
+            let uses: Vec<_> = self.uses.iter().filter(|u| u.0 == pid).cloned().collect();
+            for (pid, tid, channel, dir, stack) in uses {
+                let e = Evidence {
+                    pid,
+                    tid,
+                    relation: Relation::ExitWait,
+                    held_mode: None,
+                    held_site: None,
+                    wanted_mode: None,
+                    wanted_site: None,
+                    others_held: Vec::new(),
+                    stack,
+                };
+                self.edge(from.clone(), Node::Queue { channel, dir }, e);
+            }
+        }
     }
 
     /// A lock seen from outside (in a snapshot of memory) has an address
@@ -410,15 +454,20 @@ impl Model {
                 Record::ChannelUse {
                     tid,
                     channel,
-                    direction: Direction::Recv,
+                    direction,
+                    stack,
                     ..
                 } => {
-                    self.receivers
-                        .entry(channel.clone())
-                        .or_default()
-                        .insert((pid, *tid));
+                    if *direction == Direction::Recv {
+                        self.receivers
+                            .entry(channel.clone())
+                            .or_default()
+                            .insert((pid, *tid));
+                    }
+                    self.uses
+                        .push((pid, *tid, channel.clone(), *direction, *stack));
                 }
-                Record::ChannelUse { .. } | Record::UnixPeer { .. } => {}
+                Record::UnixPeer { .. } => {}
                 Record::Untraced {
                     call,
                     program,

@@ -186,5 +186,6 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         signature: String::new(),
         variants: Vec::new(),
         processes: Vec::new(),
+        occurrences: 1,
     }
 }

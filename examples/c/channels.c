@@ -20,12 +20,23 @@ static char dir[64];
 
 struct recv_job {
     int fd;
-    int dgram; /* recvfrom on a datagram socket, else read */
+    int dgram;  /* recvfrom on a datagram socket, else read */
+    int listen; /* fd is listening: accept a connection, then read it */
 };
 
 static void *receiver(void *arg) {
     struct recv_job *j = arg;
     char buf[64];
+    if (j->listen) {
+        int c = accept(j->fd, NULL, NULL);
+        if (c < 0)
+            die("accept");
+        ssize_t n = read(c, buf, sizeof buf);
+        close(c);
+        if (n <= 0)
+            die("read");
+        return NULL;
+    }
     ssize_t n = j->dgram ? recvfrom(j->fd, buf, sizeof buf, 0, NULL, NULL) : read(j->fd, buf, sizeof buf);
     if (n <= 0)
         die("receive");
@@ -37,7 +48,7 @@ static void *receiver(void *arg) {
 static void exchange(const char *name, int fd, int dgram, void (*send_fn)(void *), void *arg) {
     char tname[16];
     snprintf(tname, sizeof tname, "recv-%s", name);
-    struct recv_job job = {fd, dgram};
+    struct recv_job job = {fd, dgram, 0};
     pthread_t t = spawn(tname, receiver, &job);
     pid_t pid = fork();
     if (pid < 0)
@@ -160,17 +171,13 @@ static void stream_kind(const char *name, struct dest *d, int send_first) {
     }
     if (send_first)
         await_byte(sync[0]);
-    int c = accept(l, NULL, NULL);
-    if (c < 0)
-        die("accept");
     char tname[16];
     snprintf(tname, sizeof tname, "recv-%s", name);
-    struct recv_job job = {c, 0};
+    struct recv_job job = {l, 0, 1};
     pthread_join(spawn(tname, receiver, &job), NULL);
     if (write(done[1], "d", 1) != 1)
         die("write");
     waitpid(pid, NULL, 0);
-    close(c);
     close(l);
     close(sync[0]);
     close(sync[1]);

@@ -13,6 +13,7 @@
  *   rpc_callback --light    GET calls under the lock, SYNC calls without it:
  *                           never hangs (holdcheck predicts the deadlock)
  *   rpc_callback --stress   one SYNC call under the lock: really hangs
+ *   --poll                  the client polls for each reply before reading it
  *   rpc_callback --no-callback
  *                           GET calls under the lock, and the server never
  *                           calls back: no deadlock (a control)
@@ -20,6 +21,7 @@
  * The server is this program again, exec'd as `rpc_callback --server ADDR`.
  */
 #include "common.h"
+#include <poll.h>
 #include <stddef.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -124,9 +126,16 @@ static void *callback_handler(void *arg) {
     return NULL;
 }
 
+static int use_poll;
+
 static NOINLINE long rpc(int req_fd, int type, int id) {
     struct msg m;
     send_msg(req_fd, type, id, 0);
+    if (use_poll) {
+        struct pollfd p = {.fd = req_fd, .events = POLLIN};
+        if (poll(&p, 1, -1) != 1)
+            die("poll");
+    }
     if (!recv_msg(req_fd, &m))
         die("server closed the connection");
     return m.value;
@@ -144,6 +153,7 @@ int main(int argc, char **argv) {
         return server_main(argv[2]);
     int stress = has_flag(argc, argv, "--stress");
     int no_callback = has_flag(argc, argv, "--no-callback");
+    use_poll = has_flag(argc, argv, "--poll");
     if (!stress && !no_callback && !has_flag(argc, argv, "--light")) {
         fprintf(stderr, "usage: rpc_callback --light | --stress | --no-callback\n");
         return 2;

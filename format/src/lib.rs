@@ -129,6 +129,13 @@ pub enum Channel {
     Tcp { dst: String, src: String },
     /// A UDP socket's receive queue, by its local address.
     Udp { dst: String },
+    /// A listening socket's queue of connections not yet accepted:
+    /// `connect` waits for room in it, `accept` for a connection. By
+    /// address: `unix:/path`, `unix:@name`, or `tcp:PORT` (a loopback
+    /// connect reaches a wildcard listener alike).
+    Listen { addr: String },
+    /// The exit of a process: `waitpid` waits for it.
+    Exit { pid: u32 },
 }
 
 impl Channel {
@@ -165,6 +172,8 @@ impl Channel {
             Channel::Fifo { inode, .. } => format!("fifo inode {inode}"),
             Channel::Tcp { dst, src } => format!("tcp {src} -> {dst}"),
             Channel::Udp { dst } => format!("udp {dst}"),
+            Channel::Listen { addr } => format!("listening socket {addr}"),
+            Channel::Exit { pid } => format!("exit of process {pid}"),
         }
     }
 
@@ -176,6 +185,8 @@ impl Channel {
             Channel::Fifo { .. } => "fifo",
             Channel::Tcp { .. } => "tcp",
             Channel::Udp { .. } => "udp",
+            Channel::Listen { .. } => "listen",
+            Channel::Exit { .. } => "exit",
         }
     }
 }

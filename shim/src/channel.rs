@@ -43,6 +43,16 @@ static SOCKETS: ForkMutex<Option<HashMap<(u64, u64), SockInfo>>> = ForkMutex::ne
 /// call cannot block on another party (a regular file, a terminal, an
 /// `O_NONBLOCK` descriptor, an unknown socket family).
 pub fn resolve(fd: c_int, dir: Direction, dest: Dest) -> Option<Channel> {
+    resolve_with(fd, dir, dest, false)
+}
+
+/// The channel a poll on `fd` waits on: as [`resolve`], but an
+/// `O_NONBLOCK` descriptor counts (the poll itself blocks).
+pub fn resolve_polled(fd: c_int, dir: Direction) -> Option<Channel> {
+    resolve_with(fd, dir, Dest::NONE, true)
+}
+
+fn resolve_with(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> Option<Channel> {
     // SAFETY: fd is the caller's descriptor for the duration of the call.
     let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
     let st = rustix::fs::fstat(bfd).ok()?;
@@ -50,8 +60,7 @@ pub fn resolve(fd: c_int, dir: Direction, dest: Dest) -> Option<Channel> {
     if fmt != libc::S_IFSOCK && fmt != libc::S_IFIFO {
         return None;
     }
-    let flags = rustix::fs::fcntl_getfl(bfd).ok()?;
-    if flags.contains(rustix::fs::OFlags::NONBLOCK) {
+    if !polled && is_nonblocking(fd) {
         return None;
     }
     let (dev, ino) = (st.st_dev, st.st_ino);
@@ -68,6 +77,61 @@ pub fn resolve(fd: c_int, dir: Direction, dest: Dest) -> Option<Channel> {
         libc::AF_UNIX => unix(fd, dir, dest, ino, info),
         libc::AF_INET | libc::AF_INET6 => inet(fd, dir, dest, info),
         _ => None,
+    }
+}
+
+/// Whether calls on `fd` return at once instead of waiting.
+pub fn is_nonblocking(fd: c_int) -> bool {
+    // SAFETY: fd is the caller's descriptor for the duration of the call.
+    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::fs::fcntl_getfl(bfd).map_or(true, |f| f.contains(rustix::fs::OFlags::NONBLOCK))
+}
+
+/// The accept queue a `connect` to `addr` waits on: a unix path or
+/// abstract name, or a TCP port on this host. None for another host.
+pub fn listen_of_addr(addr: *const sockaddr, len: socklen_t) -> Option<Channel> {
+    let (ss, len) = dest_addr(Dest { addr, len })?;
+    listen_channel(&ss, len, true)
+}
+
+/// The accept queue of the listening socket `fd`.
+pub fn listen_of_fd(fd: c_int) -> Option<Channel> {
+    let (ss, len) = sockname(fd, libc::getsockname)?;
+    listen_channel(&ss, len, false)
+}
+
+fn listen_channel(ss: &sockaddr_storage, len: socklen_t, connecting: bool) -> Option<Channel> {
+    let addr = match family_of(ss) {
+        libc::AF_UNIX => format!("unix:{}", unix_path(ss, len)?),
+        libc::AF_INET | libc::AF_INET6 => {
+            let text = inet_string(ss)?;
+            let (host, port) = text.rsplit_once(':')?;
+            // A connect reaches this host only through a loopback (or
+            // this host's) address; one to another host is not ours.
+            if connecting {
+                let ip: std::net::IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
+                if !ip.is_loopback() && !ip.is_unspecified() {
+                    return None;
+                }
+            }
+            format!("tcp:{port}")
+        }
+        _ => return None,
+    };
+    Some(Channel::Listen { addr })
+}
+
+/// A connection just accepted on a unix socket: its peer (the client's
+/// socket, alive now) is learnt at once.
+pub fn note_accepted(fd: c_int) {
+    // SAFETY: fd was just returned by accept.
+    let Ok(st) = rustix::fs::fstat(unsafe { BorrowedFd::borrow_raw(fd) }) else {
+        return;
+    };
+    if let Some(info) = sock_info(fd, st.st_dev, st.st_ino) {
+        if info.family == libc::AF_UNIX && info.sotype != libc::SOCK_DGRAM {
+            note_peer(fd, st.st_ino, info);
+        }
     }
 }
 

@@ -115,9 +115,27 @@ pub fn call_begin(
 ) -> Option<CallCtx> {
     let _errno = ErrnoGuard::save();
     let chan = channel::resolve(fd, dir, dest)?;
+    record_new_peers();
+    Some(call_begin_on(st, fd, chan, dir, call))
+}
+
+/// Writes the unix socket pairs the channel resolver learnt.
+pub fn record_new_peers() {
     for (inode, peer) in channel::take_new_peers() {
         RECORDER.lock().write(&Record::UnixPeer { inode, peer });
     }
+}
+
+/// [`call_begin`] on a channel already resolved; `fd` is the descriptor
+/// the call is made on, or -1 (waitpid).
+pub fn call_begin_on(
+    st: &mut ThreadState,
+    fd: i32,
+    chan: Channel,
+    dir: Direction,
+    call: &'static str,
+) -> CallCtx {
+    let _errno = ErrnoGuard::save();
     let ckey = channel_key(&chan, dir);
     let tid = st.tid();
     let epoch = locks::epoch();
@@ -287,7 +305,7 @@ pub fn call_begin(
     }
     // A receive on the socket this thread last sent on waits for a reply.
     let awaiting_reply = match dir {
-        Direction::Recv => st.last_sent_fd == fd + 1,
+        Direction::Recv => fd >= 0 && st.last_sent_fd == fd + 1,
         Direction::Send => {
             st.last_sent_fd = fd + 1;
             false
@@ -305,11 +323,11 @@ pub fn call_begin(
             now,
         );
     }
-    Some(CallCtx {
+    CallCtx {
         fact,
         start_ns: now,
         published,
-    })
+    }
 }
 
 /// Bookkeeping after the call returned: the wait is over; count the

@@ -105,4 +105,16 @@ real_fns! {
     write: fn(c_int, *const c_void, size_t) -> ssize_t;
     readv: fn(c_int, *const iovec, c_int) -> ssize_t;
     writev: fn(c_int, *const iovec, c_int) -> ssize_t;
+
+    connect: fn(c_int, *const sockaddr, socklen_t) -> c_int;
+    accept: fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
+    accept4: fn(c_int, *mut sockaddr, *mut socklen_t, c_int) -> c_int;
+    poll: fn(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int;
+    ppoll: fn(*mut libc::pollfd, libc::nfds_t, *const timespec, *const libc::sigset_t) -> c_int;
+    select: fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *mut libc::timeval) -> c_int;
+    pselect: fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const timespec, *const libc::sigset_t) -> c_int;
+    epoll_wait: fn(c_int, *mut libc::epoll_event, c_int, c_int) -> c_int;
+    epoll_pwait: fn(c_int, *mut libc::epoll_event, c_int, c_int, *const libc::sigset_t) -> c_int;
+    waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
+    wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
 }

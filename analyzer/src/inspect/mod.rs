@@ -356,6 +356,20 @@ fn read_waits(
                         );
                     }
                 }
+            } else if *nr == 61 && (args[0] as i64 as i32) > 0 && args[2] & 1 == 0 {
+                // wait4 for one child, without WNOHANG: its exit.
+                let pid = args[0] as u32;
+                w.blocked_in
+                    .insert(t.tid, format!("wait4() for the exit of process {pid}"));
+                w.waits.insert(
+                    t.tid,
+                    Wait::Call {
+                        call: "wait4".into(),
+                        channel: Channel::Exit { pid },
+                        dir: Direction::Recv,
+                        reply: false,
+                    },
+                );
             } else if let Some((call, dir)) = channel_call(*nr) {
                 if let Some(channel) = channel_of(pid, *nr, args, dir, netlink, tcp) {
                     w.blocked_in.insert(
@@ -568,6 +582,8 @@ fn peer_feeders(procs: &[Sampled], w: &Waits, tcp: &[procfs::TcpSocket], users: 
                 h.retain(|_, fds| fds.iter().any(|&writes| writes));
                 h
             }
+            // A process exits when all its threads are done.
+            Channel::Exit { pid } => HashMap::from([(*pid, Vec::new())]),
             _ => continue,
         };
         if holders.is_empty()

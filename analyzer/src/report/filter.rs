@@ -32,12 +32,17 @@ fn site_key(f: &Frame) -> String {
 }
 
 /// The finding's signature: its kind and the sorted set of its acquisition
-/// and call sites. The same bug seen in many runs has one signature.
+/// and call sites (with the call made there). The same bug seen in many
+/// runs has one signature.
 pub fn signature(f: &Finding) -> String {
     let mut sites: BTreeSet<String> = BTreeSet::new();
     for e in &f.edges {
         if let Some(fr) = crate::findings::program_frame(&f.stacks[e.stack].frames) {
-            sites.insert(site_key(&fr));
+            // The call too: a write and a read on one line are two sites.
+            match &e.call {
+                Some(call) => sites.insert(format!("{call}:{}", site_key(&fr))),
+                None => sites.insert(site_key(&fr)),
+            };
         }
         for fr in [&e.held_at, &e.acquired_at].into_iter().flatten() {
             sites.insert(site_key(fr));

@@ -187,6 +187,14 @@ pub struct Finding {
     /// threads (the same bug through other calls), as `a -> b -> a` text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<String>,
+    /// How many findings of this signature the analysis merged into this
+    /// one (the same code in other threads or processes).
+    #[serde(default = "one")]
+    pub occurrences: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A program started without the shim.

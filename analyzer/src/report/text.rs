@@ -165,6 +165,14 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
             );
             out.push_str("  so the queue does not move while it waits; it blocks at:\n");
         }
+        "exit-wait" => {
+            let _ = writeln!(
+                out,
+                "  {who} must end for {} to come, and first blocks on {}:",
+                channel_of(from),
+                node_label(to)
+            );
+        }
         "waits-behind" => {
             let _ = writeln!(
                 out,
@@ -228,6 +236,13 @@ pub fn finding(f: &Finding) -> String {
         pids.join(", ")
     );
     let _ = writeln!(out, "  {}", f.title);
+    if f.occurrences > 1 {
+        let _ = writeln!(
+            out,
+            "  (the same code, {} times: one is shown)",
+            f.occurrences
+        );
+    }
     out.push('\n');
     if f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK {
         let mut cycle: Vec<String> = f.nodes.iter().map(node_label).collect();

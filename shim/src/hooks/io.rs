@@ -18,7 +18,26 @@ fn begin(fd: c_int, dir: Direction, call: &'static str, dest: Dest) -> Option<Ca
     ctx
 }
 
-fn end(ctx: Option<CallCtx>) {
+/// The bookkeeping before a blocking call on a channel the hook resolves
+/// itself (`fd` -1 when the call has none).
+pub(super) fn begin_on(
+    fd: c_int,
+    dir: Direction,
+    call: &'static str,
+    resolve: impl FnOnce() -> Option<holdcheck_format::Channel>,
+) -> Option<CallCtx> {
+    let st = thread::enter()?;
+    let _errno = crate::sys::ErrnoGuard::save();
+    let ctx = resolve().map(|chan| {
+        facts::record_new_peers();
+        facts::call_begin_on(st, fd, chan, dir, call)
+    });
+    thread::leave(st);
+    ctx
+}
+
+/// The bookkeeping after the call.
+pub(super) fn end(ctx: Option<CallCtx>) {
     if let Some(ctx) = ctx {
         if let Some(st) = thread::enter() {
             facts::call_end(ctx);

@@ -8,13 +8,16 @@
 //! call.
 
 mod cond;
+mod connection;
 mod exec;
 mod io;
 mod locking;
 mod mutex;
+mod poll;
 mod rwlock;
 mod signal;
 mod thread_name;
+mod wait;
 
 /// Defines an exported function that jumps to `$imp` with the caller's
 /// return address as one extra argument in register `$reg` (the first free
