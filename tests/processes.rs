@@ -420,3 +420,58 @@ fn a_poll_for_the_reply_under_the_lock_is_a_wait_on_its_queue() {
         .count();
     assert_eq!(polls, 1, "one poll under the lock, on the reply queue");
 }
+
+/// Removes the lock files a filelock run left (a killed run cannot).
+fn remove_lock_files(r: &Run) {
+    for p in r.report["processes"].as_array().unwrap() {
+        for name in ["spool", "index"] {
+            let _ = std::fs::remove_file(format!("/tmp/holdcheck-filelock-{}-{name}", p["pid"]));
+        }
+    }
+}
+
+#[test]
+fn file_locks_taken_in_opposite_orders_by_two_processes_are_predicted() {
+    let r = run_example("filelock", &["--light"], 60);
+    remove_lock_files(&r);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    let found = findings(&r.report, "potential-deadlock");
+    assert_eq!(found.len(), 1, "{:#}", r.report["findings"]);
+    let f = found[0];
+    assert_eq!(pids_of(f).len(), 2);
+    assert_eq!(thread_names(f), ["compactor", "indexer"]);
+    let mut files: Vec<&str> = f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            assert_eq!(n["kind"], "file lock", "{n:#}");
+            assert_eq!(n["pid"], 0, "a file lock is every process's: {n:#}");
+            n["file"].as_str().unwrap()
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files[0].ends_with("-index") && files[1].ends_with("-spool"),
+        "{files:?}"
+    );
+}
+
+#[test]
+fn shared_file_locks_in_any_order_are_no_deadlock() {
+    let r = run_example("filelock", &["--shared"], 60);
+    remove_lock_files(&r);
+    assert_eq!(r.report["run"]["ending"], "exited");
+    assert!(findings(&r.report, "potential-deadlock").is_empty());
+}
+
+#[test]
+fn processes_stuck_on_each_others_file_locks_are_a_deadlock() {
+    let r = run_example("filelock", &["--stress"], 4);
+    remove_lock_files(&r);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    let found = findings(&r.report, "deadlock");
+    assert_eq!(found.len(), 1, "{:#}", r.report["findings"]);
+    assert_eq!(thread_names(found[0]), ["compactor", "indexer"]);
+    assert_eq!(pids_of(found[0]).len(), 2);
+}

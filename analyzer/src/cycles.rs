@@ -283,6 +283,7 @@ mod tests {
             kind,
             writer_preferring,
             recursive: false,
+            file: None,
         }
     }
 

@@ -5,7 +5,7 @@ use crate::cycles::{self, Cycle};
 use crate::model::{Evidence, HeldCall, Model, Node, Relation};
 use crate::report::*;
 use crate::symbolize::{Frame, Symbols};
-use holdcheck_format::{Direction, LockKind, LockRef, Mode};
+use holdcheck_format::{Direction, LockRef, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write;
 
@@ -312,13 +312,7 @@ pub(crate) fn thread_ref(model: &Model, pid: u32, tid: u32) -> ThreadRef {
 
 fn lock_kind(model: &Model, pid: u32, lock: LockRef) -> (&'static str, bool) {
     match model.lock_meta(pid, lock) {
-        Some(m) => (
-            match m.kind {
-                LockKind::Mutex => "mutex",
-                LockKind::Rwlock => "rwlock",
-            },
-            m.writer_preferring,
-        ),
+        Some(m) => (m.kind.as_str(), m.writer_preferring),
         None => ("lock", false),
     }
 }
@@ -334,6 +328,7 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
                 pid: *pid,
                 generation: lock.gen,
                 writer_preferring,
+                file: model.file_paths.get(lock).cloned(),
             }
         }
         Node::Queue { channel, dir } => NodeInfo::Channel {
@@ -358,11 +353,15 @@ pub fn node_label(n: &NodeInfo) -> String {
             kind,
             address,
             mode,
+            file,
             ..
-        } => match mode {
-            Some(m) => format!("{kind} {address} ({m})"),
-            None => format!("{kind} {address}"),
-        },
+        } => {
+            let what = file.as_deref().unwrap_or(address);
+            match mode {
+                Some(m) => format!("{kind} {what} ({m})"),
+                None => format!("{kind} {what}"),
+            }
+        }
         NodeInfo::Channel {
             direction,
             description,
@@ -592,10 +591,7 @@ fn hazards(
         };
         let in_cycle = h.held.iter().any(|x| {
             let edge = (
-                model.node_index(&Node::Lock {
-                    pid: *pid,
-                    lock: x.lock,
-                }),
+                model.node_index(&Node::lock(*pid, x.lock)),
                 model.node_index(&queue),
             );
             matches!(edge, (Some(a), Some(b)) if cycle_edges.contains(&(a, b)))
@@ -618,7 +614,7 @@ fn hazards(
         let mut nodes: Vec<NodeInfo> = first
             .held
             .iter()
-            .map(|h| node_info(model, &Node::Lock { pid, lock: h.lock }, Some(h.mode)))
+            .map(|h| node_info(model, &Node::lock(pid, h.lock), Some(h.mode)))
             .collect();
         let qi = nodes.len();
         nodes.push(node_info(

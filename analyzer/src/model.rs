@@ -20,6 +20,15 @@ pub enum Node {
 }
 
 impl Node {
+    /// The node of a lock seen by process `pid`: a file lock is one node
+    /// for every process (pid 0), any other lock is the process's own.
+    pub fn lock(pid: u32, lock: LockRef) -> Node {
+        Node::Lock {
+            pid: if lock.is_file() { 0 } else { pid },
+            lock,
+        }
+    }
+
     pub fn is_lock(&self) -> bool {
         matches!(self, Node::Lock { .. })
     }
@@ -128,6 +137,8 @@ pub struct Model {
     pub trylock_orders: usize,
     /// Programs started without the shim, by the pid that started them.
     pub untraced: Vec<crate::report::UntracedStart>,
+    /// The paths of file locks.
+    pub file_paths: HashMap<LockRef, String>,
     /// Every blocking-capable channel use: (pid, tid, channel, direction,
     /// stack).
     pub uses: Vec<(u32, u32, Channel, Direction, u64)>,
@@ -160,6 +171,13 @@ impl Model {
     }
 
     pub fn lock_meta(&self, pid: u32, lock: LockRef) -> Option<LockMeta> {
+        if lock.is_file() {
+            // Every process that took it knows it the same way.
+            return self
+                .processes
+                .values()
+                .find_map(|p| p.locks.get(&lock).copied());
+        }
         self.processes.get(&pid)?.locks.get(&lock).copied()
     }
 
@@ -301,7 +319,11 @@ impl Model {
                     kind,
                     writer_preferring,
                     recursive,
+                    file,
                 } => {
+                    if let Some(path) = file {
+                        self.file_paths.insert(*lock, path.clone());
+                    }
                     self.proc(pid).locks.insert(
                         *lock,
                         LockMeta {
@@ -335,11 +357,7 @@ impl Model {
                             others_held: others(held, h, Some(*lock)),
                             stack: *stack,
                         };
-                        self.edge(
-                            Node::Lock { pid, lock: h.lock },
-                            Node::Lock { pid, lock: *lock },
-                            e,
-                        );
+                        self.edge(Node::lock(pid, h.lock), Node::lock(pid, *lock), e);
                     }
                 }
                 Record::HeldAcrossCall {
@@ -370,7 +388,7 @@ impl Model {
                             channel: channel.clone(),
                             dir: *direction,
                         };
-                        self.edge(Node::Lock { pid, lock: h.lock }, q, e);
+                        self.edge(Node::lock(pid, h.lock), q, e);
                     }
                     self.held_calls.insert(
                         (pid, *id),
@@ -420,7 +438,7 @@ impl Model {
                         channel: channel.clone(),
                         dir: waiting_side,
                     };
-                    self.edge(q, Node::Lock { pid, lock: *lock }, e);
+                    self.edge(q, Node::lock(pid, *lock), e);
                 }
                 Record::QueueWait {
                     tid,

@@ -11,10 +11,7 @@ use holdcheck_format::{Observed, ObservedNode, ObservedThread, Waiting};
 /// threads of a snapshot that spanned several processes name their own.
 pub(crate) fn node(n: &ObservedNode, pid: u32) -> Node {
     match n {
-        ObservedNode::Lock { lock, pid: p, .. } => Node::Lock {
-            pid: p.unwrap_or(pid),
-            lock: *lock,
-        },
+        ObservedNode::Lock { lock, pid: p, .. } => Node::lock(p.unwrap_or(pid), *lock),
         ObservedNode::Channel { channel, direction } => Node::Queue {
             channel: channel.clone(),
             dir: *direction,
@@ -25,7 +22,7 @@ pub(crate) fn node(n: &ObservedNode, pid: u32) -> Node {
 fn waiting_text(model: &Model, pid: u32, w: &Waiting) -> String {
     match w {
         Waiting::Lock { lock, mode, .. } => {
-            let n = node_info(model, &Node::Lock { pid, lock: *lock }, Some(*mode));
+            let n = node_info(model, &Node::lock(pid, *lock), Some(*mode));
             format!("lock {}", node_label(&n))
         }
         Waiting::Call {
@@ -88,7 +85,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
                 .held
                 .iter()
                 .map(|h| {
-                    let n = node_info(model, &Node::Lock { pid, lock: h.lock }, Some(h.mode));
+                    let n = node_info(model, &Node::lock(pid, h.lock), Some(h.mode));
                     let at = site_frame(syms, model, pid, Some(h.site))
                         .map(|f| f.short())
                         .unwrap_or_default();

@@ -34,6 +34,20 @@ pub enum Mode {
     Read,
 }
 
+/// The lock address of a file (device and inode): the same in every
+/// process, and in the shim and `inspect` alike.
+pub fn file_lock_addr(dev: u64, ino: u64) -> u64 {
+    let h = (dev.rotate_left(5) ^ ino).wrapping_mul(0x517c_c1b7_2722_0a95);
+    FILE_LOCK_BIT | h >> 1
+}
+
+impl LockRef {
+    /// A file lock, whose identity does not depend on the process.
+    pub fn is_file(&self) -> bool {
+        self.addr & FILE_LOCK_BIT != 0
+    }
+}
+
 impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,7 +110,24 @@ pub struct Held {
 pub enum LockKind {
     Mutex,
     Rwlock,
+    /// A file lock (`flock`, `fcntl` record locks), shared between
+    /// processes: its identity is the file's, the same in every process.
+    File,
 }
+
+impl LockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockKind::Mutex => "mutex",
+            LockKind::Rwlock => "rwlock",
+            LockKind::File => "file lock",
+        }
+    }
+}
+
+/// The bit that marks a file lock's address: its address is a hash of the
+/// file's device and inode, the same in every process.
+pub const FILE_LOCK_BIT: u64 = 1 << 63;
 
 /// The identity of a kernel queue, global across processes: both ends of one
 /// channel resolve to the same value, different channels never do.
@@ -226,6 +257,9 @@ pub enum Record {
         /// mutex only: a recursive mutex.
         #[serde(default)]
         recursive: bool,
+        /// file lock only: the file's path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
     },
     /// A lock-order fact: `tid` acquired `lock` in `mode` while holding
     /// `held` (innermost last). `try_lock` acquisitions cannot block.

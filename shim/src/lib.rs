@@ -21,6 +21,7 @@ compile_error!("the holdcheck shim supports x86_64 Linux (glibc) only");
 mod channel;
 mod config;
 mod facts;
+mod filelocks;
 #[cfg(not(test))]
 mod hooks;
 mod lifecycle;

@@ -1,6 +1,6 @@
 //! Process life cycle: start-up, fork and exit.
 
-use crate::{channel, config, live, locks, recorder, thread, watchdog};
+use crate::{channel, config, filelocks, live, locks, recorder, thread, watchdog};
 
 #[used]
 #[link_section = ".init_array"]
@@ -33,6 +33,7 @@ extern "C" fn after_fork_child() {
         locks::TABLE.reset(None);
         channel::after_fork_child();
         live::after_fork_child();
+        filelocks::after_fork_child();
     }
     locks::EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     thread::with_state_unchecked(|s| s.after_fork_child());

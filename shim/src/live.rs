@@ -34,7 +34,7 @@ pub struct Published {
     /// that sees the same value before and after its reads saw one wait.
     pub since: AtomicU64,
     pub lock: AtomicUsize,
-    /// bit 0: read mode; bit 1: rwlock.
+    /// bit 0: read mode; bits 1-2: mutex 0, rwlock 1, file lock 2.
     pub lock_bits: AtomicU8,
     pub call_ptr: AtomicUsize,
     pub call_len: AtomicUsize,
@@ -65,7 +65,12 @@ impl Published {
     /// Announces a lock wait.
     pub fn wait_lock(&self, addr: usize, kind: LockKind, mode: Mode, stack: u64, now: u64) {
         self.lock.store(addr, Ordering::Relaxed);
-        let bits = (mode == Mode::Read) as u8 | ((kind == LockKind::Rwlock) as u8) << 1;
+        let kind_bits = match kind {
+            LockKind::Mutex => 0,
+            LockKind::Rwlock => 1,
+            LockKind::File => 2,
+        };
+        let bits = (mode == Mode::Read) as u8 | kind_bits << 1;
         self.lock_bits.store(bits, Ordering::Relaxed);
         self.stack.store(stack, Ordering::Relaxed);
         self.wait.store(WAIT_LOCK, Ordering::Relaxed);

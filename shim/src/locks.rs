@@ -61,6 +61,10 @@ pub unsafe fn props(addr: usize, kind: LockKind) -> LockProps {
                 recursive: k & 3 == 1,
             }
         }
+        LockKind::File => LockProps {
+            writer_preferring: false,
+            recursive: false,
+        },
         LockKind::Rwlock => {
             let flags = core::ptr::read_volatile((addr + 48) as *const u32);
             LockProps {

@@ -115,6 +115,10 @@ real_fns! {
     pselect: fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *const timespec, *const libc::sigset_t) -> c_int;
     epoll_wait: fn(c_int, *mut libc::epoll_event, c_int, c_int) -> c_int;
     epoll_pwait: fn(c_int, *mut libc::epoll_event, c_int, c_int, *const libc::sigset_t) -> c_int;
+    flock: fn(c_int, c_int) -> c_int;
+    fcntl: fn(c_int, c_int, usize) -> c_int;
+    fcntl64: fn(c_int, c_int, usize) -> c_int;
+    close: fn(c_int) -> c_int;
     waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
 }

@@ -100,6 +100,9 @@ impl Recorder {
                 kind,
                 writer_preferring: p.writer_preferring,
                 recursive: p.recursive,
+                file: (kind == LockKind::File)
+                    .then(|| crate::filelocks::path_of(lock.addr as usize))
+                    .flatten(),
             });
         }
     }

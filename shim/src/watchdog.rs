@@ -111,10 +111,10 @@ fn read_one(p: &Published, channels: &[Channel]) -> Option<Snap> {
             let bits = p.lock_bits.load(Ordering::Relaxed);
             Some(Wait::Lock {
                 addr: p.lock.load(Ordering::Relaxed) as u64,
-                kind: if bits & 2 != 0 {
-                    LockKind::Rwlock
-                } else {
-                    LockKind::Mutex
+                kind: match bits >> 1 {
+                    1 => LockKind::Rwlock,
+                    2 => LockKind::File,
+                    _ => LockKind::Mutex,
                 },
                 mode: if bits & 1 != 0 {
                     Mode::Read
@@ -220,12 +220,7 @@ fn node_text(n: &ObservedNode) -> String {
         ObservedNode::Lock {
             lock, kind, mode, ..
         } => {
-            let k = if *kind == LockKind::Rwlock {
-                "rwlock"
-            } else {
-                "mutex"
-            };
-            format!("{k} {:#x} ({})", lock.addr, mode.as_str())
+            format!("{} {:#x} ({})", kind.as_str(), lock.addr, mode.as_str())
         }
         ObservedNode::Channel { channel, direction } => {
             format!("{} ({})", channel.describe(), direction.as_str())

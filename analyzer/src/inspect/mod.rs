@@ -253,7 +253,12 @@ fn encode(idx: usize, addr: u64) -> u64 {
     addr | (idx as u64 + 1) << PROCESS_SHIFT
 }
 
+/// A lock address of the snapshot: the process it belongs to and its own
+/// address. File locks belong to no process (their address is global).
 fn decode(addr: u64) -> (Option<usize>, u64) {
+    if addr & holdcheck_format::FILE_LOCK_BIT != 0 {
+        return (None, addr);
+    }
     let idx = addr >> PROCESS_SHIFT;
     (
         (idx > 0).then(|| idx as usize - 1),
@@ -291,6 +296,8 @@ struct Waits {
     blocked_in: HashMap<u32, String>,
     /// tid → index of its process.
     process_of: HashMap<u32, usize>,
+    /// File locks waited on (global addresses).
+    file_waits: Vec<u64>,
     names: HashMap<u32, String>,
     warnings: Vec<String>,
 }
@@ -335,7 +342,7 @@ fn read_waits(
                             },
                         );
                         w.blocked_in
-                            .insert(t.tid, format!("lock {} {addr:#x}", kind_name(kind)));
+                            .insert(t.tid, format!("lock {} {addr:#x}", kind.as_str()));
                         match owner {
                             Some(o) => add_held(&mut w.held, o, a, Mode::Write, kind),
                             None if readers > 0 && !read_held.iter().any(|(x, _)| *x == addr) => {
@@ -355,6 +362,26 @@ fn read_waits(
                             "futex (a condition variable, semaphore or other)".into(),
                         );
                     }
+                }
+            } else if *nr == 73 || (*nr == 72 && [7, 38].contains(&args[1])) {
+                // flock, or fcntl F_SETLKW / F_OFD_SETLKW: a file lock.
+                if let Some((addr, mode)) = procfs::file_lock_wait(pid, t.tid, args[0]) {
+                    w.waits.insert(
+                        t.tid,
+                        Wait::Lock {
+                            addr,
+                            kind: LockKind::File,
+                            mode,
+                        },
+                    );
+                    w.file_waits.push(addr);
+                    w.blocked_in.insert(
+                        t.tid,
+                        format!(
+                            "lock file lock {}",
+                            procfs::fd_target(pid, args[0]).unwrap_or_default()
+                        ),
+                    );
                 }
             } else if *nr == 61 && (args[0] as i64 as i32) > 0 && args[2] & 1 == 0 {
                 // wait4 for one child, without WNOHANG: its exit.
@@ -429,6 +456,17 @@ fn read_waits(
                     "pid {pid}: rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; candidates: {}",
                     if names_of.is_empty() { "none".to_string() } else { names_of.join(", ") }
                 ));
+            }
+        }
+    }
+    // A file lock is held by a process, not a thread: every thread of the
+    // holder is taken to hold it (the waiter is stuck only if all are).
+    for addr in w.file_waits.clone() {
+        for (holder, mode) in procfs::file_lock_holders(addr) {
+            if let Some(p) = procs.iter().find(|p| p.pid == holder) {
+                for t in &p.last {
+                    add_held(&mut w.held, t.tid, addr, mode, LockKind::File);
+                }
             }
         }
     }
@@ -1049,13 +1087,6 @@ fn merge_shim_traces(seen: Model, traces: &[std::path::PathBuf]) -> Model {
     merged.observed.extend(seen.observed);
     merged.fix_observed_generations();
     merged
-}
-
-fn kind_name(k: LockKind) -> &'static str {
-    match k {
-        LockKind::Mutex => "mutex",
-        LockKind::Rwlock => "rwlock",
-    }
 }
 
 fn add_held(

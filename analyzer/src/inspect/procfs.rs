@@ -1,6 +1,7 @@
 //! What /proc says of a process and its threads, read-only.
 
 use anyhow::{bail, Context, Result};
+use holdcheck_format::Mode;
 use std::collections::HashMap;
 use std::fs;
 use std::io::ErrorKind;
@@ -302,6 +303,60 @@ pub fn cmdline(pid: u32) -> Vec<String> {
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// One line of /proc/locks: (lock address as the shim names it, pid,
+/// mode, whether it is a waiter's).
+fn proc_locks() -> Vec<(u64, u32, Mode, bool)> {
+    let text = fs::read_to_string("/proc/locks").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            // "1: FLOCK  ADVISORY  WRITE 5561 fe:00:1234 0 EOF", waiters
+            // with "->" after the number.
+            let mut it = l.split_whitespace().skip(1).peekable();
+            let waiter = it.peek() == Some(&"->");
+            if waiter {
+                it.next();
+            }
+            let _kind = it.next()?;
+            let _advisory = it.next()?;
+            let mode = match it.next()? {
+                "WRITE" => Mode::Write,
+                "READ" => Mode::Read,
+                _ => return None,
+            };
+            let pid: u32 = it.next()?.parse().ok()?;
+            let mut dev = it.next()?.split(':');
+            let major = u32::from_str_radix(dev.next()?, 16).ok()?;
+            let minor = u32::from_str_radix(dev.next()?, 16).ok()?;
+            let ino: u64 = dev.next()?.parse().ok()?;
+            let addr = holdcheck_format::file_lock_addr(libc::makedev(major, minor), ino);
+            Some((addr, pid, mode, waiter))
+        })
+        .collect()
+}
+
+/// The file lock a thread blocked in flock/fcntl on `fd` waits for, from
+/// /proc/locks (a waiter's line of its process on that file).
+pub fn file_lock_wait(pid: u32, _tid: u32, fd: u64) -> Option<(u64, Mode)> {
+    let st = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    let addr = holdcheck_format::file_lock_addr(st.dev(), st.ino());
+    let locks = proc_locks();
+    let mode = locks
+        .iter()
+        .find(|l| l.0 == addr && l.1 == pid && l.3)
+        .map(|l| l.2)?;
+    Some((addr, mode))
+}
+
+/// The processes holding a file lock (granted, not waiting), with modes.
+pub fn file_lock_holders(addr: u64) -> Vec<(u32, Mode)> {
+    proc_locks()
+        .into_iter()
+        .filter(|l| l.0 == addr && !l.3)
+        .map(|l| (l.1, l.2))
         .collect()
 }
 

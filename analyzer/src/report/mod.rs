@@ -251,6 +251,9 @@ pub enum NodeInfo {
         generation: u32,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         writer_preferring: bool,
+        /// A file lock's file (its `pid` is 0: it is every process's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
     },
     Channel {
         /// `send` (waiting for room) or `recv` (waiting for data).

@@ -92,7 +92,15 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
     let to = &f.nodes[e.to];
     let who = thread_label(&e.thread);
     let wanted = |n: &NodeInfo| match (n, &e.wanted_mode) {
-        (NodeInfo::Lock { kind, address, .. }, Some(m)) => format!("{kind} {address} ({m})"),
+        (
+            NodeInfo::Lock {
+                kind,
+                address,
+                file,
+                ..
+            },
+            Some(m),
+        ) => format!("{kind} {} ({m})", file.as_deref().unwrap_or(address)),
         (n, _) => node_label(n),
     };
     match e.relation.as_str() {

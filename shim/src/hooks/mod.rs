@@ -10,6 +10,7 @@
 mod cond;
 mod connection;
 mod exec;
+mod filelock;
 mod io;
 mod locking;
 mod mutex;

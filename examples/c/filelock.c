@@ -1,0 +1,77 @@
+/*
+ * filelock: two processes take two file locks (flock) in opposite orders:
+ * the spool lock then the index lock in one, the index lock then the spool
+ * lock in the other, as two tools sharing a directory might.
+ *
+ *   filelock --light    one after the other: never hangs (holdcheck
+ *                       predicts the deadlock between the processes)
+ *   filelock --stress   at the same time: really hangs
+ *   filelock --shared   both take both locks shared (LOCK_SH): never a
+ *                       deadlock, whatever the order (a control)
+ */
+#include "common.h"
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+
+static char spool[64], idx[64];
+
+static int open_lock(const char *path) {
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    if (fd < 0)
+        die("open");
+    return fd;
+}
+
+/* Takes `first` then `second`, signalling `ready` in between and waiting
+ * for `go` (the other process holding its first lock) when racing. */
+static NOINLINE void lock_both(const char *first, const char *second, int how, int ready, int go) {
+    int a = open_lock(first), b = open_lock(second);
+    if (flock(a, how) < 0)
+        die("flock");
+    if (ready >= 0) {
+        char c = 1;
+        if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+            die("sync");
+    }
+    if (flock(b, how) < 0)
+        die("flock");
+    flock(b, LOCK_UN);
+    flock(a, LOCK_UN);
+    close(b);
+    close(a);
+}
+
+int main(int argc, char **argv) {
+    int stress = has_flag(argc, argv, "--stress");
+    int shared = has_flag(argc, argv, "--shared");
+    if (!stress && !shared && !has_flag(argc, argv, "--light")) {
+        fprintf(stderr, "usage: filelock --light | --stress | --shared\n");
+        return 2;
+    }
+    snprintf(spool, sizeof spool, "/tmp/holdcheck-filelock-%d-spool", (int)getpid());
+    snprintf(idx, sizeof idx, "/tmp/holdcheck-filelock-%d-index", (int)getpid());
+    int how = shared ? LOCK_SH : LOCK_EX;
+    /* parent → child and child → parent pipes, used only under --stress. */
+    int p2c[2], c2p[2];
+    if (pipe(p2c) < 0 || pipe(c2p) < 0)
+        die("pipe");
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        pthread_setname_np(pthread_self(), "indexer");
+        lock_both(spool, idx, how, stress ? c2p[1] : -1, p2c[0]);
+        _exit(0);
+    }
+    pthread_setname_np(pthread_self(), "compactor");
+    if (!stress)
+        waitpid(child, NULL, 0);
+    lock_both(idx, spool, how, stress ? p2c[1] : -1, c2p[0]);
+    if (stress)
+        waitpid(child, NULL, 0);
+    unlink(spool);
+    unlink(idx);
+    printf("filelock: done\n");
+    return 0;
+}
