@@ -199,6 +199,22 @@ fn logins_blocked_behind_the_warnd_deadlock_are_in_its_wait_chain() {
         cycle_threads,
         BTreeSet::from(["nl-receiver", "warn-sender"])
     );
+
+    // The report made later from the trace directory says the same.
+    let (code, out, err) = holdcheck(
+        &["report", "--format", "json", r.trace_dir.to_str().unwrap()],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{err}");
+    let later: Value = serde_json::from_str(&out).unwrap();
+    let f = findings(&later, "deadlock")[0];
+    let clis = f["thread_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["thread"]["name"] == "cli")
+        .count();
+    assert_eq!(clis, 2, "{f:#}");
 }
 
 /// `launcher ARGS… abba`: the report of the run, the launcher's pid and
