@@ -1061,3 +1061,45 @@ fn signatures_suppressions_baseline_and_sarif() {
         sig(&light.report)
     );
 }
+
+#[test]
+fn a_stress_run_reports_a_flaky_inversion_once_with_the_runs_that_showed_it() {
+    let work = work_dir("repeat");
+    let report = work.join("report.json");
+    let exe = examples().join("flaky");
+    let (code, stdout, stderr) = holdcheck(
+        &[
+            "run",
+            "--repeat",
+            "20",
+            "--format",
+            "json",
+            "-o",
+            report.to_str().unwrap(),
+            "--out",
+            work.join("traces").to_str().unwrap(),
+            "--",
+            exe.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    // Not a terminal: one plain line per run.
+    assert_eq!(stderr.matches("holdcheck: run ").count(), 20, "{stderr}");
+    assert_eq!(r["run"]["repeat"]["runs"], 20);
+    assert_eq!(r["run"]["repeat"]["endings"]["exited"], 20);
+    for k in 1..=20 {
+        assert!(work.join(format!("traces/run-{k}")).is_dir());
+    }
+    let inverted = stdout.matches("flaky: inverted").count() as u64;
+    let found = findings(&r, "potential-deadlock");
+    if inverted == 0 {
+        // (2/3)^20: every run took the right order.
+        assert!(found.is_empty() && code == 0);
+        return;
+    }
+    assert_eq!(code, 1);
+    assert_eq!(found.len(), 1, "one finding: {:#}", r["findings"]);
+    assert_eq!(found[0]["runs"], inverted, "{:#}", found[0]);
+    assert_eq!(thread_names(found[0]), ["reporter", "updater"]);
+}

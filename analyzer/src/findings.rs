@@ -572,6 +572,7 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         variants: Vec::new(),
         processes: Vec::new(),
         occurrences: 1,
+        runs: None,
     }
 }
 
@@ -692,6 +693,7 @@ fn hazards(
                 variants: Vec::new(),
                 processes: Vec::new(),
                 occurrences: 1,
+                runs: None,
             },
         ));
     }

@@ -10,6 +10,7 @@ pub mod findings;
 pub mod inspect;
 pub mod model;
 pub mod observed;
+pub mod repeat;
 pub mod report;
 pub mod run;
 pub mod shim;

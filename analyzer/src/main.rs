@@ -44,6 +44,11 @@ enum Cmd {
         /// and the report printed.
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         timeout: Option<Duration>,
+        /// Run the command N times (a stress run), each with its own trace
+        /// directory, and report each distinct finding once with the number
+        /// of runs that showed it.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        repeat: u32,
         /// The command and its arguments.
         #[arg(
             required = true,
@@ -173,6 +178,38 @@ fn status(report: &Report) -> i32 {
     }
 }
 
+/// Runs the command once under the shim and analyses its traces.
+fn run_once(opts: &RunOptions, say: bool) -> Result<(Report, run::Ending)> {
+    let outcome = run::run(opts)?;
+    if say {
+        eprintln!(
+            "holdcheck: the command {}; traces in {}",
+            outcome.ending,
+            outcome.dir.display()
+        );
+    }
+    if trace::trace_files(&outcome.dir)?.is_empty() {
+        bail!(
+            "the shim wrote no trace: it did not load in {} (a static or set-uid program ignores LD_PRELOAD)",
+            opts.command[0].to_string_lossy()
+        );
+    }
+    let mut report = analyse_dirs(std::slice::from_ref(&outcome.dir))?;
+    let (ending, code) = outcome.ending.info();
+    report.run = Some(RunInfo {
+        command: opts
+            .command
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect(),
+        trace_dir: outcome.dir.display().to_string(),
+        ending: ending.to_string(),
+        code,
+        repeat: None,
+    });
+    Ok((report, outcome.ending))
+}
+
 fn main_result(cli: Cli) -> Result<i32> {
     match cli.command {
         Cmd::Run {
@@ -181,35 +218,19 @@ fn main_result(cli: Cli) -> Result<i32> {
             output,
             controls,
             timeout,
+            repeat,
             command,
         } => {
-            let outcome = run::run(&RunOptions {
-                command: command.clone(),
+            let opts = RunOptions {
+                command,
                 out,
                 timeout,
-            })?;
-            eprintln!(
-                "holdcheck: the command {}; traces in {}",
-                outcome.ending,
-                outcome.dir.display()
-            );
-            if trace::trace_files(&outcome.dir)?.is_empty() {
-                bail!(
-                    "the shim wrote no trace: it did not load in {} (a static or set-uid program ignores LD_PRELOAD)",
-                    command[0].to_string_lossy()
-                );
-            }
-            let mut report = analyse_dirs(std::slice::from_ref(&outcome.dir))?;
-            let (ending, code) = outcome.ending.info();
-            report.run = Some(RunInfo {
-                command: command
-                    .iter()
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .collect(),
-                trace_dir: outcome.dir.display().to_string(),
-                ending: ending.to_string(),
-                code,
-            });
+            };
+            let mut report = if repeat > 1 {
+                holdcheck::repeat::repeat(&opts, repeat, |o| run_once(o, false))?
+            } else {
+                run_once(&opts, true)?.0
+            };
             controls.apply(&mut report)?;
             print(&report, format, output.as_deref())?;
             Ok(status(&report))

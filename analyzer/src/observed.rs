@@ -184,5 +184,6 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         variants: Vec::new(),
         processes: Vec::new(),
         occurrences: 1,
+        runs: None,
     }
 }

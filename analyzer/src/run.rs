@@ -63,7 +63,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 
 /// A new private trace directory (the given one, which must hold no traces
 /// yet, or a fresh one under the temporary directory).
-fn trace_dir(out: Option<&Path>) -> Result<PathBuf> {
+pub fn trace_dir(out: Option<&Path>) -> Result<PathBuf> {
     match out {
         Some(d) => {
             std::fs::create_dir_all(d)

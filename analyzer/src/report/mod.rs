@@ -102,6 +102,19 @@ pub struct RunInfo {
     /// Exit status or signal number, when it exited or was signalled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<i32>,
+    /// `run --repeat N`: how many runs were made and how they ended (the
+    /// ending and code above are the last run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<RepeatInfo>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct RepeatInfo {
+    /// Runs made (fewer than asked when interrupted).
+    pub runs: u32,
+    pub asked: u32,
+    /// How many runs ended each way (`exited`, `timed-out`, …).
+    pub endings: std::collections::BTreeMap<String, u32>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -191,6 +204,9 @@ pub struct Finding {
     /// one (the same code in other threads or processes).
     #[serde(default = "one")]
     pub occurrences: usize,
+    /// `run --repeat N`: in how many runs it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u32>,
 }
 
 fn one() -> usize {

@@ -244,6 +244,13 @@ pub fn finding(f: &Finding) -> String {
         pids.join(", ")
     );
     let _ = writeln!(out, "  {}", f.title);
+    if let Some(runs) = f.runs {
+        let _ = writeln!(
+            out,
+            "  (found in {runs} run{} of the stress run)",
+            if runs == 1 { "" } else { "s" }
+        );
+    }
     if f.occurrences > 1 {
         let _ = writeln!(
             out,
@@ -423,6 +430,20 @@ pub fn render(r: &Report) -> String {
         threads,
         if r.partial { "; analysis partial, see warnings" } else { "" }
     );
+    if let Some(rep) = r.run.as_ref().and_then(|r| r.repeat.as_ref()) {
+        let endings: Vec<String> = rep
+            .endings
+            .iter()
+            .map(|(e, n)| format!("{n} {e}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "holdcheck: {} of {} runs made ({})",
+            rep.runs,
+            rep.asked,
+            endings.join(", ")
+        );
+    }
     if r.suppressed + r.baselined > 0 {
         let _ = writeln!(
             out,
