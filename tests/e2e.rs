@@ -924,7 +924,8 @@ fn dot_and_html_reports_draw_the_cycle() {
         dot.contains("shape=ellipse, label=\"netlink protocol 2 port"),
         "{dot}"
     );
-    assert!(dot.contains("warn-sender: sendto()\", color=red"), "{dot}");
+    assert!(dot.contains("warn-sender (pid "), "{dot}");
+    assert!(dot.contains("): sendto()\", color=red"), "{dot}");
 
     let (code, html, _) = holdcheck(
         &["report", "--format", "html", &dir],

@@ -112,6 +112,8 @@ enum Format {
     Json,
     /// Graphviz DOT: one cluster per finding.
     Dot,
+    /// One SVG picture of every finding's graph (no Graphviz needed).
+    Svg,
     /// One self-contained HTML page with the graphs drawn in.
     Html,
     /// SARIF 2.1.0, for code-scanning UIs.
@@ -159,6 +161,7 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Dot => holdcheck::report::graph::dot(report),
+        Format::Svg => holdcheck::report::graph::svg(report).map_err(anyhow::Error::msg)?,
         Format::Html => holdcheck::report::html::render(report),
         Format::Sarif => holdcheck::report::sarif::render(report),
     };

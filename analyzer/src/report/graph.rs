@@ -12,9 +12,9 @@ fn esc(s: &str) -> String {
 
 fn edge_label(e: &EdgeInfo) -> String {
     let who = if e.thread.name.is_empty() {
-        format!("T{}", e.thread.tid)
+        format!("T{} (pid {})", e.thread.tid, e.thread.pid)
     } else {
-        format!("T{} {}", e.thread.tid, e.thread.name)
+        format!("T{} {} (pid {})", e.thread.tid, e.thread.name, e.thread.pid)
     };
     let what = match (e.relation.as_str(), &e.call) {
         ("held-across-call", Some(c)) => format!("{c}()"),
@@ -22,6 +22,8 @@ fn edge_label(e: &EdgeInfo) -> String {
         ("drain", _) => "drains, then acquires".to_string(),
         ("produce", _) => "feeds, then acquires".to_string(),
         ("waits-behind", _) => "queued behind a writer".to_string(),
+        ("queue-wait", _) => "serves it, first waits on".to_string(),
+        ("exit-wait", _) => "exits only after".to_string(),
         (r, _) => r.to_string(),
     };
     format!("{who}: {what}")
@@ -92,4 +94,53 @@ pub fn finding_svg(f: &Finding) -> Result<String, String> {
     let mut svg = layout::backends::svg::SVGWriter::new();
     visual.do_it(false, false, false, &mut svg);
     Ok(svg.finalize())
+}
+
+/// A number attribute of an SVG root tag (`width="978"`).
+fn svg_dimension(svg: &str, name: &str) -> Option<f64> {
+    let tag = &svg[svg.find("<svg")?..];
+    let tag = &tag[..tag.find('>')?];
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    tag[start..].split('"').next()?.parse().ok()
+}
+
+/// The whole report as one SVG picture: every finding's graph, one under
+/// the other with its title, laid out here (no Graphviz needed).
+pub fn svg(r: &Report) -> Result<String, String> {
+    const TITLE: f64 = 28.0;
+    let mut body = String::new();
+    let (mut y, mut width) = (0.0f64, 320.0f64);
+    if r.findings.is_empty() {
+        body.push_str(
+            "<text x=\"8\" y=\"20\" font-family=\"sans-serif\">holdcheck: no findings</text>\n",
+        );
+        y = TITLE;
+    }
+    for f in &r.findings {
+        let one = finding_svg(f)?;
+        let w = svg_dimension(&one, "width").unwrap_or(600.0);
+        let h = svg_dimension(&one, "height").unwrap_or(400.0);
+        let title = format!("{}: {}", f.kind, f.title);
+        body.push_str(&format!(
+            "<text x=\"8\" y=\"{:.0}\" font-family=\"sans-serif\" font-size=\"14\">{}</text>\n",
+            y + 20.0,
+            escape(&title)
+        ));
+        // A nested <svg> (without its XML declaration) takes its own x, y.
+        let root = &one[one.find("<svg").unwrap_or(0)..];
+        let at = root.replacen("<svg", &format!("<svg x=\"0\" y=\"{:.0}\"", y + TITLE), 1);
+        body.push_str(&at);
+        body.push('\n');
+        y += TITLE + h;
+        width = width.max(w);
+    }
+    Ok(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{y:.0}\" viewBox=\"0 0 {width:.0} {y:.0}\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{body}</svg>\n"
+    ))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
