@@ -200,3 +200,125 @@ fn the_svg_report_is_one_picture_of_every_cycle() {
     let (shot, _) = open_in_browser(&pic);
     assert!(red_pixels(&shot) > 100, "the cycle is drawn");
 }
+
+/// Builds warnd, keeps its debug info apart, and strips it: (the stripped
+/// program, the same with a `.gnu_debuglink` to its debug file, the debug
+/// file, the build id in hex).
+fn stripped_warnd(dir: &Path) -> (PathBuf, PathBuf, PathBuf, String) {
+    let run = |cmd: &str, args: &[&str]| {
+        let st = Command::new(cmd)
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd} {args:?}");
+    };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/c/warnd.c");
+    run(
+        "cc",
+        &[
+            "-std=gnu11",
+            "-g",
+            "-O1",
+            "-pthread",
+            "-Wl,--build-id",
+            "-o",
+            "warnd",
+            src.to_str().unwrap(),
+        ],
+    );
+    run("objcopy", &["--only-keep-debug", "warnd", "warnd.debug"]);
+    run("strip", &["--strip-all", "-o", "warnd.bare", "warnd"]);
+    run("strip", &["--strip-all", "-o", "warnd.linked", "warnd"]);
+    run(
+        "objcopy",
+        &["--add-gnu-debuglink=warnd.debug", "warnd.linked"],
+    );
+    let notes = Command::new("readelf")
+        .args(["-n", "warnd.bare"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&notes.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: ").map(String::from))
+        .expect("a build id");
+    (
+        dir.join("warnd.bare"),
+        dir.join("warnd.linked"),
+        dir.join("warnd.debug"),
+        id,
+    )
+}
+
+/// The sender's stack in the JSON report of a warnd run, as text.
+fn sender_frames(program: &Path, debug_dirs: &str) -> Vec<String> {
+    let work = work_dir("stripped");
+    let traces = work.join("t");
+    let (code, _, err) = holdcheck(
+        &[
+            "run",
+            "--out",
+            traces.to_str().unwrap(),
+            "--",
+            program.to_str().unwrap(),
+            "--light",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{err}");
+    let out = Command::new(holdcheck_bin())
+        .args(["report", "--format", "json", traces.to_str().unwrap()])
+        .env("HOLDCHECK_DEBUG_DIRS", debug_dirs)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &r["findings"][0];
+    let e = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["relation"] == "held-across-call")
+        .unwrap();
+    f["stacks"][e["stack"].as_u64().unwrap() as usize]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|fr| {
+            match (
+                fr["function"].as_str(),
+                fr["module"].as_str(),
+                fr["offset"].as_str(),
+            ) {
+                (Some(func), _, _) => func.to_string(),
+                (None, Some(m), Some(o)) => format!("{m}+{o}"),
+                _ => fr["pc"].as_str().unwrap().to_string(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn stripped_programs_show_module_offsets_or_use_their_separate_debug_files() {
+    let dir = work_dir("strip");
+    let (bare, linked, debug, id) = stripped_warnd(&dir);
+    let nowhere = dir.join("no-debug-dir");
+
+    // Stripped, no debug file anywhere: module+offset, never a wrong name.
+    let frames = sender_frames(&bare, nowhere.to_str().unwrap());
+    let first = &frames[0];
+    assert!(first.contains("warnd.bare+0x"), "{frames:?}");
+    assert!(!frames.iter().any(|f| f == "send_warn"));
+
+    // A debug link next to the program: names again.
+    let frames = sender_frames(&linked, nowhere.to_str().unwrap());
+    assert!(frames.contains(&"send_warn".to_string()), "{frames:?}");
+
+    // A debug file under .build-id in a debug directory.
+    let ids = dir.join("debug/.build-id").join(&id[..2]);
+    std::fs::create_dir_all(&ids).unwrap();
+    std::fs::copy(&debug, ids.join(format!("{}.debug", &id[2..]))).unwrap();
+    let frames = sender_frames(&bare, dir.join("debug").to_str().unwrap());
+    assert!(frames.contains(&"send_warn".to_string()), "{frames:?}");
+    assert!(frames.contains(&"raise_alarm".to_string()), "{frames:?}");
+}

@@ -1,6 +1,9 @@
 //! Offline symbolisation of the return addresses in a trace, from the module
 //! table the shim recorded: function, file:line and inlined frames, through
-//! blazesym (which follows `.gnu_debuglink` and `/usr/lib/debug/.build-id`).
+//! blazesym (which follows `.gnu_debuglink`). A module whose build id has a
+//! separate debug file (`/usr/lib/debug/.build-id/ab/cdef….debug`, as
+//! Debian's `-dbgsym` packages install them) is symbolised from that file.
+//! `HOLDCHECK_DEBUG_DIRS` (colon-separated) replaces `/usr/lib/debug`.
 
 use crate::model::{Model, Process};
 use blazesym::symbolize::source::{Elf, Source};
@@ -53,6 +56,8 @@ impl Frame {
 pub struct Symbols {
     symbolizer: Symbolizer,
     cache: HashMap<(u32, u64), Vec<Frame>>,
+    /// Module path → its separate debug file by build id, if one exists.
+    debug_files: HashMap<String, Option<String>>,
 }
 
 impl Default for Symbols {
@@ -60,8 +65,26 @@ impl Default for Symbols {
         Symbols {
             symbolizer: Symbolizer::new(),
             cache: HashMap::new(),
+            debug_files: HashMap::new(),
         }
     }
+}
+
+/// The separate debug file of an ELF module, found by its build id under
+/// the debug directories.
+fn debug_file_of(path: &str) -> Option<String> {
+    use object::Object;
+    let data = std::fs::read(path).ok()?;
+    let id = object::File::parse(&*data).ok()?.build_id().ok()??;
+    if id.len() < 2 {
+        return None;
+    }
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let dirs = std::env::var("HOLDCHECK_DEBUG_DIRS").unwrap_or_else(|_| "/usr/lib/debug".into());
+    dirs.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/.build-id/{}/{}.debug", &hex[..2], &hex[2..]))
+        .find(|p| std::path::Path::new(p).is_file())
 }
 
 impl Symbols {
@@ -94,7 +117,7 @@ impl Symbols {
             .collect()
     }
 
-    fn resolve(&self, p: &Process, pc: u64) -> Vec<Frame> {
+    fn resolve(&mut self, p: &Process, pc: u64) -> Vec<Frame> {
         let Some(m) = p
             .modules
             .iter()
@@ -114,7 +137,13 @@ impl Symbols {
             offset: Some(format!("{offset:#x}")),
             inlined: false,
         };
-        let src = Source::Elf(Elf::new(&m.path));
+        let file = self
+            .debug_files
+            .entry(m.path.clone())
+            .or_insert_with(|| debug_file_of(&m.path))
+            .clone()
+            .unwrap_or_else(|| m.path.clone());
+        let src = Source::Elf(Elf::new(&file));
         let Ok(sym) = self
             .symbolizer
             .symbolize_single(&src, Input::VirtOffset(lookup))
