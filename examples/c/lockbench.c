@@ -2,12 +2,18 @@
  * lockbench: what a lock costs, in ns per operation. Run natively and under
  * the shim by `cargo run --release -p holdcheck-bench`, which prints the
  * ratios. Each line: "<case> <ns per op>".
+ *
+ *   lockbench [ITERS]          every case
+ *   lockbench --pairs N        N uncontended mutex pairs, nothing else (for
+ *                              instruction counts under callgrind)
  */
 #include "common.h"
 #include <time.h>
 
 static pthread_mutex_t m1 = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t m2 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t m3 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t m4 = PTHREAD_MUTEX_INITIALIZER;
 static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
 static long iters = 5000000;
 
@@ -46,6 +52,60 @@ static NOINLINE void nested_pair(long n) {
         pthread_mutex_unlock(&m2);
         pthread_mutex_unlock(&m1);
     }
+}
+
+/* Four nested pairs: a deeper held stack on the lock-order path. */
+static NOINLINE void nested4_pair(long n) {
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&m1);
+        pthread_mutex_lock(&m2);
+        pthread_mutex_lock(&m3);
+        pthread_mutex_lock(&m4);
+        pthread_mutex_unlock(&m4);
+        pthread_mutex_unlock(&m3);
+        pthread_mutex_unlock(&m2);
+        pthread_mutex_unlock(&m1);
+    }
+}
+
+/* A blocking-capable send and receive of one byte on a socketpair (the
+ * I/O hooks' path), without and with a lock held across them. */
+static int sp[2];
+
+static NOINLINE void socket_roundtrip(long n) {
+    char c = 'x';
+    for (long i = 0; i < n; i++)
+        if (send(sp[0], &c, 1, 0) != 1 || recv(sp[1], &c, 1, 0) != 1)
+            die("socketpair");
+}
+
+static NOINLINE void socket_roundtrip_locked(long n) {
+    char c = 'x';
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&m1);
+        if (send(sp[0], &c, 1, 0) != 1 || recv(sp[1], &c, 1, 0) != 1)
+            die("socketpair");
+        pthread_mutex_unlock(&m1);
+    }
+}
+
+/* Two threads on one lock: contended acquisitions (the slow path). */
+static pthread_mutex_t contended = PTHREAD_MUTEX_INITIALIZER;
+
+static void *contend(void *arg) {
+    long n = (long)arg;
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&contended);
+        pthread_mutex_unlock(&contended);
+    }
+    return NULL;
+}
+
+static NOINLINE void contended_pair(long n) {
+    pthread_t a = spawn("contend-a", contend, (void *)(n / 2));
+    pthread_t b = spawn("contend-b", contend, (void *)(n / 2));
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
 }
 
 static void measure(const char *name, void (*fn)(long)) {
@@ -98,6 +158,11 @@ static void start_watchdog(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "--pairs") == 0) {
+        start_watchdog();
+        mutex_pair(atol(argv[2]));
+        return 0;
+    }
     if (argc > 1)
         iters = atol(argv[1]);
     start_watchdog();
@@ -105,6 +170,15 @@ int main(int argc, char **argv) {
     measure("rwlock_read_pair", rwlock_read_pair);
     measure("rwlock_write_pair", rwlock_write_pair);
     measure("nested_pair", nested_pair);
+    measure("nested4_pair", nested4_pair);
+    measure("contended_pair", contended_pair);
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+        die("socketpair");
+    long saved = iters;
+    iters = saved / 10; /* system calls: fewer */
+    measure("socket_roundtrip", socket_roundtrip);
+    measure("socket_roundtrip_locked", socket_roundtrip_locked);
+    iters = saved;
     double t0 = now_ns();
     pthread_t a = spawn("heavy-a", heavy, (void *)iters);
     pthread_t b = spawn("heavy-b", heavy, (void *)iters);

@@ -195,9 +195,23 @@ pub fn call_begin_on(
     st.note_wait_on(slot, fd + 1, packed, prev_stack);
     st.queues[slot].fd = fd + 1;
 
-    let mut fact = 0;
     let new_waits = waits.iter().any(|w| w.0 != 0);
-    if new_use || !pending.is_empty() || new_waits || st.held_len > 0 {
+    // The held-across-call fact, keyed without a stack: the channel, the
+    // call, and each held lock with the site that took it. A repeat (the
+    // common case: the same call in a loop under the same lock) is only
+    // counted, never unwound again.
+    let mut fact = 0;
+    let mut new_fact = false;
+    if st.held_len > 0 {
+        let mut h = mix(mix(ckey, call.as_ptr() as u64), epoch ^ tid as u64);
+        for e in st.held() {
+            h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
+            h = mix(h, e.site as u64);
+        }
+        fact = h | 1;
+        new_fact = !st.seen_before(fact);
+    }
+    if new_use || !pending.is_empty() || new_waits || new_fact {
         let stack = record_stack(config::get().stack_depth);
         st.queues[slot].stack = stack;
         if prev_stack == 0 {
@@ -277,13 +291,7 @@ pub fn call_begin_on(
                 stack: wstack,
             });
         }
-        if !held.is_empty() {
-            let mut h = std::hash::DefaultHasher::new();
-            (ckey, call, stack, tid).hash(&mut h);
-            for (x, _) in &held {
-                (x.lock, x.mode, x.site).hash(&mut h);
-            }
-            fact = h.finish() | 1;
+        if new_fact {
             if rec.is_new_fact(fact) {
                 // SAFETY: held by this thread, hence alive.
                 unsafe {
