@@ -291,24 +291,22 @@ pub fn call_begin_on(
                 stack: wstack,
             });
         }
-        if new_fact {
-            if rec.is_new_fact(fact) {
-                // SAFETY: held by this thread, hence alive.
-                unsafe {
-                    for (x, k) in &held {
-                        rec.lock(x.lock, *k);
-                    }
+        if new_fact && rec.is_new_fact(fact) {
+            // SAFETY: held by this thread, hence alive.
+            unsafe {
+                for (x, k) in &held {
+                    rec.lock(x.lock, *k);
                 }
-                rec.write(&Record::HeldAcrossCall {
-                    id: fact,
-                    tid,
-                    held: held.into_iter().map(|(x, _)| x).collect(),
-                    call: call.to_string(),
-                    channel: chan,
-                    direction: dir,
-                    stack,
-                });
             }
+            rec.write(&Record::HeldAcrossCall {
+                id: fact,
+                tid,
+                held: held.into_iter().map(|(x, _)| x).collect(),
+                call: call.to_string(),
+                channel: chan,
+                direction: dir,
+                stack,
+            });
         }
     }
     // A receive on the socket this thread last sent on waits for a reply.
