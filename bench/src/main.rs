@@ -1,91 +1,73 @@
-//! `cargo run --release -p holdcheck-bench [-- RUNS]`: runs the lockbench
-//! example natively and under the shim, alternating, RUNS times each (default
-//! 7), and prints the median ns per operation, the difference and the
-//! ratio, against the budgets of DESIGN.md.
+//! The benchmark suite of DESIGN.md's budgets:
+//!
+//! ```text
+//! cargo build --release && cargo run --release -p holdcheck-bench [-- OPTIONS]
+//!   --quick          shorter inputs and fewer runs
+//!   --runs N         runs per measurement (default 7; medians are quoted)
+//!   --only SECTION   micro, tools, programs, memory, analyzer, callgrind
+//!   --check          only the callgrind count of the fast path, against
+//!                    bench/callgrind-baseline.txt: exit 1 on >20% growth
+//! ```
+//!
+//! It prints one Markdown table per section (what BENCHMARKS.md quotes),
+//! each row with its budget, met or MISSED. Exit status 1 if a budget is
+//! missed.
+
+mod analyzer;
+mod callgrind;
+mod measure;
+mod memory;
+mod micro;
+mod programs;
+mod tools;
 
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// DESIGN.md: an uncontended pair adds at most 10 ns.
-const PAIR_BUDGET_NS: f64 = 10.0;
-/// DESIGN.md: a lock-heavy program runs at most 1.5× native.
-const HEAVY_BUDGET_RATIO: f64 = 1.5;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// What every section needs.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub examples: PathBuf,
+    pub shim: PathBuf,
+    /// Scratch space: traces, inputs, outputs.
+    pub work: PathBuf,
+    pub runs: usize,
+    pub quick: bool,
 }
 
-fn run(bench: &Path, shim: Option<&Path>, trace_dir: &Path) -> Result<BTreeMap<String, f64>> {
-    let mut cmd = Command::new(bench);
-    if let Some(shim) = shim {
-        cmd.env("LD_PRELOAD", shim)
-            .env("HOLDCHECK_DIR", trace_dir)
-            .env("HOLDCHECK_OPTIONS", "verbosity=0");
-    }
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {}", bench.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            bench.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let mut m = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some((k, v)) = line.split_once(' ') {
-            m.insert(k.to_string(), v.trim().parse::<f64>()?);
-        }
-    }
-    Ok(m)
+/// Markdown output, and whether every budget was met.
+#[derive(Default)]
+pub struct Table {
+    pub missed: Vec<String>,
 }
 
-fn main() -> Result<()> {
-    let runs: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(7);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let target = root.join("target");
-    let out = target.join("bench-examples");
-    let st = Command::new("sh")
-        .arg(root.join("examples/build.sh"))
-        .arg(&out)
-        .status()?;
-    if !st.success() {
-        bail!("examples/build.sh failed");
+impl Table {
+    pub fn section(&mut self, title: &str) {
+        println!("\n### {title}\n");
     }
-    let bench = out.join("lockbench");
-    let shim: PathBuf = target.join("release/libholdcheck.so");
-    if !shim.is_file() {
-        bail!(
-            "{} is missing: run `cargo build --release` first",
-            shim.display()
-        );
+    pub fn header(&mut self, cols: &[&str]) {
+        println!("| {} |", cols.join(" | "));
+        println!("|{}", " --- |".repeat(cols.len()));
     }
-    let trace_dir = target.join("bench-traces");
-    let _ = std::fs::remove_dir_all(&trace_dir);
-    std::fs::create_dir_all(&trace_dir)?;
+    /// A row; the last column is the budget and whether it was met.
+    pub fn row(&mut self, cells: &[String], budget: Option<(String, bool)>) {
+        let b = match budget {
+            Some((what, true)) => format!("{what}: met"),
+            Some((what, false)) => {
+                self.missed.push(format!("{}: {what}", cells[0]));
+                format!("{what}: **MISSED**")
+            }
+            None => "-".to_string(),
+        };
+        println!("| {} | {b} |", cells.join(" | "));
+    }
+    pub fn note(&mut self, text: &str) {
+        println!("\n{text}");
+    }
+}
 
-    let mut native: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut shimmed: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for _ in 0..runs {
-        // Alternate, so drift on a noisy machine hits both sides alike.
-        for (k, v) in run(&bench, None, &trace_dir)? {
-            native.entry(k).or_default().push(v);
-        }
-        for (k, v) in run(&bench, Some(&shim), &trace_dir)? {
-            shimmed.entry(k).or_default().push(v);
-        }
-    }
+fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -94,42 +76,102 @@ fn main() -> Result<()> {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
-    println!("lockbench, median of {runs} runs each, native vs LD_PRELOAD=libholdcheck.so ({cpu}, {} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    println!(
-        "{:<24} {:>10} {:>10} {:>10} {:>8}  budget",
-        "case (ns/op)", "native", "shim", "delta", "ratio"
-    );
-    let mut ok = true;
-    for (k, v) in native.iter_mut() {
-        let n = median(v);
-        let s = median(shimmed.get_mut(k).context("case missing under the shim")?);
-        let (budget, met) = if k.ends_with("_pair") {
-            let per_pair = if k == "nested_pair" { 2.0 } else { 1.0 };
-            (
-                format!("+{} ns per pair", PAIR_BUDGET_NS * per_pair),
-                s - n <= PAIR_BUDGET_NS * per_pair,
-            )
-        } else {
-            (
-                format!("{HEAVY_BUDGET_RATIO}x"),
-                s / n <= HEAVY_BUDGET_RATIO,
-            )
-        };
-        ok &= met;
-        println!(
-            "{k:<24} {n:>10.2} {s:>10.2} {:>+10.2} {:>7.2}x  {budget}: {}",
-            s - n,
-            s / n,
-            if met { "met" } else { "MISSED" }
-        );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cpu}, {} cores, Linux {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel.trim()
+    )
+}
+
+fn setup(quick: bool, runs: usize) -> Result<Ctx> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("bench/ has a parent")?
+        .to_path_buf();
+    let target = root.join("target");
+    let examples = target.join("bench-examples");
+    let st = Command::new("sh")
+        .arg(root.join("examples/build.sh"))
+        .arg(&examples)
+        .status()?;
+    if !st.success() {
+        bail!("examples/build.sh failed");
     }
+    let shim = target.join("release/libholdcheck.so");
+    if !shim.is_file() || !target.join("release/holdcheck").is_file() {
+        bail!("run `cargo build --release` first");
+    }
+    let work = target.join("bench-work");
+    std::fs::create_dir_all(&work)?;
+    Ok(Ctx {
+        root,
+        examples,
+        shim,
+        work,
+        runs,
+        quick,
+    })
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let value = |f: &str| {
+        args.iter()
+            .position(|a| a == f)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let quick = flag("--quick");
+    let runs: usize = value("--runs")
+        .map(|v| v.parse())
+        .transpose()
+        .context("--runs N")?
+        .unwrap_or(if quick { 3 } else { 7 });
+    let ctx = setup(quick, runs.max(1))?;
+    let mut t = Table::default();
+
+    if flag("--check") {
+        callgrind::bench(&ctx, &mut t)?;
+        return finish(&t);
+    }
+    let only = value("--only");
+    let want = |s: &str| only.as_deref().is_none_or(|o| o == s);
     println!(
-        "{}",
-        if ok {
-            "all budgets met"
-        } else {
-            "some budgets missed"
-        }
+        "holdcheck benchmarks{}: {}",
+        if quick { " (quick)" } else { "" },
+        machine()
     );
-    Ok(())
+    if want("micro") {
+        micro::bench(&ctx, &mut t)?;
+    }
+    if want("tools") {
+        tools::bench(&ctx, &mut t)?;
+    }
+    if want("programs") {
+        programs::bench(&ctx, &mut t)?;
+    }
+    if want("memory") {
+        memory::bench(&ctx, &mut t)?;
+    }
+    if want("analyzer") {
+        analyzer::bench(&ctx, &mut t)?;
+    }
+    if want("callgrind") {
+        if let Err(e) = callgrind::bench(&ctx, &mut t) {
+            t.note(&format!("callgrind: {e:#}"));
+        }
+    }
+    finish(&t)
+}
+
+fn finish(t: &Table) -> Result<()> {
+    if t.missed.is_empty() {
+        println!("\nall budgets met");
+        Ok(())
+    } else {
+        println!("\nbudgets missed: {}", t.missed.join("; "));
+        std::process::exit(1);
+    }
 }

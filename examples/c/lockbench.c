@@ -6,6 +6,9 @@
  *   lockbench [ITERS]          every case
  *   lockbench --pairs N        N uncontended mutex pairs, nothing else (for
  *                              instruction counts under callgrind)
+ *   lockbench --heavy N        the lock-heavy two-thread loop only, N
+ *                              iterations each (for whole-program ratios:
+ *                              ThreadSanitizer, Valgrind, the shim)
  */
 #include "common.h"
 #include <time.h>
@@ -161,6 +164,15 @@ int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "--pairs") == 0) {
         start_watchdog();
         mutex_pair(atol(argv[2]));
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "--heavy") == 0) {
+        long n = atol(argv[2]);
+        pthread_t a = spawn("heavy-a", heavy, (void *)n);
+        pthread_t b = spawn("heavy-b", heavy, (void *)n);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        printf("shared %ld\n", shared_count);
         return 0;
     }
     if (argc > 1)

@@ -7,7 +7,7 @@
 use crate::sync::ForkMutex;
 use core::ffi::c_int;
 use core::mem::{size_of, zeroed};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use holdcheck_format::{Channel, Direction};
 use libc::{sockaddr, sockaddr_storage, socklen_t};
 use rustix::fd::BorrowedFd;
@@ -53,6 +53,9 @@ pub fn resolve_polled(fd: c_int, dir: Direction) -> Option<Channel> {
 }
 
 fn resolve_with(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> Option<Channel> {
+    if !polled && known_nonblocking_socket(fd) {
+        return None;
+    }
     // SAFETY: fd is the caller's descriptor for the duration of the call.
     let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
     let st = rustix::fs::fstat(bfd).ok()?;
@@ -60,10 +63,10 @@ fn resolve_with(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> Option<C
     if fmt != libc::S_IFSOCK && fmt != libc::S_IFIFO {
         return None;
     }
-    if !polled && is_nonblocking(fd) {
+    let (dev, ino) = (st.st_dev, st.st_ino);
+    if !polled && nonblocking_socket_or_pipe(fd, fmt, dev, ino) {
         return None;
     }
-    let (dev, ino) = (st.st_dev, st.st_ino);
     if fmt == libc::S_IFIFO {
         return Some(if is_anonymous_pipe(fd, dev, ino) {
             Channel::Pipe { inode: ino }
@@ -78,6 +81,79 @@ fn resolve_with(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> Option<C
         libc::AF_INET | libc::AF_INET6 => inet(fd, dir, dest, info),
         _ => None,
     }
+}
+
+/// Whether a socket's descriptor is `O_NONBLOCK`, remembered per socket:
+/// an event loop's every read and write would otherwise ask the kernel.
+/// The flag belongs to the open socket, so it is remembered by (device,
+/// inode); `fcntl(F_SETFL)` and `ioctl(FIONBIO)` forget everything.
+/// FIFOs (one inode, several opens with their own flags) are always asked.
+fn nonblocking_socket_or_pipe(fd: c_int, fmt: u32, dev: u64, ino: u64) -> bool {
+    if fmt != libc::S_IFSOCK {
+        return is_nonblocking(fd);
+    }
+    let key = crate::thread::mix(
+        crate::thread::mix(dev, ino),
+        FLAGS_GEN.load(Ordering::Relaxed),
+    );
+    // Bit 0 holds the flag; bit 1 set keeps a used slot non-zero.
+    let tag = (key | 2) & !1;
+    let slot = &NONBLOCK_CACHE[(key as usize >> 2) % NONBLOCK_CACHE.len()];
+    let seen = slot.load(Ordering::Relaxed);
+    if seen & !1 == tag {
+        return seen & 1 == 1;
+    }
+    let nb = is_nonblocking(fd);
+    slot.store(tag | nb as u64, Ordering::Relaxed);
+    if nb {
+        remember_nonblocking_socket(fd);
+    }
+    nb
+}
+
+/// Descriptors known to be `O_NONBLOCK` sockets, by number: an event
+/// loop's reads and writes pass through without a system call. An entry
+/// holds the flags generation it was seen in; `close`, `dup2` and `dup3`
+/// clear the descriptor's. (A descriptor closed inside libc, unseen, and
+/// reused for a blocking socket would be passed through: facts missed,
+/// never harm.)
+static NONBLOCKING_FDS: [AtomicU64; 4096] = [const { AtomicU64::new(0) }; 4096];
+
+fn known_nonblocking_socket(fd: c_int) -> bool {
+    let gen = FLAGS_GEN.load(Ordering::Relaxed);
+    usize::try_from(fd)
+        .ok()
+        .and_then(|i| NONBLOCKING_FDS.get(i))
+        .is_some_and(|e| e.load(Ordering::Relaxed) == gen)
+}
+
+fn remember_nonblocking_socket(fd: c_int) {
+    if let Some(e) = usize::try_from(fd)
+        .ok()
+        .and_then(|i| NONBLOCKING_FDS.get(i))
+    {
+        e.store(FLAGS_GEN.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// `fd` was closed or replaced: whatever it was is forgotten.
+pub fn fd_closed(fd: c_int) {
+    if let Some(e) = usize::try_from(fd)
+        .ok()
+        .and_then(|i| NONBLOCKING_FDS.get(i))
+    {
+        e.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Direct-mapped cache of sockets' `O_NONBLOCK` flags: (key | flag).
+static NONBLOCK_CACHE: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+/// Bumped when a descriptor's flags may have changed.
+static FLAGS_GEN: AtomicU64 = AtomicU64::new(1);
+
+/// A descriptor's blocking flag may have changed: forget them all.
+pub fn flags_changed() {
+    FLAGS_GEN.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Whether calls on `fd` return at once instead of waiting.

@@ -8,7 +8,7 @@ use crate::locks;
 use crate::recorder::{record_stack, RECORDER};
 use crate::sys::ErrnoGuard;
 use crate::thread::{mix, HeldEntry, ThreadState};
-use holdcheck_format::{Channel, Direction, Held, LockKind, Mode, Record};
+use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Record};
 use std::hash::{Hash, Hasher};
 
 fn mode_bits(m: Mode) -> u64 {
@@ -20,6 +20,12 @@ fn mode_bits(m: Mode) -> u64 {
 
 /// Key of a lock-order fact, as cached per thread: the lock, its mode, the
 /// held set, and the lock epoch (a destroyed lock's facts never match).
+///
+/// The epoch changes whenever any known lock is destroyed or initialised
+/// (a program that makes a lock per connection does so all the time), so a
+/// per-thread miss only means "look again": the fact's identity in the
+/// trace ([`fact_identity`]) is made of lock generations, and a fact seen
+/// before under another epoch is neither unwound nor written again.
 #[inline(always)]
 pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode, try_lock: bool) -> u64 {
     let mut h = mix(locks::epoch(), addr as u64);
@@ -33,7 +39,14 @@ pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode, try_lock: bool)
 /// Records "acquired `addr` (mode) while holding the held stack", unless
 /// this thread already recorded it. Called before the real acquisition, so a
 /// deadlocking acquisition is on disk before it blocks.
-pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode, try_lock: bool) {
+pub fn lock_order(
+    st: &mut ThreadState,
+    addr: usize,
+    kind: LockKind,
+    mode: Mode,
+    site: usize,
+    try_lock: bool,
+) {
     let key = lock_order_key(st, addr, mode, try_lock);
     if st.seen_before(key) {
         return;
@@ -48,9 +61,6 @@ pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode,
         return;
     }
     let tid = st.tid();
-    if !RECORDER.lock().is_new_fact(mix(key, tid as u64)) {
-        return;
-    }
     let lock = locks::lock_ref(addr);
     let held: Vec<(Held, LockKind)> = st
         .held()
@@ -58,7 +68,32 @@ pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode,
         .filter(|e| e.addr != addr)
         .map(|e| (held_of(e), e.kind))
         .collect();
-    let stack = record_stack(config::get().stack_depth);
+    let identity = fact_identity(
+        mix(tid as u64, mode_bits(mode) | (try_lock as u64) << 4),
+        Some(lock),
+        held.iter().map(|(h, _)| h),
+    );
+    if !RECORDER.lock().is_new_fact(identity) {
+        return;
+    }
+    // The same code (this site, under locks taken at the same sites) was
+    // unwound before: its stack stands for this instance too.
+    let sites = st
+        .held()
+        .iter()
+        .fold(mix(site as u64, mode_bits(mode)), |h, e| {
+            mix(h, e.site as u64)
+        })
+        | 1;
+    let slot = (sites as usize >> 3) % crate::thread::SITE_STACKS;
+    let stack = match st.order_stacks[slot] {
+        (k, id) if k == sites && id != 0 => id,
+        _ => {
+            let id = record_stack(config::get().stack_depth);
+            st.order_stacks[slot] = (sites, id);
+            id
+        }
+    };
     let mut rec = RECORDER.lock();
     rec.thread(tid);
     // SAFETY: the lock being acquired and the held ones are live.
@@ -76,6 +111,27 @@ pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode,
         held: held.into_iter().map(|(h, _)| h).collect(),
         stack,
     });
+}
+
+/// A fact's identity in the trace: `base` (what else it is about) with the
+/// locks by generation, so it survives epoch changes and a reused address
+/// is another fact.
+fn fact_identity<'a>(
+    base: u64,
+    lock: Option<LockRef>,
+    held: impl Iterator<Item = &'a Held>,
+) -> u64 {
+    let mut h = base;
+    if let Some(l) = lock {
+        h = mix(mix(h, l.addr), l.gen as u64);
+    }
+    for x in held {
+        h = mix(
+            mix(h, x.lock.addr ^ mode_bits(x.mode) << 60),
+            x.lock.gen as u64 ^ x.site << 8,
+        );
+    }
+    h | 1
 }
 
 fn held_of(e: &HeldEntry) -> Held {
@@ -164,7 +220,8 @@ pub fn call_begin_on(
             }
         }
     }
-    let use_key = mix(mix(ckey, call.as_ptr() as u64), epoch) | 1;
+    // No lock in it: no epoch either.
+    let use_key = mix(ckey, call.as_ptr() as u64) | 1;
     let new_use = !st.seen_before(use_key);
 
     let chan_id = match st.queues[slot].chan_id {
@@ -201,7 +258,7 @@ pub fn call_begin_on(
     // common case: the same call in a loop under the same lock) is only
     // counted, never unwound again.
     let mut fact = 0;
-    let mut new_fact = false;
+    let mut new_fact: Option<u64> = None;
     if st.held_len > 0 {
         let mut h = mix(mix(ckey, call.as_ptr() as u64), epoch ^ tid as u64);
         for e in st.held() {
@@ -209,9 +266,24 @@ pub fn call_begin_on(
             h = mix(h, e.site as u64);
         }
         fact = h | 1;
-        new_fact = !st.seen_before(fact);
+        if !st.seen_before(fact) {
+            // Its identity by lock generations: the same fact under
+            // another epoch is counted under its first id, not written
+            // (nor unwound) again.
+            let held: Vec<Held> = st.held().iter().map(held_of).collect();
+            let id = fact_identity(
+                mix(mix(ckey, call.as_ptr() as u64), tid as u64),
+                None,
+                held.iter(),
+            );
+            let mut rec = RECORDER.lock();
+            rec.alias_fact(fact, id);
+            if rec.is_new_fact(id) {
+                new_fact = Some(id);
+            }
+        }
     }
-    if new_use || !pending.is_empty() || new_waits || new_fact {
+    if new_use || !pending.is_empty() || new_waits || new_fact.is_some() {
         let stack = record_stack(config::get().stack_depth);
         st.queues[slot].stack = stack;
         if prev_stack == 0 {
@@ -291,7 +363,7 @@ pub fn call_begin_on(
                 stack: wstack,
             });
         }
-        if new_fact && rec.is_new_fact(fact) {
+        if let Some(id) = new_fact {
             // SAFETY: held by this thread, hence alive.
             unsafe {
                 for (x, k) in &held {
@@ -299,7 +371,7 @@ pub fn call_begin_on(
                 }
             }
             rec.write(&Record::HeldAcrossCall {
-                id: fact,
+                id,
                 tid,
                 held: held.into_iter().map(|(x, _)| x).collect(),
                 call: call.to_string(),

@@ -119,6 +119,10 @@ real_fns! {
     fcntl: fn(c_int, c_int, usize) -> c_int;
     fcntl64: fn(c_int, c_int, usize) -> c_int;
     close: fn(c_int) -> c_int;
+    ioctl: fn(c_int, libc::c_ulong, usize) -> c_int;
+    dup2: fn(c_int, c_int) -> c_int;
+    dup3: fn(c_int, c_int, c_int) -> c_int;
+    close_range: fn(libc::c_uint, libc::c_uint, c_int) -> c_int;
     waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
 }

@@ -33,6 +33,8 @@ pub struct Recorder {
     /// Held-across-call statistics: fact id → (count, max_ns, written count,
     /// written max_ns).
     stats: HashMap<u64, [u64; 4], Fixed>,
+    /// Per-thread fact keys → fact ids (see `facts::fact_identity`).
+    aliases: HashMap<u64, u64, Fixed>,
     partial_said: HashSet<&'static str, Fixed>,
 }
 
@@ -50,13 +52,15 @@ impl Recorder {
             pthreads: HashMap::with_hasher(Fixed::new()),
             modules: HashSet::with_hasher(Fixed::new()),
             stats: HashMap::with_hasher(Fixed::new()),
+            aliases: HashMap::with_hasher(Fixed::new()),
             partial_said: HashSet::with_hasher(Fixed::new()),
         }
     }
 
-    /// Whether a fact key is new in this trace; marks it recorded.
+    /// Whether a fact key is new in this trace; marks it recorded. (No pid
+    /// check here: a fork child's recorder is new, and a vfork child, which
+    /// shares this one, must not write anyway.)
     pub fn is_new_fact(&mut self, key: u64) -> bool {
-        self.ensure_file();
         self.facts.insert(key)
     }
 
@@ -107,8 +111,13 @@ impl Recorder {
         }
     }
 
-    /// Writes the thread's name if it is new or changed.
+    /// Writes the thread's name the first time the thread records
+    /// something (a later rename is seen by the `pthread_setname_np` and
+    /// `prctl` hooks).
     pub fn thread(&mut self, tid: u32) {
+        if self.threads.contains_key(&tid) {
+            return;
+        }
         let name = sys::read_small("/proc/thread-self/comm")
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
             .unwrap_or_default();
@@ -141,7 +150,17 @@ impl Recorder {
     /// Counts one held-across-call and writes its statistics when they grew
     /// enough (count a power of two, or the longest call doubled), so the
     /// trace stays small and is never far behind.
-    pub fn call_stats(&mut self, id: u64, ns: u64) {
+    /// A per-thread key of a fact (it changes with the lock epoch) stands
+    /// for the fact `id`.
+    pub fn alias_fact(&mut self, key: u64, id: u64) {
+        self.aliases.insert(key, id);
+    }
+
+    /// Counts one call of the held-across-call fact `key` stands for.
+    pub fn call_stats(&mut self, key: u64, ns: u64) {
+        let Some(&id) = self.aliases.get(&key) else {
+            return;
+        };
         let s = self.stats.entry(id).or_insert([0; 4]);
         s[0] += 1;
         s[1] = s[1].max(ns);

@@ -96,6 +96,10 @@ pub struct ThreadState {
     pub last_sent_fd: i32,
     /// (call site, stack id) of contended acquisitions already unwound.
     pub site_stacks: [(usize, u64); SITE_STACKS],
+    /// (sites key, stack id) of lock-order facts already unwound: striped
+    /// locks (an array of them, one taken per item) make a new fact per
+    /// instance at the same code, which reuses the stack.
+    pub order_stacks: [(u64, u64); SITE_STACKS],
     /// Set once a poll/select/epoll_wait of this thread reported readiness:
     /// an event loop's reads and writes follow readiness, so they are not
     /// waits that order its queues.
@@ -121,6 +125,7 @@ impl ThreadState {
             exited: false,
             last_sent_fd: 0,
             site_stacks: [(0, 0); SITE_STACKS],
+            order_stacks: [(0, 0); SITE_STACKS],
             event_loop: false,
         }
     }
@@ -240,6 +245,9 @@ impl ThreadState {
         self.seen = [0; SEEN_CACHE];
         self.published = core::ptr::null();
         self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
+        // Stack ids name records of the parent's trace.
+        self.site_stacks = [(0, 0); SITE_STACKS];
+        self.order_stacks = [(0, 0); SITE_STACKS];
     }
 }
 
@@ -366,6 +374,7 @@ mod tests {
             && q.waits_after == [(0, 0); WAITS_AFTER]));
         assert!(z.seen.iter().all(|&k| k == 0));
         assert!(z.site_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
+        assert!(z.order_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
     }
 
     #[test]

@@ -23,11 +23,11 @@ fn site_key(f: &Frame) -> String {
     match (&f.function, &f.file, f.line) {
         (Some(func), Some(file), Some(line)) => format!("{func}@{file}:{line}"),
         (Some(func), _, _) => func.clone(),
-        _ => format!(
-            "{}+{}",
-            f.module.as_deref().unwrap_or("?"),
-            f.offset.as_deref().unwrap_or("?")
-        ),
+        _ => match (&f.module, &f.offset) {
+            (Some(m), Some(o)) => format!("{m}+{o}"),
+            // In no known module: only the address tells sites apart.
+            _ => f.pc.clone(),
+        },
     }
 }
 

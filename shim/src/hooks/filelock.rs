@@ -119,6 +119,11 @@ unsafe fn fcntl_common(
     let try_cmd = match cmd {
         libc::F_SETLK | libc::F_SETLKW => libc::F_SETLK,
         libc::F_OFD_SETLK | libc::F_OFD_SETLKW => libc::F_OFD_SETLK,
+        libc::F_SETFL => {
+            let r = real(fd, cmd, arg);
+            crate::channel::flags_changed();
+            return r;
+        }
         _ => return real(fd, cmd, arg),
     };
     if arg == 0 {
@@ -154,10 +159,59 @@ unsafe extern "C-unwind" fn fcntl64_impl(fd: c_int, cmd: c_int, arg: usize, site
     fcntl_common(fd, cmd, arg, site, real::fcntl64())
 }
 
+/// `ioctl(FIONBIO)` changes a descriptor's blocking flag, as
+/// `fcntl(F_SETFL)` does; every other request passes through.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn ioctl(fd: c_int, request: libc::c_ulong, arg: usize) -> c_int {
+    let r = real::ioctl()(fd, request, arg);
+    if request == libc::FIONBIO {
+        crate::channel::flags_changed();
+    }
+    r
+}
+
 #[no_mangle]
 pub unsafe extern "C-unwind" fn close(fd: c_int) -> c_int {
+    crate::channel::fd_closed(fd);
     if filelocks::any_held() {
         forget(fd);
     }
     real::close()(fd)
+}
+
+/// `dup2`/`dup3` close `new` first: what it was is forgotten.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn dup2(old: c_int, new: c_int) -> c_int {
+    crate::channel::fd_closed(new);
+    if filelocks::any_held() && old != new {
+        forget(new);
+    }
+    real::dup2()(old, new)
+}
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    crate::channel::fd_closed(new);
+    if filelocks::any_held() && old != new {
+        forget(new);
+    }
+    real::dup3()(old, new, flags)
+}
+
+/// `close_range` closes a whole range of descriptors.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn close_range(
+    first: libc::c_uint,
+    last: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    if flags as libc::c_uint & libc::CLOSE_RANGE_CLOEXEC == 0 {
+        for fd in first..=last.min(4095) {
+            crate::channel::fd_closed(fd as c_int);
+            if filelocks::any_held() {
+                forget(fd as c_int);
+            }
+        }
+    }
+    real::close_range()(first, last, flags)
 }

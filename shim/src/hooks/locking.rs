@@ -18,10 +18,10 @@ use holdcheck_format::{LockKind, Mode};
 /// The lock-order fact (only when other locks are held and this thread has
 /// not recorded it), before anything can block.
 #[inline(always)]
-fn before(addr: usize, kind: LockKind, mode: Mode, try_lock: bool) {
+fn before(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) {
     if let Some(st) = thread::enter() {
         if st.held_len > 0 {
-            facts::lock_order(st, addr, kind, mode, try_lock);
+            facts::lock_order(st, addr, kind, mode, site, try_lock);
         }
         thread::leave(st);
     }
@@ -62,7 +62,7 @@ pub fn acquire_try(
     site: usize,
     trylock: impl FnOnce() -> c_int,
 ) -> c_int {
-    before(addr, kind, mode, true);
+    before(addr, kind, mode, site, true);
     let r = trylock();
     after(
         r,
@@ -87,7 +87,7 @@ pub fn acquire_blocking(
     trylock: impl FnOnce() -> c_int,
     lock: impl FnOnce() -> c_int,
 ) -> c_int {
-    before(addr, kind, mode, false);
+    before(addr, kind, mode, site, false);
     let entry = HeldEntry {
         addr,
         mode,

@@ -1,0 +1,157 @@
+//! The analyzer on synthetic traces: 100 k and 1 M lock-order facts over
+//! 100 k locks (a lock hierarchy, mostly acyclic, with a few inversions
+//! planted), timed with their peak RSS. DESIGN.md: 1 M facts in a few
+//! seconds.
+
+use crate::measure::run_allowing;
+use crate::{Ctx, Table};
+use anyhow::Result;
+use holdcheck_format::{Held, LockKind, LockRef, Mode, Record, TRACE_VERSION};
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+/// Inversions planted in every synthetic trace: each one potential deadlock.
+const PLANTED: usize = 10;
+
+/// Writes a trace of `facts` lock-order facts over `locks` locks.
+fn synthetic(dir: &Path, facts: usize, locks: u64) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("holdcheck.1000.0.trace"))?);
+    let lock = |i: u64| LockRef {
+        addr: 0x1000_0000 + i * 64,
+        gen: 0,
+    };
+    f.write_all(
+        &Record::Header {
+            version: TRACE_VERSION,
+            pid: 1000,
+            ppid: 1,
+            exe: "/synthetic".into(),
+            cmdline: vec![],
+        }
+        .to_line(),
+    )?;
+    for i in 0..locks {
+        f.write_all(
+            &Record::Lock {
+                lock: lock(i),
+                kind: LockKind::Mutex,
+                writer_preferring: false,
+                recursive: false,
+                file: None,
+            }
+            .to_line(),
+        )?;
+    }
+    for s in 0..64u64 {
+        f.write_all(
+            &Record::Stack {
+                id: s + 1,
+                frames: vec![0x40_1000 + s * 16, 0x40_2000],
+            }
+            .to_line(),
+        )?;
+    }
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for k in 0..facts {
+        // Held a lower lock, acquires a higher one: a hierarchy.
+        let a = next() % (locks - 1);
+        let b = a + 1 + next() % (locks - a - 1).min(1000);
+        let (held, want) = if k < PLANTED {
+            (b, a) // the wrong way round, planted
+        } else {
+            (a, b)
+        };
+        // The planted ones each at their own code sites (distinct bugs).
+        let site = if k < PLANTED {
+            0x40_8000 + k as u64 * 64
+        } else {
+            0x40_1234
+        };
+        if k < PLANTED {
+            // ... and the right way round, by another thread.
+            f.write_all(&order(1, lock(a), lock(b), site + 16))?;
+        }
+        f.write_all(&order(2 + (k as u32 % 64), lock(held), lock(want), site))?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn order(tid: u32, held: LockRef, want: LockRef, site: u64) -> Vec<u8> {
+    Record::LockOrder {
+        tid,
+        lock: want,
+        mode: Mode::Write,
+        try_lock: false,
+        held: vec![Held {
+            lock: held,
+            mode: Mode::Write,
+            site,
+        }],
+        stack: 1 + (tid as u64 % 64),
+    }
+    .to_line()
+}
+
+pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
+    let holdcheck = ctx.root.join("target/release/holdcheck");
+    t.section("analyzer: holdcheck report on synthetic traces (lock-order facts over a lock hierarchy, 10 inversions planted)");
+    t.header(&[
+        "facts",
+        "locks",
+        "trace MB",
+        "seconds",
+        "peak RSS MB",
+        "found",
+        "budget",
+    ]);
+    let sizes: &[(usize, u64)] = if ctx.quick {
+        &[(100_000, 100_000)]
+    } else {
+        &[(100_000, 100_000), (1_000_000, 100_000)]
+    };
+    for &(facts, locks) in sizes {
+        let dir = ctx.work.join(format!("synthetic-{facts}"));
+        synthetic(&dir, facts, locks)?;
+        let mb = crate::measure::dir_bytes(&dir) as f64 / 1e6;
+        let out = ctx.work.join("synthetic-report.json");
+        let mut c = Command::new(&holdcheck);
+        c.args(["report", "--format", "json", "-o"])
+            .arg(&out)
+            .arg(&dir);
+        // Exit status 1: findings (the planted ones).
+        let m = run_allowing(&mut c, &[0, 1])?;
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+        // Each planted inversion, merged or not.
+        let found: u64 = report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["kind"] == "potential-deadlock")
+            .map(|f| f["occurrences"].as_u64().unwrap_or(1))
+            .sum();
+        let secs = m.wall.as_secs_f64();
+        let budget = (facts >= 1_000_000).then(|| ("a few seconds".to_string(), secs <= 5.0));
+        t.row(
+            &[
+                facts.to_string(),
+                locks.to_string(),
+                format!("{mb:.0}"),
+                format!("{secs:.2}"),
+                format!("{:.0}", m.max_rss_kb as f64 / 1024.0),
+                format!("{found} of {PLANTED}"),
+            ],
+            budget,
+        );
+    }
+    Ok(())
+}

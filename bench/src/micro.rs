@@ -1,0 +1,79 @@
+//! Micro cases: lockbench's ns per operation, natively and under the shim,
+//! alternating runs.
+
+use crate::measure::{median, run, under_shim};
+use crate::{Ctx, Table};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// DESIGN.md: an uncontended pair adds at most 10 ns.
+const PAIR_BUDGET_NS: f64 = 10.0;
+/// DESIGN.md: a lock-heavy program runs at most 1.5× native.
+const HEAVY_BUDGET_RATIO: f64 = 1.5;
+
+fn parse(out: &[u8]) -> Result<BTreeMap<String, f64>> {
+    let mut m = BTreeMap::new();
+    for line in String::from_utf8_lossy(out).lines() {
+        if let Some((k, v)) = line.split_once(' ') {
+            m.insert(k.to_string(), v.trim().parse::<f64>()?);
+        }
+    }
+    Ok(m)
+}
+
+pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
+    let bench = ctx.examples.join("lockbench");
+    let iters = if ctx.quick { "1000000" } else { "5000000" };
+    let traces = crate::measure::trace_dir(&ctx.work, "micro")?;
+    let mut native: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut shimmed: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..ctx.runs {
+        for (k, v) in parse(&run(Command::new(&bench).arg(iters))?.stdout)? {
+            native.entry(k).or_default().push(v);
+        }
+        let mut cmd = Command::new(&bench);
+        cmd.arg(iters);
+        under_shim(&mut cmd, &ctx.shim, &traces);
+        for (k, v) in parse(&run(&mut cmd)?.stdout)? {
+            shimmed.entry(k).or_default().push(v);
+        }
+    }
+    t.section(&format!(
+        "lockbench: ns per operation, median of {} runs each (an idle helper thread keeps both runs multi-threaded; under the shim its watchdog runs)",
+        ctx.runs
+    ));
+    t.header(&["case", "native", "shim", "delta", "ratio", "budget"]);
+    for (k, v) in native.iter_mut() {
+        let n = median(v);
+        let s = median(shimmed.get_mut(k).context("case missing under the shim")?);
+        let pairs = match k.as_str() {
+            "nested_pair" => Some(2.0),
+            "nested4_pair" => Some(4.0),
+            "mutex_pair" | "rwlock_read_pair" | "rwlock_write_pair" => Some(1.0),
+            _ => None,
+        };
+        let budget = match (pairs, k.as_str()) {
+            (Some(p), _) => Some((
+                format!("+{} ns", PAIR_BUDGET_NS * p),
+                s - n <= PAIR_BUDGET_NS * p,
+            )),
+            (None, "lock_heavy_2_threads") => Some((
+                format!("{HEAVY_BUDGET_RATIO}x"),
+                s / n <= HEAVY_BUDGET_RATIO,
+            )),
+            _ => None,
+        };
+        t.row(
+            &[
+                k.clone(),
+                format!("{n:.2}"),
+                format!("{s:.2}"),
+                format!("{:+.2}", s - n),
+                format!("{:.2}x", s / n),
+            ],
+            budget,
+        );
+    }
+    Ok(())
+}
