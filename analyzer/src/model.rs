@@ -286,13 +286,11 @@ impl Model {
         for r in &t.records {
             match r {
                 Record::Header {
-                    pid,
-                    ppid,
-                    exe,
-                    cmdline,
-                    ..
+                    ppid, exe, cmdline, ..
                 } => {
-                    let p = self.processes.get_mut(pid).expect("entry made above");
+                    // The file's process (a second header naming another
+                    // pid, in a damaged trace, describes the same one).
+                    let p = self.proc(pid);
                     p.ppid = *ppid;
                     p.exe = exe.clone();
                     p.cmdline = cmdline.clone();

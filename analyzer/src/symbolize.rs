@@ -74,6 +74,9 @@ impl Default for Symbols {
 /// the debug directories.
 fn debug_file_of(path: &str) -> Option<String> {
     use object::Object;
+    if !symbolisable(path) {
+        return None;
+    }
     let data = std::fs::read(path).ok()?;
     let id = object::File::parse(&*data).ok()?.build_id().ok()??;
     if id.len() < 2 {
@@ -137,6 +140,11 @@ impl Symbols {
             offset: Some(format!("{offset:#x}")),
             inlined: false,
         };
+        // A trace names the modules: only regular files of a sane size are
+        // opened (a damaged or hostile trace could name /dev/zero or a FIFO).
+        if !symbolisable(&m.path) {
+            return vec![base_frame];
+        }
         let file = self
             .debug_files
             .entry(m.path.clone())
@@ -194,6 +202,11 @@ fn bare(pc: u64) -> Frame {
         offset: None,
         inlined: false,
     }
+}
+
+/// Whether a module path is a regular file of at most 2 GB.
+fn symbolisable(path: &str) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= 2 << 30)
 }
 
 /// Whether a module is the shim.

@@ -21,6 +21,44 @@ pub struct TraceFile {
 /// frames, so real records are far shorter).
 const MAX_LINE: usize = 1 << 20;
 
+/// Most locks a record may name as held (the shim tracks 64), frames a
+/// stack may have, threads an observation may list: a record beyond them
+/// is damaged or hostile, and is cut (the analysis of some records is
+/// quadratic in them).
+const MAX_HELD: usize = 64;
+const MAX_FRAMES: usize = 256;
+const MAX_OBSERVED_THREADS: usize = 4096;
+
+/// Cuts a record down to the bounds; says what was cut.
+fn bound(r: &mut Record) -> Option<String> {
+    fn cut<T>(v: &mut Vec<T>, max: usize, what: &str) -> Option<String> {
+        (v.len() > max).then(|| {
+            let n = v.len();
+            v.truncate(max);
+            format!("record with {n} {what} cut to {max}")
+        })
+    }
+    match r {
+        Record::LockOrder { held, .. } | Record::HeldAcrossCall { held, .. } => {
+            cut(held, MAX_HELD, "held locks")
+        }
+        Record::Stack { frames, .. } => cut(frames, MAX_FRAMES, "frames"),
+        Record::Module { segments, .. } => cut(segments, MAX_HELD, "segments"),
+        Record::Observed(o) => {
+            let mut said = cut(&mut o.threads, MAX_OBSERVED_THREADS, "threads");
+            for t in o.threads.iter_mut() {
+                said = said.or(cut(&mut t.held, MAX_HELD, "held locks"));
+            }
+            // Edges must name nodes that exist.
+            let n = o.nodes.len();
+            let before = o.edges.len();
+            o.edges.retain(|e| e.from < n && e.to < n);
+            said.or((o.edges.len() < before).then(|| "edges naming no node dropped".to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// Lists the trace files of a directory, in name order.
 pub fn trace_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = fs::read_dir(dir)
@@ -99,7 +137,15 @@ pub fn read_file(path: &Path) -> Result<TraceFile> {
                 records.clear();
                 break;
             }
-            Ok(r) => records.push(r),
+            Ok(mut r) => {
+                if let Some(what) = bound(&mut r) {
+                    warnings.push(format!(
+                        "{}:{lineno} (offset {start}): {what}",
+                        path.display()
+                    ));
+                }
+                records.push(r);
+            }
             Err(e) => warnings.push(format!(
                 "{}:{lineno} (offset {start}): bad record skipped: {e}",
                 path.display()

@@ -140,7 +140,10 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
             .flatten()
             .filter(|f| f["kind"] == "potential-deadlock")
             .collect();
-        let found: u64 = cycles.iter().map(|f| f["occurrences"].as_u64().unwrap_or(1)).sum();
+        let found: u64 = cycles
+            .iter()
+            .map(|f| f["occurrences"].as_u64().unwrap_or(1))
+            .sum();
         let planted_sites: Vec<String> = (0..PLANTED as u64)
             .map(|k| format!("{:#x}", 0x40_8000 + k * 64))
             .collect();

@@ -83,17 +83,25 @@ pub fn dot(r: &Report) -> String {
 
 /// One finding's graph as SVG, laid out here (layout-rs).
 pub fn finding_svg(f: &Finding) -> Result<String, String> {
+    if f.nodes.is_empty() {
+        return Err("no graph: the finding has no nodes".into());
+    }
     let dot = finding_dot(f);
-    let mut parser = layout::gv::DotParser::new(&dot);
-    let graph = parser
-        .process()
-        .map_err(|e| format!("cannot lay out the graph: {e}"))?;
-    let mut builder = layout::gv::GraphBuilder::new();
-    builder.visit_graph(&graph);
-    let mut visual = builder.get();
-    let mut svg = layout::backends::svg::SVGWriter::new();
-    visual.do_it(false, false, false, &mut svg);
-    Ok(svg.finalize())
+    // The layout library panics on graphs it cannot lay out: a report is
+    // still made, with a message for that picture.
+    std::panic::catch_unwind(|| {
+        let mut parser = layout::gv::DotParser::new(&dot);
+        let graph = parser
+            .process()
+            .map_err(|e| format!("cannot lay out the graph: {e}"))?;
+        let mut builder = layout::gv::GraphBuilder::new();
+        builder.visit_graph(&graph);
+        let mut visual = builder.get();
+        let mut svg = layout::backends::svg::SVGWriter::new();
+        visual.do_it(false, false, false, &mut svg);
+        Ok(svg.finalize())
+    })
+    .unwrap_or_else(|_| Err("cannot lay out the graph".into()))
 }
 
 /// A number attribute of an SVG root tag (`width="978"`).
