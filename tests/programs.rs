@@ -1,0 +1,291 @@
+//! Real programs from Debian's packages run unharmed under the shim: the
+//! same output and exit status as natively, and no deadlock or potential
+//! deadlock reported (what they do report is printed, for the record).
+//! `.ci/run` installs them; a missing one fails its test with the package
+//! to install. (memcached runs under the shim in the benchmark suite,
+//! `bench/src/programs.rs`, where every get of its load is checked.)
+
+mod support;
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+fn need(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{program} is not installed: apt-get install {package}"
+    );
+}
+
+/// Runs a command natively, then under `holdcheck run`: the same exit
+/// status and standard output, and no deadlock of any kind reported.
+/// Returns the report.
+fn same_under_shim(name: &str, cmd: &[&str], cwd: &Path) -> Value {
+    same_under_shim_from(name, cmd, cwd, &|| {})
+}
+
+/// The same, with `reset` run before each of the two runs (a build or a
+/// database starts from the same state).
+fn same_under_shim_from(name: &str, cmd: &[&str], cwd: &Path, reset: &dyn Fn()) -> Value {
+    reset();
+    let native = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let work = work_dir(name);
+    let report = work.join("report.json");
+    let traces = work.join("t");
+    let mut argv = vec![
+        "run",
+        "--format",
+        "json",
+        "-o",
+        report.to_str().unwrap(),
+        "--out",
+        traces.to_str().unwrap(),
+        "--timeout",
+        "120",
+        "--",
+    ];
+    argv.extend_from_slice(cmd);
+    reset();
+    let out = Command::new(holdcheck_bin())
+        .args(&argv)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!(
+            "{name}: no report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }))
+    .unwrap();
+    assert_eq!(
+        r["run"]["code"],
+        native.status.code().unwrap_or(-1),
+        "{name}: exit status differs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == native.stdout,
+        "{name}: output differs under the shim:\n--- native\n{}\n--- shim\n{}",
+        String::from_utf8_lossy(&native.stdout),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_clean(name, &r);
+    r
+}
+
+/// No deadlock, no potential deadlock; other findings are printed.
+fn assert_clean(name: &str, r: &Value) {
+    for kind in ["deadlock", "potential-deadlock"] {
+        assert!(
+            findings(r, kind).is_empty(),
+            "{name}: false {kind}: {:#}",
+            r["findings"]
+        );
+    }
+    for f in r["findings"].as_array().unwrap() {
+        eprintln!("{name}: {}: {}", f["kind"], f["title"]);
+    }
+}
+
+/// A file of text, a few MB.
+fn text_file(dir: &Path, mb: usize) -> std::path::PathBuf {
+    let p = dir.join("input.txt");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    for i in 0..mb * 20_000 {
+        writeln!(
+            f,
+            "line {i} of holdcheck's test input: locks, queues, {}",
+            i * 7919 % 1000
+        )
+        .unwrap();
+    }
+    p
+}
+
+#[test]
+fn pigz_compresses_the_same_under_the_shim() {
+    need("pigz", "pigz");
+    let dir = work_dir("pigz-in");
+    let input = text_file(&dir, 8);
+    same_under_shim(
+        "pigz",
+        &["pigz", "-p", "2", "-c", input.to_str().unwrap()],
+        &dir,
+    );
+}
+
+#[test]
+fn xz_with_threads_compresses_the_same_under_the_shim() {
+    need("xz", "xz-utils");
+    let dir = work_dir("xz-in");
+    let input = text_file(&dir, 8);
+    same_under_shim(
+        "xz",
+        &["xz", "-T2", "-3", "-c", input.to_str().unwrap()],
+        &dir,
+    );
+}
+
+#[test]
+fn python_threads_sqlite_and_file_locks_are_unharmed() {
+    need("python3", "python3");
+    let dir = work_dir("py");
+    // Threads sharing a queue and a lock, and threads writing one SQLite
+    // database (its internal mutexes and fcntl record locks).
+    std::fs::write(
+        dir.join("work.py"),
+        r#"
+import queue, sqlite3, threading
+q, lock, total = queue.Queue(), threading.Lock(), [0]
+def worker():
+    while True:
+        n = q.get()
+        if n is None:
+            return
+        with lock:
+            total[0] += n
+ts = [threading.Thread(target=worker) for _ in range(16)]
+for t in ts: t.start()
+for i in range(20000): q.put(i)
+for t in ts: q.put(None)
+for t in ts: t.join()
+print("sum", total[0])
+db = "t.db"
+c = sqlite3.connect(db); c.execute("create table if not exists t(x)"); c.execute("delete from t"); c.commit(); c.close()
+def writer(k):
+    c = sqlite3.connect(db, timeout=30)
+    for i in range(200):
+        with c:
+            c.execute("insert into t values (?)", (k * 1000 + i,))
+    c.close()
+ws = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+for w in ws: w.start()
+for w in ws: w.join()
+print("rows", sqlite3.connect(db).execute("select count(*), sum(x) from t").fetchone())
+"#,
+    )
+    .unwrap();
+    same_under_shim("python3", &["python3", "work.py"], &dir);
+}
+
+#[test]
+fn sqlite3_cli_is_unharmed() {
+    need("sqlite3", "sqlite3");
+    let dir = work_dir("sqlite");
+    let db = dir.join("db.sqlite");
+    same_under_shim_from(
+        "sqlite3",
+        &[
+            "sqlite3",
+            "db.sqlite",
+            "create table t(x); insert into t values (1),(2),(3); select sum(x) from t;",
+        ],
+        &dir,
+        &|| {
+            let _ = std::fs::remove_file(&db);
+        },
+    );
+}
+
+#[test]
+fn git_grep_and_index_pack_are_unharmed() {
+    need("git", "git");
+    let dir = work_dir("git");
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .args(args)
+            .current_dir(&dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    for i in 0..200 {
+        std::fs::write(
+            dir.join(format!("f{i}.c")),
+            format!("int lock_{i}(void) {{ return {i}; }}\n"),
+        )
+        .unwrap();
+    }
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "files"]);
+    git(&["repack", "-a", "-d", "-q"]);
+    same_under_shim(
+        "git grep",
+        &["git", "grep", "--threads=4", "-n", "lock_1"],
+        &dir,
+    );
+    let pack = std::fs::read_dir(dir.join(".git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    std::fs::copy(&pack, dir.join("copy.pack")).unwrap();
+    same_under_shim(
+        "git index-pack",
+        &["git", "index-pack", "--threads=2", "copy.pack"],
+        &dir,
+    );
+}
+
+#[test]
+fn gdb_batch_is_unharmed() {
+    need("gdb", "gdb");
+    let dir = work_dir("gdb");
+    same_under_shim(
+        "gdb",
+        &["gdb", "-nx", "-batch", "-ex", "print 6*7", "/bin/true"],
+        &dir,
+    );
+}
+
+#[test]
+fn make_j2_of_a_small_project_is_unharmed() {
+    need("make", "make");
+    let dir = work_dir("make");
+    let mut rules = String::from("all:");
+    for i in 0..12 {
+        std::fs::write(
+            dir.join(format!("u{i}.c")),
+            format!("int u{i}(void) {{ return {i}; }}\n"),
+        )
+        .unwrap();
+        rules.push_str(&format!(" u{i}.o"));
+    }
+    rules.push_str("\n\t@echo built\n%.o: %.c\n\t@cc -c $< -o $@\n");
+    std::fs::write(dir.join("Makefile"), rules).unwrap();
+    let clean = || {
+        for i in 0..12 {
+            let _ = std::fs::remove_file(dir.join(format!("u{i}.o")));
+        }
+    };
+    let r = same_under_shim_from("make", &["make", "-s", "-j2"], &dir, &clean);
+    // Every compiler process was traced.
+    assert!(
+        r["processes"].as_array().unwrap().len() > 12,
+        "{:#}",
+        r["processes"]
+    );
+}
