@@ -11,7 +11,6 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use support::*;
 
 fn need(program: &str, package: &str) {
