@@ -6,5 +6,10 @@ out=${1:-$here/bin}
 mkdir -p "$out"
 for src in "$here"/c/*.c; do
     name=$(basename "$src" .c)
-    ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -o "$out/$name" "$src"
+    case "$name" in
+    lib*) # a shared library some example loads
+        ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -shared -fPIC -o "$out/$name.so" "$src" ;;
+    *)
+        ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -o "$out/$name" "$src" -ldl ;;
+    esac
 done

@@ -1104,3 +1104,47 @@ fn a_stress_run_reports_a_flaky_inversion_once_with_the_runs_that_showed_it() {
     assert_eq!(found[0]["runs"], inverted, "{:#}", found[0]);
     assert_eq!(thread_names(found[0]), ["reporter", "updater"]);
 }
+
+#[test]
+fn mutex_kinds_dlopen_and_process_endings_are_left_as_they_are() {
+    for mode in ["kinds", "pshared", "dlopen", "mainexit", "exitrace", "ctor"] {
+        let start = Instant::now();
+        let r = run_example("mutexkinds", &[mode], 60);
+        assert_eq!(
+            r.report["run"]["ending"], "exited",
+            "{mode}: {:#}",
+            r.report["run"]
+        );
+        assert_eq!(r.report["run"]["code"], 0, "{mode}: exit status");
+        assert_eq!(
+            r.stdout,
+            format!("mutexkinds {mode}: ok\n"),
+            "{mode}: output"
+        );
+        assert_no_deadlock(&r, mode);
+        // A process whose threads have all exited ends (the watchdog must
+        // not keep it alive), and soon.
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{mode} took {:?}",
+            start.elapsed()
+        );
+        if mode == "kinds" {
+            // A recursive relock, an error-checking relock (EDEADLK) and a
+            // dead robust owner are none of them a finding.
+            assert!(
+                r.report["findings"].as_array().unwrap().is_empty(),
+                "{:#}",
+                r.report["findings"]
+            );
+        }
+        if mode == "dlopen" {
+            // The library's nested locks were seen, through each load.
+            let m = model_of(&r.trace_dir);
+            assert!(m
+                .edges
+                .keys()
+                .any(|&(a, b)| m.nodes[a].is_lock() && m.nodes[b].is_lock()));
+        }
+    }
+}

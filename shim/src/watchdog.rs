@@ -46,6 +46,33 @@ pub fn ensure_started() {
     }
 }
 
+/// How often the watchdog checks that the program still has a thread.
+const LAST_THREAD_CHECK_MS: u64 = 100;
+
+/// Whether every thread but this one has exited (a main thread that called
+/// `pthread_exit` stays as a zombie until the process ends). The watchdog
+/// must not keep alive a process whose threads are all gone.
+fn only_thread_left(me: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    let tids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&t| t != me)
+        .collect();
+    // The cheap case first: more than the zombie main thread is left.
+    if tids.len() > 1 {
+        return false;
+    }
+    tids.iter().all(|t| {
+        std::fs::read_to_string(format!("/proc/self/task/{t}/stat"))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()))
+            .is_some_and(|state| state == "Z" || state == "X")
+    })
+}
+
 pub fn after_fork_child() {
     STARTED.store(false, Ordering::Release);
 }
@@ -55,8 +82,22 @@ fn run() {
     thread::with_state_unchecked(|s| s.busy = true);
     let cfg = config::get();
     let mut seen: HashSet<u64> = HashSet::new();
+    let me = sys::gettid();
     loop {
-        std::thread::sleep(Duration::from_millis(cfg.watchdog_ms));
+        // In slices: the process must end when its last thread does.
+        let mut slept = 0;
+        while slept < cfg.watchdog_ms {
+            let slice = (cfg.watchdog_ms - slept).min(LAST_THREAD_CHECK_MS);
+            std::thread::sleep(Duration::from_millis(slice));
+            slept += slice;
+            if only_thread_left(me) {
+                // What the program's last thread would have done: glibc
+                // calls exit(0) when the last thread exits.
+                // SAFETY: exit runs the program's atexit handlers, as it
+                // would have.
+                unsafe { libc::exit(0) };
+            }
+        }
         if !config::active() {
             continue;
         }

@@ -1,0 +1,31 @@
+/*
+ * liblocky: a library that takes locks, for mutexkinds dlopen: in its
+ * constructor, and nested in its one function. Built as liblocky.so.
+ */
+#include <pthread.h>
+
+static pthread_mutex_t outer = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t inner;
+static long counter;
+
+__attribute__((constructor)) static void locky_init(void) {
+    pthread_mutex_init(&inner, NULL);
+    pthread_mutex_lock(&outer);
+    counter = 0;
+    pthread_mutex_unlock(&outer);
+}
+
+__attribute__((destructor)) static void locky_fini(void) {
+    pthread_mutex_destroy(&inner);
+}
+
+long locky_work(int n) {
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&outer);
+        pthread_mutex_lock(&inner);
+        counter++;
+        pthread_mutex_unlock(&inner);
+        pthread_mutex_unlock(&outer);
+    }
+    return counter;
+}
