@@ -230,3 +230,180 @@ fn a_trace_naming_hostile_module_files_is_analysed_without_opening_them() {
     assert_eq!(code, 1, "{err}");
     assert!(start.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn at_scale_every_lock_order_of_the_ground_truth_is_in_the_trace() {
+    use holdcheck_format::Record;
+    use std::collections::HashSet;
+    // 256 threads, 100 000 locks, 20 000 rounds of two acquisitions each:
+    // 10.24 M acquisitions, 102 400 distinct lock orders.
+    let (threads, locks, rounds) = (256u64, 100_000u64, 20_000u64);
+    let r = run_example(
+        "scale",
+        &[
+            &threads.to_string(),
+            &locks.to_string(),
+            &rounds.to_string(),
+        ],
+        120,
+    );
+    assert!(r.stdout.contains("scale: ok"), "{}", r.stdout);
+    let base = u64::from_str_radix(
+        r.stdout
+            .split("locks at 0x")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .expect("the program prints its locks' address"),
+        16,
+    )
+    .unwrap();
+    let index = |addr: u64| (addr - base) / 40;
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let mut facts = 0;
+    for t in trace::read_dirs(std::slice::from_ref(&r.trace_dir)).unwrap() {
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+        for rec in &t.records {
+            if let Record::LockOrder { lock, held, .. } = rec {
+                assert_eq!(held.len(), 1);
+                seen.insert((index(held[0].lock.addr), index(lock.addr)));
+                facts += 1;
+            }
+        }
+    }
+    let mut expected: HashSet<(u64, u64)> = HashSet::new();
+    for t in 0..threads {
+        for k in 0..400.min(rounds) {
+            let a = (t * 400 + k) % locks;
+            expected.insert((a, (a + 1) % locks));
+        }
+    }
+    let missing: Vec<_> = expected.difference(&seen).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "lock orders missing from the trace: {missing:?}"
+    );
+    assert_eq!(seen.len(), expected.len(), "no order that did not happen");
+    // One fact per thread and order (a thread's orders are its own facts).
+    assert_eq!(facts, threads * 400, "each order once per thread");
+    // The cycle through all 100 000 locks is longer than the search goes:
+    // the report says the analysis is partial instead of staying silent.
+    assert_eq!(r.report["partial"], true);
+    assert!(r.report["warnings"].to_string().contains("longer than"));
+}
+
+/// Runs an example directly under the shim (no `holdcheck run`), with its
+/// traces in `dir`: (exit status, stdout, stderr).
+fn under_shim(example: &str, args: &[&str], dir: &Path) -> std::process::Output {
+    let (code, shim, _) = holdcheck(&["shim-path"], Duration::from_secs(30));
+    assert_eq!(code, 0);
+    std::process::Command::new(examples().join(example))
+        .args(args)
+        .env("LD_PRELOAD", shim.trim())
+        .env("HOLDCHECK_DIR", dir)
+        .env("HOLDCHECK_OPTIONS", "verbosity=0")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_stops_the_recording_with_one_line_and_the_program_runs_on() {
+    let dir = work_dir("full");
+    let tiny = dir.join("tiny");
+    std::fs::create_dir_all(&tiny).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8k,mode=700", "tmpfs"])
+        .arg(&tiny)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a tmpfs needs root (CAP_SYS_ADMIN)");
+        return;
+    }
+    // Full to the last byte before the program starts.
+    let _ = std::fs::write(tiny.join("filler"), vec![0u8; 64 * 1024]);
+    let native = std::process::Command::new(examples().join("warnd"))
+        .arg("--light")
+        .output()
+        .unwrap();
+    let out = under_shim("warnd", &["--light"], &tiny);
+    let _ = std::process::Command::new("umount").arg(&tiny).status();
+    assert_eq!(out.status.code(), native.status.code());
+    let strip_port = |s: &[u8]| {
+        String::from_utf8_lossy(s)
+            .lines()
+            .filter(|l| !l.contains("port"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip_port(&out.stdout), strip_port(&native.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(
+        lines[0].contains("recording stops, the program runs on"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_trace_deleted_while_the_program_runs_harms_nothing() {
+    let dir = work_dir("deleted");
+    let exe = examples().join("warnd");
+    let (code, shim, _) = holdcheck(&["shim-path"], Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let child = std::process::Command::new(&exe)
+        .arg("--light")
+        .env("LD_PRELOAD", shim.trim())
+        .env("HOLDCHECK_DIR", &dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Delete every trace file as soon as it appears, a few times over.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(300) {
+        for f in trace::trace_files(&dir).unwrap_or_default() {
+            let _ = std::fs::remove_file(f);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alarms handled"));
+}
+
+#[test]
+fn a_program_killed_at_any_moment_leaves_a_trace_that_reports() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..8 {
+        let dir = work_dir("killed");
+        let (code, shim, _) = holdcheck(&["shim-path"], Duration::from_secs(30));
+        assert_eq!(code, 0);
+        let mut child = std::process::Command::new(examples().join("warnd"))
+            .arg("--light")
+            .env("LD_PRELOAD", shim.trim())
+            .env("HOLDCHECK_DIR", &dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1 + rng.below(60) as u64));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let (code, out, err) = holdcheck(
+            &["report", "--format", "json", dir.to_str().unwrap()],
+            Duration::from_secs(60),
+        );
+        assert!(code == 0 || code == 1, "round {round}: {err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        // Whatever was written, up to the last whole record, is read.
+        assert!(
+            r["processes"].as_array().unwrap().len() == 1,
+            "round {round}"
+        );
+        for w in r["warnings"].as_array().unwrap() {
+            assert!(
+                w.as_str().unwrap().contains("truncated"),
+                "round {round}: {w}"
+            );
+        }
+    }
+}

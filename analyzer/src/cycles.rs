@@ -1,6 +1,7 @@
 //! Finding the cycles of the wait-for graph that can really happen.
 //!
-//! Strongly connected components come from petgraph; inside each, elementary
+//! Strongly connected components come from petgraph (Kosaraju's, which is
+//! iterative); inside each, elementary
 //! cycles are enumerated (each once, from its smallest node, bounded in
 //! length and number). A cycle is reported only if a *witness* exists: one
 //! piece of evidence per edge such that
@@ -17,7 +18,7 @@
 
 use crate::model::{Evidence, Model, Node};
 use holdcheck_format::{LockRef, Mode};
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashSet;
 
@@ -37,8 +38,19 @@ pub struct Cycle {
     pub witness: Vec<Evidence>,
 }
 
-/// Every valid cycle of the model, and whether a bound cut the search.
-pub fn find(model: &Model) -> (Vec<Cycle>, bool) {
+/// What the search left out.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Bounds {
+    /// The number of cycles examined hit `MAX_CYCLES`.
+    pub truncated: bool,
+    /// Sizes of the strongly connected sets in which no cycle of at most
+    /// `MAX_CYCLE_LEN` nodes was found and the search was cut at that
+    /// length (their cycles are longer).
+    pub long_only: Vec<usize>,
+}
+
+/// Every valid cycle of the model, and what a bound cut out of the search.
+pub fn find(model: &Model) -> (Vec<Cycle>, Bounds) {
     let mut g: DiGraph<usize, ()> = DiGraph::new();
     let idx: Vec<NodeIndex> = (0..model.nodes.len()).map(|i| g.add_node(i)).collect();
     for &(a, b) in model.edges.keys() {
@@ -47,36 +59,65 @@ pub fn find(model: &Model) -> (Vec<Cycle>, bool) {
     let mut found = Vec::new();
     let mut examined = 0usize;
     let mut truncated = false;
-    for scc in tarjan_scc(&g) {
+    let mut long_only = Vec::new();
+    // Kosaraju (iterative): a lock hierarchy is a long chain, too deep for
+    // petgraph's recursive Tarjan on the stack.
+    for scc in kosaraju_scc(&g) {
         if scc.len() < 2 {
             continue;
         }
         let members: HashSet<usize> = scc.iter().map(|n| g[*n]).collect();
+        let examined_before = examined;
+        let mut cut = false;
         let mut sorted: Vec<usize> = members.iter().copied().collect();
         sorted.sort_unstable();
         for &start in &sorted {
             let mut path = vec![start];
             let joins = |a: usize, b: usize, c: usize| can_join(model, a, b, c);
-            enumerate(&g, &idx, &members, start, &mut path, &joins, &mut |cycle| {
-                examined += 1;
-                if examined > MAX_CYCLES {
-                    truncated = true;
-                    return false;
-                }
-                if let Some(witness) = witness(model, cycle) {
-                    found.push(Cycle {
-                        nodes: cycle.to_vec(),
-                        witness,
-                    });
-                }
-                true
-            });
+            enumerate(
+                &g,
+                &idx,
+                &members,
+                start,
+                &mut path,
+                &joins,
+                &mut cut,
+                &mut |cycle| {
+                    examined += 1;
+                    if examined > MAX_CYCLES {
+                        truncated = true;
+                        return false;
+                    }
+                    if let Some(witness) = witness(model, cycle) {
+                        found.push(Cycle {
+                            nodes: cycle.to_vec(),
+                            witness,
+                        });
+                    }
+                    true
+                },
+            );
             if truncated {
-                return (found, true);
+                return (
+                    found,
+                    Bounds {
+                        truncated,
+                        long_only,
+                    },
+                );
             }
         }
+        if examined == examined_before && cut {
+            long_only.push(scc.len());
+        }
     }
-    (found, truncated)
+    (
+        found,
+        Bounds {
+            truncated,
+            long_only,
+        },
+    )
 }
 
 /// Depth-first enumeration of the elementary cycles through `start` whose
@@ -88,6 +129,7 @@ fn enumerate(
     start: usize,
     path: &mut Vec<usize>,
     joins: &dyn Fn(usize, usize, usize) -> bool,
+    cut: &mut bool,
     on_cycle: &mut dyn FnMut(&[usize]) -> bool,
 ) -> bool {
     let last = *path.last().expect("path starts with start");
@@ -104,13 +146,14 @@ fn enumerate(
             if path.len() >= 2 && joins(last, start, path[1]) && !on_cycle(path) {
                 return false;
             }
-        } else if n > start
-            && members.contains(&n)
-            && !path.contains(&n)
-            && path.len() < MAX_CYCLE_LEN
-        {
+        } else if n > start && members.contains(&n) && !path.contains(&n) {
+            if path.len() >= MAX_CYCLE_LEN {
+                // A longer cycle may go on from here: not searched.
+                *cut = true;
+                continue;
+            }
             path.push(n);
-            let go_on = enumerate(g, idx, members, start, path, joins, on_cycle);
+            let go_on = enumerate(g, idx, members, start, path, joins, cut, on_cycle);
             path.pop();
             if !go_on {
                 return false;
@@ -301,8 +344,8 @@ mod tests {
             records: all,
             warnings: vec![],
         };
-        let (c, truncated) = find(&Model::build(&[t]));
-        assert!(!truncated);
+        let (c, bounds) = find(&Model::build(&[t]));
+        assert_eq!(bounds, Bounds::default());
         c
     }
 

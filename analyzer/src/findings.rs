@@ -12,14 +12,21 @@ use std::fmt::Write;
 /// Analyses a model and builds the report.
 pub fn analyse(model: &Model) -> Report {
     let mut syms = Symbols::default();
-    let (cycles, truncated) = cycles::find(model);
+    let (cycles, bounds) = cycles::find(model);
     let mut warnings = model.warnings.clone();
-    if truncated {
+    if bounds.truncated {
         warnings.push(format!(
             "the cycle search stopped after {} cycles; some potential deadlocks may be missing",
             cycles::MAX_CYCLES
         ));
     }
+    for n in &bounds.long_only {
+        warnings.push(format!(
+            "{n} locks and queues wait on each other only in cycles longer than {} nodes, which are not searched",
+            cycles::MAX_CYCLE_LEN
+        ));
+    }
+    let truncated = bounds.truncated || !bounds.long_only.is_empty();
     let mut findings = Vec::new();
     // Edges of reported cycles: a lock held across a call on such an edge is
     // part of that deadlock (another call site of it), not a hazard of its own.
