@@ -74,29 +74,25 @@ pub fn find(model: &Model) -> (Vec<Cycle>, Bounds) {
         for &start in &sorted {
             let mut path = vec![start];
             let joins = |a: usize, b: usize, c: usize| can_join(model, a, b, c);
-            enumerate(
-                &g,
-                &idx,
-                &members,
-                start,
-                &mut path,
-                &joins,
-                &mut cut,
-                &mut |cycle| {
-                    examined += 1;
-                    if examined > MAX_CYCLES {
-                        truncated = true;
-                        return false;
-                    }
-                    if let Some(witness) = witness(model, cycle) {
-                        found.push(Cycle {
-                            nodes: cycle.to_vec(),
-                            witness,
-                        });
-                    }
-                    true
-                },
-            );
+            let component = Component {
+                g: &g,
+                idx: &idx,
+                members: &members,
+            };
+            enumerate(&component, &mut path, &joins, &mut cut, &mut |cycle| {
+                examined += 1;
+                if examined > MAX_CYCLES {
+                    truncated = true;
+                    return false;
+                }
+                if let Some(witness) = witness(model, cycle) {
+                    found.push(Cycle {
+                        nodes: cycle.to_vec(),
+                        witness,
+                    });
+                }
+                true
+            });
             if truncated {
                 return (
                     found,
@@ -120,18 +116,24 @@ pub fn find(model: &Model) -> (Vec<Cycle>, Bounds) {
     )
 }
 
-/// Depth-first enumeration of the elementary cycles through `start` whose
-/// other nodes are all greater than it (so each cycle is found once).
+/// The graph one strongly connected set is searched in.
+struct Component<'a> {
+    g: &'a DiGraph<usize, ()>,
+    idx: &'a [NodeIndex],
+    members: &'a HashSet<usize>,
+}
+
+/// Depth-first enumeration of the elementary cycles through `path[0]`
+/// whose other nodes are all greater than it (so each cycle is found once).
 fn enumerate(
-    g: &DiGraph<usize, ()>,
-    idx: &[NodeIndex],
-    members: &HashSet<usize>,
-    start: usize,
+    c: &Component,
     path: &mut Vec<usize>,
     joins: &dyn Fn(usize, usize, usize) -> bool,
     cut: &mut bool,
     on_cycle: &mut dyn FnMut(&[usize]) -> bool,
 ) -> bool {
+    let (g, idx, members) = (c.g, c.idx, c.members);
+    let start = path[0];
     let last = *path.last().expect("path starts with start");
     let mut next: Vec<usize> = g.neighbors(idx[last]).map(|n| g[n]).collect();
     next.sort_unstable();
@@ -153,7 +155,7 @@ fn enumerate(
                 continue;
             }
             path.push(n);
-            let go_on = enumerate(g, idx, members, start, path, joins, cut, on_cycle);
+            let go_on = enumerate(c, path, joins, cut, on_cycle);
             path.pop();
             if !go_on {
                 return false;
