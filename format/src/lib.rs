@@ -34,11 +34,17 @@ pub enum Mode {
     Read,
 }
 
+/// Mixes a value into a hash (FxHash-style): fact keys and identities only
+/// need to spread, fast.
+#[inline(always)]
+pub fn mix(h: u64, v: u64) -> u64 {
+    (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
 /// The lock address of a file (device and inode): the same in every
 /// process, and in the shim and `inspect` alike.
 pub fn file_lock_addr(dev: u64, ino: u64) -> u64 {
-    let h = (dev.rotate_left(5) ^ ino).wrapping_mul(0x517c_c1b7_2722_0a95);
-    FILE_LOCK_BIT | h >> 1
+    FILE_LOCK_BIT | mix(dev, ino) >> 1
 }
 
 impl LockRef {

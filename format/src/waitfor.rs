@@ -16,7 +16,7 @@
 //!   idle thread in `recv` holding nothing is normal and never reported.
 
 use crate::{
-    Channel, Direction, Held, LockKind, LockRef, Mode, Observed, ObservedEdge, ObservedNode,
+    mix, Channel, Direction, Held, LockKind, LockRef, Mode, Observed, ObservedEdge, ObservedNode,
     ObservedThread, Waiting,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -39,10 +39,6 @@ pub struct HeldLock {
     pub kind: LockKind,
     /// Return address of the acquisition, 0 when unknown.
     pub site: u64,
-}
-
-fn mix(h: u64, v: u64) -> u64 {
-    (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95)
 }
 
 /// One thread of the snapshot.

@@ -312,11 +312,8 @@ pub fn with_state_unchecked<R>(f: impl FnOnce(&mut ThreadState) -> R) -> R {
     f(unsafe { &mut *state_ptr() })
 }
 
-/// Mixes values into a fact key (FxHash-style; keys only need to spread).
-#[inline(always)]
-pub fn mix(h: u64, v: u64) -> u64 {
-    (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95)
-}
+/// Mixes values into a fact key (shared with the analyzer's identities).
+pub use holdcheck_format::mix;
 
 #[cfg(test)]
 mod tests {
