@@ -244,7 +244,7 @@ fn launch_abba(args: &[&str]) -> (Run, u64, u64) {
 
 #[test]
 fn a_child_started_by_fork_and_exec_has_its_finding_in_the_parents_run() {
-    for args in [&[][..], &["--spawn"][..]] {
+    for args in [&[][..], &["--spawn"][..], &["--vfork"][..]] {
         let (r, launcher, child) = launch_abba(args);
         let found = findings(&r.report, "potential-deadlock");
         assert_eq!(found.len(), 1, "{args:?}: {:#}", r.report["findings"]);
