@@ -565,22 +565,14 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         .find(|e| e.relation == "held-across-call")
         .or(edges.first())
         .and_then(|e| program_frame(&stacks[e.stack].frames));
-    Finding {
-        kind: POTENTIAL_DEADLOCK.to_string(),
+    Finding::new(
+        POTENTIAL_DEADLOCK,
         title,
-        nodes,
-        edges,
+        (nodes, edges),
         threads,
         stacks,
         location,
-        thread_states: Vec::new(),
-        waiters: None,
-        signature: String::new(),
-        variants: Vec::new(),
-        processes: Vec::new(),
-        occurrences: 1,
-        runs: None,
-    }
+    )
 }
 
 /// Locks held across blocking calls that are in no reported cycle: one
@@ -686,22 +678,14 @@ fn hazards(
         );
         out.push((
             max_ns,
-            Finding {
-                kind: HAZARD.to_string(),
+            Finding::new(
+                HAZARD,
                 title,
-                nodes,
-                edges,
+                (nodes, edges),
                 threads,
-                location: program_frame(&frames),
                 stacks,
-                thread_states: Vec::new(),
-                waiters: None,
-                signature: String::new(),
-                variants: Vec::new(),
-                processes: Vec::new(),
-                occurrences: 1,
-                runs: None,
-            },
+                program_frame(&frames),
+            ),
         ));
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.0));

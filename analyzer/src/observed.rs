@@ -170,20 +170,15 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         .chain(edges.iter())
         .find_map(|e| program_frame(&stacks[e.stack].frames))
         .or_else(|| stacks.iter().find_map(|s| program_frame(&s.frames)));
-    Finding {
-        kind: o.kind.clone(),
-        title: o.title.clone(),
-        nodes,
-        edges,
+    let mut f = Finding::new(
+        &o.kind,
+        o.title.clone(),
+        (nodes, edges),
         threads,
         stacks,
         location,
-        thread_states,
-        waiters: (o.kind == "stall" || o.waiters > 0).then_some(o.waiters),
-        signature: String::new(),
-        variants: Vec::new(),
-        processes: Vec::new(),
-        occurrences: 1,
-        runs: None,
-    }
+    );
+    f.thread_states = thread_states;
+    f.waiters = (o.kind == "stall" || o.waiters > 0).then_some(o.waiters);
+    f
 }

@@ -70,9 +70,24 @@ pub fn holdcheck(args: &[&str], guard: Duration) -> (i32, String, String) {
 
 /// The same, with `HOLDCHECK_OPTIONS` for the shim.
 pub fn holdcheck_with(args: &[&str], guard: Duration, options: &str) -> (i32, String, String) {
-    let child = Command::new(holdcheck_bin())
+    holdcheck_in(args, guard, options, None)
+}
+
+/// The same, in a working directory.
+pub fn holdcheck_in(
+    args: &[&str],
+    guard: Duration,
+    options: &str,
+    cwd: Option<&Path>,
+) -> (i32, String, String) {
+    let mut cmd = Command::new(holdcheck_bin());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    let child = cmd
         .args(args)
         .env("HOLDCHECK_OPTIONS", options)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -107,10 +122,23 @@ pub fn run_example(example: &str, args: &[&str], timeout_secs: u32) -> Run {
 
 /// The same, with `HOLDCHECK_OPTIONS` for the shim.
 pub fn run_example_with(example: &str, args: &[&str], timeout_secs: u32, options: &str) -> Run {
-    let work = work_dir(example);
+    let exe = examples().join(example);
+    let mut cmd = vec![exe.to_str().unwrap()];
+    cmd.extend_from_slice(args);
+    run_command(example, &cmd, None, timeout_secs, options)
+}
+
+/// `holdcheck run --format json` on any command (in `cwd`, if given).
+pub fn run_command(
+    name: &str,
+    cmd: &[&str],
+    cwd: Option<&Path>,
+    timeout_secs: u32,
+    options: &str,
+) -> Run {
+    let work = work_dir(name);
     let report = work.join("report.json");
     let trace_dir = work.join("trace");
-    let exe = examples().join(example);
     let timeout = timeout_secs.to_string();
     let mut argv = vec![
         "run",
@@ -123,16 +151,16 @@ pub fn run_example_with(example: &str, args: &[&str], timeout_secs: u32, options
         "--timeout",
         &timeout,
         "--",
-        exe.to_str().unwrap(),
     ];
-    argv.extend_from_slice(args);
-    let (code, stdout, stderr) = holdcheck_with(
+    argv.extend_from_slice(cmd);
+    let (code, stdout, stderr) = holdcheck_in(
         &argv,
         Duration::from_secs(timeout_secs as u64 + 60),
         options,
+        cwd,
     );
     let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no report from {example} {args:?} ({e}); stderr:\n{stderr}"));
+        .unwrap_or_else(|e| panic!("no report from {name} {cmd:?} ({e}); stderr:\n{stderr}"));
     let report: Value = serde_json::from_str(&text).expect("the JSON report parses");
     for p in report["processes"].as_array().unwrap() {
         assert_gone(p["pid"].as_i64().unwrap() as i32);

@@ -213,6 +213,37 @@ fn one() -> usize {
     1
 }
 
+impl Finding {
+    /// A finding of `kind` with its graph and stacks; what the analysis adds
+    /// later (signature, processes, merged counts) starts empty.
+    pub fn new(
+        kind: &str,
+        title: String,
+        graph: (Vec<NodeInfo>, Vec<EdgeInfo>),
+        threads: Vec<ThreadRef>,
+        stacks: Vec<StackInfo>,
+        location: Option<Frame>,
+    ) -> Finding {
+        let (nodes, edges) = graph;
+        Finding {
+            kind: kind.to_string(),
+            title,
+            nodes,
+            edges,
+            threads,
+            stacks,
+            location,
+            thread_states: Vec::new(),
+            waiters: None,
+            signature: String::new(),
+            processes: Vec::new(),
+            variants: Vec::new(),
+            occurrences: 1,
+            runs: None,
+        }
+    }
+}
+
 /// A program started without the shim.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct UntracedStart {
