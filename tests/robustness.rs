@@ -385,7 +385,19 @@ fn a_program_killed_at_any_moment_leaves_a_trace_that_reports() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1 + rng.below(60) as u64));
+        // Killed at a random moment once the shim has started recording
+        // (before its constructor ran there is no trace to speak of).
+        let started = Instant::now();
+        let recording = |dir: &std::path::Path| {
+            trace::trace_files(dir)
+                .unwrap_or_default()
+                .iter()
+                .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+        };
+        while !recording(&dir) && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(60) as u64));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let (code, out, err) = holdcheck(

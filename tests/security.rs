@@ -16,6 +16,17 @@ fn shim() -> String {
     path.trim().to_string()
 }
 
+/// A copy of the shim that another user can load: `shim-path` may point
+/// into root's private `~/.cache` (where the embedded copy is extracted).
+fn shim_readable_by_all() -> std::path::PathBuf {
+    let dir = work_dir("shared-shim");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("libholdcheck.so");
+    std::fs::copy(shim(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    copy
+}
+
 #[test]
 fn traces_are_private_and_a_planted_symlink_is_never_followed() {
     let dir = work_dir("symlink");
@@ -77,7 +88,7 @@ fn a_default_trace_directory_that_is_not_private_is_refused() {
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(examples().join("abba"))
-        .env("LD_PRELOAD", shim())
+        .env("LD_PRELOAD", shim_readable_by_all())
         .env_remove("HOLDCHECK_DIR")
         .output()
         .expect("setpriv (util-linux) runs");
