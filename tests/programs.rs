@@ -2,10 +2,13 @@
 //! same output and exit status as natively, and no deadlock or potential
 //! deadlock reported (what they do report is printed, for the record).
 //! `.ci/run` installs them; a missing one fails its test with the package
-//! to install. (memcached runs under the shim in the benchmark suite,
-//! `bench/src/programs.rs`, where every get of its load is checked.)
+//! to install.
 
 mod support;
+
+/// memcached and its load client, shared with the benchmark suite.
+#[path = "../bench/src/memcached.rs"]
+mod memcached;
 
 use serde_json::Value;
 use std::io::Write;
@@ -265,4 +268,39 @@ fn make_j2_of_a_small_project_is_unharmed() {
         "{:#}",
         r["processes"]
     );
+}
+
+#[test]
+fn memcached_answers_every_request_right_under_the_shim() {
+    need("memcached", "memcached");
+    const THREADS: u32 = 4;
+    const CLIENTS: usize = 4;
+    const OPS: usize = 3000;
+    // Natively first: the load is checked (every get returns what was set)
+    // and the exit status on SIGTERM noted.
+    let port = memcached::free_port().unwrap();
+    let server = memcached::Memcached::start(port, THREADS, |_| {}).unwrap();
+    memcached::load(port, CLIENTS, OPS).unwrap();
+    let (native, _) = server.stop().unwrap();
+
+    let dir = work_dir("memcached");
+    let (code, shim, _) = holdcheck(&["shim-path"], std::time::Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let port = memcached::free_port().unwrap();
+    let server = memcached::Memcached::start(port, THREADS, |c| {
+        c.env("LD_PRELOAD", shim.trim()).env("HOLDCHECK_DIR", &dir);
+    })
+    .unwrap();
+    memcached::load(port, CLIENTS, OPS).expect("every request answered right under the shim");
+    let (status, err) = server.stop().unwrap();
+    assert_eq!(status.code(), native.code(), "exit status differs: {err}");
+
+    let (code, out, err) = holdcheck(
+        &["report", "--format", "json", dir.to_str().unwrap()],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(code == 0 || code == 1, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert!(traced(&r, "/memcached"), "memcached ran under the shim");
+    assert_clean("memcached", &r);
 }

@@ -16,6 +16,7 @@
 mod analyzer;
 mod callgrind;
 mod measure;
+mod memcached;
 mod memory;
 mod micro;
 mod programs;

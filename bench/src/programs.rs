@@ -4,13 +4,12 @@
 //! this benchmark's own client.
 
 use crate::measure::{have, median, run, under_shim};
+use crate::memcached::{free_port, load, Memcached, KEYS};
 use crate::{Ctx, Table};
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// DESIGN.md: real programs run at most 1.05× native.
 const PROGRAM_BUDGET: f64 = 1.05;
@@ -85,100 +84,6 @@ fn pigz(ctx: &Ctx, t: &mut Table) -> Result<()> {
     Ok(())
 }
 
-/// A free TCP port on loopback.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct Memcached(Child);
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_memcached(port: u16, shim: Option<(&Path, &Path)>) -> Result<Memcached> {
-    let mut c = Command::new("memcached");
-    c.args([
-        "-t",
-        "2",
-        "-m",
-        "256",
-        "-U",
-        "0",
-        "-l",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-    ]);
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        c.args(["-u", "root"]);
-    }
-    if let Some((shim, traces)) = shim {
-        under_shim(&mut c, shim, traces);
-    }
-    let child = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-    let m = Memcached(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("memcached did not start listening on {port}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(m)
-}
-
-/// Keys per client: a daemon's working set.
-const KEYS: usize = 1000;
-
-/// `clients` connections, each `ops` set+get pairs of its own `KEYS` keys;
-/// every get must return what was set. Returns the wall time of the load.
-fn load(port: u16, clients: usize, ops: usize) -> Result<Duration> {
-    let start = Instant::now();
-    let workers: Vec<_> = (0..clients)
-        .map(|c| {
-            std::thread::spawn(move || -> Result<()> {
-                let s = TcpStream::connect(("127.0.0.1", port))?;
-                s.set_nodelay(true)?;
-                let mut w = s.try_clone()?;
-                let mut r = BufReader::new(s);
-                let mut line = String::new();
-                for i in 0..ops {
-                    let key = format!("k{c}-{}", i % KEYS);
-                    let val = format!("value-{c}-{i}-{}", "x".repeat(i % 64));
-                    write!(w, "set {key} 0 0 {}\r\n{val}\r\n", val.len())?;
-                    line.clear();
-                    r.read_line(&mut line)?;
-                    if line != "STORED\r\n" {
-                        bail!("set {key}: {line:?}");
-                    }
-                    write!(w, "get {key}\r\n")?;
-                    let mut got = Vec::new();
-                    for _ in 0..3 {
-                        line.clear();
-                        r.read_line(&mut line)?;
-                        got.push(line.clone());
-                    }
-                    if got[1] != format!("{val}\r\n") || got[2] != "END\r\n" {
-                        bail!("get {key}: {got:?}");
-                    }
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap()?;
-    }
-    Ok(start.elapsed())
-}
-
 fn memcached(ctx: &Ctx, t: &mut Table) -> Result<()> {
     let ops = if ctx.quick { 5_000 } else { 40_000 };
     let clients = 2;
@@ -187,15 +92,22 @@ fn memcached(ctx: &Ctx, t: &mut Table) -> Result<()> {
     for _ in 0..ctx.runs.min(5) {
         for shim in [false, true] {
             let port = free_port()?;
-            let _server =
-                start_memcached(port, shim.then_some((ctx.shim.as_path(), traces.as_path())))
-                    .context("memcached")?;
+            let server = Memcached::start(port, 2, |c| {
+                if shim {
+                    under_shim(c, &ctx.shim, &traces);
+                }
+            })
+            .context("memcached")?;
             // Warm-up, not timed: the working set is stored once, and the
             // shim records each distinct lock order and call site (a cost
             // bounded by the distinct facts, measured apart below).
             load(port, clients, 2 * KEYS)?;
             let d = load(port, clients, ops)?.as_secs_f64();
             (if shim { &mut s } else { &mut n }).push(d);
+            let (status, _) = server.stop()?;
+            if !status.success() {
+                bail!("memcached ended with {status} (shim: {shim})");
+            }
         }
     }
     let (n, s) = (median(&mut n), median(&mut s));
