@@ -40,6 +40,9 @@ pub fn locate() -> Result<PathBuf> {
 
 /// Writes the embedded shim to `<cache>/holdcheck/<content hash>/` once.
 fn extract_embedded() -> Result<PathBuf> {
+    if EMBEDDED.is_empty() {
+        bail!("this holdcheck was built without a shim (a fuzzing build): set HOLDCHECK_LIB");
+    }
     let hash = EMBEDDED.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });

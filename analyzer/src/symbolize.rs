@@ -128,8 +128,11 @@ impl Symbols {
         else {
             return vec![bare(pc)];
         };
+        // A segment below its module's base is damage: no offset to name.
+        let Some(offset) = pc.checked_sub(m.base) else {
+            return vec![bare(pc)];
+        };
         // A return address points after the call: look up the call itself.
-        let offset = pc - m.base;
         let lookup = offset.saturating_sub(1);
         let base_frame = Frame {
             pc: format!("{pc:#x}"),

@@ -99,7 +99,13 @@ pub fn read_dirs(dirs: &[PathBuf]) -> Result<Vec<TraceFile>> {
 pub fn read_file(path: &Path) -> Result<TraceFile> {
     let file =
         fs::File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
-    let mut reader = BufReader::new(file);
+    read_from(path, BufReader::new(file))
+}
+
+/// Reads a trace from any reader; `path` names it in warnings. Only I/O
+/// errors fail: whatever the bytes are, the result is records and warnings
+/// (the fuzz target in `fuzz/` holds it to that).
+pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
     let mut records = Vec::new();
     let mut warnings = Vec::new();
     let mut line = Vec::new();
