@@ -6,7 +6,9 @@
 
 mod support;
 
-/// memcached and its load client, shared with the benchmark suite.
+/// memcached and its load client, shared with the benchmark suite (which
+/// uses more of it).
+#[allow(dead_code)]
 #[path = "../bench/src/memcached.rs"]
 mod memcached;
 
