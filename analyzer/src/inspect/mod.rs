@@ -787,7 +787,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     }
     let netlink = procfs::netlink_sockets();
     let tcp = procfs::tcp_sockets();
-    let now_ms = procfs::uptime_ms();
+    let now_ms = procfs::sched_now_ms();
     let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
 
     let mut w = read_waits(&procs, &netlink, &tcp);

@@ -106,13 +106,7 @@ pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
         })
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum();
-    let last_ran_ms = fs::read_to_string(format!("{dir}/sched"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("se.exec_start"))
-                .and_then(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
-        });
+    let last_ran_ms = exec_start_ms(&format!("{dir}/sched"));
     Ok(Some(Task {
         tid,
         name: fs::read_to_string(format!("{dir}/comm"))
@@ -139,12 +133,28 @@ pub fn tids(pid: u32) -> Result<Vec<u32>> {
     Ok(v)
 }
 
-/// Milliseconds since boot, on the clock of `se.exec_start`.
-pub fn uptime_ms() -> f64 {
-    fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |s| s * 1000.0)
+/// `se.exec_start` of a task's `sched` file: when it last ran, in ms on the
+/// scheduler's clock.
+fn exec_start_ms(sched: &str) -> Option<f64> {
+    fs::read_to_string(sched).ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("se.exec_start"))
+            .and_then(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+    })
+}
+
+/// Now, in ms on the clock of `se.exec_start`. That clock is the
+/// scheduler's, which in a virtual machine can lag the boot clock of
+/// `/proc/uptime` by seconds (9 s seen here): it is read off this very
+/// thread, which is running, so its `se.exec_start` is now. The boot clock
+/// only where the kernel shows no scheduler statistics.
+pub fn sched_now_ms() -> f64 {
+    exec_start_ms("/proc/thread-self/sched").unwrap_or_else(|| {
+        fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |s| s * 1000.0)
+    })
 }
 
 /// What an fd of a process is: `socket:[123]`, `pipe:[45]`, a path.
