@@ -291,6 +291,68 @@ fn abba_that_really_hangs_is_a_live_deadlock_with_both_owners() {
     }
 }
 
+/// A default mutex locked again by its holder hangs for ever: a deadlock of
+/// one thread, with the thread that waits behind it.
+#[test]
+fn a_mutex_locked_again_by_its_holder_is_a_live_deadlock_of_one_thread() {
+    let r = run_example_with("relock", &[], 3, LIVE);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(only_kinds(&r.report), ["deadlock"], "{:#}", r.report);
+    let f = findings(&r.report, "deadlock")[0];
+    assert!(
+        f["title"].as_str().unwrap().contains("holds itself"),
+        "{}",
+        f["title"]
+    );
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["kind"], "mutex");
+    let edges = f["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1);
+    assert_eq!(
+        (edges[0]["from"].as_u64(), edges[0]["to"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(stack_functions(f, &edges[0]).contains(&"refresh_cache".to_string()));
+    let main = thread_state(f, "relock");
+    assert_eq!(main["holds"].as_array().unwrap().len(), 1, "{main}");
+    assert!(main["waiting"].as_str().unwrap().starts_with("lock mutex"));
+    // The worker waits behind it.
+    assert_eq!(f["waiters"], 1);
+    thread_state(f, "cache-worker");
+}
+
+#[test]
+fn a_write_lock_asked_for_under_its_own_read_lock_is_a_live_deadlock() {
+    let r = run_example_with("relock", &["--rwlock"], 3, LIVE);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(only_kinds(&r.report), ["deadlock"], "{:#}", r.report);
+    let f = findings(&r.report, "deadlock")[0];
+    assert_eq!(f["nodes"][0]["kind"], "rwlock");
+    assert!(stack_functions(f, &f["edges"][0]).contains(&"rewrite_table".to_string()));
+}
+
+/// An error-checking mutex fails the relock with EDEADLK, a recursive one
+/// grants it: neither waits, and neither is a finding.
+#[test]
+fn relocks_that_glibc_refuses_or_grants_are_not_findings() {
+    for (flag, rc) in [("--errorcheck", "EDEADLK"), ("--recursive", "0")] {
+        let r = run_example_with("relock", &[flag], 30, LIVE);
+        assert_eq!(r.report["run"]["code"], 0, "{flag}");
+        assert!(
+            r.stdout.contains(&format!("second lock returned {rc}")),
+            "{flag}: {}",
+            r.stdout
+        );
+        assert_no_deadlock(&r, flag);
+        assert!(
+            only_kinds(&r.report).is_empty(),
+            "{flag}: {:#}",
+            r.report["findings"]
+        );
+    }
+}
+
 /// Without --timeout, Ctrl-C (SIGINT to holdcheck) ends the hung command's
 /// process group and reports what the watchdog saw.
 #[test]

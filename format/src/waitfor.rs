@@ -100,8 +100,13 @@ fn successors(env: &dyn Env, snap: &[Snap], users: &ChannelUsers) -> Vec<Option<
             None => None,
             Some(Wait::Lock { addr, kind, mode }) => {
                 let mut v: Succ = Vec::new();
+                // The waiting thread itself may be a holder: a default mutex
+                // locked again, or a write lock asked for under its own read
+                // lock, waits for ever. (A recursive mutex never waits, and
+                // glibc fails the other self-relocks with EDEADLK at once, so
+                // their wait never grows old.)
                 for (j, o) in snap.iter().enumerate() {
-                    if o.tid != s.tid && o.held.iter().any(|h| h.addr == *addr && conflicts(*mode, h.mode)) {
+                    if o.held.iter().any(|h| h.addr == *addr && conflicts(*mode, h.mode)) {
                         v.push((j, "holds"));
                     }
                 }
@@ -413,9 +418,15 @@ fn deadlock(
         .map(|&i| format!("T{} \"{}\"", snap[i].tid, env.thread_name(snap[i].tid)))
         .collect();
     let title = format!(
-        "{} threads wait on each other for ever: {}{}",
-        n,
-        names.join(", "),
+        "{}{}",
+        if n == 1 {
+            format!("{} waits for ever for a lock it holds itself", names[0])
+        } else {
+            format!(
+                "{n} threads wait on each other for ever: {}",
+                names.join(", ")
+            )
+        },
         if victims.is_empty() {
             String::new()
         } else {
@@ -770,6 +781,56 @@ mod tests {
         assert_eq!(f[0].observed.kind, "deadlock");
         assert_eq!(f[0].observed.nodes.len(), 2);
         assert_eq!(f[0].observed.waiters, 1, "thread 3 waits on the cycle");
+    }
+
+    #[test]
+    fn a_thread_waiting_for_a_lock_it_holds_is_a_deadlock_of_one() {
+        let now = 10_000 * MS;
+        let s = vec![
+            // Locks its own default mutex again.
+            snap(
+                1,
+                vec![held(L, Mode::Write, LockKind::Mutex)],
+                lock_wait(L, Mode::Write, LockKind::Mutex),
+                MS,
+            ),
+            // Waits behind it.
+            snap(2, vec![], lock_wait(L, Mode::Write, LockKind::Mutex), MS),
+        ];
+        let f = analyse(&TestEnv, &s, &users(&[], &[]), now, 500, 5_000);
+        assert_eq!(f.len(), 1);
+        let o = &f[0].observed;
+        assert_eq!(o.kind, "deadlock");
+        assert_eq!(o.nodes.len(), 1);
+        assert_eq!(o.edges.len(), 1);
+        assert_eq!((o.edges[0].from, o.edges[0].to, o.edges[0].tid), (0, 0, 1));
+        assert!(o.title.contains("holds itself"), "{}", o.title);
+        assert_eq!(o.waiters, 1, "thread 2 waits on it");
+    }
+
+    #[test]
+    fn a_reader_asking_again_for_its_read_lock_is_not_stuck_on_itself() {
+        let now = 10_000 * MS;
+        // An rwlock nobody else holds: a second read lock is granted; if the
+        // thread is seen waiting, it is not for itself.
+        let s = vec![snap(
+            1,
+            vec![held(M, Mode::Read, LockKind::Rwlock)],
+            lock_wait(M, Mode::Read, LockKind::Rwlock),
+            MS,
+        )];
+        let f = analyse(&TestEnv, &s, &users(&[], &[]), now, 500, 5_000);
+        assert!(f.is_empty());
+        // Its write lock asked for under its own read lock is stuck.
+        let s = vec![snap(
+            1,
+            vec![held(M, Mode::Read, LockKind::Rwlock)],
+            lock_wait(M, Mode::Write, LockKind::Rwlock),
+            MS,
+        )];
+        let f = analyse(&TestEnv, &s, &users(&[], &[]), now, 500, 5_000);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].observed.kind, "deadlock");
     }
 
     #[test]
