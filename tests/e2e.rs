@@ -494,6 +494,84 @@ fn trylock_is_not_a_deadlock() {
     );
 }
 
+/// A lock held across `pthread_cond_wait` whose only signaller takes it
+/// between signals: predicted from a run that never hangs.
+#[test]
+fn a_lock_held_across_a_condvar_wait_its_signaller_needs_is_predicted() {
+    let r = run_example("cond_lock", &["--light"], 60);
+    assert_eq!(r.report["run"]["code"], 0);
+    assert_eq!(
+        only_kinds(&r.report),
+        ["potential-deadlock"],
+        "{:#}",
+        r.report
+    );
+    let f = findings(&r.report, "potential-deadlock")[0];
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{nodes:#?}");
+    let lock = nodes.iter().find(|n| n["type"] == "lock").unwrap();
+    assert_eq!(lock["kind"], "mutex");
+    let cv = nodes.iter().find(|n| n["type"] == "channel").unwrap();
+    assert_eq!(cv["family"], "condvar");
+    assert_eq!(cv["direction"], "recv");
+    let edges = f["edges"].as_array().unwrap();
+    let edge = |rel: &str| {
+        edges
+            .iter()
+            .find(|e| e["relation"] == rel)
+            .unwrap_or_else(|| panic!("no {rel} edge: {edges:#?}"))
+    };
+    let held = edge("held-across-call");
+    assert_eq!(held["thread"]["name"], "flusher");
+    assert_eq!(held["call"], "pthread_cond_wait");
+    assert!(stack_functions(f, held).contains(&"wait_for_batch".to_string()));
+    let produce = edge("produce");
+    assert_eq!(produce["thread"]["name"], "collector");
+    assert_eq!(
+        produce["acquired_at"]["function"], "reload_config",
+        "{produce:#}"
+    );
+}
+
+#[test]
+fn a_lock_held_across_a_condvar_wait_that_really_hangs_is_a_live_deadlock() {
+    let r = run_example_with("cond_lock", &["--hang"], 3, LIVE);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(only_kinds(&r.report), ["deadlock"], "{:#}", r.report);
+    let f = findings(&r.report, "deadlock")[0];
+    let flusher = thread_state(f, "flusher");
+    assert_eq!(flusher["holds"].as_array().unwrap().len(), 1, "{flusher}");
+    let waiting = flusher["waiting"].as_str().unwrap();
+    assert!(
+        waiting.contains("pthread_cond_wait") && waiting.contains("condition variable"),
+        "{waiting}"
+    );
+    let collector = thread_state(f, "collector");
+    assert!(
+        collector["waiting"]
+            .as_str()
+            .unwrap()
+            .starts_with("lock mutex"),
+        "{collector}"
+    );
+}
+
+/// The same program with the lock let go before the wait: nothing.
+#[test]
+fn a_condvar_wait_under_no_other_lock_is_not_a_finding() {
+    let r = run_example_with("cond_lock", &["--ordered"], 60, LIVE);
+    assert_eq!(r.report["run"]["code"], 0);
+    assert!(
+        only_kinds(&r.report).is_empty(),
+        "{:#}",
+        r.report["findings"]
+    );
+    // The signals and waits were seen: the condition variable is a queue
+    // of the model, with its signaller's locks between signals.
+    let m = model_of(&r.trace_dir);
+    assert!(m.nodes.iter().any(|n| format!("{n:?}").contains("Condvar")));
+}
+
 #[test]
 fn condvar_waits_are_not_findings() {
     let r = run_example("condvar", &[], 60);

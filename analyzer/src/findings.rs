@@ -44,6 +44,7 @@ pub fn analyse(model: &Model) -> Report {
             None => observed.push(f),
         }
     }
+    fold_stalls_into_deadlocks(&mut observed);
     for group in variant_groups(model, cycles) {
         let c = &group[0];
         for v in &group {
@@ -262,6 +263,33 @@ fn processes_of(model: &Model, threads: &[ThreadRef]) -> Vec<ProcessRef> {
 /// Adds to a live finding the threads another view of it saw waiting on it
 /// (a snapshot of the whole run sees the other processes stuck behind a
 /// deadlock that one process's watchdog saw).
+/// A stall whose root holder is stuck in an observed deadlock is part of
+/// it: its waiters wait on that deadlock. (Seen from outside, at a run's
+/// timeout, a thread in a condition-variable wait looks like a running
+/// holder; the watchdog inside knew what it waited for.)
+fn fold_stalls_into_deadlocks(observed: &mut Vec<Finding>) {
+    let mut i = 0;
+    while i < observed.len() {
+        let root = match observed[i].thread_states.first() {
+            Some(t) if observed[i].kind == STALL => t.thread.clone(),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        match observed
+            .iter()
+            .position(|g| g.kind == DEADLOCK && g.threads.contains(&root))
+        {
+            Some(d) => {
+                let stall = observed.remove(i);
+                add_waiters(&mut observed[if d > i { d - 1 } else { d }], stall);
+            }
+            None => i += 1,
+        }
+    }
+}
+
 fn add_waiters(g: &mut Finding, f: Finding) {
     let mut added = 0;
     for mut t in f.thread_states {

@@ -173,6 +173,11 @@ pub enum Channel {
     Listen { addr: String },
     /// The exit of a process: `waitpid` waits for it.
     Exit { pid: u32 },
+    /// A condition variable of a process, by address and generation
+    /// (`pthread_cond_destroy` starts a new one): `pthread_cond_wait`
+    /// without a timeout waits to receive a signal, `pthread_cond_signal`
+    /// and `pthread_cond_broadcast` send one (and never block).
+    Condvar { pid: u32, addr: u64, gen: u32 },
 }
 
 impl Channel {
@@ -211,6 +216,7 @@ impl Channel {
             Channel::Udp { dst } => format!("udp {dst}"),
             Channel::Listen { addr } => format!("listening socket {addr}"),
             Channel::Exit { pid } => format!("exit of process {pid}"),
+            Channel::Condvar { addr, .. } => format!("condition variable {addr:#x}"),
         }
     }
 
@@ -224,6 +230,7 @@ impl Channel {
             Channel::Udp { .. } => "udp",
             Channel::Listen { .. } => "listen",
             Channel::Exit { .. } => "exit",
+            Channel::Condvar { .. } => "condvar",
         }
     }
 }

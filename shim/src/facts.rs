@@ -191,6 +191,24 @@ pub fn call_begin_on(
     dir: Direction,
     call: &'static str,
 ) -> CallCtx {
+    queue_op(st, fd, chan, dir, call, true)
+}
+
+/// A send that never blocks (`pthread_cond_signal`): its channel use and
+/// the queue dependencies it closes (the locks taken since this thread's
+/// previous signal), but no held-across-call fact, no published wait.
+pub fn nonblocking_send_on(st: &mut ThreadState, chan: Channel, call: &'static str) {
+    queue_op(st, -1, chan, Direction::Send, call, false);
+}
+
+fn queue_op(
+    st: &mut ThreadState,
+    fd: i32,
+    chan: Channel,
+    dir: Direction,
+    call: &'static str,
+    blocking: bool,
+) -> CallCtx {
     let _errno = ErrnoGuard::save();
     let ckey = channel_key(&chan, dir);
     let tid = st.tid();
@@ -249,7 +267,9 @@ pub fn call_begin_on(
     }
     let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
     let prev_stack = st.queues[slot].stack;
-    st.note_wait_on(slot, fd + 1, packed, prev_stack);
+    if blocking {
+        st.note_wait_on(slot, fd + 1, packed, prev_stack);
+    }
     st.queues[slot].fd = fd + 1;
 
     let new_waits = waits.iter().any(|w| w.0 != 0);
@@ -259,7 +279,7 @@ pub fn call_begin_on(
     // counted, never unwound again.
     let mut fact = 0;
     let mut new_fact: Option<u64> = None;
-    if st.held_len > 0 {
+    if blocking && st.held_len > 0 {
         let mut h = mix(mix(ckey, call.as_ptr() as u64), epoch ^ tid as u64);
         for e in st.held() {
             h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
@@ -381,6 +401,14 @@ pub fn call_begin_on(
             });
         }
     }
+    if !blocking {
+        return CallCtx {
+            fact,
+            start_ns: 0,
+            published: None,
+        };
+    }
+    let now = crate::sys::monotonic_ns();
     // A receive on the socket this thread last sent on waits for a reply.
     let awaiting_reply = match dir {
         Direction::Recv => fd >= 0 && st.last_sent_fd == fd + 1,
@@ -389,7 +417,6 @@ pub fn call_begin_on(
             false
         }
     };
-    let now = crate::sys::monotonic_ns();
     let published = crate::live::published(st);
     if let Some(p) = published {
         p.wait_call(

@@ -81,6 +81,10 @@ real_fns! {
     pthread_cond_wait @ "GLIBC_2.3.2": fn(P, P) -> c_int;
     pthread_cond_timedwait @ "GLIBC_2.3.2": fn(P, P, *const timespec) -> c_int;
     pthread_cond_clockwait @ "GLIBC_2.30": fn(P, P, c_int, *const timespec) -> c_int;
+    pthread_cond_signal @ "GLIBC_2.3.2": fn(P) -> c_int;
+    pthread_cond_broadcast @ "GLIBC_2.3.2": fn(P) -> c_int;
+    pthread_cond_init @ "GLIBC_2.3.2": fn(P, *const c_void) -> c_int;
+    pthread_cond_destroy @ "GLIBC_2.3.2": fn(P) -> c_int;
 
     pthread_setname_np: fn(libc::pthread_t, *const c_char) -> c_int;
     prctl: fn(c_int, libc::c_ulong, libc::c_ulong, libc::c_ulong, libc::c_ulong) -> c_int;
