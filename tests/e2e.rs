@@ -514,13 +514,7 @@ fn a_lock_held_across_a_condvar_wait_its_signaller_needs_is_predicted() {
     let cv = nodes.iter().find(|n| n["type"] == "channel").unwrap();
     assert_eq!(cv["family"], "condvar");
     assert_eq!(cv["direction"], "recv");
-    let edges = f["edges"].as_array().unwrap();
-    let edge = |rel: &str| {
-        edges
-            .iter()
-            .find(|e| e["relation"] == rel)
-            .unwrap_or_else(|| panic!("no {rel} edge: {edges:#?}"))
-    };
+    let edge = |rel: &str| edge_of(f, rel);
     let held = edge("held-across-call");
     assert_eq!(held["thread"]["name"], "flusher");
     assert_eq!(held["call"], "pthread_cond_wait");

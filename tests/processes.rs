@@ -78,13 +78,7 @@ fn an_rpc_whose_callback_needs_the_callers_lock_is_predicted_across_two_processe
     // Who does what: the caller holds the lock across its call, the server
     // waits for the callback's answer before replying, the callback handler
     // needs the lock before answering.
-    let edges = f["edges"].as_array().unwrap();
-    let edge = |rel: &str| {
-        edges
-            .iter()
-            .find(|e| e["relation"] == rel)
-            .unwrap_or_else(|| panic!("no {rel} edge: {edges:#?}"))
-    };
+    let edge = |rel: &str| edge_of(f, rel);
     let held = edge("held-across-call");
     assert_eq!(held["thread"]["name"], "rpc-caller");
     assert_eq!(held["thread"]["pid"], client);

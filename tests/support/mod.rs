@@ -211,6 +211,15 @@ pub fn functions_at(f: &Value, index: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A finding's edge of a relation (`held-across-call`, `produce`, ...).
+pub fn edge_of<'a>(f: &'a Value, relation: &str) -> &'a Value {
+    let edges = f["edges"].as_array().expect("a finding has edges");
+    edges
+        .iter()
+        .find(|e| e["relation"] == relation)
+        .unwrap_or_else(|| panic!("no {relation} edge: {edges:#?}"))
+}
+
 pub fn stack_functions(f: &Value, edge: &Value) -> Vec<String> {
     functions_at(f, &edge["stack"])
 }
