@@ -859,6 +859,33 @@ fn inspect_points_the_rwlock_stall_at_the_thread_in_read() {
     assert_eq!(f["waiters"], 4);
 }
 
+/// From outside, a holder waiting on a condition variable is blocked in a
+/// futex holdcheck cannot name: it is said so, not called running.
+#[test]
+fn inspect_says_a_stall_root_in_a_condvar_wait_is_blocked() {
+    let hung = Hung::start("cond_lock", &["--hang"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let root = &f["thread_states"][0];
+    assert_eq!(root["thread"]["name"], "flusher");
+    assert_eq!(root["holds"].as_array().unwrap().len(), 1, "{root}");
+    let waiting = root["waiting"].as_str().unwrap_or_default();
+    assert!(waiting.contains("futex"), "{root}");
+    assert!(root["waited_ms"].as_u64().unwrap() > 0, "{root}");
+    assert!(
+        f["title"].as_str().unwrap().contains("is blocked in futex"),
+        "{}",
+        f["title"]
+    );
+    assert_eq!(
+        thread_state(f, "collector")["waiting"]
+            .as_str()
+            .map(|w| w.starts_with("lock mutex")),
+        Some(true)
+    );
+}
+
 #[test]
 fn inspect_shows_a_netlink_recv_that_has_not_moved() {
     let started = std::time::Instant::now();

@@ -35,6 +35,7 @@ fn waiting_text(model: &Model, pid: u32, w: &Waiting) -> String {
             channel.describe(),
             direction.as_str()
         ),
+        Waiting::Other { what } => what.clone(),
     }
 }
 

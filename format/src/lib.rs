@@ -382,6 +382,9 @@ pub enum Waiting {
         #[serde(default)]
         awaiting_reply: bool,
     },
+    /// Blocked in a system call tied to no lock or queue holdcheck knows
+    /// (seen from outside: the futex of a condition variable, a semaphore).
+    Other { what: String },
 }
 
 /// A thread as the watchdog saw it.

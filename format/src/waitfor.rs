@@ -29,6 +29,11 @@ pub trait Env {
     /// The identity (generation) of the lock at `addr`.
     fn lock_ref(&self, addr: u64) -> LockRef;
     fn thread_name(&self, tid: u32) -> String;
+    /// What a thread with no wait of its own is blocked in, if the place
+    /// knows (inspect: the system call), so it is not called running.
+    fn blocked_in(&self, _tid: u32) -> Option<String> {
+        None
+    }
 }
 
 /// A lock a thread holds.
@@ -301,24 +306,27 @@ fn observed_thread(env: &dyn Env, s: &Snap, now: u64) -> ObservedThread {
         pid: None,
         name: env.thread_name(s.tid),
         held: s.held.iter().map(|h| held_of(env, h)).collect(),
-        waiting: s.wait.as_ref().map(|w| match w {
-            Wait::Lock { addr, kind, mode } => Waiting::Lock {
-                lock: env.lock_ref(*addr),
-                kind: *kind,
-                mode: *mode,
-            },
-            Wait::Call {
-                call,
-                channel,
-                dir,
-                reply,
-            } => Waiting::Call {
-                call: call.to_string(),
-                channel: channel.clone(),
-                direction: *dir,
-                awaiting_reply: *reply,
-            },
-        }),
+        waiting: match &s.wait {
+            None => env.blocked_in(s.tid).map(|what| Waiting::Other { what }),
+            Some(w) => Some(match w {
+                Wait::Lock { addr, kind, mode } => Waiting::Lock {
+                    lock: env.lock_ref(*addr),
+                    kind: *kind,
+                    mode: *mode,
+                },
+                Wait::Call {
+                    call,
+                    channel,
+                    dir,
+                    reply,
+                } => Waiting::Call {
+                    call: call.to_string(),
+                    channel: channel.clone(),
+                    direction: *dir,
+                    awaiting_reply: *reply,
+                },
+            }),
+        },
         waited_ms: age_ms(s, now),
         stack: (s.stack != 0).then_some(s.stack),
     }
@@ -491,7 +499,9 @@ fn stall(env: &dyn Env, snap: &[Snap], root: usize, waiters: &[usize], now: u64)
             format!("blocked in {call}() on {}", channel.describe())
         }
         Some(Wait::Lock { .. }) => "waiting for a lock".to_string(),
-        None => "running".to_string(),
+        None => env
+            .blocked_in(r.tid)
+            .map_or_else(|| "running".to_string(), |w| format!("blocked in {w}")),
     };
     let mut edges = Vec::new();
     if let Some(c) = call_node(r) {

@@ -306,6 +306,7 @@ fn report(o: &Observed) {
                     direction.as_str()
                 )
             }
+            Some(Waiting::Other { what }) => format!("blocked in {what}"),
             None => "running".to_string(),
         };
         text.push_str(&format!(

@@ -218,6 +218,7 @@ fn send_port(pid: u32, nr: u64, args: &[u64; 6]) -> Option<u32> {
 struct InspectEnv<'a> {
     pids: Vec<u32>,
     names: &'a HashMap<u32, String>,
+    blocked_in: &'a HashMap<u32, String>,
 }
 
 impl Env for InspectEnv<'_> {
@@ -232,6 +233,9 @@ impl Env for InspectEnv<'_> {
     }
     fn thread_name(&self, tid: u32) -> String {
         self.names.get(&tid).cloned().unwrap_or_default()
+    }
+    fn blocked_in(&self, tid: u32) -> Option<String> {
+        self.blocked_in.get(&tid).cloned()
     }
 }
 
@@ -787,7 +791,8 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     }
     let netlink = procfs::netlink_sockets();
     let tcp = procfs::tcp_sockets();
-    let now_ms = procfs::sched_now_ms();
+    let clocks = procfs::SchedClocks::calibrate();
+    let now_ms = procfs::boot_clock_ms();
     let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
 
     let mut w = read_waits(&procs, &netlink, &tcp);
@@ -824,18 +829,21 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         }
     }
 
-    // The snapshot, on the boot clock of se.exec_start.
+    // The snapshot, on the boot clock.
     let now_ns = (now_ms * 1e6) as u64;
     let snap: Vec<Snap> = procs
         .iter()
         .flat_map(|p| p.last.iter())
         .map(|t| {
-            let since_ms = t.last_ran_ms.unwrap_or(now_ms - window_ms as f64);
+            let since_ms = clocks
+                .last_ran_ms(t, now_ms)
+                .unwrap_or(now_ms - window_ms as f64);
             let wait = w.waits.get(&t.tid).cloned();
             Snap {
                 tid: t.tid,
                 held: w.held.remove(&t.tid).unwrap_or_default(),
-                since: if wait.is_some() {
+                // Blocked, on something known or not: since it last ran.
+                since: if wait.is_some() || w.blocked_in.contains_key(&t.tid) {
                     (since_ms * 1e6).max(1.0) as u64
                 } else {
                     0
@@ -848,6 +856,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     let env = InspectEnv {
         pids: procs.iter().map(|p| p.pid).collect(),
         names: &w.names,
+        blocked_in: &w.blocked_in,
     };
     let mut observed: Vec<Observed> = waitfor::analyse(&env, &snap, &users, now_ns, 0, o.stall_ms)
         .into_iter()
@@ -953,7 +962,8 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                         Syscall::In { .. } => None,
                     }),
                 no_progress_ms: p.stuck(t).then(|| {
-                    t.last_ran_ms
+                    clocks
+                        .last_ran_ms(t, now_ms)
                         .map_or(window_ms, |r| (now_ms - r).max(0.0) as u64)
                 }),
                 syscall: match &t.syscall {

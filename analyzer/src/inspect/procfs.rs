@@ -30,9 +30,70 @@ pub struct Task {
     pub kernel_stack: Vec<String>,
     /// Context switches so far (voluntary + involuntary).
     pub switches: u64,
-    /// When it last ran, in ms since boot (`se.exec_start`), if the kernel
-    /// shows scheduler statistics.
+    /// When it last ran (`se.exec_start`), in ms on the scheduler's clock
+    /// of its CPU ([`SchedClocks`]), if the kernel shows scheduler
+    /// statistics.
     pub last_ran_ms: Option<f64>,
+    /// How long ago it started (its `stat` start time against the boot
+    /// clock): no wait of it is older.
+    pub age_ms: Option<f64>,
+    /// The CPU it last ran on: `se.exec_start` is on that CPU's clock.
+    pub cpu: Option<u32>,
+}
+
+/// The scheduler's clock of each CPU against the boot clock. `se.exec_start`
+/// is read off the clock of the CPU the task last ran on, and in a virtual
+/// machine those clocks disagree with each other and with `/proc/uptime`
+/// by up to seconds (1 s between two CPUs and 9 s against the boot clock
+/// seen here). Measured by running this thread on each CPU in turn: just
+/// after it is scheduled there, its own `se.exec_start` is that CPU's now.
+pub struct SchedClocks {
+    /// CPU → boot clock minus that CPU's scheduler clock, in ms.
+    offsets: HashMap<u32, f64>,
+}
+
+impl SchedClocks {
+    pub fn calibrate() -> SchedClocks {
+        let mut offsets = HashMap::new();
+        // SAFETY: cpu_set_t is plain data; the calls change and restore
+        // this thread's own affinity.
+        unsafe {
+            let mut saved: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            if libc::sched_getaffinity(0, size, &mut saved) == 0 {
+                for cpu in 0..libc::CPU_SETSIZE as usize {
+                    if !libc::CPU_ISSET(cpu, &saved) {
+                        continue;
+                    }
+                    let mut one: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut one);
+                    if libc::sched_setaffinity(0, size, &one) != 0 {
+                        continue;
+                    }
+                    libc::sched_yield();
+                    if let Some(sched) = exec_start_ms("/proc/thread-self/sched") {
+                        offsets.insert(cpu as u32, boot_clock_ms() - sched);
+                    }
+                }
+                libc::sched_setaffinity(0, size, &saved);
+            }
+        }
+        SchedClocks { offsets }
+    }
+
+    /// When a task last ran, on the boot clock; never before it started.
+    pub fn last_ran_ms(&self, t: &Task, boot_now_ms: f64) -> Option<f64> {
+        let offset = t
+            .cpu
+            .and_then(|c| self.offsets.get(&c).copied())
+            // A CPU this thread may not run on: the others' mean.
+            .or_else(|| {
+                (!self.offsets.is_empty())
+                    .then(|| self.offsets.values().sum::<f64>() / self.offsets.len() as f64)
+            })?;
+        let ran = t.last_ran_ms? + offset;
+        Some(ran.max(t.age_ms.map_or(f64::MIN, |age| boot_now_ms - age)))
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -92,11 +153,18 @@ pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
         Ok(s) => s,
         Err(_) => return Ok(None),
     };
-    // The state follows the parenthesised name, which may hold spaces.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, r)| r.trim_start().chars().next())
-        .unwrap_or('?');
+    // The state follows the parenthesised name, which may hold spaces;
+    // the start time (in clock ticks since boot) is the 20th field after.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let state = after_name.trim_start().chars().next().unwrap_or('?');
+    // SAFETY: no preconditions.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let age_ms = fields
+        .get(19)
+        .and_then(|t| t.parse::<f64>().ok())
+        .map(|start| (boot_clock_ms() - start * 1000.0 / ticks_per_s).max(0.0));
+    let cpu = fields.get(36).and_then(|c| c.parse::<u32>().ok());
     let syscall = parse_syscall(&read(Path::new(&format!("{dir}/syscall")))?);
     let status = fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
     let switches = status
@@ -121,6 +189,8 @@ pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
             .unwrap_or_default(),
         switches,
         last_ran_ms,
+        age_ms,
+        cpu,
     }))
 }
 
@@ -143,18 +213,13 @@ fn exec_start_ms(sched: &str) -> Option<f64> {
     })
 }
 
-/// Now, in ms on the clock of `se.exec_start`. That clock is the
-/// scheduler's, which in a virtual machine can lag the boot clock of
-/// `/proc/uptime` by seconds (9 s seen here): it is read off this very
-/// thread, which is running, so its `se.exec_start` is now. The boot clock
-/// only where the kernel shows no scheduler statistics.
-pub fn sched_now_ms() -> f64 {
-    exec_start_ms("/proc/thread-self/sched").unwrap_or_else(|| {
-        fs::read_to_string("/proc/uptime")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(0.0, |s| s * 1000.0)
-    })
+/// Milliseconds since boot on the boot clock (`/proc/uptime`), the clock
+/// of a task's start time.
+pub fn boot_clock_ms() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |s| s * 1000.0)
 }
 
 /// What an fd of a process is: `socket:[123]`, `pipe:[45]`, a path.
