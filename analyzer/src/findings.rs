@@ -260,9 +260,6 @@ fn processes_of(model: &Model, threads: &[ThreadRef]) -> Vec<ProcessRef> {
         .collect()
 }
 
-/// Adds to a live finding the threads another view of it saw waiting on it
-/// (a snapshot of the whole run sees the other processes stuck behind a
-/// deadlock that one process's watchdog saw).
 /// A stall whose root holder is stuck in an observed deadlock is part of
 /// it: its waiters wait on that deadlock. (Seen from outside, at a run's
 /// timeout, a thread in a condition-variable wait looks like a running
@@ -290,6 +287,9 @@ fn fold_stalls_into_deadlocks(observed: &mut Vec<Finding>) {
     }
 }
 
+/// Adds to a live finding the threads another view of it saw waiting on it
+/// (a snapshot of the whole run sees the other processes stuck behind a
+/// deadlock that one process's watchdog saw).
 fn add_waiters(g: &mut Finding, f: Finding) {
     let mut added = 0;
     for mut t in f.thread_states {

@@ -523,7 +523,8 @@ impl Model {
 
 /// The traces with every queue under one name: a unix queue named by its
 /// sender (sent before the connection was accepted) gets the name of its
-/// receiving socket, when some trace knows it. Copies only when needed.
+/// receiving socket, when some trace knows it, and a condition variable
+/// the pid of its trace. Copies only when needed.
 pub fn canonical_channels(traces: &[TraceFile]) -> std::borrow::Cow<'_, [TraceFile]> {
     let aliases = unix_aliases(traces);
     // Every thread that waits on or signals a condition variable records
