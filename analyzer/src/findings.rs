@@ -262,8 +262,8 @@ fn processes_of(model: &Model, threads: &[ThreadRef]) -> Vec<ProcessRef> {
 
 /// A stall whose root holder is stuck in an observed deadlock is part of
 /// it: its waiters wait on that deadlock. (Seen from outside, at a run's
-/// timeout, a thread in a condition-variable wait looks like a running
-/// holder; the watchdog inside knew what it waited for.)
+/// timeout, a thread in a condition-variable wait is blocked in a futex
+/// that names nothing; the watchdog inside knew what it waited for.)
 fn fold_stalls_into_deadlocks(observed: &mut Vec<Finding>) {
     let mut i = 0;
     while i < observed.len() {
