@@ -71,6 +71,18 @@ static NOINLINE void nested4_pair(long n) {
     }
 }
 
+/* A condition variable signalled under its mutex, nobody waiting: the
+ * signal hook's path (a send on the condition variable's queue). */
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+static NOINLINE void signal_pair(long n) {
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&m1);
+        pthread_cond_signal(&cv);
+        pthread_mutex_unlock(&m1);
+    }
+}
+
 /* A blocking-capable send and receive of one byte on a socketpair (the
  * I/O hooks' path), without and with a lock held across them. */
 static int sp[2];
@@ -184,6 +196,7 @@ int main(int argc, char **argv) {
     measure("nested_pair", nested_pair);
     measure("nested4_pair", nested4_pair);
     measure("contended_pair", contended_pair);
+    measure("signal_pair", signal_pair);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
         die("socketpair");
     long saved = iters;

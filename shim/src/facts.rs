@@ -142,8 +142,10 @@ fn held_of(e: &HeldEntry) -> Held {
     }
 }
 
+/// A channel's key in this thread's queue slots and in fact keys: FxHash,
+/// like the other fact keys (SipHash was a quarter of a signal's cost).
 fn channel_key(c: &Channel, dir: Direction) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     c.hash(&mut h);
     dir.hash(&mut h);
     h.finish() | 1
@@ -219,12 +221,9 @@ fn queue_op(
     let (slot, since) = st.queue_interval(ckey);
     let mut pending: Vec<HeldEntry> = Vec::new();
     if let Some(since) = since {
-        // Copied out first (no allocation): seen_before needs the state.
-        let mut recent = [None; crate::thread::RECENT];
-        for (slot, e) in recent.iter_mut().zip(st.recent_since(since)) {
-            *slot = Some(e);
-        }
-        for e in recent.into_iter().flatten() {
+        // One entry at a time (a copy): seen_before needs the state.
+        for seq in st.recent_range(since) {
+            let e = st.recent_at(seq);
             let key = mix(
                 mix(ckey, e.addr as u64 ^ mode_bits(e.mode) << 60),
                 e.site as u64 ^ epoch,

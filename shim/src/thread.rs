@@ -24,6 +24,8 @@ pub const WAITS_AFTER: usize = 2;
 pub const SEEN_CACHE: usize = 256;
 /// Direct-mapped cache of the stacks of contended acquisitions, by call site.
 pub const SITE_STACKS: usize = 32;
+/// Direct-mapped cache of condition variables' generations.
+pub const CONDVAR_GENS: usize = 8;
 
 #[derive(Clone, Copy, Debug)]
 pub struct HeldEntry {
@@ -104,6 +106,11 @@ pub struct ThreadState {
     /// an event loop's reads and writes follow readiness, so they are not
     /// waits that order its queues.
     pub event_loop: bool,
+    /// (address, epoch, generation) of condition variables this thread
+    /// used: valid while the epoch is (no lock or condition variable was
+    /// initialised or destroyed since), so a signal in a loop does not take
+    /// the lock table's lock.
+    pub condvar_gens: [(usize, u64, u32); CONDVAR_GENS],
 }
 
 impl ThreadState {
@@ -127,6 +134,7 @@ impl ThreadState {
             site_stacks: [(0, 0); SITE_STACKS],
             order_stacks: [(0, 0); SITE_STACKS],
             event_loop: false,
+            condvar_gens: [(0, 0, 0); CONDVAR_GENS],
         }
     }
 
@@ -232,9 +240,13 @@ impl ThreadState {
     }
 
     /// The acquisitions made since ring position `since` (at most RECENT).
-    pub fn recent_since(&self, since: u64) -> impl Iterator<Item = HeldEntry> + '_ {
-        let start = since.max(self.recent_seq.saturating_sub(RECENT as u64));
-        (start..self.recent_seq).map(move |s| self.recent[(s as usize) & (RECENT - 1)])
+    pub fn recent_range(&self, since: u64) -> core::ops::Range<u64> {
+        since.max(self.recent_seq.saturating_sub(RECENT as u64))..self.recent_seq
+    }
+
+    /// The acquisition at ring position `seq` (one of [`Self::recent_range`]).
+    pub fn recent_at(&self, seq: u64) -> HeldEntry {
+        self.recent[(seq as usize) & (RECENT - 1)]
     }
 
     /// In a fork child: the forking thread lives on with a new tid, and
@@ -248,6 +260,8 @@ impl ThreadState {
         // Stack ids name records of the parent's trace.
         self.site_stacks = [(0, 0); SITE_STACKS];
         self.order_stacks = [(0, 0); SITE_STACKS];
+        // Generations of the parent's lock table.
+        self.condvar_gens = [(0, 0, 0); CONDVAR_GENS];
     }
 }
 

@@ -9,7 +9,7 @@
 use super::io::end;
 use crate::facts;
 use crate::real;
-use crate::thread::{self, HeldEntry};
+use crate::thread::{self, HeldEntry, ThreadState};
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{Channel, Direction};
 use libc::timespec;
@@ -17,12 +17,17 @@ use libc::timespec;
 type P = *mut c_void;
 
 /// The condition variable as a channel (its process is the trace's).
-fn condvar(c: P) -> Channel {
-    let l = crate::locks::lock_ref(c as usize);
+fn condvar(st: &mut ThreadState, c: P) -> Channel {
+    let addr = c as usize;
+    let epoch = crate::locks::epoch();
+    let slot = &mut st.condvar_gens[(addr >> 6) % thread::CONDVAR_GENS];
+    if slot.0 != addr || slot.1 != epoch {
+        *slot = (addr, epoch, crate::locks::lock_ref(addr).gen);
+    }
     Channel::Condvar {
         pid: 0,
-        addr: l.addr,
-        gen: l.gen,
+        addr: addr as u64,
+        gen: slot.2,
     }
 }
 
@@ -37,10 +42,11 @@ fn waiting(c: P, m: P, forever: bool, real: impl FnOnce() -> c_int) -> c_int {
         let e = st.pop_held(m as usize);
         if forever {
             let _errno = crate::sys::ErrnoGuard::save();
+            let chan = condvar(st, c);
             ctx = Some(facts::call_begin_on(
                 st,
                 -1,
-                condvar(c),
+                chan,
                 Direction::Recv,
                 "pthread_cond_wait",
             ));
@@ -65,7 +71,8 @@ fn waiting(c: P, m: P, forever: bool, real: impl FnOnce() -> c_int) -> c_int {
 fn signalling(c: P, call: &'static str, real: impl FnOnce() -> c_int) -> c_int {
     if let Some(st) = thread::enter() {
         let _errno = crate::sys::ErrnoGuard::save();
-        facts::nonblocking_send_on(st, condvar(c), call);
+        let chan = condvar(st, c);
+        facts::nonblocking_send_on(st, chan, call);
         thread::leave(st);
     }
     real()
