@@ -523,33 +523,15 @@ impl Model {
 
 /// The traces with every queue under one name: a unix queue named by its
 /// sender (sent before the connection was accepted) gets the name of its
-/// receiving socket, when some trace knows it, and a condition variable
-/// the pid of its trace. Copies only when needed.
+/// receiving socket, when some trace knows it. Copies only when needed.
 pub fn canonical_channels(traces: &[TraceFile]) -> std::borrow::Cow<'_, [TraceFile]> {
     let aliases = unix_aliases(traces);
-    // Every thread that waits on or signals a condition variable records
-    // its use of it.
-    let condvars = traces.iter().flat_map(|t| t.records.iter()).any(|r| {
-        matches!(
-            r,
-            Record::ChannelUse {
-                channel: Channel::Condvar { .. },
-                ..
-            }
-        )
-    });
-    if aliases.is_empty() && !condvars {
+    if aliases.is_empty() {
         return std::borrow::Cow::Borrowed(traces);
     }
     let mut v = traces.to_vec();
-    for t in v.iter_mut() {
-        let pid = match t.records.first() {
-            Some(Record::Header { pid, .. }) => *pid,
-            _ => 0,
-        };
-        for r in t.records.iter_mut() {
-            canonical_record(r, &aliases, pid);
-        }
+    for r in v.iter_mut().flat_map(|t| t.records.iter_mut()) {
+        r.channels_mut(|c| canonical(c, &aliases));
     }
     std::borrow::Cow::Owned(v)
 }
@@ -567,13 +549,7 @@ fn unix_aliases(traces: &[TraceFile]) -> HashMap<u64, u64> {
         .collect()
 }
 
-/// A condition variable is private to its process: the shim leaves its
-/// pid to the trace it is in.
-fn canonical(c: &mut Channel, aliases: &HashMap<u64, u64>, trace_pid: u32) {
-    if let Channel::Condvar { pid, .. } = c {
-        *pid = trace_pid;
-        return;
-    }
+fn canonical(c: &mut Channel, aliases: &HashMap<u64, u64>) {
     if let Channel::Unix {
         inode: inode @ None,
         path: None,
@@ -584,34 +560,6 @@ fn canonical(c: &mut Channel, aliases: &HashMap<u64, u64>, trace_pid: u32) {
             *inode = Some(receiver);
             *from = None;
         }
-    }
-}
-
-fn canonical_record(r: &mut Record, aliases: &HashMap<u64, u64>, pid: u32) {
-    use holdcheck_format::{ObservedNode, Waiting};
-    match r {
-        Record::HeldAcrossCall { channel, .. }
-        | Record::ChannelUse { channel, .. }
-        | Record::QueueLock { channel, .. } => canonical(channel, aliases, pid),
-        Record::QueueWait {
-            channel, waited, ..
-        } => {
-            canonical(channel, aliases, pid);
-            canonical(waited, aliases, pid);
-        }
-        Record::Observed(o) => {
-            for n in o.nodes.iter_mut() {
-                if let ObservedNode::Channel { channel, .. } = n {
-                    canonical(channel, aliases, pid);
-                }
-            }
-            for t in o.threads.iter_mut() {
-                if let Some(Waiting::Call { channel, .. }) = &mut t.waiting {
-                    canonical(channel, aliases, pid);
-                }
-            }
-        }
-        _ => {}
     }
 }
 

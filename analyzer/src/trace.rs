@@ -3,7 +3,7 @@
 //! lines are reported with file and line, and the rest is still read.
 
 use anyhow::{bail, Context, Result};
-use holdcheck_format::{Record, TRACE_PREFIX, TRACE_SUFFIX, TRACE_VERSION};
+use holdcheck_format::{Channel, Record, TRACE_PREFIX, TRACE_SUFFIX, TRACE_VERSION};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -111,6 +111,8 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
     let mut line = Vec::new();
     let mut offset = 0u64;
     let mut lineno = 0usize;
+    // The process, from the header (0 until it is read).
+    let mut pid = 0u32;
     loop {
         line.clear();
         let n = (&mut reader)
@@ -144,6 +146,16 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
                 break;
             }
             Ok(mut r) => {
+                if let Record::Header { pid: p, .. } = r {
+                    pid = p;
+                }
+                // A condition variable is private to its process: the shim
+                // leaves its pid to the trace it is in.
+                r.channels_mut(|c| {
+                    if let Channel::Condvar { pid: p, .. } = c {
+                        *p = pid;
+                    }
+                });
                 if let Some(what) = bound(&mut r) {
                     warnings.push(format!(
                         "{}:{lineno} (offset {start}): {what}",

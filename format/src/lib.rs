@@ -455,6 +455,34 @@ pub struct Observed {
 }
 
 impl Record {
+    /// Calls `f` on every channel the record names.
+    pub fn channels_mut(&mut self, mut f: impl FnMut(&mut Channel)) {
+        match self {
+            Record::HeldAcrossCall { channel, .. }
+            | Record::ChannelUse { channel, .. }
+            | Record::QueueLock { channel, .. } => f(channel),
+            Record::QueueWait {
+                channel, waited, ..
+            } => {
+                f(channel);
+                f(waited);
+            }
+            Record::Observed(o) => {
+                for n in o.nodes.iter_mut() {
+                    if let ObservedNode::Channel { channel, .. } = n {
+                        f(channel);
+                    }
+                }
+                for t in o.threads.iter_mut() {
+                    if let Some(Waiting::Call { channel, .. }) = &mut t.waiting {
+                        f(channel);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Serialises one record as a trace line (with the newline).
     pub fn to_line(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).expect("trace records always serialise");
