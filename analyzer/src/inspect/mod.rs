@@ -835,9 +835,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         .iter()
         .flat_map(|p| p.last.iter())
         .map(|t| {
-            let since_ms = clocks
-                .last_ran_ms(t, now_ms)
-                .unwrap_or(now_ms - window_ms as f64);
+            let since_ms = clocks.last_ran_ms(t).unwrap_or(now_ms - window_ms as f64);
             let wait = w.waits.get(&t.tid).cloned();
             Snap {
                 tid: t.tid,
@@ -963,7 +961,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                     }),
                 no_progress_ms: p.stuck(t).then(|| {
                     clocks
-                        .last_ran_ms(t, now_ms)
+                        .last_ran_ms(t)
                         .map_or(window_ms, |r| (now_ms - r).max(0.0) as u64)
                 }),
                 syscall: match &t.syscall {

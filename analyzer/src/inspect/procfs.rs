@@ -34,9 +34,9 @@ pub struct Task {
     /// of its CPU ([`SchedClocks`]), if the kernel shows scheduler
     /// statistics.
     pub last_ran_ms: Option<f64>,
-    /// How long ago it started (its `stat` start time against the boot
-    /// clock): no wait of it is older.
-    pub age_ms: Option<f64>,
+    /// When it started, in ms on the boot clock (`stat`'s start time): no
+    /// wait of it is older.
+    pub started_ms: Option<f64>,
     /// The CPU it last ran on: `se.exec_start` is on that CPU's clock.
     pub cpu: Option<u32>,
 }
@@ -82,7 +82,7 @@ impl SchedClocks {
     }
 
     /// When a task last ran, on the boot clock; never before it started.
-    pub fn last_ran_ms(&self, t: &Task, boot_now_ms: f64) -> Option<f64> {
+    pub fn last_ran_ms(&self, t: &Task) -> Option<f64> {
         let offset = t
             .cpu
             .and_then(|c| self.offsets.get(&c).copied())
@@ -92,7 +92,7 @@ impl SchedClocks {
                     .then(|| self.offsets.values().sum::<f64>() / self.offsets.len() as f64)
             })?;
         let ran = t.last_ran_ms? + offset;
-        Some(ran.max(t.age_ms.map_or(f64::MIN, |age| boot_now_ms - age)))
+        Some(ran.max(t.started_ms.unwrap_or(f64::MIN)))
     }
 }
 
@@ -160,10 +160,10 @@ pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
     // SAFETY: no preconditions.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let age_ms = fields
+    let started_ms = fields
         .get(19)
         .and_then(|t| t.parse::<f64>().ok())
-        .map(|start| (boot_clock_ms() - start * 1000.0 / ticks_per_s).max(0.0));
+        .map(|ticks| ticks * 1000.0 / ticks_per_s);
     let cpu = fields.get(36).and_then(|c| c.parse::<u32>().ok());
     let syscall = parse_syscall(&read(Path::new(&format!("{dir}/syscall")))?);
     let status = fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
@@ -189,7 +189,7 @@ pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
             .unwrap_or_default(),
         switches,
         last_ran_ms,
-        age_ms,
+        started_ms,
         cpu,
     }))
 }
