@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,11 +63,30 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 
 /// A new private trace directory (the given one, which must hold no traces
 /// yet, or a fresh one under the temporary directory).
+///
+/// Only a directory holdcheck creates is made private (0700). A given one
+/// that exists is used as it is, and refused if it is a symbolic link or
+/// shared (writable by others, sticky, or another user's): traces are
+/// `0600` in any case, and `--out /tmp` must never change `/tmp`.
 pub fn trace_dir(out: Option<&Path>) -> Result<PathBuf> {
     match out {
         Some(d) => {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("cannot create trace directory {}", d.display()))?;
+            match std::fs::symlink_metadata(d) {
+                Ok(m) => check_given_dir(d, &m)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(d)
+                        .with_context(|| {
+                            format!("cannot create trace directory {}", d.display())
+                        })?;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot use trace directory {}", d.display()))
+                }
+            }
             if !crate::trace::trace_files(d)?.is_empty() {
                 bail!(
                     "{} already holds traces of an earlier run; give --out an empty directory",
@@ -93,6 +112,35 @@ pub fn trace_dir(out: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// An existing `--out` directory must be a plain directory of this user
+/// that nobody else can write to.
+fn check_given_dir(d: &Path, m: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = d.display();
+    if m.file_type().is_symlink() {
+        bail!("--out {shown} is a symbolic link; give the directory itself");
+    }
+    if !m.is_dir() {
+        bail!("--out {shown} is not a directory");
+    }
+    // SAFETY: no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if m.uid() != uid {
+        bail!(
+            "--out {shown} belongs to uid {}, not to you (uid {uid}); give a directory of your own",
+            m.uid()
+        );
+    }
+    if m.mode() & 0o1022 != 0 {
+        bail!(
+            "--out {shown} is shared (mode {:o}): others could plant files among the traces; \
+             give a directory only you can write to (holdcheck leaves its mode alone)",
+            m.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
 /// Runs the command under the shim and waits for it (or the timeout).
 pub fn run(opts: &RunOptions) -> Result<Outcome> {
     let Some((program, args)) = opts.command.split_first() else {
@@ -100,7 +148,6 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     };
     let shim = crate::shim::locate()?;
     let dir = trace_dir(opts.out.as_deref())?;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
 
     let mut preload = OsString::from(&shim);
     if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|p| !p.is_empty()) {
@@ -123,10 +170,26 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
         .env("HOLDCHECK_OPTIONS", options)
         // Its own process group: the whole tree can be ended at once.
         .process_group(0);
+    let terminal = Terminal::ours();
+    if terminal.is_some() {
+        // The command's group gets the terminal before it runs, or its
+        // first read would stop it (SIGTTIN), as a shell does for a job.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setpgid(0, 0);
+                Terminal::give_to(libc::getpid());
+                Ok(())
+            });
+        }
+    }
     let child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
     let pid = child.id() as libc::pid_t;
+    if terminal.is_some() {
+        Terminal::give_to(pid);
+    }
 
     // SAFETY: the handler only stores to an atomic.
     unsafe {
@@ -144,6 +207,17 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     loop {
         if exited_unreaped(pid) {
             break;
+        }
+        if terminal.is_some() && stopped(pid) {
+            // Ctrl-Z: the job stops as a whole, holdcheck with it, and
+            // goes on where it was when the shell continues it.
+            Terminal::give_to(terminal.unwrap_or(0));
+            // SAFETY: stopping ourselves, then continuing our child's group.
+            unsafe {
+                libc::raise(libc::SIGSTOP);
+                Terminal::give_to(pid);
+                libc::kill(-pid, libc::SIGCONT);
+            }
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
             killed = Some(Ending::Interrupted);
@@ -166,6 +240,9 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     kill_group(pid);
     let status = reap(pid)?;
     reap_orphans();
+    if let Some(ours) = terminal {
+        Terminal::give_to(ours);
+    }
     // SAFETY: restoring the default dispositions.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_DFL);
@@ -174,6 +251,55 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     std::mem::forget(child); // reaped above
     let ending = killed.unwrap_or(status);
     Ok(Outcome { dir, ending })
+}
+
+/// The terminal on standard input, when holdcheck's group has it in the
+/// foreground (an interactive run): the command's group gets it while it
+/// runs, and holdcheck takes it back at the end.
+struct Terminal;
+
+impl Terminal {
+    /// Our process group, if stdin is a terminal whose foreground it is.
+    fn ours() -> Option<libc::pid_t> {
+        // SAFETY: plain queries of descriptor 0 and of this process.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return None;
+            }
+            let pg = libc::getpgrp();
+            (libc::tcgetpgrp(0) == pg).then_some(pg)
+        }
+    }
+
+    /// Makes `pgrp` the terminal's foreground group. SIGTTOU (sent to a
+    /// background group that does this) is blocked meanwhile.
+    fn give_to(pgrp: libc::pid_t) {
+        // SAFETY: async-signal-safe calls with valid arguments.
+        unsafe {
+            let mut block: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut block);
+            libc::sigaddset(&mut block, libc::SIGTTOU);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
+            libc::tcsetpgrp(0, pgrp);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Whether the child was stopped (by a signal) since the last look.
+fn stopped(pid: libc::pid_t) -> bool {
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WSTOPPED | libc::WNOHANG,
+        );
+        r == 0 && info.si_pid() != 0
+    }
 }
 
 /// Whether the child has exited, without reaping it.

@@ -42,6 +42,11 @@ pub fn active() -> bool {
     }
 }
 
+#[cfg(test)]
+pub fn force_active_for_tests() {
+    STATE.store(ON, Ordering::Relaxed);
+}
+
 #[cold]
 fn first_use() -> bool {
     // A hook called while the configuration is being read (getenv is not

@@ -69,11 +69,11 @@ pub fn lock_order(
         .map(|e| (held_of(e), e.kind))
         .collect();
     let identity = fact_identity(
-        mix(tid as u64, mode_bits(mode) | (try_lock as u64) << 4),
+        mode_bits(mode) | (try_lock as u64) << 4,
         Some(lock),
         held.iter().map(|(h, _)| h),
     );
-    if !RECORDER.lock().is_new_fact(identity) {
+    if !RECORDER.lock().thread_fact(identity, tid).1 {
         return;
     }
     // The same code (this site, under locks taken at the same sites) was
@@ -290,14 +290,11 @@ fn queue_op(
             // another epoch is counted under its first id, not written
             // (nor unwound) again.
             let held: Vec<Held> = st.held().iter().map(held_of).collect();
-            let id = fact_identity(
-                mix(mix(ckey, call.as_ptr() as u64), tid as u64),
-                None,
-                held.iter(),
-            );
+            let base = fact_identity(mix(ckey, call.as_ptr() as u64), None, held.iter());
             let mut rec = RECORDER.lock();
+            let (id, new) = rec.thread_fact(base, tid);
             rec.alias_fact(fact, id);
-            if rec.is_new_fact(id) {
+            if new {
                 new_fact = Some(id);
             }
         }
@@ -332,7 +329,7 @@ fn queue_op(
         let held: Vec<(Held, LockKind)> = st.held().iter().map(|e| (held_of(e), e.kind)).collect();
         let mut rec = RECORDER.lock();
         rec.thread(tid);
-        if new_use && rec.is_new_fact(mix(mix(use_key, stack), tid as u64)) {
+        if new_use && rec.thread_fact(mix(use_key, stack), tid).1 {
             rec.write(&Record::ChannelUse {
                 tid,
                 channel: chan.clone(),
@@ -343,10 +340,11 @@ fn queue_op(
         }
         for e in pending {
             let lock = locks::lock_ref(e.addr);
-            if !rec.is_new_fact(mix(
+            let base = mix(
                 mix(ckey, lock.addr ^ (lock.gen as u64) << 48),
-                mix(e.site as u64, tid as u64 ^ mode_bits(e.mode) << 40),
-            )) {
+                e.site as u64 ^ mode_bits(e.mode) << 40,
+            );
+            if !rec.thread_fact(base, tid).1 {
                 continue;
             }
             // The lock may be gone by now: its kind is known from the
@@ -367,10 +365,10 @@ fn queue_op(
             });
         }
         for (waited, waited_direction, wstack) in waited {
-            if !rec.is_new_fact(mix(
-                mix(ckey, channel_key(&waited, waited_direction)),
-                tid as u64,
-            )) {
+            if !rec
+                .thread_fact(mix(ckey, channel_key(&waited, waited_direction)), tid)
+                .1
+            {
                 continue;
             }
             rec.write(&Record::QueueWait {

@@ -18,6 +18,7 @@
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("the holdcheck shim supports x86_64 Linux (glibc) only");
 
+mod alloc;
 mod channel;
 mod config;
 mod facts;

@@ -1,6 +1,8 @@
 //! Process life cycle: start-up, fork and exit.
 
-use crate::{channel, config, filelocks, live, locks, recorder, thread, watchdog};
+use crate::watchdog;
+use crate::{alloc, channel, config, filelocks, live, locks, real, recorder, stack, thread};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[used]
 #[link_section = ".init_array"]
@@ -11,22 +13,63 @@ static INIT: extern "C" fn() = init;
 static FINI: extern "C" fn() = fini;
 
 extern "C" fn init() {
-    // Hooks may have run already (other libraries' constructors); this only
-    // makes sure the configuration is read early and fork is handled.
+    // Hooks may have run already (other libraries' constructors). Whatever
+    // a hook may need from the loader is settled now, while no dlopen can
+    // be holding the loader's lock: the real functions, the thread-exit
+    // key, the shim's own address range.
+    crate::sys::note_stderr();
+    real::resolve_all();
+    thread::exit_key();
+    stack::shim_range();
     // The trace (its header) is written at once: an empty trace says the
     // shim ran and saw nothing, a missing one that it never loaded.
     if config::active() {
         recorder::RECORDER.lock().open();
     }
-    // SAFETY: the handler is a plain function of this library.
-    unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };
+    // SAFETY: the handlers are plain functions of this library.
+    unsafe {
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_parent),
+            Some(after_fork_child),
+        )
+    };
+}
+
+/// What `before_fork` changed on the forking thread, restored after it
+/// (glibc runs one fork's handlers at a time).
+static FORK_WORD: AtomicUsize = AtomicUsize::new(0);
+static FORK_BUSY: AtomicBool = AtomicBool::new(false);
+
+/// Fork prepare: the other libraries' prepare handlers that run after this
+/// one (jemalloc's lock every arena) pass through the hooks, and what the
+/// child inherits from the shim is whole: its heap, its module list.
+extern "C" fn before_fork() {
+    let (w, busy) = thread::begin_pass_through();
+    FORK_WORD.store(w, Ordering::Relaxed);
+    FORK_BUSY.store(busy, Ordering::Relaxed);
+    stack::fork_prepare();
+    alloc::HEAP.fork_prepare();
+}
+
+extern "C" fn after_fork_parent() {
+    alloc::HEAP.fork_done();
+    stack::fork_parent();
+    thread::end_pass_through((
+        FORK_WORD.load(Ordering::Relaxed),
+        FORK_BUSY.load(Ordering::Relaxed),
+    ));
 }
 
 /// The child of a fork has one thread. Every internal lock and table starts
 /// anew (see `sync`): whatever another thread held or was updating at the
-/// fork is gone with it. The child opens its own trace at its first fact;
-/// the forking thread's held locks stay held in the child.
+/// fork is gone with it. The forking thread's held locks stay held in the
+/// child. The child opens its trace at once, while it still has the
+/// parent's credentials: a server's workers drop privileges right after
+/// the fork, and could not create it later.
 extern "C" fn after_fork_child() {
+    alloc::HEAP.fork_done();
+    stack::fork_child();
     // SAFETY: in the fork child, before any other shim code runs there.
     unsafe {
         recorder::RECORDER.reset(recorder::Recorder::new());
@@ -34,10 +77,17 @@ extern "C" fn after_fork_child() {
         channel::after_fork_child();
         live::after_fork_child();
         filelocks::after_fork_child();
+        thread::after_fork_child();
     }
-    locks::EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    thread::with_state_unchecked(|s| s.after_fork_child());
+    locks::EPOCH.fetch_add(1, Ordering::Relaxed);
     watchdog::after_fork_child();
+    thread::end_pass_through((
+        FORK_WORD.load(Ordering::Relaxed),
+        FORK_BUSY.load(Ordering::Relaxed),
+    ));
+    if config::active() {
+        thread::passing_through(|| recorder::RECORDER.lock().open());
+    }
 }
 
 extern "C" fn fini() {

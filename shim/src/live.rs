@@ -5,20 +5,18 @@
 //! are read by the watchdog straight from its thread state. The uncontended
 //! fast path publishes nothing.
 //!
-//! A thread registers on its first wait. A pthread key destructor takes it
-//! out of the registry before its thread-local memory goes away, under the
-//! registry lock that the watchdog holds while it reads, so the watchdog
-//! never reads a dead thread's memory.
+//! A thread registers on its first wait. When it exits, `thread`'s key
+//! destructor takes it out of the registry before its state block is
+//! reused, under the registry lock that the watchdog holds while it reads,
+//! so the watchdog never reads another thread's state as this one's.
 
 use crate::sync::ForkMutex;
-use crate::thread::{self, ThreadState};
-use core::ffi::c_void;
+use crate::thread::ThreadState;
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 use holdcheck_format::{Channel, Direction, LockKind, Mode};
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
 
 pub const WAIT_NONE: u8 = 0;
 pub const WAIT_LOCK: u8 = 1;
@@ -106,38 +104,26 @@ impl Published {
 
 pub static REGISTRY: ForkMutex<Vec<&'static Published>> = ForkMutex::new(Vec::new());
 
-fn key() -> libc::pthread_key_t {
-    static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
-    *KEY.get_or_init(|| {
-        let mut k: libc::pthread_key_t = 0;
-        // SAFETY: k is a valid out-parameter; the destructor is a plain fn.
-        unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) };
-        k
-    })
-}
-
-extern "C" fn on_thread_exit(p: *mut c_void) {
+/// A thread exits (its state block is about to be reused): the watchdog
+/// stops reading it, under the registry lock it reads with.
+pub fn unpublish(st: &mut ThreadState) {
+    if st.published.is_null() {
+        return;
+    }
     let _reg = REGISTRY.lock();
-    // SAFETY: p is the leaked Published this thread registered.
-    let p = unsafe { &*(p as *const Published) };
+    // SAFETY: set by `published` to a leaked, never-freed record.
+    let p = unsafe { &*st.published };
     p.done();
     p.state.store(core::ptr::null_mut(), Ordering::Relaxed);
     p.in_use.store(false, Ordering::Release);
-    thread::with_state_unchecked(|s| {
-        s.published = core::ptr::null();
-        s.exited = true;
-    });
+    st.published = core::ptr::null();
 }
 
-/// This thread's published record, registering it (and starting the
-/// watchdog) on first use. None once the thread is exiting.
+/// This thread's published record, registering it on first use. None once the thread is exiting.
 pub fn published(st: &mut ThreadState) -> Option<&'static Published> {
     if !st.published.is_null() {
         // SAFETY: set below to a leaked, never-freed record.
         return Some(unsafe { &*st.published });
-    }
-    if st.exited {
-        return None;
     }
     let tid = st.tid();
     let p: &'static Published = {
@@ -163,9 +149,6 @@ pub fn published(st: &mut ThreadState) -> Option<&'static Published> {
         p
     };
     st.published = p;
-    // SAFETY: the key exists; the value is a leaked record.
-    unsafe { libc::pthread_setspecific(key(), p as *const Published as *const c_void) };
-    crate::watchdog::ensure_started();
     Some(p)
 }
 

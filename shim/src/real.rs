@@ -1,8 +1,12 @@
 //! The real libc/libpthread functions behind the interposers.
 //!
-//! Interposed calls can arrive before the shim's constructor (from other
-//! libraries' constructors), so every function is resolved lazily on first use
-//! with `dlsym(RTLD_NEXT, …)` and cached in an atomic. The condvar functions are
+//! Every function is resolved at once, with `dlsym(RTLD_NEXT, …)`, by the
+//! shim's constructor or by the first interposed call that comes before it
+//! (from another library's constructor), and cached in an atomic. Never one
+//! by one on first use: `dlsym` takes the loader's lock, which a `dlopen`
+//! holds while it runs a library's constructors, and a constructor that
+//! waits for a thread it started would wait for ever on that thread's first
+//! call of a function not resolved yet. The condvar functions are
 //! resolved with an explicit symbol version: old binaries bind to the
 //! GLIBC_2.2.5 compat condvar, which is a different function.
 
@@ -24,15 +28,28 @@ fn resolve(slot: &AtomicUsize, name: &'static [u8], version: Option<&'static [u8
             None => libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char),
         }
     } as usize;
-    if p == 0 {
-        // Nothing to pass the call to: there is no safe way on.
-        crate::sys::say_bytes(b"cannot resolve a libc function; aborting\n");
-        crate::sys::say_bytes(name);
-        unsafe { libc::abort() }
-    }
+    // A function this libc lacks (an old glibc's close_range) is only an
+    // error if the program calls it, which it then cannot have linked.
+    let p = if p == 0 { MISSING } else { p };
     slot.store(p, Ordering::Relaxed);
     p
 }
+
+/// A slot's value for a function the next objects do not define.
+const MISSING: usize = 1;
+
+#[cold]
+fn missing(name: &'static [u8]) -> ! {
+    // Nothing to pass the call to: there is no safe way on.
+    crate::sys::say_bytes(b"holdcheck: cannot resolve a libc function; aborting: ");
+    crate::sys::say_bytes(&name[..name.len() - 1]);
+    crate::sys::say_bytes(b"\n");
+    unsafe { libc::abort() }
+}
+
+/// Set while one thread resolves them all; a call made meanwhile (from
+/// `dlsym` itself, or another thread) resolves its own function alone.
+static RESOLVING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 macro_rules! real_fns {
     ($( $name:ident $(@ $ver:literal)? : fn($($arg:ty),*) -> $ret:ty; )*) => {
@@ -40,14 +57,38 @@ macro_rules! real_fns {
             use core::sync::atomic::AtomicUsize;
             $( #[allow(non_upper_case_globals)] pub static $name: AtomicUsize = AtomicUsize::new(0); )*
         }
+        /// Resolves every real function not resolved yet.
+        #[cold]
+        pub fn resolve_all() {
+            if RESOLVING.swap(true, Ordering::Acquire) {
+                return;
+            }
+            $(
+                if slots::$name.load(Ordering::Relaxed) == 0 {
+                    let version: Option<&'static [u8]> = None $(.or(Some(concat!($ver, "\0").as_bytes())))?;
+                    resolve(&slots::$name, concat!(stringify!($name), "\0").as_bytes(), version);
+                }
+            )*
+            RESOLVING.store(false, Ordering::Release);
+        }
         $(
             /// The next definition of this symbol after the shim's.
             #[inline(always)]
             pub fn $name() -> unsafe extern "C-unwind" fn($($arg),*) -> $ret {
                 let mut p = slots::$name.load(Ordering::Relaxed);
-                if p == 0 {
-                    let version: Option<&'static [u8]> = None $(.or(Some(concat!($ver, "\0").as_bytes())))?;
-                    p = resolve(&slots::$name, concat!(stringify!($name), "\0").as_bytes(), version);
+                if p <= MISSING {
+                    let name = concat!(stringify!($name), "\0").as_bytes();
+                    if p == 0 {
+                        resolve_all();
+                        p = slots::$name.load(Ordering::Relaxed);
+                    }
+                    if p == 0 {
+                        let version: Option<&'static [u8]> = None $(.or(Some(concat!($ver, "\0").as_bytes())))?;
+                        p = resolve(&slots::$name, name, version);
+                    }
+                    if p == MISSING {
+                        missing(name);
+                    }
                 }
                 // SAFETY: p is the address of the libc function of this name
                 // and signature.
@@ -86,6 +127,7 @@ real_fns! {
     pthread_cond_init @ "GLIBC_2.3.2": fn(P, *const c_void) -> c_int;
     pthread_cond_destroy @ "GLIBC_2.3.2": fn(P) -> c_int;
 
+    pthread_create: fn(*mut libc::pthread_t, *const libc::pthread_attr_t, P, P) -> c_int;
     pthread_setname_np: fn(libc::pthread_t, *const c_char) -> c_int;
     prctl: fn(c_int, libc::c_ulong, libc::c_ulong, libc::c_ulong, libc::c_ulong) -> c_int;
 

@@ -20,9 +20,13 @@ type Fixed = BuildHasherDefault<DefaultHasher>;
 pub struct Recorder {
     /// The open trace file and the pid it belongs to; a different pid (fork,
     /// vfork, posix_spawn) opens a new one.
-    file: Option<(OwnedFd, u32)>,
+    file: Option<(TraceFd, u32)>,
     pub path: Option<String>,
-    facts: HashSet<u64, Fixed>,
+    /// Fact (without its thread) → the threads that recorded it, at most
+    /// THREADS_PER_FACT: a thread per task must not make the trace grow
+    /// with the number of threads, but the analysis needs a few distinct
+    /// threads per fact (a cycle needs another thread at each edge).
+    fact_threads: HashMap<u64, Vec<u32>, Fixed>,
     stacks: HashSet<u64, Fixed>,
     locks: HashSet<LockRef, Fixed>,
     threads: HashMap<u32, String, Fixed>,
@@ -38,6 +42,9 @@ pub struct Recorder {
     partial_said: HashSet<&'static str, Fixed>,
 }
 
+/// Distinct threads recorded per fact.
+pub const THREADS_PER_FACT: usize = 4;
+
 pub static RECORDER: ForkMutex<Recorder> = ForkMutex::new(Recorder::new());
 
 impl Recorder {
@@ -45,7 +52,7 @@ impl Recorder {
         Recorder {
             file: None,
             path: None,
-            facts: HashSet::with_hasher(Fixed::new()),
+            fact_threads: HashMap::with_hasher(Fixed::new()),
             stacks: HashSet::with_hasher(Fixed::new()),
             locks: HashSet::with_hasher(Fixed::new()),
             threads: HashMap::with_hasher(Fixed::new()),
@@ -57,11 +64,21 @@ impl Recorder {
         }
     }
 
-    /// Whether a fact key is new in this trace; marks it recorded. (No pid
-    /// check here: a fork child's recorder is new, and a vfork child, which
-    /// shares this one, must not write anyway.)
-    pub fn is_new_fact(&mut self, key: u64) -> bool {
-        self.facts.insert(key)
+    /// Whether thread `tid`'s instance of fact `base` (a key without the
+    /// thread) is to be written, and its identity: the thread's own while
+    /// the fact has fewer than [`THREADS_PER_FACT`] threads, else that of
+    /// the first thread that recorded it (so statistics add up there).
+    pub fn thread_fact(&mut self, base: u64, tid: u32) -> (u64, bool) {
+        let own = holdcheck_format::mix(base, tid as u64) | 1;
+        let threads = self.fact_threads.entry(base).or_default();
+        if threads.contains(&tid) {
+            return (own, false);
+        }
+        if threads.len() < THREADS_PER_FACT {
+            threads.push(tid);
+            return (own, true);
+        }
+        (holdcheck_format::mix(base, threads[0] as u64) | 1, false)
     }
 
     /// Writes a stack record unless it is already in the trace.
@@ -200,10 +217,18 @@ impl Recorder {
 
     pub fn write(&mut self, rec: &Record) {
         self.ensure_file();
-        let Some((fd, _)) = &self.file else { return };
-        if let Err(e) = sys::write_all(fd, &rec.to_line()) {
-            let path = self.path.clone().unwrap_or_default();
-            self.file = None;
+        let path = self.path.clone().unwrap_or_default();
+        let Some((fd, _)) = &mut self.file else {
+            return;
+        };
+        let result = match fd.checked(&path) {
+            Ok(fd) => sys::write_all(fd, &rec.to_line()).map_err(|e| e.to_string()),
+            Err(why) => Err(why),
+        };
+        if let Err(e) = result {
+            if let Some((fd, _)) = self.file.take() {
+                fd.abandon();
+            }
             config::go_passive(&format!("cannot write trace {path}: {e}"));
         }
     }
@@ -224,7 +249,7 @@ impl Recorder {
         }
         match open_trace(pid) {
             Ok((fd, path)) => {
-                self.file = Some((fd, pid));
+                self.file = Some((TraceFd::new(fd), pid));
                 self.path = Some(path);
                 let exe = std::fs::read_link("/proc/self/exe")
                     .map(|p| p.to_string_lossy().into_owned())
@@ -255,6 +280,77 @@ impl Recorder {
     pub fn path(&self) -> Option<&str> {
         self.path.as_deref()
     }
+}
+
+/// The trace's descriptor, kept out of the program's way: on a high number
+/// (a daemon that closes its descriptors and opens a file must not get
+/// this one's number), close-on-exec, and checked to still be the trace
+/// (device and inode) before every write. A program that closed it and
+/// reused the number owns that descriptor now: it is forgotten, never
+/// written or closed, and the trace is reopened by its path.
+pub struct TraceFd {
+    fd: Option<OwnedFd>,
+    dev: u64,
+    ino: u64,
+}
+
+impl TraceFd {
+    fn new(fd: OwnedFd) -> Self {
+        let fd = high(fd);
+        let (dev, ino) = rustix::fs::fstat(&fd).map_or((0, 0), |st| (st.st_dev, st.st_ino));
+        TraceFd {
+            fd: Some(fd),
+            dev,
+            ino,
+        }
+    }
+
+    fn is_ours(&self, fd: &OwnedFd) -> bool {
+        rustix::fs::fstat(fd).is_ok_and(|st| st.st_dev == self.dev && st.st_ino == self.ino)
+    }
+
+    /// The descriptor, if it still is the trace, or the trace reopened.
+    fn checked(&mut self, path: &str) -> Result<&OwnedFd, String> {
+        if let Some(fd) = self.fd.take() {
+            if self.is_ours(&fd) {
+                return Ok(self.fd.insert(fd));
+            }
+            core::mem::forget(fd); // the program's descriptor now
+        }
+        let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty())
+            .map_err(|e| format!("the program closed it, and it cannot be reopened: {e}"))?;
+        if !self.is_ours(&fd) {
+            return Err("the program closed it, and another file has its name now".into());
+        }
+        Ok(self.fd.insert(high(fd)))
+    }
+
+    /// Gives up the descriptor without closing it if it may not be ours.
+    fn abandon(mut self) {
+        if let Some(fd) = self.fd.take() {
+            if !self.is_ours(&fd) {
+                core::mem::forget(fd);
+            }
+        }
+    }
+}
+
+/// The same file on a descriptor near the top of the program's range.
+fn high(fd: OwnedFd) -> OwnedFd {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024)
+        .min(1 << 20) as u32;
+    for min in [limit.saturating_sub(32), limit / 2, 256] {
+        if min <= 3 {
+            continue;
+        }
+        if let Ok(h) = rustix::io::fcntl_dupfd_cloexec(&fd, min as i32) {
+            return h; // `fd` is closed on return
+        }
+    }
+    fd
 }
 
 /// Creates `DIR/holdcheck.<pid>.<n>.trace`, mode 0600, never following a

@@ -1,9 +1,10 @@
 //! Stack capture (slow paths only) and the module table that lets the
 //! analyzer symbolise return addresses offline.
 
+use crate::sync::SpinLock;
 use crate::thread::mix;
 use core::ffi::{c_int, c_void, CStr};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 pub const MAX_FRAMES: usize = 64;
 
@@ -57,8 +58,9 @@ pub fn capture(depth: usize) -> Stack {
 static SHIM_LO: AtomicU64 = AtomicU64::new(0);
 static SHIM_HI: AtomicU64 = AtomicU64::new(0);
 
-/// The address range of the shim's own loaded object.
-fn shim_range() -> (u64, u64) {
+/// The address range of the shim's own loaded object (computed at start-up,
+/// before any fork).
+pub fn shim_range() -> (u64, u64) {
     let hi = SHIM_HI.load(Ordering::Relaxed);
     if hi != 0 {
         return (SHIM_LO.load(Ordering::Relaxed), hi);
@@ -77,6 +79,7 @@ fn shim_range() -> (u64, u64) {
 }
 
 /// One loaded ELF object.
+#[derive(Clone)]
 pub struct Module {
     pub path: String,
     pub base: u64,
@@ -88,8 +91,42 @@ pub struct Module {
 static LAST_ADDS: AtomicU64 = AtomicU64::new(u64::MAX);
 static LAST_SUBS: AtomicUsize = AtomicUsize::new(usize::MAX);
 
+/// The module list as the parent saw it at the last fork, for a fork child
+/// until it execs: the child must not call `dl_iterate_phdr`, whose lock
+/// another thread of the parent may have held at the fork (a `dlopen`, an
+/// unwinder) and which then stays locked in the child for ever.
+static FORK_SNAPSHOT: SpinLock<Vec<Module>> = SpinLock::new(Vec::new());
+static IN_FORK_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Fork prepare: brings the snapshot up to date and holds it until the
+/// child and the parent are apart, so the child gets a whole one.
+pub fn fork_prepare() {
+    if modules_changed() || FORK_SNAPSHOT.with(|s| s.is_empty()) {
+        let now = modules();
+        let old = FORK_SNAPSHOT.with(|s| core::mem::replace(s, now));
+        drop(old);
+    }
+    FORK_SNAPSHOT.raw_lock();
+}
+
+/// Fork parent: the snapshot is free again.
+pub fn fork_parent() {
+    // SAFETY: fork_prepare left it locked on this thread.
+    unsafe { FORK_SNAPSHOT.raw_unlock() };
+}
+
+/// Fork child: modules come from the snapshot until exec.
+pub fn fork_child() {
+    IN_FORK_CHILD.store(true, Ordering::Relaxed);
+    // SAFETY: fork_prepare left it locked on this (the only) thread.
+    unsafe { FORK_SNAPSHOT.raw_unlock() };
+}
+
 /// Whether objects were loaded or unloaded since the last call.
 pub fn modules_changed() -> bool {
+    if IN_FORK_CHILD.load(Ordering::Relaxed) {
+        return false; // a fork child loads nothing new before exec, as a rule
+    }
     let mut counters = (0u64, 0usize);
     unsafe extern "C" fn first(
         info: *mut libc::dl_phdr_info,
@@ -109,6 +146,9 @@ pub fn modules_changed() -> bool {
 
 /// Every loaded object with its PT_LOAD segments.
 pub fn modules() -> Vec<Module> {
+    if IN_FORK_CHILD.load(Ordering::Relaxed) {
+        return FORK_SNAPSHOT.with(|s| s.clone());
+    }
     let mut out: Vec<Module> = Vec::new();
     unsafe extern "C" fn each(
         info: *mut libc::dl_phdr_info,

@@ -9,6 +9,7 @@
 //! value. Nothing is taken before the fork, so fork never waits for the shim.
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 pub struct ForkMutex<T> {
@@ -52,6 +53,62 @@ impl<T> ForkMutex<T> {
     /// Only in a fork child, before anything else of the shim runs there.
     pub unsafe fn reset(&self, value: T) {
         core::ptr::write(self.inner.get(), Mutex::new(value));
+    }
+}
+
+/// A lock for what fork handlers hold across a fork (the shim's heap, the
+/// module snapshot): taken in the prepare handler, released in the parent
+/// and the child handlers, so it can be locked and unlocked in different
+/// functions. Never a pthread lock (the shim must not see its own locking),
+/// and no futex: critical sections are short and never block, so a waiter
+/// spins briefly, then yields its CPU to a preempted holder.
+pub struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached with `locked` held.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    pub const fn new(value: T) -> Self {
+        SpinLock {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    pub fn raw_lock(&self) {
+        let mut spins = 0u32;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins < 64 {
+                core::hint::spin_loop();
+            } else {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+    }
+
+    /// # Safety
+    /// This thread holds the lock (by `raw_lock`).
+    pub unsafe fn raw_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// Runs `f` on the value with the lock held.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.raw_lock();
+        // SAFETY: the lock is held.
+        let r = f(unsafe { &mut *self.value.get() });
+        // SAFETY: taken above.
+        unsafe { self.raw_unlock() };
+        r
     }
 }
 

@@ -15,9 +15,31 @@ pub fn say(msg: &str) {
     say_bytes(&line);
 }
 
-/// Writes raw bytes to stderr, ignoring failure (there is nobody to tell).
+/// Writes raw bytes to stderr, ignoring failure (there is nobody to tell),
+/// but only while descriptor 2 is still the stderr the program started
+/// with: a daemon that closed it and opened a file of its own on it must
+/// not find the shim's messages in its data.
 pub fn say_bytes(bytes: &[u8]) {
-    let _ = write_all(rustix::stdio::stderr(), bytes);
+    let now = rustix::fs::fstat(rustix::stdio::stderr())
+        .ok()
+        .map(|st| (st.st_dev, st.st_ino));
+    let first = *STDERR_AT_START.get_or_init(|| now);
+    if now.is_some() && now == first {
+        let _ = write_all(rustix::stdio::stderr(), bytes);
+    }
+}
+
+/// What descriptor 2 was when the shim started (device, inode).
+static STDERR_AT_START: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
+
+/// Notes what stderr is, at start-up (and in a child after exec, which
+/// starts anew).
+pub fn note_stderr() {
+    let _ = STDERR_AT_START.get_or_init(|| {
+        rustix::fs::fstat(rustix::stdio::stderr())
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    });
 }
 
 pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> rustix::io::Result<()> {

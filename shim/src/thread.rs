@@ -1,13 +1,16 @@
 //! Per-thread state: the held-lock stack, the recent-acquisitions ring that
 //! queue dependencies are built from, and a cache of facts already recorded.
 //!
-//! It lives in static TLS (initial-exec model, zero-filled `.tbss`, no
-//! destructor), so the fast path reaches it in two instructions: no
-//! `__tls_get_addr` call, no allocation, nothing to run at thread exit.
-//! Rust's `thread_local!` in a shared object uses the general-dynamic model
-//! (a call per access), which cost more than the whole budget of a lock pair.
-//! Initial-exec TLS is sound for a library loaded at start-up by
-//! `LD_PRELOAD`; `dlopen`ing the shim later is not supported.
+//! A thread's state is a block from the shim's heap, made on its first
+//! hooked call and reused after it exits; one word of static TLS
+//! (initial-exec model, zero-filled `.tbss`) points at it, so the fast path
+//! reaches it in three instructions: no `__tls_get_addr` call, no
+//! allocation. Rust's `thread_local!` in a shared object uses the
+//! general-dynamic model (a call per access), which cost more than the whole
+//! budget of a lock pair; and glibc takes static TLS out of every thread's
+//! stack, so the block itself must not be TLS. Initial-exec TLS is sound for
+//! a library loaded at start-up by `LD_PRELOAD`; `dlopen`ing the shim later
+//! is not supported.
 
 use holdcheck_format::{LockKind, Mode};
 
@@ -91,8 +94,6 @@ pub struct ThreadState {
     pub seen: [u64; SEEN_CACHE],
     /// This thread's record for the watchdog (null until its first wait).
     pub published: *const crate::live::Published,
-    /// Set by the thread-exit destructor: never register again.
-    pub exited: bool,
     /// 1 + the socket this thread last sent on (0: none): a receive on it
     /// waits for a reply.
     pub last_sent_fd: i32,
@@ -129,7 +130,6 @@ impl ThreadState {
             next_queue_slot: 0,
             seen: [0; SEEN_CACHE],
             published: core::ptr::null(),
-            exited: false,
             last_sent_fd: 0,
             site_stacks: [(0, 0); SITE_STACKS],
             order_stacks: [(0, 0); SITE_STACKS],
@@ -265,31 +265,38 @@ impl ThreadState {
     }
 }
 
-// The per-thread state: `.tbss` (zero-filled per thread by the loader).
-// ThreadState::new() is all zero bytes (checked by a test).
+// Static TLS holds one word per thread: a pointer to the thread's state
+// (allocated from the shim's heap on the thread's first hooked call), or
+// NONE / PASS. glibc carves static TLS out of every thread's stack, so a
+// 16 KiB-stack thread must not lose kilobytes of it to the shim.
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
-    ".balign 64",
-    ".globl holdcheck_thread_state",
-    ".hidden holdcheck_thread_state",
-    ".type holdcheck_thread_state, @object",
-    ".size holdcheck_thread_state, {size}",
-    "holdcheck_thread_state:",
-    ".zero {size}",
+    ".balign 8",
+    ".globl holdcheck_thread_word",
+    ".hidden holdcheck_thread_word",
+    ".type holdcheck_thread_word, @object",
+    ".size holdcheck_thread_word, 8",
+    "holdcheck_thread_word:",
+    ".zero 8",
     ".popsection",
-    size = const core::mem::size_of::<ThreadState>(),
 );
 
-/// This thread's state, by the initial-exec TLS sequence.
+/// The thread has no state yet.
+const NONE: usize = 0;
+/// Every hook passes through on this thread: it is exiting, its state is
+/// being made, or it belongs to the shim (the watchdog).
+const PASS: usize = 1;
+
+/// This thread's TLS word, by the initial-exec TLS sequence.
 #[inline(always)]
-fn state_ptr() -> *mut ThreadState {
-    let p: *mut ThreadState;
+fn word() -> *mut usize {
+    let p: *mut usize;
     // SAFETY: reads the thread pointer and the GOT entry of a TLS symbol of
     // this object; the result is this thread's copy of it.
     unsafe {
         core::arch::asm!(
             "mov {p}, qword ptr fs:0",
-            "add {p}, qword ptr [rip + holdcheck_thread_state@GOTTPOFF]",
+            "add {p}, qword ptr [rip + holdcheck_thread_word@GOTTPOFF]",
             p = out(reg) p,
             options(pure, readonly, nostack),
         );
@@ -305,9 +312,15 @@ pub fn enter() -> Option<&'static mut ThreadState> {
     if !crate::config::active() {
         return None;
     }
-    // SAFETY: the state is only touched by its own thread, and `busy` keeps
-    // reentrant calls (the shim's own, a signal handler's) from aliasing it.
-    let st = unsafe { &mut *state_ptr() };
+    // SAFETY: the word is this thread's own.
+    let w = unsafe { *word() };
+    if w <= PASS {
+        return first_enter(w);
+    }
+    // SAFETY: a state block owned by this thread until it exits; `busy`
+    // keeps reentrant calls (the shim's own, a signal handler's) from
+    // aliasing it.
+    let st = unsafe { &mut *(w as *mut ThreadState) };
     if st.busy {
         return None;
     }
@@ -315,15 +328,154 @@ pub fn enter() -> Option<&'static mut ThreadState> {
     Some(st)
 }
 
+/// A thread's first hooked call: its state block, from the pool of exited
+/// threads' blocks or new from the shim's heap (never the program's malloc).
+#[cold]
+#[inline(never)]
+fn first_enter(w: usize) -> Option<&'static mut ThreadState> {
+    if w != NONE {
+        return None;
+    }
+    // SAFETY: this thread's word. Hooks called while the block is made (a
+    // signal handler's) pass through.
+    unsafe { *word() = PASS };
+    let reused = POOL.lock().pop();
+    let st: *mut ThreadState = match reused {
+        Some(p) => {
+            // SAFETY: an exited thread's block, no longer referenced; all
+            // zero bytes is a fresh state (tested below).
+            unsafe { core::ptr::write_bytes(p as *mut ThreadState, 0, 1) };
+            p as *mut ThreadState
+        }
+        None => {
+            let layout = std::alloc::Layout::new::<ThreadState>();
+            // SAFETY: a non-zero-sized layout.
+            let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut ThreadState;
+            if p.is_null() {
+                return None; // stays PASS: this thread is not tracked
+            }
+            p
+        }
+    };
+    // SAFETY: the key exists (made at start-up); the destructor gets the
+    // block back when the thread exits.
+    unsafe { libc::pthread_setspecific(exit_key(), st as *const libc::c_void) };
+    // SAFETY: this thread's word; the block is this thread's.
+    unsafe {
+        *word() = st as usize;
+        (*st).busy = true;
+        Some(&mut *st)
+    }
+}
+
+/// Blocks of exited threads, for the next new thread.
+static POOL: crate::sync::ForkMutex<Vec<usize>> = crate::sync::ForkMutex::new(Vec::new());
+
+static EXIT_KEY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// The pthread key whose destructor takes a thread's block back. Made in
+/// the constructor, so that it is one of the first keys (glibc keeps keys
+/// 0-31 without allocating in `pthread_setspecific`).
+pub fn exit_key() -> libc::pthread_key_t {
+    use core::sync::atomic::Ordering;
+    let k = EXIT_KEY.load(Ordering::Acquire);
+    if k != u32::MAX {
+        return k;
+    }
+    let mut k: libc::pthread_key_t = 0;
+    // SAFETY: k is a valid out-parameter; the destructor is a plain fn.
+    if unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) } != 0 {
+        return 0;
+    }
+    match EXIT_KEY.compare_exchange(u32::MAX, k, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => k,
+        Err(other) => {
+            // SAFETY: k was made here and never used.
+            unsafe { libc::pthread_key_delete(k) };
+            other
+        }
+    }
+}
+
+/// A thread exits: the watchdog forgets it, later hooks of its exit pass
+/// through, and its block goes back to the pool.
+extern "C" fn on_thread_exit(p: *mut libc::c_void) {
+    // SAFETY: the block this thread registered under the key.
+    let st = unsafe { &mut *(p as *mut ThreadState) };
+    crate::live::unpublish(st);
+    // SAFETY: this thread's word.
+    unsafe { *word() = PASS };
+    POOL.lock().push(p as usize);
+}
+
 #[inline(always)]
 pub fn leave(st: &mut ThreadState) {
     st.busy = false;
 }
 
-/// Runs `f` on this thread's state whatever `busy` says (fork handlers).
-pub fn with_state_unchecked<R>(f: impl FnOnce(&mut ThreadState) -> R) -> R {
-    // SAFETY: only used where no other shim code runs on this thread.
-    f(unsafe { &mut *state_ptr() })
+/// This thread's state if it has one, whatever `busy` says (fork handlers).
+pub fn current() -> Option<&'static mut ThreadState> {
+    // SAFETY: the word is this thread's own.
+    let w = unsafe { *word() };
+    // SAFETY: as in `enter`; only used where no other shim code runs on
+    // this thread.
+    (w > PASS).then(|| unsafe { &mut *(w as *mut ThreadState) })
+}
+
+/// Runs `f` with every hook of this thread passing through (a signal
+/// handler of the program, the fork handlers of other libraries).
+pub fn passing_through<R>(f: impl FnOnce() -> R) -> R {
+    let saved = begin_pass_through();
+    let r = f();
+    end_pass_through(saved);
+    r
+}
+
+/// Makes this thread's hooks pass through; returns what to restore.
+pub fn begin_pass_through() -> (usize, bool) {
+    // SAFETY: this thread's word.
+    let w = unsafe { *word() };
+    match current() {
+        Some(st) => {
+            let was = st.busy;
+            st.busy = true;
+            (w, was)
+        }
+        None => {
+            // SAFETY: this thread's word.
+            unsafe { *word() = PASS };
+            (w, false)
+        }
+    }
+}
+
+pub fn end_pass_through((w, was): (usize, bool)) {
+    if w > PASS {
+        // SAFETY: the block the word pointed at when this began; a thread
+        // does not exit in between.
+        unsafe { (*(w as *mut ThreadState)).busy = was };
+    } else {
+        // SAFETY: this thread's word.
+        unsafe { *word() = w };
+    }
+}
+
+/// This thread belongs to the shim: its calls pass through for good.
+pub fn pass_through_forever() {
+    // SAFETY: this thread's word (a thread of the shim has no block).
+    unsafe { *word() = PASS };
+}
+
+/// In a fork child: the other threads' blocks are gone with their threads
+/// (leaked), and the pool starts empty.
+///
+/// # Safety
+/// Only in a fork child (see `sync::ForkMutex::reset`).
+pub unsafe fn after_fork_child() {
+    POOL.reset(Vec::new());
+    if let Some(st) = current() {
+        st.after_fork_child();
+    }
 }
 
 /// Mixes values into a fact key (shared with the analyzer's identities).
@@ -360,7 +512,6 @@ mod tests {
                 z.overflowed,
                 z.recent_seq,
                 z.next_queue_slot,
-                z.exited,
                 z.last_sent_fd,
                 z.event_loop
             ),
@@ -371,7 +522,6 @@ mod tests {
                 fresh.overflowed,
                 fresh.recent_seq,
                 fresh.next_queue_slot,
-                fresh.exited,
                 fresh.last_sent_fd,
                 fresh.event_loop
             )
@@ -389,13 +539,24 @@ mod tests {
     }
 
     #[test]
-    fn the_tls_state_is_per_thread() {
-        with_state_unchecked(|s| s.tid = 7);
-        let other = std::thread::spawn(|| with_state_unchecked(|s| s.tid))
-            .join()
-            .unwrap();
+    fn the_state_is_per_thread_and_made_on_first_use() {
+        crate::config::force_active_for_tests();
+        let st = enter().expect("a state");
+        st.tid = 7;
+        leave(st);
+        let other = std::thread::spawn(|| {
+            let st = enter().expect("a state");
+            let tid = st.tid;
+            leave(st);
+            tid
+        })
+        .join()
+        .unwrap();
         assert_eq!(other, 0);
-        assert_eq!(with_state_unchecked(|s| s.tid), 7);
+        let st = enter().expect("the same state");
+        assert_eq!(st.tid, 7);
+        assert!(enter().is_none(), "a reentrant call passes through");
+        leave(st);
     }
 
     #[test]

@@ -20,30 +20,49 @@ use std::time::Duration;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" {
-    /// glibc (2.32+): non-zero until the process creates its first thread.
-    static __libc_single_threaded: core::ffi::c_char;
-}
-
-/// Starts the watchdog thread once per process (again in a fork child), as
-/// soon as the program has threads of its own. A single-threaded program
-/// gets none: its threads cannot wait on each other, and an extra thread
-/// would cost it glibc's single-threaded lock fast path (no `lock` prefix).
+/// Starts the watchdog thread once per process (again in a fork child),
+/// when the program starts its first thread (the `pthread_create` hook). A
+/// single-threaded program gets none: its threads cannot wait on each
+/// other, and an extra thread would cost it glibc's single-threaded lock
+/// fast path (no `lock` prefix).
+///
+/// A plain pthread, not `std::thread`: std's spawn registers thread-local
+/// destructors through `__cxa_thread_atexit_impl`, which takes the
+/// loader's lock, and the program may be inside a `dlopen`.
 pub fn ensure_started() {
-    // SAFETY: a byte glibc exports for exactly this kind of check.
-    if unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) } != 0 {
+    if !config::active() || STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
-    if STARTED.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("holdcheck-watch".into())
-        .stack_size(256 * 1024)
-        .spawn(run);
-    if spawned.is_err() {
+    let _errno = sys::ErrnoGuard::save();
+    // SAFETY: plain libc calls with valid out-parameters; `entry` is a
+    // plain function that never unwinds out.
+    let ok = unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setstacksize(&mut attr, 256 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut t: libc::pthread_t = 0;
+        let r = crate::real::pthread_create()(
+            &mut t,
+            &attr,
+            entry as *mut core::ffi::c_void,
+            core::ptr::null_mut(),
+        );
+        libc::pthread_attr_destroy(&mut attr);
+        if r == 0 {
+            crate::real::pthread_setname_np()(t, c"holdcheck-watch".as_ptr());
+        }
+        r == 0
+    };
+    if !ok {
         config::go_passive("cannot start the watchdog thread");
     }
+}
+
+extern "C" fn entry(_: *mut core::ffi::c_void) -> *mut core::ffi::c_void {
+    // Nothing unwinds into the program's thread machinery.
+    let _ = std::panic::catch_unwind(run);
+    core::ptr::null_mut()
 }
 
 /// How often the watchdog checks that the program still has a thread.
@@ -79,7 +98,7 @@ pub fn after_fork_child() {
 
 fn run() {
     // Everything this thread does passes through the hooks untouched.
-    thread::with_state_unchecked(|s| s.busy = true);
+    thread::pass_through_forever();
     let cfg = config::get();
     let mut seen: HashSet<u64> = HashSet::new();
     let me = sys::gettid();

@@ -17,6 +17,7 @@ mod mutex;
 mod poll;
 mod rwlock;
 mod signal;
+mod thread_create;
 mod thread_name;
 mod wait;
 

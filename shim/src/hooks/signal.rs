@@ -27,12 +27,7 @@ fn as_program(sig: c_int, call: impl FnOnce(usize)) {
     if h == 0 {
         return;
     }
-    thread::with_state_unchecked(|st| {
-        let was = st.busy;
-        st.busy = true;
-        call(h);
-        st.busy = was;
-    });
+    thread::passing_through(|| call(h));
 }
 
 extern "C" fn plain(sig: c_int) {
