@@ -330,3 +330,22 @@ fn run_out_leaves_an_existing_directory_as_it_is_and_refuses_a_shared_one() {
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
 }
+
+#[test]
+fn a_stopped_and_continued_process_is_not_a_stall() {
+    // Stalls after 1.5 s; the process is stopped for 3 s, holding a lock
+    // in a read that the ticker feeds every 50 ms once it runs again.
+    let r = run_command(
+        "paused",
+        &[&host(), "paused"],
+        None,
+        60,
+        "stall_ms=1500:watchdog_ms=200",
+    );
+    unharmed(&r, "paused: done");
+    assert!(
+        findings(&r.report, "stalled-call").is_empty(),
+        "a pause reported as a stalled call: {:#}",
+        r.report["findings"]
+    );
+}

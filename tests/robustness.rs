@@ -110,7 +110,12 @@ fn mutate(base: &[u8], rng: &mut Rng) -> Vec<u8> {
 
 /// Reads, models, analyses and renders a trace directory in every format.
 fn analyse_everything(dir: &Path) -> usize {
-    let traces = trace::read_dirs(&[dir.to_path_buf()]).unwrap();
+    let traces = match trace::read_dirs(&[dir.to_path_buf()]) {
+        Ok(t) => t,
+        // A mutation of the first bytes: the file is refused as a whole.
+        Err(e) if format!("{e:#}").contains("not a holdcheck trace") => return 0,
+        Err(e) => panic!("{e:#}"),
+    };
     let model = Model::build(&traces);
     let r = findings::analyse(&model);
     let _ = report::text::render(&r);
@@ -418,4 +423,86 @@ fn a_program_killed_at_any_moment_leaves_a_trace_that_reports() {
             );
         }
     }
+}
+
+/// Runs holdcheck: its exit status, stderr and peak resident memory in kB
+/// (from wait4's rusage, which reaps it: std's `wait` is not used).
+#[allow(clippy::zombie_processes)]
+fn run_measured(args: &[&str]) -> (i32, String, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = std::process::Command::new(holdcheck_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let start = Instant::now();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: our child; valid out-parameters.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            // SAFETY: our child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("holdcheck {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut stderr = String::new();
+    use std::io::Read;
+    child.stderr.unwrap().read_to_string(&mut stderr).unwrap();
+    let code = std::process::ExitStatus::from_raw(status)
+        .code()
+        .unwrap_or(-1);
+    (code, stderr, usage.ru_maxrss as u64)
+}
+
+#[test]
+fn files_that_are_not_traces_are_refused_quickly_in_bounded_memory() {
+    // A FIFO named like a trace: nothing ever writes it.
+    let fifo_dir = work_dir("fifo");
+    let fifo = fifo_dir.join("holdcheck.1.0.trace");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (code, stderr, _) = run_measured(&["report", fifo_dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a FIFO, not a trace"), "{stderr}");
+
+    // A trace that is a symbolic link to an endless device.
+    let link_dir = work_dir("urandom");
+    std::os::unix::fs::symlink("/dev/urandom", link_dir.join("holdcheck.1.0.trace")).unwrap();
+    let (code, stderr, kb) = run_measured(&["report", link_dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(kb < 200 * 1024, "{kb} kB");
+
+    // 40 MB of garbage.
+    let garbage_dir = work_dir("garbage");
+    let mut rng = Rng(7);
+    let bytes: Vec<u8> = (0..40 << 20).map(|_| rng.next() as u8).collect();
+    std::fs::write(garbage_dir.join("holdcheck.1.0.trace"), &bytes).unwrap();
+    let (code, stderr, kb) = run_measured(&["report", garbage_dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a holdcheck trace"), "{stderr}");
+    assert!(kb < 200 * 1024, "{kb} kB");
+
+    // A real trace followed by 40 MB of damaged lines: read, with the
+    // warnings capped, in bounded memory.
+    let damaged_dir = work_dir("damaged");
+    let mut damaged = real_trace();
+    for chunk in bytes.chunks(64) {
+        damaged.extend(chunk.iter().map(|&b| if b == b'\n' { b'x' } else { b }));
+        damaged.push(b'\n');
+    }
+    std::fs::write(damaged_dir.join("holdcheck.1.0.trace"), &damaged).unwrap();
+    let (code, stderr, kb) = run_measured(&["report", damaged_dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "the warnd finding is still reported: {stderr}");
+    assert!(kb < 200 * 1024, "{kb} kB");
 }

@@ -129,6 +129,10 @@ struct Controls {
     /// Leave out findings already in this earlier JSON report (by signature).
     #[arg(long, value_name = "REPORT.json")]
     baseline: Option<PathBuf>,
+    /// Exit with status 1 on hazards too (by default a hazard, a lock held
+    /// across a blocking call in no cycle, is reported but does not fail).
+    #[arg(long)]
+    fail_on_hazard: bool,
 }
 
 impl Controls {
@@ -173,8 +177,13 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn status(report: &Report) -> i32 {
-    if report.summary.total() > 0 {
+/// 1 when the report has a finding that fails a CI run: a deadlock, a
+/// potential deadlock, a stall or a stalled call; a hazard only with
+/// `--fail-on-hazard`.
+fn status(report: &Report, controls: &Controls) -> i32 {
+    let s = &report.summary;
+    let failing = s.total() - if controls.fail_on_hazard { 0 } else { s.hazard };
+    if failing > 0 {
         EXIT_FINDINGS
     } else {
         EXIT_CLEAN
@@ -236,7 +245,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             };
             controls.apply(&mut report)?;
             print(&report, format, output.as_deref())?;
-            Ok(status(&report))
+            Ok(status(&report, &controls))
         }
         Cmd::Inspect {
             pids,
@@ -257,7 +266,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             })?;
             controls.apply(&mut report)?;
             print(&report, format, output.as_deref())?;
-            Ok(status(&report))
+            Ok(status(&report, &controls))
         }
         Cmd::ShimPath => {
             println!("{}", holdcheck::shim::locate()?.display());
@@ -272,7 +281,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             let mut report = analyse_dirs(&dirs)?;
             controls.apply(&mut report)?;
             print(&report, format, output.as_deref())?;
-            Ok(status(&report))
+            Ok(status(&report, &controls))
         }
     }
 }

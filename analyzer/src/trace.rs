@@ -96,18 +96,58 @@ pub fn read_dirs(dirs: &[PathBuf]) -> Result<Vec<TraceFile>> {
 }
 
 /// Reads one trace file. I/O errors fail; content problems become warnings.
+/// Reads one trace file. Only a regular file is read, opened without
+/// following a symbolic link and without blocking (a FIFO named like a
+/// trace would hang the reader; a link to `/dev/urandom` would never end);
+/// a file whose first bytes are not a trace record is refused as a whole.
 pub fn read_file(path: &Path) -> Result<TraceFile> {
-    let file =
-        fs::File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
-    read_from(path, BufReader::new(file))
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let shown = path.display();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => anyhow::anyhow!(
+                "{shown} is a symbolic link; holdcheck reads only the trace files the shim wrote"
+            ),
+            _ => anyhow::Error::new(e).context(format!("cannot open trace {shown}")),
+        })?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read trace {shown}"))?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        bail!("{shown} is {what}, not a trace (the shim writes regular files)");
+    }
+    let mut reader = BufReader::new(file);
+    let head = reader
+        .fill_buf()
+        .with_context(|| format!("cannot read trace {shown}"))?;
+    if !head.is_empty() && !head.starts_with(b"{\"t\":") {
+        bail!("{shown} is not a holdcheck trace: it does not begin with a trace record");
+    }
+    read_from(path, reader)
 }
 
-/// Reads a trace from any reader; `path` names it in warnings. Only I/O
-/// errors fail: whatever the bytes are, the result is records and warnings
-/// (the fuzz target in `fuzz/` holds it to that).
+/// Problems reported per file; more are counted in one last line (40 MB
+/// of damage must not become 40 MB of warnings).
+const MAX_WARNINGS: usize = 50;
+
 pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
     let mut records = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = Warnings::default();
     let mut line = Vec::new();
     let mut offset = 0u64;
     let mut lineno = 0usize;
@@ -127,10 +167,10 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
         offset += n as u64;
         if line.last() != Some(&b'\n') {
             if n > MAX_LINE {
-                warnings.push(format!("{}:{lineno} (offset {start}): line longer than {MAX_LINE} bytes; the rest of the file is skipped", path.display()));
+                warnings.add(format!("{}:{lineno} (offset {start}): line longer than {MAX_LINE} bytes; the rest of the file is skipped", path.display()));
             } else {
-                warnings.push(format!(
-                    "{}:{lineno} (offset {start}): truncated last record ignored (the process was killed while writing it)",
+                warnings.add(format!(
+                    "{}:{lineno} (offset {start}): truncated last record ignored (the process was killed while writing it, or the disk was full)",
                     path.display()
                 ));
             }
@@ -138,7 +178,7 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
         }
         match serde_json::from_slice::<Record>(&line) {
             Ok(Record::Header { version, .. }) if version != TRACE_VERSION => {
-                warnings.push(format!(
+                warnings.add(format!(
                     "{}: trace format version {version}, this holdcheck reads version {TRACE_VERSION}; file skipped",
                     path.display()
                 ));
@@ -157,21 +197,21 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
                     }
                 });
                 if let Some(what) = bound(&mut r) {
-                    warnings.push(format!(
+                    warnings.add(format!(
                         "{}:{lineno} (offset {start}): {what}",
                         path.display()
                     ));
                 }
                 records.push(r);
             }
-            Err(e) => warnings.push(format!(
+            Err(e) => warnings.add(format!(
                 "{}:{lineno} (offset {start}): bad record skipped: {e}",
                 path.display()
             )),
         }
     }
     if !matches!(records.first(), Some(Record::Header { .. })) && !records.is_empty() {
-        warnings.push(format!(
+        warnings.add(format!(
             "{}: no header record; process details unknown",
             path.display()
         ));
@@ -179,8 +219,36 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
     Ok(TraceFile {
         path: path.to_path_buf(),
         records,
-        warnings,
+        warnings: warnings.done(path),
     })
+}
+
+/// The warnings of one file, at most [`MAX_WARNINGS`] of them kept.
+#[derive(Default)]
+struct Warnings {
+    kept: Vec<String>,
+    more: usize,
+}
+
+impl Warnings {
+    fn add(&mut self, w: String) {
+        if self.kept.len() < MAX_WARNINGS {
+            self.kept.push(w);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn done(mut self, path: &Path) -> Vec<String> {
+        if self.more > 0 {
+            self.kept.push(format!(
+                "{}: {} more problems not shown",
+                path.display(),
+                self.more
+            ));
+        }
+        self.kept
+    }
 }
 
 #[cfg(test)]

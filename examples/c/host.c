@@ -16,6 +16,10 @@
  *   tasks SECS  a thread per task for SECS seconds, each taking nested locks
  *   privdrop    (as root) a child that drops to uid 65534 and then makes a
  *               lock-order inversion in two threads, one after the other
+ *   paused      a thread that holds a lock across short reads of a pipe
+ *               fed every 50 ms; a child stops the process for 3 s
+ *               (SIGSTOP, as Ctrl-Z or a debugger does), then continues it:
+ *               nothing stalled
  */
 #include "common.h"
 #include <dlfcn.h>
@@ -270,6 +274,60 @@ static int mode_privdrop(void) {
     return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* ---- paused ---- */
+
+static int feed[2];
+static volatile int feeding = 1;
+
+static void *ticker(void *arg) {
+    (void)arg;
+    while (feeding) {
+        usleep(50000);
+        char x = 1;
+        if (write(feed[1], &x, 1) != 1)
+            die("write");
+    }
+    close(feed[1]);
+    return NULL;
+}
+
+static void *poller(void *arg) {
+    (void)arg;
+    char x;
+    for (;;) {
+        pthread_mutex_lock(&a);
+        ssize_t n = read(feed[0], &x, 1);
+        pthread_mutex_unlock(&a);
+        if (n <= 0)
+            return NULL;
+    }
+}
+
+static int mode_paused(void) {
+    if (pipe(feed) != 0)
+        die("pipe");
+    pthread_t t = spawn("ticker", ticker, NULL);
+    pthread_t p = spawn("poller", poller, NULL);
+    sleep(1);
+    pid_t c = fork();
+    if (c == 0) {
+        pid_t parent = getppid();
+        kill(parent, SIGSTOP);
+        sleep(3);
+        kill(parent, SIGCONT);
+        _exit(0);
+    }
+    int st;
+    while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+        ;
+    sleep(2);
+    feeding = 0;
+    pthread_join(t, NULL);
+    pthread_join(p, NULL);
+    printf("paused: done\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "alloc"))
@@ -286,7 +344,10 @@ int main(int argc, char **argv) {
         return mode_tasks(argc > 2 ? atof(argv[2]) : 5);
     if (!strcmp(mode, "privdrop"))
         return mode_privdrop();
+    if (!strcmp(mode, "paused"))
+        return mode_paused();
     fprintf(stderr,
-            "usage: host alloc | closefds FILE | dlopen | forks [N] | smallstack | tasks [SECS] | privdrop\n");
+            "usage: host alloc | closefds FILE | dlopen | forks [N] | smallstack | tasks [SECS] | "
+            "privdrop | paused\n");
     return 2;
 }

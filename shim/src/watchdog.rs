@@ -65,6 +65,9 @@ extern "C" fn entry(_: *mut core::ffi::c_void) -> *mut core::ffi::c_void {
     core::ptr::null_mut()
 }
 
+/// A sleep that overran by this much means the process was stopped.
+const PAUSE_MS: u64 = 500;
+
 /// How often the watchdog checks that the program still has a thread.
 const LAST_THREAD_CHECK_MS: u64 = 100;
 
@@ -102,12 +105,21 @@ fn run() {
     let cfg = config::get();
     let mut seen: HashSet<u64> = HashSet::new();
     let me = sys::gettid();
+    // When the process last ran again after being stopped (SIGSTOP,
+    // Ctrl-Z, a debugger): no wait is older than that, since a stopped
+    // process is not stalled, its waits only paused.
+    let mut resumed_at = 0u64;
     loop {
         // In slices: the process must end when its last thread does.
         let mut slept = 0;
         while slept < cfg.watchdog_ms {
             let slice = (cfg.watchdog_ms - slept).min(LAST_THREAD_CHECK_MS);
+            let before = sys::monotonic_ns();
             std::thread::sleep(Duration::from_millis(slice));
+            let after = sys::monotonic_ns();
+            if after.saturating_sub(before) > (slice + PAUSE_MS) * 1_000_000 {
+                resumed_at = after;
+            }
             slept += slice;
             if only_thread_left(me) {
                 // What the program's last thread would have done: glibc
@@ -120,7 +132,10 @@ fn run() {
         if !config::active() {
             continue;
         }
-        let snap = snapshot();
+        let mut snap = snapshot();
+        for t in snap.iter_mut().filter(|t| t.since != 0) {
+            t.since = t.since.max(resumed_at);
+        }
         let users = channel_users();
         for obs in waitfor::analyse(
             &ShimEnv,

@@ -390,6 +390,27 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
 }
 
 /// Renders the whole report.
+/// Control characters that a traced program put in its thread names,
+/// command line or paths are shown escaped (`\x1b`), never sent to the
+/// reader's terminal: they could rewrite what the report says.
+pub fn printable(text: String) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     if let Some(i) = &r.inspect {
@@ -451,7 +472,21 @@ pub fn render(r: &Report) -> String {
             r.suppressed, r.baselined
         );
     }
-    out
+    printable(out)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped_and_lines_kept() {
+        assert_eq!(
+            printable("T1 \"x\u{1b}[2Jy\"\n\tz\u{9b}".to_string()),
+            "T1 \"x\\x1b[2Jy\"\n\tz\\x9b"
+        );
+        assert_eq!(printable("plain\n".to_string()), "plain\n");
+    }
 }
 
 #[cfg(test)]
