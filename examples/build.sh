@@ -13,3 +13,11 @@ for src in "$here"/c/*.c; do
         ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -o "$out/$name" "$src" -ldl ;;
     esac
 done
+# C++ examples (std::mutex and friends), where a C++ compiler is installed.
+if command -v "${CXX:-c++}" >/dev/null 2>&1; then
+    for src in "$here"/cpp/*.cpp; do
+        ${CXX:-c++} -std=c++17 -g -O1 -Wall -Wextra -pthread -o "$out/$(basename "$src" .cpp)" "$src"
+    done
+else
+    echo "examples/build.sh: no C++ compiler (${CXX:-c++}); the C++ examples are not built" >&2
+fi

@@ -349,3 +349,38 @@ fn a_stopped_and_continued_process_is_not_a_stall() {
         r.report["findings"]
     );
 }
+
+#[test]
+fn cpp_objects_at_a_reused_heap_address_are_different_locks() {
+    let bin = examples().join("heap_reuse");
+    assert!(
+        bin.exists(),
+        "heap_reuse was not built: install a C++ compiler (g++)"
+    );
+    let bin = bin.to_str().unwrap();
+    let r = run_command("heap-reuse", &[bin], None, 60, "");
+    unharmed(&r, "heap_reuse: ");
+    // The allocator did reuse the address (else the test proves nothing).
+    let reused: u32 = r.stdout.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(reused >= 10, "{}", r.stdout);
+    // Both orders on one live object: the real inversion is still found.
+    let r = run_command("heap-reuse-inverted", &[bin, "inverted"], None, 60, "");
+    assert_eq!(
+        findings(&r.report, "potential-deadlock").len(),
+        1,
+        "{:#}",
+        r.report["findings"]
+    );
+}
+
+#[test]
+fn a_library_loaded_again_at_the_same_address_has_new_locks() {
+    let r = run_command("reload", &[&host(), "reload"], None, 60, "");
+    unharmed(&r, "reload: ");
+    if !r.stdout.contains("same address") {
+        eprintln!(
+            "note: the library was loaded at another address: {}",
+            r.stdout
+        );
+    }
+}

@@ -200,8 +200,56 @@ impl Model {
             m.add_trace(pid, t);
         }
         m.add_exit_waits();
+        m.drop_condvar_edges_some_signaller_breaks();
         m.fix_observed_generations();
         m
+    }
+
+    /// A condition variable's waiter stays blocked only if *every* thread
+    /// that signals it needs the lock first: one signaller that takes the
+    /// lock and another that does not (a JVM's heap lock waits) is no
+    /// cycle, since the other can always signal. So an edge (condvar,
+    /// recv) → L stands only when each signaller of the condvar acquired
+    /// L between two of its signals.
+    fn drop_condvar_edges_some_signaller_breaks(&mut self) {
+        let mut signallers: HashMap<&Channel, std::collections::BTreeSet<(u32, u32)>> =
+            HashMap::new();
+        for (pid, tid, channel, dir, _) in &self.uses {
+            if matches!(channel, Channel::Condvar { .. }) && *dir == Direction::Send {
+                signallers.entry(channel).or_default().insert((*pid, *tid));
+            }
+        }
+        let nodes = &self.nodes;
+        let mut dropped = Vec::new();
+        for (&(from, to), ev) in &self.edges {
+            let Node::Queue {
+                channel: channel @ Channel::Condvar { .. },
+                dir: Direction::Recv,
+            } = &nodes[from]
+            else {
+                continue;
+            };
+            if !nodes[to].is_lock() {
+                continue;
+            }
+            let needing: std::collections::BTreeSet<(u32, u32)> = ev
+                .iter()
+                .filter(|e| matches!(e.relation, Relation::QueueLock { .. }))
+                .map(|e| (e.pid, e.tid))
+                .collect();
+            if needing.is_empty() {
+                continue;
+            }
+            if signallers
+                .get(channel)
+                .is_some_and(|all| all.iter().any(|t| !needing.contains(t)))
+            {
+                dropped.push((from, to));
+            }
+        }
+        for k in dropped {
+            self.edges.remove(&k);
+        }
     }
 
     /// A process exits only after the blocking calls it makes: whoever

@@ -11,6 +11,10 @@
  *   cond_lock --hang     it reloads while the flusher waits: hangs for ever.
  *   cond_lock --ordered  the flusher lets go of the configuration lock
  *                        before it waits: no cycle, nothing to report.
+ *   cond_lock --light --two-signallers
+ *                        a heartbeat thread signals the condition too,
+ *                        never under the configuration lock: it can always
+ *                        wake the flusher, so the wait is no cycle.
  */
 #include "common.h"
 #include <stdatomic.h>
@@ -85,13 +89,28 @@ static NOINLINE void *collector_main(void *arg) {
     return NULL;
 }
 
+static NOINLINE void *heartbeat_main(void *arg) {
+    (void)arg;
+    while (!atomic_load(&flusher_done)) {
+        pthread_mutex_lock(&batch_lock);
+        pthread_cond_signal(&batch_ready_cond);
+        pthread_mutex_unlock(&batch_lock);
+        usleep(1000);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
     ordered = has_flag(argc, argv, "--ordered");
+    int two = has_flag(argc, argv, "--two-signallers");
     pthread_t f = spawn("flusher", flusher_main, NULL);
     pthread_t c = spawn("collector", collector_main, NULL);
+    pthread_t h = two ? spawn("heartbeat", heartbeat_main, NULL) : 0;
     pthread_join(f, NULL);
     pthread_join(c, NULL);
+    if (two)
+        pthread_join(h, NULL);
     printf("cond_lock: %d batches flushed, configuration version %d\n", ROUNDS, config_version);
     return 0;
 }

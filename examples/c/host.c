@@ -16,6 +16,9 @@
  *   tasks SECS  a thread per task for SECS seconds, each taking nested locks
  *   privdrop    (as root) a child that drops to uid 65534 and then makes a
  *               lock-order inversion in two threads, one after the other
+ *   reload      a library's static mutex taken after a program lock in its
+ *               first load, before it in its second (libreload.so, at the
+ *               same address): two different locks, no inversion
  *   paused      a thread that holds a lock across short reads of a pipe
  *               fed every 50 ms; a child stops the process for 3 s
  *               (SIGSTOP, as Ctrl-Z or a debugger does), then continues it:
@@ -274,6 +277,46 @@ static int mode_privdrop(void) {
     return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* ---- reload ---- */
+
+static void nothing(void) {}
+
+static void take_b(void) {
+    pthread_mutex_lock(&b);
+    pthread_mutex_unlock(&b);
+}
+
+static void *first_load(void *fn) {
+    pthread_mutex_lock(&b);
+    ((void (*)(void (*)(void)))fn)(nothing);
+    pthread_mutex_unlock(&b);
+    return NULL;
+}
+
+static void *second_load(void *fn) {
+    ((void (*)(void (*)(void)))fn)(take_b);
+    return NULL;
+}
+
+static int mode_reload(void) {
+    char lib[4200];
+    snprintf(lib, sizeof lib, "%s/libreload.so", self_dir());
+    void *bases[2];
+    for (int i = 0; i < 2; i++) {
+        void *h = dlopen(lib, RTLD_NOW);
+        if (!h) {
+            fprintf(stderr, "dlopen: %s\n", dlerror());
+            return 2;
+        }
+        void *fn = dlsym(h, "with_lib_lock");
+        bases[i] = fn;
+        pthread_join(spawn(i == 0 ? "first-load" : "second-load", i == 0 ? first_load : second_load, fn), NULL);
+        dlclose(h);
+    }
+    printf("reload: %s address\n", bases[0] == bases[1] ? "same" : "another");
+    return 0;
+}
+
 /* ---- paused ---- */
 
 static int feed[2];
@@ -346,8 +389,10 @@ int main(int argc, char **argv) {
         return mode_privdrop();
     if (!strcmp(mode, "paused"))
         return mode_paused();
+    if (!strcmp(mode, "reload"))
+        return mode_reload();
     fprintf(stderr,
             "usage: host alloc | closefds FILE | dlopen | forks [N] | smallstack | tasks [SECS] | "
-            "privdrop | paused\n");
+            "privdrop | paused | reload\n");
     return 2;
 }

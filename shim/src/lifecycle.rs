@@ -19,6 +19,8 @@ extern "C" fn init() {
     // key, the shim's own address range.
     crate::sys::note_stderr();
     real::resolve_all();
+    #[cfg(not(test))]
+    crate::hooks::settle_free();
     thread::exit_key();
     stack::shim_range();
     // The trace (its header) is written at once: an empty trace says the
@@ -73,7 +75,7 @@ extern "C" fn after_fork_child() {
     // SAFETY: in the fork child, before any other shim code runs there.
     unsafe {
         recorder::RECORDER.reset(recorder::Recorder::new());
-        locks::TABLE.reset(None);
+        locks::after_fork_child();
         channel::after_fork_child();
         live::after_fork_child();
         filelocks::after_fork_child();

@@ -1,25 +1,59 @@
 //! Lock identity and metadata.
 //!
 //! A lock is (address, generation): `init` and `destroy` start a new
-//! generation, so an address reused for another lock is another node. The
-//! table is touched only on slow paths (a new fact) and by init/destroy; the
-//! fast path never looks a lock up.
+//! generation, and so does freeing the memory it lives in (a C++
+//! `std::mutex` is never initialised nor destroyed through pthreads: only
+//! `free`, which `operator delete` calls, says its life ended), so an
+//! address reused for another lock is another node. The table is touched
+//! only on slow paths (a new fact), by init/destroy, and by a `free` of
+//! memory on a page that holds a known lock; the fast path never looks a
+//! lock up.
 
 use crate::sync::ForkMutex;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use holdcheck_format::{LockKind, LockRef};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Bumped whenever a known lock changes generation; per-thread caches of
 /// recorded facts include it, so they never match a fact of an older lock.
 pub static EPOCH: AtomicU64 = AtomicU64::new(1);
 
-pub static TABLE: ForkMutex<Option<HashMap<usize, u32>>> = ForkMutex::new(None);
+#[derive(Default)]
+pub struct Table {
+    /// Known locks: address → generation.
+    live: BTreeMap<usize, u32>,
+    /// Addresses whose lock's memory was freed: the generation the next
+    /// lock there gets.
+    retired: HashMap<usize, u32>,
+}
+
+pub static TABLE: ForkMutex<Option<Table>> = ForkMutex::new(None);
+
+/// Known locks per page (hashed): a `free` whose pages hold none, the
+/// common case, is decided without the table's lock.
+const PAGE_BUCKETS: usize = 4096;
+static PAGES: [AtomicU32; PAGE_BUCKETS] = [const { AtomicU32::new(0) }; PAGE_BUCKETS];
+/// Known locks in all.
+static KNOWN: AtomicUsize = AtomicUsize::new(0);
+
+fn bucket(addr: usize) -> &'static AtomicU32 {
+    &PAGES[(addr >> 12) % PAGE_BUCKETS]
+}
 
 /// The current identity of the lock at `addr`.
 pub fn lock_ref(addr: usize) -> LockRef {
-    let mut t = TABLE.lock();
-    let gen = *t.get_or_insert_with(HashMap::new).entry(addr).or_insert(0);
+    let mut g = TABLE.lock();
+    let t = g.get_or_insert_with(Table::default);
+    let gen = match t.live.get(&addr) {
+        Some(&gen) => gen,
+        None => {
+            let gen = t.retired.remove(&addr).unwrap_or(0);
+            t.live.insert(addr, gen);
+            bucket(addr).fetch_add(1, Ordering::Relaxed);
+            KNOWN.fetch_add(1, Ordering::Relaxed);
+            gen
+        }
+    };
     LockRef {
         addr: addr as u64,
         gen,
@@ -29,10 +63,61 @@ pub fn lock_ref(addr: usize) -> LockRef {
 /// `init` or `destroy` of the lock at `addr`: later uses are a new lock.
 pub fn new_generation(addr: usize) {
     let mut t = TABLE.lock();
-    if let Some(gen) = t.as_mut().and_then(|m| m.get_mut(&addr)) {
+    if let Some(gen) = t.as_mut().and_then(|t| t.live.get_mut(&addr)) {
         *gen += 1;
         EPOCH.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Whether any lock is known at all.
+#[inline]
+pub fn any_known() -> bool {
+    KNOWN.load(Ordering::Relaxed) != 0
+}
+
+/// Whether memory `[start, start + len)` may hold a known lock: false for
+/// sure when no page of it holds one. Lock-free, for the `free` hook.
+#[inline]
+pub fn may_hold_locks(start: usize, len: usize) -> bool {
+    let first = start >> 12;
+    let last = (start + len.max(1) - 1) >> 12;
+    if last - first >= PAGE_BUCKETS {
+        return true;
+    }
+    (first..=last).any(|page| PAGES[page % PAGE_BUCKETS].load(Ordering::Relaxed) != 0)
+}
+
+/// Memory `[start, start + len)` was freed: every lock in it has ended; a
+/// lock made there later is a new one.
+pub fn freed(start: usize, len: usize) {
+    let mut g = TABLE.lock();
+    let Some(t) = g.as_mut() else { return };
+    let gone: Vec<(usize, u32)> = t
+        .live
+        .range(start..start.saturating_add(len))
+        .map(|(&a, &g)| (a, g))
+        .collect();
+    for (addr, gen) in &gone {
+        t.live.remove(addr);
+        t.retired.insert(*addr, gen + 1);
+        bucket(*addr).fetch_sub(1, Ordering::Relaxed);
+        KNOWN.fetch_sub(1, Ordering::Relaxed);
+    }
+    if !gone.is_empty() {
+        EPOCH.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// In a fork child: the table starts anew (see `sync`).
+///
+/// # Safety
+/// Only in a fork child.
+pub unsafe fn after_fork_child() {
+    TABLE.reset(None);
+    for b in PAGES.iter() {
+        b.store(0, Ordering::Relaxed);
+    }
+    KNOWN.store(0, Ordering::Relaxed);
 }
 
 pub fn epoch() -> u64 {

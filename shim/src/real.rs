@@ -47,6 +47,21 @@ fn missing(name: &'static [u8]) -> ! {
     unsafe { libc::abort() }
 }
 
+/// The real `free`, if resolved: a `free` that comes while the functions
+/// are being resolved (from `dlsym` itself) cannot resolve it, and leaks
+/// its block rather than recurse.
+pub fn free_if_resolved() -> Option<unsafe extern "C-unwind" fn(P)> {
+    let p = slots::free.load(Ordering::Relaxed);
+    if p <= MISSING {
+        if RESOLVING.load(Ordering::Acquire) {
+            return None;
+        }
+        return Some(free());
+    }
+    // SAFETY: the address of libc's (or the next allocator's) free.
+    Some(unsafe { core::mem::transmute::<usize, unsafe extern "C-unwind" fn(P)>(p) })
+}
+
 /// Set while one thread resolves them all; a call made meanwhile (from
 /// `dlsym` itself, or another thread) resolves its own function alone.
 static RESOLVING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
@@ -170,5 +185,8 @@ real_fns! {
     dup3: fn(c_int, c_int, c_int) -> c_int;
     close_range: fn(libc::c_uint, libc::c_uint, c_int) -> c_int;
     waitpid: fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t;
+    free: fn(P) -> ();
+    dlclose: fn(P) -> c_int;
+    malloc_usable_size: fn(P) -> size_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
 }

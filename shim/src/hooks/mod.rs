@@ -9,8 +9,10 @@
 
 mod cond;
 mod connection;
+mod dlclose;
 mod exec;
 mod filelock;
+mod free;
 mod io;
 mod locking;
 mod mutex;
@@ -20,6 +22,8 @@ mod signal;
 mod thread_create;
 mod thread_name;
 mod wait;
+
+pub use free::settle as settle_free;
 
 /// Defines an exported function that jumps to `$imp` with the caller's
 /// return address as one extra argument in register `$reg` (the first free

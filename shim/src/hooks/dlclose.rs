@@ -1,0 +1,33 @@
+//! `dlclose`: the static locks of a library that was unloaded end with it.
+//! Loaded again (often at the same address), its locks are new ones, not
+//! the previous load's: what each load ordered is kept apart.
+
+use crate::{locks, real, stack, thread};
+use core::ffi::{c_int, c_void};
+
+#[no_mangle]
+pub unsafe extern "C-unwind" fn dlclose(handle: *mut c_void) -> c_int {
+    let Some(st) = thread::enter() else {
+        return real::dlclose()(handle);
+    };
+    let before = {
+        let _errno = crate::sys::ErrnoGuard::save();
+        stack::modules()
+    };
+    thread::leave(st);
+    let r = real::dlclose()(handle);
+    if let Some(st) = thread::enter() {
+        let _errno = crate::sys::ErrnoGuard::save();
+        let after = stack::modules();
+        for m in before
+            .iter()
+            .filter(|m| !after.iter().any(|a| a.base == m.base && a.path == m.path))
+        {
+            for &(start, end) in &m.segments {
+                locks::freed(start as usize, (end - start) as usize);
+            }
+        }
+        thread::leave(st);
+    }
+    r
+}
