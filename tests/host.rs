@@ -384,3 +384,16 @@ fn a_library_loaded_again_at_the_same_address_has_new_locks() {
         );
     }
 }
+
+#[test]
+fn a_child_that_cannot_trace_is_named_and_the_analysis_called_partial() {
+    let r = run_command("notrace", &[&host(), "notrace"], None, 60, "");
+    assert_eq!(r.report["run"]["code"], 0, "stdout: {}", r.stdout);
+    let child: u64 = r.stdout.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(r.report["partial"], true, "{:#}", r.report);
+    let warnings = r.report["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("its child pid {child} left no trace")),
+        "{warnings}"
+    );
+}

@@ -306,3 +306,62 @@ fn memcached_answers_every_request_right_under_the_shim() {
     assert!(traced(&r, "/memcached"), "memcached ran under the shim");
     assert_clean("memcached", &r);
 }
+
+/// A script of tests/programs/, copied into a fresh directory.
+fn script_dir(name: &str, files: &[&str]) -> std::path::PathBuf {
+    let dir = work_dir(name);
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/programs");
+    for f in files {
+        std::fs::copy(here.join(f), dir.join(f)).unwrap();
+    }
+    // World-readable, for workers that run as nobody.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[test]
+fn redis_with_jemalloc_under_its_benchmark_is_unharmed() {
+    need("redis-server", "redis-server");
+    need("redis-benchmark", "redis-tools");
+    let dir = script_dir("redis", &["redis.sh"]);
+    let port = memcached::free_port().unwrap().to_string();
+    let r = same_under_shim("redis", &["sh", "redis.sh", &port], &dir);
+    // Debian's redis-server is a link to redis-check-rdb.
+    assert!(
+        traced(&r, "/redis-server") || traced(&r, "/redis-check-rdb"),
+        "redis-server ran under the shim: {:#}",
+        r["processes"]
+    );
+    assert_eq!(r["run"]["code"], 0);
+}
+
+#[test]
+fn nginx_master_and_workers_under_a_local_load_are_unharmed() {
+    need("nginx", "nginx-light");
+    let dir = script_dir("nginx", &["nginx.sh"]);
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/index.html"), "holdcheck nginx page\n").unwrap();
+    let port = memcached::free_port().unwrap().to_string();
+    let r = same_under_shim("nginx", &["sh", "nginx.sh", &port], &dir);
+    // The master and both workers (which drop privileges as root) traced.
+    let nginx = r["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["exe"].as_str().is_some_and(|e| e.ends_with("/nginx")))
+        .count();
+    assert!(
+        nginx >= 3,
+        "{nginx} nginx processes traced: {:#}",
+        r["processes"]
+    );
+    assert_ne!(r["partial"], true, "{:#}", r["warnings"]);
+}
+
+#[test]
+fn a_jvm_thread_pool_is_unharmed() {
+    need("java", "default-jre-headless");
+    let dir = script_dir("jvm", &["Pool.java"]);
+    let r = same_under_shim("jvm", &["java", "Pool.java"], &dir);
+    assert!(traced(&r, "/java"), "the JVM ran under the shim");
+}

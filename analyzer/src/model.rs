@@ -545,6 +545,9 @@ impl Model {
                     reason: reason.clone(),
                 }),
                 Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
+                Record::NoTrace { pid: child, reason } => self.proc(pid).partial.push(format!(
+                    "its child pid {child} left no trace ({reason}): what the child did is not analysed"
+                )),
                 Record::Observed(o) => {
                     for t in &o.threads {
                         self.proc(pid)

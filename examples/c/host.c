@@ -19,6 +19,8 @@
  *   reload      a library's static mutex taken after a program lock in its
  *               first load, before it in its second (libreload.so, at the
  *               same address): two different locks, no inversion
+ *   notrace     a child that cannot create a trace (no descriptor left
+ *               under its limit): the report must say it has none
  *   paused      a thread that holds a lock across short reads of a pipe
  *               fed every 50 ms; a child stops the process for 3 s
  *               (SIGSTOP, as Ctrl-Z or a debugger does), then continues it:
@@ -317,6 +319,26 @@ static int mode_reload(void) {
     return 0;
 }
 
+/* ---- notrace ---- */
+
+static int mode_notrace(void) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = 3; /* 0, 1 and 2 are open: no new descriptor */
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        die("setrlimit");
+    pid_t p = fork();
+    if (p == 0) {
+        pthread_join(spawn("worker-ab", order_ab, NULL), NULL);
+        pthread_join(spawn("worker-ba", order_ba, NULL), NULL);
+        _exit(0);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    printf("notrace: child %d exited %d\n", (int)p, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return 0;
+}
+
 /* ---- paused ---- */
 
 static int feed[2];
@@ -391,8 +413,10 @@ int main(int argc, char **argv) {
         return mode_paused();
     if (!strcmp(mode, "reload"))
         return mode_reload();
+    if (!strcmp(mode, "notrace"))
+        return mode_notrace();
     fprintf(stderr,
             "usage: host alloc | closefds FILE | dlopen | forks [N] | smallstack | tasks [SECS] | "
-            "privdrop | paused | reload\n");
+            "privdrop | paused | reload | notrace\n");
     return 2;
 }

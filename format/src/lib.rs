@@ -358,6 +358,10 @@ pub enum Record {
     UnixPeer { inode: u64, peer: u64 },
     /// A bound of the shim was hit; the analysis of this process is partial.
     Partial { reason: String },
+    /// Fork child `pid` of this process could not create a trace of its
+    /// own (written by the child, through the descriptor of this trace it
+    /// inherited): what it did is not analysed.
+    NoTrace { pid: u32, reason: String },
     /// Something the live watchdog saw while the process ran: a real
     /// deadlock, a stall, or a stalled call.
     Observed(Observed),

@@ -26,7 +26,8 @@ extern "C" fn init() {
     // The trace (its header) is written at once: an empty trace says the
     // shim ran and saw nothing, a missing one that it never loaded.
     if config::active() {
-        recorder::RECORDER.lock().open();
+        // A failure was said, and the shim is passive.
+        let _ = recorder::RECORDER.lock().open();
     }
     // SAFETY: the handlers are plain functions of this library.
     unsafe {
@@ -72,6 +73,9 @@ extern "C" fn after_fork_parent() {
 extern "C" fn after_fork_child() {
     alloc::HEAP.fork_done();
     stack::fork_child();
+    // The parent's trace, still open here: the child says through it if it
+    // cannot have a trace of its own.
+    let parent_trace = recorder::RECORDER.try_lock().and_then(|r| r.raw_fd());
     // SAFETY: in the fork child, before any other shim code runs there.
     unsafe {
         recorder::RECORDER.reset(recorder::Recorder::new());
@@ -88,7 +92,18 @@ extern "C" fn after_fork_child() {
         FORK_BUSY.load(Ordering::Relaxed),
     ));
     if config::active() {
-        thread::passing_through(|| recorder::RECORDER.lock().open());
+        thread::passing_through(|| {
+            if let (Err(reason), Some(fd)) = (recorder::RECORDER.lock().open(), parent_trace) {
+                let line = holdcheck_format::Record::NoTrace {
+                    pid: crate::sys::getpid(),
+                    reason,
+                }
+                .to_line();
+                // SAFETY: the parent's trace descriptor, inherited and open.
+                let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+                let _ = crate::sys::write_all(fd, &line);
+            }
+        });
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Recorder {
     /// Per-thread fact keys → fact ids (see `facts::fact_identity`).
     aliases: HashMap<u64, u64, Fixed>,
     partial_said: HashSet<&'static str, Fixed>,
+    /// Why the trace could not be created, for `open`.
+    open_error: Option<String>,
 }
 
 /// Distinct threads recorded per fact.
@@ -61,6 +63,7 @@ impl Recorder {
             stats: HashMap::with_hasher(Fixed::new()),
             aliases: HashMap::with_hasher(Fixed::new()),
             partial_said: HashSet::with_hasher(Fixed::new()),
+            open_error: None,
         }
     }
 
@@ -268,13 +271,31 @@ impl Recorder {
                     cmdline,
                 });
             }
-            Err(why) => config::go_passive(&why),
+            Err(why) => {
+                config::go_passive(&why);
+                self.open_error = Some(why);
+            }
         }
     }
 
     /// Opens the trace file now (at start-up) rather than at the first fact.
-    pub fn open(&mut self) {
+    /// Returns why it could not, if it could not.
+    pub fn open(&mut self) -> Result<(), String> {
         self.ensure_file();
+        match self.open_error.take() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// The descriptor of this trace (in a fork child: the parent's, which
+    /// the child inherited).
+    pub fn raw_fd(&self) -> Option<i32> {
+        use rustix::fd::AsRawFd;
+        self.file
+            .as_ref()
+            .and_then(|(f, _)| f.fd.as_ref())
+            .map(|fd| fd.as_raw_fd())
     }
 
     pub fn path(&self) -> Option<&str> {
