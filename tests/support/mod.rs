@@ -21,6 +21,53 @@ pub fn exclusive_cpu() -> std::sync::MutexGuard<'static, ()> {
     CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether an optional program the test needs is installed. When it is
+/// not, the test says so in one line (on the terminal, past the test
+/// harness's capture) and is skipped; with `HOLDCHECK_REQUIRE_ALL=1` (as
+/// `.ci/run` sets it) a missing program fails the test instead.
+pub fn need(program: &str, package: &str) -> bool {
+    let found = if program.starts_with('/') {
+        Path::new(program).exists()
+    } else {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    found
+        || skip(&format!(
+            "{program} is not installed (apt-get install {package})"
+        ))
+}
+
+/// Whether python3 can import `module`; skipped (or failed) as [`need`].
+pub fn need_python_module(module: &str, install: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    found || skip(&format!("python3 cannot import {module} ({install})"))
+}
+
+/// Says why the current test is skipped, or fails it when every
+/// optional program is required.
+pub fn skip(why: &str) -> bool {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var_os("HOLDCHECK_REQUIRE_ALL").is_some_and(|v| v == "1") {
+        panic!("{test}: {why}, and HOLDCHECK_REQUIRE_ALL=1 requires it");
+    }
+    use std::io::Write;
+    // Straight to the terminal: the harness captures eprintln! of a test
+    // that passes, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    false
+}
+
 pub fn holdcheck_bin() -> &'static str {
     env!("CARGO_BIN_EXE_holdcheck")
 }
