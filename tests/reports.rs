@@ -74,10 +74,9 @@ fn has_chromium() -> bool {
 }
 
 fn chromium() -> PathBuf {
-    let p = std::env::var_os("CHROMIUM")
+    std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    p
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
 /// Opens a page in headless Chromium: a screenshot and the network log.
