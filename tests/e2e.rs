@@ -166,9 +166,11 @@ fn only_kinds(r: &Value) -> Vec<String> {
 fn warnd_stress_is_reported_live_as_a_deadlock() {
     let _cpu = exclusive_cpu();
     let r = run_example_with("warnd", &["--stress"], 6, LIVE);
+    // The run ends by itself, well before the timeout, once the
+    // watchdog saw the deadlock.
     assert_eq!(
-        r.report["run"]["ending"], "timed-out",
-        "the stress run hangs"
+        r.report["run"]["ending"], "deadlocked",
+        "the stress run hangs, and run ends it"
     );
     assert_eq!(r.code, 1);
     let port: u64 = r
@@ -272,7 +274,7 @@ fn abba_that_really_hangs_is_a_live_deadlock_with_both_owners() {
     let start = Instant::now();
     let r = run_example_with("abba", &["--hang"], 3, LIVE);
     assert!(start.elapsed() < Duration::from_secs(30));
-    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(r.report["run"]["ending"], "deadlocked");
     assert_eq!(
         only_kinds(&r.report),
         ["deadlock"],
@@ -296,7 +298,7 @@ fn abba_that_really_hangs_is_a_live_deadlock_with_both_owners() {
 #[test]
 fn a_mutex_locked_again_by_its_holder_is_a_live_deadlock_of_one_thread() {
     let r = run_example_with("relock", &[], 3, LIVE);
-    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(r.report["run"]["ending"], "deadlocked");
     assert_eq!(only_kinds(&r.report), ["deadlock"], "{:#}", r.report);
     let f = findings(&r.report, "deadlock")[0];
     assert!(
@@ -325,7 +327,7 @@ fn a_mutex_locked_again_by_its_holder_is_a_live_deadlock_of_one_thread() {
 #[test]
 fn a_write_lock_asked_for_under_its_own_read_lock_is_a_live_deadlock() {
     let r = run_example_with("relock", &["--rwlock"], 3, LIVE);
-    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(r.report["run"]["ending"], "deadlocked");
     assert_eq!(only_kinds(&r.report), ["deadlock"], "{:#}", r.report);
     let f = findings(&r.report, "deadlock")[0];
     assert_eq!(f["nodes"][0]["kind"], "rwlock");
@@ -353,8 +355,47 @@ fn relocks_that_glibc_refuses_or_grants_are_not_findings() {
     }
 }
 
-/// Without --timeout, Ctrl-C (SIGINT to holdcheck) ends the hung command's
+/// Without --timeout, and with --keep-running (else run ends a deadlocked
+/// command by itself), Ctrl-C (SIGINT to holdcheck) ends the hung command's
 /// process group and reports what the watchdog saw.
+/// Runs warnd --stress under `holdcheck run` with extra options: exit
+/// status, stderr, the JSON report.
+fn warnd_stress_run(name: &str, extra: &[&str]) -> (i32, String, Value) {
+    let work = work_dir(name);
+    let report = work.join("r.json");
+    let exe = examples().join("warnd");
+    let mut args = vec!["run", "--format", "json", "-o", report.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", exe.to_str().unwrap(), "--stress"]);
+    let (code, _, stderr) = holdcheck_with(&args, Duration::from_secs(60), "watchdog_ms=500");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for p in r["processes"].as_array().unwrap() {
+        assert_gone(p["pid"].as_i64().unwrap() as i32);
+    }
+    (code, stderr, r)
+}
+
+/// No --timeout: the run ends once the watchdog saw the deadlock (the
+/// guard of 60 s would fail the test otherwise).
+#[test]
+fn a_deadlocked_run_without_a_timeout_ends_by_itself() {
+    let (code, stderr, r) = warnd_stress_run("ends-itself", &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the watchdog saw a deadlock"), "{stderr}");
+    assert_eq!(r["run"]["ending"], "deadlocked");
+    assert_eq!(findings(&r, "deadlock").len(), 1, "{:#}", r["findings"]);
+}
+
+/// --keep-running: the deadlocked command runs on to the timeout.
+#[test]
+fn keep_running_lets_a_deadlocked_command_run_to_the_timeout() {
+    let (code, stderr, r) = warnd_stress_run("keep-running", &["--keep-running", "--timeout", "4"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Ctrl-C ends it"), "{stderr}");
+    assert_eq!(r["run"]["ending"], "timed-out");
+    assert_eq!(findings(&r, "deadlock").len(), 1, "{:#}", r["findings"]);
+}
+
 #[test]
 fn ctrl_c_ends_a_hung_run_and_reports() {
     let work = work_dir("ctrl-c");
@@ -367,6 +408,7 @@ fn ctrl_c_ends_a_hung_run_and_reports() {
             "json",
             "-o",
             report.to_str().unwrap(),
+            "--keep-running",
             "--",
         ])
         .arg(&exe)
@@ -530,7 +572,7 @@ fn a_lock_held_across_a_condvar_wait_its_signaller_needs_is_predicted() {
 #[test]
 fn a_lock_held_across_a_condvar_wait_that_really_hangs_is_a_live_deadlock() {
     let r = run_example_with("cond_lock", &["--hang"], 3, LIVE);
-    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(r.report["run"]["ending"], "deadlocked");
     assert_eq!(only_kinds(&r.report), ["deadlock"], "{:#}", r.report);
     let f = findings(&r.report, "deadlock")[0];
     let flusher = thread_state(f, "flusher");

@@ -353,7 +353,10 @@ fn a_stopped_and_continued_process_is_not_a_stall() {
 fn cpp_objects_at_a_reused_heap_address_are_different_locks() {
     let bin = examples().join("heap_reuse");
     // examples/build.sh builds the C++ examples where a C++ compiler is.
-    if !need(bin.to_str().unwrap(), "g++, then examples/build.sh builds it") {
+    if !need(
+        bin.to_str().unwrap(),
+        "g++, then examples/build.sh builds it",
+    ) {
         return;
     }
     let bin = bin.to_str().unwrap();

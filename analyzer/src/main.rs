@@ -44,6 +44,11 @@ enum Cmd {
         /// and the report printed.
         #[arg(long, value_name = "SECS", value_parser = parse_secs)]
         timeout: Option<Duration>,
+        /// Keep the command running after the shim's watchdog saw a
+        /// deadlock (a server whose deadlocked corner still serves); by
+        /// default it is ended at once and reported.
+        #[arg(long)]
+        keep_running: bool,
         /// Run the command N times (a stress run), each with its own trace
         /// directory, and report each distinct finding once with the number
         /// of runs that showed it.
@@ -230,6 +235,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             output,
             controls,
             timeout,
+            keep_running,
             repeat,
             command,
         } => {
@@ -237,6 +243,7 @@ fn main_result(cli: Cli) -> Result<i32> {
                 command,
                 out,
                 timeout,
+                keep_running,
             };
             let mut report = if repeat > 1 {
                 holdcheck::repeat::repeat(&opts, repeat, |o| run_once(o, false))?

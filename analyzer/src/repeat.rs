@@ -26,6 +26,7 @@ pub fn repeat(
             command: opts.command.clone(),
             out: Some(base.join(format!("run-{k}"))),
             timeout: opts.timeout,
+            keep_running: opts.keep_running,
         };
         let (report, ending) = once(&this)?;
         runs = k;

@@ -15,6 +15,8 @@ pub struct RunOptions {
     pub command: Vec<OsString>,
     pub out: Option<PathBuf>,
     pub timeout: Option<Duration>,
+    /// Do not end the command when the watchdog reports a deadlock.
+    pub keep_running: bool,
 }
 
 /// How the command ended.
@@ -26,6 +28,9 @@ pub enum Ending {
     TimedOut,
     /// Killed by holdcheck after Ctrl-C / SIGTERM.
     Interrupted,
+    /// Killed by holdcheck once the shim's watchdog reported a deadlock:
+    /// nothing in it could ever move again.
+    Deadlocked,
 }
 
 impl std::fmt::Display for Ending {
@@ -35,6 +40,10 @@ impl std::fmt::Display for Ending {
             Ending::Signalled(s) => write!(f, "was killed by signal {s}"),
             Ending::TimedOut => write!(f, "was still running at the timeout and was killed"),
             Ending::Interrupted => write!(f, "was interrupted and killed"),
+            Ending::Deadlocked => write!(
+                f,
+                "deadlocked (seen by the watchdog) and was killed at once"
+            ),
         }
     }
 }
@@ -46,6 +55,7 @@ impl Ending {
             Ending::Signalled(s) => ("signalled", Some(*s)),
             Ending::TimedOut => ("timed-out", None),
             Ending::Interrupted => ("interrupted", None),
+            Ending::Deadlocked => ("deadlocked", None),
         }
     }
 }
@@ -204,6 +214,10 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     }
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     let mut killed = None;
+    let mut watch = DeadlockWatch::default();
+    let mut said_keep_running = false;
+    let mut deadlock_seen: Option<Instant> = None;
+    let mut tick = 0u32;
     loop {
         if exited_unreaped(pid) {
             break;
@@ -219,10 +233,32 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
                 libc::kill(-pid, libc::SIGCONT);
             }
         }
+        tick += 1;
+        // Every 100 ms: has a watchdog reported a deadlock?
+        let deadlocked = tick.is_multiple_of(10) && watch.seen_in(&dir);
         if INTERRUPTED.load(Ordering::SeqCst) {
             killed = Some(Ending::Interrupted);
         } else if deadline.is_some_and(|d| Instant::now() >= d) {
             killed = Some(Ending::TimedOut);
+        } else if deadlocked && !opts.keep_running {
+            // A moment for the processes blocked behind it to get there
+            // too, so that the snapshot shows them in its wait chain.
+            let at = *deadlock_seen.get_or_insert_with(|| {
+                eprintln!(
+                    "holdcheck: the watchdog saw a deadlock: ending the command \
+                     (--keep-running lets it run on)"
+                );
+                Instant::now()
+            });
+            if at.elapsed() >= DEADLOCK_GRACE {
+                killed = Some(Ending::Deadlocked);
+            }
+        } else if deadlocked && !said_keep_running {
+            said_keep_running = true;
+            eprintln!(
+                "holdcheck: the watchdog saw a deadlock; the command runs on \
+                 (--keep-running): Ctrl-C ends it and prints the report"
+            );
         }
         if killed.is_some() {
             // What the group waits for, across its processes, while it
@@ -251,6 +287,60 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     std::mem::forget(child); // reaped above
     let ending = killed.unwrap_or(status);
     Ok(Outcome { dir, ending })
+}
+
+/// How long a deadlocked command runs on before it is ended.
+const DEADLOCK_GRACE: Duration = Duration::from_millis(500);
+
+/// Reads what the traces gained since the last look, for an observed
+/// deadlock record: the shim's watchdog writes one as soon as it sees
+/// threads that wait on each other for ever.
+#[derive(Default)]
+struct DeadlockWatch {
+    /// Trace file → bytes already read (up to the last whole line).
+    read: std::collections::HashMap<PathBuf, u64>,
+    seen: bool,
+}
+
+impl DeadlockWatch {
+    fn seen_in(&mut self, dir: &Path) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        if self.seen {
+            return true;
+        }
+        let Ok(files) = crate::trace::trace_files(dir) else {
+            return false;
+        };
+        for f in files {
+            let done = self.read.entry(f.clone()).or_insert(0);
+            let Ok(mut file) = std::fs::File::open(&f) else {
+                continue;
+            };
+            let len = file.metadata().map_or(0, |m| m.len());
+            if len <= *done || file.seek(SeekFrom::Start(*done)).is_err() {
+                continue;
+            }
+            // A bounded read a time: a trace grows by kilobytes.
+            let mut buf = Vec::new();
+            let _ = file.take(8 << 20).read_to_end(&mut buf);
+            let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            *done += end as u64 + 1;
+            for line in buf[..end].split(|&b| b == b'\n') {
+                // Cheap test first; parse only observed records.
+                if !line.starts_with(b"{\"t\":\"observed\"") {
+                    continue;
+                }
+                if let Ok(holdcheck_format::Record::Observed(o)) = serde_json::from_slice(line) {
+                    if o.kind == "deadlock" {
+                        self.seen = true;
+                    }
+                }
+            }
+        }
+        self.seen
+    }
 }
 
 /// The terminal on standard input, when holdcheck's group has it in the
