@@ -330,3 +330,37 @@ fn stripped_programs_show_module_offsets_or_use_their_separate_debug_files() {
     assert!(frames.contains(&"send_warn".to_string()), "{frames:?}");
     assert!(frames.contains(&"raise_alarm".to_string()), "{frames:?}");
 }
+
+/// A bad -o, --suppressions or --baseline is refused before the command
+/// runs (it never starts); a good -o still gives the verdict on stderr.
+#[test]
+fn bad_output_options_are_refused_before_the_command_runs() {
+    let work = work_dir("bad-options");
+    let marker = work.join("ran");
+    let touch = format!("touch {}", marker.display());
+    let missing = work.join("missing");
+    let bad_baseline = work.join("bad.json");
+    std::fs::write(&bad_baseline, "{}").unwrap();
+    let cases: [(&str, String); 3] = [
+        ("-o", missing.join("r.json").display().to_string()),
+        ("--suppressions", missing.display().to_string()),
+        ("--baseline", bad_baseline.display().to_string()),
+    ];
+    for (flag, value) in &cases {
+        let (code, _, stderr) = holdcheck(
+            &["run", flag, value, "--", "sh", "-c", &touch],
+            Duration::from_secs(30),
+        );
+        assert_eq!(code, 2, "{flag} {value}: {stderr}");
+        assert!(!marker.exists(), "{flag} {value}: the command ran");
+    }
+    let out = work.join("r.json");
+    let (code, stdout, stderr) = holdcheck(
+        &["run", "-o", out.to_str().unwrap(), "--", "sh", "-c", &touch],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(marker.exists());
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("holdcheck: 0 deadlock"), "{stderr}");
+}

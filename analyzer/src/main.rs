@@ -140,22 +140,65 @@ struct Controls {
     fail_on_hazard: bool,
 }
 
+/// The controls read and checked, before any command runs: a typo in a
+/// file name must not cost the user a long run.
+struct Loaded {
+    suppressions: Option<holdcheck::report::filter::Suppressions>,
+    baseline: Option<std::collections::HashSet<String>>,
+}
+
 impl Controls {
-    fn apply(&self, report: &mut Report) -> Result<()> {
+    fn load(&self) -> Result<Loaded> {
         use holdcheck::report::filter;
-        let sup = self
-            .suppressions
-            .as_deref()
-            .map(filter::Suppressions::load)
-            .transpose()?;
-        let base = self
-            .baseline
-            .as_deref()
-            .map(filter::load_baseline)
-            .transpose()?;
-        filter::apply(report, sup.as_ref(), base.as_ref());
-        Ok(())
+        Ok(Loaded {
+            suppressions: self
+                .suppressions
+                .as_deref()
+                .map(filter::Suppressions::load)
+                .transpose()?,
+            baseline: self
+                .baseline
+                .as_deref()
+                .map(filter::load_baseline)
+                .transpose()?,
+        })
     }
+}
+
+impl Loaded {
+    fn apply(&self, report: &mut Report) {
+        holdcheck::report::filter::apply(
+            report,
+            self.suppressions.as_ref(),
+            self.baseline.as_ref(),
+        );
+    }
+}
+
+/// Refuses an output file that could not be written, before the command
+/// runs: its directory must exist and be writable.
+fn check_output(output: Option<&Path>) -> Result<()> {
+    let Some(path) = output else { return Ok(()) };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "-o {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
+    // SAFETY: a valid C string.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        bail!("-o {}: cannot write in {}", path.display(), dir.display());
+    }
+    if path.is_dir() {
+        bail!("-o {} is a directory", path.display());
+    }
+    Ok(())
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -175,8 +218,16 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
         Format::Sarif => holdcheck::report::sarif::render(report),
     };
     match output {
-        Some(path) => std::fs::write(path, rendered)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, rendered)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            // The report went to a file: the verdict still shows here.
+            eprintln!(
+                "{}holdcheck: report written to {}",
+                text::summary_line(report),
+                path.display()
+            );
+        }
         None => std::io::stdout().write_all(rendered.as_bytes())?,
     }
     Ok(())
@@ -211,7 +262,13 @@ fn run_once(opts: &RunOptions, say: bool) -> Result<(Report, run::Ending)> {
             opts.command[0].to_string_lossy()
         );
     }
-    let mut report = analyse_dirs(std::slice::from_ref(&outcome.dir))?;
+    let mut report = analyse_dirs(std::slice::from_ref(&outcome.dir)).with_context(|| {
+        format!(
+            "the traces are kept in {0}; once the cause is fixed, `holdcheck report {0}` \
+             gives the report",
+            outcome.dir.display()
+        )
+    })?;
     let (ending, code) = outcome.ending.info();
     report.run = Some(RunInfo {
         command: opts
@@ -245,12 +302,14 @@ fn main_result(cli: Cli) -> Result<i32> {
                 timeout,
                 keep_running,
             };
+            let loaded = controls.load()?;
+            check_output(output.as_deref())?;
             let mut report = if repeat > 1 {
                 holdcheck::repeat::repeat(&opts, repeat, |o| run_once(o, false))?
             } else {
                 run_once(&opts, true)?.0
             };
-            controls.apply(&mut report)?;
+            loaded.apply(&mut report);
             print(&report, format, output.as_deref())?;
             Ok(status(&report, &controls))
         }
@@ -264,6 +323,8 @@ fn main_result(cli: Cli) -> Result<i32> {
             stacks,
             controls,
         } => {
+            let loaded = controls.load()?;
+            check_output(output.as_deref())?;
             let mut report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
                 pids,
                 samples,
@@ -271,7 +332,7 @@ fn main_result(cli: Cli) -> Result<i32> {
                 stall_ms,
                 stacks,
             })?;
-            controls.apply(&mut report)?;
+            loaded.apply(&mut report);
             print(&report, format, output.as_deref())?;
             Ok(status(&report, &controls))
         }
@@ -285,8 +346,10 @@ fn main_result(cli: Cli) -> Result<i32> {
             controls,
             dirs,
         } => {
+            let loaded = controls.load()?;
+            check_output(output.as_deref())?;
             let mut report = analyse_dirs(&dirs)?;
-            controls.apply(&mut report)?;
+            loaded.apply(&mut report);
             print(&report, format, output.as_deref())?;
             Ok(status(&report, &controls))
         }

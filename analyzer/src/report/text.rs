@@ -390,6 +390,25 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
 }
 
 /// Renders the whole report.
+/// The one-line summary that ends the text report (and that `-o FILE`
+/// still prints on stderr).
+pub fn summary_line(r: &Report) -> String {
+    let s = &r.summary;
+    let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
+    format!(
+        "holdcheck: {} deadlock, {} potential-deadlock, {} stall, {} hazard, {} stalled-call in {} process{} ({} threads){}\n",
+        s.deadlock,
+        s.potential_deadlock,
+        s.stall,
+        s.hazard,
+        s.stalled_call,
+        r.processes.len(),
+        if r.processes.len() == 1 { "" } else { "es" },
+        threads,
+        if r.partial { "; analysis partial, see warnings" } else { "" }
+    )
+}
+
 /// Control characters that a traced program put in its thread names,
 /// command line or paths are shown escaped (`\x1b`), never sent to the
 /// reader's terminal: they could rewrite what the report says.
@@ -436,21 +455,7 @@ pub fn render(r: &Report) -> String {
     for f in &r.findings {
         out.push_str(&finding(f));
     }
-    let s = &r.summary;
-    let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
-    let _ = writeln!(
-        out,
-        "holdcheck: {} deadlock, {} potential-deadlock, {} stall, {} hazard, {} stalled-call in {} process{} ({} threads){}",
-        s.deadlock,
-        s.potential_deadlock,
-        s.stall,
-        s.hazard,
-        s.stalled_call,
-        r.processes.len(),
-        if r.processes.len() == 1 { "" } else { "es" },
-        threads,
-        if r.partial { "; analysis partial, see warnings" } else { "" }
-    );
+    out.push_str(&summary_line(r));
     if let Some(rep) = r.run.as_ref().and_then(|r| r.repeat.as_ref()) {
         let endings: Vec<String> = rep
             .endings
