@@ -379,21 +379,16 @@ impl Terminal {
 
 /// Whether the child was stopped (by a signal) since the last look.
 fn stopped(pid: libc::pid_t) -> bool {
-    // SAFETY: a zeroed siginfo_t is a valid out-parameter.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WSTOPPED | libc::WNOHANG,
-        );
-        r == 0 && info.si_pid() != 0
-    }
+    child_event(pid, libc::WSTOPPED)
 }
 
 /// Whether the child has exited, without reaping it.
 fn exited_unreaped(pid: libc::pid_t) -> bool {
+    child_event(pid, libc::WEXITED | libc::WNOWAIT)
+}
+
+/// Whether `waitid` reports an event of `what` for the child, now.
+fn child_event(pid: libc::pid_t, what: libc::c_int) -> bool {
     // SAFETY: a zeroed siginfo_t is a valid out-parameter.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -401,7 +396,7 @@ fn exited_unreaped(pid: libc::pid_t) -> bool {
             libc::P_PID,
             pid as libc::id_t,
             &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            what | libc::WNOHANG,
         );
         r == 0 && info.si_pid() != 0
     }
