@@ -83,6 +83,15 @@ static NOINLINE void signal_pair(long n) {
     }
 }
 
+/* A small block allocated and freed (the free hook's path: after the
+ * nested cases, locks are known, so every free is measured against them). */
+static NOINLINE void malloc_free_pair(long n) {
+    for (long i = 0; i < n; i++) {
+        void *volatile p = malloc(64);
+        free(p);
+    }
+}
+
 /* A blocking-capable send and receive of one byte on a socketpair (the
  * I/O hooks' path), without and with a lock held across them. */
 static int sp[2];
@@ -197,6 +206,7 @@ int main(int argc, char **argv) {
     measure("nested4_pair", nested4_pair);
     measure("contended_pair", contended_pair);
     measure("signal_pair", signal_pair);
+    measure("malloc_free_pair", malloc_free_pair);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
         die("socketpair");
     long saved = iters;
