@@ -1381,3 +1381,43 @@ fn mutex_kinds_dlopen_and_process_endings_are_left_as_they_are() {
         }
     }
 }
+
+/// A thread that returns holding a mutex: a misuse finding with the thread
+/// and where it took the lock, whether or not the run then hangs on it.
+#[test]
+fn a_thread_that_exits_holding_a_mutex_is_a_misuse() {
+    let r = run_example("exit_holding", &["--light"], 60);
+    assert_eq!(r.code, 1);
+    let found = findings(&r.report, "misuse");
+    assert_eq!(found.len(), 1, "{:#}", r.report["findings"]);
+    let f = found[0];
+    assert_eq!(thread_names(f), ["worker"]);
+    assert_eq!(f["nodes"][0]["kind"], "mutex", "{f:#}");
+    assert_eq!(f["edges"][0]["relation"], "exited-holding");
+    assert_eq!(f["location"]["function"], "update_table", "{f:#}");
+    assert_eq!(r.report["summary"]["misuse"], 1);
+
+    // The hang that follows is explained by it.
+    let r = run_example("exit_holding", &["--hang"], 3);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(
+        findings(&r.report, "misuse").len(),
+        1,
+        "{:#}",
+        r.report["findings"]
+    );
+}
+
+/// The same lock unlocked for the worker by another thread before it
+/// exits: it no longer owns it, nothing to report.
+#[test]
+fn a_lock_released_for_a_thread_before_it_exits_is_no_misuse() {
+    let r = run_example("exit_holding", &["--handed-over"], 60);
+    assert_eq!(r.report["run"]["code"], 0);
+    assert!(r.stdout.contains("is free"), "{}", r.stdout);
+    assert!(
+        findings(&r.report, "misuse").is_empty(),
+        "{:#}",
+        r.report["findings"]
+    );
+}

@@ -78,9 +78,16 @@ pub fn analyse(model: &Model) -> Report {
         }
     }
     let weight = |k: &str| {
-        [DEADLOCK, POTENTIAL_DEADLOCK, STALL, HAZARD, STALLED_CALL]
-            .iter()
-            .position(|x| *x == k)
+        [
+            DEADLOCK,
+            POTENTIAL_DEADLOCK,
+            STALL,
+            MISUSE,
+            HAZARD,
+            STALLED_CALL,
+        ]
+        .iter()
+        .position(|x| *x == k)
     };
     observed.sort_by_key(|f| weight(&f.kind));
     let live_deadlocks: Vec<Finding> = observed
@@ -97,6 +104,7 @@ pub fn analyse(model: &Model) -> Report {
     let (stalls, stalled_calls): (Vec<Finding>, Vec<Finding>) =
         live_others.into_iter().partition(|f| f.kind == STALL);
     findings.extend(stalls);
+    findings.extend(misuse(model, &mut syms));
     findings.extend(hazards(model, &mut syms, &cycle_edges));
     findings.extend(stalled_calls);
 
@@ -605,6 +613,55 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
 
 /// Locks held across blocking calls that are in no reported cycle: one
 /// finding per (process, held locks, call, channel, call stack).
+/// Locks left held for ever: a thread exited (or was cancelled) holding
+/// them. One finding per lock and thread, with where it was taken.
+fn misuse(model: &Model, syms: &mut Symbols) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for x in &model.exited_holding {
+        let node = node_info(model, &Node::lock(x.pid, x.lock), Some(x.mode));
+        let thread = thread_ref(model, x.pid, x.tid);
+        let taken = site_frame(syms, model, x.pid, Some(x.site));
+        let title = format!(
+            "{} exited holding {}{}: every later locker of it waits for ever",
+            crate::report::text::thread_label(&thread),
+            node_label(&node),
+            taken
+                .as_ref()
+                .map(|f| format!(", taken at {}", f.short()))
+                .unwrap_or_default()
+        );
+        let stacks = vec![StackInfo {
+            pid: x.pid,
+            tid: x.tid,
+            what: format!("{} taken", node_label(&node)),
+            frames: taken.iter().cloned().collect(),
+        }];
+        let edges = vec![EdgeInfo {
+            from: 0,
+            to: 0,
+            relation: "exited-holding".to_string(),
+            thread: thread.clone(),
+            call: None,
+            held_mode: Some(x.mode.as_str().to_string()),
+            wanted_mode: None,
+            held_at: taken.clone(),
+            acquired_at: None,
+            count: None,
+            max_ns: None,
+            stack: 0,
+        }];
+        out.push(Finding::new(
+            MISUSE,
+            title,
+            (vec![node], edges),
+            vec![thread],
+            stacks,
+            taken,
+        ));
+    }
+    out
+}
+
 fn hazards(
     model: &Model,
     syms: &mut Symbols,

@@ -124,6 +124,17 @@ pub struct HeldCall {
     pub max_ns: u64,
 }
 
+/// A thread that exited still holding a lock (`Record::ExitedHolding`).
+#[derive(Debug, Clone)]
+pub struct ExitedHolding {
+    pub pid: u32,
+    pub tid: u32,
+    pub lock: LockRef,
+    pub kind: LockKind,
+    pub mode: Mode,
+    pub site: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct Model {
     pub processes: BTreeMap<u32, Process>,
@@ -142,6 +153,8 @@ pub struct Model {
     /// Every blocking-capable channel use: (pid, tid, channel, direction,
     /// stack).
     pub uses: Vec<(u32, u32, Channel, Direction, u64)>,
+    /// Locks that threads still held when they exited.
+    pub exited_holding: Vec<ExitedHolding>,
     /// The threads (pid, tid) that receive from each queue.
     pub receivers: HashMap<Channel, std::collections::BTreeSet<(u32, u32)>>,
     /// What the live watchdogs reported, by pid.
@@ -545,6 +558,20 @@ impl Model {
                     reason: reason.clone(),
                 }),
                 Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
+                Record::ExitedHolding {
+                    tid,
+                    lock,
+                    kind,
+                    mode,
+                    site,
+                } => self.exited_holding.push(ExitedHolding {
+                    pid,
+                    tid: *tid,
+                    lock: *lock,
+                    kind: *kind,
+                    mode: *mode,
+                    site: *site,
+                }),
                 Record::NoTrace { pid: child, reason } => self.proc(pid).partial.push(format!(
                     "its child pid {child} left no trace ({reason}): what the child did is not analysed"
                 )),

@@ -358,6 +358,15 @@ pub enum Record {
     UnixPeer { inode: u64, peer: u64 },
     /// A bound of the shim was hit; the analysis of this process is partial.
     Partial { reason: String },
+    /// Thread `tid` exited (or was cancelled) still holding `lock`, taken
+    /// at `site`: every later locker of it waits for ever.
+    ExitedHolding {
+        tid: u32,
+        lock: LockRef,
+        kind: LockKind,
+        mode: Mode,
+        site: u64,
+    },
     /// Fork child `pid` of this process could not create a trace of its
     /// own (written by the child, through the descriptor of this trace it
     /// inherited): what it did is not analysed.

@@ -450,3 +450,68 @@ pub fn partial(reason: &'static str) {
     let _errno = ErrnoGuard::save();
     RECORDER.lock().partial(reason);
 }
+
+/// A thread exits still holding locks: each one that it really still holds
+/// (a mutex or write lock whose owner field names it; a read lock, which
+/// records no owner, as the held stack says) is recorded, since every later
+/// locker will wait for it for ever. File locks are the process's, not the
+/// thread's, and stay held rightly; a robust mutex is recovered by its next
+/// locker.
+pub fn exited_holding(st: &mut ThreadState) {
+    let _errno = ErrnoGuard::save();
+    let tid = st.tid();
+    let mut held: Vec<HeldEntry> = st.held().to_vec();
+    held.dedup_by_key(|e| e.addr); // a recursive mutex: once
+    for e in held {
+        let owner_at = match (e.kind, e.mode) {
+            (LockKind::File, _) => continue,
+            (LockKind::Rwlock, Mode::Read) => None,
+            (LockKind::Mutex, _) => Some(8),             // __owner
+            (LockKind::Rwlock, Mode::Write) => Some(24), // __cur_writer
+        };
+        if let Some(off) = owner_at {
+            // Read through the kernel: the lock's memory may be gone.
+            if read_own_u32(e.addr + off) != Some(tid) {
+                continue; // released by another thread, or not the owner
+            }
+        }
+        // A robust mutex (`__kind` bit 16) is made for this: its next
+        // locker gets EOWNERDEAD and recovers it.
+        if e.kind == LockKind::Mutex && read_own_u32(e.addr + 16).is_some_and(|k| k & 16 != 0) {
+            continue;
+        }
+        let lock = locks::lock_ref(e.addr);
+        let mut rec = RECORDER.lock();
+        rec.thread(tid);
+        rec.ensure_modules();
+        if owner_at.is_some() {
+            // SAFETY: its owner field was readable and names this thread:
+            // the lock is alive.
+            unsafe { rec.lock(lock, e.kind) };
+        }
+        rec.write(&Record::ExitedHolding {
+            tid,
+            lock,
+            kind: e.kind,
+            mode: e.mode,
+            site: e.site as u64,
+        });
+    }
+}
+
+/// Reads a u32 of this process's memory without faulting on a bad address.
+fn read_own_u32(addr: usize) -> Option<u32> {
+    let mut v = 0u32;
+    let local = libc::iovec {
+        iov_base: &mut v as *mut u32 as *mut libc::c_void,
+        iov_len: 4,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: 4,
+    };
+    // SAFETY: valid iovecs; the kernel checks the remote address.
+    let pid = crate::sys::getpid() as libc::pid_t;
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    (n == 4).then_some(v)
+}

@@ -84,6 +84,23 @@ impl Recorder {
         (holdcheck_format::mix(base, threads[0] as u64) | 1, false)
     }
 
+    /// Writes the module table if this trace has none yet (a record with a
+    /// code address and no stack needs it to be symbolised).
+    pub fn ensure_modules(&mut self) {
+        self.ensure_file();
+        if self.modules.is_empty() {
+            for m in stack::modules() {
+                if self.modules.insert((m.path.clone(), m.base)) {
+                    self.write(&Record::Module {
+                        path: m.path,
+                        base: m.base,
+                        segments: m.segments,
+                    });
+                }
+            }
+        }
+    }
+
     /// Writes a stack record unless it is already in the trace.
     pub fn stack(&mut self, st: &Stack, mut modules: Option<Vec<stack::Module>>) -> u64 {
         self.ensure_file();

@@ -402,6 +402,11 @@ pub fn exit_key() -> libc::pthread_key_t {
 extern "C" fn on_thread_exit(p: *mut libc::c_void) {
     // SAFETY: the block this thread registered under the key.
     let st = unsafe { &mut *(p as *mut ThreadState) };
+    if st.held_len > 0 && !st.busy && crate::config::active() {
+        st.busy = true;
+        crate::facts::exited_holding(st);
+        st.busy = false;
+    }
     crate::live::unpublish(st);
     // SAFETY: this thread's word.
     unsafe { *word() = PASS };

@@ -87,7 +87,14 @@ pub struct Suppressions {
     rules: Vec<Rule>,
 }
 
-const KINDS: [&str; 5] = [DEADLOCK, POTENTIAL_DEADLOCK, STALL, HAZARD, STALLED_CALL];
+const KINDS: [&str; 6] = [
+    DEADLOCK,
+    POTENTIAL_DEADLOCK,
+    STALL,
+    MISUSE,
+    HAZARD,
+    STALLED_CALL,
+];
 
 impl Suppressions {
     pub fn parse(text: &str, name: &str) -> Result<Suppressions> {

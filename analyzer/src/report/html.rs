@@ -47,6 +47,7 @@ pub fn render(r: &Report) -> String {
         (DEADLOCK, s.deadlock),
         (POTENTIAL_DEADLOCK, s.potential_deadlock),
         (STALL, s.stall),
+        (MISUSE, s.misuse),
         (HAZARD, s.hazard),
         (STALLED_CALL, s.stalled_call),
     ] {

@@ -136,6 +136,10 @@ pub struct Summary {
     pub hazard: usize,
     #[serde(rename = "stalled-call")]
     pub stalled_call: usize,
+    /// Lock misuse that leaves a lock held for ever (a thread that exited
+    /// holding it).
+    #[serde(default)]
+    pub misuse: usize,
 }
 
 impl Summary {
@@ -148,6 +152,7 @@ impl Summary {
                 POTENTIAL_DEADLOCK => s.potential_deadlock += 1,
                 STALL => s.stall += 1,
                 HAZARD => s.hazard += 1,
+                MISUSE => s.misuse += 1,
                 _ => s.stalled_call += 1,
             }
         }
@@ -155,7 +160,12 @@ impl Summary {
     }
 
     pub fn total(&self) -> usize {
-        self.deadlock + self.potential_deadlock + self.stall + self.hazard + self.stalled_call
+        self.deadlock
+            + self.potential_deadlock
+            + self.stall
+            + self.hazard
+            + self.stalled_call
+            + self.misuse
     }
 }
 
@@ -165,11 +175,13 @@ pub const POTENTIAL_DEADLOCK: &str = "potential-deadlock";
 pub const STALL: &str = "stall";
 pub const HAZARD: &str = "hazard";
 pub const STALLED_CALL: &str = "stalled-call";
+/// A lock left held for ever: its thread exited holding it.
+pub const MISUSE: &str = "misuse";
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Finding {
-    /// One of `deadlock`, `potential-deadlock`, `stall`, `hazard`,
-    /// `stalled-call`.
+    /// One of `deadlock`, `potential-deadlock`, `stall`, `misuse`,
+    /// `hazard`, `stalled-call`.
     pub kind: String,
     /// One line that says what is wrong.
     pub title: String,

@@ -39,6 +39,10 @@ pub fn render(r: &Report) -> String {
             "A cycle of locks and kernel queues that can deadlock",
         ),
         (STALL, "A wait chain older than the threshold"),
+        (
+            MISUSE,
+            "A lock left held for ever: its thread exited holding it",
+        ),
         (HAZARD, "A lock held across a blocking call"),
         (STALLED_CALL, "A call blocked past the threshold"),
     ]

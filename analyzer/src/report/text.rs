@@ -59,7 +59,7 @@ fn stack_lines(out: &mut String, frames: &[Frame]) {
     }
 }
 
-fn thread_label(t: &ThreadRef) -> String {
+pub fn thread_label(t: &ThreadRef) -> String {
     if t.name.is_empty() {
         format!("Thread T{} (pid {})", t.tid, t.pid)
     } else {
@@ -104,6 +104,19 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
         (n, _) => node_label(n),
     };
     match e.relation.as_str() {
+        "exited-holding" => {
+            let _ = writeln!(
+                out,
+                "  {who} exited holding {}{}",
+                node_label(from),
+                acquired_at(&e.held_at)
+            );
+            let _ = writeln!(
+                out,
+                "  and nothing can release it now: every later locker of it waits for ever.\n"
+            );
+            let _ = to;
+        }
         "lock-order" => {
             let _ = writeln!(
                 out,
@@ -304,6 +317,11 @@ pub fn finding(f: &Finding) -> String {
             out.push('\n');
         }
     }
+    if f.kind == MISUSE {
+        for e in &f.edges {
+            edge_text(&mut out, f, e);
+        }
+    }
     if f.kind == HAZARD {
         // One block for the call; the threads that made it are listed.
         if let Some(e) = f.edges.first() {
@@ -396,10 +414,15 @@ pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
     let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
     format!(
-        "holdcheck: {} deadlock, {} potential-deadlock, {} stall, {} hazard, {} stalled-call in {} process{} ({} threads){}\n",
+        "holdcheck: {} deadlock, {} potential-deadlock, {} stall, {}{} hazard, {} stalled-call in {} process{} ({} threads){}\n",
         s.deadlock,
         s.potential_deadlock,
         s.stall,
+        if s.misuse > 0 {
+            format!("{} misuse, ", s.misuse)
+        } else {
+            String::new()
+        },
         s.hazard,
         s.stalled_call,
         r.processes.len(),

@@ -1,0 +1,59 @@
+/*
+ * exit_holding: a worker thread returns on an error path without unlocking
+ * the table lock it took. Nothing can release that lock any more: the next
+ * thread that locks it waits for ever.
+ *
+ *   exit_holding --light        main only tries the lock afterwards (it is
+ *                               busy for good) and ends: no hang, the
+ *                               misuse is in the run all the same
+ *   exit_holding --hang         main locks it: hangs for ever
+ *   exit_holding --handed-over  the worker's lock is unlocked for it by
+ *                               main before it exits: nothing to report
+ */
+#include "common.h"
+#include <stdatomic.h>
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int locked, released;
+static int handed_over;
+
+static NOINLINE int update_table(int fail) {
+    pthread_mutex_lock(&table_lock);
+    if (fail)
+        return -1; /* the bug: the error path forgets the unlock */
+    pthread_mutex_unlock(&table_lock);
+    return 0;
+}
+
+static void *worker_main(void *arg) {
+    (void)arg;
+    update_table(0);
+    update_table(1);
+    atomic_store(&locked, 1);
+    if (handed_over)
+        while (!atomic_load(&released))
+            usleep(100);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int hang = has_flag(argc, argv, "--hang");
+    handed_over = has_flag(argc, argv, "--handed-over");
+    pthread_t w = spawn("worker", worker_main, NULL);
+    if (handed_over) {
+        while (!atomic_load(&locked))
+            usleep(100);
+        pthread_mutex_unlock(&table_lock); /* for the worker */
+        atomic_store(&released, 1);
+    }
+    pthread_join(w, NULL);
+    if (hang) {
+        pthread_mutex_lock(&table_lock); /* for ever */
+        pthread_mutex_unlock(&table_lock);
+    }
+    int busy = pthread_mutex_trylock(&table_lock) == EBUSY;
+    if (!busy)
+        pthread_mutex_unlock(&table_lock);
+    printf("exit_holding: the table lock is %s\n", busy ? "held for good" : "free");
+    return 0;
+}
