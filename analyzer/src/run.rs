@@ -350,7 +350,16 @@ struct Terminal;
 
 impl Terminal {
     /// Our process group, if stdin is a terminal whose foreground it is.
+    /// Not when our output goes into a pipe: then holdcheck is part of a
+    /// pipeline (`holdcheck run … | less`) whose other members share our
+    /// group and may read the terminal themselves.
     fn ours() -> Option<libc::pid_t> {
+        use std::os::unix::fs::FileTypeExt;
+        let stdout_is_pipe =
+            std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo());
+        if stdout_is_pipe {
+            return None;
+        }
         // SAFETY: plain queries of descriptor 0 and of this process.
         unsafe {
             if libc::isatty(0) != 1 {
