@@ -89,14 +89,19 @@ impl Recorder {
     pub fn ensure_modules(&mut self) {
         self.ensure_file();
         if self.modules.is_empty() {
-            for m in stack::modules() {
-                if self.modules.insert((m.path.clone(), m.base)) {
-                    self.write(&Record::Module {
-                        path: m.path,
-                        base: m.base,
-                        segments: m.segments,
-                    });
-                }
+            self.write_modules(stack::modules());
+        }
+    }
+
+    /// Writes the modules this trace does not have yet.
+    fn write_modules(&mut self, mods: Vec<stack::Module>) {
+        for m in mods {
+            if self.modules.insert((m.path.clone(), m.base)) {
+                self.write(&Record::Module {
+                    path: m.path,
+                    base: m.base,
+                    segments: m.segments,
+                });
             }
         }
     }
@@ -109,15 +114,7 @@ impl Recorder {
             modules = Some(stack::modules());
         }
         if let Some(mods) = modules {
-            for m in mods {
-                if self.modules.insert((m.path.clone(), m.base)) {
-                    self.write(&Record::Module {
-                        path: m.path,
-                        base: m.base,
-                        segments: m.segments,
-                    });
-                }
-            }
+            self.write_modules(mods);
         }
         let id = st.id();
         if self.stacks.insert(id) {
