@@ -1,7 +1,8 @@
 //! Process life cycle: start-up, fork and exit.
 
-use crate::watchdog;
-use crate::{alloc, channel, config, filelocks, live, locks, real, recorder, stack, thread};
+use crate::{
+    alloc, channel, config, filelocks, live, locks, real, recorder, stack, thread, watchdog,
+};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[used]
