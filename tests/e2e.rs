@@ -1397,15 +1397,21 @@ fn a_thread_that_exits_holding_a_mutex_is_a_misuse() {
     assert_eq!(f["location"]["function"], "update_table", "{f:#}");
     assert_eq!(r.report["summary"]["misuse"], 1);
 
-    // The hang that follows is explained by it.
-    let r = run_example("exit_holding", &["--hang"], 3);
-    assert_eq!(r.report["run"]["ending"], "timed-out");
+    // The hang that follows is a live deadlock whose cause is the exited
+    // owner, and the run ends by itself with both findings.
+    let r = run_example_with("exit_holding", &["--hang"], 30, LIVE);
+    assert_eq!(r.report["run"]["ending"], "deadlocked");
     assert_eq!(
         findings(&r.report, "misuse").len(),
         1,
         "{:#}",
         r.report["findings"]
     );
+    let dead = findings(&r.report, "deadlock");
+    assert_eq!(dead.len(), 1, "{:#}", r.report["findings"]);
+    let title = dead[0]["title"].as_str().unwrap();
+    assert!(title.contains("exited holding it"), "{title}");
+    assert!(title.contains("\"worker\""), "{title}");
 }
 
 /// The same lock unlocked for the worker by another thread before it

@@ -376,6 +376,10 @@ pub enum Record {
     Observed(Observed),
 }
 
+/// `Waiting::Other` of an observed thread that has exited (the owner of a
+/// lock it left held).
+pub const EXITED: &str = "exited";
+
 /// What a thread waits for right now.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(tag = "on", rename_all = "lowercase")]

@@ -300,7 +300,7 @@ fn held_of(env: &dyn Env, h: &HeldLock) -> Held {
     }
 }
 
-fn observed_thread(env: &dyn Env, s: &Snap, now: u64) -> ObservedThread {
+pub fn observed_thread(env: &dyn Env, s: &Snap, now: u64) -> ObservedThread {
     ObservedThread {
         tid: s.tid,
         pid: None,

@@ -471,16 +471,29 @@ pub fn exited_holding(st: &mut ThreadState) {
         };
         if let Some(off) = owner_at {
             // Read through the kernel: the lock's memory may be gone.
-            if read_own_u32(e.addr + off) != Some(tid) {
+            if crate::sys::read_own_u32(e.addr + off) != Some(tid) {
                 continue; // released by another thread, or not the owner
             }
         }
         // A robust mutex (`__kind` bit 16) is made for this: its next
         // locker gets EOWNERDEAD and recovers it.
-        if e.kind == LockKind::Mutex && read_own_u32(e.addr + 16).is_some_and(|k| k & 16 != 0) {
+        if e.kind == LockKind::Mutex
+            && crate::sys::read_own_u32(e.addr + 16).is_some_and(|k| k & 16 != 0)
+        {
             continue;
         }
         let lock = locks::lock_ref(e.addr);
+        let name = crate::sys::read_small("/proc/thread-self/comm")
+            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+            .unwrap_or_default();
+        crate::live::ORPHANS.lock().push(crate::live::Orphan {
+            addr: e.addr,
+            kind: e.kind,
+            mode: e.mode,
+            tid,
+            name,
+            site: e.site,
+        });
         let mut rec = RECORDER.lock();
         rec.thread(tid);
         rec.ensure_modules();
@@ -497,21 +510,4 @@ pub fn exited_holding(st: &mut ThreadState) {
             site: e.site as u64,
         });
     }
-}
-
-/// Reads a u32 of this process's memory without faulting on a bad address.
-fn read_own_u32(addr: usize) -> Option<u32> {
-    let mut v = 0u32;
-    let local = libc::iovec {
-        iov_base: &mut v as *mut u32 as *mut libc::c_void,
-        iov_len: 4,
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: 4,
-    };
-    // SAFETY: valid iovecs; the kernel checks the remote address.
-    let pid = crate::sys::getpid() as libc::pid_t;
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    (n == 4).then_some(v)
 }

@@ -197,6 +197,33 @@ pub fn note_user(id: u32, dir: Direction, tid: u32) {
     }
 }
 
+/// A lock whose owner thread exited holding it (see `facts::exited_holding`).
+#[derive(Clone)]
+pub struct Orphan {
+    pub addr: usize,
+    pub kind: LockKind,
+    pub mode: Mode,
+    pub tid: u32,
+    pub name: String,
+    pub site: usize,
+}
+
+impl Orphan {
+    /// Whether the exited thread still owns it (a mutex's `__owner`, a
+    /// write-locked rwlock's `__cur_writer`); a read lock records no owner.
+    pub fn still_owned(&self) -> bool {
+        let at = match (self.kind, self.mode) {
+            (LockKind::Mutex, _) => 8,
+            (LockKind::Rwlock, Mode::Write) => 24,
+            _ => return false,
+        };
+        crate::sys::read_own_u32(self.addr + at) == Some(self.tid)
+    }
+}
+
+/// Locks left held by exited threads, for the watchdog.
+pub static ORPHANS: ForkMutex<Vec<Orphan>> = ForkMutex::new(Vec::new());
+
 /// In a fork child: no other thread exists, and the forking thread
 /// registers anew (the parent's records are leaked with the old registry).
 ///
@@ -204,5 +231,6 @@ pub fn note_user(id: u32, dir: Direction, tid: u32) {
 /// Only in a fork child (see `sync::ForkMutex::reset`).
 pub unsafe fn after_fork_child() {
     REGISTRY.reset(Vec::new());
+    ORPHANS.reset(Vec::new());
     CHANNELS.reset(None);
 }

@@ -113,3 +113,20 @@ impl Drop for ErrnoGuard {
         unsafe { *libc::__errno_location() = self.0 }
     }
 }
+
+/// Reads a u32 of this process's memory without faulting on a bad address.
+pub fn read_own_u32(addr: usize) -> Option<u32> {
+    let mut v = 0u32;
+    let local = libc::iovec {
+        iov_base: &mut v as *mut u32 as *mut libc::c_void,
+        iov_len: 4,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: 4,
+    };
+    // SAFETY: valid iovecs; the kernel checks the remote address.
+    let pid = crate::sys::getpid() as libc::pid_t;
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    (n == 4).then_some(v)
+}

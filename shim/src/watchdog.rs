@@ -5,6 +5,7 @@
 //! hung.
 
 use crate::config;
+use crate::live;
 use crate::live::{Published, CHANNELS, REGISTRY, WAIT_CALL, WAIT_LOCK};
 use crate::locks;
 use crate::recorder::RECORDER;
@@ -13,7 +14,8 @@ use crate::thread::{self, HeldEntry};
 use core::sync::atomic::{AtomicBool, Ordering};
 use holdcheck_format::waitfor::{self, ChannelUsers, Env, HeldLock, Snap, Wait};
 use holdcheck_format::{
-    Channel, Direction, LockKind, LockRef, Mode, Observed, ObservedNode, Record, Waiting,
+    Channel, Direction, Held, LockKind, LockRef, Mode, Observed, ObservedEdge, ObservedNode,
+    ObservedThread, Record, Waiting,
 };
 use std::collections::HashSet;
 use std::time::Duration;
@@ -137,14 +139,12 @@ fn run() {
             t.since = t.since.max(resumed_at);
         }
         let users = channel_users();
-        for obs in waitfor::analyse(
-            &ShimEnv,
-            &snap,
-            &users,
-            sys::monotonic_ns(),
-            cfg.watchdog_ms,
-            cfg.stall_ms,
-        ) {
+        let now = sys::monotonic_ns();
+        let found = waitfor::analyse(&ShimEnv, &snap, &users, now, cfg.watchdog_ms, cfg.stall_ms);
+        for obs in found
+            .into_iter()
+            .chain(orphan_waits(&snap, now, cfg.watchdog_ms))
+        {
             if seen.insert(obs.key) {
                 report(&obs.observed);
                 if obs.observed.kind == "deadlock" && cfg.abort_on_deadlock {
@@ -155,6 +155,83 @@ fn run() {
             }
         }
     }
+}
+
+/// What an exited owner "waits" for, in an observed thread.
+const EXITED: &str = holdcheck_format::EXITED;
+
+/// Threads waiting (for at least `min_ms`) for a lock whose owner thread
+/// exited holding it: nobody can ever release it, so each wait is a
+/// deadlock, the owner's exit its cause.
+fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
+    let orphans = live::ORPHANS.lock().clone();
+    if orphans.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for s in snap {
+        let Some(Wait::Lock { addr, kind, .. }) = &s.wait else {
+            continue;
+        };
+        if s.since == 0 || now.saturating_sub(s.since) < min_ms * 1_000_000 {
+            continue;
+        }
+        let Some(o) = orphans.iter().find(|o| o.addr as u64 == *addr) else {
+            continue;
+        };
+        if !o.still_owned() {
+            continue; // released for it since: not this
+        }
+        let lock = ShimEnv.lock_ref(*addr);
+        let waiter = waitfor::observed_thread(&ShimEnv, s, now);
+        let title = format!(
+            "T{} \"{}\" waits for ever for {} {:#x}: its owner T{} \"{}\" exited holding it",
+            s.tid,
+            waiter.name,
+            kind.as_str(),
+            addr,
+            o.tid,
+            o.name
+        );
+        let owner = ObservedThread {
+            tid: o.tid,
+            pid: None,
+            name: format!("{} (exited)", o.name),
+            held: vec![Held {
+                lock,
+                mode: o.mode,
+                site: o.site as u64,
+            }],
+            waiting: Some(Waiting::Other {
+                what: EXITED.into(),
+            }),
+            waited_ms: 0,
+            stack: None,
+        };
+        out.push(waitfor::Finding {
+            key: holdcheck_format::mix(holdcheck_format::mix(0x0e1, s.tid as u64), s.since)
+                ^ o.tid as u64,
+            observed: Observed {
+                kind: "deadlock".into(),
+                title,
+                nodes: vec![ObservedNode::Lock {
+                    pid: None,
+                    lock,
+                    kind: *kind,
+                    mode: o.mode,
+                }],
+                edges: vec![ObservedEdge {
+                    from: 0,
+                    to: 0,
+                    tid: s.tid,
+                    relation: "lock-order".into(),
+                }],
+                threads: vec![waiter, owner],
+                waiters: 0,
+            },
+        });
+    }
+    out
 }
 
 /// One thread as read from its published record.
@@ -339,6 +416,15 @@ fn report(o: &Observed) {
                     channel.describe(),
                     direction.as_str()
                 )
+            }
+            Some(Waiting::Other { what }) if what == EXITED => {
+                text.push_str(&format!(
+                    "  T{} \"{}\": holds [{}], and has exited\n",
+                    t.tid,
+                    t.name,
+                    held.join(", ")
+                ));
+                continue;
             }
             Some(Waiting::Other { what }) => format!("blocked in {what}"),
             None => "running".to_string(),

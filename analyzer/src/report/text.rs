@@ -222,6 +222,10 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
     } else {
         format!("holds {}", t.holds.join(", "))
     };
+    if t.waiting.as_deref() == Some(holdcheck_format::EXITED) {
+        let _ = writeln!(out, "  {} {holds}, and has exited", thread_label(&t.thread));
+        return;
+    }
     let waits = match &t.waiting {
         Some(w) if w.starts_with("lock ") => format!("waits for {w}"),
         Some(w) => format!("is blocked in {w}"),
