@@ -77,18 +77,6 @@ pub fn analyse(model: &Model) -> Report {
             }
         }
     }
-    let weight = |k: &str| {
-        [
-            DEADLOCK,
-            POTENTIAL_DEADLOCK,
-            STALL,
-            MISUSE,
-            HAZARD,
-            STALLED_CALL,
-        ]
-        .iter()
-        .position(|x| *x == k)
-    };
     observed.sort_by_key(|f| weight(&f.kind));
     let live_deadlocks: Vec<Finding> = observed
         .iter()

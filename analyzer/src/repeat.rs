@@ -105,17 +105,13 @@ fn add_run(g: &mut Finding, f: Finding) {
     g.occurrences = g.occurrences.max(f.occurrences);
 }
 
-/// Deadlocks first, then potential deadlocks, stalls, hazards, stalled
+/// Deadlocks first, then potential deadlocks, stalls, misuse, hazards, stalled
 /// calls; within a kind, the most frequent first.
 fn sort_by_weight(findings: &mut [Finding]) {
-    use crate::report::{DEADLOCK, HAZARD, MISUSE, POTENTIAL_DEADLOCK, STALL};
-    let weight = |k: &str| match k {
-        DEADLOCK => 0,
-        POTENTIAL_DEADLOCK => 1,
-        STALL => 2,
-        MISUSE => 3,
-        HAZARD => 4,
-        _ => 5,
-    };
-    findings.sort_by_key(|f| (weight(&f.kind), std::cmp::Reverse(f.runs.unwrap_or(1))));
+    findings.sort_by_key(|f| {
+        (
+            crate::report::weight(&f.kind),
+            std::cmp::Reverse(f.runs.unwrap_or(1)),
+        )
+    });
 }

@@ -89,12 +89,15 @@ static NOINLINE void *collector_main(void *arg) {
     return NULL;
 }
 
+static atomic_int heartbeats;
+
 static NOINLINE void *heartbeat_main(void *arg) {
     (void)arg;
     while (!atomic_load(&flusher_done)) {
         pthread_mutex_lock(&batch_lock);
         pthread_cond_signal(&batch_ready_cond);
         pthread_mutex_unlock(&batch_lock);
+        atomic_fetch_add(&heartbeats, 1);
         usleep(1000);
     }
     return NULL;
@@ -104,9 +107,15 @@ int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
     ordered = has_flag(argc, argv, "--ordered");
     int two = has_flag(argc, argv, "--two-signallers");
+    pthread_t h = 0;
+    if (two) {
+        /* The heartbeat signals before the flusher ever waits. */
+        h = spawn("heartbeat", heartbeat_main, NULL);
+        while (atomic_load(&heartbeats) < 2)
+            usleep(100);
+    }
     pthread_t f = spawn("flusher", flusher_main, NULL);
     pthread_t c = spawn("collector", collector_main, NULL);
-    pthread_t h = two ? spawn("heartbeat", heartbeat_main, NULL) : 0;
     pthread_join(f, NULL);
     pthread_join(c, NULL);
     if (two)

@@ -87,15 +87,6 @@ pub struct Suppressions {
     rules: Vec<Rule>,
 }
 
-const KINDS: [&str; 6] = [
-    DEADLOCK,
-    POTENTIAL_DEADLOCK,
-    STALL,
-    MISUSE,
-    HAZARD,
-    STALLED_CALL,
-];
-
 impl Suppressions {
     pub fn parse(text: &str, name: &str) -> Result<Suppressions> {
         let mut rules = Vec::new();

@@ -178,6 +178,21 @@ pub const STALLED_CALL: &str = "stalled-call";
 /// A lock left held for ever: its thread exited holding it.
 pub const MISUSE: &str = "misuse";
 
+/// Every kind, in order of weight (reports list the heaviest first).
+pub const KINDS: [&str; 6] = [
+    DEADLOCK,
+    POTENTIAL_DEADLOCK,
+    STALL,
+    MISUSE,
+    HAZARD,
+    STALLED_CALL,
+];
+
+/// A kind's rank in [`KINDS`] (unknown kinds last).
+pub fn weight(kind: &str) -> usize {
+    KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len())
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Finding {
     /// One of `deadlock`, `potential-deadlock`, `stall`, `misuse`,
