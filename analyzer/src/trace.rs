@@ -145,6 +145,9 @@ pub fn read_file(path: &Path) -> Result<TraceFile> {
 /// of damage must not become 40 MB of warnings).
 const MAX_WARNINGS: usize = 50;
 
+/// Reads a trace from any reader; `path` names it in warnings. Only I/O
+/// errors fail: whatever the bytes are, the result is records and warnings
+/// (the fuzz target in `fuzz/` holds it to that).
 pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
     let mut records = Vec::new();
     let mut warnings = Warnings::default();
