@@ -486,15 +486,31 @@ pub fn exited_holding(st: &mut ThreadState) {
         let name = crate::sys::read_small("/proc/thread-self/comm")
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
             .unwrap_or_default();
-        crate::live::ORPHANS.lock().push(crate::live::Orphan {
-            addr: e.addr,
-            kind: e.kind,
-            mode: e.mode,
-            tid,
-            name,
-            site: e.site,
-        });
+        {
+            // The newest owner of each lock, a bounded number of locks.
+            let mut orphans = crate::live::ORPHANS.lock();
+            orphans.retain(|o| o.addr != e.addr);
+            if orphans.len() < crate::live::MAX_ORPHANS {
+                orphans.push(crate::live::Orphan {
+                    addr: e.addr,
+                    kind: e.kind,
+                    mode: e.mode,
+                    tid,
+                    name,
+                    site: e.site,
+                });
+            }
+        }
         let mut rec = RECORDER.lock();
+        // Like every fact: a few threads per lock and site, not one record
+        // per exiting thread.
+        let base = mix(
+            mix(0xe1, lock.addr ^ (lock.gen as u64) << 48),
+            e.site as u64,
+        );
+        if !rec.thread_fact(base, tid).1 {
+            continue;
+        }
         rec.thread(tid);
         rec.ensure_modules();
         if owner_at.is_some() {

@@ -221,6 +221,9 @@ impl Orphan {
     }
 }
 
+/// Locks left held by exited threads remembered for the watchdog, at most.
+pub const MAX_ORPHANS: usize = 1024;
+
 /// Locks left held by exited threads, for the watchdog.
 pub static ORPHANS: ForkMutex<Vec<Orphan>> = ForkMutex::new(Vec::new());
 
