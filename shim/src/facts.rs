@@ -463,23 +463,15 @@ pub fn exited_holding(st: &mut ThreadState) {
     let mut held: Vec<HeldEntry> = st.held().to_vec();
     held.dedup_by_key(|e| e.addr); // a recursive mutex: once
     for e in held {
-        let owner_at = match (e.kind, e.mode) {
-            (LockKind::File, _) => continue,
-            (LockKind::Rwlock, Mode::Read) => None,
-            (LockKind::Mutex, _) => Some(8),             // __owner
-            (LockKind::Rwlock, Mode::Write) => Some(24), // __cur_writer
-        };
-        if let Some(off) = owner_at {
-            // Read through the kernel: the lock's memory may be gone.
-            if crate::sys::read_own_u32(e.addr + off) != Some(tid) {
-                continue; // released by another thread, or not the owner
-            }
+        if e.kind == LockKind::File {
+            continue;
         }
-        // A robust mutex (`__kind` bit 16) is made for this: its next
-        // locker gets EOWNERDEAD and recovers it.
-        if e.kind == LockKind::Mutex
-            && crate::sys::read_own_u32(e.addr + 16).is_some_and(|k| k & 16 != 0)
-        {
+        let owned = locks::owned_by(e.addr, e.kind, e.mode, tid);
+        if owned == Some(false) {
+            continue; // released by another thread, or not the owner
+        }
+        // A robust mutex is made for this: its next locker recovers it.
+        if e.kind == LockKind::Mutex && locks::is_robust_mutex(e.addr) {
             continue;
         }
         let lock = locks::lock_ref(e.addr);
@@ -513,7 +505,7 @@ pub fn exited_holding(st: &mut ThreadState) {
         }
         rec.thread(tid);
         rec.ensure_modules();
-        if owner_at.is_some() {
+        if owned.is_some() {
             // SAFETY: its owner field was readable and names this thread:
             // the lock is alive.
             unsafe { rec.lock(lock, e.kind) };

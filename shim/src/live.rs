@@ -119,7 +119,7 @@ pub fn unpublish(st: &mut ThreadState) {
     st.published = core::ptr::null();
 }
 
-/// This thread's published record, registering it on first use. None once the thread is exiting.
+/// This thread's published record, registering it on first use.
 pub fn published(st: &mut ThreadState) -> Option<&'static Published> {
     if !st.published.is_null() {
         // SAFETY: set below to a leaked, never-freed record.
@@ -212,12 +212,7 @@ impl Orphan {
     /// Whether the exited thread still owns it (a mutex's `__owner`, a
     /// write-locked rwlock's `__cur_writer`); a read lock records no owner.
     pub fn still_owned(&self) -> bool {
-        let at = match (self.kind, self.mode) {
-            (LockKind::Mutex, _) => 8,
-            (LockKind::Rwlock, Mode::Write) => 24,
-            _ => return false,
-        };
-        crate::sys::read_own_u32(self.addr + at) == Some(self.tid)
+        crate::locks::owned_by(self.addr, self.kind, self.mode, self.tid) == Some(true)
     }
 }
 

@@ -11,7 +11,7 @@
 
 use crate::sync::ForkMutex;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use holdcheck_format::{LockKind, LockRef};
+use holdcheck_format::{LockKind, LockRef, Mode};
 use std::collections::{BTreeMap, HashMap};
 
 /// Bumped whenever a known lock changes generation; per-thread caches of
@@ -122,6 +122,32 @@ pub unsafe fn after_fork_child() {
 
 pub fn epoch() -> u64 {
     EPOCH.load(Ordering::Relaxed)
+}
+
+/// The owner field of a lock held in `mode` (glibc 2.36, x86_64:
+/// `pthread_mutex_t.__owner` at 8, `pthread_rwlock_t.__cur_writer` at 24),
+/// None where glibc records no owner (a read lock, a file lock).
+fn owner_offset(kind: LockKind, mode: Mode) -> Option<usize> {
+    match (kind, mode) {
+        (LockKind::Mutex, _) => Some(8),
+        (LockKind::Rwlock, Mode::Write) => Some(24),
+        _ => None,
+    }
+}
+
+/// Whether thread `tid` owns the lock at `addr`, as its owner field says:
+/// Some(false) when another or nobody does, None when the lock records no
+/// owner. Read through the kernel, so memory that is gone reads as not
+/// owned rather than faulting.
+pub fn owned_by(addr: usize, kind: LockKind, mode: Mode, tid: u32) -> Option<bool> {
+    let at = owner_offset(kind, mode)?;
+    Some(crate::sys::read_own_u32(addr + at) == Some(tid))
+}
+
+/// Whether the mutex at `addr` is robust (`__kind` bit 16): its next
+/// locker gets EOWNERDEAD and recovers it. Read as [`owned_by`].
+pub fn is_robust_mutex(addr: usize) -> bool {
+    crate::sys::read_own_u32(addr + 16).is_some_and(|k| k & 16 != 0)
 }
 
 /// What glibc 2.36 keeps in a lock's memory that the analysis needs.

@@ -20,9 +20,7 @@ pub fn say(msg: &str) {
 /// with: a daemon that closed it and opened a file of its own on it must
 /// not find the shim's messages in its data.
 pub fn say_bytes(bytes: &[u8]) {
-    let now = rustix::fs::fstat(rustix::stdio::stderr())
-        .ok()
-        .map(|st| (st.st_dev, st.st_ino));
+    let now = stderr_identity();
     let first = *STDERR_AT_START.get_or_init(|| now);
     if now.is_some() && now == first {
         let _ = write_all(rustix::stdio::stderr(), bytes);
@@ -35,11 +33,14 @@ static STDERR_AT_START: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::Onc
 /// Notes what stderr is, at start-up (and in a child after exec, which
 /// starts anew).
 pub fn note_stderr() {
-    let _ = STDERR_AT_START.get_or_init(|| {
-        rustix::fs::fstat(rustix::stdio::stderr())
-            .ok()
-            .map(|st| (st.st_dev, st.st_ino))
-    });
+    let _ = STDERR_AT_START.get_or_init(stderr_identity);
+}
+
+/// What descriptor 2 is now (device, inode), if it is open.
+fn stderr_identity() -> Option<(u64, u64)> {
+    rustix::fs::fstat(rustix::stdio::stderr())
+        .ok()
+        .map(|st| (st.st_dev, st.st_ino))
 }
 
 pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
