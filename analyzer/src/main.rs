@@ -148,6 +148,14 @@ struct Loaded {
 }
 
 impl Controls {
+    /// Reads the suppressions and the baseline and checks the output file,
+    /// before anything runs.
+    fn prepare(&self, output: Option<&Path>) -> Result<Loaded> {
+        let loaded = self.load()?;
+        check_output(output)?;
+        Ok(loaded)
+    }
+
     fn load(&self) -> Result<Loaded> {
         use holdcheck::report::filter;
         Ok(Loaded {
@@ -234,8 +242,8 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
 }
 
 /// 1 when the report has a finding that fails a CI run: a deadlock, a
-/// potential deadlock, a stall or a stalled call; a hazard only with
-/// `--fail-on-hazard`.
+/// potential deadlock, a stall, a misuse or a stalled call; a hazard only
+/// with `--fail-on-hazard`.
 fn status(report: &Report, controls: &Controls) -> i32 {
     let s = &report.summary;
     let failing = s.total() - if controls.fail_on_hazard { 0 } else { s.hazard };
@@ -302,8 +310,7 @@ fn main_result(cli: Cli) -> Result<i32> {
                 timeout,
                 keep_running,
             };
-            let loaded = controls.load()?;
-            check_output(output.as_deref())?;
+            let loaded = controls.prepare(output.as_deref())?;
             let mut report = if repeat > 1 {
                 holdcheck::repeat::repeat(&opts, repeat, |o| run_once(o, false))?
             } else {
@@ -323,8 +330,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             stacks,
             controls,
         } => {
-            let loaded = controls.load()?;
-            check_output(output.as_deref())?;
+            let loaded = controls.prepare(output.as_deref())?;
             let mut report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
                 pids,
                 samples,
@@ -346,8 +352,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             controls,
             dirs,
         } => {
-            let loaded = controls.load()?;
-            check_output(output.as_deref())?;
+            let loaded = controls.prepare(output.as_deref())?;
             let mut report = analyse_dirs(&dirs)?;
             loaded.apply(&mut report);
             print(&report, format, output.as_deref())?;
