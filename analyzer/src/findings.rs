@@ -1,8 +1,9 @@
 //! Turning the model's valid cycles and held-across-call facts into report
 //! findings, symbolised.
 
-use crate::cycles::{self, Cycle};
+use crate::cycles::{self, Cycle, Grade, Serialization};
 use crate::model::{Evidence, HeldCall, Model, Node, Relation};
+use crate::order::Sync;
 use crate::report::*;
 use crate::symbolize::{Frame, Symbols};
 use holdcheck_format::{Direction, LockRef, Mode};
@@ -22,7 +23,7 @@ pub fn analyse(model: &Model) -> Report {
     }
     for n in &bounds.long_only {
         warnings.push(format!(
-            "{n} locks and queues wait on each other only in cycles longer than {} nodes, which are not searched",
+            "{n} locks and queues wait on each other, in no cycle of at most {} nodes; longer cycles are not searched",
             cycles::MAX_CYCLE_LEN
         ));
     }
@@ -556,7 +557,17 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         .filter(|n| matches!(n, NodeInfo::Lock { .. }))
         .count();
     let queues = n - locks;
-    let title = if queues == 0 {
+    let serialized = match &c.grade {
+        Grade::Concurrent => None,
+        Grade::Serialized(s) => Some(serialized_info(model, s)),
+    };
+    let title = if let Some(s) = &serialized {
+        format!(
+            "lock-order inversion: {} locks taken in opposite orders; {}",
+            locks,
+            crate::report::text::serialized_reason(s)
+        )
+    } else if queues == 0 {
         format!(
             "lock-order inversion: {} locks taken in opposite orders by {} threads",
             locks,
@@ -589,14 +600,48 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         .find(|e| e.relation == "held-across-call")
         .or(edges.first())
         .and_then(|e| program_frame(&stacks[e.stack].frames));
-    Finding::new(
-        POTENTIAL_DEADLOCK,
-        title,
-        (nodes, edges),
-        threads,
-        stacks,
-        location,
-    )
+    let kind = if serialized.is_some() {
+        LOCK_ORDER_INVERSION
+    } else {
+        POTENTIAL_DEADLOCK
+    };
+    let mut f = Finding::new(kind, title, (nodes, edges), threads, stacks, location);
+    f.serialized = serialized;
+    f
+}
+
+/// A cycle's serialization, with its threads named.
+fn serialized_info(model: &Model, s: &Serialization) -> Serialized {
+    let same_thread: Vec<ThreadRef> = s
+        .same_thread
+        .iter()
+        .map(|&(pid, tid)| thread_ref(model, pid, tid))
+        .collect();
+    let ordered_by: Vec<SyncEvent> = s
+        .ordered_by
+        .iter()
+        .map(|e| {
+            let (event, thread, by) = match *e {
+                Sync::Start { thread, by } => ("start", thread, by),
+                Sync::Join { thread, by } => ("join", thread, by),
+            };
+            SyncEvent {
+                event: event.to_string(),
+                thread: thread_ref(model, s.pid, thread),
+                by: thread_ref(model, s.pid, by),
+            }
+        })
+        .collect();
+    Serialized {
+        by: if same_thread.is_empty() {
+            START_JOIN
+        } else {
+            SAME_THREAD
+        }
+        .to_string(),
+        same_thread,
+        ordered_by,
+    }
 }
 
 /// Locks held across blocking calls that are in no reported cycle: one

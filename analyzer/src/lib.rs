@@ -3,13 +3,15 @@
 //! really happen, and reports them.
 //!
 //! Data flows one way: trace files → [`trace`] → [`model`] → [`cycles`] →
-//! [`findings`] → [`report`].
+//! [`findings`] → [`report`]. [`order`] tells which facts of two threads
+//! could overlap (thread starts and joins), for grading the cycles.
 
 pub mod cycles;
 pub mod findings;
 pub mod inspect;
 pub mod model;
 pub mod observed;
+pub mod order;
 pub mod repeat;
 pub mod report;
 pub mod run;

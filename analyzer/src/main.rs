@@ -138,6 +138,19 @@ struct Controls {
     /// across a blocking call in no cycle, is reported but does not fail).
     #[arg(long)]
     fail_on_hazard: bool,
+    /// Lock-order inversions that could not deadlock in this run (one
+    /// thread took the orders, or a thread start or join ordered them):
+    /// `fail` the run like a potential deadlock (the default, as TSan,
+    /// Helgrind and lockdep report them), or `warn` (report only).
+    #[arg(long, value_name = "fail|warn", default_value = "fail")]
+    serialized_inversions: Serialized,
+}
+
+/// What a serialized lock-order inversion does to the exit status.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Serialized {
+    Fail,
+    Warn,
 }
 
 /// The controls read and checked, before any command runs: a typo in a
@@ -242,11 +255,18 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
 }
 
 /// 1 when the report has a finding that fails a CI run: a deadlock, a
-/// potential deadlock, a stall, a misuse or a stalled call; a hazard only
-/// with `--fail-on-hazard`.
+/// potential deadlock, a lock-order inversion (unless
+/// `--serialized-inversions warn`), a stall, a misuse or a stalled call; a
+/// hazard only with `--fail-on-hazard`.
 fn status(report: &Report, controls: &Controls) -> i32 {
     let s = &report.summary;
-    let failing = s.total() - if controls.fail_on_hazard { 0 } else { s.hazard };
+    let failing = s.total()
+        - if controls.fail_on_hazard { 0 } else { s.hazard }
+        - if controls.serialized_inversions == Serialized::Warn {
+            s.lock_order_inversion
+        } else {
+            0
+        };
     if failing > 0 {
         EXIT_FINDINGS
     } else {

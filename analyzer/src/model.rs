@@ -70,6 +70,8 @@ pub struct Evidence {
     pub others_held: Vec<LockRef>,
     /// The stack of the blocking acquisition or call.
     pub stack: u64,
+    /// The thread's phase when it did this (lock orders; 0 otherwise).
+    pub phase: u32,
 }
 
 /// What a lock is, from its metadata record.
@@ -102,6 +104,8 @@ pub struct Process {
     pub locks: HashMap<LockRef, LockMeta>,
     /// Bounds the shim hit: the analysis of this process is partial.
     pub partial: Vec<String>,
+    /// Its threads' starts and joins.
+    pub order: crate::order::Threads,
 }
 
 impl Process {
@@ -296,6 +300,7 @@ impl Model {
                     wanted_site: None,
                     others_held: Vec::new(),
                     stack,
+                    phase: 0,
                 };
                 self.edge(from.clone(), Node::Queue { channel, dir }, e);
             }
@@ -370,6 +375,14 @@ impl Model {
                 Record::Thread { tid, name } => {
                     self.proc(pid).threads.insert(*tid, name.clone());
                 }
+                Record::ThreadStart {
+                    tid, parent, seq, ..
+                } => {
+                    self.proc(pid).order.started(*tid, *parent, *seq);
+                }
+                Record::ThreadJoined { tid, joined, seq } => {
+                    self.proc(pid).order.joined(*tid, *joined, *seq);
+                }
                 Record::Stack { id, frames } => {
                     self.proc(pid).stacks.insert(*id, frames.clone());
                 }
@@ -399,6 +412,7 @@ impl Model {
                     try_lock,
                     held,
                     stack,
+                    phase,
                 } => {
                     if *try_lock {
                         self.trylock_orders += 1;
@@ -415,6 +429,7 @@ impl Model {
                             wanted_site: None,
                             others_held: others(held, h, Some(*lock)),
                             stack: *stack,
+                            phase: *phase,
                         };
                         self.edge(Node::lock(pid, h.lock), Node::lock(pid, *lock), e);
                     }
@@ -442,6 +457,7 @@ impl Model {
                             wanted_site: None,
                             others_held: others(held, h, None),
                             stack: *stack,
+                            phase: 0,
                         };
                         let q = Node::Queue {
                             channel: channel.clone(),
@@ -492,6 +508,7 @@ impl Model {
                         wanted_site: Some(*site),
                         others_held: Vec::new(),
                         stack: *stack,
+                        phase: 0,
                     };
                     let q = Node::Queue {
                         channel: channel.clone(),
@@ -517,6 +534,7 @@ impl Model {
                         wanted_site: None,
                         others_held: Vec::new(),
                         stack: *stack,
+                        phase: 0,
                     };
                     let from = Node::Queue {
                         channel: channel.clone(),

@@ -13,9 +13,12 @@ use std::process::Command;
 
 /// Inversions planted in every synthetic trace: each one potential deadlock.
 const PLANTED: usize = 10;
+/// Locks in each planted ring (one thread per edge).
+const RING: u64 = 64;
 
-/// Writes a trace of `facts` lock-order facts over `locks` locks.
-fn synthetic(dir: &Path, facts: usize, locks: u64) -> Result<()> {
+/// Writes a trace of `facts` lock-order facts over `locks` locks, plus
+/// `rings` rings of `RING` locks of their own.
+fn synthetic(dir: &Path, facts: usize, locks: u64, rings: u64) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("holdcheck.1000.0.trace"))?);
@@ -82,6 +85,14 @@ fn synthetic(dir: &Path, facts: usize, locks: u64) -> Result<()> {
         }
         f.write_all(&order(2 + (k as u32 % 64), lock(held), lock(want), site))?;
     }
+    for r in 0..rings {
+        let base = locks + r * RING;
+        for i in 0..RING {
+            let tid = 10_000 + (r * RING + i) as u32;
+            let (from, to) = (lock(base + i), lock(base + (i + 1) % RING));
+            f.write_all(&order(tid, from, to, 0x40_9000 + r * 64))?;
+        }
+    }
     f.flush()?;
     Ok(())
 }
@@ -98,13 +109,14 @@ fn order(tid: u32, held: LockRef, want: LockRef, site: u64) -> Vec<u8> {
             site,
         }],
         stack: 1 + (tid as u64 % 64),
+        phase: 0,
     }
     .to_line()
 }
 
 pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
     let holdcheck = ctx.root.join("target/release/holdcheck");
-    t.section("analyzer: holdcheck report on synthetic traces (lock-order facts over a lock hierarchy, 10 inversions planted)");
+    t.section("analyzer: holdcheck report on synthetic traces (lock-order facts over a lock hierarchy, 10 inversions planted; the last rows add rings of 64 locks, one thread per edge)");
     t.header(&[
         "facts",
         "locks",
@@ -114,14 +126,18 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
         "found",
         "budget",
     ]);
-    let sizes: &[(usize, u64)] = if ctx.quick {
-        &[(100_000, 100_000)]
+    let sizes: &[(usize, u64, u64)] = if ctx.quick {
+        &[(100_000, 100_000, 0), (100_000, 100_000, 10)]
     } else {
-        &[(100_000, 100_000), (1_000_000, 100_000)]
+        &[
+            (100_000, 100_000, 0),
+            (1_000_000, 100_000, 0),
+            (1_000_000, 100_000, 10),
+        ]
     };
-    for &(facts, locks) in sizes {
-        let dir = ctx.work.join(format!("synthetic-{facts}"));
-        synthetic(&dir, facts, locks)?;
+    for &(facts, locks, rings) in sizes {
+        let dir = ctx.work.join(format!("synthetic-{facts}-{rings}"));
+        synthetic(&dir, facts, locks, rings)?;
         let mb = crate::measure::dir_bytes(&dir) as f64 / 1e6;
         let out = ctx.work.join("synthetic-report.json");
         let mut c = Command::new(&holdcheck);
@@ -157,6 +173,23 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
                 })
             })
             .count();
+        // Rings found whole: a finding of RING nodes through a ring's site.
+        let whole_rings = cycles
+            .iter()
+            .filter(|f| {
+                f["nodes"]
+                    .as_array()
+                    .is_some_and(|n| n.len() == RING as usize)
+                    && f["edges"][0]["held_at"]["pc"]
+                        .as_str()
+                        .is_some_and(|pc| pc.starts_with("0x409"))
+            })
+            .count();
+        let rings_found = if rings > 0 {
+            format!("; {whole_rings} of {rings} rings of {RING} locks")
+        } else {
+            String::new()
+        };
         let secs = m.wall.as_secs_f64();
         let budget = (facts >= 1_000_000).then(|| ("a few seconds".to_string(), secs <= 5.0));
         t.row(
@@ -166,7 +199,7 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
                 format!("{mb:.0}"),
                 format!("{secs:.2}"),
                 format!("{:.0}", m.max_rss_kb as f64 / 1024.0),
-                format!("{found} cycles ({through} shown through a planted inversion; {PLANTED} planted)"),
+                format!("{found} cycles ({through} shown through a planted inversion; {PLANTED} planted{rings_found})"),
             ],
             budget,
         );

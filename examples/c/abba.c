@@ -1,7 +1,9 @@
 /*
  * abba: the classic lock-order inversion. One thread takes A then B, the
- * other B then A. Run in sequence (the default), it never hangs, and
- * holdcheck predicts the deadlock; with --hang the threads meet and do.
+ * other B then A. By default both threads run at once but take turns (the
+ * second waits at a barrier until the first has let go of both locks), so
+ * it never hangs and holdcheck predicts the deadlock; with --hang the
+ * threads meet while each holds its first lock, and deadlock.
  */
 #include "common.h"
 
@@ -22,11 +24,15 @@ static NOINLINE void *a_then_b(void *arg) {
         pthread_barrier_wait(&meet);
     take_second(&lock_b);
     pthread_mutex_unlock(&lock_a);
+    if (!hang)
+        pthread_barrier_wait(&meet); /* your turn */
     return NULL;
 }
 
 static NOINLINE void *b_then_a(void *arg) {
     (void)arg;
+    if (!hang)
+        pthread_barrier_wait(&meet); /* after a-then-b let go */
     pthread_mutex_lock(&lock_b);
     if (hang)
         pthread_barrier_wait(&meet);
@@ -39,11 +45,8 @@ int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
     pthread_barrier_init(&meet, NULL, 2);
     pthread_t t1 = spawn("a-then-b", a_then_b, NULL);
-    if (!hang)
-        pthread_join(t1, NULL);
     pthread_t t2 = spawn("b-then-a", b_then_a, NULL);
-    if (hang)
-        pthread_join(t1, NULL);
+    pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     puts("abba: done");
     return 0;

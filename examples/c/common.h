@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <linux/netlink.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,23 @@ static inline unsigned nl_port(int fd) {
         die("getsockname");
     return me.nl_pid;
 }
+
+/* Threads that run at the same time but take turns, so an example shows an
+ * inversion without hanging: turn_wait(i) returns on turn i, turn_pass()
+ * hands on the next. Nothing the shim sees orders them (an atomic, not a
+ * lock or a join), as in a real program whose timing happened to keep
+ * them apart. */
+static inline atomic_int *turn_counter(void) {
+    static atomic_int turn;
+    return &turn;
+}
+
+static inline void turn_wait(int i) {
+    while (atomic_load(turn_counter()) != i)
+        sched_yield();
+}
+
+static inline void turn_pass(void) { atomic_fetch_add(turn_counter(), 1); }
 
 static inline int has_flag(int argc, char **argv, const char *flag) {
     for (int i = 1; i < argc; i++)

@@ -251,14 +251,25 @@ static int mode_tasks(double secs) {
 
 static void *order_ab(void *arg) {
     (void)arg;
+    turn_wait(0);
     nested(&a, &b);
+    turn_pass();
     return NULL;
 }
 
 static void *order_ba(void *arg) {
     (void)arg;
+    turn_wait(1);
     nested(&b, &a);
     return NULL;
+}
+
+/* Both orders by two threads running at once, taking turns. */
+static void two_workers(void) {
+    pthread_t ab = spawn("worker-ab", order_ab, NULL);
+    pthread_t ba = spawn("worker-ba", order_ba, NULL);
+    pthread_join(ab, NULL);
+    pthread_join(ba, NULL);
 }
 
 static int mode_privdrop(void) {
@@ -268,9 +279,8 @@ static int mode_privdrop(void) {
     if (p == 0) {
         if (setgid(65534) != 0 || setuid(65534) != 0)
             die("drop privileges");
-        /* Two threads, one after the other: an inversion that can deadlock. */
-        pthread_join(spawn("worker-ab", order_ab, NULL), NULL);
-        pthread_join(spawn("worker-ba", order_ba, NULL), NULL);
+        /* Two threads at once, taking turns: an inversion that can deadlock. */
+        two_workers();
         _exit(0);
     }
     int st;
@@ -329,8 +339,7 @@ static int mode_notrace(void) {
         die("setrlimit");
     pid_t p = fork();
     if (p == 0) {
-        pthread_join(spawn("worker-ab", order_ab, NULL), NULL);
-        pthread_join(spawn("worker-ba", order_ba, NULL), NULL);
+        two_workers();
         _exit(0);
     }
     int st;

@@ -15,32 +15,38 @@ static pthread_mutex_t journal = PTHREAD_MUTEX_INITIALIZER;
 
 static NOINLINE void *read_then_journal(void *arg) {
     (void)arg;
+    turn_wait(0);
     for (int i = 0; i < 100; i++) {
         pthread_rwlock_rdlock(&table);
         pthread_mutex_lock(&journal);
         pthread_mutex_unlock(&journal);
         pthread_rwlock_unlock(&table);
     }
+    turn_pass();
     return NULL;
 }
 
 static NOINLINE void *journal_then_read(void *arg) {
     (void)arg;
+    turn_wait(1);
     for (int i = 0; i < 100; i++) {
         pthread_mutex_lock(&journal);
         pthread_rwlock_rdlock(&table);
         pthread_rwlock_unlock(&table);
         pthread_mutex_unlock(&journal);
     }
+    turn_pass();
     return NULL;
 }
 
 static NOINLINE void *writer(void *arg) {
     (void)arg;
+    turn_wait(2);
     for (int i = 0; i < 100; i++) {
         pthread_rwlock_wrlock(&table);
         pthread_rwlock_unlock(&table);
     }
+    turn_pass();
     return NULL;
 }
 
@@ -51,13 +57,15 @@ int main(int argc, char **argv) {
         pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&table, &attr);
 
-    /* In sequence: the example demonstrates the prediction, not the hang. */
-    pthread_t t = spawn("read-journal", read_then_journal, NULL);
-    pthread_join(t, NULL);
-    t = spawn("journal-read", journal_then_read, NULL);
-    pthread_join(t, NULL);
-    t = spawn("writer", writer, NULL);
-    pthread_join(t, NULL);
+    /* At the same time, taking turns: the example demonstrates the
+     * prediction, not the hang. */
+    pthread_t t[3] = {
+        spawn("read-journal", read_then_journal, NULL),
+        spawn("journal-read", journal_then_read, NULL),
+        spawn("writer", writer, NULL),
+    };
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
     puts("rwlock_readers: done");
     return 0;
 }

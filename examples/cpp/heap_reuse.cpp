@@ -6,9 +6,11 @@
 // locks are ever taken in both orders, so nothing may be reported.
 //
 // `heap_reuse inverted` takes both orders on one live Account (from two
-// threads, one after the other): that inversion is real and reported.
+// threads running at once, taking turns): that inversion is real and
+// reported.
 #include <cstring>
 #include <cstdio>
+#include <atomic>
 #include <mutex>
 #include <thread>
 
@@ -40,12 +42,23 @@ int main(int argc, char **argv) {
         if (a == last)
             reused++;
         last = a;
-        std::thread t(i % 2 == 0 ? account_then_registry : registry_then_account, a);
-        t.join();
+        auto first = i % 2 == 0 ? account_then_registry : registry_then_account;
+        auto second = i % 2 == 0 ? registry_then_account : account_then_registry;
+        std::atomic<bool> done{false};
+        std::thread t([&] {
+            first(a);
+            done = true;
+        });
         if (inverted) {
-            std::thread u(i % 2 == 0 ? registry_then_account : account_then_registry, a);
+            // Started before t is joined; waits for t's turn to end.
+            std::thread u([&] {
+                while (!done)
+                    std::this_thread::yield();
+                second(a);
+            });
             u.join();
         }
+        t.join();
         delete a;
     }
     std::printf("heap_reuse: %d of 50 objects at the address of the one before\n", reused);

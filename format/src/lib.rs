@@ -119,6 +119,8 @@ pub enum LockKind {
     /// A file lock (`flock`, `fcntl` record locks), shared between
     /// processes: its identity is the file's, the same in every process.
     File,
+    /// A `pthread_spinlock_t`: its waiters spin (they run, never sleep).
+    Spin,
 }
 
 impl LockKind {
@@ -127,6 +129,7 @@ impl LockKind {
             LockKind::Mutex => "mutex",
             LockKind::Rwlock => "rwlock",
             LockKind::File => "file lock",
+            LockKind::Spin => "spinlock",
         }
     }
 }
@@ -235,6 +238,16 @@ impl Channel {
     }
 }
 
+/// A thread's facts are told apart by phase: phase `k` runs from its
+/// `k`-th `pthread_create`/`pthread_join` to the next. Phases from
+/// `PHASES - 1` on are one (a thread that starts a thread per task would
+/// otherwise record its facts again for each).
+pub const PHASES: u32 = 16;
+
+fn is_zero(x: &u32) -> bool {
+    *x == 0
+}
+
 /// One line of a trace file.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -284,7 +297,25 @@ pub enum Record {
         try_lock: bool,
         held: Vec<Held>,
         stack: u64,
+        /// The thread's phase when it first did this (see [`PHASES`]): a
+        /// fact is recorded again in each phase, so the analysis knows
+        /// whether it came before or after a thread the same thread
+        /// started or joined.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        phase: u32,
     },
+    /// Thread `tid` (pthread handle `handle`) started; `parent` created it
+    /// at the end of its phase `seq` (its `seq`-th create or join, from 0).
+    ThreadStart {
+        tid: u32,
+        parent: u32,
+        seq: u32,
+        handle: u64,
+    },
+    /// Thread `tid` joined thread `joined` (a successful `pthread_join`):
+    /// the end of its phase `seq`. Everything `joined` did comes before
+    /// what `tid` does next.
+    ThreadJoined { tid: u32, joined: u32, seq: u32 },
     /// `held` were held while a blocking-capable call ran on a channel.
     /// `id` is the fact id that [`Record::CallStats`] updates.
     HeldAcrossCall {

@@ -29,7 +29,10 @@ fn mode_bits(m: Mode) -> u64 {
 #[inline(always)]
 pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode, try_lock: bool) -> u64 {
     let mut h = mix(locks::epoch(), addr as u64);
-    h = mix(h, mode_bits(mode) | (try_lock as u64) << 4);
+    h = mix(
+        h,
+        mode_bits(mode) | (try_lock as u64) << 4 | (st.phase() as u64) << 8,
+    );
     for e in st.held() {
         h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
     }
@@ -68,23 +71,24 @@ pub fn lock_order(
         .filter(|e| e.addr != addr)
         .map(|e| (held_of(e), e.kind))
         .collect();
+    let phase = st.phase();
     let identity = fact_identity(
-        mode_bits(mode) | (try_lock as u64) << 4,
+        mode_bits(mode) | (try_lock as u64) << 4 | (phase as u64) << 8,
         Some(lock),
         held.iter().map(|(h, _)| h),
     );
     if !RECORDER.lock().thread_fact(identity, tid).1 {
         return;
     }
-    // The same code (this site, under locks taken at the same sites) was
-    // unwound before: its stack stands for this instance too.
-    let sites = st
-        .held()
-        .iter()
-        .fold(mix(site as u64, mode_bits(mode)), |h, e| {
-            mix(h, e.site as u64)
-        })
-        | 1;
+    // The same acquisition (these locks, at these sites) was unwound
+    // before, in another phase or lock epoch: its stack stands for this
+    // one too. Not for other locks at the same sites: a wrapper such as
+    // transfer(a, b) is called with (a, b) and (b, a) from different code,
+    // and each order must show its own callers.
+    let sites = st.held().iter().fold(
+        mix(mix(site as u64, mode_bits(mode)), addr as u64),
+        |h, e| mix(mix(h, e.site as u64), e.addr as u64),
+    ) | 1;
     let slot = (sites as usize >> 3) % crate::thread::SITE_STACKS;
     let stack = match st.order_stacks[slot] {
         (k, id) if k == sites && id != 0 => id,
@@ -96,6 +100,10 @@ pub fn lock_order(
     };
     let mut rec = RECORDER.lock();
     rec.thread(tid);
+    if !st.start_recorded && st.parent.0 != 0 {
+        st.start_recorded = true;
+        rec.started(tid, st.parent.0, st.parent.1);
+    }
     // SAFETY: the lock being acquired and the held ones are live.
     unsafe {
         rec.lock(lock, kind);
@@ -110,6 +118,7 @@ pub fn lock_order(
         try_lock,
         held: held.into_iter().map(|(h, _)| h).collect(),
         stack,
+        phase,
     });
 }
 

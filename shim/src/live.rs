@@ -67,6 +67,7 @@ impl Published {
             LockKind::Mutex => 0,
             LockKind::Rwlock => 1,
             LockKind::File => 2,
+            LockKind::Spin => 3,
         };
         let bits = (mode == Mode::Read) as u8 | kind_bits << 1;
         self.lock_bits.store(bits, Ordering::Relaxed);

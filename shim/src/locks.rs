@@ -172,7 +172,7 @@ pub unsafe fn props(addr: usize, kind: LockKind) -> LockProps {
                 recursive: k & 3 == 1,
             }
         }
-        LockKind::File => LockProps {
+        LockKind::File | LockKind::Spin => LockProps {
             writer_preferring: false,
             recursive: false,
         },

@@ -134,6 +134,12 @@ real_fns! {
     pthread_rwlock_init: fn(P, *const c_void) -> c_int;
     pthread_rwlock_destroy: fn(P) -> c_int;
 
+    pthread_spin_lock: fn(P) -> c_int;
+    pthread_spin_trylock: fn(P) -> c_int;
+    pthread_spin_unlock: fn(P) -> c_int;
+    pthread_spin_init: fn(P, c_int) -> c_int;
+    pthread_spin_destroy: fn(P) -> c_int;
+
     pthread_cond_wait @ "GLIBC_2.3.2": fn(P, P) -> c_int;
     pthread_cond_timedwait @ "GLIBC_2.3.2": fn(P, P, *const timespec) -> c_int;
     pthread_cond_clockwait @ "GLIBC_2.30": fn(P, P, c_int, *const timespec) -> c_int;
@@ -143,6 +149,10 @@ real_fns! {
     pthread_cond_destroy @ "GLIBC_2.3.2": fn(P) -> c_int;
 
     pthread_create: fn(*mut libc::pthread_t, *const libc::pthread_attr_t, P, P) -> c_int;
+    pthread_join: fn(libc::pthread_t, *mut P) -> c_int;
+    pthread_tryjoin_np: fn(libc::pthread_t, *mut P) -> c_int;
+    pthread_timedjoin_np: fn(libc::pthread_t, *mut P, *const timespec) -> c_int;
+    pthread_clockjoin_np: fn(libc::pthread_t, *mut P, c_int, *const timespec) -> c_int;
     pthread_setname_np: fn(libc::pthread_t, *const c_char) -> c_int;
     prctl: fn(c_int, libc::c_ulong, libc::c_ulong, libc::c_ulong, libc::c_ulong) -> c_int;
 

@@ -30,9 +30,12 @@ pub struct Recorder {
     stacks: HashSet<u64, Fixed>,
     locks: HashSet<LockRef, Fixed>,
     threads: HashMap<u32, String, Fixed>,
-    /// pthread_t → tid of the threads that recorded something, so a name
-    /// set from another thread reaches the right record.
+    /// pthread_t → tid of the threads that started or recorded something,
+    /// so a name set from another thread reaches the right record and a
+    /// join knows whom it joined.
     pthreads: HashMap<libc::pthread_t, u32, Fixed>,
+    /// Size of `pthreads` at which the exited threads are forgotten.
+    pthreads_prune_at: usize,
     modules: HashSet<(String, u64), Fixed>,
     /// Held-across-call statistics: fact id → (count, max_ns, written count,
     /// written max_ns).
@@ -59,6 +62,7 @@ impl Recorder {
             locks: HashSet::with_hasher(Fixed::new()),
             threads: HashMap::with_hasher(Fixed::new()),
             pthreads: HashMap::with_hasher(Fixed::new()),
+            pthreads_prune_at: 1024,
             modules: HashSet::with_hasher(Fixed::new()),
             stats: HashMap::with_hasher(Fixed::new()),
             aliases: HashMap::with_hasher(Fixed::new()),
@@ -156,8 +160,47 @@ impl Recorder {
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
             .unwrap_or_default();
         // SAFETY: pthread_self has no preconditions.
-        self.pthreads.insert(unsafe { libc::pthread_self() }, tid);
+        self.remember_pthread(unsafe { libc::pthread_self() }, tid);
         self.name_thread(tid, name);
+    }
+
+    /// Maps a pthread handle to its thread. Detached threads are never
+    /// joined: when the map has grown, the threads that are gone are
+    /// forgotten (a join of one of them then orders nothing, which only
+    /// makes the analysis more careful).
+    fn remember_pthread(&mut self, handle: libc::pthread_t, tid: u32) {
+        if self.pthreads.len() >= self.pthreads_prune_at {
+            self.pthreads
+                .retain(|_, t| rustix::fs::stat(format!("/proc/self/task/{t}").as_str()).is_ok());
+            self.pthreads_prune_at = (self.pthreads.len() * 2).max(1024);
+        }
+        self.pthreads.insert(handle, tid);
+    }
+
+    /// Thread `tid` (this one) was created by `parent` at the end of its
+    /// phase `seq`.
+    pub fn started(&mut self, tid: u32, parent: u32, seq: u32) {
+        // SAFETY: pthread_self has no preconditions.
+        let handle = unsafe { libc::pthread_self() };
+        self.remember_pthread(handle, tid);
+        self.write(&Record::ThreadStart {
+            tid,
+            parent,
+            seq,
+            handle: handle as u64,
+        });
+    }
+
+    /// The thread behind a handle about to be joined (it cannot be reused
+    /// before the join returns).
+    pub fn pthread_tid(&self, handle: libc::pthread_t) -> Option<u32> {
+        self.pthreads.get(&handle).copied()
+    }
+
+    /// Thread `tid` joined `joined` at the end of its phase `seq`.
+    pub fn joined(&mut self, tid: u32, handle: libc::pthread_t, joined: u32, seq: u32) {
+        self.pthreads.remove(&handle);
+        self.write(&Record::ThreadJoined { tid, joined, seq });
     }
 
     fn name_thread(&mut self, tid: u32, name: String) {

@@ -99,9 +99,8 @@ pub struct ThreadState {
     pub last_sent_fd: i32,
     /// (call site, stack id) of contended acquisitions already unwound.
     pub site_stacks: [(usize, u64); SITE_STACKS],
-    /// (sites key, stack id) of lock-order facts already unwound: striped
-    /// locks (an array of them, one taken per item) make a new fact per
-    /// instance at the same code, which reuses the stack.
+    /// (acquisition key, stack id) of lock-order facts already unwound: a
+    /// fact made again in a new phase or lock epoch reuses its stack.
     pub order_stacks: [(u64, u64); SITE_STACKS],
     /// Set once a poll/select/epoll_wait of this thread reported readiness:
     /// an event loop's reads and writes follow readiness, so they are not
@@ -112,6 +111,16 @@ pub struct ThreadState {
     /// initialised or destroyed since), so a signal in a loop does not take
     /// the lock table's lock.
     pub condvar_gens: [(usize, u64, u32); CONDVAR_GENS],
+    /// Threads this thread created or joined: its phase (the trace's
+    /// `phase` of a fact, capped at `PHASES - 1`).
+    pub syncs: u32,
+    /// Who created this thread, and at the end of which of its phases
+    /// (tid 0: not created through the hook, e.g. the main thread).
+    pub parent: (u32, u32),
+    /// Whether this thread's start is in the trace: written with its first
+    /// lock-order fact, so a thread per task that orders nothing (or whose
+    /// facts other threads already recorded) costs the trace nothing.
+    pub start_recorded: bool,
 }
 
 impl ThreadState {
@@ -135,7 +144,17 @@ impl ThreadState {
             order_stacks: [(0, 0); SITE_STACKS],
             event_loop: false,
             condvar_gens: [(0, 0, 0); CONDVAR_GENS],
+            syncs: 0,
+            parent: (0, 0),
+            start_recorded: false,
         }
+    }
+
+    /// The phase this thread's facts are in: facts before and after a
+    /// `pthread_create` or `pthread_join` are told apart.
+    #[inline(always)]
+    pub fn phase(&self) -> u32 {
+        self.syncs.min(holdcheck_format::PHASES - 1)
     }
 
     pub fn tid(&mut self) -> u32 {
@@ -262,6 +281,10 @@ impl ThreadState {
         self.order_stacks = [(0, 0); SITE_STACKS];
         // Generations of the parent's lock table.
         self.condvar_gens = [(0, 0, 0); CONDVAR_GENS];
+        // The first thread of a new process: no creator in it, no phases.
+        self.syncs = 0;
+        self.parent = (0, 0);
+        self.start_recorded = false;
     }
 }
 

@@ -266,6 +266,7 @@ fn read_one(p: &Published, channels: &[Channel]) -> Option<Snap> {
                 kind: match bits >> 1 {
                     1 => LockKind::Rwlock,
                     2 => LockKind::File,
+                    3 => LockKind::Spin,
                     _ => LockKind::Mutex,
                 },
                 mode: if bits & 1 != 0 {

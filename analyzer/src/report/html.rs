@@ -46,6 +46,7 @@ pub fn render(r: &Report) -> String {
     for (k, n) in [
         (DEADLOCK, s.deadlock),
         (POTENTIAL_DEADLOCK, s.potential_deadlock),
+        (LOCK_ORDER_INVERSION, s.lock_order_inversion),
         (STALL, s.stall),
         (MISUSE, s.misuse),
         (HAZARD, s.hazard),

@@ -132,6 +132,11 @@ pub struct Summary {
     pub deadlock: usize,
     #[serde(rename = "potential-deadlock")]
     pub potential_deadlock: usize,
+    /// Lock-order inversions that could not deadlock in this run (one
+    /// thread took two of the orders, or a thread start or join ordered
+    /// them).
+    #[serde(rename = "lock-order-inversion", default)]
+    pub lock_order_inversion: usize,
     pub stall: usize,
     pub hazard: usize,
     #[serde(rename = "stalled-call")]
@@ -150,6 +155,7 @@ impl Summary {
             match f.kind.as_str() {
                 DEADLOCK => s.deadlock += 1,
                 POTENTIAL_DEADLOCK => s.potential_deadlock += 1,
+                LOCK_ORDER_INVERSION => s.lock_order_inversion += 1,
                 STALL => s.stall += 1,
                 HAZARD => s.hazard += 1,
                 MISUSE => s.misuse += 1,
@@ -162,6 +168,7 @@ impl Summary {
     pub fn total(&self) -> usize {
         self.deadlock
             + self.potential_deadlock
+            + self.lock_order_inversion
             + self.stall
             + self.hazard
             + self.stalled_call
@@ -172,6 +179,9 @@ impl Summary {
 /// Kinds of findings, in order of weight.
 pub const DEADLOCK: &str = "deadlock";
 pub const POTENTIAL_DEADLOCK: &str = "potential-deadlock";
+/// A lock-order cycle that had no chance to deadlock in this run (see
+/// [`Serialized`]); two threads running its code paths can.
+pub const LOCK_ORDER_INVERSION: &str = "lock-order-inversion";
 pub const STALL: &str = "stall";
 pub const HAZARD: &str = "hazard";
 pub const STALLED_CALL: &str = "stalled-call";
@@ -179,9 +189,10 @@ pub const STALLED_CALL: &str = "stalled-call";
 pub const MISUSE: &str = "misuse";
 
 /// Every kind, in order of weight (reports list the heaviest first).
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     DEADLOCK,
     POTENTIAL_DEADLOCK,
+    LOCK_ORDER_INVERSION,
     STALL,
     MISUSE,
     HAZARD,
@@ -195,8 +206,8 @@ pub fn weight(kind: &str) -> usize {
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Finding {
-    /// One of `deadlock`, `potential-deadlock`, `stall`, `misuse`,
-    /// `hazard`, `stalled-call`.
+    /// One of `deadlock`, `potential-deadlock`, `lock-order-inversion`,
+    /// `stall`, `misuse`, `hazard`, `stalled-call`.
     pub kind: String,
     /// One line that says what is wrong.
     pub title: String,
@@ -234,7 +245,39 @@ pub struct Finding {
     /// `run --repeat N`: in how many runs it was found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<u32>,
+    /// Lock-order inversions: why this run could not deadlock on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serialized: Option<Serialized>,
 }
+
+/// Why a lock-order inversion had no chance to deadlock in this run.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Serialized {
+    /// `same-thread` (one thread took two of its orders) or `start-join`
+    /// (a thread start or join put two of its orders one after the other).
+    pub by: String,
+    /// The threads that took two or more of its orders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub same_thread: Vec<ThreadRef>,
+    /// The starts and joins that order two of its orders, first to last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ordered_by: Vec<SyncEvent>,
+}
+
+/// A thread start or join.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SyncEvent {
+    /// `start` or `join`.
+    pub event: String,
+    /// The thread started or joined.
+    pub thread: ThreadRef,
+    /// The thread that created or joined it.
+    pub by: ThreadRef,
+}
+
+/// `Serialized::by` values.
+pub const SAME_THREAD: &str = "same-thread";
+pub const START_JOIN: &str = "start-join";
 
 fn one() -> usize {
     1
@@ -267,6 +310,7 @@ impl Finding {
             variants: Vec::new(),
             occurrences: 1,
             runs: None,
+            serialized: None,
         }
     }
 }

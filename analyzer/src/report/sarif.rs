@@ -38,6 +38,10 @@ pub fn render(r: &Report) -> String {
             POTENTIAL_DEADLOCK,
             "A cycle of locks and kernel queues that can deadlock",
         ),
+        (
+            LOCK_ORDER_INVERSION,
+            "Locks taken in opposite orders, by paths this run did not overlap",
+        ),
         (STALL, "A wait chain older than the threshold"),
         (
             MISUSE,

@@ -67,6 +67,42 @@ pub fn thread_label(t: &ThreadRef) -> String {
     }
 }
 
+/// `T12 "main"`.
+fn thread_short(t: &ThreadRef) -> String {
+    if t.name.is_empty() {
+        format!("T{}", t.tid)
+    } else {
+        format!("T{} \"{}\"", t.tid, t.name)
+    }
+}
+
+/// Why a lock-order inversion could not deadlock in this run, in words.
+pub fn serialized_reason(s: &Serialized) -> String {
+    if !s.same_thread.is_empty() {
+        let who: Vec<String> = s.same_thread.iter().map(thread_short).collect();
+        return format!(
+            "{} took two of its orders one after the other, so this run could not deadlock on it",
+            who.join(" and ")
+        );
+    }
+    let how: Vec<String> = s
+        .ordered_by
+        .iter()
+        .map(|e| {
+            let what = if e.event == "join" { "join" } else { "start" };
+            format!(
+                "the {what} of {} (by {})",
+                thread_short(&e.thread),
+                thread_short(&e.by)
+            )
+        })
+        .collect();
+    format!(
+        "{} put its orders one after the other, so this run could not deadlock on it",
+        how.join(", then ")
+    )
+}
+
 fn site(f: &Option<Frame>) -> String {
     f.as_ref()
         .map(|f| f.short())
@@ -341,10 +377,13 @@ pub fn finding(f: &Finding) -> String {
         if !others.is_empty() {
             let _ = writeln!(out, "  Also seen in: {}\n", others.join(", "));
         }
-    } else if f.kind == POTENTIAL_DEADLOCK || f.kind == DEADLOCK {
+    } else if f.kind == POTENTIAL_DEADLOCK || f.kind == DEADLOCK || f.kind == LOCK_ORDER_INVERSION {
         for e in &f.edges {
             edge_text(&mut out, f, e);
         }
+    }
+    if f.serialized.is_some() {
+        out.push_str("  Two threads running these code paths at the same time can deadlock.\n\n");
     }
     if !f.thread_states.is_empty() {
         out.push_str("  Threads:\n");
@@ -418,9 +457,14 @@ pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
     let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
     format!(
-        "holdcheck: {} deadlock, {} potential-deadlock, {} stall, {}{} hazard, {} stalled-call in {} process{} ({} threads){}\n",
+        "holdcheck: {} deadlock, {} potential-deadlock, {}{} stall, {}{} hazard, {} stalled-call in {} process{} ({} threads){}\n",
         s.deadlock,
         s.potential_deadlock,
+        if s.lock_order_inversion > 0 {
+            format!("{} lock-order-inversion, ", s.lock_order_inversion)
+        } else {
+            String::new()
+        },
         s.stall,
         if s.misuse > 0 {
             format!("{} misuse, ", s.misuse)

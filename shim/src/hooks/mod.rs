@@ -19,6 +19,7 @@ mod mutex;
 mod poll;
 mod rwlock;
 mod signal;
+mod spin;
 mod thread_create;
 mod thread_name;
 mod wait;

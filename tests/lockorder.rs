@@ -1,0 +1,263 @@
+//! Lock-order verdicts on the shapes the peers' own deadlock tests hold
+//! (TSan, Helgrind, lockdep): every inversion they report is reported, and
+//! graded by whether this run could have deadlocked on it.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+/// The one lock-order finding of a run, of the kind expected.
+fn only<'a>(r: &'a Run, kind: &str) -> &'a Value {
+    let all = r.report["findings"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "{:#}", r.report["findings"]);
+    assert_eq!(all[0]["kind"], kind, "{:#}", all[0]);
+    &all[0]
+}
+
+/// The lock addresses of a finding's nodes, in cycle order.
+fn lock_nodes(f: &Value) -> Vec<String> {
+    f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            assert_eq!(n["type"], "lock");
+            n["address"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The caller of `transfer` in each edge's stack: which code path took
+/// that order.
+fn transfer_callers(f: &Value) -> Vec<String> {
+    f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let frames = &f["stacks"][e["stack"].as_u64().unwrap() as usize]["frames"];
+            let frames = frames.as_array().unwrap();
+            assert_eq!(frames[0]["function"], "transfer", "{frames:#?}");
+            format!(
+                "{}:{}",
+                frames[1]["function"].as_str().unwrap(),
+                frames[1]["line"]
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_thread_taking_two_orders_is_a_graded_inversion_with_both_call_paths() {
+    let r = run_example("lockorder", &["one-thread"], 60);
+    assert_eq!(r.code, 1, "an inversion fails the run by default");
+    let f = only(&r, "lock-order-inversion");
+    assert_eq!(lock_nodes(f).len(), 2);
+    assert_eq!(f["serialized"]["by"], "same-thread");
+    assert_eq!(f["serialized"]["same_thread"][0]["name"], "lockorder");
+    assert_eq!(r.report["summary"]["lock-order-inversion"], 1);
+    assert_eq!(r.report["summary"]["potential-deadlock"], 0);
+    // Each order shows its own caller: transfer(a, b) and transfer(b, a)
+    // are called from two lines of main.
+    let mut callers = transfer_callers(f);
+    callers.sort();
+    callers.dedup();
+    assert_eq!(callers.len(), 2, "{callers:?}");
+    assert!(
+        callers.iter().all(|c| c.starts_with("main:")),
+        "{callers:?}"
+    );
+    // The text says why this run could not deadlock, and that two threads can.
+    let (code, text, _) = holdcheck(
+        &["report", r.trace_dir.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("took two of its orders one after the other"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Two threads running these code paths"),
+        "{text}"
+    );
+    assert!(text.contains("1 lock-order-inversion"), "{text}");
+    // SARIF grades it a warning; a potential deadlock is an error.
+    let (_, sarif, _) = holdcheck(
+        &["report", "--format", "sarif", r.trace_dir.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "lock-order-inversion");
+    assert_eq!(result["level"], "warning");
+    // Reported, but not failing, on request.
+    let (code, _, _) = holdcheck(
+        &[
+            "report",
+            "--serialized-inversions",
+            "warn",
+            r.trace_dir.to_str().unwrap(),
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn one_thread_abcabc_is_one_three_lock_inversion() {
+    let r = run_example("lockorder", &["abcabc"], 60);
+    assert_eq!(r.code, 1);
+    let f = only(&r, "lock-order-inversion");
+    assert_eq!(lock_nodes(f).len(), 3);
+    assert_eq!(f["serialized"]["by"], "same-thread");
+}
+
+#[test]
+fn an_init_phase_before_the_worker_starts_is_ordered_by_that_start() {
+    let r = run_example("lockorder", &["init-phase"], 60);
+    assert_eq!(r.code, 1);
+    let f = only(&r, "lock-order-inversion");
+    let s = &f["serialized"];
+    assert_eq!(s["by"], "start-join", "{s:#}");
+    assert_eq!(s["ordered_by"].as_array().unwrap().len(), 1, "{s:#}");
+    assert_eq!(s["ordered_by"][0]["event"], "start");
+    assert_eq!(s["ordered_by"][0]["thread"]["name"], "worker");
+    assert_eq!(s["ordered_by"][0]["by"]["name"], "lockorder");
+    assert!(
+        f["title"].as_str().unwrap().contains("the start of"),
+        "{f:#}"
+    );
+}
+
+#[test]
+fn a_thread_joined_before_the_next_starts_is_ordered_by_join_then_start() {
+    let r = run_example("lockorder", &["joined"], 60);
+    assert_eq!(r.code, 1);
+    let f = only(&r, "lock-order-inversion");
+    let events: Vec<(String, String)> = f["serialized"]["ordered_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["thread"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("join".to_string(), "first".to_string()),
+            ("start".to_string(), "second".to_string())
+        ]
+    );
+}
+
+#[test]
+fn two_threads_running_at_once_stay_a_potential_deadlock() {
+    let r = run_example("abba", &[], 60);
+    assert_eq!(r.code, 1);
+    let f = only(&r, "potential-deadlock");
+    assert!(f.get("serialized").is_none(), "{f:#}");
+    assert_eq!(r.report["summary"]["lock-order-inversion"], 0);
+}
+
+#[test]
+fn rings_of_2_to_64_locks_one_thread_per_edge_are_potential_deadlocks() {
+    for n in [2usize, 3, 8, 9, 16, 33, 64] {
+        let r = run_example("lockorder", &["ring", &n.to_string()], 120);
+        assert_eq!(r.code, 1, "ring of {n}");
+        let f = only(&r, "potential-deadlock");
+        assert_eq!(lock_nodes(f).len(), n, "ring of {n}");
+        assert_eq!(thread_names(f).len(), n, "ring of {n}");
+        assert_eq!(r.report["partial"], false, "ring of {n}");
+    }
+}
+
+#[test]
+fn both_orders_under_one_gate_lock_are_silent() {
+    let r = run_example("lockorder", &["gated"], 60);
+    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
+    assert_eq!(r.report["findings"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_baseline_and_suppressions_cover_graded_inversions() {
+    let r = run_example("lockorder", &["one-thread"], 60);
+    let dir = work_dir("lockorder-baseline");
+    let base = dir.join("base.json");
+    let (code, _, _) = holdcheck(
+        &[
+            "report",
+            "--format",
+            "json",
+            "-o",
+            base.to_str().unwrap(),
+            r.trace_dir.to_str().unwrap(),
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 1);
+    let (code, out, _) = holdcheck(
+        &[
+            "report",
+            "--format",
+            "json",
+            "--baseline",
+            base.to_str().unwrap(),
+            r.trace_dir.to_str().unwrap(),
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["baselined"], 1);
+    let sup = dir.join("sup.txt");
+    std::fs::write(&sup, "lock-order-inversion:fun:transfer\n").unwrap();
+    let (code, out, _) = holdcheck(
+        &[
+            "report",
+            "--format",
+            "json",
+            "--suppressions",
+            sup.to_str().unwrap(),
+            r.trace_dir.to_str().unwrap(),
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["suppressed"], 1);
+}
+
+#[test]
+fn a_spinlock_inversion_is_predicted() {
+    let r = run_example("lockorder", &["spin"], 60);
+    assert_eq!(r.code, 1);
+    let f = only(&r, "potential-deadlock");
+    for n in f["nodes"].as_array().unwrap() {
+        assert_eq!(n["kind"], "spinlock", "{n:#}");
+    }
+    assert_eq!(thread_names(f), ["s-then-t", "t-then-s"]);
+}
+
+#[test]
+fn a_spinlock_deadlock_is_seen_live_and_ends_the_run() {
+    let r = run_example("lockorder", &["spin-hang"], 30);
+    assert_eq!(
+        r.report["run"]["ending"], "deadlocked",
+        "{:#}",
+        r.report["run"]
+    );
+    let live = findings(&r.report, "deadlock");
+    assert_eq!(live.len(), 1, "{:#}", r.report["findings"]);
+    assert_eq!(thread_names(live[0]), ["s-then-t", "t-then-s"]);
+    assert!(live[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["kind"] == "spinlock"));
+}
