@@ -261,3 +261,190 @@ fn a_spinlock_deadlock_is_seen_live_and_ends_the_run() {
         .iter()
         .all(|n| n["kind"] == "spinlock"));
 }
+
+#[test]
+fn a_thread_holding_300_locks_at_once_leaves_the_analysis_whole() {
+    let r = run_example("lockorder", &["nested", "300"], 120);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = only(&r, "potential-deadlock");
+    // The one inversion: the first and the last of the 300, not the
+    // countless longer cycles through the locks held in between.
+    assert_eq!(lock_nodes(f).len(), 2, "{f:#}");
+    assert_eq!(thread_names(f), ["nester", "reverser"]);
+    assert!(
+        r.report["warnings"].as_array().unwrap().is_empty(),
+        "{:#}",
+        r.report["warnings"]
+    );
+    for p in r.report["processes"].as_array().unwrap() {
+        assert!(
+            p["partial"].is_null() || p["partial"] == Value::Array(vec![]),
+            "{p:#}"
+        );
+    }
+}
+
+/// The finding of a `waits` run with a cycle through a wait on `family`.
+fn wait_cycle<'a>(r: &'a Run, kind: &str, family: &str) -> &'a Value {
+    let f = only(r, kind);
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{f:#}");
+    assert_eq!(nodes.iter().filter(|n| n["type"] == "lock").count(), 1);
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["type"] == "channel" && n["family"] == family),
+        "{f:#}"
+    );
+    f
+}
+
+#[test]
+fn a_lock_held_across_a_join_of_a_thread_that_needs_it_is_a_potential_deadlock() {
+    let r = run_example("waits", &["join"], 60);
+    assert_eq!(r.code, 1);
+    let f = wait_cycle(&r, "potential-deadlock", "thread");
+    let join = edge_of(f, "held-across-call");
+    assert_eq!(join["call"], "pthread_join");
+    assert_eq!(stack_functions(f, join)[0], "finish_indexing");
+    let end = edge_of(f, "thread-end");
+    assert_eq!(end["thread"]["name"], "indexer");
+    assert_eq!(end["acquired_at"]["function"], "index_batch");
+}
+
+#[test]
+fn a_join_under_the_lock_its_thread_waits_for_is_a_live_deadlock() {
+    let r = run_example("waits", &["join-hang"], 30);
+    assert_eq!(
+        r.report["run"]["ending"], "deadlocked",
+        "{:#}",
+        r.report["run"]
+    );
+    let f = wait_cycle(&r, "deadlock", "thread");
+    assert_eq!(thread_names(f), ["indexer", "waits"]);
+    assert_eq!(edge_of(f, "thread-end")["thread"]["name"], "indexer");
+}
+
+#[test]
+fn a_join_made_after_the_lock_is_released_is_nothing() {
+    let r = run_example("waits", &["join-clean"], 60);
+    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
+    assert!(r.report["findings"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_lock_held_across_sem_wait_whose_poster_needs_it_is_a_potential_deadlock() {
+    let r = run_example("waits", &["sem"], 60);
+    assert_eq!(r.code, 1);
+    let f = wait_cycle(&r, "potential-deadlock", "semaphore");
+    assert_eq!(edge_of(f, "held-across-call")["call"], "sem_wait");
+    let post = edge_of(f, "produce");
+    assert_eq!(post["thread"]["name"], "producer");
+    assert_eq!(post["acquired_at"]["function"], "produce");
+}
+
+#[test]
+fn a_sem_wait_under_the_lock_its_poster_waits_for_is_a_live_deadlock() {
+    let r = run_example("waits", &["sem-hang"], 30);
+    assert_eq!(
+        r.report["run"]["ending"], "deadlocked",
+        "{:#}",
+        r.report["run"]
+    );
+    let f = wait_cycle(&r, "deadlock", "semaphore");
+    assert_eq!(thread_names(f), ["producer", "waits"]);
+}
+
+#[test]
+fn a_poster_that_needs_no_lock_makes_sem_wait_no_cycle() {
+    let r = run_example("waits", &["sem-clean"], 60);
+    // Only the lock held across the wait, which is a hazard, not a cycle.
+    let all = r.report["findings"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["kind"], "hazard");
+}
+
+/// The program frames of a finding's acquisition stacks, one per edge.
+fn callers(f: &Value) -> Vec<String> {
+    let mut v: Vec<String> = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let frames = f["stacks"][e["stack"].as_u64().unwrap() as usize]["frames"]
+                .as_array()
+                .unwrap();
+            assert_eq!(frames[0]["function"], "Lock::lock()", "{frames:#?}");
+            assert_eq!(frames[0]["wrapper"], true, "{frames:#?}");
+            frames[1]["function"].as_str().unwrap().to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn two_inversions_through_one_lock_wrapper_are_two_findings() {
+    if !examples().join("wrapper").exists() {
+        skip("no C++ compiler: the wrapper example is not built");
+        return;
+    }
+    let r = run_example("wrapper", &[], 60);
+    let all = findings(&r.report, "potential-deadlock");
+    assert_eq!(all.len(), 2, "{:#}", r.report["findings"]);
+    assert_ne!(all[0]["signature"], all[1]["signature"]);
+    let mut pairs: Vec<Vec<String>> = all.iter().map(|f| callers(f)).collect();
+    pairs.sort();
+    assert_eq!(pairs, [["audit", "deposit"], ["evict", "insert"]]);
+    for f in &all {
+        assert_eq!(f["occurrences"], 1, "{f:#}");
+        // Without held stacks, the held lock's site is the wrapper's, and
+        // the report says so.
+        let e = &f["edges"][0];
+        let held = &f["stacks"][e["held_stack"].as_u64().unwrap() as usize];
+        assert!(
+            held["what"].as_str().unwrap().contains("held_stacks=1"),
+            "{held:#}"
+        );
+    }
+}
+
+#[test]
+fn held_stacks_show_where_the_wrapper_was_called_for_the_held_lock() {
+    if !examples().join("wrapper").exists() {
+        skip("no C++ compiler: the wrapper example is not built");
+        return;
+    }
+    let r = run_example_with("wrapper", &[], 60, "held_stacks=1");
+    let all = findings(&r.report, "potential-deadlock");
+    assert_eq!(all.len(), 2, "{:#}", r.report["findings"]);
+    let src = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cpp/wrapper.cpp"),
+    )
+    .unwrap();
+    // The line of each function's first lock() call: where it took the
+    // lock it holds when it asks for the second.
+    let first_lock = |func: &str| -> u64 {
+        let start = src
+            .lines()
+            .position(|l| l.contains(&format!("void {func}()")))
+            .unwrap();
+        (src.lines()
+            .skip(start)
+            .position(|l| l.contains(".lock()"))
+            .unwrap()
+            + start
+            + 1) as u64
+    };
+    for f in &all {
+        for e in f["edges"].as_array().unwrap() {
+            let held = &f["stacks"][e["held_stack"].as_u64().unwrap() as usize];
+            let frames = held["frames"].as_array().unwrap();
+            assert_eq!(frames[0]["function"], "Lock::lock()", "{held:#}");
+            let func = frames[1]["function"].as_str().unwrap();
+            assert_eq!(e["held_at"]["function"], func);
+            assert_eq!(frames[1]["line"], first_lock(func), "{held:#}");
+            assert_eq!(e["held_at"]["line"], first_lock(func));
+        }
+    }
+}

@@ -1,11 +1,16 @@
 //! Finding the cycles of the wait-for graph that can really happen.
 //!
 //! Strongly connected components come from petgraph (Kosaraju's, which is
-//! iterative). Inside each, the elementary cycles of up to
+//! iterative). Inside each, the chordless cycles of up to
 //! [`SHORT_CYCLE_LEN`] nodes are enumerated (each once, from its smallest
-//! node); then, for every edge no reported cycle goes through yet, the
-//! shortest cycle through it is found breadth-first, so a ring of any
-//! length up to [`MAX_CYCLE_LEN`] is found too. A cycle is reported only if
+//! node): a cycle with a chord holds a shorter one, and a thread holding
+//! hundreds of locks at once would otherwise make their number explode.
+//! Then, for every edge no reported potential deadlock goes through yet,
+//! the shortest cycle through it is found breadth-first, so a ring of any
+//! length up to [`MAX_CYCLE_LEN`] is found too, and so is a long cycle
+//! whose chord only made a weaker one. A cycle whose locks include all of
+//! a reported cycle's, graded no better, says nothing more and is left
+//! out. A cycle is reported only if
 //! a *witness* exists: one piece of evidence per edge such that
 //! - around every node, the thread that waits and the thread that must act
 //!   are different threads when the node is a queue (a thread that blocks
@@ -113,6 +118,7 @@ pub fn find(model: &Model) -> (Vec<Cycle>, Bounds) {
             g: &g,
             idx: &idx,
             members: &members,
+            edges: &model.edges,
         };
         let before = search.found.len();
         let mut cut = false;
@@ -122,12 +128,18 @@ pub fn find(model: &Model) -> (Vec<Cycle>, Bounds) {
             let mut path = vec![start];
             let joins = |a: usize, b: usize, c: usize| can_join(model, a, b, c);
             let go_on = enumerate(&component, &mut path, &joins, &mut cut, &mut |cycle| {
+                search.seen.insert(cycle.to_vec());
                 search.consider(cycle)
             });
             if !go_on {
                 return search.done();
             }
         }
+        // Chords left cycles out: an edge no potential deadlock covers
+        // may still lie on one.
+        cut |= search.found[before..]
+            .iter()
+            .any(|c| c.grade != Grade::Concurrent);
         if cut {
             // Cycles longer than the enumeration: the shortest through each
             // edge that no reported cycle covers yet.
@@ -163,11 +175,17 @@ impl Search<'_> {
             return false;
         }
         if let Some((witness, grade)) = witness(self.model, cycle) {
-            self.found.push(Cycle {
-                nodes: cycle.to_vec(),
-                witness,
-                grade,
-            });
+            if !self
+                .found
+                .iter()
+                .any(|f| within(&f.nodes, cycle, &f.grade, &grade))
+            {
+                self.found.push(Cycle {
+                    nodes: cycle.to_vec(),
+                    witness,
+                    grade,
+                });
+            }
         }
         true
     }
@@ -176,7 +194,7 @@ impl Search<'_> {
     /// reported cycle of it goes through; false once a bound is hit.
     fn longer(&mut self, c: &Component, sorted: &[usize]) -> bool {
         let mut covered: HashSet<(usize, usize)> = HashSet::new();
-        for cy in &self.found {
+        for cy in self.found.iter().filter(|c| c.grade == Grade::Concurrent) {
             let n = cy.nodes.len();
             covered.extend((0..n).map(|i| (cy.nodes[i], cy.nodes[(i + 1) % n])));
         }
@@ -203,20 +221,18 @@ impl Search<'_> {
                 cycle.extend(path[..path.len() - 1].iter().copied());
                 let m = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap_or(0);
                 cycle.rotate_left(m);
-                if cycle.len() <= SHORT_CYCLE_LEN || !self.seen.insert(cycle.clone()) {
-                    // Enumerated already, valid or not.
+                if !self.seen.insert(cycle.clone()) {
+                    // Examined already, valid or not.
                     covered.insert((u, v));
                     continue;
                 }
-                let before = self.found.len();
                 if !self.consider(&cycle) {
                     return false;
                 }
-                if self.found.len() > before {
-                    let n = cycle.len();
-                    covered.extend((0..n).map(|i| (cycle[i], cycle[(i + 1) % n])));
-                }
-                covered.insert((u, v));
+                // Found, or left out as holding a reported cycle: its
+                // edges need no search of their own.
+                let n = cycle.len();
+                covered.extend((0..n).map(|i| (cycle[i], cycle[(i + 1) % n])));
             }
         }
         true
@@ -260,9 +276,32 @@ impl Search<'_> {
         None
     }
 
-    fn done(self) -> (Vec<Cycle>, Bounds) {
+    fn done(mut self) -> (Vec<Cycle>, Bounds) {
+        // A cycle found before a smaller one within it says nothing more.
+        let all = std::mem::take(&mut self.found);
+        let keep: Vec<bool> = all
+            .iter()
+            .map(|c| {
+                !all.iter().any(|f| {
+                    f.nodes.len() < c.nodes.len() && within(&f.nodes, &c.nodes, &f.grade, &c.grade)
+                })
+            })
+            .collect();
+        self.found = all
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(c, k)| k.then_some(c))
+            .collect();
         (self.found, self.bounds)
     }
+}
+
+/// Whether cycle `small` (graded `small_grade`) makes `big` redundant: its
+/// nodes are a strict subset of `big`'s, and `big` is graded no better.
+fn within(small: &[usize], big: &[usize], small_grade: &Grade, big_grade: &Grade) -> bool {
+    small.len() < big.len()
+        && (small_grade == &Grade::Concurrent || big_grade != &Grade::Concurrent)
+        && small.iter().all(|n| big.contains(n))
 }
 
 /// The graph one strongly connected set is searched in.
@@ -270,9 +309,25 @@ struct Component<'a> {
     g: &'a DiGraph<usize, ()>,
     idx: &'a [NodeIndex],
     members: &'a HashSet<usize>,
+    edges: &'a std::collections::BTreeMap<(usize, usize), Vec<Evidence>>,
 }
 
-/// Depth-first enumeration of the elementary cycles through `path[0]`
+impl Component<'_> {
+    fn has_edge(&self, a: usize, b: usize) -> bool {
+        self.edges.contains_key(&(a, b))
+    }
+
+    /// Whether `n` can extend `path` without a chord: no edge between it
+    /// and a node of the path but the last (from which it comes) or the
+    /// first (to which the cycle returns, once `n` closes it).
+    fn chordless(&self, path: &[usize], n: usize) -> bool {
+        let last = path.len() - 1;
+        path[..last].iter().all(|&p| !self.has_edge(p, n))
+            && path[1..].iter().all(|&p| !self.has_edge(n, p))
+    }
+}
+
+/// Depth-first enumeration of the chordless cycles through `path[0]`
 /// whose other nodes are all greater than it (so each cycle is found once).
 fn enumerate(
     c: &Component,
@@ -298,9 +353,24 @@ fn enumerate(
                 return false;
             }
         } else if n > start && members.contains(&n) && !path.contains(&n) {
+            if !c.chordless(path, n) {
+                continue;
+            }
             if path.len() >= SHORT_CYCLE_LEN {
                 // A longer cycle may go on from here: found breadth-first.
                 *cut = true;
+                continue;
+            }
+            if path.len() >= 2 && c.has_edge(n, start) {
+                // Only the cycle it closes has no chord.
+                if joins(last, n, start) && joins(n, start, path[1]) {
+                    path.push(n);
+                    let go_on = on_cycle(path);
+                    path.pop();
+                    if !go_on {
+                        return false;
+                    }
+                }
                 continue;
             }
             path.push(n);
@@ -524,6 +594,7 @@ mod tests {
             lock: lock(addr),
             mode,
             site: 0,
+            stack: None,
         }
     }
 

@@ -402,10 +402,15 @@ pub fn node_label(n: &NodeInfo) -> String {
     }
 }
 
-fn first_frame(frames: &[Frame]) -> Option<Frame> {
-    frames.first().cloned()
+/// The frames of one return address (its inlined frames first), with the
+/// C++ library's lock wrappers inlined there marked.
+fn site_frames(syms: &mut Symbols, model: &Model, pid: u32, pc: u64) -> Vec<Frame> {
+    let mut frames = syms.frames(model, pid, pc);
+    crate::symbolize::mark_wrappers(&mut frames);
+    frames
 }
 
+/// Where a lock was taken: the program's frame at that return address.
 pub(crate) fn site_frame(
     syms: &mut Symbols,
     model: &Model,
@@ -413,30 +418,62 @@ pub(crate) fn site_frame(
     pc: Option<u64>,
 ) -> Option<Frame> {
     pc.filter(|&p| p != 0)
-        .and_then(|p| first_frame(&syms.frames(model, pid, p)))
+        .and_then(|p| program_frame(&site_frames(syms, model, pid, p)))
 }
 
-/// The first frame of a stack that is not inside libc/libpthread: where the
-/// program made the call.
+fn in_libc(f: &Frame) -> bool {
+    f.module.as_deref().is_some_and(|m| {
+        m.contains("/libc.so") || m.contains("/libpthread") || m.contains("/ld-linux")
+    })
+}
+
+/// The first frame of a stack that is neither inside libc/libpthread nor
+/// a lock wrapper: where the program made the call.
 pub fn program_frame(frames: &[Frame]) -> Option<Frame> {
     frames
         .iter()
-        .find(|f| {
-            !f.module.as_deref().is_some_and(|m| {
-                m.contains("/libc.so") || m.contains("/libpthread") || m.contains("/ld-linux")
-            })
-        })
+        .find(|f| !in_libc(f) && !f.wrapper)
+        .or_else(|| frames.iter().find(|f| !in_libc(f)))
+        .or_else(|| frames.first())
         .cloned()
-        .or_else(|| frames.first().cloned())
+}
+
+/// The stack of a held lock's acquisition: recorded whole, or made of its
+/// site and the callers of the site's function when that function is on
+/// `later` (the stack of what the thread does while holding it), since
+/// it has not returned in between. A site in a lock wrapper (which has
+/// returned) is all that is known then; the bool says the stack is whole.
+fn held_frames(
+    syms: &mut Symbols,
+    model: &Model,
+    e: &Evidence,
+    later: &[Frame],
+) -> Option<(Vec<Frame>, bool)> {
+    if let Some(id) = e.held_stack {
+        return Some((syms.stack(model, e.pid, id), true));
+    }
+    let mut frames = site_frames(syms, model, e.pid, e.held_site.filter(|&p| p != 0)?);
+    let outer = frames.last()?.clone();
+    let whole = !outer.tiny && outer.function.is_some();
+    if whole {
+        let at = later
+            .iter()
+            .position(|f| !f.inlined && f.function == outer.function && f.module == outer.module);
+        match at {
+            Some(k) => frames.extend(later[k + 1..].iter().cloned()),
+            None => return Some((frames, false)),
+        }
+    }
+    crate::symbolize::mark_wrappers(&mut frames);
+    Some((frames, whole))
 }
 
 fn evidence_edge(
     model: &Model,
     syms: &mut Symbols,
     e: &Evidence,
-    from: usize,
-    to: usize,
-    to_node: &Node,
+    (from, from_node): (usize, &Node),
+    (to, to_node): (usize, &Node),
     stacks: &mut Vec<StackInfo>,
 ) -> EdgeInfo {
     let frames = syms.stack(model, e.pid, e.stack);
@@ -504,6 +541,20 @@ fn evidence_edge(
             };
             ("exit-wait", None, what)
         }
+        Relation::ThreadEnd => {
+            let what = match to_node {
+                Node::Lock { pid, lock } => {
+                    let (kind, _) = lock_kind(model, *pid, *lock);
+                    format!("acquires {kind} {:#x} before it ends", lock.addr)
+                }
+                Node::Queue { channel, dir } => format!(
+                    "blocks on {} ({}) before it ends",
+                    channel.describe(),
+                    dir.as_str()
+                ),
+            };
+            ("thread-end", None, what)
+        }
     };
     let (count, max_ns) = match &e.relation {
         Relation::HeldAcrossCall { fact, .. } => match model.held_calls.get(&(e.pid, *fact)) {
@@ -512,11 +563,33 @@ fn evidence_edge(
         },
         _ => (None, None),
     };
+    let held = held_frames(syms, model, e, &frames);
     stacks.push(StackInfo {
         pid: e.pid,
         tid: e.tid,
         what,
         frames,
+    });
+    let stack = stacks.len() - 1;
+    let held_at = match &held {
+        Some((f, _)) => program_frame(f),
+        None => site_frame(syms, model, e.pid, e.held_site),
+    };
+    let held_stack = held.map(|(frames, whole)| {
+        let label = node_label(&node_info(model, from_node, e.held_mode));
+        stacks.push(StackInfo {
+            pid: e.pid,
+            tid: e.tid,
+            what: if whole {
+                format!("{label} acquired")
+            } else {
+                format!(
+                    "{label} acquired in a lock wrapper, whose callers are recorded with HOLDCHECK_OPTIONS=held_stacks=1"
+                )
+            },
+            frames,
+        });
+        stacks.len() - 1
     });
     EdgeInfo {
         from,
@@ -526,11 +599,12 @@ fn evidence_edge(
         call,
         held_mode: e.held_mode.map(|m| m.as_str().to_string()),
         wanted_mode: e.wanted_mode.map(|m| m.as_str().to_string()),
-        held_at: site_frame(syms, model, e.pid, e.held_site),
+        held_at,
         acquired_at: site_frame(syms, model, e.pid, e.wanted_site),
         count,
         max_ns,
-        stack: stacks.len() - 1,
+        stack,
+        held_stack,
     }
 }
 
@@ -543,7 +617,15 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
     let edges: Vec<EdgeInfo> = (0..n)
         .map(|i| {
             let to = &model.nodes[c.nodes[(i + 1) % n]];
-            evidence_edge(model, syms, &c.witness[i], i, (i + 1) % n, to, &mut stacks)
+            let from = &model.nodes[c.nodes[i]];
+            evidence_edge(
+                model,
+                syms,
+                &c.witness[i],
+                (i, from),
+                ((i + 1) % n, to),
+                &mut stacks,
+            )
         })
         .collect();
     let threads: Vec<ThreadRef> = edges
@@ -644,12 +726,14 @@ fn serialized_info(model: &Model, s: &Serialization) -> Serialized {
     }
 }
 
-/// Locks held across blocking calls that are in no reported cycle: one
-/// finding per (process, held locks, call, channel, call stack).
 /// Locks left held for ever: a thread exited (or was cancelled) holding
-/// them. One finding per lock and thread, with where it was taken.
+/// them. One finding per lock and thread, with where it was taken. Then
+/// the other misuses, one finding each (repeats merge by signature).
 fn misuse(model: &Model, syms: &mut Symbols) -> Vec<Finding> {
     let mut out = Vec::new();
+    for (pid, x) in &model.misuses {
+        out.push(misuse_finding(model, syms, *pid, x));
+    }
     for x in &model.exited_holding {
         let node = node_info(model, &Node::lock(x.pid, x.lock), Some(x.mode));
         let thread = thread_ref(model, x.pid, x.tid);
@@ -682,6 +766,7 @@ fn misuse(model: &Model, syms: &mut Symbols) -> Vec<Finding> {
             count: None,
             max_ns: None,
             stack: 0,
+            held_stack: None,
         }];
         out.push(Finding::new(
             MISUSE,
@@ -693,6 +778,149 @@ fn misuse(model: &Model, syms: &mut Symbols) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// One misuse of a lock, with the stack of the call that made it (and,
+/// for an ignored relock, of the relock glibc refused).
+fn misuse_finding(
+    model: &Model,
+    syms: &mut Symbols,
+    pid: u32,
+    x: &holdcheck_format::Misuse,
+) -> Finding {
+    use holdcheck_format::MisuseKind as K;
+    let thread = thread_ref(model, pid, x.tid);
+    let who = crate::report::text::thread_label(&thread);
+    let lock = node_info(model, &Node::lock(pid, x.lock), None);
+    let mut nodes = vec![lock.clone()];
+    let other = x.other.map(|o| node_info(model, &Node::lock(pid, o), None));
+    if let Some(o) = &other {
+        nodes.push(o.clone());
+    }
+    let condvar = x
+        .condvar
+        .map(|c| format!("condition variable {:#x}", c.addr));
+    let owner = |o: Option<u32>| match o {
+        Some(t) if t == x.tid => " (its own)".to_string(),
+        Some(t) => format!(
+            " (held by {})",
+            crate::report::text::thread_label(&thread_ref(model, pid, t))
+        ),
+        None => String::new(),
+    };
+    let taken = site_frame(syms, model, pid, x.site);
+    let at = |f: &Option<Frame>| {
+        f.as_ref()
+            .map(|f| format!(", taken at {}", f.short()))
+            .unwrap_or_default()
+    };
+    let l = node_label(&lock);
+    let (title, what) = match x.what {
+        K::UnlockNotHeld => (
+            format!(
+                "{who} unlocked {l}, which it does not hold{}",
+                match x.owner {
+                    Some(_) => owner(x.owner),
+                    None => " (it was not locked)".to_string(),
+                }
+            ),
+            format!("unlocks {l}"),
+        ),
+        K::RelockIgnored => (
+            format!(
+                "{who} locked {l} again while holding it; glibc refused (EDEADLK) and the thread unlocked it as if it held it twice, so its first unlock released the lock its caller still counted on"
+            ),
+            format!("unlocks {l} once more than it locked it"),
+        ),
+        K::DestroyLocked => (
+            format!(
+                "{who} destroyed {l} while it was locked{}{}",
+                owner(x.owner),
+                at(&taken)
+            ),
+            format!("destroys {l}"),
+        ),
+        K::UseDestroyed => (
+            format!(
+                "{who} used {l} after it was destroyed: glibc fails the call (EINVAL) and the caller goes on without the lock"
+            ),
+            format!("uses {l}"),
+        ),
+        K::CondWaitUnheld => (
+            format!(
+                "{who} waited on {} with {l}, which it does not hold{}",
+                condvar.as_deref().unwrap_or("a condition variable"),
+                owner(x.owner)
+            ),
+            format!(
+                "waits on {} with {l}",
+                condvar.as_deref().unwrap_or("a condition variable")
+            ),
+        ),
+        K::CondTwoMutexes => (
+            format!(
+                "{} is waited on with two mutexes: {} by {}, and {l} by {who} (POSIX leaves this undefined; a signal can wake a thread whose predicate another mutex guards)",
+                condvar.as_deref().unwrap_or("a condition variable"),
+                other.as_ref().map(node_label).unwrap_or_default(),
+                x.other_tid
+                    .map(|t| crate::report::text::thread_label(&thread_ref(model, pid, t)))
+                    .unwrap_or_else(|| "another thread".to_string()),
+            ),
+            format!(
+                "waits on {} with {l}",
+                condvar.as_deref().unwrap_or("a condition variable")
+            ),
+        ),
+        K::HeldTooLong => (
+            format!(
+                "{who} held {l} for {}{} (the threshold is HOLDCHECK_OPTIONS=hold_ms)",
+                crate::report::text::duration(x.held_ns.unwrap_or(0)),
+                at(&taken)
+            ),
+            format!("releases {l}"),
+        ),
+    };
+    let frames = syms.stack(model, pid, x.stack);
+    let location = program_frame(&frames);
+    let mut stacks = vec![StackInfo {
+        pid,
+        tid: x.tid,
+        what,
+        frames,
+    }];
+    let edge = |stack: usize| EdgeInfo {
+        from: 0,
+        to: nodes.len() - 1,
+        relation: x.what.as_str().to_string(),
+        thread: thread.clone(),
+        call: None,
+        held_mode: None,
+        wanted_mode: None,
+        held_at: taken.clone(),
+        acquired_at: None,
+        count: None,
+        max_ns: x.held_ns,
+        stack,
+        held_stack: None,
+    };
+    let mut edges = vec![edge(0)];
+    if let Some(refused) = x.other_stack {
+        stacks.push(StackInfo {
+            pid,
+            tid: x.tid,
+            what: format!("locks {l} again, refused with EDEADLK"),
+            frames: syms.stack(model, pid, refused),
+        });
+        edges.push(edge(1));
+    }
+    Finding::new(
+        MISUSE,
+        title,
+        (nodes, edges),
+        vec![thread],
+        stacks,
+        location,
+    )
 }
 
 fn hazards(
@@ -776,6 +1004,7 @@ fn hazards(
                     count: Some(c.count),
                     max_ns: Some(c.max_ns),
                     stack: 0,
+                    held_stack: None,
                 });
             }
         }

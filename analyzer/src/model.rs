@@ -50,6 +50,10 @@ pub enum Relation {
     /// The `from` node is the exit of this thread's process, which blocks
     /// on the `to` queue while it runs.
     ExitWait,
+    /// The `from` node is this thread's end (`pthread_join` waits for
+    /// it): the thread takes the `to` lock, or blocks on the `to` queue,
+    /// before it ends.
+    ThreadEnd,
 }
 
 /// One observation behind an edge.
@@ -62,6 +66,9 @@ pub struct Evidence {
     pub held_mode: Option<Mode>,
     /// Where the `from` lock was acquired (one frame).
     pub held_site: Option<u64>,
+    /// The whole stack of that acquisition, when the shim recorded it
+    /// (`held_stacks=1`).
+    pub held_stack: Option<u64>,
     /// Mode wanted on the `to` lock (lock targets only).
     pub wanted_mode: Option<Mode>,
     /// Where the `to` lock is acquired, for queue dependencies (one frame).
@@ -128,6 +135,32 @@ pub struct HeldCall {
     pub max_ns: u64,
 }
 
+fn thread_end_base(pid: u32, tid: u32) -> Evidence {
+    Evidence {
+        pid,
+        tid,
+        relation: Relation::ThreadEnd,
+        held_mode: None,
+        held_site: None,
+        held_stack: None,
+        wanted_mode: None,
+        wanted_site: None,
+        others_held: Vec::new(),
+        stack: 0,
+        phase: 0,
+    }
+}
+
+/// "The thread takes this lock before it ends", from one of its facts.
+fn thread_end(e: &Evidence, mode: Option<Mode>, site: Option<u64>) -> Evidence {
+    Evidence {
+        wanted_mode: mode,
+        wanted_site: site,
+        stack: if site.is_some() { 0 } else { e.stack },
+        ..thread_end_base(e.pid, e.tid)
+    }
+}
+
 /// A thread that exited still holding a lock (`Record::ExitedHolding`).
 #[derive(Debug, Clone)]
 pub struct ExitedHolding {
@@ -159,6 +192,8 @@ pub struct Model {
     pub uses: Vec<(u32, u32, Channel, Direction, u64)>,
     /// Locks that threads still held when they exited.
     pub exited_holding: Vec<ExitedHolding>,
+    /// Misuses of locks (`Record::Misuse`), with their process.
+    pub misuses: Vec<(u32, holdcheck_format::Misuse)>,
     /// The threads (pid, tid) that receive from each queue.
     pub receivers: HashMap<Channel, std::collections::BTreeSet<(u32, u32)>>,
     /// What the live watchdogs reported, by pid.
@@ -217,13 +252,14 @@ impl Model {
             m.add_trace(pid, t);
         }
         m.add_exit_waits();
+        m.add_thread_ends();
         m.drop_condvar_edges_some_signaller_breaks();
         m.fix_observed_generations();
         m
     }
 
-    /// A condition variable's waiter stays blocked only if *every* thread
-    /// that signals it needs the lock first: one signaller that takes the
+    /// A condition variable's (or semaphore's) waiter stays blocked only
+    /// if *every* thread that signals (posts) it needs the lock first: one signaller that takes the
     /// lock and another that does not (a JVM's heap lock waits) is no
     /// cycle, since the other can always signal. So an edge (condvar,
     /// recv) → L stands only when each signaller of the condvar acquired
@@ -232,7 +268,7 @@ impl Model {
         let mut signallers: HashMap<&Channel, std::collections::BTreeSet<(u32, u32)>> =
             HashMap::new();
         for (pid, tid, channel, dir, _) in &self.uses {
-            if matches!(channel, Channel::Condvar { .. }) && *dir == Direction::Send {
+            if channel.is_posted() && *dir == Direction::Send {
                 signallers.entry(channel).or_default().insert((*pid, *tid));
             }
         }
@@ -240,12 +276,15 @@ impl Model {
         let mut dropped = Vec::new();
         for (&(from, to), ev) in &self.edges {
             let Node::Queue {
-                channel: channel @ Channel::Condvar { .. },
+                channel,
                 dir: Direction::Recv,
             } = &nodes[from]
             else {
                 continue;
             };
+            if !channel.is_posted() {
+                continue;
+            }
             if !nodes[to].is_lock() {
                 continue;
             }
@@ -296,6 +335,7 @@ impl Model {
                     relation: Relation::ExitWait,
                     held_mode: None,
                     held_site: None,
+                    held_stack: None,
                     wanted_mode: None,
                     wanted_site: None,
                     others_held: Vec::new(),
@@ -303,6 +343,68 @@ impl Model {
                     phase: 0,
                 };
                 self.edge(from.clone(), Node::Queue { channel, dir }, e);
+            }
+        }
+    }
+
+    /// A thread ends only after what it does: whoever joins it waits for
+    /// every lock it takes (the locks of its lock-order facts, held or
+    /// wanted, of its held-across-call facts, and those the shim wrote at
+    /// its end) and every queue it blocks on.
+    fn add_thread_ends(&mut self) {
+        let ends: Vec<(u32, u32, usize)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match n {
+                Node::Queue {
+                    channel: Channel::Thread { pid, tid },
+                    dir: Direction::Recv,
+                } => Some((*pid, *tid, i)),
+                _ => None,
+            })
+            .collect();
+        if ends.is_empty() {
+            return;
+        }
+        let mut add: Vec<(usize, usize, Evidence)> = Vec::new();
+        for &(pid, tid, end) in &ends {
+            // Each lock the thread takes once (with the first stack seen).
+            let mut seen: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+            for (&(from, to), evs) in &self.edges {
+                for e in evs.iter().filter(|e| e.pid == pid && e.tid == tid) {
+                    let taken: &[(usize, Option<Mode>, Option<u64>)] = match e.relation {
+                        Relation::LockOrder => {
+                            &[(from, e.held_mode, e.held_site), (to, e.wanted_mode, None)]
+                        }
+                        Relation::HeldAcrossCall { .. } => &[(from, e.held_mode, e.held_site)],
+                        _ => &[],
+                    };
+                    for &(lock, mode, site) in taken {
+                        if from == end || !self.nodes[lock].is_lock() || !seen.insert(lock) {
+                            continue;
+                        }
+                        add.push((end, lock, thread_end(e, mode, site)));
+                    }
+                }
+            }
+            for (upid, utid, channel, dir, stack) in &self.uses {
+                if (*upid, *utid) == (pid, tid) {
+                    let to = Node::Queue {
+                        channel: channel.clone(),
+                        dir: *dir,
+                    };
+                    if let Some(q) = self.node_index(&to) {
+                        let mut e = thread_end_base(pid, tid);
+                        e.stack = *stack;
+                        add.push((end, q, e));
+                    }
+                }
+            }
+        }
+        for (from, to, e) in add {
+            if from != to {
+                self.edges.entry((from, to)).or_default().push(e);
             }
         }
     }
@@ -425,6 +527,7 @@ impl Model {
                             relation: Relation::LockOrder,
                             held_mode: Some(h.mode),
                             held_site: Some(h.site),
+                            held_stack: h.stack,
                             wanted_mode: Some(*mode),
                             wanted_site: None,
                             others_held: others(held, h, Some(*lock)),
@@ -453,6 +556,7 @@ impl Model {
                             },
                             held_mode: Some(h.mode),
                             held_site: Some(h.site),
+                            held_stack: h.stack,
                             wanted_mode: None,
                             wanted_site: None,
                             others_held: others(held, h, None),
@@ -501,9 +605,14 @@ impl Model {
                     let e = Evidence {
                         pid,
                         tid: *tid,
-                        relation: Relation::QueueLock { dir: *direction },
+                        relation: if matches!(channel, Channel::Thread { .. }) {
+                            Relation::ThreadEnd
+                        } else {
+                            Relation::QueueLock { dir: *direction }
+                        },
                         held_mode: None,
                         held_site: None,
+                        held_stack: None,
                         wanted_mode: Some(*mode),
                         wanted_site: Some(*site),
                         others_held: Vec::new(),
@@ -530,6 +639,7 @@ impl Model {
                         relation: Relation::QueueWait { dir: *direction },
                         held_mode: None,
                         held_site: None,
+                        held_stack: None,
                         wanted_mode: None,
                         wanted_site: None,
                         others_held: Vec::new(),
@@ -576,6 +686,7 @@ impl Model {
                     reason: reason.clone(),
                 }),
                 Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
+                Record::Misuse(m) => self.misuses.push((pid, m.clone())),
                 Record::ExitedHolding {
                     tid,
                     lock,

@@ -157,6 +157,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
                 count: None,
                 max_ns: None,
                 stack,
+                held_stack: None,
             }
         })
         .collect();

@@ -30,6 +30,68 @@ pub struct Frame {
     /// A frame inlined into the next one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inlined: bool,
+    /// A lock wrapper (a function that only forwards to the lock call, or
+    /// one of the C++ library's): signatures and locations key on the
+    /// program's frame above it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wrapper: bool,
+    /// Its function is a few instructions long (not in reports).
+    #[serde(skip)]
+    pub tiny: bool,
+}
+
+/// Largest function, in bytes, that counts as a wrapper when a lock call
+/// is all it makes. Measured with gcc 12, -O0 to -O2:
+/// `void lock(L *l) { pthread_mutex_lock(&l->m); }` is 5 to 27 bytes, with
+/// an `abort()` on error 22 to 36; a helper that takes two locks and
+/// releases them (`transfer(a, b)`) is 47 to 67, and stays the program's.
+const WRAPPER_BYTES: usize = 40;
+
+/// Functions of the C++ library that only forward to the lock calls, and
+/// usually are inlined into the program's frame (which is then the next
+/// frame at the same address).
+const LIBRARY_WRAPPERS: &[&str] = &[
+    "__gthread_",
+    "std::mutex::",
+    "std::recursive_mutex::",
+    "std::timed_mutex::",
+    "std::recursive_timed_mutex::",
+    "std::shared_mutex::",
+    "std::shared_timed_mutex::",
+    "std::__shared_mutex_pthread::",
+    "std::__shared_mutex_cv::",
+    "std::lock_guard<",
+    "std::unique_lock<",
+    "std::scoped_lock<",
+    "std::shared_lock<",
+    "std::condition_variable::",
+    "std::_V2::condition_variable_any::",
+    "std::__condvar::",
+];
+
+impl Frame {
+    /// Whether this frame may be a lock wrapper, by itself: a library
+    /// wrapper, or a tiny function of its own (not inlined: an inlined
+    /// frame has no size of its own).
+    fn may_wrap(&self) -> bool {
+        let lib = self
+            .function
+            .as_deref()
+            .is_some_and(|f| LIBRARY_WRAPPERS.iter().any(|w| f.starts_with(w)));
+        lib || (self.tiny && !self.inlined)
+    }
+}
+
+/// Marks the lock wrappers at the top of a stack (innermost first): the
+/// frames, from the first, that may wrap, as long as one frame after them
+/// does not (a stack made only of tiny functions has no wrapper to skip).
+pub fn mark_wrappers(frames: &mut [Frame]) {
+    let n = frames.iter().take_while(|f| f.may_wrap()).count();
+    if n < frames.len() {
+        for f in &mut frames[..n] {
+            f.wrapper = true;
+        }
+    }
 }
 
 impl Frame {
@@ -114,10 +176,13 @@ impl Symbols {
             .unwrap_or_default();
         // Stacks taken from outside (inspect) pass through the shim's hooks:
         // its frames are never shown, as in the stacks the shim records.
-        pcs.into_iter()
+        let mut frames: Vec<Frame> = pcs
+            .into_iter()
             .flat_map(|pc| self.frames(model, pid, pc))
             .filter(|f| !f.module.as_deref().is_some_and(is_shim))
-            .collect()
+            .collect();
+        mark_wrappers(&mut frames);
+        frames
     }
 
     fn resolve(&mut self, p: &Process, pc: u64) -> Vec<Frame> {
@@ -142,6 +207,8 @@ impl Symbols {
             module: Some(m.path.clone()),
             offset: Some(format!("{offset:#x}")),
             inlined: false,
+            wrapper: false,
+            tiny: false,
         };
         // A trace names the modules: only regular files of a sane size are
         // opened (a damaged or hostile trace could name /dev/zero or a FIFO).
@@ -182,6 +249,7 @@ impl Symbols {
             function: Some(sym.name.to_string()),
             file,
             line,
+            tiny: sym.size.is_some_and(|s| s <= WRAPPER_BYTES),
             ..base_frame
         });
         out
@@ -204,6 +272,8 @@ fn bare(pc: u64) -> Frame {
         module: None,
         offset: None,
         inlined: false,
+        wrapper: false,
+        tiny: false,
     }
 }
 

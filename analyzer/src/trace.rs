@@ -21,11 +21,12 @@ pub struct TraceFile {
 /// frames, so real records are far shorter).
 const MAX_LINE: usize = 1 << 20;
 
-/// Most locks a record may name as held (the shim tracks 64), frames a
-/// stack may have, threads an observation may list: a record beyond them
-/// is damaged or hostile, and is cut (the analysis of some records is
-/// quadratic in them).
-const MAX_HELD: usize = 64;
+/// Most locks a record may name as held (as many as the shim tracks),
+/// segments a module may have, frames a stack may have, threads an
+/// observation may list: a record beyond them is damaged or hostile, and
+/// is cut (the analysis of some records is quadratic in them).
+use holdcheck_format::MAX_HELD;
+const MAX_SEGMENTS: usize = 64;
 const MAX_FRAMES: usize = 256;
 const MAX_OBSERVED_THREADS: usize = 4096;
 
@@ -43,7 +44,7 @@ fn bound(r: &mut Record) -> Option<String> {
             cut(held, MAX_HELD, "held locks")
         }
         Record::Stack { frames, .. } => cut(frames, MAX_FRAMES, "frames"),
-        Record::Module { segments, .. } => cut(segments, MAX_HELD, "segments"),
+        Record::Module { segments, .. } => cut(segments, MAX_SEGMENTS, "segments"),
         Record::Observed(o) => {
             let mut said = cut(&mut o.threads, MAX_OBSERVED_THREADS, "threads");
             for t in o.threads.iter_mut() {
@@ -192,12 +193,14 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
                 if let Record::Header { pid: p, .. } = r {
                     pid = p;
                 }
-                // A condition variable is private to its process: the shim
-                // leaves its pid to the trace it is in.
-                r.channels_mut(|c| {
-                    if let Channel::Condvar { pid: p, .. } = c {
-                        *p = pid;
-                    }
+                // A condition variable, a semaphore and a thread are
+                // private to their process: the shim leaves their pid to
+                // the trace they are in.
+                r.channels_mut(|c| match c {
+                    Channel::Condvar { pid: p, .. }
+                    | Channel::Semaphore { pid: p, .. }
+                    | Channel::Thread { pid: p, .. } => *p = pid,
+                    _ => {}
                 });
                 if let Some(what) = bound(&mut r) {
                     warnings.add(format!(

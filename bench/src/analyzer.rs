@@ -107,6 +107,7 @@ fn order(tid: u32, held: LockRef, want: LockRef, site: u64) -> Vec<u8> {
             lock: held,
             mode: Mode::Write,
             site,
+            stack: None,
         }],
         stack: 1 + (tid as u64 % 64),
         phase: 0,

@@ -8,7 +8,9 @@
  *                               misuse is in the run all the same
  *   exit_holding --hang         main locks it: hangs for ever
  *   exit_holding --handed-over  the worker's lock is unlocked for it by
- *                               main before it exits: nothing to report
+ *                               main before it exits: it does not exit
+ *                               holding it, but main unlocks a mutex it
+ *                               does not hold (a misuse of its own)
  */
 #include "common.h"
 #include <stdatomic.h>

@@ -12,6 +12,8 @@
  *   spin         two threads take spinlocks S->T and T->S, taking turns
  *   spin-hang    the same, meeting with each holding its first: they
  *                deadlock, spinning
+ *   nested N     one thread holds N locks at once, taken in order; another
+ *                takes the last, then the first (taking turns)
  */
 #include "common.h"
 #include <sched.h>
@@ -74,14 +76,31 @@ static NOINLINE void *t_then_s(void *arg) {
 #define MAX_RING 512
 static pthread_mutex_t ring[MAX_RING];
 static int ring_len;
-static atomic_int turn;
 
 static NOINLINE void *ring_member(void *arg) {
     int i = (int)(long)arg;
-    while (atomic_load(&turn) != i)
-        sched_yield();
+    turn_wait(i);
     transfer(&ring[i], &ring[(i + 1) % ring_len]);
-    atomic_store(&turn, i + 1);
+    turn_pass();
+    return NULL;
+}
+
+/* Holds every lock of the ring at once, taken in order. */
+static NOINLINE void *nester(void *arg) {
+    (void)arg;
+    turn_wait(0);
+    for (int i = 0; i < ring_len; i++)
+        pthread_mutex_lock(&ring[i]);
+    for (int i = ring_len - 1; i >= 0; i--)
+        pthread_mutex_unlock(&ring[i]);
+    turn_pass();
+    return NULL;
+}
+
+static NOINLINE void *reverser(void *arg) {
+    (void)arg;
+    turn_wait(1);
+    transfer(&ring[ring_len - 1], &ring[0]);
     return NULL;
 }
 
@@ -116,6 +135,18 @@ int main(int argc, char **argv) {
         }
         for (int i = 0; i < ring_len; i++)
             pthread_join(t[i], NULL);
+    } else if (strcmp(mode, "nested") == 0 && argc > 2) {
+        ring_len = atoi(argv[2]);
+        if (ring_len < 2 || ring_len > MAX_RING) {
+            fprintf(stderr, "lockorder nested: 2 to %d locks\n", MAX_RING);
+            return 2;
+        }
+        for (int i = 0; i < ring_len; i++)
+            pthread_mutex_init(&ring[i], NULL);
+        pthread_t one = spawn("nester", nester, NULL);
+        pthread_t two = spawn("reverser", reverser, NULL);
+        pthread_join(one, NULL);
+        pthread_join(two, NULL);
     } else if (strcmp(mode, "gated") == 0) {
         pthread_mutex_lock(&g);
         transfer(&a, &b);
@@ -131,7 +162,7 @@ int main(int argc, char **argv) {
         pthread_join(one, NULL);
         pthread_join(two, NULL);
     } else {
-        fprintf(stderr, "usage: lockorder one-thread|abcabc|init-phase|joined|ring N|gated|spin|spin-hang\n");
+        fprintf(stderr, "usage: lockorder one-thread|abcabc|init-phase|joined|ring N|nested N|gated|spin|spin-hang\n");
         return 2;
     }
     printf("lockorder %s: done\n", mode);

@@ -108,6 +108,10 @@ pub struct Held {
     /// Return address of the call that acquired it (one frame, taken for free
     /// on the fast path).
     pub site: u64,
+    /// The whole stack of that call, when the shim records one per
+    /// acquisition (`HOLDCHECK_OPTIONS=held_stacks=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<u64>,
 }
 
 /// What kind of pthread object a lock is.
@@ -181,6 +185,13 @@ pub enum Channel {
     /// without a timeout waits to receive a signal, `pthread_cond_signal`
     /// and `pthread_cond_broadcast` send one (and never block).
     Condvar { pid: u32, addr: u64, gen: u32 },
+    /// A POSIX semaphore of a process, by address and generation:
+    /// `sem_wait` without a timeout waits to receive a post, `sem_post`
+    /// sends one (and never blocks).
+    Semaphore { pid: u32, addr: u64, gen: u32 },
+    /// The end of a thread of a process: `pthread_join` waits for it, and
+    /// the thread sends it when it returns or exits.
+    Thread { pid: u32, tid: u32 },
 }
 
 impl Channel {
@@ -220,7 +231,15 @@ impl Channel {
             Channel::Listen { addr } => format!("listening socket {addr}"),
             Channel::Exit { pid } => format!("exit of process {pid}"),
             Channel::Condvar { addr, .. } => format!("condition variable {addr:#x}"),
+            Channel::Semaphore { addr, .. } => format!("semaphore {addr:#x}"),
+            Channel::Thread { tid, .. } => format!("exit of thread {tid}"),
         }
+    }
+
+    /// A queue of signals that a send never blocks on (a condition
+    /// variable, a semaphore): any one sender can wake a receiver.
+    pub fn is_posted(&self) -> bool {
+        matches!(self, Channel::Condvar { .. } | Channel::Semaphore { .. })
     }
 
     pub fn family(&self) -> &'static str {
@@ -234,9 +253,15 @@ impl Channel {
             Channel::Listen { .. } => "listen",
             Channel::Exit { .. } => "exit",
             Channel::Condvar { .. } => "condvar",
+            Channel::Semaphore { .. } => "semaphore",
+            Channel::Thread { .. } => "thread",
         }
     }
 }
+
+/// Most locks one thread is tracked holding at once (a record names at
+/// most this many held locks); beyond it the analysis is partial.
+pub const MAX_HELD: usize = 1024;
 
 /// A thread's facts are told apart by phase: phase `k` runs from its
 /// `k`-th `pthread_create`/`pthread_join` to the next. Phases from
@@ -398,6 +423,8 @@ pub enum Record {
         mode: Mode,
         site: u64,
     },
+    /// Thread `tid` misused a lock (or a condition variable with it).
+    Misuse(Misuse),
     /// Fork child `pid` of this process could not create a trace of its
     /// own (written by the child, through the descriptor of this trace it
     /// inherited): what it did is not analysed.
@@ -405,6 +432,78 @@ pub enum Record {
     /// Something the live watchdog saw while the process ran: a real
     /// deadlock, a stall, or a stalled call.
     Observed(Observed),
+}
+
+/// A misuse of a lock (or of a condition variable with it): see
+/// [`MisuseKind`]. `stack` is the misusing call's.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Misuse {
+    pub tid: u32,
+    pub what: MisuseKind,
+    pub lock: LockRef,
+    pub kind: LockKind,
+    pub stack: u64,
+    /// The condition variable (cond-wait-unheld, cond-two-mutexes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condvar: Option<LockRef>,
+    /// cond-two-mutexes: the mutex the condition variable was waited
+    /// with first, by thread `other_tid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<LockRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_tid: Option<u32>,
+    /// The stack of the earlier call it goes with: the relock glibc
+    /// refused (relock-ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_stack: Option<u64>,
+    /// Return address of the acquisition of the lock (held-too-long,
+    /// destroy-locked by its holder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<u64>,
+    /// held-too-long: how long it was held, in nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_ns: Option<u64>,
+    /// The thread that held the lock (unlock-not-held, destroy-locked),
+    /// when the lock records an owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u32>,
+}
+
+/// What a [`Record::Misuse`] is.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum MisuseKind {
+    /// Unlocked a lock this thread does not hold (unlocked, or another
+    /// thread's).
+    UnlockNotHeld,
+    /// A relock glibc refused with `EDEADLK`, after which the thread
+    /// unlocked the lock as if it had taken it twice: its first unlock
+    /// released the lock its caller still counts on.
+    RelockIgnored,
+    /// Destroyed a lock that is locked.
+    DestroyLocked,
+    /// Locked or unlocked a destroyed lock (not initialised again).
+    UseDestroyed,
+    /// `pthread_cond_wait` with a mutex the thread does not hold.
+    CondWaitUnheld,
+    /// One condition variable waited on with two different mutexes.
+    CondTwoMutexes,
+    /// A lock held longer than the threshold (`HOLDCHECK_HOLD_MS`).
+    HeldTooLong,
+}
+
+impl MisuseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MisuseKind::UnlockNotHeld => "unlock-not-held",
+            MisuseKind::RelockIgnored => "relock-ignored",
+            MisuseKind::DestroyLocked => "destroy-locked",
+            MisuseKind::UseDestroyed => "use-destroyed",
+            MisuseKind::CondWaitUnheld => "cond-wait-unheld",
+            MisuseKind::CondTwoMutexes => "cond-two-mutexes",
+            MisuseKind::HeldTooLong => "held-too-long",
+        }
+    }
 }
 
 /// `Waiting::Other` of an observed thread that has exited (the owner of a
@@ -555,6 +654,7 @@ mod tests {
                 },
                 mode: Mode::Write,
                 site: 0x4011,
+                stack: None,
             }],
             call: "sendto".into(),
             channel: Channel::Netlink {

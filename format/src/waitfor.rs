@@ -140,7 +140,16 @@ fn successors(env: &dyn Env, snap: &[Snap], users: &ChannelUsers) -> Vec<Option<
                     .iter()
                     .enumerate()
                     .filter(|(_, o)| others.contains(&o.tid))
-                    .map(|(j, _)| (j, if *dir == Direction::Send { "drains" } else { "feeds" }))
+                    .map(|(j, _)| {
+                        (
+                            j,
+                            match (channel, dir) {
+                                (Channel::Thread { .. }, _) => "ends",
+                                (_, Direction::Send) => "drains",
+                                (_, Direction::Recv) => "feeds",
+                            },
+                        )
+                    })
                     .collect();
                 // Every other party must be a thread we see; an unknown one
                 // (another process) might still act.
@@ -160,6 +169,10 @@ pub struct ChannelUsers {
 
 impl ChannelUsers {
     fn of(&self, c: &Channel, dir: Direction) -> BTreeSet<u32> {
+        // A thread's end comes from that thread alone.
+        if let (Channel::Thread { tid, .. }, Direction::Send) = (c, dir) {
+            return BTreeSet::from([*tid]);
+        }
         let m = if dir == Direction::Recv {
             &self.recv
         } else {
@@ -297,6 +310,7 @@ fn held_of(env: &dyn Env, h: &HeldLock) -> Held {
         lock: env.lock_ref(h.addr),
         mode: h.mode,
         site: h.site,
+        stack: None,
     }
 }
 
@@ -399,6 +413,13 @@ fn deadlock(
                     }
                 }
                 (ObservedNode::Lock { .. }, ObservedNode::Channel { .. }) => "held-across-call",
+                (
+                    ObservedNode::Channel {
+                        channel: Channel::Thread { .. },
+                        ..
+                    },
+                    _,
+                ) => "thread-end",
                 (
                     ObservedNode::Channel {
                         direction: Direction::Send,

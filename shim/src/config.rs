@@ -29,6 +29,34 @@ pub struct Config {
     pub stall_ms: u64,
     /// `on_deadlock=abort`: abort (leaving a core) after reporting a deadlock.
     pub abort_on_deadlock: bool,
+    /// `hold_ms`: a lock held longer is a misuse (0: off).
+    pub hold_ms: u64,
+    /// `held_stacks=1`: every acquisition's whole stack is recorded, so a
+    /// report shows where each held lock was taken, callers and all (as
+    /// TSan's `second_deadlock_stack`); it unwinds on every lock.
+    pub held_stacks: bool,
+}
+
+/// Bits of [`extras`].
+pub const EXTRA_HOLD_TIME: u8 = 1;
+pub const EXTRA_HELD_STACKS: u8 = 2;
+static EXTRAS: AtomicU8 = AtomicU8::new(0);
+
+/// What an acquisition records beyond the held-stack entry: its time
+/// (`hold_ms`), its stack (`held_stacks=1`). One load on the fast path;
+/// 0 by default.
+#[inline(always)]
+pub fn extras() -> u8 {
+    EXTRAS.load(Ordering::Relaxed)
+}
+
+/// The hold-time threshold in ns (0: off), for the lock hooks' fast path.
+static HOLD_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The hold-time threshold in ns, 0 when off (the default).
+#[inline(always)]
+pub fn hold_ns() -> u64 {
+    HOLD_NS.load(Ordering::Relaxed)
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -88,6 +116,8 @@ fn load() -> Config {
         watchdog_ms: 1000,
         stall_ms: 5000,
         abort_on_deadlock: false,
+        hold_ms: 0,
+        held_stacks: false,
     };
     match std::env::var("HOLDCHECK_DIR") {
         Ok(d) if !d.is_empty() => cfg.dir = d,
@@ -103,6 +133,16 @@ fn load() -> Config {
             crate::sys::say(&problem);
         }
     }
+    HOLD_NS.store(cfg.hold_ms.saturating_mul(1_000_000), Ordering::Relaxed);
+    EXTRAS.store(
+        if cfg.hold_ms != 0 { EXTRA_HOLD_TIME } else { 0 }
+            | if cfg.held_stacks {
+                EXTRA_HELD_STACKS
+            } else {
+                0
+            },
+        Ordering::Relaxed,
+    );
     cfg
 }
 
@@ -155,8 +195,23 @@ fn apply_options(cfg: &mut Config, opts: &str) -> Vec<String> {
                     if cfg.abort_on_deadlock { "abort" } else { "report" }
                 )),
             },
+            "hold_ms" => match value.parse::<u64>() {
+                Ok(v) if v <= 86_400_000 => cfg.hold_ms = v,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: hold_ms={value} is not a number from 0 (off) to 86400000; keeping {}",
+                    cfg.hold_ms
+                )),
+            },
+            "held_stacks" => match value {
+                "0" => cfg.held_stacks = false,
+                "1" => cfg.held_stacks = true,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: held_stacks={value} is not 0 or 1; keeping {}",
+                    cfg.held_stacks as u8
+                )),
+            },
             _ => problems.push(format!(
-                "HOLDCHECK_OPTIONS: unknown option '{key}' ignored (known: verbosity, stack_depth, watchdog_ms, stall_ms, on_deadlock)"
+                "HOLDCHECK_OPTIONS: unknown option '{key}' ignored (known: verbosity, stack_depth, watchdog_ms, stall_ms, on_deadlock, hold_ms, held_stacks)"
             )),
         }
     }
@@ -176,6 +231,8 @@ mod tests {
             watchdog_ms: 1000,
             stall_ms: 5000,
             abort_on_deadlock: false,
+            hold_ms: 0,
+            held_stacks: false,
         }
     }
 
@@ -184,9 +241,10 @@ mod tests {
         let mut c = fresh();
         assert!(apply_options(
             &mut c,
-            "verbosity=0:stack_depth=8:watchdog_ms=200:stall_ms=1500:on_deadlock=abort"
+            "verbosity=0:stack_depth=8:watchdog_ms=200:stall_ms=1500:on_deadlock=abort:hold_ms=250"
         )
         .is_empty());
+        assert_eq!(c.hold_ms, 250);
         assert_eq!(c.verbosity, 0);
         assert_eq!(c.stack_depth, 8);
         assert_eq!(c.watchdog_ms, 200);

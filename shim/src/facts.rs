@@ -8,7 +8,7 @@ use crate::locks;
 use crate::recorder::{record_stack, RECORDER};
 use crate::sys::ErrnoGuard;
 use crate::thread::{mix, HeldEntry, ThreadState};
-use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Record};
+use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, MisuseKind, Mode, Record};
 use std::hash::{Hash, Hasher};
 
 fn mode_bits(m: Mode) -> u64 {
@@ -65,12 +65,8 @@ pub fn lock_order(
     }
     let tid = st.tid();
     let lock = locks::lock_ref(addr);
-    let held: Vec<(Held, LockKind)> = st
-        .held()
-        .iter()
-        .filter(|e| e.addr != addr)
-        .map(|e| (held_of(e), e.kind))
-        .collect();
+    let mut held = held_list(st);
+    held.retain(|(h, _)| h.lock.addr != addr as u64);
     let phase = st.phase();
     let identity = fact_identity(
         mode_bits(mode) | (try_lock as u64) << 4 | (phase as u64) << 8,
@@ -143,12 +139,22 @@ fn fact_identity<'a>(
     h | 1
 }
 
-fn held_of(e: &HeldEntry) -> Held {
-    Held {
-        lock: locks::lock_ref(e.addr),
-        mode: e.mode,
-        site: e.site as u64,
-    }
+/// The held stack's entries as the trace names them.
+fn held_list(st: &ThreadState) -> Vec<(Held, LockKind)> {
+    st.held()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let stack = st.extra(i).stack;
+            let h = Held {
+                lock: locks::lock_ref(e.addr),
+                mode: e.mode,
+                site: e.site as u64,
+                stack: (stack != 0).then_some(stack),
+            };
+            (h, e.kind)
+        })
+        .collect()
 }
 
 /// A channel's key in this thread's queue slots and in fact keys: FxHash,
@@ -298,7 +304,7 @@ fn queue_op(
             // Its identity by lock generations: the same fact under
             // another epoch is counted under its first id, not written
             // (nor unwound) again.
-            let held: Vec<Held> = st.held().iter().map(held_of).collect();
+            let held: Vec<Held> = held_list(st).into_iter().map(|(h, _)| h).collect();
             let base = fact_identity(mix(ckey, call.as_ptr() as u64), None, held.iter());
             let mut rec = RECORDER.lock();
             let (id, new) = rec.thread_fact(base, tid);
@@ -335,7 +341,7 @@ fn queue_op(
                 Some((crate::live::channel_by_id((p >> 1) - 1)?, dir, stack))
             })
             .collect();
-        let held: Vec<(Held, LockKind)> = st.held().iter().map(|e| (held_of(e), e.kind)).collect();
+        let held: Vec<(Held, LockKind)> = held_list(st);
         let mut rec = RECORDER.lock();
         rec.thread(tid);
         if new_use && rec.thread_fact(mix(use_key, stack), tid).1 {
@@ -527,4 +533,245 @@ pub fn exited_holding(st: &mut ThreadState) {
             site: e.site as u64,
         });
     }
+}
+
+/// A misuse seen by a hook (see [`holdcheck_format::MisuseKind`]).
+pub struct Misuse {
+    pub what: MisuseKind,
+    pub addr: usize,
+    pub kind: LockKind,
+    pub condvar: Option<usize>,
+    /// cond-two-mutexes: the first mutex and its waiter.
+    pub other: Option<(usize, u32)>,
+    pub other_stack: Option<u64>,
+    pub site: Option<usize>,
+    pub held_ns: Option<u64>,
+    pub owner: u32,
+}
+
+impl Misuse {
+    pub fn of(what: MisuseKind, addr: usize, kind: LockKind) -> Misuse {
+        Misuse {
+            what,
+            addr,
+            kind,
+            condvar: None,
+            other: None,
+            other_stack: None,
+            site: None,
+            held_ns: None,
+            owner: 0,
+        }
+    }
+}
+
+/// Records a misuse with the stack of the call making it: once per
+/// thread, kind, lock (and condition variable, other mutex, acquisition
+/// site), so a loop that repeats it writes one record.
+pub fn misuse(st: &mut ThreadState, m: Misuse) {
+    let _errno = ErrnoGuard::save();
+    let key = mix(
+        mix(
+            mix(0x6d15, m.what as u64 ^ (m.addr as u64) << 8),
+            m.condvar.unwrap_or(0) as u64 ^ m.other.map_or(0, |o| o.0 as u64) << 1,
+        ),
+        mix(m.site.unwrap_or(0) as u64, locks::epoch()),
+    ) | 1;
+    if st.seen_before(key) {
+        return;
+    }
+    let tid = st.tid();
+    let lock = locks::lock_ref(m.addr);
+    let condvar = m.condvar.map(locks::lock_ref);
+    let other = m.other.map(|(a, _)| locks::lock_ref(a));
+    let stack = record_stack(config::get().stack_depth);
+    let identity = mix(
+        fact_identity(mix(key, stack), Some(lock), std::iter::empty()),
+        condvar.map_or(0, |c| c.gen as u64),
+    );
+    let mut rec = RECORDER.lock();
+    if !rec.thread_fact(identity, tid).1 {
+        return;
+    }
+    rec.thread(tid);
+    if m.kind != LockKind::File {
+        // SAFETY: the program passed this lock to the call being made.
+        unsafe { rec.lock(lock, m.kind) };
+    }
+    if let (Some(o), Some((addr, _))) = (other, m.other) {
+        // The first mutex may be gone since: read only if it is there.
+        if crate::sys::read_own_u32(addr + 20).is_some() {
+            // SAFETY: readable, and a mutex when it was waited with.
+            unsafe { rec.lock(o, LockKind::Mutex) };
+        }
+    }
+    // The other threads it names, while they have a name.
+    for t in [m.owner, m.other.map_or(0, |o| o.1)] {
+        if t != 0 && t != tid {
+            if let Some(b) = crate::sys::read_small(&format!("/proc/self/task/{t}/comm")) {
+                let name = String::from_utf8_lossy(&b).trim_end().to_string();
+                rec.name_thread(t, name);
+            }
+        }
+    }
+    rec.write(&Record::Misuse(holdcheck_format::Misuse {
+        tid,
+        what: m.what,
+        lock,
+        kind: m.kind,
+        stack,
+        condvar,
+        other,
+        other_tid: m.other.map(|o| o.1),
+        other_stack: m.other_stack,
+        site: m.site.map(|s| s as u64),
+        held_ns: m.held_ns,
+        owner: (m.owner != 0).then_some(m.owner),
+    }));
+}
+
+/// Threads that ended lately and the locks each took last, for a join made
+/// under a lock (looked up when the join returns): a small ring, as a
+/// thread is joined soon after it ends or not at all.
+struct Ended {
+    next: usize,
+    /// ENDED of them, on the heap: a thread on a 16 KiB stack ends here.
+    slots: Vec<EndedThread>,
+}
+
+#[derive(Clone, Copy)]
+struct EndedThread {
+    tid: u32,
+    handle: libc::pthread_t,
+    name: [u8; 16],
+    n: u8,
+    locks: [HeldEntry; crate::thread::RECENT],
+}
+
+const ENDED: usize = 64;
+
+static ENDED_RING: crate::sync::ForkMutex<Option<Box<Ended>>> = crate::sync::ForkMutex::new(None);
+
+/// Thread-end facts written, at most (a thread per task joined under a
+/// lock would otherwise grow the trace with every task).
+const MAX_END_FACTS: u32 = 4096;
+static END_FACTS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// A thread ends: the distinct locks of its recent acquisitions are kept
+/// for whoever joins it.
+pub fn thread_ending(st: &mut ThreadState) {
+    if st.recent_seq == 0 {
+        return;
+    }
+    let tid = st.tid();
+    let mut locks = [st.recent[0]; crate::thread::RECENT];
+    let mut n = 0;
+    for seq in st.recent_range(0) {
+        let e = st.recent_at(seq);
+        if !locks[..n]
+            .iter()
+            .any(|x| x.addr == e.addr && x.mode == e.mode)
+        {
+            locks[n] = e;
+            n += 1;
+        }
+    }
+    // Its name, for the report: gone with the thread (one system call).
+    let mut name = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    let ended = EndedThread {
+        tid,
+        // SAFETY: pthread_self has no preconditions.
+        handle: unsafe { libc::pthread_self() },
+        name,
+        n: n as u8,
+        locks,
+    };
+    let mut blank = ended;
+    blank.tid = 0;
+    let mut g = ENDED_RING.lock();
+    let ring = g.get_or_insert_with(|| {
+        Box::new(Ended {
+            next: 0,
+            slots: vec![blank; ENDED],
+        })
+    });
+    let i = ring.next;
+    ring.slots[i] = ended;
+    ring.next = (i + 1) % ENDED;
+}
+
+/// The thread of a handle whose thread has ended and is not joined yet
+/// (the newest one: a handle is reused only after its join).
+pub fn ended_thread(handle: libc::pthread_t) -> Option<u32> {
+    let g = ENDED_RING.lock();
+    let ring = g.as_ref()?;
+    (1..=ENDED)
+        .map(|k| &ring.slots[(ring.next + ENDED - k) % ENDED])
+        .find(|s| s.tid != 0 && s.handle == handle)
+        .map(|s| s.tid)
+}
+
+/// This thread joined `joined` while holding locks: the locks `joined`
+/// took last are what the join waited for (the thread had to take them
+/// before it could end), written as its thread-end queue's dependencies.
+pub fn thread_end_locks(st: &mut ThreadState, joined: u32) {
+    let found = {
+        let mut g = ENDED_RING.lock();
+        g.as_mut().and_then(|ring| {
+            let slot = ring.slots.iter_mut().find(|s| s.tid == joined)?;
+            slot.tid = 0;
+            Some(*slot)
+        })
+    };
+    let Some(ended) = found else { return };
+    let len = ended.name.iter().position(|&b| b == 0).unwrap_or(16);
+    let name = String::from_utf8_lossy(&ended.name[..len]).into_owned();
+    let ended = &ended.locks[..ended.n as usize];
+    let chan = Channel::Thread {
+        pid: 0,
+        tid: joined,
+    };
+    for &e in ended {
+        let key = mix(
+            mix(0x7e4d, joined as u64),
+            e.addr as u64 ^ mode_bits(e.mode) << 60,
+        ) | 1;
+        if st.seen_before(key) {
+            continue;
+        }
+        if END_FACTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) >= MAX_END_FACTS {
+            partial("thread-end facts capped (4096 joins made under a lock)");
+            return;
+        }
+        let lock = locks::lock_ref(e.addr);
+        let mut rec = RECORDER.lock();
+        rec.name_thread(joined, name.clone());
+        // The joined thread may have freed the lock: its kind is read only
+        // from memory that is still there.
+        let end = e.addr + if e.kind == LockKind::Rwlock { 52 } else { 20 };
+        if e.kind != LockKind::File && crate::sys::read_own_u32(end).is_some() {
+            // SAFETY: readable, and a lock of this kind when it was taken.
+            unsafe { rec.lock(lock, e.kind) };
+        }
+        rec.write(&Record::QueueLock {
+            tid: joined,
+            channel: chan.clone(),
+            direction: Direction::Send,
+            lock,
+            mode: e.mode,
+            site: e.site as u64,
+            stack: 0,
+        });
+    }
+}
+
+/// In a fork child: the parent's ended threads are not the child's.
+///
+/// # Safety
+/// Only in a fork child (see `sync::ForkMutex::reset`).
+pub unsafe fn after_fork_child() {
+    ENDED_RING.reset(None);
+    END_FACTS.store(0, core::sync::atomic::Ordering::Relaxed);
 }

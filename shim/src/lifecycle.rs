@@ -84,6 +84,7 @@ extern "C" fn after_fork_child() {
         channel::after_fork_child();
         live::after_fork_child();
         filelocks::after_fork_child();
+        crate::facts::after_fork_child();
         thread::after_fork_child();
     }
     locks::EPOCH.fetch_add(1, Ordering::Relaxed);

@@ -108,12 +108,33 @@ pub fn freed(start: usize, len: usize) {
     }
 }
 
+/// The mutex each condition variable was first waited with, by the
+/// condition variable's address: (its generation, the mutex, the waiter).
+type CondMutexes = HashMap<usize, (u32, usize, u32)>;
+static COND_MUTEX: ForkMutex<Option<CondMutexes>> = ForkMutex::new(None);
+
+/// A wait on condition variable `c` (generation `gen`) with mutex `m` by
+/// `tid`: the other mutex and its waiter when the condition variable was
+/// waited with another one first.
+pub fn cond_mutex(c: usize, gen: u32, m: usize, tid: u32) -> Option<(usize, u32)> {
+    let mut g = COND_MUTEX.lock();
+    let t = g.get_or_insert_with(HashMap::new);
+    match t.get(&c) {
+        Some(&(g0, m0, t0)) if g0 == gen => (m0 != m).then_some((m0, t0)),
+        _ => {
+            t.insert(c, (gen, m, tid));
+            None
+        }
+    }
+}
+
 /// In a fork child: the table starts anew (see `sync`).
 ///
 /// # Safety
 /// Only in a fork child.
 pub unsafe fn after_fork_child() {
     TABLE.reset(None);
+    COND_MUTEX.reset(None);
     for b in PAGES.iter() {
         b.store(0, Ordering::Relaxed);
     }
@@ -148,6 +169,66 @@ pub fn owned_by(addr: usize, kind: LockKind, mode: Mode, tid: u32) -> Option<boo
 /// locker gets EOWNERDEAD and recovers it. Read as [`owned_by`].
 pub fn is_robust_mutex(addr: usize) -> bool {
     crate::sys::read_own_u32(addr + 16).is_some_and(|k| k & 16 != 0)
+}
+
+/// What a lock's memory says of its state right now.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LockState {
+    /// Whether it is locked; None when its memory does not say (a file
+    /// lock).
+    pub locked: Option<bool>,
+    /// The thread holding it (a mutex, a write-locked rwlock), 0 when none
+    /// or not recorded.
+    pub owner: u32,
+    /// Read-locked by some thread (an rwlock records how many, not who).
+    pub readers: bool,
+    /// A destroyed mutex (glibc sets its `__kind` to -1).
+    pub destroyed: bool,
+}
+
+/// Reads a lock's state from its memory (glibc 2.36, x86_64:
+/// `pthread_mutex_t` `__lock` 0, `__owner` 8, `__kind` 16;
+/// `pthread_rwlock_t` `__readers` 0 (bit 1 write-locked, readers from
+/// bit 3), `__cur_writer` 24; a spinlock is one int, 0 when free).
+///
+/// # Safety
+/// `addr` must point at a lock of `kind` the program passed to a call (its
+/// memory is the program's and readable).
+pub unsafe fn state(addr: usize, kind: LockKind) -> LockState {
+    let word = |at: usize| core::ptr::read_volatile((addr + at) as *const u32);
+    match kind {
+        LockKind::Mutex => LockState {
+            locked: Some(word(0) != 0),
+            owner: word(8),
+            readers: false,
+            destroyed: word(16) == u32::MAX,
+        },
+        LockKind::Rwlock => {
+            let r = word(0);
+            LockState {
+                locked: Some(r >> 3 != 0 || r & 2 != 0),
+                owner: word(24),
+                readers: r >> 3 != 0,
+                destroyed: false,
+            }
+        }
+        LockKind::Spin => LockState {
+            locked: Some(word(0) != 0),
+            ..LockState::default()
+        },
+        LockKind::File => LockState::default(),
+    }
+}
+
+/// The kind of a mutex (`__kind` & 3): 0 normal, 1 recursive, 2 error
+/// checking, 3 adaptive; robust mutexes have bit 4 set. glibc checks the
+/// owner on unlock for every kind but normal and adaptive.
+///
+/// # Safety
+/// As [`state`], for a mutex.
+pub unsafe fn mutex_checks_owner(addr: usize) -> bool {
+    let k = core::ptr::read_volatile((addr + 16) as *const u32);
+    k & 3 == 1 || k & 3 == 2 || k & 16 != 0
 }
 
 /// What glibc 2.36 keeps in a lock's memory that the analysis needs.

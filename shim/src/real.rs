@@ -148,6 +148,13 @@ real_fns! {
     pthread_cond_init @ "GLIBC_2.3.2": fn(P, *const c_void) -> c_int;
     pthread_cond_destroy @ "GLIBC_2.3.2": fn(P) -> c_int;
 
+    sem_wait: fn(P) -> c_int;
+    sem_timedwait: fn(P, *const timespec) -> c_int;
+    sem_clockwait: fn(P, c_int, *const timespec) -> c_int;
+    sem_post: fn(P) -> c_int;
+    sem_init: fn(P, c_int, c_uint) -> c_int;
+    sem_destroy: fn(P) -> c_int;
+
     pthread_create: fn(*mut libc::pthread_t, *const libc::pthread_attr_t, P, P) -> c_int;
     pthread_join: fn(libc::pthread_t, *mut P) -> c_int;
     pthread_tryjoin_np: fn(libc::pthread_t, *mut P) -> c_int;

@@ -203,7 +203,7 @@ impl Recorder {
         self.write(&Record::ThreadJoined { tid, joined, seq });
     }
 
-    fn name_thread(&mut self, tid: u32, name: String) {
+    pub fn name_thread(&mut self, tid: u32, name: String) {
         if self.threads.get(&tid) != Some(&name) {
             self.threads.insert(tid, name.clone());
             self.write(&Record::Thread { tid, name });

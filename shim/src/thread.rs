@@ -15,8 +15,10 @@
 use holdcheck_format::{LockKind, Mode};
 
 /// Deepest held-lock stack tracked; deeper acquisitions are passed through
-/// and the trace says the analysis is partial.
-pub const MAX_HELD: usize = 64;
+/// and the trace says the analysis is partial. The stack is the last field
+/// of the state block, and a reused block is cleared only up to it: the
+/// pages of entries no thread reached are never touched.
+pub use holdcheck_format::MAX_HELD;
 /// Lock acquisitions remembered for queue dependencies (a power of two).
 pub const RECENT: usize = 16;
 /// Channels a thread's queue dependencies are tracked on at once.
@@ -35,6 +37,18 @@ pub struct HeldEntry {
     pub addr: usize,
     pub mode: Mode,
     pub kind: LockKind,
+    pub site: usize,
+}
+
+/// What an acquisition records when asked to (`config::extras`), kept
+/// beside the held stack so that an entry stays three words.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeldExtra {
+    /// When it was acquired (monotonic ns), with a hold-time threshold.
+    pub since: u64,
+    /// The stack of the acquisition, with `held_stacks=1`.
+    pub stack: u64,
+    /// Its site, again (for a report made once the entry is gone).
     pub site: usize,
 }
 
@@ -78,12 +92,12 @@ impl QueueSlot {
     };
 }
 
+#[repr(C)]
 pub struct ThreadState {
     /// Set while the shim itself runs on this thread: interposed calls made
     /// by the shim (or a signal handler interrupting it) pass straight through.
     pub busy: bool,
     pub tid: u32,
-    pub held: [HeldEntry; MAX_HELD],
     pub held_len: usize,
     /// Set when the held stack overflowed (reported once).
     pub overflowed: bool,
@@ -121,7 +135,23 @@ pub struct ThreadState {
     /// lock-order fact, so a thread per task that orders nothing (or whose
     /// facts other threads already recorded) costs the trace nothing.
     pub start_recorded: bool,
+    /// The last relock glibc refused with `EDEADLK`: (lock, stack). An
+    /// unlock of it that finds it not held is the program carrying on.
+    pub refused: (usize, u64),
+    /// Condition variables' mutexes this thread waited with: (condvar,
+    /// epoch, mutex), so a wait with the same pair skips the shared table.
+    pub condvar_mutexes: [(usize, u64, usize); CONDVAR_GENS],
+    /// The held-lock stack, valid up to `held_len`: last, see [`MAX_HELD`].
+    pub held: [core::mem::MaybeUninit<HeldEntry>; MAX_HELD],
+    /// Beside each entry, what `config::extras` asked for: valid up to
+    /// `held_len` only when extras are on (they are on or off for the
+    /// whole run).
+    pub held_extra: [core::mem::MaybeUninit<HeldExtra>; MAX_HELD],
 }
+
+/// Bytes of a state block before the held-lock stack: what a reused block
+/// clears.
+const CLEARED: usize = core::mem::offset_of!(ThreadState, held);
 
 impl ThreadState {
     /// The state of a new thread: what `.tbss` holds, all zero bytes.
@@ -130,7 +160,6 @@ impl ThreadState {
         ThreadState {
             busy: false,
             tid: 0,
-            held: [HeldEntry::EMPTY; MAX_HELD],
             held_len: 0,
             overflowed: false,
             recent: [HeldEntry::EMPTY; RECENT],
@@ -147,6 +176,10 @@ impl ThreadState {
             syncs: 0,
             parent: (0, 0),
             start_recorded: false,
+            refused: (0, 0),
+            condvar_mutexes: [(0, 0, 0); CONDVAR_GENS],
+            held: [core::mem::MaybeUninit::uninit(); MAX_HELD],
+            held_extra: [core::mem::MaybeUninit::uninit(); MAX_HELD],
         }
     }
 
@@ -164,8 +197,10 @@ impl ThreadState {
         self.tid
     }
 
+    #[inline(always)]
     pub fn held(&self) -> &[HeldEntry] {
-        &self.held[..self.held_len]
+        // SAFETY: the entries below `held_len` were written by push_held.
+        unsafe { core::slice::from_raw_parts(self.held.as_ptr().cast(), self.held_len) }
     }
 
     /// Records a lock as held. Returns false when the stack is full.
@@ -175,28 +210,106 @@ impl ThreadState {
             self.overflowed = true;
             return false;
         }
-        self.held[self.held_len] = entry;
+        self.held[self.held_len] = core::mem::MaybeUninit::new(entry);
         self.held_len += 1;
         true
     }
 
-    /// Removes the innermost entry for `addr`; returns it if there was one.
+    /// The index of the innermost entry for `addr` (usually the top).
     #[inline(always)]
-    pub fn pop_held(&mut self, addr: usize) -> Option<HeldEntry> {
-        let mut i = self.held_len;
+    fn find_held(&self, addr: usize) -> Option<usize> {
+        let mut i = self.held_len.min(MAX_HELD);
         while i > 0 {
             i -= 1;
-            if self.held[i].addr == addr {
-                let e = self.held[i];
-                // Usually the top: nothing to shift (and no memmove call).
-                for j in i..self.held_len - 1 {
-                    self.held[j] = self.held[j + 1];
-                }
-                self.held_len -= 1;
-                return Some(e);
+            // SAFETY: below held_len.
+            if unsafe { self.held[i].assume_init_ref() }.addr == addr {
+                return Some(i);
             }
         }
         None
+    }
+
+    /// Removes entry `i` (and its extra, when extras are on).
+    #[inline(always)]
+    fn remove_held(&mut self, i: usize) {
+        if i + 1 < self.held_len {
+            self.shift_held(i);
+        }
+        self.held_len -= 1;
+    }
+
+    /// Moves the entries above `i` down by one (an unlock out of order).
+    #[cold]
+    #[inline(never)]
+    fn shift_held(&mut self, i: usize) {
+        let n = self.held_len;
+        self.held.copy_within(i + 1..n, i);
+        if crate::config::extras() != 0 {
+            self.held_extra.copy_within(i + 1..n, i);
+        }
+    }
+
+    /// Removes the top entry if it is `addr` (the usual unlock) and extras
+    /// are off; says whether it did.
+    #[inline(always)]
+    pub fn pop_top(&mut self, addr: usize) -> bool {
+        let n = self.held_len;
+        // SAFETY: below held_len.
+        let hit = n > 0
+            && n <= MAX_HELD
+            && unsafe { self.held[n - 1].assume_init_ref() }.addr == addr
+            && crate::config::extras() == 0;
+        if hit {
+            self.held_len = n - 1;
+        }
+        hit
+    }
+
+    /// Removes the innermost entry for `addr`, with its extra.
+    pub fn take_held(&mut self, addr: usize) -> Option<(HeldEntry, HeldExtra)> {
+        let i = self.find_held(addr)?;
+        let got = (self.held()[i], self.extra(i));
+        self.remove_held(i);
+        Some(got)
+    }
+
+    /// Removes the innermost entry for `addr`: None if there was none,
+    /// else its extra (all zero when extras are off).
+    #[inline(always)]
+    pub fn release_held(&mut self, addr: usize) -> Option<HeldExtra> {
+        let i = self.find_held(addr)?;
+        let x = self.extra(i);
+        self.remove_held(i);
+        Some(x)
+    }
+
+    /// The extra of entry `i` (all zero when extras are off).
+    #[inline(always)]
+    pub fn extra(&self, i: usize) -> HeldExtra {
+        if crate::config::extras() == 0 || i >= self.held_len.min(MAX_HELD) {
+            return HeldExtra::default();
+        }
+        // SAFETY: below held_len with extras on: written by set_top_extra.
+        unsafe { self.held_extra[i].assume_init() }
+    }
+
+    /// Sets the extra of the top entry (extras on).
+    pub fn set_top_extra(&mut self, x: HeldExtra) {
+        if self.held_len > 0 {
+            self.held_extra[self.held_len - 1] = core::mem::MaybeUninit::new(x);
+        }
+    }
+
+    /// The generation of the condition variable or semaphore at `addr`
+    /// (cached while no lock or object is made or destroyed, so a signal
+    /// in a loop does not take the lock table's lock).
+    pub fn object_gen(&mut self, addr: usize) -> u32 {
+        let epoch = crate::locks::epoch();
+        let slot = &mut self.condvar_gens[(addr >> 6) % CONDVAR_GENS];
+        if slot.0 != addr || slot.1 != epoch {
+            *slot = (addr, epoch, crate::locks::lock_ref(addr).gen);
+        }
+        slot.2
     }
 
     /// Remembers a blocking acquisition for queue dependencies.
@@ -285,6 +398,8 @@ impl ThreadState {
         self.syncs = 0;
         self.parent = (0, 0);
         self.start_recorded = false;
+        self.refused = (0, 0);
+        self.condvar_mutexes = [(0, 0, 0); CONDVAR_GENS];
     }
 }
 
@@ -366,18 +481,21 @@ fn first_enter(w: usize) -> Option<&'static mut ThreadState> {
     let st: *mut ThreadState = match reused {
         Some(p) => {
             // SAFETY: an exited thread's block, no longer referenced; all
-            // zero bytes is a fresh state (tested below).
-            unsafe { core::ptr::write_bytes(p as *mut ThreadState, 0, 1) };
+            // zero bytes is a fresh state (tested below), and entries of
+            // the held stack past `held_len` are never read.
+            unsafe { core::ptr::write_bytes(p as *mut u8, 0, CLEARED) };
             p as *mut ThreadState
         }
         None => {
             let layout = std::alloc::Layout::new::<ThreadState>();
             // SAFETY: a non-zero-sized layout.
-            let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut ThreadState;
+            let p = unsafe { std::alloc::alloc(layout) };
             if p.is_null() {
                 return None; // stays PASS: this thread is not tracked
             }
-            p
+            // SAFETY: a new block of the layout's size; as above.
+            unsafe { core::ptr::write_bytes(p, 0, CLEARED) };
+            p as *mut ThreadState
         }
     };
     // SAFETY: the key exists (made at start-up); the destructor gets the
@@ -425,9 +543,12 @@ pub fn exit_key() -> libc::pthread_key_t {
 extern "C" fn on_thread_exit(p: *mut libc::c_void) {
     // SAFETY: the block this thread registered under the key.
     let st = unsafe { &mut *(p as *mut ThreadState) };
-    if st.held_len > 0 && !st.busy && crate::config::active() {
+    if !st.busy && crate::config::active() {
         st.busy = true;
-        crate::facts::exited_holding(st);
+        if st.held_len > 0 {
+            crate::facts::exited_holding(st);
+        }
+        crate::facts::thread_ending(st);
         st.busy = false;
     }
     crate::live::unpublish(st);
@@ -523,11 +644,6 @@ mod tests {
             a.addr == b.addr && a.mode == b.mode && a.kind == b.kind && a.site == b.site
         };
         assert!(z
-            .held
-            .iter()
-            .zip(fresh.held.iter())
-            .all(|(a, b)| same(a, b)));
-        assert!(z
             .recent
             .iter()
             .zip(fresh.recent.iter())
@@ -598,13 +714,13 @@ mod tests {
                 site,
             });
         }
-        assert_eq!(st.pop_held(1).unwrap().site, 30);
+        assert_eq!(st.take_held(1).unwrap().0.site, 30);
         assert_eq!(
             st.held().iter().map(|e| e.site).collect::<Vec<_>>(),
             [10, 20]
         );
-        assert_eq!(st.pop_held(1).unwrap().site, 10);
+        assert_eq!(st.take_held(1).unwrap().0.site, 10);
         assert_eq!(st.held().iter().map(|e| e.site).collect::<Vec<_>>(), [20]);
-        assert!(st.pop_held(9).is_none());
+        assert!(st.take_held(9).is_none());
     }
 }

@@ -201,6 +201,7 @@ fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
                 lock,
                 mode: o.mode,
                 site: o.site as u64,
+                stack: None,
             }],
             waiting: Some(Waiting::Other {
                 what: EXITED.into(),

@@ -424,6 +424,12 @@ pub struct EdgeInfo {
     pub max_ns: Option<u64>,
     /// Index in `stacks` of the acquisition or call stack.
     pub stack: usize,
+    /// Index in `stacks` of the held lock's acquisition: recorded whole
+    /// (`held_stacks=1`), or the held lock's site followed by the callers
+    /// of its function, when that function is still on `stack`; just the
+    /// site when it was taken in a lock wrapper that has returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_stack: Option<usize>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

@@ -230,6 +230,31 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
                 node_label(to)
             );
         }
+        "thread-end" => {
+            let at = match &e.acquired_at {
+                Some(f) => format!(" at {}", f.short()),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {who} must end for its join to return, and first {} {}{at}{}",
+                if matches!(to, NodeInfo::Lock { .. }) {
+                    "acquires"
+                } else {
+                    "blocks on"
+                },
+                wanted(to),
+                if f.stacks[e.stack].frames.is_empty() {
+                    "."
+                } else {
+                    ":"
+                }
+            );
+        }
+        "unlock-not-held" | "relock-ignored" | "destroy-locked" | "use-destroyed"
+        | "cond-wait-unheld" | "cond-two-mutexes" | "held-too-long" => {
+            let _ = writeln!(out, "  {who} {}:", f.stacks[e.stack].what);
+        }
         "waits-behind" => {
             let _ = writeln!(
                 out,
@@ -248,8 +273,43 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
             out.push_str("  so nothing arrives while it waits; it sends at:\n");
         }
     }
-    stack_lines(out, &f.stacks[e.stack].frames);
+    // A thread's end is known from the site alone (said above).
+    if !(e.relation == "thread-end" && f.stacks[e.stack].frames.is_empty()) {
+        stack_lines(out, &f.stacks[e.stack].frames);
+    }
+    held_stack_text(out, f, e);
     out.push('\n');
+}
+
+/// The held lock's acquisition, when its stack says more than its site:
+/// the program's frames that took it are not those of the later call
+/// (a lock taken through a wrapper, in a caller's caller).
+fn held_stack_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
+    let Some(held) = e.held_stack.map(|i| &f.stacks[i]) else {
+        return;
+    };
+    let program = |frames: &[Frame]| -> Vec<Frame> {
+        frames.iter().filter(|f| !f.wrapper).cloned().collect()
+    };
+    if held.what.contains("lock wrapper") {
+        let _ = writeln!(
+            out,
+            "  (it took the lock it holds in a lock wrapper; HOLDCHECK_OPTIONS=held_stacks=1 records the wrapper's callers)"
+        );
+        return;
+    }
+    let (h, later) = (program(&held.frames), program(&f.stacks[e.stack].frames));
+    let told =
+        h.len() <= 1 || (h.len() <= later.len() && h[1..] == later[later.len() - h.len() + 1..]);
+    if told {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  It took {}:",
+        held.what.trim_end_matches(" acquired")
+    );
+    stack_lines(out, &held.frames);
 }
 
 fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {

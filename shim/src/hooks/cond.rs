@@ -7,28 +7,59 @@
 //! itself: only its mutex is accounted for.
 
 use super::io::end;
-use crate::facts;
-use crate::real;
+use crate::facts::{self, Misuse};
 use crate::thread::{self, HeldEntry, ThreadState};
+use crate::{locks, real};
 use core::ffi::{c_int, c_void};
-use holdcheck_format::{Channel, Direction};
+use holdcheck_format::{Channel, Direction, LockKind, MisuseKind};
 use libc::timespec;
 
 type P = *mut c_void;
 
 /// The condition variable as a channel (its process is the trace's).
 fn condvar(st: &mut ThreadState, c: P) -> Channel {
-    let addr = c as usize;
-    let epoch = crate::locks::epoch();
-    let slot = &mut st.condvar_gens[(addr >> 6) % thread::CONDVAR_GENS];
-    if slot.0 != addr || slot.1 != epoch {
-        *slot = (addr, epoch, crate::locks::lock_ref(addr).gen);
-    }
     Channel::Condvar {
         pid: 0,
-        addr: addr as u64,
-        gen: slot.2,
+        addr: c as u64,
+        gen: st.object_gen(c as usize),
     }
+}
+
+/// Whether a wait with mutex `m` goes ahead: a mutex the caller does not
+/// hold is a misuse, and glibc fails the wait at once (`EPERM`) for every
+/// kind of mutex that checks its owner (a destroyed one: `EINVAL`); a
+/// normal mutex is unlocked blindly and the wait goes on. A condition
+/// variable waited with a mutex other than the one it was first waited
+/// with is a misuse too.
+fn checked(st: &mut ThreadState, c: P, m: P, gen: u32) -> bool {
+    let (c, m) = (c as usize, m as usize);
+    let tid = st.tid();
+    // SAFETY: the program passed this mutex to the wait being made.
+    let s = unsafe { locks::state(m, LockKind::Mutex) };
+    let mut goes_ahead = true;
+    if s.destroyed {
+        facts::misuse(st, Misuse::of(MisuseKind::UseDestroyed, m, LockKind::Mutex));
+        goes_ahead = false;
+    } else if s.owner != tid {
+        let mut x = Misuse::of(MisuseKind::CondWaitUnheld, m, LockKind::Mutex);
+        x.condvar = Some(c);
+        x.owner = s.owner;
+        facts::misuse(st, x);
+        // SAFETY: as above.
+        goes_ahead = !unsafe { locks::mutex_checks_owner(m) };
+    }
+    let epoch = locks::epoch();
+    let slot = &mut st.condvar_mutexes[(c >> 6) % thread::CONDVAR_GENS];
+    if *slot != (c, epoch, m) {
+        *slot = (c, epoch, m);
+        if let Some(first) = locks::cond_mutex(c, gen, m, tid) {
+            let mut x = Misuse::of(MisuseKind::CondTwoMutexes, m, LockKind::Mutex);
+            x.condvar = Some(c);
+            x.other = Some(first);
+            facts::misuse(st, x);
+        }
+    }
+    goes_ahead
 }
 
 /// Takes the mutex off the held stack for the wait and puts it back after;
@@ -38,11 +69,19 @@ fn condvar(st: &mut ThreadState, c: P) -> Channel {
 #[inline(always)]
 fn waiting(c: P, m: P, forever: bool, real: impl FnOnce() -> c_int) -> c_int {
     let mut ctx = None;
-    let released: Option<HeldEntry> = thread::enter().and_then(|st| {
-        let e = st.pop_held(m as usize);
+    let released: Option<(HeldEntry, thread::HeldExtra)> = thread::enter().and_then(|st| {
+        let _errno = crate::sys::ErrnoGuard::save();
+        let chan = condvar(st, c);
+        let Channel::Condvar { gen, .. } = chan else {
+            unreachable!("condvar() makes a condition variable")
+        };
+        if !checked(st, c, m, gen) {
+            // The call fails at once: no wait, and the mutex stays as it is.
+            thread::leave(st);
+            return None;
+        }
+        let e = st.take_held(m as usize);
         if forever {
-            let _errno = crate::sys::ErrnoGuard::save();
-            let chan = condvar(st, c);
             ctx = Some(facts::call_begin_on(
                 st,
                 -1,
@@ -56,9 +95,15 @@ fn waiting(c: P, m: P, forever: bool, real: impl FnOnce() -> c_int) -> c_int {
     });
     let r = real();
     end(ctx);
-    if let Some(e) = released {
+    if let Some((e, mut x)) = released {
         if let Some(st) = thread::enter() {
-            st.push_held(e);
+            if st.push_held(e) && crate::config::extras() != 0 {
+                // Held again from now: the wait is no part of the hold.
+                if x.since != 0 {
+                    x.since = crate::sys::monotonic_ns();
+                }
+                st.set_top_extra(x);
+            }
             thread::leave(st);
         }
     }

@@ -7,13 +7,13 @@
 //! waiter is never taken out of the lock's queue, so a writer-preferring
 //! rwlock or a fair mutex behaves as it would without the shim.
 
-use crate::facts;
+use crate::facts::{self, Misuse};
 use crate::live;
 use crate::recorder::record_stack;
 use crate::thread::{self, HeldEntry};
 use crate::{config, sys};
 use core::ffi::c_int;
-use holdcheck_format::{LockKind, Mode};
+use holdcheck_format::{LockKind, MisuseKind, Mode};
 
 /// The lock-order fact (only when other locks are held and this thread has
 /// not recorded it), before anything can block.
@@ -34,23 +34,75 @@ fn acquired(r: c_int) -> bool {
     r == 0 || r == libc::EOWNERDEAD
 }
 
-/// The push onto the held stack after a successful acquisition.
+/// The push onto the held stack after a successful acquisition; a
+/// refusal that says the program misuses the lock is noted.
 #[inline(always)]
 fn after(r: c_int, entry: HeldEntry, blocking: bool) -> c_int {
     if acquired(r) {
         if let Some(st) = thread::enter() {
             if !st.push_held(entry) {
                 facts::partial(
-                    "held-lock stack overflowed (more than 64 locks held by one thread)",
+                    "held-lock stack overflowed (more than 1024 locks held by one thread)",
                 );
+            } else {
+                let extras = config::extras();
+                if extras != 0 {
+                    extra(st, extras);
+                }
             }
             if blocking {
                 st.note_recent(entry);
             }
             thread::leave(st);
         }
+    } else {
+        refused(r, entry);
     }
     r
+}
+
+/// What an acquisition records when asked to: its time (`hold_ms`), its
+/// whole stack (`held_stacks=1`).
+#[cold]
+#[inline(never)]
+fn extra(st: &mut thread::ThreadState, extras: u8) {
+    let mut x = thread::HeldExtra {
+        site: st.held().last().map_or(0, |e| e.site),
+        ..Default::default()
+    };
+    if extras & config::EXTRA_HOLD_TIME != 0 {
+        x.since = sys::monotonic_ns();
+    }
+    if extras & config::EXTRA_HELD_STACKS != 0 {
+        let _errno = sys::ErrnoGuard::save();
+        x.stack = record_stack(config::get().stack_depth);
+    }
+    st.set_top_extra(x);
+}
+
+/// glibc refused a lock: `EDEADLK`, the thread holds it already (the
+/// program going on as if it held it twice is seen at its extra unlock);
+/// `EINVAL` on a destroyed mutex, a use after destroy.
+#[cold]
+#[inline(never)]
+fn refused(r: c_int, entry: HeldEntry) {
+    if r != libc::EDEADLK && r != libc::EINVAL {
+        return;
+    }
+    let Some(st) = thread::enter() else { return };
+    let _errno = sys::ErrnoGuard::save();
+    if r == libc::EDEADLK {
+        st.refused = (entry.addr, record_stack(config::get().stack_depth));
+    } else if entry.kind == LockKind::Mutex
+        // SAFETY: the program passed this mutex to the call just made.
+        && unsafe { crate::locks::state(entry.addr, entry.kind) }.destroyed
+    {
+        facts::misuse(
+            st,
+            Misuse::of(MisuseKind::UseDestroyed, entry.addr, entry.kind),
+        );
+    }
+    thread::leave(st);
 }
 
 /// A trylock: it never waits, so it orders nothing.
@@ -128,20 +180,110 @@ fn announce(
     p
 }
 
-/// A release: the pop, then the real call.
+/// A release: the pop, then the real call. A release of a lock this
+/// thread was not seen taking is looked at closer, off the fast path.
 #[inline(always)]
-pub fn release(addr: usize, real: impl FnOnce() -> c_int) -> c_int {
+pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_int {
     if let Some(st) = thread::enter() {
-        st.pop_held(addr);
+        // The common case in a few instructions: the innermost lock, and
+        // nothing recorded beside it.
+        if !st.pop_top(addr) {
+            release_slow(st, addr, kind);
+        }
         thread::leave(st);
     }
     real()
 }
 
-/// `init` or `destroy`: the address starts a new lock generation.
+/// A release of a lock that is not the innermost held, or with extras.
+#[cold]
+#[inline(never)]
+fn release_slow(st: &mut thread::ThreadState, addr: usize, kind: LockKind) {
+    match st.release_held(addr) {
+        Some(x) => {
+            if x.since != 0 {
+                held_for(st, addr, kind, x);
+            }
+        }
+        None => not_held(st, addr, kind),
+    }
+}
+
+/// A lock held past the hold-time threshold (`hold_ms`), at its release.
+#[cold]
+#[inline(never)]
+fn held_for(st: &mut thread::ThreadState, addr: usize, kind: LockKind, x: thread::HeldExtra) {
+    let threshold = config::hold_ns();
+    let held = sys::monotonic_ns().saturating_sub(x.since);
+    if threshold != 0 && held >= threshold {
+        let mut m = Misuse::of(MisuseKind::HeldTooLong, addr, kind);
+        m.site = Some(x.site);
+        m.held_ns = Some(held);
+        facts::misuse(st, m);
+    }
+}
+
+/// An unlock of a lock not on this thread's held stack. It may still be
+/// this thread's (taken while the shim passed calls through, or before the
+/// stack overflowed): it is a misuse only when the lock's memory says it
+/// is unlocked or another thread's. A read lock records no owner, and a
+/// spinlock no owner at all: held by someone, they are left alone.
+#[cold]
+#[inline(never)]
+fn not_held(st: &mut thread::ThreadState, addr: usize, kind: LockKind) {
+    if kind == LockKind::File || st.overflowed {
+        return;
+    }
+    let tid = st.tid();
+    // SAFETY: the program passed this lock to the unlock being made.
+    let s = unsafe { crate::locks::state(addr, kind) };
+    let what = if s.destroyed {
+        MisuseKind::UseDestroyed
+    } else if s.owner == tid || s.readers || s.locked != Some(false) && s.owner == 0 {
+        return;
+    } else if st.refused.0 == addr {
+        MisuseKind::RelockIgnored
+    } else {
+        MisuseKind::UnlockNotHeld
+    };
+    let mut m = Misuse::of(what, addr, kind);
+    m.owner = s.owner;
+    if what == MisuseKind::RelockIgnored {
+        m.other_stack = Some(st.refused.1);
+        st.refused = (0, 0);
+    }
+    facts::misuse(st, m);
+}
+
+/// `init`: the address starts a new lock generation.
 #[inline(always)]
 pub fn new_generation(addr: usize, real: impl FnOnce() -> c_int) -> c_int {
     if let Some(st) = thread::enter() {
+        crate::locks::new_generation(addr);
+        thread::leave(st);
+    }
+    real()
+}
+
+/// `destroy`: a locked lock is a misuse (glibc refuses a locked mutex
+/// with `EBUSY`, and destroys an rwlock or spinlock all the same); the
+/// address starts a new lock generation.
+#[inline(always)]
+pub fn destroy(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_int {
+    if let Some(st) = thread::enter() {
+        // SAFETY: the program passed this lock to the destroy being made.
+        let s = unsafe { crate::locks::state(addr, kind) };
+        if s.locked == Some(true) && !s.destroyed {
+            let mut m = Misuse::of(MisuseKind::DestroyLocked, addr, kind);
+            m.owner = s.owner;
+            m.site = st
+                .held()
+                .iter()
+                .rev()
+                .find(|e| e.addr == addr)
+                .map(|e| e.site);
+            facts::misuse(st, m);
+        }
         crate::locks::new_generation(addr);
         thread::leave(st);
     }

@@ -18,6 +18,7 @@ mod locking;
 mod mutex;
 mod poll;
 mod rwlock;
+mod sem;
 mod signal;
 mod spin;
 mod thread_create;

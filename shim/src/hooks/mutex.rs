@@ -1,6 +1,6 @@
 //! `pthread_mutex_*`.
 
-use super::locking::{acquire_blocking, acquire_try, new_generation, release};
+use super::locking::{acquire_blocking, acquire_try, destroy, new_generation, release};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -59,7 +59,7 @@ unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: 
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_mutex_unlock(m: M) -> c_int {
-    release(m as usize, || unsafe { real::pthread_mutex_unlock()(m) })
+    release(m as usize, K, || unsafe { real::pthread_mutex_unlock()(m) })
 }
 
 #[no_mangle]
@@ -71,5 +71,7 @@ pub unsafe extern "C-unwind" fn pthread_mutex_init(m: M, attr: *const c_void) ->
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_mutex_destroy(m: M) -> c_int {
-    new_generation(m as usize, || unsafe { real::pthread_mutex_destroy()(m) })
+    destroy(m as usize, K, || unsafe {
+        real::pthread_mutex_destroy()(m)
+    })
 }

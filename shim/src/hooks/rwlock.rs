@@ -1,6 +1,6 @@
 //! `pthread_rwlock_*`.
 
-use super::locking::{acquire_blocking, acquire_try, new_generation, release};
+use super::locking::{acquire_blocking, acquire_try, destroy, new_generation, release};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -101,7 +101,9 @@ unsafe extern "C-unwind" fn clockwrlock(l: L, c: c_int, t: *const timespec, site
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_rwlock_unlock(l: L) -> c_int {
-    release(l as usize, || unsafe { real::pthread_rwlock_unlock()(l) })
+    release(l as usize, LockKind::Rwlock, || unsafe {
+        real::pthread_rwlock_unlock()(l)
+    })
 }
 
 #[no_mangle]
@@ -113,5 +115,7 @@ pub unsafe extern "C-unwind" fn pthread_rwlock_init(l: L, attr: *const c_void) -
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_rwlock_destroy(l: L) -> c_int {
-    new_generation(l as usize, || unsafe { real::pthread_rwlock_destroy()(l) })
+    destroy(l as usize, LockKind::Rwlock, || unsafe {
+        real::pthread_rwlock_destroy()(l)
+    })
 }

@@ -2,7 +2,7 @@
 //! instead of sleeping), so an inversion of two spinlocks is a deadlock
 //! that burns two CPUs.
 
-use super::locking::{acquire_blocking, acquire_try, new_generation, release};
+use super::locking::{acquire_blocking, acquire_try, destroy, new_generation, release};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -36,7 +36,7 @@ unsafe extern "C-unwind" fn trylock(s: S, site: usize) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_spin_unlock(s: S) -> c_int {
-    release(s as usize, || unsafe { real::pthread_spin_unlock()(s) })
+    release(s as usize, K, || unsafe { real::pthread_spin_unlock()(s) })
 }
 
 #[no_mangle]
@@ -48,5 +48,5 @@ pub unsafe extern "C-unwind" fn pthread_spin_init(s: S, pshared: c_int) -> c_int
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_spin_destroy(s: S) -> c_int {
-    new_generation(s as usize, || unsafe { real::pthread_spin_destroy()(s) })
+    destroy(s as usize, K, || unsafe { real::pthread_spin_destroy()(s) })
 }

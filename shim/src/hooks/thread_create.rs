@@ -8,11 +8,13 @@
 //! need the loader's lock, so it must never run from a hook that a
 //! `malloc` (jemalloc locks inside it) or a `dlopen` constructor reached.
 
+use crate::facts::{self, CallCtx};
 use crate::real;
 use crate::recorder::RECORDER;
 use crate::sys::ErrnoGuard;
 use crate::thread;
 use core::ffi::{c_int, c_void};
+use holdcheck_format::{Channel, Direction};
 
 type P = *mut c_void;
 
@@ -71,18 +73,77 @@ unsafe extern "C-unwind" fn started(p: P) -> P {
     routine(s.arg)
 }
 
-/// The thread a join is about to wait for, if it has recorded its start
-/// (a thread just created may not have run yet: then it is looked up when
-/// the join returns).
-fn joining(handle: libc::pthread_t) -> Option<u32> {
-    let st = thread::enter()?;
-    let tid = RECORDER.lock().pthread_tid(handle);
-    thread::leave(st);
-    tid
+/// Offset of `tid` in glibc's `struct pthread` (x86_64, 2.36), checked
+/// against the calling thread before it is trusted: the kernel writes it
+/// before `pthread_create` returns and clears it when the thread ends.
+const PTHREAD_TID: usize = 0x2d0;
+
+/// The kernel's id of a joinable thread from its handle, 0 once it ended;
+/// None when this glibc lays `struct pthread` out otherwise.
+fn handle_tid(st: &mut thread::ThreadState, handle: libc::pthread_t) -> Option<u32> {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static LAYOUT: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 good, 2 bad
+    let read = |h: libc::pthread_t| {
+        // SAFETY: a handle of a thread not joined yet points at its
+        // descriptor, which lives until the join.
+        unsafe { core::ptr::read_volatile((h as usize + PTHREAD_TID) as *const u32) }
+    };
+    if LAYOUT.load(Ordering::Relaxed) == 0 {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        let good = read(me) == st.tid();
+        LAYOUT.store(if good { 1 } else { 2 }, Ordering::Relaxed);
+    }
+    (LAYOUT.load(Ordering::Relaxed) == 1).then(|| read(handle))
 }
 
-/// A join returned `r`: on success, this thread's phase ends there.
-fn joined(handle: libc::pthread_t, joined: Option<u32>, r: c_int) {
+/// The thread a join made under a lock is about to wait for, by its
+/// handle, and, for a join that waits for ever, its wait on the thread's
+/// end: a lock held across it that the thread needs is a deadlock. A join
+/// under no lock waits for no lock (and a thread per task joined so would
+/// name a new queue per task): only its phase counts, when it returns.
+fn joining(handle: libc::pthread_t, forever: bool) -> Joining {
+    let Some(st) = thread::enter() else {
+        return (None, None);
+    };
+    if st.held_len == 0 {
+        thread::leave(st);
+        return (None, None);
+    }
+    let _errno = ErrnoGuard::save();
+    // A thread that has ended already is known by the handle it left.
+    let tid = match handle_tid(st, handle) {
+        Some(0) => facts::ended_thread(handle),
+        Some(t) => Some(t),
+        None => RECORDER
+            .lock()
+            .pthread_tid(handle)
+            .or_else(|| facts::ended_thread(handle)),
+    };
+    let ctx = match tid {
+        Some(t) if forever => Some(facts::call_begin_on(
+            st,
+            -1,
+            Channel::Thread { pid: 0, tid: t },
+            Direction::Recv,
+            "pthread_join",
+        )),
+        _ => None,
+    };
+    thread::leave(st);
+    (tid, ctx)
+}
+
+/// What a join hook learnt before the real call: the thread and the
+/// wait's bookkeeping.
+type Joining = (Option<u32>, Option<CallCtx>);
+
+/// A join returned `r`: on success, this thread's phase ends there (for a
+/// thread whose start is in the trace: it recorded facts), and if the
+/// join was made under a lock, the locks the joined thread took last are
+/// what the join waited for.
+fn joined(handle: libc::pthread_t, (under_lock, ctx): Joining, r: c_int) {
+    super::io::end(ctx);
     if r != 0 {
         return;
     }
@@ -92,10 +153,15 @@ fn joined(handle: libc::pthread_t, joined: Option<u32>, r: c_int) {
     let _errno = ErrnoGuard::save();
     // The joined thread started before it exited, so its start is recorded
     // by now; its handle is reused only by a later pthread_create.
-    let joined = joined.or_else(|| RECORDER.lock().pthread_tid(handle));
-    if let Some(j) = joined {
+    let recorded = RECORDER.lock().pthread_tid(handle);
+    if let Some(j) = recorded {
         let tid = st.tid();
         RECORDER.lock().joined(tid, handle, j, st.syncs);
+    }
+    if let Some(j) = under_lock.or(recorded) {
+        if st.held_len > 0 {
+            facts::thread_end_locks(st, j);
+        }
     }
     st.syncs = st.syncs.saturating_add(1);
     thread::leave(st);
@@ -103,7 +169,7 @@ fn joined(handle: libc::pthread_t, joined: Option<u32>, r: c_int) {
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_join(thread: libc::pthread_t, retval: *mut P) -> c_int {
-    let j = joining(thread);
+    let j = joining(thread, true);
     let r = real::pthread_join()(thread, retval);
     joined(thread, j, r);
     r
@@ -114,7 +180,7 @@ pub unsafe extern "C-unwind" fn pthread_tryjoin_np(
     thread: libc::pthread_t,
     retval: *mut P,
 ) -> c_int {
-    let j = joining(thread);
+    let j = joining(thread, false);
     let r = real::pthread_tryjoin_np()(thread, retval);
     joined(thread, j, r);
     r
@@ -126,7 +192,7 @@ pub unsafe extern "C-unwind" fn pthread_timedjoin_np(
     retval: *mut P,
     abstime: *const libc::timespec,
 ) -> c_int {
-    let j = joining(thread);
+    let j = joining(thread, abstime.is_null());
     let r = real::pthread_timedjoin_np()(thread, retval, abstime);
     joined(thread, j, r);
     r
@@ -139,7 +205,7 @@ pub unsafe extern "C-unwind" fn pthread_clockjoin_np(
     clock: c_int,
     abstime: *const libc::timespec,
 ) -> c_int {
-    let j = joining(thread);
+    let j = joining(thread, abstime.is_null());
     let r = real::pthread_clockjoin_np()(thread, retval, clock, abstime);
     joined(thread, j, r);
     r

@@ -1,0 +1,123 @@
+/*
+ * waits: a lock held across a wait that only another party ends, when that
+ * party needs the lock first. The waits are pthread_join (the thread must
+ * end) and sem_wait (the poster must post).
+ *
+ *   waits join          main holds the index lock while it joins the
+ *                       indexer, which takes that lock for its last batch:
+ *                       here the indexer is done with it first, so the run
+ *                       ends; the cycle is in it.
+ *   waits join-hang     main takes the lock before the indexer's last
+ *                       batch: hangs for ever.
+ *   waits join-clean    main joins with the lock released: nothing to
+ *                       report.
+ *   waits sem           the consumer holds the cache lock across sem_wait;
+ *                       the producer takes that lock before each post:
+ *                       here every post comes first, so nothing hangs.
+ *   waits sem-hang      the consumer waits for a post while the producer
+ *                       waits for the lock: hangs for ever.
+ *   waits sem-clean     the producer posts without the lock: the wait is
+ *                       no cycle (a lock held across a wait, no more).
+ */
+#include "common.h"
+#include <semaphore.h>
+
+static pthread_mutex_t index_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static sem_t ready;
+static int hang, clean;
+static long indexed, cached;
+
+static NOINLINE void index_batch(void) {
+    pthread_mutex_lock(&index_lock);
+    indexed++;
+    pthread_mutex_unlock(&index_lock);
+}
+
+static void *indexer_main(void *arg) {
+    (void)arg;
+    turn_wait(1);
+    index_batch();
+    if (!hang)
+        turn_pass(); /* 2: done with the lock */
+    return NULL;
+}
+
+static NOINLINE void finish_indexing(pthread_t indexer) {
+    pthread_mutex_lock(&index_lock);
+    if (hang)
+        turn_pass(); /* 1: the indexer's last batch, under our lock */
+    if (clean)
+        pthread_mutex_unlock(&index_lock);
+    pthread_join(indexer, NULL);
+    if (!clean)
+        pthread_mutex_unlock(&index_lock);
+}
+
+static int join_mode(void) {
+    pthread_t indexer = spawn("indexer", indexer_main, NULL);
+    if (!hang) {
+        turn_pass(); /* 1 */
+        turn_wait(2);
+    }
+    finish_indexing(indexer);
+    printf("waits: indexed %ld\n", indexed);
+    return 0;
+}
+
+static NOINLINE void produce(void) {
+    if (!clean) {
+        pthread_mutex_lock(&cache_lock);
+        cached++;
+        pthread_mutex_unlock(&cache_lock);
+    }
+    sem_post(&ready);
+}
+
+static NOINLINE void consume(void) {
+    pthread_mutex_lock(&cache_lock);
+    sem_wait(&ready);
+    cached--;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static void *producer_main(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        produce();
+    turn_pass(); /* 1: three posts made */
+    if (hang) {
+        turn_wait(2);
+        produce(); /* waits for the lock the consumer holds */
+    }
+    return NULL;
+}
+
+static int sem_mode(void) {
+    check(sem_init(&ready, 0, 0), "sem_init");
+    pthread_t producer = spawn("producer", producer_main, NULL);
+    turn_wait(1);
+    for (int i = 0; i < 3; i++)
+        consume();
+    if (hang) {
+        pthread_mutex_lock(&cache_lock);
+        turn_pass(); /* 2 */
+        sem_wait(&ready); /* the post needs the lock we hold */
+        pthread_mutex_unlock(&cache_lock);
+    }
+    pthread_join(producer, NULL);
+    printf("waits: cached %ld\n", cached);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "join";
+    hang = strstr(mode, "-hang") != NULL;
+    clean = strstr(mode, "-clean") != NULL;
+    if (strncmp(mode, "join", 4) == 0)
+        return join_mode();
+    if (strncmp(mode, "sem", 3) == 0)
+        return sem_mode();
+    fprintf(stderr, "usage: waits join|join-hang|join-clean|sem|sem-hang|sem-clean\n");
+    return 2;
+}
