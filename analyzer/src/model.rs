@@ -50,9 +50,10 @@ pub enum Relation {
     /// The `from` node is the exit of this thread's process, which blocks
     /// on the `to` queue while it runs.
     ExitWait,
-    /// The `from` node is this thread's end (`pthread_join` waits for
-    /// it): the thread takes the `to` lock, or blocks on the `to` queue,
-    /// before it ends.
+    /// The `from` node is this thread's end (`pthread_join` under a lock
+    /// waits for it): the thread takes the `to` lock before it ends. Only
+    /// the locks the shim saw the thread take last, when the join
+    /// returned, count: its earlier facts may all come before the join.
     ThreadEnd,
 }
 
@@ -133,32 +134,6 @@ pub struct HeldCall {
     pub stack: u64,
     pub count: u64,
     pub max_ns: u64,
-}
-
-fn thread_end_base(pid: u32, tid: u32) -> Evidence {
-    Evidence {
-        pid,
-        tid,
-        relation: Relation::ThreadEnd,
-        held_mode: None,
-        held_site: None,
-        held_stack: None,
-        wanted_mode: None,
-        wanted_site: None,
-        others_held: Vec::new(),
-        stack: 0,
-        phase: 0,
-    }
-}
-
-/// "The thread takes this lock before it ends", from one of its facts.
-fn thread_end(e: &Evidence, mode: Option<Mode>, site: Option<u64>) -> Evidence {
-    Evidence {
-        wanted_mode: mode,
-        wanted_site: site,
-        stack: if site.is_some() { 0 } else { e.stack },
-        ..thread_end_base(e.pid, e.tid)
-    }
 }
 
 /// A thread that exited still holding a lock (`Record::ExitedHolding`).
@@ -252,7 +227,6 @@ impl Model {
             m.add_trace(pid, t);
         }
         m.add_exit_waits();
-        m.add_thread_ends();
         m.drop_condvar_edges_some_signaller_breaks();
         m.fix_observed_generations();
         m
@@ -343,68 +317,6 @@ impl Model {
                     phase: 0,
                 };
                 self.edge(from.clone(), Node::Queue { channel, dir }, e);
-            }
-        }
-    }
-
-    /// A thread ends only after what it does: whoever joins it waits for
-    /// every lock it takes (the locks of its lock-order facts, held or
-    /// wanted, of its held-across-call facts, and those the shim wrote at
-    /// its end) and every queue it blocks on.
-    fn add_thread_ends(&mut self) {
-        let ends: Vec<(u32, u32, usize)> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| match n {
-                Node::Queue {
-                    channel: Channel::Thread { pid, tid },
-                    dir: Direction::Recv,
-                } => Some((*pid, *tid, i)),
-                _ => None,
-            })
-            .collect();
-        if ends.is_empty() {
-            return;
-        }
-        let mut add: Vec<(usize, usize, Evidence)> = Vec::new();
-        for &(pid, tid, end) in &ends {
-            // Each lock the thread takes once (with the first stack seen).
-            let mut seen: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
-            for (&(from, to), evs) in &self.edges {
-                for e in evs.iter().filter(|e| e.pid == pid && e.tid == tid) {
-                    let taken: &[(usize, Option<Mode>, Option<u64>)] = match e.relation {
-                        Relation::LockOrder => {
-                            &[(from, e.held_mode, e.held_site), (to, e.wanted_mode, None)]
-                        }
-                        Relation::HeldAcrossCall { .. } => &[(from, e.held_mode, e.held_site)],
-                        _ => &[],
-                    };
-                    for &(lock, mode, site) in taken {
-                        if from == end || !self.nodes[lock].is_lock() || !seen.insert(lock) {
-                            continue;
-                        }
-                        add.push((end, lock, thread_end(e, mode, site)));
-                    }
-                }
-            }
-            for (upid, utid, channel, dir, stack) in &self.uses {
-                if (*upid, *utid) == (pid, tid) {
-                    let to = Node::Queue {
-                        channel: channel.clone(),
-                        dir: *dir,
-                    };
-                    if let Some(q) = self.node_index(&to) {
-                        let mut e = thread_end_base(pid, tid);
-                        e.stack = *stack;
-                        add.push((end, q, e));
-                    }
-                }
-            }
-        }
-        for (from, to, e) in add {
-            if from != to {
-                self.edges.entry((from, to)).or_default().push(e);
             }
         }
     }

@@ -232,7 +232,7 @@ impl Channel {
             Channel::Exit { pid } => format!("exit of process {pid}"),
             Channel::Condvar { addr, .. } => format!("condition variable {addr:#x}"),
             Channel::Semaphore { addr, .. } => format!("semaphore {addr:#x}"),
-            Channel::Thread { tid, .. } => format!("exit of thread {tid}"),
+            Channel::Thread { tid, .. } => format!("end of thread {tid}"),
         }
     }
 

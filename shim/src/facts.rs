@@ -716,6 +716,9 @@ pub fn ended_thread(handle: libc::pthread_t) -> Option<u32> {
 /// This thread joined `joined` while holding locks: the locks `joined`
 /// took last are what the join waited for (the thread had to take them
 /// before it could end), written as its thread-end queue's dependencies.
+/// Not a lock this thread holds since a condition wait: that join follows
+/// a handshake under the lock (the thread said it was done, under it,
+/// and this one waited for that), so the thread's uses of it are over.
 pub fn thread_end_locks(st: &mut ThreadState, joined: u32) {
     let found = {
         let mut g = ENDED_RING.lock();
@@ -734,6 +737,9 @@ pub fn thread_end_locks(st: &mut ThreadState, joined: u32) {
         tid: joined,
     };
     for &e in ended {
+        if st.held().iter().any(|h| h.addr == e.addr && h.retaken) {
+            continue;
+        }
         let key = mix(
             mix(0x7e4d, joined as u64),
             e.addr as u64 ^ mode_bits(e.mode) << 60,

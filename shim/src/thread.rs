@@ -37,6 +37,9 @@ pub struct HeldEntry {
     pub addr: usize,
     pub mode: Mode,
     pub kind: LockKind,
+    /// Held again by a condition wait (in the entry's padding): a join
+    /// made under it follows a handshake with the thread it joins.
+    pub retaken: bool,
     pub site: usize,
 }
 
@@ -58,6 +61,7 @@ impl HeldEntry {
         addr: 0,
         mode: Mode::Write,
         kind: LockKind::Mutex,
+        retaken: false,
         site: 0,
     };
 }
@@ -711,6 +715,7 @@ mod tests {
                 addr,
                 mode: Mode::Write,
                 kind: LockKind::Mutex,
+                retaken: false,
                 site,
             });
         }

@@ -95,8 +95,9 @@ fn waiting(c: P, m: P, forever: bool, real: impl FnOnce() -> c_int) -> c_int {
     });
     let r = real();
     end(ctx);
-    if let Some((e, mut x)) = released {
+    if let Some((mut e, mut x)) = released {
         if let Some(st) = thread::enter() {
+            e.retaken = true;
             if st.push_held(e) && crate::config::extras() != 0 {
                 // Held again from now: the wait is no part of the hold.
                 if x.since != 0 {

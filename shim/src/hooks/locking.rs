@@ -122,6 +122,7 @@ pub fn acquire_try(
             addr,
             mode,
             kind,
+            retaken: false,
             site,
         },
         false,
@@ -144,6 +145,7 @@ pub fn acquire_blocking(
         addr,
         mode,
         kind,
+        retaken: false,
         site,
     };
     let r = trylock();
