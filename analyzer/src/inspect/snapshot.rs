@@ -1,0 +1,365 @@
+//! Sampling the processes and building the snapshot the wait-for
+//! analysis runs on (`holdcheck_format::waitfor`), then the model and the
+//! inspect section of the report.
+
+use super::glibc;
+use super::procfs;
+use super::procfs::Syscall;
+use super::procfs::Task;
+use super::stacks;
+use super::users::peer_feeders;
+use super::users::queue_users;
+use super::users::traced_users;
+use super::wait::blocked_call;
+use super::wait::read_waits;
+use super::wait::syscall_name;
+use super::Options;
+use crate::model::Model;
+use crate::model::Process;
+use crate::report::InspectInfo;
+use crate::report::TaskInfo;
+use anyhow::Result;
+use holdcheck_format::waitfor;
+use holdcheck_format::waitfor::Env;
+use holdcheck_format::waitfor::Snap;
+use holdcheck_format::waitfor::Wait;
+use holdcheck_format::LockKind;
+use holdcheck_format::LockRef;
+use holdcheck_format::Observed;
+use holdcheck_format::ObservedNode;
+use holdcheck_format::Waiting;
+use std::collections::HashMap;
+use std::collections::HashSet;
+
+pub(super) struct InspectEnv<'a> {
+    pub(super) pids: Vec<u32>,
+    pub(super) names: &'a HashMap<u32, String>,
+    pub(super) blocked_in: &'a HashMap<u32, String>,
+}
+
+impl Env for InspectEnv<'_> {
+    fn writer_preferring(&self, addr: u64, kind: LockKind) -> bool {
+        let (idx, addr) = decode(addr);
+        kind == LockKind::Rwlock
+            && idx.is_some_and(|i| glibc::writer_preferring(self.pids[i], addr))
+    }
+    fn lock_ref(&self, addr: u64) -> LockRef {
+        // Still encoded: `attribute` decodes it with the process.
+        LockRef { addr, gen: 0 }
+    }
+    fn thread_name(&self, tid: u32) -> String {
+        self.names.get(&tid).cloned().unwrap_or_default()
+    }
+    fn blocked_in(&self, tid: u32) -> Option<String> {
+        self.blocked_in.get(&tid).cloned()
+    }
+}
+
+pub(super) fn sample(pid: u32) -> Result<Vec<Task>> {
+    let mut v = Vec::new();
+    for tid in procfs::tids(pid)? {
+        if let Some(t) = procfs::task(pid, tid)? {
+            v.push(t);
+        }
+    }
+    Ok(v)
+}
+
+/// Lock addresses of several processes share one snapshot: user-space
+/// addresses fit in 47 bits, so 1 + the process's index goes above them.
+pub(super) const PROCESS_SHIFT: u32 = 47;
+
+pub(super) fn encode(idx: usize, addr: u64) -> u64 {
+    addr | (idx as u64 + 1) << PROCESS_SHIFT
+}
+
+/// A lock address of the snapshot: the process it belongs to and its own
+/// address. File locks belong to no process (their address is global).
+pub(super) fn decode(addr: u64) -> (Option<usize>, u64) {
+    if addr & holdcheck_format::FILE_LOCK_BIT != 0 {
+        return (None, addr);
+    }
+    let idx = addr >> PROCESS_SHIFT;
+    (
+        (idx > 0).then(|| idx as usize - 1),
+        addr & ((1 << PROCESS_SHIFT) - 1),
+    )
+}
+
+/// One process as sampled.
+pub(super) struct Sampled {
+    pub(super) pid: u32,
+    pub(super) glibc: Result<String>,
+    pub(super) locks_readable: bool,
+    pub(super) first: Vec<Task>,
+    pub(super) last: Vec<Task>,
+}
+
+impl Sampled {
+    /// Whether a thread made no progress between the samples, in a call.
+    pub(super) fn stuck(&self, t: &Task) -> bool {
+        matches!(t.syscall, Syscall::In { .. })
+            && self
+                .first
+                .iter()
+                .find(|b| b.tid == t.tid)
+                .is_some_and(|b| b.switches == t.switches && b.syscall == t.syscall)
+    }
+}
+
+/// The snapshot of the processes: a model holding what they are seen to
+/// wait for (its `observed`), and what /proc showed of each thread.
+pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
+    anyhow::ensure!(!o.pids.is_empty(), "no process to inspect");
+    let mut procs = Vec::new();
+    for &pid in &o.pids {
+        procfs::check_exists(pid)?;
+        let glibc = glibc::version(pid);
+        let locks_readable = glibc.as_ref().is_ok_and(|v| glibc::check(v).is_ok());
+        procs.push(Sampled {
+            pid,
+            glibc,
+            locks_readable,
+            first: Vec::new(),
+            last: Vec::new(),
+        });
+    }
+    let mut warnings = Vec::new();
+    for p in &procs {
+        match &p.glibc {
+            Ok(v) => {
+                if let Err(e) = glibc::check(v) {
+                    warnings.push(format!("pid {}: {e}", p.pid));
+                }
+            }
+            Err(e) => warnings.push(format!("pid {}: {e}", p.pid)),
+        }
+    }
+
+    // Samples: who made no progress between the first and the last.
+    for p in procs.iter_mut() {
+        p.first = sample(p.pid)?;
+    }
+    let first_netlink = procfs::netlink_sockets();
+    for _ in 1..o.samples.max(1) {
+        std::thread::sleep(o.interval);
+    }
+    for p in procs.iter_mut() {
+        // A process that exited in between has no threads left.
+        p.last = sample(p.pid).unwrap_or_default();
+    }
+    let netlink = procfs::netlink_sockets();
+    let tcp = procfs::tcp_sockets();
+    let clocks = procfs::SchedClocks::calibrate();
+    let now_ms = procfs::boot_clock_ms();
+    let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
+
+    let mut w = read_waits(&procs, &netlink, &tcp);
+    warnings.append(&mut w.warnings);
+    let (mut users, queues) = queue_users(&procs, &w, &first_netlink, &netlink, &tcp);
+    traced_users(&procs, &mut users);
+    peer_feeders(&procs, &w, &tcp, &mut users);
+
+    // User-space stacks of the threads that made no progress.
+    let mut stack_ids: HashMap<u32, u64> = HashMap::new();
+    let mut frames_of: Vec<HashMap<u64, Vec<u64>>> = vec![HashMap::new(); procs.len()];
+    let mut module_tables = vec![Vec::new(); procs.len()];
+    if o.stacks {
+        for (idx, p) in procs.iter().enumerate() {
+            match stacks::modules(p.pid) {
+                Ok(mods) => {
+                    for t in p.last.iter().filter(|t| p.stuck(t)) {
+                        match stacks::stack(p.pid, t.tid, &mods) {
+                            Ok(frames) if !frames.is_empty() => {
+                                let id = frames
+                                    .iter()
+                                    .fold(t.tid as u64 | 1 << 40, |h, f| h.rotate_left(7) ^ f);
+                                stack_ids.insert(t.tid, id);
+                                frames_of[idx].insert(id, frames);
+                            }
+                            Ok(_) => {}
+                            Err(e) => warnings.push(format!("no stack for T{}: {e}", t.tid)),
+                        }
+                    }
+                    module_tables[idx] = mods.table;
+                }
+                Err(e) => warnings.push(format!("cannot read the modules of {}: {e}", p.pid)),
+            }
+        }
+    }
+
+    // The snapshot, on the boot clock.
+    let now_ns = (now_ms * 1e6) as u64;
+    let snap: Vec<Snap> = procs
+        .iter()
+        .flat_map(|p| p.last.iter())
+        .map(|t| {
+            let since_ms = clocks.last_ran_ms(t).unwrap_or(now_ms - window_ms as f64);
+            let wait = w.waits.get(&t.tid).cloned();
+            Snap {
+                tid: t.tid,
+                held: w.held.remove(&t.tid).unwrap_or_default(),
+                // Blocked, on something known or not: since it last ran.
+                since: if wait.is_some() || w.blocked_in.contains_key(&t.tid) {
+                    (since_ms * 1e6).max(1.0) as u64
+                } else {
+                    0
+                },
+                wait,
+                stack: stack_ids.get(&t.tid).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    let env = InspectEnv {
+        pids: procs.iter().map(|p| p.pid).collect(),
+        names: &w.names,
+        blocked_in: &w.blocked_in,
+    };
+    let mut observed: Vec<Observed> = waitfor::analyse(&env, &snap, &users, now_ns, 0, o.stall_ms)
+        .into_iter()
+        .map(|f| f.observed)
+        .collect();
+    // Every other call blocked past the threshold: from outside, a request
+    // awaiting its reply and an idle server look alike, so all are shown.
+    let involved: HashSet<u32> = observed
+        .iter()
+        .flat_map(|f| f.threads.iter().map(|t| t.tid))
+        .collect();
+    for s in snap.iter().filter(|s| !involved.contains(&s.tid)) {
+        if let Some(Wait::Call {
+            call, channel, dir, ..
+        }) = &s.wait
+        {
+            let waited = now_ns.saturating_sub(s.since) / 1_000_000;
+            if waited >= o.stall_ms {
+                observed.push(blocked_call(
+                    &env, s, call, channel, *dir, waited, o.samples,
+                ));
+            }
+        }
+    }
+    // Back to each process's own addresses, with the pid of every thread
+    // and lock.
+    let pid_of_tid = |tid: u32| w.process_of.get(&tid).map(|&i| procs[i].pid);
+    for ob in observed.iter_mut() {
+        attribute(ob, &env.pids, &pid_of_tid);
+    }
+
+    // The kinds of the locks seen, for the report's nodes.
+    let mut locks: Vec<HashMap<LockRef, crate::model::LockMeta>> =
+        vec![HashMap::new(); procs.len()];
+    for wait in w.waits.values() {
+        if let Wait::Lock { addr, kind, .. } = wait {
+            let (Some(idx), addr) = decode(*addr) else {
+                continue;
+            };
+            locks[idx].insert(
+                LockRef { addr, gen: 0 },
+                crate::model::LockMeta {
+                    kind: *kind,
+                    writer_preferring: *kind == LockKind::Rwlock
+                        && glibc::writer_preferring(procs[idx].pid, addr),
+                    recursive: false,
+                },
+            );
+        }
+    }
+    let mut model = Model::default();
+    for (idx, p) in procs.iter().enumerate() {
+        model.processes.insert(
+            p.pid,
+            Process {
+                pid: p.pid,
+                ppid: procfs::ppid(p.pid),
+                exe: procfs::exe(p.pid),
+                cmdline: procfs::cmdline(p.pid),
+                file: Default::default(),
+                threads: p.last.iter().map(|t| (t.tid, t.name.clone())).collect(),
+                locks: std::mem::take(&mut locks[idx]),
+                stacks: std::mem::take(&mut frames_of[idx]),
+                modules: std::mem::take(&mut module_tables[idx]),
+                ..Default::default()
+            },
+        );
+    }
+    model.observed = observed
+        .into_iter()
+        .map(|ob| {
+            let pid = ob
+                .threads
+                .first()
+                .and_then(|t| t.pid)
+                .unwrap_or(procs[0].pid);
+            (pid, ob)
+        })
+        .collect();
+    model.warnings = warnings;
+    let info = InspectInfo {
+        pid: procs[0].pid,
+        pids: procs.iter().map(|p| p.pid).collect(),
+        glibc: procs[0].glibc.as_ref().ok().cloned(),
+        samples: o.samples,
+        interval_ms: o.interval.as_millis() as u64,
+        tasks: procs
+            .iter()
+            .flat_map(|p| p.last.iter().map(move |t| (p, t)))
+            .map(|(p, t)| TaskInfo {
+                pid: p.pid,
+                tid: t.tid,
+                name: t.name.clone(),
+                state: t.state.to_string(),
+                blocked_in: w
+                    .blocked_in
+                    .get(&t.tid)
+                    .cloned()
+                    .or_else(|| match &t.syscall {
+                        Syscall::Running => None,
+                        Syscall::Elsewhere => Some("(not in a system call)".into()),
+                        Syscall::In { nr, .. } if p.stuck(t) => Some(syscall_name(*nr)),
+                        Syscall::In { .. } => None,
+                    }),
+                no_progress_ms: p.stuck(t).then(|| {
+                    clocks
+                        .last_ran_ms(t)
+                        .map_or(window_ms, |r| (now_ms - r).max(0.0) as u64)
+                }),
+                syscall: match &t.syscall {
+                    Syscall::Running => "running".into(),
+                    Syscall::Elsewhere => "-1".into(),
+                    Syscall::In { nr, args } => {
+                        let a: Vec<String> = args.iter().map(|x| format!("{x:#x}")).collect();
+                        format!("{nr} {}", a.join(" "))
+                    }
+                },
+                wchan: t.wchan.clone(),
+                kernel_stack: t.kernel_stack.clone(),
+            })
+            .collect(),
+        queues,
+    };
+    Ok((model, info))
+}
+
+/// Decodes the lock addresses of a finding of the joint snapshot and names
+/// the process of each thread and lock.
+pub(super) fn attribute(ob: &mut Observed, pids: &[u32], pid_of_tid: &dyn Fn(u32) -> Option<u32>) {
+    let fix = |l: &mut LockRef| -> Option<u32> {
+        let (idx, addr) = decode(l.addr);
+        l.addr = addr;
+        idx.map(|i| pids[i])
+    };
+    for n in ob.nodes.iter_mut() {
+        if let ObservedNode::Lock { lock, pid, .. } = n {
+            *pid = fix(lock);
+        }
+    }
+    for t in ob.threads.iter_mut() {
+        t.pid = pid_of_tid(t.tid);
+        for h in t.held.iter_mut() {
+            fix(&mut h.lock);
+        }
+        if let Some(Waiting::Lock { lock, .. }) = &mut t.waiting {
+            fix(lock);
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! Resolving what a blocked thread waits for, from its system call and
+//! its process's memory: a lock (a futex at a glibc lock, its owner read
+//! from the lock), a kernel queue (a socket, a pipe, a child's exit), or
+//! a call that names neither.
+
+use super::glibc;
+use super::glibc::FutexWait;
+use super::memory;
+use super::procfs;
+use super::procfs::Syscall;
+use super::snapshot::encode;
+use super::snapshot::InspectEnv;
+use super::snapshot::Sampled;
+use holdcheck_format::waitfor::Env;
+use holdcheck_format::waitfor::HeldLock;
+use holdcheck_format::waitfor::Snap;
+use holdcheck_format::waitfor::Wait;
+use holdcheck_format::Channel;
+use holdcheck_format::Direction;
+use holdcheck_format::LockKind;
+use holdcheck_format::Mode;
+use holdcheck_format::Observed;
+use holdcheck_format::ObservedNode;
+use holdcheck_format::ObservedThread;
+use holdcheck_format::Waiting;
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::collections::HashSet;
+
+/// The system calls that wait on a kernel queue: (name, direction).
+pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
+    Some(match nr {
+        0 => ("read", Direction::Recv),
+        1 => ("write", Direction::Send),
+        19 => ("readv", Direction::Recv),
+        20 => ("writev", Direction::Send),
+        44 => ("sendto", Direction::Send),
+        45 => ("recvfrom", Direction::Recv),
+        46 => ("sendmsg", Direction::Send),
+        47 => ("recvmsg", Direction::Recv),
+        299 => ("recvmmsg", Direction::Recv),
+        307 => ("sendmmsg", Direction::Send),
+        _ => return None,
+    })
+}
+
+/// A readable name for other blocking system calls.
+pub(super) fn syscall_name(nr: u64) -> String {
+    match nr {
+        7 => "poll",
+        23 => "select",
+        35 => "nanosleep",
+        42 => "connect",
+        43 => "accept",
+        61 => "wait4",
+        202 => "futex",
+        230 => "clock_nanosleep",
+        232 => "epoll_wait",
+        270 => "pselect6",
+        271 => "ppoll",
+        281 => "epoll_pwait",
+        288 => "accept4",
+        _ => return format!("syscall {nr}"),
+    }
+    .to_string()
+}
+
+/// The queue a blocked call on `fd` waits on, as the shim would name it.
+pub(super) fn channel_of(
+    pid: u32,
+    nr: u64,
+    args: &[u64; 6],
+    dir: Direction,
+    netlink: &[procfs::NetlinkSocket],
+    tcp: &[procfs::TcpSocket],
+) -> Option<Channel> {
+    let target = procfs::fd_target(pid, args[0])?;
+    if let Some(inode) = procfs::bracket_inode(&target, "pipe") {
+        return Some(Channel::Pipe { inode });
+    }
+    let inode = procfs::bracket_inode(&target, "socket")?;
+    if let Some(nl) = netlink.iter().find(|s| s.inode == inode) {
+        let port = match dir {
+            Direction::Recv => nl.port,
+            Direction::Send => send_port(pid, nr, args).unwrap_or(0),
+        };
+        return Some(Channel::Netlink {
+            protocol: nl.protocol,
+            port,
+        });
+    }
+    if let Some(t) = tcp.iter().find(|t| t.inode == inode) {
+        return Some(Channel::tcp(dir, t.local.clone(), t.remote.clone()));
+    }
+    // Otherwise a unix socket (the only other family sock_diag answers for).
+    // A send on a connection not accepted yet names the sending socket,
+    // as the shim does.
+    let peer = match dir {
+        Direction::Recv => None,
+        Direction::Send => Some(holdcheck_format::sockdiag::unix_peer_inode(inode)),
+    };
+    Some(match peer {
+        None => Channel::Unix {
+            inode: Some(inode),
+            path: None,
+            from: None,
+        },
+        Some(Some(peer)) => Channel::Unix {
+            inode: Some(peer),
+            path: None,
+            from: None,
+        },
+        Some(None) => Channel::Unix {
+            inode: None,
+            path: None,
+            from: Some(inode),
+        },
+    })
+}
+
+/// What a thread blocked in poll/ppoll (its `pollfd` array) or epoll_wait
+/// (the epoll fd's watched fds, from fdinfo) waits on: the queues, named.
+pub(super) fn polled_channels(
+    pid: u32,
+    nr: u64,
+    args: &[u64; 6],
+    netlink: &[procfs::NetlinkSocket],
+    tcp: &[procfs::TcpSocket],
+) -> Option<String> {
+    // (fd, direction) pairs.
+    let fds: Vec<(u64, Direction)> = match nr {
+        7 | 271 => {
+            let n = (args[1] as usize).min(64);
+            let b = memory::read(pid, args[0], n * 8).ok()?;
+            (0..n)
+                .map(|i| {
+                    let fd = memory::u32_at(&b, i * 8) as i32;
+                    let events = u16::from_ne_bytes([b[i * 8 + 4], b[i * 8 + 5]]);
+                    let dir = if events & libc::POLLOUT as u16 != 0 {
+                        Direction::Send
+                    } else {
+                        Direction::Recv
+                    };
+                    (fd, dir)
+                })
+                .filter(|(fd, _)| *fd >= 0)
+                .map(|(fd, d)| (fd as u64, d))
+                .collect()
+        }
+        232 | 281 => {
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", args[0])).ok()?;
+            info.lines()
+                .filter_map(|l| {
+                    let mut it = l.split_whitespace();
+                    (it.next()? == "tfd:").then_some(())?;
+                    let fd = it.next()?.parse().ok()?;
+                    let events = u32::from_str_radix(it.nth(1)?, 16).ok()?;
+                    let dir = if events & libc::EPOLLOUT as u32 != 0 {
+                        Direction::Send
+                    } else {
+                        Direction::Recv
+                    };
+                    Some((fd, dir))
+                })
+                .take(64)
+                .collect()
+        }
+        _ => return None,
+    };
+    let names: Vec<String> = fds
+        .iter()
+        .map(|&(fd, dir)| {
+            // The queue a receive (or send) on this fd would wait on.
+            let call = if dir == Direction::Recv { 45 } else { 44 };
+            let mut a = [0u64; 6];
+            a[0] = fd;
+            match channel_of(pid, call, &a, dir, netlink, tcp) {
+                Some(c) => format!("{} ({})", c.describe(), dir.as_str()),
+                None => format!("fd {fd}"),
+            }
+        })
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
+/// The destination port of a blocked netlink sendto/sendmsg, read from the
+/// caller's sockaddr_nl.
+pub(super) fn send_port(pid: u32, nr: u64, args: &[u64; 6]) -> Option<u32> {
+    let (addr, len) = match nr {
+        44 => (args[4], args[5]),
+        46 => {
+            let msg = memory::read(pid, args[1], 16).ok()?;
+            (memory::u64_at(&msg, 0), memory::u32_at(&msg, 8) as u64)
+        }
+        _ => return None,
+    };
+    if addr == 0 || len < 12 {
+        return None;
+    }
+    let sa = memory::read(pid, addr, 12).ok()?;
+    (u16::from_ne_bytes([sa[0], sa[1]]) == libc::AF_NETLINK as u16).then(|| memory::u32_at(&sa, 4))
+}
+
+/// What the threads of all sampled processes wait for and hold.
+#[derive(Default)]
+pub(super) struct Waits {
+    /// By tid; lock addresses encoded with the process index.
+    pub(super) waits: BTreeMap<u32, Wait>,
+    pub(super) held: HashMap<u32, Vec<HeldLock>>,
+    pub(super) blocked_in: HashMap<u32, String>,
+    /// tid → index of its process.
+    pub(super) process_of: HashMap<u32, usize>,
+    /// File locks waited on (global addresses).
+    pub(super) file_waits: Vec<u64>,
+    pub(super) names: HashMap<u32, String>,
+    pub(super) warnings: Vec<String>,
+}
+
+/// Reads what each thread that made no progress waits for, and the owners
+/// of the locks waited on.
+pub(super) fn read_waits(
+    procs: &[Sampled],
+    netlink: &[procfs::NetlinkSocket],
+    tcp: &[procfs::TcpSocket],
+) -> Waits {
+    let mut w = Waits::default();
+    for (idx, p) in procs.iter().enumerate() {
+        let pid = p.pid;
+        let tids: HashSet<u32> = p.last.iter().map(|t| t.tid).collect();
+        for t in &p.last {
+            w.process_of.insert(t.tid, idx);
+            w.names.insert(t.tid, t.name.clone());
+        }
+        let mut joins: HashSet<u32> = HashSet::new();
+        let mut read_held: Vec<(u64, u32)> = Vec::new();
+        for t in p.last.iter().filter(|t| p.stuck(t)) {
+            let Syscall::In { nr, args } = &t.syscall else {
+                continue;
+            };
+            if *nr == 202 && p.locks_readable {
+                match glibc::classify(pid, &tids, args[0], args[1], args[2]) {
+                    FutexWait::Lock {
+                        addr,
+                        kind,
+                        mode,
+                        owner,
+                        readers,
+                    } => {
+                        let a = encode(idx, addr);
+                        w.waits.insert(
+                            t.tid,
+                            Wait::Lock {
+                                addr: a,
+                                kind,
+                                mode,
+                            },
+                        );
+                        w.blocked_in
+                            .insert(t.tid, format!("lock {} {addr:#x}", kind.as_str()));
+                        match owner {
+                            Some(o) => add_held(&mut w.held, o, a, Mode::Write, kind),
+                            None if readers > 0 && !read_held.iter().any(|(x, _)| *x == addr) => {
+                                read_held.push((addr, readers))
+                            }
+                            None => {}
+                        }
+                    }
+                    FutexWait::Join { tid } => {
+                        joins.insert(t.tid);
+                        w.blocked_in
+                            .insert(t.tid, format!("pthread_join of T{tid}"));
+                    }
+                    FutexWait::Other => {
+                        w.blocked_in.insert(
+                            t.tid,
+                            "futex (a condition variable, semaphore or other)".into(),
+                        );
+                    }
+                }
+            } else if *nr == 73 || (*nr == 72 && [7, 38].contains(&args[1])) {
+                // flock, or fcntl F_SETLKW / F_OFD_SETLKW: a file lock.
+                if let Some((addr, mode)) = procfs::file_lock_wait(pid, t.tid, args[0]) {
+                    w.waits.insert(
+                        t.tid,
+                        Wait::Lock {
+                            addr,
+                            kind: LockKind::File,
+                            mode,
+                        },
+                    );
+                    w.file_waits.push(addr);
+                    w.blocked_in.insert(
+                        t.tid,
+                        format!(
+                            "lock file lock {}",
+                            procfs::fd_target(pid, args[0]).unwrap_or_default()
+                        ),
+                    );
+                }
+            } else if *nr == 61 && (args[0] as i64 as i32) > 0 && args[2] & 1 == 0 {
+                // wait4 for one child, without WNOHANG: its exit.
+                let pid = args[0] as u32;
+                w.blocked_in
+                    .insert(t.tid, format!("wait4() for the exit of process {pid}"));
+                w.waits.insert(
+                    t.tid,
+                    Wait::Call {
+                        call: "wait4".into(),
+                        channel: Channel::Exit { pid },
+                        dir: Direction::Recv,
+                        reply: false,
+                    },
+                );
+            } else if let Some((call, dir)) = channel_call(*nr) {
+                if let Some(channel) = channel_of(pid, *nr, args, dir, netlink, tcp) {
+                    w.blocked_in.insert(
+                        t.tid,
+                        format!("{call}() on {} ({})", channel.describe(), dir.as_str()),
+                    );
+                    w.waits.insert(
+                        t.tid,
+                        Wait::Call {
+                            call: call.to_string(),
+                            channel,
+                            dir,
+                            reply: false,
+                        },
+                    );
+                }
+            } else if let Some(watched) = polled_channels(pid, *nr, args, netlink, tcp) {
+                w.blocked_in
+                    .insert(t.tid, format!("{} on {}", syscall_name(*nr), watched));
+            } else {
+                w.blocked_in.insert(t.tid, syscall_name(*nr));
+            }
+        }
+        // Read holders are recorded nowhere: the likely ones are the blocked
+        // threads not waiting on the lock (and not joining), if exactly as
+        // many as the lock counts readers.
+        for (addr, readers) in read_held {
+            let a = encode(idx, addr);
+            let candidates: Vec<u32> = p
+                .last
+                .iter()
+                .filter(|t| p.stuck(t) && !joins.contains(&t.tid))
+                .filter(
+                    |t| !matches!(w.waits.get(&t.tid), Some(Wait::Lock { addr: x, .. }) if *x == a),
+                )
+                .filter(|t| {
+                    !w.held
+                        .get(&t.tid)
+                        .is_some_and(|h| h.iter().any(|x| x.addr == a))
+                })
+                .map(|t| t.tid)
+                .collect();
+            let names_of: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("T{c} \"{}\"", w.names[c]))
+                .collect();
+            if candidates.len() as u32 == readers {
+                for c in &candidates {
+                    add_held(&mut w.held, *c, a, Mode::Read, LockKind::Rwlock);
+                }
+                w.warnings.push(format!(
+                    "pid {pid}: rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; likely: {}",
+                    names_of.join(", ")
+                ));
+            } else {
+                w.warnings.push(format!(
+                    "pid {pid}: rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; candidates: {}",
+                    if names_of.is_empty() { "none".to_string() } else { names_of.join(", ") }
+                ));
+            }
+        }
+    }
+    // A file lock is held by a process, not a thread: every thread of the
+    // holder is taken to hold it (the waiter is stuck only if all are).
+    for addr in w.file_waits.clone() {
+        for (holder, mode) in procfs::file_lock_holders(addr) {
+            if let Some(p) = procs.iter().find(|p| p.pid == holder) {
+                for t in &p.last {
+                    add_held(&mut w.held, t.tid, addr, mode, LockKind::File);
+                }
+            }
+        }
+    }
+    w
+}
+
+pub(super) fn add_held(
+    held: &mut HashMap<u32, Vec<HeldLock>>,
+    tid: u32,
+    addr: u64,
+    mode: Mode,
+    kind: LockKind,
+) {
+    let v = held.entry(tid).or_default();
+    if !v.iter().any(|h| h.addr == addr) {
+        v.push(HeldLock {
+            addr,
+            mode,
+            kind,
+            site: 0,
+        });
+    }
+}
+
+pub(super) fn blocked_call(
+    env: &InspectEnv,
+    s: &Snap,
+    call: &str,
+    channel: &Channel,
+    dir: Direction,
+    waited_ms: u64,
+    samples: u32,
+) -> Observed {
+    let thread = ObservedThread {
+        tid: s.tid,
+        pid: None,
+        name: env.thread_name(s.tid),
+        held: Vec::new(),
+        waiting: Some(Waiting::Call {
+            call: call.to_string(),
+            channel: channel.clone(),
+            direction: dir,
+            awaiting_reply: false,
+        }),
+        waited_ms,
+        stack: (s.stack != 0).then_some(s.stack),
+    };
+    Observed {
+        kind: "stalled-call".into(),
+        title: format!(
+            "T{} \"{}\" blocked in {call}() on {} and has not moved for {} ms ({samples} samples)",
+            s.tid,
+            thread.name,
+            channel.describe(),
+            waited_ms
+        ),
+        nodes: vec![ObservedNode::Channel {
+            channel: channel.clone(),
+            direction: dir,
+        }],
+        edges: Vec::new(),
+        threads: vec![thread],
+        waiters: 0,
+    }
+}
