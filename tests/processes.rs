@@ -181,7 +181,20 @@ fn logins_blocked_behind_the_warnd_deadlock_are_in_its_wait_chain() {
             "{waiting}"
         );
     }
-    assert_eq!(f["waiters"], 2);
+    // The two clis, and warnd's main thread, which joins a thread of the
+    // cycle.
+    assert_eq!(f["waiters"], 3, "{f:#}");
+    assert!(
+        f["thread_states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["thread"]["pid"] == warnd
+                && t["waiting"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("pthread_join()"))),
+        "{f:#}"
+    );
     assert_eq!(pids_of(f).len(), 3);
     // The cycle itself is warnd's.
     let cycle_threads: BTreeSet<&str> = f["edges"]

@@ -328,9 +328,10 @@ pub fn tcp_sockets() -> Vec<TcpSocket> {
 }
 
 /// Which processes hold an fd to `target` (`socket:[N]`, `pipe:[N]`), with
-/// whether each holds it for writing (from fdinfo flags).
-pub fn holders_of(target: &str) -> HashMap<u32, Vec<bool>> {
-    let mut out: HashMap<u32, Vec<bool>> = HashMap::new();
+/// the access mode of each (fdinfo `flags` & `O_ACCMODE`: 0 read, 1 write,
+/// 2 both).
+pub fn holders_of(target: &str) -> HashMap<u32, Vec<u32>> {
+    let mut out: HashMap<u32, Vec<u32>> = HashMap::new();
     let Ok(procs) = fs::read_dir("/proc") else {
         return out;
     };
@@ -343,7 +344,7 @@ pub fn holders_of(target: &str) -> HashMap<u32, Vec<bool>> {
         };
         for fd in fds.filter_map(|e| e.ok()) {
             if fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target) {
-                let writes = fs::read_to_string(format!(
+                let access = fs::read_to_string(format!(
                     "/proc/{pid}/fdinfo/{}",
                     fd.file_name().to_string_lossy()
                 ))
@@ -357,8 +358,8 @@ pub fn holders_of(target: &str) -> HashMap<u32, Vec<bool>> {
                         .to_string();
                     u32::from_str_radix(&flags, 8).ok()
                 })
-                .is_some_and(|f| f & 3 != 0);
-                out.entry(pid).or_default().push(writes);
+                .map_or(2, |f| f & 3);
+                out.entry(pid).or_default().push(access);
             }
         }
     }

@@ -23,6 +23,7 @@ use holdcheck_format::waitfor;
 use holdcheck_format::waitfor::Env;
 use holdcheck_format::waitfor::Snap;
 use holdcheck_format::waitfor::Wait;
+use holdcheck_format::Channel;
 use holdcheck_format::LockKind;
 use holdcheck_format::LockRef;
 use holdcheck_format::Observed;
@@ -230,6 +231,10 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             call, channel, dir, ..
         }) = &s.wait
         {
+            // A join is a wait for a thread, shown where that thread is.
+            if matches!(channel, Channel::Thread { .. }) {
+                continue;
+            }
             let waited = now_ns.saturating_sub(s.since) / 1_000_000;
             if waited >= o.stall_ms {
                 observed.push(blocked_call(

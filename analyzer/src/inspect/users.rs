@@ -14,14 +14,14 @@ use holdcheck_format::Direction;
 use std::collections::HashMap;
 use std::collections::HashSet;
 
-/// Who drains the queues that blocked sends wait on, and what /proc says
-/// of those queues.
+/// Who may drain the queues that blocked sends wait on, and what /proc
+/// says of those queues.
 ///
-/// A send that made no progress means a full queue that nobody drains. If
-/// a sampled process holds its receiving end, whoever would drain it is
-/// among that process's threads that wait for a lock (the others are not
-/// reading it, or the queue would move). An empty queue (a blocked receive)
-/// may get a sender at any time: nothing is inferred for it.
+/// Which thread reads a queue is not written anywhere: only when one
+/// thread is left that can ([`the_only_party`]) is it named, and the send
+/// stuck when that thread is; otherwise the reader is unknown and the send
+/// never called stuck. An empty queue (a blocked receive) is left to
+/// `peer_feeders`.
 pub(super) fn queue_users(
     procs: &[Sampled],
     w: &Waits,
@@ -68,19 +68,12 @@ pub(super) fn queue_users(
             }
             _ => (Vec::new(), None, None),
         };
-        if *dir == Direction::Send {
-            for (idx, p) in procs.iter().enumerate() {
-                if !other_end.contains(&p.pid) {
-                    continue;
-                }
-                let lock_waiters = w.waits.iter().filter(|(tid, x)| {
-                    matches!(x, Wait::Lock { .. }) && w.process_of.get(tid) == Some(&idx)
-                });
-                users
-                    .recv
-                    .entry(channel.clone())
-                    .or_default()
-                    .extend(lock_waiters.map(|(t, _)| *t));
+        let all_seen = other_end
+            .iter()
+            .all(|pid| procs.iter().any(|p| p.pid == *pid));
+        if *dir == Direction::Send && !other_end.is_empty() && all_seen {
+            if let Some(t) = the_only_party(procs, w, &other_end, channel, *dir) {
+                users.recv.entry(channel.clone()).or_default().insert(t);
             }
         }
         queues.push(QueueInfo {
@@ -150,10 +143,23 @@ pub(super) fn peer_feeders(
         }
         let holders = match channel {
             Channel::Unix { inode: Some(i), .. } => {
-                match holdcheck_format::sockdiag::unix_peer_inode(*i) {
-                    Some(peer) => procfs::holders_of(&format!("socket:[{peer}]")),
-                    None => continue,
+                let Some(peer) = holdcheck_format::sockdiag::unix_peer_inode(*i) else {
+                    continue;
+                };
+                // The thread that serves the other direction of this
+                // connection (seen receiving there by the shim) is the
+                // one that answers on it.
+                let serving = Channel::Unix {
+                    inode: Some(peer),
+                    path: None,
+                    from: None,
+                };
+                if let Some(tids) = users.recv.get(&serving).filter(|t| !t.is_empty()) {
+                    let tids = tids.clone();
+                    users.send.entry(channel.clone()).or_default().extend(tids);
+                    continue;
                 }
+                procfs::holders_of(&format!("socket:[{peer}]"))
             }
             Channel::Tcp { dst, src } => {
                 match tcp.iter().find(|t| t.local == *src && t.remote == *dst) {
@@ -163,7 +169,7 @@ pub(super) fn peer_feeders(
             }
             Channel::Pipe { inode } => {
                 let mut h = procfs::holders_of(&format!("pipe:[{inode}]"));
-                h.retain(|_, fds| fds.iter().any(|&writes| writes));
+                h.retain(|_, fds| fds.iter().any(|&access| access != 0));
                 h
             }
             // A process exits when all its threads are done.
@@ -177,22 +183,51 @@ pub(super) fn peer_feeders(
         {
             continue;
         }
-        let feeders = users.send.entry(channel.clone()).or_default();
-        for p in procs.iter().filter(|p| holders.contains_key(&p.pid)) {
-            // The shim's watchdog never feeds the program's queues.
-            feeders.extend(
-                p.last
-                    .iter()
-                    .filter(|t| t.name != WATCHDOG_THREAD)
-                    .map(|t| t.tid),
-            );
+        let pids: Vec<u32> = holders.into_keys().collect();
+        if let Some(t) = the_only_party(procs, w, &pids, channel, Direction::Recv) {
+            users.send.entry(channel.clone()).or_default().insert(t);
         }
     }
 }
 
+/// The one thread that can act on the other end of a queue, held by the
+/// processes `pids` (all sampled): of their threads, not one waiting on
+/// this queue from the same side (it is blocked there), not one joining
+/// a thread (it acts only once that thread ended), not the shim's
+/// watchdog. None when several remain: which of them would act is not
+/// known, and naming one would be a guess.
+fn the_only_party(
+    procs: &[Sampled],
+    w: &Waits,
+    pids: &[u32],
+    channel: &Channel,
+    dir: Direction,
+) -> Option<u32> {
+    let mut left = procs
+        .iter()
+        .filter(|p| pids.contains(&p.pid))
+        .flat_map(|p| p.last.iter())
+        .filter(|t| t.name != WATCHDOG_THREAD)
+        .filter(|t| match w.waits.get(&t.tid) {
+            Some(Wait::Call {
+                channel: c, dir: d, ..
+            }) => !(matches!(c, Channel::Thread { .. }) || c == channel && *d == dir),
+            _ => true,
+        })
+        .map(|t| t.tid);
+    let one = left.next()?;
+    left.next().is_none().then_some(one)
+}
+
+/// The processes that hold `target` open for reading: its receiving end.
 pub(super) fn owner_pids(target: Option<&str>) -> Vec<u32> {
     let mut v: Vec<u32> = target
-        .map(|t| procfs::holders_of(t).into_keys().collect())
+        .map(|t| {
+            let mut h = procfs::holders_of(t);
+            // A pipe's write end is not its receiving end.
+            h.retain(|_, fds| fds.iter().any(|&access| access != 1));
+            h.into_keys().collect()
+        })
         .unwrap_or_default();
     v.sort_unstable();
     v

@@ -269,6 +269,16 @@ pub(super) fn read_waits(
                         joins.insert(t.tid);
                         w.blocked_in
                             .insert(t.tid, format!("pthread_join of T{tid}"));
+                        // A wait for that thread's end: stuck when it is.
+                        w.waits.insert(
+                            t.tid,
+                            Wait::Call {
+                                call: "pthread_join".into(),
+                                channel: Channel::Thread { pid, tid },
+                                dir: Direction::Recv,
+                                reply: false,
+                            },
+                        );
                     }
                     FutexWait::Other => {
                         w.blocked_in.insert(
