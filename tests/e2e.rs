@@ -812,20 +812,19 @@ impl Drop for Hung {
 }
 
 fn inspect_json(pid: u32) -> (i32, Value, Duration) {
+    inspect_json_of(&[pid], &[])
+}
+
+/// `holdcheck inspect` of several processes as one, with more options.
+fn inspect_json_of(pids: &[u32], options: &[&str]) -> (i32, Value, Duration) {
     let work = work_dir("inspect");
     let out = work.join("r.json");
+    let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let mut args = vec!["inspect", "--format", "json", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(options);
+    args.extend(pids.iter().map(String::as_str));
     let start = Instant::now();
-    let (code, _, err) = holdcheck(
-        &[
-            "inspect",
-            "--format",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            &pid.to_string(),
-        ],
-        Duration::from_secs(60),
-    );
+    let (code, _, err) = holdcheck(&args, Duration::from_secs(60));
     let took = start.elapsed();
     let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("no report ({e}): {err}"));
     (code, serde_json::from_str(&text).unwrap(), took)
@@ -937,24 +936,7 @@ fn inspect_finds_the_subprocess_pipe_deadlock_across_two_processes() {
         .expect("the child")
         .parse()
         .unwrap();
-    let work = work_dir("inspect-two");
-    let out = work.join("r.json");
-    let (code, _, err) = holdcheck(
-        &[
-            "inspect",
-            "--format",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            &parent.to_string(),
-            &child.to_string(),
-        ],
-        Duration::from_secs(60),
-    );
-    let r: Value = serde_json::from_str(
-        &std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("no report ({e}): {err}")),
-    )
-    .unwrap();
+    let (code, r, _) = inspect_json_of(&[parent, child], &[]);
     assert_eq!(code, 1);
     assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
     let f = &r["findings"][0];
@@ -976,6 +958,112 @@ fn inspect_finds_the_subprocess_pipe_deadlock_across_two_processes() {
     // Each pipe's receiving end is one process: not the writer's too.
     for q in r["inspect"]["queues"].as_array().unwrap() {
         assert_eq!(q["owner_pids"].as_array().unwrap().len(), 1, "{q}");
+    }
+}
+
+/// A shell pipeline in its own process group, killed when dropped.
+struct Pipeline(std::process::Child);
+
+impl Pipeline {
+    fn start(script: &str) -> Pipeline {
+        let child = Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        Pipeline(child)
+    }
+
+    /// The pids of the group's processes running `name`.
+    fn pids_of(&self, name: &str) -> Vec<u32> {
+        let pgid = self.0.id() as i32;
+        let mut v: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                // SAFETY: getpgid has no preconditions.
+                let group = unsafe { libc::getpgid(*pid as i32) };
+                group == pgid
+                    && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == name)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // SAFETY: killing our own child's process group.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+/// An idle pipeline is no finding: its reader waits for its writer, as
+/// it should. The call it waits in is named (`read`, not a number).
+#[test]
+fn inspect_of_an_idle_pipeline_is_silent() {
+    let p = Pipeline::start("sleep 1000 | grep x");
+    let grep = p.pids_of("grep");
+    assert_eq!(grep.len(), 1);
+    let (code, r, _) = inspect_json(grep[0]);
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    assert!(only_kinds(&r).is_empty(), "{:#}", r["findings"]);
+    let task = &r["inspect"]["tasks"][0];
+    assert!(
+        task["blocked_in"].as_str().unwrap().starts_with("read()"),
+        "{task}"
+    );
+}
+
+/// `yes | cat` with cat stopped: the writer's full pipe is not drained
+/// because its reader is stopped, and the report says so.
+#[test]
+fn inspect_names_a_stopped_reader_as_the_cause() {
+    let p = Pipeline::start("yes | cat > /dev/null");
+    let cat = p.pids_of("cat");
+    let yes = p.pids_of("yes");
+    assert_eq!((cat.len(), yes.len()), (1, 1));
+    // SAFETY: stopping a process of our own group.
+    unsafe { libc::kill(cat[0] as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, r, _) = inspect_json_of(&[yes[0], cat[0]], &["--stall-ms", "500"]);
+    let stalled = findings(&r, "stalled-call");
+    assert_eq!(stalled.len(), 1, "{:#}", r["findings"]);
+    let title = stalled[0]["title"].as_str().unwrap();
+    assert!(title.contains("write()"), "{title}");
+    assert!(
+        title.contains(&format!("(pid {}) is stopped", cat[0])),
+        "{title}"
+    );
+    let t = r["inspect"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["pid"] == cat[0])
+        .unwrap();
+    assert!(
+        t["blocked_in"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped (state T"),
+        "{t}"
+    );
+}
+
+/// Threads that end while inspect reads them are skipped: inspect of a
+/// process that starts a thread per task never fails for it.
+#[test]
+fn inspect_skips_threads_that_end_during_the_scan() {
+    let hung = Hung::start("host", &["tasks", "30"]);
+    for _ in 0..8 {
+        let (code, _, _) = inspect_json(hung.pid());
+        assert_ne!(code, 2, "inspect failed on a thread that ended");
     }
 }
 

@@ -165,7 +165,12 @@ pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
         .and_then(|t| t.parse::<f64>().ok())
         .map(|ticks| ticks * 1000.0 / ticks_per_s);
     let cpu = fields.get(36).and_then(|c| c.parse::<u32>().ok());
-    let syscall = parse_syscall(&read(Path::new(&format!("{dir}/syscall")))?);
+    // A thread that ends while it is read is skipped, not an error.
+    let syscall = match read(Path::new(&format!("{dir}/syscall"))) {
+        Ok(s) => parse_syscall(&s),
+        Err(_) if !Path::new(&dir).exists() => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let status = fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
     let switches = status
         .lines()

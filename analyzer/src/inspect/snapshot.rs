@@ -24,6 +24,7 @@ use holdcheck_format::waitfor::Env;
 use holdcheck_format::waitfor::Snap;
 use holdcheck_format::waitfor::Wait;
 use holdcheck_format::Channel;
+use holdcheck_format::Direction;
 use holdcheck_format::LockKind;
 use holdcheck_format::LockRef;
 use holdcheck_format::Observed;
@@ -221,7 +222,9 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         .map(|f| f.observed)
         .collect();
     // Every other call blocked past the threshold: from outside, a request
-    // awaiting its reply and an idle server look alike, so all are shown.
+    // awaiting its reply and an idle server look alike, so all are shown;
+    // but a pipe's reader that holds no lock waits for its writer, as the
+    // reader of an idle pipeline does (`sleep 1000 | grep x`): no finding.
     let involved: HashSet<u32> = observed
         .iter()
         .flat_map(|f| f.threads.iter().map(|t| t.tid))
@@ -235,11 +238,35 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             if matches!(channel, Channel::Thread { .. }) {
                 continue;
             }
+            let idle_reader = *dir == Direction::Recv
+                && s.held.is_empty()
+                && matches!(channel, Channel::Pipe { .. } | Channel::Fifo { .. });
             let waited = now_ns.saturating_sub(s.since) / 1_000_000;
-            if waited >= o.stall_ms {
-                observed.push(blocked_call(
-                    &env, s, call, channel, *dir, waited, o.samples,
-                ));
+            if waited >= o.stall_ms && !idle_reader {
+                let mut ob = blocked_call(&env, s, call, channel, *dir, waited, o.samples);
+                // The other end's process stopped: the cause, said.
+                let other = queues
+                    .iter()
+                    .find(|q| q.description == channel.describe())
+                    .map(|q| q.owner_pids.clone())
+                    .unwrap_or_default();
+                let stopped: Vec<String> = procs
+                    .iter()
+                    .filter(|p| other.contains(&p.pid) && !p.last.is_empty())
+                    .filter(|p| {
+                        p.last
+                            .iter()
+                            .all(|t| super::wait::stopped(t.state).is_some())
+                    })
+                    .map(|p| p.pid.to_string())
+                    .collect();
+                if *dir == Direction::Send && !stopped.is_empty() {
+                    ob.title.push_str(&format!(
+                        "; the process reading it (pid {}) is stopped, and drains nothing until it is continued",
+                        stopped.join(", ")
+                    ));
+                }
+                observed.push(ob);
             }
         }
     }

@@ -44,25 +44,22 @@ pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
     })
 }
 
-/// A readable name for other blocking system calls.
-pub(super) fn syscall_name(nr: u64) -> String {
-    match nr {
-        7 => "poll",
-        23 => "select",
-        35 => "nanosleep",
-        42 => "connect",
-        43 => "accept",
-        61 => "wait4",
-        202 => "futex",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        _ => return format!("syscall {nr}"),
+/// What a stopped thread's state says (`T` stopped by a signal, `t`
+/// stopped under a tracer), None when it is not stopped.
+pub(super) fn stopped(state: char) -> Option<&'static str> {
+    match state {
+        'T' => Some("stopped (state T: SIGSTOP or a job-control stop; it runs again on SIGCONT)"),
+        't' => Some("stopped under a tracer (state t: a debugger holds it)"),
+        _ => None,
     }
-    .to_string()
+}
+
+/// The name of a system call of this machine's architecture (x86_64).
+pub(super) fn syscall_name(nr: u64) -> String {
+    match syscalls::Sysno::new(nr as usize) {
+        Some(s) => s.name().to_string(),
+        None => format!("syscall {nr}"),
+    }
 }
 
 /// The queue a blocked call on `fd` waits on, as the shim would name it.
@@ -233,10 +230,24 @@ pub(super) fn read_waits(
         }
         let mut joins: HashSet<u32> = HashSet::new();
         let mut read_held: Vec<(u64, u32)> = Vec::new();
+        // A stopped thread waits for no one: it runs again only when
+        // continued. It is a cause of its own, said as such.
+        for t in &p.last {
+            if let Some(why) = stopped(t.state) {
+                let inside = match &t.syscall {
+                    Syscall::In { nr, .. } => format!(", in {}()", syscall_name(*nr)),
+                    _ => String::new(),
+                };
+                w.blocked_in.insert(t.tid, format!("{why}{inside}"));
+            }
+        }
         for t in p.last.iter().filter(|t| p.stuck(t)) {
             let Syscall::In { nr, args } = &t.syscall else {
                 continue;
             };
+            if stopped(t.state).is_some() {
+                continue;
+            }
             if *nr == 202 && p.locks_readable {
                 match glibc::classify(pid, &tids, args[0], args[1], args[2]) {
                     FutexWait::Lock {
