@@ -1056,6 +1056,30 @@ fn inspect_names_a_stopped_reader_as_the_cause() {
     );
 }
 
+/// A main thread that called `pthread_exit` leaves a zombie leader whose
+/// maps and descriptors are empty: they are read through a live thread.
+#[test]
+fn inspect_sees_through_a_zombie_leader() {
+    let hung = Hung::start("abba", &["--hang", "--main-exits"]);
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", hung.pid())).unwrap();
+    assert_eq!(
+        stat.rsplit_once(')').unwrap().1.trim_start().chars().next(),
+        Some('Z'),
+        "the leader has exited: {stat}"
+    );
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    assert!(
+        r["inspect"]["glibc"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("2."),
+        "{:#}",
+        r["inspect"]
+    );
+}
+
 /// Threads that end while inspect reads them are skipped: inspect of a
 /// process that starts a thread per task never fails for it.
 #[test]

@@ -46,6 +46,8 @@ int main(int argc, char **argv) {
     pthread_barrier_init(&meet, NULL, 2);
     pthread_t t1 = spawn("a-then-b", a_then_b, NULL);
     pthread_t t2 = spawn("b-then-a", b_then_a, NULL);
+    if (has_flag(argc, argv, "--main-exits"))
+        pthread_exit(NULL); /* the leader is a zombie from here on */
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     puts("abba: done");

@@ -14,6 +14,7 @@
 //! | pthread_join | the thread's tid word | its tid |
 
 use super::memory;
+use super::procfs::via;
 use anyhow::{bail, Result};
 use holdcheck_format::{LockKind, Mode};
 use std::collections::HashSet;
@@ -23,7 +24,7 @@ const KNOWN: std::ops::RangeInclusive<u32> = 25..=41;
 
 /// The target's glibc version (`2.36`), from the banner in its libc.so.6.
 pub fn version(pid: u32) -> Result<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", via(pid)))?;
     let Some(path) = maps
         .lines()
         .filter_map(|l| l.split_whitespace().nth(5))
@@ -33,7 +34,7 @@ pub fn version(pid: u32) -> Result<String> {
     };
     // Through the process's root, in case it runs in a container.
     let bytes =
-        std::fs::read(format!("/proc/{pid}/root{path}")).or_else(|_| std::fs::read(path))?;
+        std::fs::read(format!("/proc/{}/root{path}", via(pid))).or_else(|_| std::fs::read(path))?;
     let banner = b"release version ";
     let at = bytes
         .windows(banner.len())

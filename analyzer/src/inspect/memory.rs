@@ -1,5 +1,6 @@
 //! Reading another process's memory, never writing it.
 
+use super::procfs::via;
 use anyhow::{bail, Result};
 use std::os::unix::fs::FileExt;
 
@@ -17,11 +18,20 @@ pub fn read(pid: u32, addr: u64, len: usize) -> Result<Vec<u8>> {
     };
     // SAFETY: both iovecs describe valid buffers of `len` bytes (the remote
     // one is checked by the kernel).
-    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    let n = unsafe {
+        libc::process_vm_readv(
+            super::procfs::via(pid) as libc::pid_t,
+            &local,
+            1,
+            &remote,
+            1,
+            0,
+        )
+    };
     if n == len as isize {
         return Ok(buf);
     }
-    let f = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+    let f = std::fs::File::open(format!("/proc/{}/mem", via(pid)))?;
     f.read_exact_at(&mut buf, addr)?;
     Ok(buf)
 }

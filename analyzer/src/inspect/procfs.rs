@@ -109,6 +109,40 @@ fn read(path: &Path) -> Result<String> {
     })
 }
 
+/// The id to read a process's memory, maps and descriptors through: its
+/// pid, or, when its main thread has exited (a zombie leader, after
+/// `pthread_exit` in main) and left those empty, one of its live threads.
+pub fn via(pid: u32) -> u32 {
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<u32, u32>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(&t) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(&pid) {
+        return t;
+    }
+    let state = |tid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().chars().next())
+            })
+            .flatten()
+    };
+    let through = if state(pid) == Some('Z') {
+        tids(pid)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|&t| t != pid && state(t).is_some_and(|c| c != 'Z'))
+            .unwrap_or(pid)
+    } else {
+        pid
+    };
+    seen.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pid, through);
+    through
+}
+
 /// Fails with a clear message when the process is gone.
 pub fn check_exists(pid: u32) -> Result<()> {
     if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -229,7 +263,7 @@ pub fn boot_clock_ms() -> f64 {
 
 /// What an fd of a process is: `socket:[123]`, `pipe:[45]`, a path.
 pub fn fd_target(pid: u32, fd: u64) -> Option<String> {
-    fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+    fs::read_link(format!("/proc/{}/fd/{fd}", via(pid)))
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
 }
@@ -344,13 +378,28 @@ pub fn holders_of(target: &str) -> HashMap<u32, Vec<u32>> {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        // A zombie leader's descriptors are read through a live thread
+        // (its own directory is empty); only it needs looking up.
+        let mut dir = format!("/proc/{pid}");
+        let Ok(mut fds) = fs::read_dir(format!("{dir}/fd")) else {
             continue;
         };
+        if fds.next().is_none() {
+            dir = format!("/proc/{}", via(pid));
+            match fs::read_dir(format!("{dir}/fd")) {
+                Ok(d) => fds = d,
+                Err(_) => continue,
+            }
+        } else {
+            fds = match fs::read_dir(format!("{dir}/fd")) {
+                Ok(d) => d,
+                Err(_) => continue,
+            };
+        }
         for fd in fds.filter_map(|e| e.ok()) {
             if fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target) {
                 let access = fs::read_to_string(format!(
-                    "/proc/{pid}/fdinfo/{}",
+                    "{dir}/fdinfo/{}",
                     fd.file_name().to_string_lossy()
                 ))
                 .ok()
@@ -421,7 +470,7 @@ fn proc_locks() -> Vec<(u64, u32, Mode, bool)> {
 /// The file lock a thread blocked in flock/fcntl on `fd` waits for, from
 /// /proc/locks (a waiter's line of its process on that file).
 pub fn file_lock_wait(pid: u32, _tid: u32, fd: u64) -> Option<(u64, Mode)> {
-    let st = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    let st = fs::metadata(format!("/proc/{}/fd/{fd}", via(pid))).ok()?;
     use std::os::unix::fs::MetadataExt;
     let addr = holdcheck_format::file_lock_addr(st.dev(), st.ino());
     let locks = proc_locks();

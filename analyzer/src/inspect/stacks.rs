@@ -5,6 +5,7 @@
 //! libraries have no frame pointers), symbolised like trace stacks.
 
 use super::memory;
+use super::procfs::via;
 use crate::model::Module as TraceModule;
 use anyhow::{bail, Result};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
@@ -25,7 +26,7 @@ struct Mapping {
 }
 
 fn mappings(pid: u32) -> Result<Vec<Mapping>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let text = std::fs::read_to_string(format!("/proc/{}/maps", via(pid)))?;
     let mut out = Vec::new();
     for l in text.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -64,8 +65,8 @@ pub fn modules(pid: u32) -> Result<Modules> {
         let Some(text) = ms.iter().find(|m| m.exec) else {
             continue;
         };
-        let Ok(data) =
-            std::fs::read(format!("/proc/{pid}/root{path}")).or_else(|_| std::fs::read(path))
+        let Ok(data) = std::fs::read(format!("/proc/{}/root{path}", via(pid)))
+            .or_else(|_| std::fs::read(path))
         else {
             continue;
         };

@@ -3,6 +3,7 @@
 //! command before it kills it.
 
 use super::procfs;
+use super::procfs::via;
 use super::snapshot::observe;
 use super::Options;
 use crate::model::Model;
@@ -96,11 +97,11 @@ pub fn snapshot_group(pgid: u32, dir: &std::path::Path) -> Result<usize> {
 /// directory of its own environment, the newest for its pid (an exec starts
 /// a new one).
 pub(super) fn shim_trace(pid: u32) -> Option<std::path::PathBuf> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", via(pid))).ok()?;
     if !maps.contains("libholdcheck") {
         return None;
     }
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let environ = std::fs::read(format!("/proc/{}/environ", via(pid))).ok()?;
     let dir = environ
         .split(|&b| b == 0)
         .find_map(|v| v.strip_prefix(b"HOLDCHECK_DIR="))

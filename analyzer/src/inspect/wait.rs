@@ -7,6 +7,7 @@ use super::glibc;
 use super::glibc::FutexWait;
 use super::memory;
 use super::procfs;
+use super::procfs::via;
 use super::procfs::Syscall;
 use super::snapshot::encode;
 use super::snapshot::InspectEnv;
@@ -145,7 +146,8 @@ pub(super) fn polled_channels(
                 .collect()
         }
         232 | 281 => {
-            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", args[0])).ok()?;
+            let info =
+                std::fs::read_to_string(format!("/proc/{}/fdinfo/{}", via(pid), args[0])).ok()?;
             info.lines()
                 .filter_map(|l| {
                     let mut it = l.split_whitespace();
