@@ -1080,6 +1080,29 @@ fn inspect_sees_through_a_zombie_leader() {
     );
 }
 
+/// Given only one of two processes stuck on each other's file locks,
+/// inspect follows the wait to the holder (from /proc/locks) and reports
+/// the one deadlock, with the files' paths.
+#[test]
+fn inspect_follows_a_file_lock_to_its_holder() {
+    let hung = Hung::start("filelock", &["--stress"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    assert_eq!(f["processes"].as_array().unwrap().len(), 2, "{f:#}");
+    for n in f["nodes"].as_array().unwrap() {
+        assert_eq!(n["kind"], "file lock", "{n}");
+        assert!(
+            n["file"]
+                .as_str()
+                .unwrap()
+                .starts_with("/tmp/holdcheck-filelock-"),
+            "{n}"
+        );
+    }
+}
+
 /// Threads that end while inspect reads them are skipped: inspect of a
 /// process that starts a thread per task never fails for it.
 #[test]

@@ -109,13 +109,46 @@ impl Sampled {
     }
 }
 
+/// The processes asked for, and the holders of the file locks their
+/// threads wait for (from /proc/locks, as lslocks finds them), and theirs
+/// in turn: a wait on a file lock is followed to the process that can
+/// release it.
+fn with_file_lock_holders(pids: &[u32]) -> Vec<u32> {
+    let mut all: Vec<u32> = pids.to_vec();
+    let mut i = 0;
+    while i < all.len() && all.len() < 64 {
+        let pid = all[i];
+        i += 1;
+        for t in sample(pid).unwrap_or_default() {
+            let Syscall::In { nr, args } = &t.syscall else {
+                continue;
+            };
+            if !(*nr == 73 || (*nr == 72 && [7, 38].contains(&args[1]))) {
+                continue;
+            }
+            let Some((addr, _)) = procfs::file_lock_wait(pid, t.tid, args[0]) else {
+                continue;
+            };
+            for (holder, _) in procfs::file_lock_holders(addr) {
+                if holder != 0 && !all.contains(&holder) && procfs::check_exists(holder).is_ok() {
+                    all.push(holder);
+                }
+            }
+        }
+    }
+    all
+}
+
 /// The snapshot of the processes: a model holding what they are seen to
 /// wait for (its `observed`), and what /proc showed of each thread.
 pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     anyhow::ensure!(!o.pids.is_empty(), "no process to inspect");
-    let mut procs = Vec::new();
     for &pid in &o.pids {
         procfs::check_exists(pid)?;
+    }
+    let pids = with_file_lock_holders(&o.pids);
+    let mut procs = Vec::new();
+    for &pid in &pids {
         let glibc = glibc::version(pid);
         let locks_readable = glibc.as_ref().is_ok_and(|v| glibc::check(v).is_ok());
         procs.push(Sampled {
@@ -280,10 +313,22 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     // The kinds of the locks seen, for the report's nodes.
     let mut locks: Vec<HashMap<LockRef, crate::model::LockMeta>> =
         vec![HashMap::new(); procs.len()];
-    for wait in w.waits.values() {
+    let mut file_paths = HashMap::new();
+    for (tid, wait) in &w.waits {
         if let Wait::Lock { addr, kind, .. } = wait {
-            let (Some(idx), addr) = decode(*addr) else {
-                continue;
+            // A file lock is every process's: known by the waiter's, and
+            // named by its path.
+            let (idx, addr) = match decode(*addr) {
+                (Some(idx), addr) => (idx, addr),
+                (None, addr) => match w.process_of.get(tid) {
+                    Some(&idx) => {
+                        if let Some(path) = w.file_paths.get(&addr) {
+                            file_paths.insert(LockRef { addr, gen: 0 }, path.clone());
+                        }
+                        (idx, addr)
+                    }
+                    None => continue,
+                },
             };
             locks[idx].insert(
                 LockRef { addr, gen: 0 },
@@ -297,6 +342,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         }
     }
     let mut model = Model::default();
+    model.file_paths = file_paths;
     for (idx, p) in procs.iter().enumerate() {
         model.processes.insert(
             p.pid,

@@ -211,6 +211,8 @@ pub(super) struct Waits {
     pub(super) process_of: HashMap<u32, usize>,
     /// File locks waited on (global addresses).
     pub(super) file_waits: Vec<u64>,
+    /// The paths of the files whose locks are waited on.
+    pub(super) file_paths: HashMap<u64, String>,
     pub(super) names: HashMap<u32, String>,
     pub(super) warnings: Vec<String>,
 }
@@ -312,13 +314,11 @@ pub(super) fn read_waits(
                         },
                     );
                     w.file_waits.push(addr);
-                    w.blocked_in.insert(
-                        t.tid,
-                        format!(
-                            "lock file lock {}",
-                            procfs::fd_target(pid, args[0]).unwrap_or_default()
-                        ),
-                    );
+                    let path = procfs::fd_target(pid, args[0]).unwrap_or_default();
+                    w.blocked_in.insert(t.tid, format!("lock file lock {path}"));
+                    if !path.is_empty() {
+                        w.file_paths.insert(addr, path);
+                    }
                 }
             } else if *nr == 61 && (args[0] as i64 as i32) > 0 && args[2] & 1 == 0 {
                 // wait4 for one child, without WNOHANG: its exit.
