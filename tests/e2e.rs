@@ -1103,6 +1103,34 @@ fn inspect_follows_a_file_lock_to_its_holder() {
     }
 }
 
+/// A Python program stuck on its own lock: inspect cannot see the
+/// interpreter's locks, says so and how to see them, and never calls
+/// what it saw "holds no lock".
+#[test]
+fn inspect_says_what_it_cannot_see_in_python() {
+    if !need("python3", "python3") {
+        return;
+    }
+    let p = Pipeline::start(
+        "exec python3 -c 'import threading; l = threading.Lock(); l.acquire(); l.acquire()'",
+    );
+    let py = p.0.id();
+    let (_, r, _) = inspect_json_of(&[py], &[]);
+    let nv = r["inspect"]["not_visible"]
+        .as_array()
+        .expect("a blind spot said");
+    assert!(
+        nv[0].as_str().unwrap().contains("runs Python")
+            && nv[0].as_str().unwrap().contains("py-spy dump"),
+        "{nv:?}"
+    );
+    let (_, text, _) = holdcheck(&["inspect", &py.to_string()], Duration::from_secs(60));
+    assert!(
+        text.contains("a runtime's own locks are not visible"),
+        "{text}"
+    );
+}
+
 /// Threads that end while inspect reads them are skipped: inspect of a
 /// process that starts a thread per task never fails for it.
 #[test]

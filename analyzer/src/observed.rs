@@ -81,6 +81,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
             stack_of_tid.insert(t.tid, i);
         }
         thread_states.push(ThreadState {
+            holds_unseen: false,
             thread: thread_of(model, pid, t),
             holds: t
                 .held

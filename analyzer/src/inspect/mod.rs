@@ -52,6 +52,12 @@ pub fn inspect(o: &Options) -> Result<Report> {
         merge_shim_traces(model, &traces)
     };
     let mut report = findings::analyse(&model);
+    // From outside, a lock is seen only through a thread that waits for it.
+    for f in report.findings.iter_mut() {
+        for t in f.thread_states.iter_mut() {
+            t.holds_unseen = true;
+        }
+    }
     report.inspect = Some(info);
     Ok(report)
 }

@@ -528,6 +528,45 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     v
 }
 
+/// What inspect cannot see in a process that runs a language runtime with
+/// locks of its own (they are not glibc's, and no futex names them), and
+/// what shows them.
+pub fn runtime_blind_spot(pid: u32) -> Option<String> {
+    let maps = fs::read_to_string(format!("/proc/{}/maps", via(pid))).unwrap_or_default();
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let exe_name = exe
+        .as_ref()
+        .and_then(|e| e.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if maps.contains("/libjvm.so") {
+        return Some(format!(
+            "pid {pid} runs a JVM: its monitors and java.util.concurrent locks are not visible here; \
+             `jstack {pid}` (or `jcmd {pid} Thread.print`) prints every Java thread with the locks it holds and waits for"
+        ));
+    }
+    if maps.contains("/libpython3") || exe_name.starts_with("python") {
+        return Some(format!(
+            "pid {pid} runs Python: the GIL and the threading module's locks are not visible here; \
+             `py-spy dump --pid {pid}` prints every Python thread's stack"
+        ));
+    }
+    let go = exe
+        .and_then(|e| fs::read(format!("/proc/{pid}/root{}", e.display())).ok())
+        .is_some_and(|data| {
+            use object::Object;
+            object::File::parse(&*data).is_ok_and(|f| f.section_by_name(".go.buildinfo").is_some())
+        });
+    go.then(|| {
+        format!(
+            "pid {pid} is a Go program: the Go runtime's locks, channels and goroutines are not visible here \
+             (a thread shows only the system call it is in); `kill -QUIT {pid}` prints every goroutine's stack \
+             on its stderr and ends it (unless it handles SIGQUIT), and a net/http/pprof endpoint shows them at \
+             /debug/pprof/goroutine?debug=2"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -375,6 +375,10 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     let info = InspectInfo {
         pid: procs[0].pid,
         pids: procs.iter().map(|p| p.pid).collect(),
+        not_visible: procs
+            .iter()
+            .filter_map(|p| procfs::runtime_blind_spot(p.pid))
+            .collect(),
         glibc: procs[0].glibc.as_ref().ok().cloned(),
         samples: o.samples,
         interval_ms: o.interval.as_millis() as u64,

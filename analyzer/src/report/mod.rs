@@ -56,6 +56,11 @@ pub struct InspectInfo {
     pub tasks: Vec<TaskInfo>,
     /// The kernel queues blocked threads wait on.
     pub queues: Vec<QueueInfo>,
+    /// What inspect cannot see in these processes (a language runtime's
+    /// own locks), and how to see it: a report with no finding says
+    /// nothing of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_visible: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -341,6 +346,10 @@ pub struct ThreadState {
     pub thread: ThreadRef,
     /// The locks it holds (`mutex 0x… (write)`).
     pub holds: Vec<String>,
+    /// Seen from outside (inspect): a lock shows only when some thread
+    /// waits for it, so `holds` lists those, not every lock it holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_unseen: bool,
     /// What it waits for: `lock rwlock 0x… (write)`, or
     /// `sendto() on netlink protocol 2 port 7 (send)`; absent if running.
     #[serde(skip_serializing_if = "Option::is_none")]

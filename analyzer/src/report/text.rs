@@ -313,10 +313,10 @@ fn held_stack_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
 }
 
 fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
-    let holds = if t.holds.is_empty() {
-        "holds no lock".to_string()
-    } else {
-        format!("holds {}", t.holds.join(", "))
+    let holds = match (t.holds.is_empty(), t.holds_unseen) {
+        (true, false) => "holds no lock".to_string(),
+        (true, true) => "holds no lock another thread waits for".to_string(),
+        (false, _) => format!("holds {}", t.holds.join(", ")),
     };
     if t.waiting.as_deref() == Some(holdcheck_format::EXITED) {
         let _ = writeln!(out, "  {} {holds}, and has exited", thread_label(&t.thread));
@@ -488,6 +488,9 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
             t.tid, t.name, t.state, t.wchan
         );
     }
+    for n in &i.not_visible {
+        let _ = writeln!(out, "  not visible: {n}");
+    }
     for q in &i.queues {
         let mut extra = Vec::new();
         if let Some(r) = q.rmem {
@@ -536,7 +539,13 @@ pub fn summary_line(r: &Report) -> String {
         r.processes.len(),
         if r.processes.len() == 1 { "" } else { "es" },
         threads,
-        if r.partial { "; analysis partial, see warnings" } else { "" }
+        if r.partial {
+            "; analysis partial, see warnings"
+        } else if r.inspect.as_ref().is_some_and(|i| !i.not_visible.is_empty()) {
+            "; a runtime's own locks are not visible, see above"
+        } else {
+            ""
+        }
     )
 }
 
