@@ -1131,6 +1131,35 @@ fn inspect_says_what_it_cannot_see_in_python() {
     );
 }
 
+/// A parent in `wait()` for any child, of which it has one, holding the
+/// lock its log thread needs to drain the child's output: from the
+/// parent's pid alone, the wait is followed to the child, and the one
+/// deadlock goes through both processes.
+#[test]
+fn inspect_follows_a_wait_for_any_child_to_the_only_child() {
+    let hung = Hung::start("supervisor", &["--stress", "--any-child"]);
+    let (code, r, _) = inspect_json_of(&[hung.pid(), hung.pid()], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    assert_eq!(f["processes"].as_array().unwrap().len(), 2, "{f:#}");
+    assert!(
+        f["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["family"] == "exit"),
+        "{f:#}"
+    );
+    // The pid given twice is one process: its threads are listed once.
+    let tasks = r["inspect"]["tasks"].as_array().unwrap();
+    let mut tids: Vec<u64> = tasks.iter().map(|t| t["tid"].as_u64().unwrap()).collect();
+    let n = tids.len();
+    tids.sort();
+    tids.dedup();
+    assert_eq!(tids.len(), n, "{tasks:#?}");
+}
+
 /// Threads that end while inspect reads them are skipped: inspect of a
 /// process that starts a thread per task never fails for it.
 #[test]

@@ -9,12 +9,16 @@
  *   supervisor --light    the child writes a few lines (they fit in the
  *                         pipe): never hangs (holdcheck predicts it)
  *   supervisor --stress   the child writes 64 MB: really hangs
+ *   supervisor --stress --any-child
+ *                         the same, the parent waiting with wait(): for
+ *                         any child, of which it has one
  */
 #include "common.h"
 #include <sys/wait.h>
 
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 static long lines_logged; /* guarded by job_lock */
+static int any_child;
 
 static NOINLINE void log_line(const char *line) {
     pthread_mutex_lock(&job_lock);
@@ -45,13 +49,14 @@ static NOINLINE void run_worker(int out, int lines) {
 static NOINLINE void finish_job(pid_t child) {
     pthread_mutex_lock(&job_lock);
     int status;
-    if (waitpid(child, &status, 0) < 0)
+    if ((any_child ? wait(&status) : waitpid(child, &status, 0)) < 0)
         die("waitpid");
     pthread_mutex_unlock(&job_lock);
 }
 
 int main(int argc, char **argv) {
     int stress = has_flag(argc, argv, "--stress");
+    any_child = has_flag(argc, argv, "--any-child");
     if (!stress && !has_flag(argc, argv, "--light")) {
         fprintf(stderr, "usage: supervisor --light | --stress\n");
         return 2;

@@ -109,12 +109,18 @@ impl Sampled {
     }
 }
 
-/// The processes asked for, and the holders of the file locks their
-/// threads wait for (from /proc/locks, as lslocks finds them), and theirs
-/// in turn: a wait on a file lock is followed to the process that can
-/// release it.
-fn with_file_lock_holders(pids: &[u32]) -> Vec<u32> {
-    let mut all: Vec<u32> = pids.to_vec();
+/// The processes asked for, the holders of the file locks their threads
+/// wait for (from /proc/locks, as lslocks finds them) and the children
+/// they wait for (`wait4` of one child, or of any when there is one), and
+/// theirs in turn: a wait is followed to the process that can end it.
+fn with_followed(pids: &[u32]) -> Vec<u32> {
+    // A pid given twice is one process.
+    let mut all: Vec<u32> = Vec::new();
+    for &p in pids {
+        if !all.contains(&p) {
+            all.push(p);
+        }
+    }
     let mut i = 0;
     while i < all.len() && all.len() < 64 {
         let pid = all[i];
@@ -123,15 +129,26 @@ fn with_file_lock_holders(pids: &[u32]) -> Vec<u32> {
             let Syscall::In { nr, args } = &t.syscall else {
                 continue;
             };
-            if !(*nr == 73 || (*nr == 72 && [7, 38].contains(&args[1]))) {
-                continue;
-            }
-            let Some((addr, _)) = procfs::file_lock_wait(pid, t.tid, args[0]) else {
+            let followed: Vec<u32> = if *nr == 61 && args[2] & 1 == 0 {
+                match args[0] as i64 as i32 {
+                    p if p > 0 => vec![p as u32],
+                    _ => super::wait::only_child(pid).into_iter().collect(),
+                }
+            } else if *nr == 73 || (*nr == 72 && [7, 38].contains(&args[1])) {
+                procfs::file_lock_wait(pid, t.tid, args[0])
+                    .map(|(addr, _)| {
+                        procfs::file_lock_holders(addr)
+                            .into_iter()
+                            .map(|(h, _)| h)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
                 continue;
             };
-            for (holder, _) in procfs::file_lock_holders(addr) {
-                if holder != 0 && !all.contains(&holder) && procfs::check_exists(holder).is_ok() {
-                    all.push(holder);
+            for p in followed {
+                if p != 0 && !all.contains(&p) && procfs::check_exists(p).is_ok() {
+                    all.push(p);
                 }
             }
         }
@@ -146,7 +163,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     for &pid in &o.pids {
         procfs::check_exists(pid)?;
     }
-    let pids = with_file_lock_holders(&o.pids);
+    let pids = with_followed(&o.pids);
     let mut procs = Vec::new();
     for &pid in &pids {
         let glibc = glibc::version(pid);

@@ -193,7 +193,7 @@ pub(super) fn peer_feeders(
 /// The one thread that can act on the other end of a queue, held by the
 /// processes `pids` (all sampled): of their threads, not one waiting on
 /// this queue from the same side (it is blocked there), not one joining
-/// a thread (it acts only once that thread ended), not the shim's
+/// a thread or waiting for a child (it acts only once that ended), not the shim's
 /// watchdog. None when several remain: which of them would act is not
 /// known, and naming one would be a guess.
 fn the_only_party(
@@ -211,7 +211,10 @@ fn the_only_party(
         .filter(|t| match w.waits.get(&t.tid) {
             Some(Wait::Call {
                 channel: c, dir: d, ..
-            }) => !(matches!(c, Channel::Thread { .. }) || c == channel && *d == dir),
+            }) => {
+                !(matches!(c, Channel::Thread { .. } | Channel::Exit { .. })
+                    || c == channel && *d == dir)
+            }
             _ => true,
         })
         .map(|t| t.tid);

@@ -45,6 +45,25 @@ pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
     })
 }
 
+/// The one child of a process, when it has exactly one: a `wait4(-1)`
+/// waits for it.
+pub(super) fn only_child(pid: u32) -> Option<u32> {
+    let mut kids: Vec<u32> = procfs::tids(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|t| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{t}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    kids.sort_unstable();
+    kids.dedup();
+    (kids.len() == 1).then(|| kids[0])
+}
+
 /// What a stopped thread's state says (`T` stopped by a signal, `t`
 /// stopped under a tracer), None when it is not stopped.
 pub(super) fn stopped(state: char) -> Option<&'static str> {
@@ -320,9 +339,16 @@ pub(super) fn read_waits(
                         w.file_paths.insert(addr, path);
                     }
                 }
-            } else if *nr == 61 && (args[0] as i64 as i32) > 0 && args[2] & 1 == 0 {
-                // wait4 for one child, without WNOHANG: its exit.
-                let pid = args[0] as u32;
+            } else if *nr == 61
+                && args[2] & 1 == 0
+                && ((args[0] as i64 as i32) > 0 || only_child(pid).is_some())
+            {
+                // wait4 for one child (or for any, with one child alive),
+                // without WNOHANG: its exit.
+                let pid = match args[0] as i64 as i32 {
+                    p if p > 0 => p as u32,
+                    _ => only_child(pid).unwrap_or(0),
+                };
                 w.blocked_in
                     .insert(t.tid, format!("wait4() for the exit of process {pid}"));
                 w.waits.insert(
