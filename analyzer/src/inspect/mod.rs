@@ -58,6 +58,19 @@ pub fn inspect(o: &Options) -> Result<Report> {
             t.holds_unseen = true;
         }
     }
+    // A finding without stacks says how to get them.
+    if !o.stacks
+        && traces.is_empty()
+        && report
+            .findings
+            .iter()
+            .any(|f| f.stacks.iter().all(|s| s.frames.is_empty()))
+    {
+        report.warnings.push(
+            "no stacks were taken: `holdcheck inspect --stacks` takes the user-space stack of each blocked thread"
+                .to_string(),
+        );
+    }
     report.inspect = Some(info);
     Ok(report)
 }
