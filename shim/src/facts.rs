@@ -215,6 +215,9 @@ pub fn call_begin_on(
 /// the queue dependencies it closes (the locks taken since this thread's
 /// previous signal), but no held-across-call fact, no published wait.
 pub fn nonblocking_send_on(st: &mut ThreadState, chan: Channel, call: &'static str) {
+    if st.held_len > 0 {
+        st.note_announce();
+    }
     queue_op(st, -1, chan, Direction::Send, call, false);
 }
 
@@ -664,14 +667,22 @@ pub fn thread_ending(st: &mut ThreadState) {
         return;
     }
     let tid = st.tid();
+    // The latest acquisition of each lock; not one under which the thread
+    // signalled or posted: a thread that says it is done, under the lock,
+    // and then ends is joined after that handshake (pigz's `join_all`),
+    // not in a cycle with it.
     let mut locks = [st.recent[0]; crate::thread::RECENT];
     let mut n = 0;
-    for seq in st.recent_range(0) {
+    let mut seen = [0usize; crate::thread::RECENT];
+    let mut k = 0;
+    for seq in st.recent_range(0).rev() {
         let e = st.recent_at(seq);
-        if !locks[..n]
-            .iter()
-            .any(|x| x.addr == e.addr && x.mode == e.mode)
-        {
+        if seen[..k].contains(&e.addr) {
+            continue;
+        }
+        seen[k] = e.addr;
+        k += 1;
+        if !e.announced {
             locks[n] = e;
             n += 1;
         }

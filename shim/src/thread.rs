@@ -40,6 +40,10 @@ pub struct HeldEntry {
     /// Held again by a condition wait (in the entry's padding): a join
     /// made under it follows a handshake with the thread it joins.
     pub retaken: bool,
+    /// (Recent entries) the thread signalled or posted while it held this
+    /// acquisition: it announced something under the lock, as a thread
+    /// that says it is done before it ends does.
+    pub announced: bool,
     pub site: usize,
 }
 
@@ -62,6 +66,7 @@ impl HeldEntry {
         mode: Mode::Write,
         kind: LockKind::Mutex,
         retaken: false,
+        announced: false,
         site: 0,
     };
 }
@@ -378,6 +383,22 @@ impl ThreadState {
     /// The acquisitions made since ring position `since` (at most RECENT).
     pub fn recent_range(&self, since: u64) -> core::ops::Range<u64> {
         since.max(self.recent_seq.saturating_sub(RECENT as u64))..self.recent_seq
+    }
+
+    /// A signal or post made now, under the held locks: their latest
+    /// recent acquisitions are marked as announcing.
+    pub fn note_announce(&mut self) {
+        for i in 0..self.held_len.min(MAX_HELD) {
+            // SAFETY: below held_len.
+            let addr = unsafe { self.held[i].assume_init_ref() }.addr;
+            if let Some(seq) = self
+                .recent_range(0)
+                .rev()
+                .find(|&q| self.recent_at(q).addr == addr)
+            {
+                self.recent[(seq as usize) & (RECENT - 1)].announced = true;
+            }
+        }
     }
 
     /// The acquisition at ring position `seq` (one of [`Self::recent_range`]).
@@ -716,6 +737,7 @@ mod tests {
                 mode: Mode::Write,
                 kind: LockKind::Mutex,
                 retaken: false,
+                announced: false,
                 site,
             });
         }

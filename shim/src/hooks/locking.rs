@@ -123,6 +123,7 @@ pub fn acquire_try(
             mode,
             kind,
             retaken: false,
+            announced: false,
             site,
         },
         false,
@@ -146,6 +147,7 @@ pub fn acquire_blocking(
         mode,
         kind,
         retaken: false,
+        announced: false,
         site,
     };
     let r = trylock();
