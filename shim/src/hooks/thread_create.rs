@@ -104,11 +104,14 @@ fn handle_tid(st: &mut thread::ThreadState, handle: libc::pthread_t) -> Option<u
 /// name a new queue per task): only its phase counts, when it returns.
 fn joining(handle: libc::pthread_t, forever: bool) -> Joining {
     let Some(st) = thread::enter() else {
-        return (None, None);
+        return (None, None, None);
     };
+    // The thread's start, if it recorded it, before a prune of ended
+    // threads could forget it.
+    let recorded = RECORDER.lock().pthread_tid(handle);
     if st.held_len == 0 {
         thread::leave(st);
-        return (None, None);
+        return (None, None, recorded);
     }
     let _errno = ErrnoGuard::save();
     // A thread that has ended already is known by the handle it left.
@@ -131,18 +134,19 @@ fn joining(handle: libc::pthread_t, forever: bool) -> Joining {
         _ => None,
     };
     thread::leave(st);
-    (tid, ctx)
+    (tid, ctx, recorded)
 }
 
-/// What a join hook learnt before the real call: the thread and the
-/// wait's bookkeeping.
-type Joining = (Option<u32>, Option<CallCtx>);
+/// What a join hook learnt before the real call: the thread (under a
+/// lock), the wait's bookkeeping, the thread as its recorded start names
+/// it.
+type Joining = (Option<u32>, Option<CallCtx>, Option<u32>);
 
 /// A join returned `r`: on success, this thread's phase ends there (for a
 /// thread whose start is in the trace: it recorded facts), and if the
 /// join was made under a lock, the locks the joined thread took last are
 /// what the join waited for.
-fn joined(handle: libc::pthread_t, (under_lock, ctx): Joining, r: c_int) {
+fn joined(handle: libc::pthread_t, (under_lock, ctx, before): Joining, r: c_int) {
     super::io::end(ctx);
     if r != 0 {
         return;
@@ -153,7 +157,7 @@ fn joined(handle: libc::pthread_t, (under_lock, ctx): Joining, r: c_int) {
     let _errno = ErrnoGuard::save();
     // The joined thread started before it exited, so its start is recorded
     // by now; its handle is reused only by a later pthread_create.
-    let recorded = RECORDER.lock().pthread_tid(handle);
+    let recorded = before.or_else(|| RECORDER.lock().pthread_tid(handle));
     if let Some(j) = recorded {
         let tid = st.tid();
         RECORDER.lock().joined(tid, handle, j, st.syncs);
