@@ -312,14 +312,20 @@ fn a_lock_held_across_a_join_of_a_thread_that_needs_it_is_a_potential_deadlock()
     assert_eq!(end["acquired_at"]["function"], "index_batch");
 }
 
-#[test]
-fn a_join_under_the_lock_its_thread_waits_for_is_a_live_deadlock() {
-    let r = run_example("waits", &["join-hang"], 30);
+/// A `waits` run that hangs: ended once the watchdog saw the deadlock.
+fn hung_waits(mode: &str) -> Run {
+    let r = run_example("waits", &[mode], 30);
     assert_eq!(
         r.report["run"]["ending"], "deadlocked",
         "{:#}",
         r.report["run"]
     );
+    r
+}
+
+#[test]
+fn a_join_under_the_lock_its_thread_waits_for_is_a_live_deadlock() {
+    let r = hung_waits("join-hang");
     let f = wait_cycle(&r, "deadlock", "thread");
     assert_eq!(thread_names(f), ["indexer", "waits"]);
     assert_eq!(edge_of(f, "thread-end")["thread"]["name"], "indexer");
@@ -345,12 +351,7 @@ fn a_lock_held_across_sem_wait_whose_poster_needs_it_is_a_potential_deadlock() {
 
 #[test]
 fn a_sem_wait_under_the_lock_its_poster_waits_for_is_a_live_deadlock() {
-    let r = run_example("waits", &["sem-hang"], 30);
-    assert_eq!(
-        r.report["run"]["ending"], "deadlocked",
-        "{:#}",
-        r.report["run"]
-    );
+    let r = hung_waits("sem-hang");
     let f = wait_cycle(&r, "deadlock", "semaphore");
     assert_eq!(thread_names(f), ["producer", "waits"]);
 }

@@ -109,6 +109,15 @@ fn read(path: &Path) -> Result<String> {
     })
 }
 
+/// The first value of the line that starts with `key` in a /proc file of
+/// `key value…` lines (`status`, `fdinfo`).
+pub fn key_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)
+}
+
 /// The id to read a process's memory, maps and descriptors through: its
 /// pid, or, when its main thread has exited (a zombie leader, after
 /// `pthread_exit` in main) and left those empty, one of its live threads.
@@ -403,15 +412,7 @@ pub fn holders_of(target: &str) -> HashMap<u32, Vec<u32>> {
                     fd.file_name().to_string_lossy()
                 ))
                 .ok()
-                .and_then(|s| {
-                    let flags = s
-                        .lines()
-                        .find(|l| l.starts_with("flags:"))?
-                        .split_whitespace()
-                        .nth(1)?
-                        .to_string();
-                    u32::from_str_radix(&flags, 8).ok()
-                })
+                .and_then(|s| u32::from_str_radix(key_value(&s, "flags:")?, 8).ok())
                 .map_or(2, |f| f & 3);
                 out.entry(pid).or_default().push(access);
             }

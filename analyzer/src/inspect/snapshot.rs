@@ -11,8 +11,10 @@ use super::users::peer_feeders;
 use super::users::queue_users;
 use super::users::traced_users;
 use super::wait::blocked_call;
+use super::wait::is_file_lock_wait;
 use super::wait::read_waits;
 use super::wait::syscall_name;
+use super::wait::waited_child;
 use super::Options;
 use crate::model::Model;
 use crate::model::Process;
@@ -125,17 +127,20 @@ fn with_followed(pids: &[u32]) -> Vec<u32> {
     while i < all.len() && all.len() < 64 {
         let pid = all[i];
         i += 1;
-        for t in sample(pid).unwrap_or_default() {
-            let Syscall::In { nr, args } = &t.syscall else {
+        // Only each thread's system call: a full sample of a process of
+        // 1500 threads is most of inspect's time.
+        for tid in procfs::tids(pid).unwrap_or_default() {
+            let Ok(line) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
+            else {
                 continue;
             };
-            let followed: Vec<u32> = if *nr == 61 && args[2] & 1 == 0 {
-                match args[0] as i64 as i32 {
-                    p if p > 0 => vec![p as u32],
-                    _ => super::wait::only_child(pid).into_iter().collect(),
-                }
-            } else if *nr == 73 || (*nr == 72 && [7, 38].contains(&args[1])) {
-                procfs::file_lock_wait(pid, t.tid, args[0])
+            let Syscall::In { nr, args } = &procfs::parse_syscall(&line) else {
+                continue;
+            };
+            let followed: Vec<u32> = if let Some(child) = waited_child(pid, *nr, args) {
+                vec![child]
+            } else if is_file_lock_wait(*nr, args) {
+                procfs::file_lock_wait(pid, tid, args[0])
                     .map(|(addr, _)| {
                         procfs::file_lock_holders(addr)
                             .into_iter()

@@ -109,12 +109,7 @@ pub(super) fn shim_trace(pid: u32) -> Option<std::path::PathBuf> {
         .filter(|d| !d.is_empty())
         .or_else(|| {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let uid = status
-                .lines()
-                .find(|l| l.starts_with("Uid:"))?
-                .split_whitespace()
-                .nth(1)?
-                .to_string();
+            let uid = procfs::key_value(&status, "Uid:")?;
             Some(format!("/tmp/holdcheck-{uid}"))
         })?;
     let prefix = format!("{}{pid}.", holdcheck_format::TRACE_PREFIX);

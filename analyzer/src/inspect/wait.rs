@@ -45,9 +45,27 @@ pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
     })
 }
 
+/// Whether a blocked call waits for a file lock: `flock`, or `fcntl`
+/// `F_SETLKW` / `F_OFD_SETLKW`.
+pub(super) fn is_file_lock_wait(nr: u64, args: &[u64; 6]) -> bool {
+    nr == 73 || (nr == 72 && [7, 38].contains(&args[1]))
+}
+
+/// The child a blocked `wait4` (without `WNOHANG`) of process `pid` waits
+/// for: the one it names, or its only child when it waits for any.
+pub(super) fn waited_child(pid: u32, nr: u64, args: &[u64; 6]) -> Option<u32> {
+    if nr != 61 || args[2] & 1 != 0 {
+        return None;
+    }
+    match args[0] as i64 as i32 {
+        p if p > 0 => Some(p as u32),
+        _ => only_child(pid),
+    }
+}
+
 /// The one child of a process, when it has exactly one: a `wait4(-1)`
 /// waits for it.
-pub(super) fn only_child(pid: u32) -> Option<u32> {
+fn only_child(pid: u32) -> Option<u32> {
     let mut kids: Vec<u32> = procfs::tids(pid)
         .unwrap_or_default()
         .into_iter()
@@ -321,8 +339,7 @@ pub(super) fn read_waits(
                         );
                     }
                 }
-            } else if *nr == 73 || (*nr == 72 && [7, 38].contains(&args[1])) {
-                // flock, or fcntl F_SETLKW / F_OFD_SETLKW: a file lock.
+            } else if is_file_lock_wait(*nr, args) {
                 if let Some((addr, mode)) = procfs::file_lock_wait(pid, t.tid, args[0]) {
                     w.waits.insert(
                         t.tid,
@@ -339,16 +356,7 @@ pub(super) fn read_waits(
                         w.file_paths.insert(addr, path);
                     }
                 }
-            } else if *nr == 61
-                && args[2] & 1 == 0
-                && ((args[0] as i64 as i32) > 0 || only_child(pid).is_some())
-            {
-                // wait4 for one child (or for any, with one child alive),
-                // without WNOHANG: its exit.
-                let pid = match args[0] as i64 as i32 {
-                    p if p > 0 => p as u32,
-                    _ => only_child(pid).unwrap_or(0),
-                };
+            } else if let Some(pid) = waited_child(pid, *nr, args) {
                 w.blocked_in
                     .insert(t.tid, format!("wait4() for the exit of process {pid}"));
                 w.waits.insert(
