@@ -493,9 +493,7 @@ pub fn exited_holding(st: &mut ThreadState) {
             continue;
         }
         let lock = locks::lock_ref(e.addr);
-        let name = crate::sys::read_small("/proc/thread-self/comm")
-            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
-            .unwrap_or_default();
+        let name = crate::sys::thread_name(None);
         {
             // The newest owner of each lock, a bounded number of locks.
             let mut orphans = crate::live::ORPHANS.lock();
@@ -611,8 +609,8 @@ pub fn misuse(st: &mut ThreadState, m: Misuse) {
     // The other threads it names, while they have a name.
     for t in [m.owner, m.other.map_or(0, |o| o.1)] {
         if t != 0 && t != tid {
-            if let Some(b) = crate::sys::read_small(&format!("/proc/self/task/{t}/comm")) {
-                let name = String::from_utf8_lossy(&b).trim_end().to_string();
+            let name = crate::sys::thread_name(Some(t));
+            if !name.is_empty() {
                 rec.name_thread(t, name);
             }
         }

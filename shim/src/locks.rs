@@ -145,13 +145,23 @@ pub fn epoch() -> u64 {
     EPOCH.load(Ordering::Relaxed)
 }
 
+/// glibc 2.36 x86_64 lock layouts (LOWLEVEL.md): `pthread_mutex_t`
+/// `__lock`, `__owner`, `__kind`; `pthread_rwlock_t` `__readers`,
+/// `__cur_writer`, `__flags`; a spinlock is one int at 0.
+const MUTEX_LOCK: usize = 0;
+const MUTEX_OWNER: usize = 8;
+const MUTEX_KIND: usize = 16;
+const RWLOCK_READERS: usize = 0;
+const RWLOCK_WRITER: usize = 24;
+const RWLOCK_FLAGS: usize = 48;
+
 /// The owner field of a lock held in `mode` (glibc 2.36, x86_64:
 /// `pthread_mutex_t.__owner` at 8, `pthread_rwlock_t.__cur_writer` at 24),
 /// None where glibc records no owner (a read lock, a file lock).
 fn owner_offset(kind: LockKind, mode: Mode) -> Option<usize> {
     match (kind, mode) {
-        (LockKind::Mutex, _) => Some(8),
-        (LockKind::Rwlock, Mode::Write) => Some(24),
+        (LockKind::Mutex, _) => Some(MUTEX_OWNER),
+        (LockKind::Rwlock, Mode::Write) => Some(RWLOCK_WRITER),
         _ => None,
     }
 }
@@ -168,7 +178,7 @@ pub fn owned_by(addr: usize, kind: LockKind, mode: Mode, tid: u32) -> Option<boo
 /// Whether the mutex at `addr` is robust (`__kind` bit 16): its next
 /// locker gets EOWNERDEAD and recovers it. Read as [`owned_by`].
 pub fn is_robust_mutex(addr: usize) -> bool {
-    crate::sys::read_own_u32(addr + 16).is_some_and(|k| k & 16 != 0)
+    crate::sys::read_own_u32(addr + MUTEX_KIND).is_some_and(|k| k & 16 != 0)
 }
 
 /// What a lock's memory says of its state right now.
@@ -198,16 +208,16 @@ pub unsafe fn state(addr: usize, kind: LockKind) -> LockState {
     let word = |at: usize| core::ptr::read_volatile((addr + at) as *const u32);
     match kind {
         LockKind::Mutex => LockState {
-            locked: Some(word(0) != 0),
-            owner: word(8),
+            locked: Some(word(MUTEX_LOCK) != 0),
+            owner: word(MUTEX_OWNER),
             readers: false,
-            destroyed: word(16) == u32::MAX,
+            destroyed: word(MUTEX_KIND) == u32::MAX,
         },
         LockKind::Rwlock => {
-            let r = word(0);
+            let r = word(RWLOCK_READERS);
             LockState {
                 locked: Some(r >> 3 != 0 || r & 2 != 0),
-                owner: word(24),
+                owner: word(RWLOCK_WRITER),
                 readers: r >> 3 != 0,
                 destroyed: false,
             }
@@ -227,7 +237,7 @@ pub unsafe fn state(addr: usize, kind: LockKind) -> LockState {
 /// # Safety
 /// As [`state`], for a mutex.
 pub unsafe fn mutex_checks_owner(addr: usize) -> bool {
-    let k = core::ptr::read_volatile((addr + 16) as *const u32);
+    let k = core::ptr::read_volatile((addr + MUTEX_KIND) as *const u32);
     k & 3 == 1 || k & 3 == 2 || k & 16 != 0
 }
 
@@ -245,7 +255,7 @@ pub struct LockProps {
 pub unsafe fn props(addr: usize, kind: LockKind) -> LockProps {
     match kind {
         LockKind::Mutex => {
-            let k = core::ptr::read_volatile((addr + 16) as *const i32);
+            let k = core::ptr::read_volatile((addr + MUTEX_KIND) as *const i32);
             LockProps {
                 writer_preferring: false,
                 // PTHREAD_MUTEX_RECURSIVE_NP, also with the robust,
@@ -258,7 +268,7 @@ pub unsafe fn props(addr: usize, kind: LockKind) -> LockProps {
             recursive: false,
         },
         LockKind::Rwlock => {
-            let flags = core::ptr::read_volatile((addr + 48) as *const u32);
+            let flags = core::ptr::read_volatile((addr + RWLOCK_FLAGS) as *const u32);
             LockProps {
                 // Only PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP (2) makes
                 // glibc block new readers behind a waiting writer;

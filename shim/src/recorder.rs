@@ -156,9 +156,7 @@ impl Recorder {
         if self.threads.contains_key(&tid) {
             return;
         }
-        let name = sys::read_small("/proc/thread-self/comm")
-            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
-            .unwrap_or_default();
+        let name = sys::thread_name(None);
         // SAFETY: pthread_self has no preconditions.
         self.remember_pthread(unsafe { libc::pthread_self() }, tid);
         self.name_thread(tid, name);

@@ -56,6 +56,18 @@ pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
 }
 
 /// Reads a small file (a /proc entry) whole.
+/// A thread's name (`comm`): this thread's (None) or thread `tid`'s of
+/// this process; empty when it cannot be read (the thread is gone).
+pub fn thread_name(tid: Option<u32>) -> String {
+    let path = match tid {
+        None => "/proc/thread-self/comm".to_string(),
+        Some(t) => format!("/proc/self/task/{t}/comm"),
+    };
+    read_small(&path)
+        .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+        .unwrap_or_default()
+}
+
 pub fn read_small(path: &str) -> Option<Vec<u8>> {
     let fd: OwnedFd =
         rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;

@@ -349,9 +349,7 @@ impl Env for ShimEnv {
     }
 
     fn thread_name(&self, tid: u32) -> String {
-        sys::read_small(&format!("/proc/self/task/{tid}/comm"))
-            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
-            .unwrap_or_default()
+        sys::thread_name(Some(tid))
     }
 }
 
