@@ -777,7 +777,7 @@ impl Hung {
             .unwrap();
         // The first line of output (warnd's port), without waiting for EOF.
         let mut stdout = String::new();
-        if example == "warnd" {
+        if example == "warnd" || args.first().is_some_and(|a| a.starts_with("accept")) {
             use std::io::BufRead;
             let out = child.stdout.take().unwrap();
             std::io::BufReader::new(out).read_line(&mut stdout).unwrap();
@@ -1021,6 +1021,46 @@ fn inspect_of_an_idle_pipeline_is_silent() {
     );
 }
 
+/// A call blocked in `accept` waits on the listening socket's queue of
+/// connections, named by its port (not "tcp 0.0.0.0:0 -> ..."); an idle
+/// server is no finding.
+#[test]
+fn inspect_names_a_listening_socket_by_its_port() {
+    let hung = Hung::start("waits", &["accept-hang"]);
+    let port = hung
+        .stdout
+        .trim()
+        .strip_prefix("waits: listening on port ")
+        .expect("waits prints its port")
+        .to_string();
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    let f = findings(&r, "stall")[0];
+    assert_stall_root(f, "waits", "mutex", "accept");
+    let queue = f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["family"] == "listen")
+        .unwrap_or_else(|| panic!("{f:#}"));
+    assert_eq!(queue["addr"], format!("tcp:{port}"), "{f:#}");
+    let q = r["inspect"]["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["description"] == format!("listening socket tcp:{port}"))
+        .unwrap_or_else(|| panic!("{:#}", r["inspect"]["queues"]));
+    assert_eq!(q["owner_pids"][0], hung.pid(), "{q}");
+    let idle = Hung::start("waits", &["accept-idle"]);
+    let (code, r, _) = inspect_json(idle.pid());
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    let task = &r["inspect"]["tasks"][0];
+    assert!(
+        task["blocked_in"].as_str().unwrap().starts_with("accept"),
+        "{task}"
+    );
+}
+
 /// `yes | cat` with cat stopped: the writer's full pipe is not drained
 /// because its reader is stopped, and the report says so.
 #[test]
@@ -1250,6 +1290,44 @@ fn inspect_shows_a_netlink_recv_that_has_not_moved() {
         (1000..=alive_ms + 100).contains(&waited),
         "waited {waited} ms in a process {alive_ms} ms old"
     );
+}
+
+/// gdb attaches, reads and detaches: every thread ran again, so its wait
+/// looks young; inspect watches it until it is old enough, and the
+/// stalled call is still reported.
+#[test]
+fn a_wait_keeps_its_finding_after_a_debugger_attached() {
+    if !need("gdb", "gdb") {
+        return;
+    }
+    let hung = Hung::start("nl_request", &[]);
+    let client = hung.tid_named("metrics-client");
+    std::thread::sleep(Duration::from_millis(800));
+    let gdb = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-p",
+            &hung.pid().to_string(),
+            "-ex",
+            "info threads",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        gdb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gdb.stderr)
+    );
+    let (_, r, took) = inspect_json(hung.pid());
+    let f = findings(&r, "stalled-call")
+        .into_iter()
+        .find(|f| f["threads"][0]["tid"] == client)
+        .unwrap_or_else(|| panic!("the recv lost its finding: {:#}", r["findings"]));
+    assert_eq!(f["nodes"][0]["family"], "netlink");
+    let waited = f["thread_states"][0]["waited_ms"].as_u64().unwrap();
+    assert!(waited >= 1000, "waited {waited} ms");
+    assert!(took < Duration::from_secs(4), "inspect took {took:?}");
 }
 
 #[test]

@@ -18,8 +18,13 @@
  *                       waits for the lock: hangs for ever.
  *   waits sem-clean     the producer posts without the lock: the wait is
  *                       no cycle (a lock held across a wait, no more).
+ *   waits accept-hang   main listens on a loopback TCP port (printed) and
+ *                       waits in accept() holding the session lock, which
+ *                       the session thread waits for: a stall, for ever.
+ *   waits accept-idle   the same server holding no lock: an idle server.
  */
 #include "common.h"
+#include <netinet/in.h>
 #include <semaphore.h>
 
 static pthread_mutex_t index_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -110,6 +115,36 @@ static int sem_mode(void) {
     return 0;
 }
 
+static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *session_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&session_lock); /* held by main, in accept() */
+    pthread_mutex_unlock(&session_lock);
+    return NULL;
+}
+
+static int accept_mode(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (l < 0 || bind(l, (struct sockaddr *)&a, len) < 0 || listen(l, 4) < 0 ||
+        getsockname(l, (struct sockaddr *)&a, &len) < 0)
+        die("listen");
+    printf("waits: listening on port %d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    pthread_t session;
+    if (hang) {
+        pthread_mutex_lock(&session_lock);
+        pthread_create(&session, NULL, session_main, NULL);
+        pthread_setname_np(session, "session");
+    }
+    int c = accept(l, NULL, NULL); /* nobody connects */
+    if (hang)
+        pthread_mutex_unlock(&session_lock);
+    return c < 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "join";
     hang = strstr(mode, "-hang") != NULL;
@@ -118,6 +153,9 @@ int main(int argc, char **argv) {
         return join_mode();
     if (strncmp(mode, "sem", 3) == 0)
         return sem_mode();
-    fprintf(stderr, "usage: waits join|join-hang|join-clean|sem|sem-hang|sem-clean\n");
+    if (strncmp(mode, "accept", 6) == 0)
+        return accept_mode();
+    fprintf(stderr, "usage: waits join|join-hang|join-clean|sem|sem-hang|sem-clean|"
+                    "accept-hang|accept-idle\n");
     return 2;
 }

@@ -324,6 +324,29 @@ pub struct TcpSocket {
     pub local: String,
     pub remote: String,
     pub inode: u64,
+    /// In state LISTEN: its queue holds connections, not bytes.
+    pub listening: bool,
+}
+
+/// The listening unix sockets: inode and path (`/run/x.sock`,
+/// `@abstract`, empty when unbound), from /proc/net/unix (flag
+/// `__SO_ACCEPTCON`).
+pub fn unix_listeners() -> Vec<(u64, String)> {
+    const ACCEPTCON: u32 = 0x10000;
+    let text = fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            (flags & ACCEPTCON != 0).then(|| {
+                Some((
+                    f.get(6)?.parse::<u64>().ok()?,
+                    f.get(7).map_or_else(String::new, |p| p.to_string()),
+                ))
+            })?
+        })
+        .collect()
 }
 
 /// Decodes the kernel's hex address (`0100007F:1F90`; the address in
@@ -368,6 +391,7 @@ pub fn tcp_sockets() -> Vec<TcpSocket> {
                     local,
                     remote,
                     inode,
+                    listening: f[3] == "0A",
                 });
             }
         }

@@ -205,9 +205,29 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         // A process that exited in between has no threads left.
         p.last = sample(p.pid).unwrap_or_default();
     }
+    // A wait's age counts from when its thread last ran, and a ptrace stop
+    // (gdb, eu-stack, a `--stacks` before) makes it run: a call blocked for
+    // minutes is young again after an attach. A thread that made no
+    // progress but is younger than the stall threshold is watched until
+    // it reaches it (at most 5 s more), so the finding is kept, with its
+    // age a lower bound.
+    let clocks = procfs::SchedClocks::calibrate();
+    let youngest = procs
+        .iter()
+        .flat_map(|p| p.last.iter().filter(|t| p.stuck(t)))
+        .filter_map(|t| clocks.last_ran_ms(t))
+        .map(|ran| procfs::boot_clock_ms() - ran)
+        .filter(|&age| age >= 0.0 && age < o.stall_ms as f64)
+        .fold(f64::INFINITY, f64::min);
+    if youngest.is_finite() {
+        let more = (o.stall_ms as f64 - youngest + 20.0).min(5000.0);
+        std::thread::sleep(std::time::Duration::from_millis(more as u64));
+        for p in procs.iter_mut() {
+            p.last = sample(p.pid).unwrap_or_default();
+        }
+    }
     let netlink = procfs::netlink_sockets();
     let tcp = procfs::tcp_sockets();
-    let clocks = procfs::SchedClocks::calibrate();
     let now_ms = procfs::boot_clock_ms();
     let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
 
@@ -279,7 +299,8 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     // Every other call blocked past the threshold: from outside, a request
     // awaiting its reply and an idle server look alike, so all are shown;
     // but a pipe's reader that holds no lock waits for its writer, as the
-    // reader of an idle pipeline does (`sleep 1000 | grep x`): no finding.
+    // reader of an idle pipeline does (`sleep 1000 | grep x`), and a server
+    // in `accept` that holds no lock is idle: no finding.
     let involved: HashSet<u32> = observed
         .iter()
         .flat_map(|f| f.threads.iter().map(|t| t.tid))
@@ -295,7 +316,10 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             }
             let idle_reader = *dir == Direction::Recv
                 && s.held.is_empty()
-                && matches!(channel, Channel::Pipe { .. } | Channel::Fifo { .. });
+                && matches!(
+                    channel,
+                    Channel::Pipe { .. } | Channel::Fifo { .. } | Channel::Listen { .. }
+                );
             let waited = now_ns.saturating_sub(s.since) / 1_000_000;
             if waited >= o.stall_ms && !idle_reader {
                 let mut ob = blocked_call(&env, s, call, channel, *dir, waited, o.samples);

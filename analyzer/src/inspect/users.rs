@@ -66,6 +66,27 @@ pub(super) fn queue_users(
                     None,
                 )
             }
+            // The listening socket, by its port or path.
+            Channel::Listen { addr } => {
+                let inode = match addr.split_once(':') {
+                    Some(("tcp", port)) => tcp
+                        .iter()
+                        .find(|t| {
+                            t.listening && t.local.rsplit_once(':').map(|x| x.1) == Some(port)
+                        })
+                        .map(|t| t.inode),
+                    Some(("unix", path)) => procfs::unix_listeners()
+                        .into_iter()
+                        .find(|(_, p)| p == path)
+                        .map(|(i, _)| i),
+                    _ => None,
+                };
+                (
+                    owner_pids(inode.map(|i| format!("socket:[{i}]")).as_deref()),
+                    None,
+                    None,
+                )
+            }
             _ => (Vec::new(), None, None),
         };
         let all_seen = other_end

@@ -35,6 +35,8 @@ pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
         1 => ("write", Direction::Send),
         19 => ("readv", Direction::Recv),
         20 => ("writev", Direction::Send),
+        43 => ("accept", Direction::Recv),
+        288 => ("accept4", Direction::Recv),
         44 => ("sendto", Direction::Send),
         45 => ("recvfrom", Direction::Recv),
         46 => ("sendmsg", Direction::Send),
@@ -125,7 +127,23 @@ pub(super) fn channel_of(
         });
     }
     if let Some(t) = tcp.iter().find(|t| t.inode == inode) {
+        // `accept` waits on the queue of connections, named as the shim
+        // names it (by port: a loopback connect reaches a wildcard alike).
+        if t.listening {
+            let port = t.local.rsplit_once(':').map_or("", |(_, p)| p);
+            return Some(Channel::Listen {
+                addr: format!("tcp:{port}"),
+            });
+        }
         return Some(Channel::tcp(dir, t.local.clone(), t.remote.clone()));
+    }
+    if let Some((_, path)) = procfs::unix_listeners()
+        .into_iter()
+        .find(|(i, path)| *i == inode && !path.is_empty())
+    {
+        return Some(Channel::Listen {
+            addr: format!("unix:{path}"),
+        });
     }
     // Otherwise a unix socket (the only other family sock_diag answers for).
     // A send on a connection not accepted yet names the sending socket,
