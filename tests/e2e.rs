@@ -913,6 +913,8 @@ fn inspect_names_no_reader_it_cannot_see() {
     let stalls = findings(&r, "stall");
     assert_eq!(stalls.len(), 1, "{:#}", r["findings"]);
     assert_stall_root(stalls[0], "log-writer", "mutex", "write() on pipe");
+    let title = stalls[0]["title"].as_str().unwrap();
+    assert!(title.contains("its reader is unknown"), "{title}");
     assert_eq!(
         thread_state(stalls[0], "stats")["waiting"]
             .as_str()
@@ -1175,6 +1177,83 @@ fn inspect_says_what_it_cannot_see_in_python() {
 /// lock its log thread needs to drain the child's output: from the
 /// parent's pid alone, the wait is followed to the child, and the one
 /// deadlock goes through both processes.
+/// Two processes over two process-shared mutexes in shared memory, each
+/// holding one and waiting for the other: from the parent's pid alone,
+/// the owner read from the lock is a thread of the child, which inspect
+/// follows, and the two waits are one deadlock across the processes.
+#[test]
+fn inspect_names_process_shared_mutex_owners_across_processes() {
+    let hung = Hung::start("abba", &["--processes", "--hang"]);
+    let parent = hung.pid();
+    let child: u32 = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("one child");
+    let (code, r, _) = inspect_json(parent);
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let mut pids: Vec<u64> = f["thread_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["thread"]["pid"].as_u64().unwrap())
+        .collect();
+    pids.sort();
+    assert_eq!(pids, [parent as u64, child as u64], "{f:#}");
+    for t in f["thread_states"].as_array().unwrap() {
+        assert!(t["holds"][0].as_str().unwrap().starts_with("mutex"), "{t}");
+        assert!(
+            t["waiting"].as_str().unwrap().starts_with("lock mutex"),
+            "{t}"
+        );
+    }
+}
+
+/// sqlite3 in a transaction, between statements: it holds a POSIX write
+/// lock no one waits for, and inspect says so with the file's path.
+#[test]
+fn inspect_names_the_file_locks_a_process_holds() {
+    if !need("sqlite3", "sqlite3") {
+        return;
+    }
+    let work = work_dir("inspect-sqlite");
+    let db = work.join("t.db");
+    // Killed with its group however the test ends.
+    let mut p = Pipeline(
+        Command::new("sqlite3")
+            .arg(&db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    use std::io::Write;
+    let mut stdin = p.0.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "CREATE TABLE t(x); BEGIN EXCLUSIVE; INSERT INTO t VALUES(1);"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = p.0.id();
+    let (code, r, _) = inspect_json(pid);
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    let locks = r["inspect"]["file_locks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no file lock said: {:#}", r["inspect"]));
+    assert!(
+        locks.iter().any(|l| l["path"] == db.to_str().unwrap()
+            && l["kind"] == "POSIX"
+            && l["mode"] == "write"
+            && l["pid"] == pid),
+        "{locks:?}"
+    );
+}
+
 #[test]
 fn inspect_follows_a_wait_for_any_child_to_the_only_child() {
     let hung = Hung::start("supervisor", &["--stress", "--any-child"]);
@@ -1243,6 +1322,38 @@ fn inspect_points_the_rwlock_stall_at_the_thread_in_read() {
 
 /// From outside, a holder waiting on a condition variable is blocked in a
 /// futex holdcheck cannot name: it is said so, not called running.
+/// A rwlock held for reading by one of two blocked threads that hold
+/// nothing else: which one is unknown, and the stall is still reported,
+/// with every waiter counted and both candidates named.
+#[test]
+fn inspect_reports_a_rwlock_stall_whose_reader_it_cannot_name() {
+    let hung = Hung::start("rwlock_stall", &["--bystander"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    assert_eq!(f["waiters"], 4, "{f:#}");
+    let title = f["title"].as_str().unwrap();
+    assert!(title.contains("cannot name"), "{title}");
+    assert!(
+        title.contains("\"slow-holder\"") && title.contains("\"bystander\""),
+        "{title}"
+    );
+    assert_eq!(f["nodes"][0]["kind"], "rwlock", "{f:#}");
+    assert!(
+        !r["inspect"]["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("end of thread")),
+        "{:#}",
+        r["inspect"]["queues"]
+    );
+}
+
 #[test]
 fn inspect_says_a_stall_root_in_a_condvar_wait_is_blocked() {
     let hung = Hung::start("cond_lock", &["--hang"]);

@@ -4,12 +4,20 @@
  * second waits at a barrier until the first has let go of both locks), so
  * it never hangs and holdcheck predicts the deadlock; with --hang the
  * threads meet while each holds its first lock, and deadlock.
+ *
+ * With --processes the two locks are process-shared mutexes in shared
+ * memory, and the two sides are two processes (the parent takes A then B,
+ * a forked child B then A).
  */
 #include "common.h"
+#include <sys/mman.h>
+#include <sys/wait.h>
 
-static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t lock_b = PTHREAD_MUTEX_INITIALIZER;
-static pthread_barrier_t meet;
+static pthread_mutex_t static_a = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t static_b = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t static_meet;
+static pthread_mutex_t *lock_a = &static_a, *lock_b = &static_b;
+static pthread_barrier_t *meet = &static_meet;
 static int hang;
 
 static NOINLINE void take_second(pthread_mutex_t *m) {
@@ -19,31 +27,66 @@ static NOINLINE void take_second(pthread_mutex_t *m) {
 
 static NOINLINE void *a_then_b(void *arg) {
     (void)arg;
-    pthread_mutex_lock(&lock_a);
+    pthread_mutex_lock(lock_a);
     if (hang)
-        pthread_barrier_wait(&meet);
-    take_second(&lock_b);
-    pthread_mutex_unlock(&lock_a);
+        pthread_barrier_wait(meet);
+    take_second(lock_b);
+    pthread_mutex_unlock(lock_a);
     if (!hang)
-        pthread_barrier_wait(&meet); /* your turn */
+        pthread_barrier_wait(meet); /* your turn */
     return NULL;
 }
 
 static NOINLINE void *b_then_a(void *arg) {
     (void)arg;
     if (!hang)
-        pthread_barrier_wait(&meet); /* after a-then-b let go */
-    pthread_mutex_lock(&lock_b);
+        pthread_barrier_wait(meet); /* after a-then-b let go */
+    pthread_mutex_lock(lock_b);
     if (hang)
-        pthread_barrier_wait(&meet);
-    take_second(&lock_a);
-    pthread_mutex_unlock(&lock_b);
+        pthread_barrier_wait(meet);
+    take_second(lock_a);
+    pthread_mutex_unlock(lock_b);
     return NULL;
+}
+
+/* The two sides as two processes, over process-shared locks. */
+static int processes(void) {
+    struct shared {
+        pthread_mutex_t a, b;
+        pthread_barrier_t meet;
+    } *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED)
+        die("mmap");
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&sh->a, &ma);
+    pthread_mutex_init(&sh->b, &ma);
+    pthread_barrierattr_t ba;
+    pthread_barrierattr_init(&ba);
+    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&sh->meet, &ba, 2);
+    lock_a = &sh->a;
+    lock_b = &sh->b;
+    meet = &sh->meet;
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        b_then_a(NULL);
+        _exit(0);
+    }
+    a_then_b(NULL);
+    waitpid(child, NULL, 0);
+    puts("abba: done");
+    return 0;
 }
 
 int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
-    pthread_barrier_init(&meet, NULL, 2);
+    if (has_flag(argc, argv, "--processes"))
+        return processes();
+    pthread_barrier_init(meet, NULL, 2);
     pthread_t t1 = spawn("a-then-b", a_then_b, NULL);
     pthread_t t2 = spawn("b-then-a", b_then_a, NULL);
     if (has_flag(argc, argv, "--main-exits"))

@@ -6,6 +6,9 @@
  * for the lock; behind it, every new reader queues too. Nothing is
  * deadlocked, everything is stuck: the watchdog reports one stall whose
  * root is the holder and its read().
+ *
+ * With --bystander one more thread blocks in read() on another pipe,
+ * holding nothing: from outside, either could be the lock's reader.
  */
 #include "common.h"
 #include <time.h>
@@ -30,6 +33,16 @@ static NOINLINE void *slow_holder(void *arg) {
     return NULL;
 }
 
+static int other_pipe[2];
+
+static NOINLINE void *bystander(void *arg) {
+    (void)arg;
+    char c;
+    if (read(other_pipe[0], &c, 1) < 0) /* blocks for ever, holding nothing */
+        die("read");
+    return NULL;
+}
+
 static NOINLINE void *writer(void *arg) {
     (void)arg;
     pause_ms(100);
@@ -46,13 +59,15 @@ static NOINLINE void *reader(void *arg) {
     return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&table, &attr);
-    if (pipe(never_written) < 0)
+    if (pipe(never_written) < 0 || pipe(other_pipe) < 0)
         die("pipe");
+    if (has_flag(argc, argv, "--bystander"))
+        spawn("bystander", bystander, NULL);
     pthread_t t[READERS + 2];
     t[0] = spawn("slow-holder", slow_holder, NULL);
     t[1] = spawn("writer", writer, NULL);

@@ -12,6 +12,9 @@
 //! | rdlock, a writer holds / wrlock, readers hold | rw+8 (`__wrphase_futex`) | 3 / 2 |
 //! | rdlock behind a queued writer (writer-preferring) | rw+0 (`__readers`) | readers |
 //! | pthread_join | the thread's tid word | its tid |
+//!
+//! A process-shared mutex is waited on without `FUTEX_PRIVATE_FLAG`, and its
+//! owner field may hold a thread of another process.
 
 use super::memory;
 use super::procfs::via;
@@ -110,7 +113,7 @@ pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) ->
     if cmd == FUTEX_WAIT && val == 2 {
         if let Ok(m) = memory::read(pid, uaddr, 40) {
             let owner = memory::u32_at(&m, 8);
-            if tids.contains(&owner) {
+            if tids.contains(&owner) || shared_mutex_owner(pid, uaddr, op, val as u64).is_some() {
                 return FutexWait::Lock {
                     addr: uaddr,
                     kind: LockKind::Mutex,
@@ -180,6 +183,26 @@ pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) ->
         }
     }
     FutexWait::Other
+}
+
+/// The owner of a process-shared mutex that a futex wait of process `pid`
+/// sleeps on, when a thread of another process owns it: (its tid, its
+/// process). glibc marks such a mutex in `__kind` (`PTHREAD_MUTEX_PSHARED_BIT`)
+/// and waits on it without `FUTEX_PRIVATE_FLAG`; its owner field holds a
+/// tid of whichever process locked it.
+pub fn shared_mutex_owner(pid: u32, uaddr: u64, op: u64, val: u64) -> Option<(u32, u32)> {
+    const PRIVATE: u64 = 128;
+    const PSHARED_BIT: u32 = 128;
+    if op & 0x7f != FUTEX_WAIT || op & PRIVATE != 0 || val as u32 != 2 {
+        return None;
+    }
+    let m = memory::read(pid, uaddr, 40).ok()?;
+    let (owner, kind) = (memory::u32_at(&m, 8), memory::u32_at(&m, 16));
+    if kind & PSHARED_BIT == 0 || owner == 0 {
+        return None;
+    }
+    let process = super::procfs::process_of_tid(owner)?;
+    (process != pid).then_some((owner, process))
 }
 
 /// Whether the rwlock at `addr` is writer-preferring.

@@ -1,5 +1,6 @@
 //! What /proc says of a process and its threads, read-only.
 
+use crate::report::FileLockInfo;
 use anyhow::{bail, Context, Result};
 use holdcheck_format::Mode;
 use std::collections::HashMap;
@@ -150,6 +151,13 @@ pub fn via(pid: u32) -> u32 {
         .unwrap_or_else(|e| e.into_inner())
         .insert(pid, through);
     through
+}
+
+/// The process a thread id belongs to, for any live thread of the host
+/// (`/proc/TID` resolves a thread that /proc does not list).
+pub fn process_of_tid(tid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    key_value(&status, "Tgid:")?.parse().ok()
 }
 
 /// Fails with a clear message when the process is gone.
@@ -461,20 +469,34 @@ pub fn cmdline(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// One line of /proc/locks: (lock address as the shim names it, pid,
-/// mode, whether it is a waiter's).
-fn proc_locks() -> Vec<(u64, u32, Mode, bool)> {
+/// One line of /proc/locks.
+struct ProcLock {
+    /// The lock address as the shim names it (device and inode).
+    addr: u64,
+    dev: u64,
+    ino: u64,
+    pid: u32,
+    /// `POSIX`, `FLOCK`, `OFDLCK`, `LEASE`.
+    kind: String,
+    mode: Mode,
+    /// A byte range (`0 EOF` for a whole file, and for every flock).
+    start: String,
+    end: String,
+    /// A waiter's line ("->" after the number).
+    waiter: bool,
+}
+
+fn proc_locks() -> Vec<ProcLock> {
     let text = fs::read_to_string("/proc/locks").unwrap_or_default();
     text.lines()
         .filter_map(|l| {
-            // "1: FLOCK  ADVISORY  WRITE 5561 fe:00:1234 0 EOF", waiters
-            // with "->" after the number.
+            // "1: FLOCK  ADVISORY  WRITE 5561 fe:00:1234 0 EOF"
             let mut it = l.split_whitespace().skip(1).peekable();
             let waiter = it.peek() == Some(&"->");
             if waiter {
                 it.next();
             }
-            let _kind = it.next()?;
+            let kind = it.next()?.to_string();
             let _advisory = it.next()?;
             let mode = match it.next()? {
                 "WRITE" => Mode::Write,
@@ -486,8 +508,18 @@ fn proc_locks() -> Vec<(u64, u32, Mode, bool)> {
             let major = u32::from_str_radix(dev.next()?, 16).ok()?;
             let minor = u32::from_str_radix(dev.next()?, 16).ok()?;
             let ino: u64 = dev.next()?.parse().ok()?;
-            let addr = holdcheck_format::file_lock_addr(libc::makedev(major, minor), ino);
-            Some((addr, pid, mode, waiter))
+            let dev = libc::makedev(major, minor);
+            Some(ProcLock {
+                addr: holdcheck_format::file_lock_addr(dev, ino),
+                dev,
+                ino,
+                pid,
+                kind,
+                mode,
+                start: it.next().unwrap_or("0").to_string(),
+                end: it.next().unwrap_or("EOF").to_string(),
+                waiter,
+            })
         })
         .collect()
 }
@@ -498,20 +530,57 @@ pub fn file_lock_wait(pid: u32, _tid: u32, fd: u64) -> Option<(u64, Mode)> {
     let st = fs::metadata(format!("/proc/{}/fd/{fd}", via(pid))).ok()?;
     use std::os::unix::fs::MetadataExt;
     let addr = holdcheck_format::file_lock_addr(st.dev(), st.ino());
-    let locks = proc_locks();
-    let mode = locks
-        .iter()
-        .find(|l| l.0 == addr && l.1 == pid && l.3)
-        .map(|l| l.2)?;
-    Some((addr, mode))
+    proc_locks()
+        .into_iter()
+        .find(|l| l.addr == addr && l.pid == pid && l.waiter)
+        .map(|l| (addr, l.mode))
 }
 
 /// The processes holding a file lock (granted, not waiting), with modes.
 pub fn file_lock_holders(addr: u64) -> Vec<(u32, Mode)> {
     proc_locks()
         .into_iter()
-        .filter(|l| l.0 == addr && !l.3)
-        .map(|l| (l.1, l.2))
+        .filter(|l| l.addr == addr && !l.waiter)
+        .map(|l| (l.pid, l.mode))
+        .collect()
+}
+
+/// The file locks a process holds (granted), each named by the path of an
+/// fd of the process on that file where it has one: a lock no one waits
+/// for is still a lock it holds (sqlite's, between statements).
+pub fn held_file_locks(pid: u32) -> Vec<FileLockInfo> {
+    use std::os::unix::fs::MetadataExt;
+    let mine: Vec<ProcLock> = proc_locks()
+        .into_iter()
+        .filter(|l| l.pid == pid && !l.waiter)
+        .collect();
+    if mine.is_empty() {
+        return Vec::new();
+    }
+    let mut paths: HashMap<(u64, u64), String> = HashMap::new();
+    let dir = format!("/proc/{}/fd", via(pid));
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if let (Ok(st), Ok(target)) = (fs::metadata(e.path()), fs::read_link(e.path())) {
+            paths
+                .entry((st.dev(), st.ino()))
+                .or_insert_with(|| target.to_string_lossy().into_owned());
+        }
+    }
+    mine.into_iter()
+        .map(|l| FileLockInfo {
+            pid,
+            path: paths
+                .get(&(l.dev, l.ino))
+                .cloned()
+                .unwrap_or_else(|| format!("inode {}", l.ino)),
+            kind: l.kind,
+            mode: match l.mode {
+                Mode::Write => "write",
+                Mode::Read => "read",
+            }
+            .to_string(),
+            range: (l.start != "0" || l.end != "EOF").then(|| format!("{}-{}", l.start, l.end)),
+        })
         .collect()
 }
 

@@ -112,9 +112,10 @@ impl Sampled {
 }
 
 /// The processes asked for, the holders of the file locks their threads
-/// wait for (from /proc/locks, as lslocks finds them) and the children
-/// they wait for (`wait4` of one child, or of any when there is one), and
-/// theirs in turn: a wait is followed to the process that can end it.
+/// wait for (from /proc/locks, as lslocks finds them), the owners of the
+/// process-shared mutexes they wait for, and the children they wait for
+/// (`wait4` of one child, or of any when there is one), and theirs in
+/// turn: a wait is followed to the process that can end it.
 fn with_followed(pids: &[u32]) -> Vec<u32> {
     // A pid given twice is one process.
     let mut all: Vec<u32> = Vec::new();
@@ -139,6 +140,11 @@ fn with_followed(pids: &[u32]) -> Vec<u32> {
             };
             let followed: Vec<u32> = if let Some(child) = waited_child(pid, *nr, args) {
                 vec![child]
+            } else if let Some((_, owner)) = (*nr == 202)
+                .then(|| glibc::shared_mutex_owner(pid, args[0], args[1], args[2]))
+                .flatten()
+            {
+                vec![owner]
             } else if is_file_lock_wait(*nr, args) {
                 procfs::file_lock_wait(pid, tid, args[0])
                     .map(|(addr, _)| {
@@ -296,6 +302,57 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         .into_iter()
         .map(|f| f.observed)
         .collect();
+    // Waiters for a rwlock whose readers cannot be named still wait: a
+    // stall whose root is unknown, said so, with every waiter counted.
+    for (addr, readers, candidates) in &w.unnamed_readers {
+        let waiting: Vec<&Snap> = snap
+            .iter()
+            .filter(|s| matches!(&s.wait, Some(Wait::Lock { addr: a, .. }) if a == addr))
+            .collect();
+        let oldest = waiting
+            .iter()
+            .map(|s| now_ns.saturating_sub(s.since) / 1_000_000)
+            .max()
+            .unwrap_or(0);
+        let reported = waiting.iter().any(|s| {
+            observed
+                .iter()
+                .any(|f| f.threads.iter().any(|t| t.tid == s.tid))
+        });
+        if waiting.is_empty() || oldest < o.stall_ms || reported {
+            continue;
+        }
+        let (_, raw) = decode(*addr);
+        observed.push(Observed {
+            kind: "stall".into(),
+            title: format!(
+                "{} thread{} stuck for {oldest} ms on rwlock {raw:#x}, held for reading by {readers} thread{} that inspect cannot name (readers are recorded nowhere; {})",
+                waiting.len(),
+                if waiting.len() == 1 { "" } else { "s" },
+                if *readers == 1 { "" } else { "s" },
+                if candidates.is_empty() {
+                    "no blocked thread could be it: a reader that runs, or one of another process".to_string()
+                } else {
+                    format!("one of {}", candidates.join(", "))
+                }
+            ),
+            nodes: vec![ObservedNode::Lock {
+                pid: None,
+                lock: LockRef {
+                    addr: *addr,
+                    gen: 0,
+                },
+                kind: LockKind::Rwlock,
+                mode: holdcheck_format::Mode::Read,
+            }],
+            edges: Vec::new(),
+            threads: waiting
+                .iter()
+                .map(|s| waitfor::observed_thread(&env, s, now_ns))
+                .collect(),
+            waiters: waiting.len() as u32,
+        });
+    }
     // Every other call blocked past the threshold: from outside, a request
     // awaiting its reply and an idle server look alike, so all are shown;
     // but a pipe's reader that holds no lock waits for its writer, as the
@@ -349,6 +406,39 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             }
         }
     }
+    // The other end of a blocked root's queue: named where a thread is
+    // seen at it, else said to be unknown (a thread that merely has the
+    // fd open may never read it).
+    for ob in observed.iter_mut() {
+        let Some(Waiting::Call {
+            channel, direction, ..
+        }) = ob.threads.first().and_then(|t| t.waiting.as_ref())
+        else {
+            continue;
+        };
+        if matches!(channel, Channel::Thread { .. } | Channel::Exit { .. })
+            || ob.kind == "deadlock"
+            || ob.title.contains("is stopped")
+        {
+            continue;
+        }
+        let root = ob.threads[0].tid;
+        let (other, role) = match direction {
+            Direction::Send => (users.recv.get(channel), "reader"),
+            Direction::Recv => (users.send.get(channel), "writer"),
+        };
+        let named: Vec<String> = other
+            .into_iter()
+            .flatten()
+            .filter(|&&t| t != root)
+            .map(|t| format!("T{t} \"{}\"", env.thread_name(*t)))
+            .collect();
+        ob.title.push_str(&if named.is_empty() {
+            format!("; its {role} is unknown (no thread is seen at the other end)")
+        } else {
+            format!("; its {role}: {}", named.join(", "))
+        });
+    }
     // Back to each process's own addresses, with the pid of every thread
     // and lock.
     let pid_of_tid = |tid: u32| w.process_of.get(&tid).map(|&i| procs[i].pid);
@@ -362,6 +452,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     let mut file_paths = HashMap::new();
     for (tid, wait) in &w.waits {
         if let Wait::Lock { addr, kind, .. } = wait {
+            let encoded = addr;
             // A file lock is every process's: known by the waiter's, and
             // named by its path.
             let (idx, addr) = match decode(*addr) {
@@ -376,15 +467,21 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                     None => continue,
                 },
             };
-            locks[idx].insert(
-                LockRef { addr, gen: 0 },
-                crate::model::LockMeta {
-                    kind: *kind,
-                    writer_preferring: *kind == LockKind::Rwlock
-                        && glibc::writer_preferring(procs[idx].pid, addr),
-                    recursive: false,
-                },
-            );
+            let meta = crate::model::LockMeta {
+                kind: *kind,
+                writer_preferring: *kind == LockKind::Rwlock
+                    && glibc::writer_preferring(procs[idx].pid, addr),
+                recursive: false,
+            };
+            // Known to the process of the waiter and to that of each
+            // holder (a process-shared mutex, a file lock): each names it.
+            let holders = snap
+                .iter()
+                .filter(|s| s.held.iter().any(|h| h.addr == *encoded))
+                .filter_map(|s| w.process_of.get(&s.tid).copied());
+            for i in std::iter::once(idx).chain(holders) {
+                locks[i].insert(LockRef { addr, gen: 0 }, meta);
+            }
         }
     }
     let mut model = Model::default();
@@ -424,6 +521,10 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         not_visible: procs
             .iter()
             .filter_map(|p| procfs::runtime_blind_spot(p.pid))
+            .collect(),
+        file_locks: procs
+            .iter()
+            .flat_map(|p| procfs::held_file_locks(p.pid))
             .collect(),
         glibc: procs[0].glibc.as_ref().ok().cloned(),
         samples: o.samples,

@@ -35,6 +35,10 @@ pub(super) fn queue_users(
         let Wait::Call { channel, dir, .. } = wait else {
             continue;
         };
+        // A thread's end and a child's exit are no kernel queue.
+        if matches!(channel, Channel::Thread { .. } | Channel::Exit { .. }) {
+            continue;
+        }
         let (other_end, rmem, drops) = match channel {
             Channel::Netlink { port, .. } => {
                 let row = netlink.iter().find(|s| s.port == *port && *port != 0);

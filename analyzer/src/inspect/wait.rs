@@ -270,6 +270,10 @@ pub(super) struct Waits {
     pub(super) file_paths: HashMap<u64, String>,
     pub(super) names: HashMap<u32, String>,
     pub(super) warnings: Vec<String>,
+    /// Rwlocks held for reading by threads inspect cannot tell apart
+    /// (readers are recorded nowhere, and more threads could be them):
+    /// the encoded address, the count of readers, the candidates.
+    pub(super) unnamed_readers: Vec<(u64, u32, Vec<String>)>,
 }
 
 /// Reads what each thread that made no progress waits for, and the owners
@@ -441,10 +445,7 @@ pub(super) fn read_waits(
                     names_of.join(", ")
                 ));
             } else {
-                w.warnings.push(format!(
-                    "pid {pid}: rwlock {addr:#x} is held by {readers} reader(s), recorded nowhere in its memory; candidates: {}",
-                    if names_of.is_empty() { "none".to_string() } else { names_of.join(", ") }
-                ));
+                w.unnamed_readers.push((a, readers, names_of));
             }
         }
     }

@@ -61,6 +61,24 @@ pub struct InspectInfo {
     /// nothing of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_visible: Vec<String>,
+    /// The file locks the processes hold, waited for or not (/proc/locks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_locks: Vec<FileLockInfo>,
+}
+
+/// A file lock a process holds.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FileLockInfo {
+    pub pid: u32,
+    /// The file, by the path of the holder's fd on it.
+    pub path: String,
+    /// `POSIX` (fcntl), `FLOCK`, `OFDLCK` (open file description), `LEASE`.
+    pub kind: String,
+    /// `read` or `write`.
+    pub mode: String,
+    /// The byte range (`START-END`), when not the whole file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

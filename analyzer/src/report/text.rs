@@ -491,6 +491,18 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
     for n in &i.not_visible {
         let _ = writeln!(out, "  not visible: {n}");
     }
+    for l in &i.file_locks {
+        let range = l
+            .range
+            .as_ref()
+            .map(|r| format!(", bytes {r}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  pid {} holds a {} {} lock on {}{range}",
+            l.pid, l.kind, l.mode, l.path
+        );
+    }
     for q in &i.queues {
         let mut extra = Vec::new();
         if let Some(r) = q.rmem {
@@ -513,14 +525,13 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
     out.push('\n');
 }
 
-/// Renders the whole report.
 /// The one-line summary that ends the text report (and that `-o FILE`
 /// still prints on stderr).
 pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
     let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
     format!(
-        "holdcheck: {} deadlock, {} potential-deadlock, {}{} stall, {}{} hazard, {} stalled-call in {} process{} ({} threads){}\n",
+        "holdcheck: {} deadlock, {} potential-deadlock, {}{} stall, {}{} hazard, {} stalled-call in {} process{} ({} thread{}){}\n",
         s.deadlock,
         s.potential_deadlock,
         if s.lock_order_inversion > 0 {
@@ -539,6 +550,7 @@ pub fn summary_line(r: &Report) -> String {
         r.processes.len(),
         if r.processes.len() == 1 { "" } else { "es" },
         threads,
+        if threads == 1 { "" } else { "s" },
         if r.partial {
             "; analysis partial, see warnings"
         } else if r.inspect.as_ref().is_some_and(|i| !i.not_visible.is_empty()) {
