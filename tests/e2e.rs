@@ -1211,6 +1211,85 @@ fn inspect_names_process_shared_mutex_owners_across_processes() {
     }
 }
 
+/// A Go program whose thread waits in netlink `recvfrom` for a reply that
+/// never comes: the call is reported with its port and the socket's owner,
+/// and the report says the Go runtime's own locks are not visible.
+#[test]
+fn inspect_reports_a_go_thread_in_netlink_recvfrom_and_what_it_cannot_see() {
+    if !need("go", "golang-go") {
+        return;
+    }
+    let work = work_dir("inspect-go");
+    let bin = work.join("nl_request_go");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/go/nl_request.go");
+    let built = Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .env(
+            "GOCACHE",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gocache"),
+        )
+        .env("GO111MODULE", "off")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let mut p = Pipeline(
+        Command::new(&bin)
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(p.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u64 = line
+        .trim()
+        .strip_prefix("nl_request: client on netlink protocol 2 port ")
+        .expect("the Go program prints its port")
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let pid = p.0.id();
+    let (code, r, _) = inspect_json(pid);
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    let f = findings(&r, "stalled-call")[0];
+    assert_eq!(f["nodes"][0]["family"], "netlink", "{f:#}");
+    assert_eq!(f["nodes"][0]["port"], port, "{f:#}");
+    assert!(
+        f["thread_states"][0]["waiting"]
+            .as_str()
+            .unwrap()
+            .starts_with("recvfrom()"),
+        "{f:#}"
+    );
+    let q = r["inspect"]["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["description"] == format!("netlink protocol 2 port {port}"))
+        .unwrap_or_else(|| panic!("{:#}", r["inspect"]["queues"]));
+    assert_eq!(q["owner_pids"][0], pid, "{q}");
+    let nv = r["inspect"]["not_visible"][0].as_str().unwrap_or_default();
+    assert!(
+        nv.contains("Go program") && nv.contains("not visible"),
+        "{nv}"
+    );
+    let (_, text, _) = holdcheck(&["inspect", &pid.to_string()], Duration::from_secs(60));
+    assert!(
+        text.contains("a runtime's own locks are not visible"),
+        "{text}"
+    );
+}
+
 /// sqlite3 in a transaction, between statements: it holds a POSIX write
 /// lock no one waits for, and inspect says so with the file's path.
 #[test]
@@ -1322,6 +1401,27 @@ fn inspect_points_the_rwlock_stall_at_the_thread_in_read() {
 
 /// From outside, a holder waiting on a condition variable is blocked in a
 /// futex holdcheck cannot name: it is said so, not called running.
+/// Readers queued on one lock with one stack are one entry in the text,
+/// with their count and tids.
+#[test]
+fn inspect_text_groups_threads_with_the_same_stack() {
+    let hung = Hung::start("rwlock_stall", &[]);
+    let (code, text, _) = holdcheck(
+        &["inspect", "--stacks", &hung.pid().to_string()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(
+        text.matches("waits for lock rwlock").count(),
+        2,
+        "the writer and one reader: {text}"
+    );
+    assert!(
+        text.contains("and 2 more threads in the same state with the same stack: T"),
+        "{text}"
+    );
+}
+
 /// A rwlock held for reading by one of two blocked threads that hold
 /// nothing else: which one is unknown, and the stall is still reported,
 /// with every waiter counted and both candidates named.
@@ -1561,6 +1661,55 @@ fn inspect_stacks_are_symbolised_and_leave_the_process_as_it_was() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(status.contains("State:\tS"), "{status}");
     assert!(status.contains("TracerPid:\t0"), "{status}");
+}
+
+/// `--stacks` on threads blocked in calls that a ptrace stop interrupts
+/// (epoll_wait, recv under SO_RCVTIMEO, sigwaitinfo, semop): each stack is
+/// unwound from the blocked call alone, and none of the calls returns
+/// EINTR in the program (which prints it if one does). The epoll thread's
+/// frame needs the frame pointer, found on its stack.
+#[test]
+fn inspect_stacks_leave_interruptible_calls_uninterrupted() {
+    let mut hung = Hung::start("interrupt", &[]);
+    let pid = hung.pid();
+    let (code, r, _) = inspect_json_of(&[pid], &["--stacks"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: killing our own child's process group.
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    let mut out = String::new();
+    use std::io::Read;
+    hung.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("interrupt: ready"), "{out}");
+    assert!(!out.contains("EINTR"), "a call was interrupted: {out}");
+    assert_eq!(code, 1);
+    assert!(
+        !r["warnings"].to_string().contains("ptrace stop"),
+        "{}",
+        r["warnings"]
+    );
+    let stalls = findings(&r, "stall");
+    for (thread, function) in [
+        ("epoller", "epoller_main"),
+        ("receiver", "receiver_main"),
+        ("sigwaiter", "sigwaiter_main"),
+        ("semwaiter", "semwaiter_main"),
+    ] {
+        let f = stalls
+            .iter()
+            .find(|f| f["thread_states"][0]["thread"]["name"] == thread)
+            .unwrap_or_else(|| panic!("no stall behind {thread}: {:#}", r["findings"]));
+        let frames = functions_at(f, &f["thread_states"][0]["stack"]);
+        let at = frames.iter().position(|x| x == function);
+        assert!(
+            at.is_some_and(|i| frames[i + 1..].iter().any(|x| x == "start_thread")),
+            "{thread}: {frames:?}"
+        );
+    }
 }
 
 /// A process hung with the shim loaded: inspect merges the shim's trace

@@ -247,13 +247,22 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     let mut stack_ids: HashMap<u32, u64> = HashMap::new();
     let mut frames_of: Vec<HashMap<u64, Vec<u64>>> = vec![HashMap::new(); procs.len()];
     let mut module_tables = vec![Vec::new(); procs.len()];
+    let mut stopped_for_stack: Vec<String> = Vec::new();
     if o.stacks {
         for (idx, p) in procs.iter().enumerate() {
             match stacks::modules(p.pid) {
                 Ok(mods) => {
                     for t in p.last.iter().filter(|t| p.stuck(t)) {
                         match stacks::stack(p.pid, t.tid, &mods) {
-                            Ok(frames) if !frames.is_empty() => {
+                            Ok((frames, taken)) if !frames.is_empty() => {
+                                if taken == stacks::Taken::Stopped {
+                                    stopped_for_stack.push(match &t.syscall {
+                                        Syscall::In { nr, .. } => {
+                                            format!("T{} ({})", t.tid, syscall_name(*nr))
+                                        }
+                                        _ => format!("T{}", t.tid),
+                                    });
+                                }
                                 let id = frames
                                     .iter()
                                     .fold(t.tid as u64 | 1 << 40, |h, f| h.rotate_left(7) ^ f);
@@ -271,6 +280,12 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         }
     }
 
+    if !stopped_for_stack.is_empty() {
+        warnings.push(format!(
+            "the stack of {} could not be unwound from the blocked call alone and was taken with a brief ptrace stop: a blocked epoll_wait, semop, sigtimedwait or socket call under a timeout returns EINTR to the program after one",
+            stopped_for_stack.join(", ")
+        ));
+    }
     // The snapshot, on the boot clock.
     let now_ns = (now_ms * 1e6) as u64;
     let snap: Vec<Snap> = procs

@@ -32,7 +32,7 @@ fn site_key(f: &Frame) -> String {
 }
 
 /// The finding's signature: its kind and the sorted set of its acquisition
-/// and call sites (with the call made there). The same bug seen in many
+/// and call sites (with the call made there), else where its threads are. The same bug seen in many
 /// runs has one signature.
 pub fn signature(f: &Finding) -> String {
     let mut sites: BTreeSet<String> = BTreeSet::new();
@@ -46,6 +46,18 @@ pub fn signature(f: &Finding) -> String {
         }
         for fr in [&e.held_at, &e.acquired_at].into_iter().flatten() {
             sites.insert(site_key(fr));
+        }
+    }
+    if sites.is_empty() {
+        // No edge with a stack (a stall whose root blocks in a call that
+        // names no queue): where each of its threads is.
+        for t in &f.thread_states {
+            if let Some(fr) = t
+                .stack
+                .and_then(|i| crate::findings::program_frame(&f.stacks[i].frames))
+            {
+                sites.insert(site_key(&fr));
+            }
         }
     }
     if sites.is_empty() {

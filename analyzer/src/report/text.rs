@@ -447,8 +447,54 @@ pub fn finding(f: &Finding) -> String {
     }
     if !f.thread_states.is_empty() {
         out.push_str("  Threads:\n");
-        for t in &f.thread_states {
-            thread_state_text(&mut out, f, t);
+        // Threads in the same state with the same stack (1500 readers
+        // queued on one lock) are one entry with their count.
+        let key = |t: &ThreadState| {
+            let frames: Vec<&str> = t
+                .stack
+                .map(|i| {
+                    f.stacks[i]
+                        .frames
+                        .iter()
+                        .map(|fr| fr.function.as_deref().unwrap_or("?"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                t.holds.clone(),
+                t.waiting.clone(),
+                t.thread.name.clone(),
+                frames,
+            )
+        };
+        let mut shown: Vec<(usize, Vec<String>)> = Vec::new();
+        for (i, t) in f.thread_states.iter().enumerate() {
+            let k = key(t);
+            match shown
+                .iter_mut()
+                .find(|(j, _)| *j != 0 && key(&f.thread_states[*j]) == k)
+            {
+                Some((_, more)) => more.push(format!("T{}", t.thread.tid)),
+                None => shown.push((i, Vec::new())),
+            }
+        }
+        for (i, more) in shown {
+            thread_state_text(&mut out, f, &f.thread_states[i]);
+            if !more.is_empty() {
+                let listed: Vec<&str> = more.iter().take(8).map(String::as_str).collect();
+                let _ = writeln!(
+                    out,
+                    "  … and {} more thread{} in the same state with the same stack: {}{}\n",
+                    more.len(),
+                    if more.len() == 1 { "" } else { "s" },
+                    listed.join(", "),
+                    if more.len() > listed.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
     let loc = f.location.as_ref().map(|l| l.short()).unwrap_or_default();
