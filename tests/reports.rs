@@ -364,3 +364,86 @@ fn bad_output_options_are_refused_before_the_command_runs() {
     assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("holdcheck: 0 deadlock"), "{stderr}");
 }
+
+/// `inspect` in SARIF and HTML keeps the per-thread overview the text has:
+/// every thread with its state and wait, and the queues. The SARIF still
+/// validates.
+#[test]
+fn inspect_sarif_and_html_keep_the_thread_overview() {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(examples().join("rwlock_stall"))
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let pid = child.id().to_string();
+    let work = work_dir("inspect-formats");
+    let sarif = work.join("r.sarif");
+    let html = work.join("r.html");
+    let (c1, _, e1) = holdcheck(
+        &[
+            "inspect",
+            "--format",
+            "sarif",
+            "-o",
+            sarif.to_str().unwrap(),
+            &pid,
+        ],
+        Duration::from_secs(60),
+    );
+    let (c2, _, e2) = holdcheck(
+        &[
+            "inspect",
+            "--format",
+            "html",
+            "-o",
+            html.to_str().unwrap(),
+            &pid,
+        ],
+        Duration::from_secs(60),
+    );
+    // SAFETY: killing our own child's process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+    assert_eq!((c1, c2), (1, 1), "{e1}{e2}");
+
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    let overview = &log["runs"][0]["properties"]["holdcheck/inspect"];
+    let tasks = overview["tasks"].as_array().expect("the threads");
+    assert_eq!(tasks.len(), 6, "{overview:#}");
+    let holder = tasks.iter().find(|t| t["name"] == "slow-holder").unwrap();
+    assert!(
+        holder["blocked_in"].as_str().unwrap().starts_with("read()"),
+        "{holder}"
+    );
+    assert!(holder["wchan"].is_string(), "{holder}");
+    assert!(
+        overview["queues"][0]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("pipe inode"),
+        "{overview:#}"
+    );
+
+    let page = std::fs::read_to_string(&html).unwrap();
+    let threads = page
+        .split("<table id=\"threads\">")
+        .nth(1)
+        .expect("the thread table")
+        .split("</table>")
+        .next()
+        .unwrap();
+    assert_eq!(threads.matches("<tr><td>").count(), 6, "{threads}");
+    assert!(
+        threads.contains("slow-holder") && threads.contains("read() on pipe"),
+        "{threads}"
+    );
+    assert!(page.contains("<table id=\"queues\">"), "{page}");
+
+    if need("python3", "python3") && need_python_module("jsonschema", "pip install jsonschema") {
+        let (code, text) = validate_sarif(&[&sarif]);
+        assert_eq!(code, 0, "{text}");
+    }
+}

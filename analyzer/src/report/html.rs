@@ -67,6 +67,9 @@ pub fn render(r: &Report) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "<p class=\"warning\">warning: {}</p>", esc(w));
     }
+    if let Some(i) = &r.inspect {
+        inspect_overview(&mut out, i);
+    }
     for (i, f) in r.findings.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -98,4 +101,82 @@ pub fn render(r: &Report) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// What `holdcheck inspect` saw of every thread and queue, as the text
+/// report's overview has it.
+fn inspect_overview(out: &mut String, i: &InspectInfo) {
+    let _ = writeln!(
+        out,
+        "<h2>Threads</h2>\n<p>Processes {}, glibc {}, {} samples {} ms apart.</p>",
+        i.pids
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        esc(i.glibc.as_deref().unwrap_or("?")),
+        i.samples,
+        i.interval_ms
+    );
+    for n in &i.not_visible {
+        let _ = writeln!(out, "<p class=\"not-visible\">not visible: {}</p>", esc(n));
+    }
+    out.push_str(
+        "<table id=\"threads\"><tr><th>pid</th><th>tid</th><th>name</th><th>state</th>\
+         <th>blocked in</th><th>no progress</th><th>wchan</th></tr>\n",
+    );
+    for t in &i.tasks {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            t.pid,
+            t.tid,
+            esc(&t.name),
+            esc(&t.state),
+            esc(t.blocked_in.as_deref().unwrap_or("running")),
+            t.no_progress_ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
+            esc(&t.wchan)
+        );
+    }
+    out.push_str("</table>\n");
+    if !i.queues.is_empty() {
+        out.push_str(
+            "<h2>Queues</h2>\n<table id=\"queues\"><tr><th>queue</th><th>Rmem</th><th>drops</th>\
+             <th>receiving end held by</th></tr>\n",
+        );
+        for q in &i.queues {
+            let owners: Vec<String> = q.owner_pids.iter().map(|p| format!("pid {p}")).collect();
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&q.description),
+                q.rmem.map(|r| r.to_string()).unwrap_or_default(),
+                q.drops.map(|d| d.to_string()).unwrap_or_default(),
+                if owners.is_empty() {
+                    "?".to_string()
+                } else {
+                    owners.join(", ")
+                }
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if !i.file_locks.is_empty() {
+        out.push_str(
+            "<h2>File locks held</h2>\n<table id=\"file-locks\"><tr><th>pid</th><th>file</th>\
+             <th>kind</th><th>mode</th><th>bytes</th></tr>\n",
+        );
+        for l in &i.file_locks {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                l.pid,
+                esc(&l.path),
+                esc(&l.kind),
+                esc(&l.mode),
+                esc(l.range.as_deref().unwrap_or("all"))
+            );
+        }
+        out.push_str("</table>\n");
+    }
 }

@@ -45,7 +45,7 @@ pub fn render(r: &Report) -> String {
         (STALL, "A wait chain older than the threshold"),
         (
             MISUSE,
-            "A lock left held for ever: its thread exited holding it",
+            "A lock used against its rules: unlocked when not held, relocked, destroyed while held or used after destroy, waited on unheld, or left held by an exited thread",
         ),
         (HAZARD, "A lock held across a blocking call"),
         (STALLED_CALL, "A call blocked past the threshold"),
@@ -86,17 +86,33 @@ pub fn render(r: &Report) -> String {
             })
         })
         .collect();
+    let mut run = json!({
+        "tool": { "driver": {
+            "name": "holdcheck",
+            "version": env!("CARGO_PKG_VERSION"),
+            "rules": rules,
+        }},
+        "results": results,
+    });
+    // What `inspect` saw of every thread and queue: in the run's property
+    // bag, as the JSON report has it (SARIF has no place of its own for it).
+    if let Some(i) = &r.inspect {
+        run["properties"] = json!({ "holdcheck/inspect": i });
+    }
+    if !r.warnings.is_empty() {
+        run["invocations"] = json!([{
+            "executionSuccessful": true,
+            "toolExecutionNotifications": r
+                .warnings
+                .iter()
+                .map(|w| json!({ "level": "warning", "message": { "text": w } }))
+                .collect::<Vec<_>>(),
+        }]);
+    }
     let sarif = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "holdcheck",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules,
-            }},
-            "results": results,
-        }],
+        "runs": [run],
     });
     serde_json::to_string_pretty(&sarif).expect("SARIF serialises") + "\n"
 }
