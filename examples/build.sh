@@ -13,6 +13,8 @@ for src in "$here"/c/*.c; do
         ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -o "$out/$name" "$src" -ldl ;;
     esac
 done
+# A static binary, which no preload reaches: run watches it from outside.
+${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -static -o "$out/single_static" "$here/c/single.c"
 # C++ examples (std::mutex and friends), where a C++ compiler is installed.
 if command -v "${CXX:-c++}" >/dev/null 2>&1; then
     for src in "$here"/cpp/*.cpp; do

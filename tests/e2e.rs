@@ -387,6 +387,128 @@ fn a_deadlocked_run_without_a_timeout_ends_by_itself() {
 }
 
 /// --keep-running: the deadlocked command runs on to the timeout.
+/// A command killed at the timeout while main joins a worker that waits
+/// in netlink `recvfrom` for nothing: no lock anywhere, yet the report
+/// explains the hang, chain and queue, instead of "0 findings".
+#[test]
+fn a_run_killed_at_the_timeout_explains_what_every_thread_waited_for() {
+    let r = run_example("waits", &["join-recv"], 3);
+    assert_eq!(r.report["run"]["ending"], "timed-out");
+    assert_eq!(r.code, 1, "{:#}", r.report["findings"]);
+    assert_eq!(
+        only_kinds(&r.report),
+        ["hang"],
+        "{:#}",
+        r.report["findings"]
+    );
+    let f = &r.report["findings"][0];
+    let title = f["title"].as_str().unwrap();
+    for want in [
+        "at the timeout",
+        "\"waits\" waits in pthread_join for",
+        "\"nl-worker\", which is blocked in recvfrom() on netlink protocol 2 port",
+        "nothing received",
+    ] {
+        assert!(title.contains(want), "{want:?} in {title}");
+    }
+    assert_eq!(f["nodes"][0]["family"], "netlink", "{f:#}");
+    let worker = thread_state(f, "nl-worker");
+    assert!(worker["waited_ms"].as_u64().unwrap() >= 2000, "{worker}");
+    let frames = functions_at(f, &worker["stack"]);
+    assert!(frames.iter().any(|x| x == "nl_worker_main"), "{frames:?}");
+    let main = thread_state(f, "waits");
+    assert!(
+        main["waiting"]
+            .as_str()
+            .unwrap()
+            .starts_with("pthread_join()"),
+        "{main}"
+    );
+}
+
+/// `run` with no `--timeout` on a program that hangs where no watchdog
+/// is: the group is watched from outside, and the run ends by itself.
+fn run_without_timeout(name: &str, cmd: &[&str]) -> Value {
+    let work = work_dir(name);
+    let out = work.join("r.json");
+    let mut args = vec!["run", "--format", "json", "-o", out.to_str().unwrap(), "--"];
+    args.extend_from_slice(cmd);
+    let (code, _, err) = holdcheck(&args, Duration::from_secs(60));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("every thread of the command is blocked"),
+        "{err}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["run"]["ending"], "hung", "{:#}", r["run"]);
+    for p in r["processes"].as_array().unwrap() {
+        assert_gone(p["pid"].as_i64().unwrap() as i32);
+    }
+    r
+}
+
+/// A single-threaded program that locks its mutex again has no watchdog
+/// (the shim starts none for one thread): the run sees it from outside,
+/// ends it, and the snapshot says it waits for itself.
+#[test]
+fn a_single_threaded_relock_ends_the_run_by_itself_as_a_deadlock() {
+    let exe = examples().join("single");
+    let r = run_without_timeout("single-relock", &[exe.to_str().unwrap(), "relock"]);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    assert_eq!(f["location"]["function"], "reload_config", "{f:#}");
+}
+
+/// A static binary (no shim at all) reading a pipe only it could write.
+#[test]
+fn a_static_binary_stuck_in_read_ends_the_run_by_itself_as_a_hang() {
+    let exe = examples().join("single_static");
+    let r = run_without_timeout("single-static", &[exe.to_str().unwrap(), "read"]);
+    assert_eq!(only_kinds(&r), ["hang"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    assert!(
+        f["title"].as_str().unwrap().contains("read() on pipe"),
+        "{f:#}"
+    );
+    assert_eq!(f["nodes"][0]["family"], "pipe", "{f:#}");
+}
+
+/// The lost wakeup: two consumers wait on condition variables whose
+/// signals came first, main joins them. No lock is held; every thread is
+/// blocked in a wait only another could end: a hang with each one's wait,
+/// live (the run ends by itself) and at a timeout alike.
+#[test]
+fn a_lost_wakeup_is_a_hang_with_every_threads_wait() {
+    let exe = examples().join("lost_wakeup");
+    let r = run_without_timeout("lost-wakeup", &[exe.to_str().unwrap()]);
+    assert_eq!(only_kinds(&r), ["hang"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let mut names = thread_names(f);
+    names.sort();
+    assert_eq!(names, ["consumer-a", "consumer-b", "lost_wakeup"], "{f:#}");
+    for c in ["consumer-a", "consumer-b"] {
+        let t = thread_state(f, c);
+        let frames = functions_at(f, &t["stack"]);
+        assert!(frames.iter().any(|x| x == "consumer_main"), "{frames:?}");
+    }
+    assert!(
+        thread_state(f, "lost_wakeup")["waiting"]
+            .as_str()
+            .unwrap()
+            .starts_with("pthread_join()"),
+        "{f:#}"
+    );
+    // With a timeout, the same (ended before it).
+    let r = run_example("lost_wakeup", &[], 30);
+    assert_eq!(r.report["run"]["ending"], "hung");
+    assert_eq!(
+        only_kinds(&r.report),
+        ["hang"],
+        "{:#}",
+        r.report["findings"]
+    );
+}
+
 #[test]
 fn keep_running_lets_a_deadlocked_command_run_to_the_timeout() {
     let (code, stderr, r) = warnd_stress_run("keep-running", &["--keep-running", "--timeout", "4"]);
@@ -448,6 +570,34 @@ fn the_rwlock_stall_names_its_root_and_counts_the_waiters() {
     assert_stall_root(f, "slow-holder", "rwlock 0x", "read() on pipe");
     assert_eq!(f["waiters"], 4, "the writer and three readers");
     assert!(functions_at(f, &f["thread_states"][0]["stack"]).contains(&"slow_holder".to_string()));
+}
+
+/// The mmap_sem story that ends by itself: a 3 s read under a read lock,
+/// a writer queued, 20 readers behind it. The stall never reaches
+/// `stall_ms` (5 s), yet it is reported once it ended, with its root, the
+/// read, the 21 threads and the longest wait the watchdog saw.
+#[test]
+fn a_stall_that_ended_by_itself_is_still_a_stall() {
+    let r = run_example("rwlock_stall", &["--ends"], 30);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    assert_eq!(
+        only_kinds(&r.report),
+        ["stall"],
+        "{:#}",
+        r.report["findings"]
+    );
+    let f = findings(&r.report, "stall")[0];
+    assert_stall_root(f, "slow-holder", "rwlock 0x", "read() on pipe");
+    assert_eq!(f["waiters"], 21, "the writer and twenty readers");
+    let title = f["title"].as_str().unwrap();
+    assert!(title.contains("ended by itself"), "{title}");
+    let longest = f["thread_states"].as_array().unwrap()[1..]
+        .iter()
+        .map(|t| t["waited_ms"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!((1000..5000).contains(&longest), "{longest} ms");
+    assert!(title.contains(&format!("at least {longest} ms")), "{title}");
 }
 
 #[test]

@@ -35,8 +35,8 @@ pub fn analyse(model: &Model) -> Report {
     // The same observation made twice (the watchdog, then inspect) is one
     // finding: the first, which has the shim's exact sites.
     let mut observed: Vec<Finding> = Vec::new();
-    for (pid, o) in &model.observed {
-        let f = crate::observed::finding(model, &mut syms, *pid, o);
+    for (pid, o) in crate::observed::unexplained_hangs(&model.observed) {
+        let f = crate::observed::finding(model, &mut syms, pid, o);
         match observed
             .iter_mut()
             .find(|g| g.kind == f.kind && same_nodes(&g.nodes, &f.nodes))
@@ -90,8 +90,9 @@ pub fn analyse(model: &Model) -> Report {
         .collect();
     findings.splice(0..0, live_deadlocks);
     // Stalls after the predicted deadlocks; stalled calls after hazards.
-    let (stalls, stalled_calls): (Vec<Finding>, Vec<Finding>) =
-        live_others.into_iter().partition(|f| f.kind == STALL);
+    let (stalls, stalled_calls): (Vec<Finding>, Vec<Finding>) = live_others
+        .into_iter()
+        .partition(|f| f.kind == STALL || f.kind == HANG);
     findings.extend(stalls);
     findings.extend(misuse(model, &mut syms));
     findings.extend(hazards(model, &mut syms, &cycle_edges));

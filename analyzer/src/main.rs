@@ -357,6 +357,7 @@ fn main_result(cli: Cli) -> Result<i32> {
                 interval: Duration::from_millis(interval),
                 stall_ms,
                 stacks,
+                ending: None,
             })?;
             loaded.apply(&mut report);
             print(&report, format, output.as_deref())?;

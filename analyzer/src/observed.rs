@@ -3,9 +3,11 @@
 
 use crate::findings::{node_info, node_label, program_frame, site_frame, thread_ref};
 use crate::model::{Model, Node};
+use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, StackInfo, ThreadRef, ThreadState};
 use crate::symbolize::Symbols;
-use holdcheck_format::{Observed, ObservedNode, ObservedThread, Waiting};
+use holdcheck_format::{Channel, Observed, ObservedNode, ObservedThread, Waiting};
+use std::collections::HashSet;
 
 /// `pid` is the process whose trace (or snapshot) reported it; nodes and
 /// threads of a snapshot that spanned several processes name their own.
@@ -47,6 +49,71 @@ fn thread_of(model: &Model, pid: u32, t: &ObservedThread) -> ThreadRef {
     r
 }
 
+/// The observations without the hangs that other findings explain: a hang
+/// (every blocked thread when `run` ended the command) is kept only when
+/// one of its threads is explained by no other finding, neither directly
+/// nor by joining a thread that is, and, when there are other findings,
+/// is not merely idle (waiting to receive, holding nothing, awaiting no
+/// reply: a server's idle thread beside the finding that explains the
+/// run).
+pub fn unexplained_hangs(observed: &[(u32, Observed)]) -> Vec<(u32, &Observed)> {
+    let others: Vec<&Observed> = observed
+        .iter()
+        .map(|(_, o)| o)
+        .filter(|o| o.kind != HANG)
+        .collect();
+    let mut explained: HashSet<u32> = others
+        .iter()
+        .flat_map(|o| o.threads.iter().map(|t| t.tid))
+        .collect();
+    let joined = |t: &ObservedThread| match &t.waiting {
+        Some(Waiting::Call {
+            channel: Channel::Thread { tid, .. },
+            ..
+        }) => Some(*tid),
+        _ => None,
+    };
+    let hang_threads = || {
+        observed
+            .iter()
+            .filter(|(_, o)| o.kind == HANG)
+            .flat_map(|(_, o)| o.threads.iter())
+    };
+    // A join of an explained thread is explained, and so on up the chain.
+    loop {
+        let more: Vec<u32> = hang_threads()
+            .filter(|t| !explained.contains(&t.tid))
+            .filter(|t| joined(t).is_some_and(|j| explained.contains(&j)))
+            .map(|t| t.tid)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        explained.extend(more);
+    }
+    let idle = |t: &ObservedThread| {
+        t.held.is_empty()
+            && joined(t).is_none()
+            && !matches!(
+                t.waiting,
+                Some(Waiting::Call {
+                    awaiting_reply: true,
+                    ..
+                }) | Some(Waiting::Lock { .. })
+            )
+    };
+    observed
+        .iter()
+        .filter(|(_, o)| {
+            o.kind != HANG
+                || o.threads
+                    .iter()
+                    .any(|t| !explained.contains(&t.tid) && (others.is_empty() || !idle(t)))
+        })
+        .map(|(pid, o)| (*pid, o))
+        .collect()
+}
+
 pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Finding {
     let nodes: Vec<_> = o
         .nodes
@@ -81,7 +148,9 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
             stack_of_tid.insert(t.tid, i);
         }
         thread_states.push(ThreadState {
-            holds_unseen: false,
+            // A hang is read from outside, where a lock shows only through
+            // its waiters.
+            holds_unseen: o.kind == HANG,
             thread: thread_of(model, pid, t),
             holds: t
                 .held

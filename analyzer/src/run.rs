@@ -31,6 +31,9 @@ pub enum Ending {
     /// Killed by holdcheck once the shim's watchdog reported a deadlock:
     /// nothing in it could ever move again.
     Deadlocked,
+    /// Killed by holdcheck once every thread of the group was blocked in a
+    /// wait only another of them could end (seen from outside).
+    Hung,
 }
 
 impl std::fmt::Display for Ending {
@@ -44,6 +47,10 @@ impl std::fmt::Display for Ending {
                 f,
                 "deadlocked (seen by the watchdog) and was killed at once"
             ),
+            Ending::Hung => write!(
+                f,
+                "hung (every thread blocked in a wait only another of its threads could end) and was killed"
+            ),
         }
     }
 }
@@ -56,6 +63,7 @@ impl Ending {
             Ending::TimedOut => ("timed-out", None),
             Ending::Interrupted => ("interrupted", None),
             Ending::Deadlocked => ("deadlocked", None),
+            Ending::Hung => ("hung", None),
         }
     }
 }
@@ -215,6 +223,8 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     let mut killed = None;
     let mut watch = DeadlockWatch::default();
+    // Every half second: is the whole group hung, seen from outside?
+    let mut group = crate::inspect::GroupWatch::default();
     let mut said_keep_running = false;
     let mut deadlock_seen: Option<Instant> = None;
     let mut tick = 0u32;
@@ -240,6 +250,12 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
             killed = Some(Ending::Interrupted);
         } else if deadline.is_some_and(|d| Instant::now() >= d) {
             killed = Some(Ending::TimedOut);
+        } else if !opts.keep_running && tick.is_multiple_of(50) && group.hung(pid as u32) {
+            eprintln!(
+                "holdcheck: every thread of the command is blocked in a wait only another of \
+                 its threads could end: ending it (--keep-running lets it run on)"
+            );
+            killed = Some(Ending::Hung);
         } else if deadlocked && !opts.keep_running {
             // A moment for the processes blocked behind it to get there
             // too, so that the snapshot shows them in its wait chain.
@@ -263,7 +279,13 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
         if killed.is_some() {
             // What the group waits for, across its processes, while it
             // still waits.
-            if let Err(e) = crate::inspect::snapshot_group(pid as u32, &dir) {
+            let ending = match killed {
+                Some(Ending::TimedOut) => "at the timeout",
+                Some(Ending::Interrupted) => "when it was interrupted",
+                Some(Ending::Hung) => "once all its threads were blocked for good",
+                _ => "after the deadlock",
+            };
+            if let Err(e) = crate::inspect::snapshot_group(pid as u32, &dir, ending) {
                 eprintln!("holdcheck: no snapshot of the hung processes: {e:#}");
             }
             kill_group(pid);

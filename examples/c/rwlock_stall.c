@@ -9,11 +9,15 @@
  *
  * With --bystander one more thread blocks in read() on another pipe,
  * holding nothing: from outside, either could be the lock's reader.
+ *
+ * With --ends the pipe gets its byte after 3 s (the slow read returns),
+ * and 20 readers queue instead of 3: a stall that ends by itself, with
+ * 21 threads behind the holder.
  */
 #include "common.h"
 #include <time.h>
 
-#define READERS 3
+#define MAX_READERS 20
 
 static pthread_rwlock_t table;
 static int never_written[2];
@@ -59,7 +63,17 @@ static NOINLINE void *reader(void *arg) {
     return NULL;
 }
 
+static NOINLINE void *late_feeder(void *arg) {
+    (void)arg;
+    pause_ms(3000);
+    if (write(never_written[1], "x", 1) != 1) /* the slow read returns */
+        die("write");
+    return NULL;
+}
+
 int main(int argc, char **argv) {
+    int ends = has_flag(argc, argv, "--ends");
+    int readers = ends ? MAX_READERS : 3;
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -68,12 +82,14 @@ int main(int argc, char **argv) {
         die("pipe");
     if (has_flag(argc, argv, "--bystander"))
         spawn("bystander", bystander, NULL);
-    pthread_t t[READERS + 2];
+    pthread_t t[MAX_READERS + 2];
     t[0] = spawn("slow-holder", slow_holder, NULL);
     t[1] = spawn("writer", writer, NULL);
-    for (int i = 0; i < READERS; i++)
+    for (int i = 0; i < readers; i++)
         t[2 + i] = spawn("reader", reader, NULL);
-    for (int i = 0; i < READERS + 2; i++)
+    if (ends)
+        pthread_detach(spawn("late-feeder", late_feeder, NULL));
+    for (int i = 0; i < readers + 2; i++)
         pthread_join(t[i], NULL);
     return 0;
 }

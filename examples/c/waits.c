@@ -22,6 +22,9 @@
  *                       waits in accept() holding the session lock, which
  *                       the session thread waits for: a stall, for ever.
  *   waits accept-idle   the same server holding no lock: an idle server.
+ *   waits join-recv     main joins the nl-worker, which waits in recvfrom()
+ *                       on its netlink port for a message nobody sends:
+ *                       no lock anywhere, and it never ends.
  */
 #include "common.h"
 #include <netinet/in.h>
@@ -145,10 +148,23 @@ static int accept_mode(void) {
     return c < 0;
 }
 
+static NOINLINE void *nl_worker_main(void *arg) {
+    (void)arg;
+    int fd = nl_socket();
+    char buf[256];
+    if (recvfrom(fd, buf, sizeof buf, 0, NULL, NULL) < 0) /* nothing comes */
+        die("recvfrom");
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "join";
     hang = strstr(mode, "-hang") != NULL;
     clean = strstr(mode, "-clean") != NULL;
+    if (strcmp(mode, "join-recv") == 0) {
+        pthread_join(spawn("nl-worker", nl_worker_main, NULL), NULL);
+        return 0;
+    }
     if (strncmp(mode, "join", 4) == 0)
         return join_mode();
     if (strncmp(mode, "sem", 3) == 0)
@@ -156,6 +172,6 @@ int main(int argc, char **argv) {
     if (strncmp(mode, "accept", 6) == 0)
         return accept_mode();
     fprintf(stderr, "usage: waits join|join-hang|join-clean|sem|sem-hang|sem-clean|"
-                    "accept-hang|accept-idle\n");
+                    "accept-hang|accept-idle|join-recv\n");
     return 2;
 }

@@ -27,6 +27,9 @@ pub struct Config {
     pub watchdog_ms: u64,
     /// Age at which a wait chain is a stall and a call a stalled call.
     pub stall_ms: u64,
+    /// `ended_stall_ms`: a wait chain that lasted this long but ended
+    /// before `stall_ms` is still reported, once it ended (0: off).
+    pub ended_stall_ms: u64,
     /// `on_deadlock=abort`: abort (leaving a core) after reporting a deadlock.
     pub abort_on_deadlock: bool,
     /// `hold_ms`: a lock held longer is a misuse (0: off).
@@ -115,6 +118,7 @@ fn load() -> Config {
         stack_depth: 32,
         watchdog_ms: 1000,
         stall_ms: 5000,
+        ended_stall_ms: 1000,
         abort_on_deadlock: false,
         hold_ms: 0,
         held_stacks: false,
@@ -195,6 +199,13 @@ fn apply_options(cfg: &mut Config, opts: &str) -> Vec<String> {
                     if cfg.abort_on_deadlock { "abort" } else { "report" }
                 )),
             },
+            "ended_stall_ms" => match value.parse::<u64>() {
+                Ok(v) if v <= 86_400_000 => cfg.ended_stall_ms = v,
+                _ => problems.push(format!(
+                    "HOLDCHECK_OPTIONS: ended_stall_ms={value} is not a number from 0 (off) to 86400000; keeping {}",
+                    cfg.ended_stall_ms
+                )),
+            },
             "hold_ms" => match value.parse::<u64>() {
                 Ok(v) if v <= 86_400_000 => cfg.hold_ms = v,
                 _ => problems.push(format!(
@@ -211,7 +222,7 @@ fn apply_options(cfg: &mut Config, opts: &str) -> Vec<String> {
                 )),
             },
             _ => problems.push(format!(
-                "HOLDCHECK_OPTIONS: unknown option '{key}' ignored (known: verbosity, stack_depth, watchdog_ms, stall_ms, on_deadlock, hold_ms, held_stacks)"
+                "HOLDCHECK_OPTIONS: unknown option '{key}' ignored (known: verbosity, stack_depth, watchdog_ms, stall_ms, ended_stall_ms, on_deadlock, hold_ms, held_stacks)"
             )),
         }
     }
@@ -230,6 +241,7 @@ mod tests {
             stack_depth: 32,
             watchdog_ms: 1000,
             stall_ms: 5000,
+            ended_stall_ms: 1000,
             abort_on_deadlock: false,
             hold_ms: 0,
             held_stacks: false,
@@ -241,10 +253,11 @@ mod tests {
         let mut c = fresh();
         assert!(apply_options(
             &mut c,
-            "verbosity=0:stack_depth=8:watchdog_ms=200:stall_ms=1500:on_deadlock=abort:hold_ms=250"
+            "verbosity=0:stack_depth=8:watchdog_ms=200:stall_ms=1500:ended_stall_ms=0:on_deadlock=abort:hold_ms=250"
         )
         .is_empty());
         assert_eq!(c.hold_ms, 250);
+        assert_eq!(c.ended_stall_ms, 0);
         assert_eq!(c.verbosity, 0);
         assert_eq!(c.stack_depth, 8);
         assert_eq!(c.watchdog_ms, 200);
@@ -257,9 +270,10 @@ mod tests {
         let mut c = fresh();
         let p = apply_options(
             &mut c,
-            "verbosity=9:colour=red:stack_depth=0:junk:watchdog_ms=1:on_deadlock=panic",
+            "verbosity=9:colour=red:stack_depth=0:junk:watchdog_ms=1:on_deadlock=panic:ended_stall_ms=x",
         );
-        assert_eq!(p.len(), 6, "{p:?}");
+        assert_eq!(p.len(), 7, "{p:?}");
+        assert!(p[6].contains("ended_stall_ms=x"));
         assert!(p[4].contains("watchdog_ms=1 "));
         assert!(p[5].contains("on_deadlock=panic"));
         assert!(p[0].contains("verbosity=9"));

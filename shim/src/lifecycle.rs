@@ -110,6 +110,10 @@ extern "C" fn after_fork_child() {
 }
 
 extern "C" fn fini() {
+    // Before the recorder is taken: reporting writes to it.
+    if config::active() {
+        watchdog::flush_ended();
+    }
     // Another thread may still be inside the recorder: wait a little, never
     // forever.
     let mut rec = None;

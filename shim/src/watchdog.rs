@@ -2,13 +2,15 @@
 //! the published state of every thread and runs the wait-for analysis of
 //! `holdcheck_format::waitfor` on it, reporting each deadlock, stall and
 //! stalled call once, on stderr and in the trace, while the process is still
-//! hung.
+//! hung; and each stall that passed `ended_stall_ms` but ended before
+//! `stall_ms`, once it ended.
 
 use crate::config;
 use crate::live;
 use crate::live::{Published, CHANNELS, REGISTRY, WAIT_CALL, WAIT_LOCK};
 use crate::locks;
 use crate::recorder::RECORDER;
+use crate::sync::ForkMutex;
 use crate::sys;
 use crate::thread::{self, HeldEntry};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +101,25 @@ fn only_thread_left(me: u32) -> bool {
 
 pub fn after_fork_child() {
     STARTED.store(false, Ordering::Release);
+    // SAFETY: called in the fork child before any other shim code runs.
+    unsafe { ENDED.reset(EndedStalls::new()) };
+}
+
+/// At exit: the stalls still pending end with the process, and are
+/// reported (a stall can last to the very end of a short program). Never
+/// waits long for the watchdog, which may be mid-look.
+pub fn flush_ended() {
+    let mut pending = None;
+    for _ in 0..200 {
+        pending = ENDED.try_lock().map(|mut e| std::mem::take(&mut e.live));
+        if pending.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for (_, o, _) in pending.unwrap_or_default() {
+        report(&ended(&o));
+    }
 }
 
 fn run() {
@@ -140,11 +161,35 @@ fn run() {
         }
         let users = channel_users();
         let now = sys::monotonic_ns();
-        let found = waitfor::analyse(&ShimEnv, &snap, &users, now, cfg.watchdog_ms, cfg.stall_ms);
-        for obs in found
-            .into_iter()
-            .chain(orphan_waits(&snap, now, cfg.watchdog_ms))
-        {
+        // Down to the ended-stall threshold: a stall younger than stall_ms
+        // is a candidate, reported if it ends before it gets there.
+        let low = match cfg.ended_stall_ms {
+            0 => cfg.stall_ms,
+            e => e.min(cfg.stall_ms),
+        };
+        let found = waitfor::analyse(&ShimEnv, &snap, &users, now, cfg.watchdog_ms, low);
+        let (found, young): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| {
+            !matches!(f.observed.kind.as_str(), "stall" | "stalled-call")
+                || oldest_wait_ms(&f.observed) >= cfg.stall_ms
+        });
+        let (gone, found) = {
+            let mut ended = ENDED.lock();
+            for f in young.into_iter().filter(|f| f.observed.kind == "stall") {
+                ended.see(f);
+            }
+            let found: Vec<_> = found
+                .into_iter()
+                .chain(orphan_waits(&snap, now, cfg.watchdog_ms))
+                .collect();
+            for obs in &found {
+                ended.forget(obs.key);
+            }
+            (ended.gone(), found)
+        };
+        for o in gone {
+            report(&o);
+        }
+        for obs in found {
             if seen.insert(obs.key) {
                 report(&obs.observed);
                 if obs.observed.kind == "deadlock" && cfg.abort_on_deadlock {
@@ -155,6 +200,85 @@ fn run() {
             }
         }
     }
+}
+
+/// The longest wait of an observation's threads.
+fn oldest_wait_ms(o: &Observed) -> u64 {
+    o.threads.iter().map(|t| t.waited_ms).max().unwrap_or(0)
+}
+
+/// Stalls past `ended_stall_ms` but short of `stall_ms`, kept while they
+/// last and reported once they are gone: a 3 s read under a rwlock with
+/// 21 threads queued behind it is the whole story of a slow service even
+/// though it ended by itself.
+struct EndedStalls {
+    /// By the stall's key (its root and when its root's wait began): its
+    /// largest look so far, and whether it was seen at the last look.
+    live: Vec<(u64, Observed, bool)>,
+}
+
+static ENDED: ForkMutex<EndedStalls> = ForkMutex::new(EndedStalls::new());
+
+impl EndedStalls {
+    const fn new() -> EndedStalls {
+        EndedStalls { live: Vec::new() }
+    }
+
+    fn see(&mut self, f: waitfor::Finding) {
+        let o = f.observed;
+        match self.live.iter_mut().find(|(k, _, _)| *k == f.key) {
+            Some((_, kept, seen)) => {
+                *seen = true;
+                if (o.waiters, oldest_wait_ms(&o)) >= (kept.waiters, oldest_wait_ms(kept)) {
+                    *kept = o;
+                }
+            }
+            None => self.live.push((f.key, o, true)),
+        }
+    }
+
+    /// Reported live after all: no longer a candidate.
+    fn forget(&mut self, key: u64) {
+        self.live.retain(|(k, _, _)| *k != key);
+    }
+
+    /// The stalls not seen at this look, as findings that say they ended;
+    /// the others wait for the next look.
+    fn gone(&mut self) -> Vec<Observed> {
+        let mut out = Vec::new();
+        self.live.retain_mut(|(_, o, seen)| {
+            if std::mem::take(seen) {
+                return true;
+            }
+            out.push(ended(o));
+            false
+        });
+        out
+    }
+}
+
+/// A stall that ended, said so: how many waited, how long at most, behind
+/// whom and what that thread was doing.
+fn ended(o: &Observed) -> Observed {
+    let root = &o.threads[0];
+    let what = match &root.waiting {
+        Some(Waiting::Call { call, channel, .. }) => {
+            format!("blocked in {call}() on {}", channel.describe())
+        }
+        Some(Waiting::Lock { .. }) => "waiting for a lock".to_string(),
+        Some(Waiting::Other { what }) => format!("blocked in {what}"),
+        None => "running".to_string(),
+    };
+    let mut done = o.clone();
+    done.title = format!(
+        "{} thread{} waited behind T{} \"{}\" (the longest at least {} ms), which held the lock and was {what}; the stall ended by itself",
+        o.waiters,
+        if o.waiters == 1 { "" } else { "s" },
+        root.tid,
+        root.name,
+        o.threads[1..].iter().map(|t| t.waited_ms).max().unwrap_or(0),
+    );
+    done
 }
 
 /// What an exited owner "waits" for, in an observed thread.

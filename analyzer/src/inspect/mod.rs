@@ -9,6 +9,7 @@
 //! finds the deadlocks and stalls.
 
 mod glibc;
+mod hung;
 mod memory;
 mod procfs;
 mod snapshot;
@@ -17,6 +18,7 @@ mod traces;
 mod users;
 mod wait;
 
+pub use hung::GroupWatch;
 pub use traces::{snapshot_group, SNAPSHOT_PREFIX};
 
 use crate::findings;
@@ -36,9 +38,12 @@ pub struct Options {
     pub interval: Duration,
     /// Age at which a wait chain is a stall and a blocked call is reported.
     pub stall_ms: u64,
-    /// Take the user-space stacks of the threads that made no progress (a
-    /// brief ptrace stop each).
+    /// Take the user-space stacks of the threads that made no progress.
     pub stacks: bool,
+    /// At the end of a run (`run` ending the command, said how: "at the
+    /// timeout"): every blocked thread no finding explains goes into one
+    /// `hang` finding, instead of the blocked calls shown one by one.
+    pub ending: Option<String>,
 }
 
 /// Inspects one or more processes (one snapshot, one wait-for graph across

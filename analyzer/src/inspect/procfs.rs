@@ -153,6 +153,24 @@ pub fn via(pid: u32) -> u32 {
     through
 }
 
+/// The children of a process (of all its threads), sorted.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut kids: Vec<u32> = tids(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|t| {
+            fs::read_to_string(format!("/proc/{pid}/task/{t}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    kids.sort_unstable();
+    kids.dedup();
+    kids
+}
+
 /// The process a thread id belongs to, for any live thread of the host
 /// (`/proc/TID` resolves a thread that /proc does not list).
 pub fn process_of_tid(tid: u32) -> Option<u32> {

@@ -377,7 +377,13 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         .iter()
         .flat_map(|f| f.threads.iter().map(|t| t.tid))
         .collect();
-    for s in snap.iter().filter(|s| !involved.contains(&s.tid)) {
+    if let Some(ending) = &o.ending {
+        observed.extend(hang(&env, &snap, &involved, &queues, now_ns, ending));
+    }
+    for s in snap
+        .iter()
+        .filter(|s| o.ending.is_none() && !involved.contains(&s.tid))
+    {
         if let Some(Wait::Call {
             call, channel, dir, ..
         }) = &s.wait
@@ -606,4 +612,107 @@ pub(super) fn attribute(ob: &mut Observed, pids: &[u32], pid_of_tid: &dyn Fn(u32
             fix(lock);
         }
     }
+}
+
+/// The threads blocked when a run ended the command that no finding
+/// explains, as one `hang` finding: each thread's wait, and the chain from
+/// a join or a child's exit to the thread that blocks it (main joins the
+/// worker, which waits in `recvfrom` on an empty queue). A command ended at
+/// the timeout is never "0 findings" while its threads were blocked.
+fn hang(
+    env: &InspectEnv,
+    snap: &[Snap],
+    involved: &HashSet<u32>,
+    queues: &[crate::report::QueueInfo],
+    now_ns: u64,
+    ending: &str,
+) -> Option<Observed> {
+    let blocked: Vec<&Snap> = snap
+        .iter()
+        .filter(|s| !involved.contains(&s.tid))
+        .filter(|s| s.wait.is_some() || env.blocked_in(s.tid).is_some())
+        .collect();
+    if blocked.is_empty() {
+        return None;
+    }
+    let waits_for_thread = |s: &Snap| match &s.wait {
+        Some(Wait::Call {
+            channel: Channel::Thread { tid, .. },
+            ..
+        }) => Some(*tid),
+        _ => None,
+    };
+    // What a thread is blocked in, with the state of its queue.
+    let what = |s: &Snap| -> String {
+        match &s.wait {
+            Some(Wait::Call {
+                call, channel, dir, ..
+            }) => {
+                let empty = *dir == Direction::Recv
+                    && queues
+                        .iter()
+                        .any(|q| q.description == channel.describe() && q.rmem == Some(0));
+                format!(
+                    "blocked in {call}() on {}{}",
+                    channel.describe(),
+                    if empty {
+                        " (nothing received: its queue is empty)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Some(Wait::Lock { .. }) => "waiting for a lock".to_string(),
+            None => format!("blocked in {}", env.blocked_in(s.tid).unwrap_or_default()),
+        }
+    };
+    let name = |tid: u32| format!("T{tid} \"{}\"", env.thread_name(tid));
+    // The threads others wait for first: the roots of the chains.
+    let mut threads: Vec<&Snap> = blocked.clone();
+    threads.sort_by_key(|s| waits_for_thread(s).is_some());
+    let first = threads
+        .iter()
+        .find_map(|s| {
+            let target = waits_for_thread(s)?;
+            let t = snap.iter().find(|x| x.tid == target)?;
+            Some(format!(
+                "{} waits in pthread_join for {}, which is {}",
+                name(s.tid),
+                name(target),
+                what(t)
+            ))
+        })
+        .unwrap_or_else(|| format!("{} is {}", name(threads[0].tid), what(threads[0])));
+    let mut nodes: Vec<ObservedNode> = Vec::new();
+    for s in &threads {
+        if let Some(Wait::Call { channel, dir, .. }) = &s.wait {
+            let n = ObservedNode::Channel {
+                channel: channel.clone(),
+                direction: *dir,
+            };
+            if !matches!(channel, Channel::Thread { .. }) && !nodes.contains(&n) {
+                nodes.push(n);
+            }
+        }
+    }
+    Some(Observed {
+        kind: "hang".into(),
+        title: format!(
+            "{} thread{} blocked when the command was ended {ending}: {first}{}",
+            threads.len(),
+            if threads.len() == 1 { " was" } else { "s were" },
+            if threads.len() > 2 {
+                " (every thread's wait below)"
+            } else {
+                ""
+            }
+        ),
+        nodes,
+        edges: Vec::new(),
+        threads: threads
+            .iter()
+            .map(|s| waitfor::observed_thread(env, s, now_ns))
+            .collect(),
+        waiters: 0,
+    })
 }

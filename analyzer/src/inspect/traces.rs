@@ -21,7 +21,7 @@ pub const SNAPSHOT_PREFIX: &str = "holdcheck.snapshot.";
 /// sending to a deadlocked daemon) that no single process's watchdog sees.
 /// Only deadlocks and stalls are kept (blocked calls are the watchdogs'),
 /// with the stacks of the threads in them. Returns how many were kept.
-pub fn snapshot_group(pgid: u32, dir: &std::path::Path) -> Result<usize> {
+pub fn snapshot_group(pgid: u32, dir: &std::path::Path, ending: &str) -> Result<usize> {
     use holdcheck_format::Record;
     let pids = procfs::group_members(pgid);
     anyhow::ensure!(!pids.is_empty(), "no process left in group {pgid}");
@@ -31,6 +31,7 @@ pub fn snapshot_group(pgid: u32, dir: &std::path::Path) -> Result<usize> {
         interval: Duration::from_millis(100),
         stall_ms: 0,
         stacks: true,
+        ending: Some(ending.to_string()),
     })?;
     let mut files: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     for p in model.processes.values() {
@@ -67,7 +68,7 @@ pub fn snapshot_group(pgid: u32, dir: &std::path::Path) -> Result<usize> {
     }
     let mut kept = 0;
     for (pid, ob) in model.observed {
-        if ob.kind == "deadlock" || ob.kind == "stall" {
+        if ["deadlock", "stall", "hang"].contains(&ob.kind.as_str()) {
             if let Some(out) = files.get_mut(&pid) {
                 out.extend(Record::Observed(ob).to_line());
                 kept += 1;

@@ -68,19 +68,7 @@ pub(super) fn waited_child(pid: u32, nr: u64, args: &[u64; 6]) -> Option<u32> {
 /// The one child of a process, when it has exactly one: a `wait4(-1)`
 /// waits for it.
 fn only_child(pid: u32) -> Option<u32> {
-    let mut kids: Vec<u32> = procfs::tids(pid)
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|t| {
-            std::fs::read_to_string(format!("/proc/{pid}/task/{t}/children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|c| c.parse::<u32>().ok())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    kids.sort_unstable();
-    kids.dedup();
+    let kids = procfs::children(pid);
     (kids.len() == 1).then(|| kids[0])
 }
 

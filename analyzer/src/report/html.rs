@@ -48,6 +48,7 @@ pub fn render(r: &Report) -> String {
         (POTENTIAL_DEADLOCK, s.potential_deadlock),
         (LOCK_ORDER_INVERSION, s.lock_order_inversion),
         (STALL, s.stall),
+        (HANG, s.hang),
         (MISUSE, s.misuse),
         (HAZARD, s.hazard),
         (STALLED_CALL, s.stalled_call),

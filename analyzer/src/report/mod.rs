@@ -168,6 +168,10 @@ pub struct Summary {
     /// holding it).
     #[serde(default)]
     pub misuse: usize,
+    /// Threads blocked when `run` ended the command that no other finding
+    /// explains.
+    #[serde(default)]
+    pub hang: usize,
 }
 
 impl Summary {
@@ -182,6 +186,7 @@ impl Summary {
                 STALL => s.stall += 1,
                 HAZARD => s.hazard += 1,
                 MISUSE => s.misuse += 1,
+                HANG => s.hang += 1,
                 _ => s.stalled_call += 1,
             }
         }
@@ -196,6 +201,7 @@ impl Summary {
             + self.hazard
             + self.stalled_call
             + self.misuse
+            + self.hang
     }
 }
 
@@ -206,17 +212,21 @@ pub const POTENTIAL_DEADLOCK: &str = "potential-deadlock";
 /// [`Serialized`]); two threads running its code paths can.
 pub const LOCK_ORDER_INVERSION: &str = "lock-order-inversion";
 pub const STALL: &str = "stall";
+/// The command ended by `run` (timeout, Ctrl-C) with threads blocked that
+/// no other finding explains: each thread's wait and the chain between.
+pub const HANG: &str = "hang";
 pub const HAZARD: &str = "hazard";
 pub const STALLED_CALL: &str = "stalled-call";
 /// A lock left held for ever: its thread exited holding it.
 pub const MISUSE: &str = "misuse";
 
 /// Every kind, in order of weight (reports list the heaviest first).
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     DEADLOCK,
     POTENTIAL_DEADLOCK,
     LOCK_ORDER_INVERSION,
     STALL,
+    HANG,
     MISUSE,
     HAZARD,
     STALLED_CALL,
@@ -230,7 +240,7 @@ pub fn weight(kind: &str) -> usize {
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Finding {
     /// One of `deadlock`, `potential-deadlock`, `lock-order-inversion`,
-    /// `stall`, `misuse`, `hazard`, `stalled-call`.
+    /// `stall`, `hang`, `misuse`, `hazard`, `stalled-call`.
     pub kind: String,
     /// One line that says what is wrong.
     pub title: String,

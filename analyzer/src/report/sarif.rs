@@ -44,6 +44,10 @@ pub fn render(r: &Report) -> String {
         ),
         (STALL, "A wait chain older than the threshold"),
         (
+            HANG,
+            "Threads blocked when the command was ended, that no other finding explains",
+        ),
+        (
             MISUSE,
             "A lock used against its rules: unlocked when not held, relocked, destroyed while held or used after destroy, waited on unheld, or left held by an exited thread",
         ),

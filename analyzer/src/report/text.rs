@@ -577,7 +577,7 @@ pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
     let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
     format!(
-        "holdcheck: {} deadlock, {} potential-deadlock, {}{} stall, {}{} hazard, {} stalled-call in {} process{} ({} thread{}){}\n",
+        "holdcheck: {} deadlock, {} potential-deadlock, {}{} stall, {}{}{} hazard, {} stalled-call in {} process{} ({} thread{}){}\n",
         s.deadlock,
         s.potential_deadlock,
         if s.lock_order_inversion > 0 {
@@ -586,6 +586,11 @@ pub fn summary_line(r: &Report) -> String {
             String::new()
         },
         s.stall,
+        if s.hang > 0 {
+            format!("{} hang, ", s.hang)
+        } else {
+            String::new()
+        },
         if s.misuse > 0 {
             format!("{} misuse, ", s.misuse)
         } else {
