@@ -52,6 +52,17 @@ fn warnd_light_predicts_the_netlink_deadlock() {
     assert_eq!(nodes[0]["type"], "lock");
     assert_eq!(nodes[0]["kind"], "rwlock");
     assert_eq!(nodes[0]["mode"], "write");
+    // Named by its variable; the address stays in the JSON.
+    assert_eq!(nodes[0]["name"], "alarm_lock");
+    assert!(nodes[0]["address"].as_str().unwrap().starts_with("0x"));
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("rwlock alarm_lock (write) held across"),
+        "{}",
+        f["title"]
+    );
     assert_eq!(nodes[1]["type"], "channel");
     assert_eq!(nodes[1]["family"], "netlink");
     assert_eq!(nodes[1]["direction"], "send");

@@ -174,6 +174,17 @@ fn rings_of_2_to_64_locks_one_thread_per_edge_are_potential_deadlocks() {
         assert_eq!(lock_nodes(f).len(), n, "ring of {n}");
         assert_eq!(thread_names(f).len(), n, "ring of {n}");
         assert_eq!(r.report["partial"], false, "ring of {n}");
+        // Named by the array that holds them, each by its index.
+        let mut names: Vec<String> = f["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap_or("?").to_string())
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = (0..n).map(|i| format!("ring[{i}]")).collect();
+        want.sort();
+        assert_eq!(names, want, "ring of {n}");
     }
 }
 

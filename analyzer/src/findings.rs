@@ -362,6 +362,7 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
                 generation: lock.gen,
                 writer_preferring,
                 file: model.file_paths.get(lock).cloned(),
+                name: model.lock_names.get(&(*pid, lock.addr)).cloned(),
             }
         }
         Node::Queue { channel, dir } => NodeInfo::Channel {
@@ -382,14 +383,8 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
 /// `rwlock 0x5555 (write)` or `netlink protocol 2 port 7 (send)`.
 pub fn node_label(n: &NodeInfo) -> String {
     match n {
-        NodeInfo::Lock {
-            kind,
-            address,
-            mode,
-            file,
-            ..
-        } => {
-            let what = file.as_deref().unwrap_or(address);
+        NodeInfo::Lock { kind, mode, .. } => {
+            let what = n.lock_what().unwrap_or_default();
             match mode {
                 Some(m) => format!("{kind} {what} ({m})"),
                 None => format!("{kind} {what}"),

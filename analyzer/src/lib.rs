@@ -33,6 +33,7 @@ pub const EXIT_ERROR: i32 = 2;
 /// Reads trace directories and analyses them.
 pub fn analyse_dirs(dirs: &[PathBuf]) -> Result<report::Report> {
     let traces = trace::read_dirs(dirs)?;
-    let model = model::Model::build(&traces);
+    let mut model = model::Model::build(&traces);
+    symbolize::name_locks(&mut model);
     Ok(findings::analyse(&model))
 }

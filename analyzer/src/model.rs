@@ -149,6 +149,9 @@ pub struct ExitedHolding {
 
 #[derive(Debug, Default)]
 pub struct Model {
+    /// Locks named after the variable that holds them (`symbolize::
+    /// name_locks`), by process and address.
+    pub lock_names: HashMap<(u32, u64), String>,
     pub processes: BTreeMap<u32, Process>,
     pub nodes: Vec<Node>,
     node_index: HashMap<Node, usize>,

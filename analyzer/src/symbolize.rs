@@ -289,3 +289,86 @@ fn is_shim(path: &str) -> bool {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("libholdcheck"))
 }
+
+/// The data symbols of an ELF file (its symbol table, else its dynamic
+/// one): start, size and demangled name, sorted by start.
+fn data_symbols(path: &str) -> Vec<(u64, u64, String)> {
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let Ok(data) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(obj) = object::File::parse(&*data) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, u64, String)> = obj
+        .symbols()
+        .chain(obj.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Data && s.size() > 0)
+        .filter_map(|s| {
+            let raw = s.name().ok()?;
+            let name = cpp_demangle::Symbol::new(raw)
+                .ok()
+                .and_then(|d| d.demangle().ok())
+                .unwrap_or_else(|| raw.to_string());
+            Some((s.address(), s.size(), name))
+        })
+        .collect();
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// Names the locks that live in a global or static variable after that
+/// variable, from its module's symbols: `alarm_lock`, `forks[3]` (an array
+/// of locks), `registry+0x28` (a lock inside a struct). A lock on the heap
+/// or the stack keeps its address.
+pub fn name_locks(model: &mut Model) {
+    let mut tables: HashMap<String, Vec<(u64, u64, String)>> = HashMap::new();
+    let mut names = HashMap::new();
+    for p in model.processes.values() {
+        for (lock, meta) in &p.locks {
+            let Some(m) = p.modules.iter().find(|m| {
+                m.segments
+                    .iter()
+                    .any(|&(s, e)| lock.addr >= s && lock.addr < e)
+            }) else {
+                continue;
+            };
+            let Some(vaddr) = lock.addr.checked_sub(m.base) else {
+                continue;
+            };
+            let syms = tables.entry(m.path.clone()).or_insert_with(|| {
+                let file = debug_file_of(&m.path);
+                let mut v = data_symbols(&m.path);
+                if v.is_empty() {
+                    v = file.as_deref().map(data_symbols).unwrap_or_default();
+                }
+                v
+            });
+            let i = syms.partition_point(|s| s.0 <= vaddr);
+            let Some((start, size, name)) = i.checked_sub(1).map(|i| &syms[i]) else {
+                continue;
+            };
+            let off = vaddr - start;
+            if off >= *size {
+                continue;
+            }
+            // glibc's sizes: an array of locks is indexed.
+            let each = match meta.kind {
+                holdcheck_format::LockKind::Mutex => 40,
+                holdcheck_format::LockKind::Rwlock => 56,
+                holdcheck_format::LockKind::Spin => 4,
+                _ => 0,
+            };
+            let label = if off == 0 && (*size == each || each == 0 || size % each != 0) {
+                name.clone()
+            } else if each != 0 && size % each == 0 && off % each == 0 {
+                format!("{name}[{}]", off / each)
+            } else {
+                format!("{name}+{off:#x}")
+            };
+            names.insert((p.pid, lock.addr), label);
+        }
+    }
+    model.lock_names = names;
+}

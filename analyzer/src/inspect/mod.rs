@@ -51,11 +51,12 @@ pub struct Options {
 pub fn inspect(o: &Options) -> Result<Report> {
     let (model, info) = observe(o)?;
     let traces: Vec<std::path::PathBuf> = info.pids.iter().filter_map(|&p| shim_trace(p)).collect();
-    let model = if traces.is_empty() {
+    let mut model = if traces.is_empty() {
         model
     } else {
         merge_shim_traces(model, &traces)
     };
+    crate::symbolize::name_locks(&mut model);
     let mut report = findings::analyse(&model);
     // From outside, a lock is seen only through a thread that waits for it.
     for f in report.findings.iter_mut() {

@@ -409,6 +409,10 @@ pub enum NodeInfo {
         /// A file lock's file (its `pid` is 0: it is every process's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file: Option<String>,
+        /// The variable that holds it (`alarm_lock`, `forks[3]`), from its
+        /// module's symbols; none for a lock on the heap or the stack.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     Channel {
         /// `send` (waiting for room) or `recv` (waiting for data).
@@ -421,6 +425,22 @@ pub enum NodeInfo {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         receivers: Vec<ThreadRef>,
     },
+}
+
+impl NodeInfo {
+    /// What a lock is called in words: its file, its variable, else its
+    /// address.
+    pub fn lock_what(&self) -> Option<&str> {
+        match self {
+            NodeInfo::Lock {
+                file,
+                name,
+                address,
+                ..
+            } => Some(file.as_deref().or(name.as_deref()).unwrap_or(address)),
+            NodeInfo::Channel { .. } => None,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -128,15 +128,9 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
     let to = &f.nodes[e.to];
     let who = thread_label(&e.thread);
     let wanted = |n: &NodeInfo| match (n, &e.wanted_mode) {
-        (
-            NodeInfo::Lock {
-                kind,
-                address,
-                file,
-                ..
-            },
-            Some(m),
-        ) => format!("{kind} {} ({m})", file.as_deref().unwrap_or(address)),
+        (NodeInfo::Lock { kind, .. }, Some(m)) => {
+            format!("{kind} {} ({m})", n.lock_what().unwrap_or_default())
+        }
         (n, _) => node_label(n),
     };
     match e.relation.as_str() {
