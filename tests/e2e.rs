@@ -128,7 +128,10 @@ fn warnd_light_text_report_reads_like_a_sanitizer_report() {
         stdout.contains("WARNING: holdcheck: potential deadlock"),
         "{stdout}"
     );
-    assert!(stdout.contains("Cycle: rwlock 0x"), "{stdout}");
+    assert!(
+        stdout.contains("Cycle: rwlock alarm_lock (write)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("netlink protocol 2 port"), "{stdout}");
     assert!(stdout.contains("\"warn-sender\""), "{stdout}");
     assert!(stdout.contains("in send_warn "), "{stdout}");
@@ -217,7 +220,7 @@ fn warnd_stress_is_reported_live_as_a_deadlock() {
     assert!(sender["holds"][0]
         .as_str()
         .unwrap()
-        .starts_with("rwlock 0x"));
+        .starts_with("rwlock alarm_lock (write)"));
     assert!(sender["waiting"]
         .as_str()
         .unwrap()
@@ -226,7 +229,7 @@ fn warnd_stress_is_reported_live_as_a_deadlock() {
     assert!(receiver["waiting"]
         .as_str()
         .unwrap()
-        .starts_with("lock rwlock 0x"));
+        .starts_with("lock rwlock alarm_lock"));
     let i = receiver["stack"]
         .as_u64()
         .expect("the receiver's wait has a stack") as usize;
@@ -302,6 +305,27 @@ fn abba_that_really_hangs_is_a_live_deadlock_with_both_owners() {
         assert_eq!(t["holds"].as_array().unwrap().len(), 1, "{t}");
         assert!(t["waiting"].as_str().unwrap().starts_with("lock mutex"));
     }
+    // The locks by their variables; a mutex has no mode in words.
+    let mut names: Vec<&str> = f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["lock_a", "lock_b"]);
+    // In the text, each thread's stack once (its edge's, not again under
+    // Threads).
+    let (_, text, _) = holdcheck(
+        &["report", r.trace_dir.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_eq!(text.matches("in take_second ").count(), 2, "{text}");
+    assert!(
+        text.contains("Cycle: mutex lock_a -> mutex lock_b -> mutex lock_a")
+            || text.contains("Cycle: mutex lock_b -> mutex lock_a -> mutex lock_b"),
+        "{text}"
+    );
 }
 
 /// A default mutex locked again by its holder hangs for ever: a deadlock of
@@ -578,7 +602,7 @@ fn the_rwlock_stall_names_its_root_and_counts_the_waiters() {
         r.report["findings"]
     );
     let f = findings(&r.report, "stall")[0];
-    assert_stall_root(f, "slow-holder", "rwlock 0x", "read() on pipe");
+    assert_stall_root(f, "slow-holder", "rwlock table (read)", "read() on pipe");
     assert_eq!(f["waiters"], 4, "the writer and three readers");
     assert!(functions_at(f, &f["thread_states"][0]["stack"]).contains(&"slow_holder".to_string()));
 }
@@ -598,7 +622,7 @@ fn a_stall_that_ended_by_itself_is_still_a_stall() {
         r.report["findings"]
     );
     let f = findings(&r.report, "stall")[0];
-    assert_stall_root(f, "slow-holder", "rwlock 0x", "read() on pipe");
+    assert_stall_root(f, "slow-holder", "rwlock table (read)", "read() on pipe");
     assert_eq!(f["waiters"], 21, "the writer and twenty readers");
     let title = f["title"].as_str().unwrap();
     assert!(title.contains("ended by itself"), "{title}");
@@ -1929,7 +1953,10 @@ fn dot_and_html_reports_draw_the_cycle() {
     );
     assert_eq!(code, 1);
     assert!(dot.starts_with("digraph holdcheck {"), "{dot}");
-    assert!(dot.contains("shape=box, label=\"rwlock 0x"), "{dot}");
+    assert!(
+        dot.contains("shape=box, label=\"rwlock alarm_lock"),
+        "{dot}"
+    );
     assert!(
         dot.contains("shape=ellipse, label=\"netlink protocol 2 port"),
         "{dot}"

@@ -202,7 +202,12 @@ fn the_svg_report_is_one_picture_of_every_cycle() {
     let svg = std::fs::read_to_string(&pic).unwrap();
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     assert!(!svg[5..].contains("<?xml"), "one document");
-    for label in ["mutex 0x", "unix socket inode", "rpc-server", "cb-handler"] {
+    for label in [
+        "mutex registry_lock",
+        "unix socket inode",
+        "rpc-server",
+        "cb-handler",
+    ] {
         assert!(svg.contains(label), "{label}: {svg}");
     }
     let (shot, _) = open_in_browser(&pic);

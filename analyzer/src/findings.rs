@@ -380,11 +380,16 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
     }
 }
 
-/// `rwlock 0x5555 (write)` or `netlink protocol 2 port 7 (send)`.
+/// `rwlock alarm_lock (write)`, `mutex 0x5555` or `netlink protocol 2 port
+/// 7 (send)`.
 pub fn node_label(n: &NodeInfo) -> String {
     match n {
         NodeInfo::Lock { kind, mode, .. } => {
             let what = n.lock_what().unwrap_or_default();
+            // A mode says something only of a lock that has two.
+            let mode = mode
+                .as_ref()
+                .filter(|_| kind == "rwlock" || kind == "file lock");
             match mode {
                 Some(m) => format!("{kind} {what} ({m})"),
                 None => format!("{kind} {what}"),

@@ -294,6 +294,10 @@ fn is_shim(path: &str) -> bool {
 /// one): start, size and demangled name, sorted by start.
 fn data_symbols(path: &str) -> Vec<(u64, u64, String)> {
     use object::{Object, ObjectSymbol, SymbolKind};
+    // A trace names its modules: only a regular file of sane size is read.
+    if !symbolisable(path) {
+        return Vec::new();
+    }
     let Ok(data) = std::fs::read(path) else {
         return Vec::new();
     };

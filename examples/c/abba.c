@@ -13,10 +13,11 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-static pthread_mutex_t static_a = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t static_b = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock_b = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t static_meet;
-static pthread_mutex_t *lock_a = &static_a, *lock_b = &static_b;
+/* The locks the two sides take: these, or process-shared ones. */
+static pthread_mutex_t *la = &lock_a, *lb = &lock_b;
 static pthread_barrier_t *meet = &static_meet;
 static int hang;
 
@@ -27,11 +28,11 @@ static NOINLINE void take_second(pthread_mutex_t *m) {
 
 static NOINLINE void *a_then_b(void *arg) {
     (void)arg;
-    pthread_mutex_lock(lock_a);
+    pthread_mutex_lock(la);
     if (hang)
         pthread_barrier_wait(meet);
-    take_second(lock_b);
-    pthread_mutex_unlock(lock_a);
+    take_second(lb);
+    pthread_mutex_unlock(la);
     if (!hang)
         pthread_barrier_wait(meet); /* your turn */
     return NULL;
@@ -41,11 +42,11 @@ static NOINLINE void *b_then_a(void *arg) {
     (void)arg;
     if (!hang)
         pthread_barrier_wait(meet); /* after a-then-b let go */
-    pthread_mutex_lock(lock_b);
+    pthread_mutex_lock(lb);
     if (hang)
         pthread_barrier_wait(meet);
-    take_second(lock_a);
-    pthread_mutex_unlock(lock_b);
+    take_second(la);
+    pthread_mutex_unlock(lb);
     return NULL;
 }
 
@@ -66,8 +67,8 @@ static int processes(void) {
     pthread_barrierattr_init(&ba);
     pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
     pthread_barrier_init(&sh->meet, &ba, 2);
-    lock_a = &sh->a;
-    lock_b = &sh->b;
+    la = &sh->a;
+    lb = &sh->b;
     meet = &sh->meet;
     pid_t child = fork();
     if (child < 0)

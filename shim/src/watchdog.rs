@@ -525,6 +525,11 @@ fn report(o: &Observed) {
             .iter()
             .map(|h| format!("{:#x} ({})", h.lock.addr, h.mode.as_str()))
             .collect();
+        let holds = if held.is_empty() {
+            "holds no lock".to_string()
+        } else {
+            format!("holds {}", held.join(", "))
+        };
         let waits = match &t.waiting {
             Some(Waiting::Lock { lock, mode, .. }) => {
                 format!("waits for lock {:#x} ({})", lock.addr, mode.as_str())
@@ -543,10 +548,8 @@ fn report(o: &Observed) {
             }
             Some(Waiting::Other { what }) if what == EXITED => {
                 text.push_str(&format!(
-                    "  T{} \"{}\": holds [{}], and has exited\n",
-                    t.tid,
-                    t.name,
-                    held.join(", ")
+                    "  T{} \"{}\": {holds}, and has exited\n",
+                    t.tid, t.name
                 ));
                 continue;
             }
@@ -554,11 +557,8 @@ fn report(o: &Observed) {
             None => "running".to_string(),
         };
         text.push_str(&format!(
-            "  T{} \"{}\": holds [{}], {waits} for {} ms\n",
-            t.tid,
-            t.name,
-            held.join(", "),
-            t.waited_ms
+            "  T{} \"{}\": {holds}, {waits} for {} ms\n",
+            t.tid, t.name, t.waited_ms
         ));
     }
     let dir = RECORDER

@@ -128,7 +128,7 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
     let to = &f.nodes[e.to];
     let who = thread_label(&e.thread);
     let wanted = |n: &NodeInfo| match (n, &e.wanted_mode) {
-        (NodeInfo::Lock { kind, .. }, Some(m)) => {
+        (NodeInfo::Lock { kind, .. }, Some(m)) if kind == "rwlock" || kind == "file lock" => {
             format!("{kind} {} ({m})", n.lock_what().unwrap_or_default())
         }
         (n, _) => node_label(n),
@@ -333,7 +333,14 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
         duration(t.waited_ms * 1_000_000)
     );
     if let Some(i) = t.stack {
-        stack_lines(out, &f.stacks[i].frames);
+        // A stack its edge printed above is not printed twice.
+        let shown = (f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK)
+            && f.edges.iter().any(|e| e.stack == i);
+        if shown {
+            out.push_str("    (its stack is above)\n");
+        } else {
+            stack_lines(out, &f.stacks[i].frames);
+        }
     }
     out.push('\n');
 }
