@@ -508,6 +508,23 @@ fn a_static_binary_stuck_in_read_ends_the_run_by_itself_as_a_hang() {
     assert_eq!(f["nodes"][0]["family"], "pipe", "{f:#}");
 }
 
+/// A parent in wait4 for a child stuck reading a pipe only they hold: the
+/// hang follows the wait to the child's thread, across the two processes.
+#[test]
+fn a_parent_waiting_for_a_stuck_child_is_one_hang_across_both() {
+    let exe = examples().join("single");
+    let r = run_without_timeout("single-child", &[exe.to_str().unwrap(), "child"]);
+    assert_eq!(only_kinds(&r), ["hang"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.contains("waits in wait4 for the exit of process")
+            && title.contains("is blocked in read() on pipe"),
+        "{title}"
+    );
+    assert_eq!(f["processes"].as_array().unwrap().len(), 2, "{f:#}");
+}
+
 /// The lost wakeup: two consumers wait on condition variables whose
 /// signals came first, main joins them. No lock is held; every thread is
 /// blocked in a wait only another could end: a hang with each one's wait,

@@ -6,10 +6,12 @@
  *
  *   single relock   locks its mutex again: waits for itself for ever
  *   single read     reads a pipe whose only writer is itself
+ *   single child    waits for a child that does that
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,8 +40,15 @@ int main(int argc, char **argv) {
         apply_config();
     else if (strcmp(mode, "read") == 0)
         wait_for_reply();
+    else if (strcmp(mode, "child") == 0) {
+        if (fork() == 0) {
+            wait_for_reply();
+            _exit(0);
+        }
+        wait(NULL);
+    }
     else {
-        fprintf(stderr, "usage: single relock|read\n");
+        fprintf(stderr, "usage: single relock|read|child\n");
         return 2;
     }
     return 0;

@@ -39,6 +39,15 @@ pub(super) struct InspectEnv<'a> {
     pub(super) pids: Vec<u32>,
     pub(super) names: &'a HashMap<u32, String>,
     pub(super) blocked_in: &'a HashMap<u32, String>,
+    /// tid → index of its process in `pids`.
+    pub(super) process_index: &'a HashMap<u32, usize>,
+}
+
+impl InspectEnv<'_> {
+    /// The process of a thread of the snapshot.
+    pub(super) fn process_of(&self, tid: u32) -> Option<u32> {
+        self.process_index.get(&tid).map(|&i| self.pids[i])
+    }
 }
 
 impl Env for InspectEnv<'_> {
@@ -312,6 +321,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         pids: procs.iter().map(|p| p.pid).collect(),
         names: &w.names,
         blocked_in: &w.blocked_in,
+        process_index: &w.process_of,
     };
     let mut observed: Vec<Observed> = waitfor::analyse(&env, &snap, &users, now_ns, 0, o.stall_ms)
         .into_iter()
@@ -462,7 +472,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     }
     // Back to each process's own addresses, with the pid of every thread
     // and lock.
-    let pid_of_tid = |tid: u32| w.process_of.get(&tid).map(|&i| procs[i].pid);
+    let pid_of_tid = |tid: u32| env.process_of(tid);
     for ob in observed.iter_mut() {
         attribute(ob, &env.pids, &pid_of_tid);
     }
@@ -635,11 +645,21 @@ fn hang(
     if blocked.is_empty() {
         return None;
     }
+    // The thread a join waits for; for a wait4, the child's first
+    // blocked thread (its main thread if that is blocked).
     let waits_for_thread = |s: &Snap| match &s.wait {
         Some(Wait::Call {
             channel: Channel::Thread { tid, .. },
             ..
         }) => Some(*tid),
+        Some(Wait::Call {
+            channel: Channel::Exit { pid },
+            ..
+        }) => blocked
+            .iter()
+            .filter(|t| t.tid != s.tid && env.process_of(t.tid) == Some(*pid))
+            .min_by_key(|t| (t.tid != *pid, t.tid))
+            .map(|t| t.tid),
         _ => None,
     };
     // What a thread is blocked in, with the state of its queue.
@@ -675,12 +695,23 @@ fn hang(
         .find_map(|s| {
             let target = waits_for_thread(s)?;
             let t = snap.iter().find(|x| x.tid == target)?;
-            Some(format!(
-                "{} waits in pthread_join for {}, which is {}",
-                name(s.tid),
-                name(target),
-                what(t)
-            ))
+            Some(match &s.wait {
+                Some(Wait::Call {
+                    channel: Channel::Exit { pid },
+                    ..
+                }) => format!(
+                    "{} waits in wait4 for the exit of process {pid}, whose thread {} is {}",
+                    name(s.tid),
+                    name(target),
+                    what(t)
+                ),
+                _ => format!(
+                    "{} waits in pthread_join for {}, which is {}",
+                    name(s.tid),
+                    name(target),
+                    what(t)
+                ),
+            })
         })
         .unwrap_or_else(|| format!("{} is {}", name(threads[0].tid), what(threads[0])));
     let mut nodes: Vec<ObservedNode> = Vec::new();
