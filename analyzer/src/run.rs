@@ -250,7 +250,11 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
             killed = Some(Ending::Interrupted);
         } else if deadline.is_some_and(|d| Instant::now() >= d) {
             killed = Some(Ending::TimedOut);
-        } else if !opts.keep_running && tick.is_multiple_of(50) && group.hung(pid as u32) {
+        } else if !opts.keep_running
+            && deadlock_seen.is_none()
+            && tick.is_multiple_of(50)
+            && group.hung(pid as u32)
+        {
             eprintln!(
                 "holdcheck: every thread of the command is blocked in a wait only another of \
                  its threads could end: ending it (--keep-running lets it run on)"

@@ -21,8 +21,10 @@ use std::collections::HashMap;
 /// The shim's own thread, which wakes by itself: not the program's.
 const SHIM_THREAD: &str = "holdcheck-watch";
 
-/// Looks in a row with no thread moving before the waits are judged.
-const STILL_LOOKS: u32 = 4;
+/// Looks (half a second apart) in a row with no thread moving before the
+/// waits are judged: longer than the shim's watchdog takes to see a
+/// deadlock (one interval, 1 s) and end the run itself, with its stacks.
+const STILL_LOOKS: u32 = 6;
 
 #[derive(Default)]
 pub struct GroupWatch {
