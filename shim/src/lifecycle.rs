@@ -110,9 +110,10 @@ extern "C" fn after_fork_child() {
 }
 
 extern "C" fn fini() {
-    // Before the recorder is taken: reporting writes to it.
+    // Before the recorder is taken: reporting writes to it. Nothing
+    // unwinds out of a destructor the C library runs.
     if config::active() {
-        watchdog::flush_ended();
+        let _ = std::panic::catch_unwind(watchdog::flush_ended);
     }
     // Another thread may still be inside the recorder: wait a little, never
     // forever.

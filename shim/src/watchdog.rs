@@ -260,7 +260,9 @@ impl EndedStalls {
 /// A stall that ended, said so: how many waited, how long at most, behind
 /// whom and what that thread was doing.
 fn ended(o: &Observed) -> Observed {
-    let root = &o.threads[0];
+    let Some(root) = o.threads.first() else {
+        return o.clone();
+    };
     let what = match &root.waiting {
         Some(Waiting::Call { call, channel, .. }) => {
             format!("blocked in {call}() on {}", channel.describe())
@@ -276,7 +278,7 @@ fn ended(o: &Observed) -> Observed {
         if o.waiters == 1 { "" } else { "s" },
         root.tid,
         root.name,
-        o.threads[1..].iter().map(|t| t.waited_ms).max().unwrap_or(0),
+        o.threads.iter().skip(1).map(|t| t.waited_ms).max().unwrap_or(0),
     );
     done
 }

@@ -40,6 +40,9 @@ impl GroupWatch {
         let members = procfs::group_members(pgid);
         let mut now: HashMap<u32, String> = HashMap::new();
         let mut threads: Vec<(u32, u32)> = Vec::new();
+        // A thread that cannot be read (a set-uid process, one that just
+        // ended) may be doing anything: the group is not known to be hung.
+        let mut unread = false;
         for &pid in &members {
             for tid in procfs::tids(pid).unwrap_or_default() {
                 let dir = format!("/proc/{pid}/task/{tid}");
@@ -47,11 +50,13 @@ impl GroupWatch {
                 if read("comm").is_some_and(|c| c.trim() == SHIM_THREAD) {
                     continue;
                 }
-                let (Some(stat), Some(sched), Some(call)) =
-                    (read("stat"), read("schedstat"), read("syscall"))
-                else {
+                let (Some(stat), Some(call)) = (read("stat"), read("syscall")) else {
+                    unread = true;
                     continue;
                 };
+                // Absent without CONFIG_SCHED_INFO: the state and the call
+                // line (with its stack pointer and pc) still move.
+                let sched = read("schedstat").unwrap_or_default();
                 let state = stat
                     .rsplit_once(')')
                     .and_then(|(_, r)| r.split_whitespace().next())
@@ -61,7 +66,7 @@ impl GroupWatch {
                 threads.push((pid, tid));
             }
         }
-        let moved = now.is_empty() || now != self.last;
+        let moved = unread || now.is_empty() || now != self.last;
         self.last = now;
         self.still = if moved { 0 } else { self.still + 1 };
         self.still >= STILL_LOOKS
