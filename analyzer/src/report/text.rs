@@ -10,12 +10,15 @@ use std::fmt::Write;
 const TEXT_FRAMES: usize = 16;
 const RULE: &str = "==================";
 
-/// `60.6 µs`, `1.2 s`.
+/// `60.6 µs`, `2.5 ms`, `1826 ms`, `15.2 s`: one style, milliseconds below
+/// 10 s (as the titles count waits).
 pub fn duration(ns: u64) -> String {
     match ns {
         0..=999 => format!("{ns} ns"),
         1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        1_000_000..=9_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        // Whole milliseconds below 10 s, as the titles count waits.
+        10_000_000..=9_999_999_999 => format!("{} ms", ns / 1_000_000),
         _ => format!("{:.1} s", ns as f64 / 1e9),
     }
 }
@@ -707,6 +710,7 @@ mod tests {
         assert_eq!(duration(500), "500 ns");
         assert_eq!(duration(60_640), "60.6 µs");
         assert_eq!(duration(2_500_000), "2.5 ms");
-        assert_eq!(duration(3_000_000_000), "3.0 s");
+        assert_eq!(duration(1_826_400_000), "1826 ms");
+        assert_eq!(duration(15_250_000_000), "15.2 s");
     }
 }
