@@ -39,7 +39,8 @@ impl GroupWatch {
     pub fn hung(&mut self, pgid: u32) -> bool {
         let members = procfs::group_members(pgid);
         let mut now: HashMap<u32, String> = HashMap::new();
-        let mut threads: Vec<(u32, u32)> = Vec::new();
+        // pid, tid, scheduler state, system call line.
+        let mut threads: Vec<(u32, u32, String, String)> = Vec::new();
         // A thread that cannot be read (a set-uid process, one that just
         // ended) may be doing anything: the group is not known to be hung.
         let mut unread = false;
@@ -63,30 +64,23 @@ impl GroupWatch {
                     .unwrap_or("?")
                     .to_string();
                 now.insert(tid, format!("{state} {sched} {call}"));
-                threads.push((pid, tid));
+                threads.push((pid, tid, state, call));
             }
         }
         let moved = unread || now.is_empty() || now != self.last;
         self.last = now;
         self.still = if moved { 0 } else { self.still + 1 };
         self.still >= STILL_LOOKS
-            && threads
-                .iter()
-                .all(|&(pid, tid)| closed_wait(pid, tid, &members))
+            && threads.iter().all(|(pid, tid, state, call)| {
+                state == "S" && closed_wait(*pid, *tid, call, &members)
+            })
     }
 }
 
-/// Whether a thread sleeps in a wait only the group can end.
-fn closed_wait(pid: u32, tid: u32, members: &[u32]) -> bool {
-    let dir = format!("/proc/{pid}/task/{tid}");
-    let sleeping = std::fs::read_to_string(format!("{dir}/stat"))
-        .ok()
-        .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()? == "S"))
-        .unwrap_or(false);
-    let Ok(line) = std::fs::read_to_string(format!("{dir}/syscall")) else {
-        return false;
-    };
-    let Syscall::In { nr, args } = procfs::parse_syscall(&line) else {
+/// Whether a sleeping thread's system call (its /proc `syscall` line) is
+/// a wait only the group can end.
+fn closed_wait(pid: u32, tid: u32, line: &str, members: &[u32]) -> bool {
+    let Syscall::In { nr, args } = procfs::parse_syscall(line) else {
         return false;
     };
     // A process that catches a signal can be woken from outside: its
@@ -97,7 +91,7 @@ fn closed_wait(pid: u32, tid: u32, members: &[u32]) -> bool {
         .ok()
         .and_then(|s| u64::from_str_radix(procfs::key_value(&s, "SigCgt:")?, 16).ok())
         .is_none_or(|mask| mask & !GLIBC_SIGNALS != 0);
-    if !sleeping || catches {
+    if catches {
         return false;
     }
     let inside = |p: u32| members.contains(&p);

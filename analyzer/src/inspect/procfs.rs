@@ -343,6 +343,25 @@ pub fn netlink_sockets() -> Vec<NetlinkSocket> {
         .collect()
 }
 
+/// The host's socket tables, read once per snapshot: every blocked call
+/// on a socket is named from them.
+pub struct Sockets {
+    pub netlink: Vec<NetlinkSocket>,
+    pub tcp: Vec<TcpSocket>,
+    /// Listening unix sockets: inode and path.
+    pub unix_listeners: Vec<(u64, String)>,
+}
+
+impl Sockets {
+    pub fn read() -> Sockets {
+        Sockets {
+            netlink: netlink_sockets(),
+            tcp: tcp_sockets(),
+            unix_listeners: unix_listeners(),
+        }
+    }
+}
+
 /// A row of /proc/net/tcp or tcp6.
 #[derive(Debug, Clone)]
 pub struct TcpSocket {

@@ -241,16 +241,15 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             p.last = sample(p.pid).unwrap_or_default();
         }
     }
-    let netlink = procfs::netlink_sockets();
-    let tcp = procfs::tcp_sockets();
+    let sockets = procfs::Sockets::read();
     let now_ms = procfs::boot_clock_ms();
     let window_ms = o.interval.as_millis() as u64 * (o.samples.max(1) as u64 - 1);
 
-    let mut w = read_waits(&procs, &netlink, &tcp);
+    let mut w = read_waits(&procs, &sockets);
     warnings.append(&mut w.warnings);
-    let (mut users, queues) = queue_users(&procs, &w, &first_netlink, &netlink, &tcp);
+    let (mut users, queues) = queue_users(&procs, &w, &first_netlink, &sockets);
     traced_users(&procs, &mut users);
-    peer_feeders(&procs, &w, &tcp, &mut users);
+    peer_feeders(&procs, &w, &sockets.tcp, &mut users);
 
     // User-space stacks of the threads that made no progress.
     let mut stack_ids: HashMap<u32, u64> = HashMap::new();

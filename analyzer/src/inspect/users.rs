@@ -26,9 +26,9 @@ pub(super) fn queue_users(
     procs: &[Sampled],
     w: &Waits,
     first_netlink: &[procfs::NetlinkSocket],
-    netlink: &[procfs::NetlinkSocket],
-    tcp: &[procfs::TcpSocket],
+    sockets: &procfs::Sockets,
 ) -> (ChannelUsers, Vec<QueueInfo>) {
+    let (netlink, tcp) = (&sockets.netlink, &sockets.tcp);
     let mut users = ChannelUsers::default();
     let mut queues = Vec::new();
     for wait in w.waits.values() {
@@ -79,10 +79,11 @@ pub(super) fn queue_users(
                             t.listening && t.local.rsplit_once(':').map(|x| x.1) == Some(port)
                         })
                         .map(|t| t.inode),
-                    Some(("unix", path)) => procfs::unix_listeners()
-                        .into_iter()
+                    Some(("unix", path)) => sockets
+                        .unix_listeners
+                        .iter()
                         .find(|(_, p)| p == path)
-                        .map(|(i, _)| i),
+                        .map(|(i, _)| *i),
                     _ => None,
                 };
                 (

@@ -96,15 +96,14 @@ pub(super) fn channel_of(
     nr: u64,
     args: &[u64; 6],
     dir: Direction,
-    netlink: &[procfs::NetlinkSocket],
-    tcp: &[procfs::TcpSocket],
+    sockets: &procfs::Sockets,
 ) -> Option<Channel> {
     let target = procfs::fd_target(pid, args[0])?;
     if let Some(inode) = procfs::bracket_inode(&target, "pipe") {
         return Some(Channel::Pipe { inode });
     }
     let inode = procfs::bracket_inode(&target, "socket")?;
-    if let Some(nl) = netlink.iter().find(|s| s.inode == inode) {
+    if let Some(nl) = sockets.netlink.iter().find(|s| s.inode == inode) {
         let port = match dir {
             Direction::Recv => nl.port,
             Direction::Send => send_port(pid, nr, args).unwrap_or(0),
@@ -114,7 +113,7 @@ pub(super) fn channel_of(
             port,
         });
     }
-    if let Some(t) = tcp.iter().find(|t| t.inode == inode) {
+    if let Some(t) = sockets.tcp.iter().find(|t| t.inode == inode) {
         // `accept` waits on the queue of connections, named as the shim
         // names it (by port: a loopback connect reaches a wildcard alike).
         if t.listening {
@@ -125,8 +124,9 @@ pub(super) fn channel_of(
         }
         return Some(Channel::tcp(dir, t.local.clone(), t.remote.clone()));
     }
-    if let Some((_, path)) = procfs::unix_listeners()
-        .into_iter()
+    if let Some((_, path)) = sockets
+        .unix_listeners
+        .iter()
         .find(|(i, path)| *i == inode && !path.is_empty())
     {
         return Some(Channel::Listen {
@@ -165,8 +165,7 @@ pub(super) fn polled_channels(
     pid: u32,
     nr: u64,
     args: &[u64; 6],
-    netlink: &[procfs::NetlinkSocket],
-    tcp: &[procfs::TcpSocket],
+    sockets: &procfs::Sockets,
 ) -> Option<String> {
     // (fd, direction) pairs.
     let fds: Vec<(u64, Direction)> = match nr {
@@ -216,7 +215,7 @@ pub(super) fn polled_channels(
             let call = if dir == Direction::Recv { 45 } else { 44 };
             let mut a = [0u64; 6];
             a[0] = fd;
-            match channel_of(pid, call, &a, dir, netlink, tcp) {
+            match channel_of(pid, call, &a, dir, sockets) {
                 Some(c) => format!("{} ({})", c.describe(), dir.as_str()),
                 None => format!("fd {fd}"),
             }
@@ -266,11 +265,7 @@ pub(super) struct Waits {
 
 /// Reads what each thread that made no progress waits for, and the owners
 /// of the locks waited on.
-pub(super) fn read_waits(
-    procs: &[Sampled],
-    netlink: &[procfs::NetlinkSocket],
-    tcp: &[procfs::TcpSocket],
-) -> Waits {
+pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits {
     let mut w = Waits::default();
     for (idx, p) in procs.iter().enumerate() {
         let pid = p.pid;
@@ -379,7 +374,7 @@ pub(super) fn read_waits(
                     },
                 );
             } else if let Some((call, dir)) = channel_call(*nr) {
-                if let Some(channel) = channel_of(pid, *nr, args, dir, netlink, tcp) {
+                if let Some(channel) = channel_of(pid, *nr, args, dir, sockets) {
                     w.blocked_in.insert(
                         t.tid,
                         format!("{call}() on {} ({})", channel.describe(), dir.as_str()),
@@ -394,7 +389,7 @@ pub(super) fn read_waits(
                         },
                     );
                 }
-            } else if let Some(watched) = polled_channels(pid, *nr, args, netlink, tcp) {
+            } else if let Some(watched) = polled_channels(pid, *nr, args, sockets) {
                 w.blocked_in
                     .insert(t.tid, format!("{} on {}", syscall_name(*nr), watched));
             } else {
