@@ -421,7 +421,6 @@ fn a_deadlocked_run_without_a_timeout_ends_by_itself() {
     assert_eq!(findings(&r, "deadlock").len(), 1, "{:#}", r["findings"]);
 }
 
-/// --keep-running: the deadlocked command runs on to the timeout.
 /// A command killed at the timeout while main joins a worker that waits
 /// in netlink `recvfrom` for nothing: no lock anywhere, yet the report
 /// explains the hang, chain and queue, instead of "0 findings".
@@ -561,6 +560,7 @@ fn a_lost_wakeup_is_a_hang_with_every_threads_wait() {
     );
 }
 
+/// --keep-running: the deadlocked command runs on to the timeout.
 #[test]
 fn keep_running_lets_a_deadlocked_command_run_to_the_timeout() {
     let (code, stderr, r) = warnd_stress_run("keep-running", &["--keep-running", "--timeout", "4"]);
@@ -1603,8 +1603,6 @@ fn inspect_points_the_rwlock_stall_at_the_thread_in_read() {
     assert_eq!(f["waiters"], 4);
 }
 
-/// From outside, a holder waiting on a condition variable is blocked in a
-/// futex holdcheck cannot name: it is said so, not called running.
 /// Readers queued on one lock with one stack are one entry in the text,
 /// with their count and tids.
 #[test]
@@ -1658,6 +1656,8 @@ fn inspect_reports_a_rwlock_stall_whose_reader_it_cannot_name() {
     );
 }
 
+/// From outside, a holder waiting on a condition variable is blocked in a
+/// futex holdcheck cannot name: it is said so, not called running.
 #[test]
 fn inspect_says_a_stall_root_in_a_condvar_wait_is_blocked() {
     let hung = Hung::start("cond_lock", &["--hang"]);
