@@ -227,11 +227,12 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     // it reaches it (at most 5 s more), so the finding is kept, with its
     // age a lower bound.
     let clocks = procfs::SchedClocks::calibrate();
+    let sampled_ms = procfs::boot_clock_ms();
     let youngest = procs
         .iter()
         .flat_map(|p| p.last.iter().filter(|t| p.stuck(t)))
         .filter_map(|t| clocks.last_ran_ms(t))
-        .map(|ran| procfs::boot_clock_ms() - ran)
+        .map(|ran| sampled_ms - ran)
         .filter(|&age| age >= 0.0 && age < o.stall_ms as f64)
         .fold(f64::INFINITY, f64::min);
     if youngest.is_finite() {

@@ -221,7 +221,7 @@ fn stack_unstopped(pid: u32, tid: u32, modules: &Modules) -> Option<Vec<u64>> {
     let mut read_stack = |a: u64| word(a).or_else(|| read_word(pid, a)).ok_or(());
     let mut clean = |bp: u64| {
         unwind_from(modules, pc, sp, bp, &mut read_stack)
-            .filter(|f| f.len() >= 2 && f.iter().all(|&a| in_code(a) || in_code(a - 1)))
+            .filter(|f| f.len() >= 2 && f.iter().all(|&a| in_code(a) || in_code(a.wrapping_sub(1))))
     };
     // Exact when the frame pointer does not matter: two different values
     // give the same clean unwind (a zero one also ends an unwind early,
@@ -267,7 +267,7 @@ fn call_score(
         .map(|w| {
             let (below, ret) = (w[0], w[1]);
             let target = *calls.entry(ret).or_insert_with(|| {
-                let b = memory::read(pid, ret - 5, 5).ok()?;
+                let b = memory::read(pid, ret.wrapping_sub(5), 5).ok()?;
                 (b.len() == 5 && b[0] == 0xe8).then(|| {
                     let rel = i32::from_le_bytes([b[1], b[2], b[3], b[4]]);
                     ret.wrapping_add(rel as i64 as u64)
