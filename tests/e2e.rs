@@ -1070,12 +1070,7 @@ fn inspect_finds_the_warnd_deadlock_without_the_shim() {
         .as_str()
         .unwrap()
         .starts_with("lock rwlock"));
-    let q = r["inspect"]["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["description"] == format!("netlink protocol 2 port {port}"))
-        .expect("the port's queue");
+    let q = inspect_queue(&r, &format!("netlink protocol 2 port {port}"));
     assert!(q["rmem"].as_u64().unwrap() > 0, "the queue is full: {q}");
     let t = r["inspect"]["tasks"]
         .as_array()
@@ -1087,6 +1082,16 @@ fn inspect_finds_the_warnd_deadlock_without_the_shim() {
         t["wchan"].as_str().unwrap().contains("netlink_attachskb"),
         "{t}"
     );
+}
+
+/// The queue of an inspect report's overview, by its description.
+fn inspect_queue<'a>(r: &'a Value, description: &str) -> &'a Value {
+    r["inspect"]["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["description"] == description)
+        .unwrap_or_else(|| panic!("no queue {description}: {:#}", r["inspect"]["queues"]))
 }
 
 /// The root of a stall: its name, the lock it holds first and its wait.
@@ -1215,12 +1220,18 @@ fn inspect_of_an_idle_pipeline_is_silent() {
     let p = Pipeline::start("sleep 1000 | grep x");
     let grep = p.pids_of("grep");
     assert_eq!(grep.len(), 1);
-    let (code, r, _) = inspect_json(grep[0]);
+    assert_idle(grep[0], "read()");
+}
+
+/// inspect of a process whose thread is idle in `call`: shown blocked
+/// there, and no finding.
+fn assert_idle(pid: u32, call: &str) {
+    let (code, r, _) = inspect_json(pid);
     assert_eq!(code, 0, "{:#}", r["findings"]);
     assert!(only_kinds(&r).is_empty(), "{:#}", r["findings"]);
     let task = &r["inspect"]["tasks"][0];
     assert!(
-        task["blocked_in"].as_str().unwrap().starts_with("read()"),
+        task["blocked_in"].as_str().unwrap().starts_with(call),
         "{task}"
     );
 }
@@ -1248,21 +1259,10 @@ fn inspect_names_a_listening_socket_by_its_port() {
         .find(|n| n["family"] == "listen")
         .unwrap_or_else(|| panic!("{f:#}"));
     assert_eq!(queue["addr"], format!("tcp:{port}"), "{f:#}");
-    let q = r["inspect"]["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["description"] == format!("listening socket tcp:{port}"))
-        .unwrap_or_else(|| panic!("{:#}", r["inspect"]["queues"]));
+    let q = inspect_queue(&r, &format!("listening socket tcp:{port}"));
     assert_eq!(q["owner_pids"][0], hung.pid(), "{q}");
     let idle = Hung::start("waits", &["accept-idle"]);
-    let (code, r, _) = inspect_json(idle.pid());
-    assert_eq!(code, 0, "{:#}", r["findings"]);
-    let task = &r["inspect"]["tasks"][0];
-    assert!(
-        task["blocked_in"].as_str().unwrap().starts_with("accept"),
-        "{task}"
-    );
+    assert_idle(idle.pid(), "accept");
 }
 
 /// `yes | cat` with cat stopped: the writer's full pipe is not drained
@@ -1475,12 +1475,7 @@ fn inspect_reports_a_go_thread_in_netlink_recvfrom_and_what_it_cannot_see() {
             .starts_with("recvfrom()"),
         "{f:#}"
     );
-    let q = r["inspect"]["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["description"] == format!("netlink protocol 2 port {port}"))
-        .unwrap_or_else(|| panic!("{:#}", r["inspect"]["queues"]));
+    let q = inspect_queue(&r, &format!("netlink protocol 2 port {port}"));
     assert_eq!(q["owner_pids"][0], pid, "{q}");
     let nv = r["inspect"]["not_visible"][0].as_str().unwrap_or_default();
     assert!(
