@@ -21,6 +21,8 @@ fn main() {
         "shim/Cargo.toml",
         "format/src",
         "format/Cargo.toml",
+        "waitfor/src",
+        "waitfor/Cargo.toml",
         "Cargo.toml",
         "Cargo.lock",
     ] {

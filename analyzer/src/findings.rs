@@ -4,8 +4,9 @@
 use crate::cycles::{self, Cycle, Grade, Serialization};
 use crate::model::{Evidence, HeldCall, Model, Node, Relation};
 use crate::order::Sync;
+use crate::report::labels::{self, node_label};
 use crate::report::*;
-use crate::symbolize::{Frame, Symbols};
+use crate::symbolize::{program_frame, Frame, Symbols};
 use holdcheck_format::{Direction, LockRef, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write;
@@ -380,29 +381,6 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
     }
 }
 
-/// `rwlock alarm_lock (write)`, `mutex 0x5555` or `netlink protocol 2 port
-/// 7 (send)`.
-pub fn node_label(n: &NodeInfo) -> String {
-    match n {
-        NodeInfo::Lock { kind, mode, .. } => {
-            let what = n.lock_what().unwrap_or_default();
-            // A mode says something only of a lock that has two.
-            let mode = mode
-                .as_ref()
-                .filter(|_| kind == "rwlock" || kind == "file lock");
-            match mode {
-                Some(m) => format!("{kind} {what} ({m})"),
-                None => format!("{kind} {what}"),
-            }
-        }
-        NodeInfo::Channel {
-            direction,
-            description,
-            ..
-        } => format!("{description} ({direction})"),
-    }
-}
-
 /// The frames of one return address (its inlined frames first), with the
 /// C++ library's lock wrappers inlined there marked.
 fn site_frames(syms: &mut Symbols, model: &Model, pid: u32, pc: u64) -> Vec<Frame> {
@@ -420,23 +398,6 @@ pub(crate) fn site_frame(
 ) -> Option<Frame> {
     pc.filter(|&p| p != 0)
         .and_then(|p| program_frame(&site_frames(syms, model, pid, p)))
-}
-
-fn in_libc(f: &Frame) -> bool {
-    f.module.as_deref().is_some_and(|m| {
-        m.contains("/libc.so") || m.contains("/libpthread") || m.contains("/ld-linux")
-    })
-}
-
-/// The first frame of a stack that is neither inside libc/libpthread nor
-/// a lock wrapper: where the program made the call.
-pub fn program_frame(frames: &[Frame]) -> Option<Frame> {
-    frames
-        .iter()
-        .find(|f| !in_libc(f) && !f.wrapper)
-        .or_else(|| frames.iter().find(|f| !in_libc(f)))
-        .or_else(|| frames.first())
-        .cloned()
 }
 
 /// The stack of a held lock's acquisition: recorded whole, or made of its
@@ -648,7 +609,7 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         format!(
             "lock-order inversion: {} locks taken in opposite orders; {}",
             locks,
-            crate::report::text::serialized_reason(s)
+            labels::serialized_reason(s)
         )
     } else if queues == 0 {
         format!(
@@ -741,7 +702,7 @@ fn misuse(model: &Model, syms: &mut Symbols) -> Vec<Finding> {
         let taken = site_frame(syms, model, x.pid, Some(x.site));
         let title = format!(
             "{} exited holding {}{}: every later locker of it waits for ever",
-            crate::report::text::thread_label(&thread),
+            labels::thread_label(&thread),
             node_label(&node),
             taken
                 .as_ref()
@@ -791,7 +752,7 @@ fn misuse_finding(
 ) -> Finding {
     use holdcheck_format::MisuseKind as K;
     let thread = thread_ref(model, pid, x.tid);
-    let who = crate::report::text::thread_label(&thread);
+    let who = labels::thread_label(&thread);
     let lock = node_info(model, &Node::lock(pid, x.lock), None);
     let mut nodes = vec![lock.clone()];
     let other = x.other.map(|o| node_info(model, &Node::lock(pid, o), None));
@@ -805,7 +766,7 @@ fn misuse_finding(
         Some(t) if t == x.tid => " (its own)".to_string(),
         Some(t) => format!(
             " (held by {})",
-            crate::report::text::thread_label(&thread_ref(model, pid, t))
+            labels::thread_label(&thread_ref(model, pid, t))
         ),
         None => String::new(),
     };
@@ -864,7 +825,7 @@ fn misuse_finding(
                 condvar.as_deref().unwrap_or("a condition variable"),
                 other.as_ref().map(node_label).unwrap_or_default(),
                 x.other_tid
-                    .map(|t| crate::report::text::thread_label(&thread_ref(model, pid, t)))
+                    .map(|t| labels::thread_label(&thread_ref(model, pid, t)))
                     .unwrap_or_else(|| "another thread".to_string()),
             ),
             format!(
@@ -875,7 +836,7 @@ fn misuse_finding(
         K::HeldTooLong => (
             format!(
                 "{who} held {l} for {}{} (the threshold is HOLDCHECK_OPTIONS=hold_ms)",
-                crate::report::text::duration(x.held_ns.unwrap_or(0)),
+                labels::duration(x.held_ns.unwrap_or(0)),
                 at(&taken)
             ),
             format!("releases {l}"),
@@ -1022,7 +983,7 @@ fn hazards(
             node_label(&nodes[qi]),
             count,
             if count == 1 { "" } else { "s" },
-            crate::report::text::duration(max_ns)
+            labels::duration(max_ns)
         );
         out.push((
             max_ns,

@@ -376,3 +376,20 @@ pub fn name_locks(model: &mut Model) {
     }
     model.lock_names = names;
 }
+
+fn in_libc(f: &Frame) -> bool {
+    f.module.as_deref().is_some_and(|m| {
+        m.contains("/libc.so") || m.contains("/libpthread") || m.contains("/ld-linux")
+    })
+}
+
+/// The first frame of a stack that is neither inside libc/libpthread nor
+/// a lock wrapper: where the program made the call.
+pub fn program_frame(frames: &[Frame]) -> Option<Frame> {
+    frames
+        .iter()
+        .find(|f| !in_libc(f) && !f.wrapper)
+        .or_else(|| frames.iter().find(|f| !in_libc(f)))
+        .or_else(|| frames.first())
+        .cloned()
+}

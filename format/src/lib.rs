@@ -14,9 +14,6 @@
 
 use serde::{Deserialize, Serialize};
 
-pub mod sockdiag;
-pub mod waitfor;
-
 /// Bumped whenever a record changes incompatibly.
 pub const TRACE_VERSION: u32 = 1;
 

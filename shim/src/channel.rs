@@ -405,7 +405,7 @@ fn peer_of(fd: c_int, ino: u64, info: SockInfo) -> Option<u64> {
     if info.peer_inode != 0 {
         return Some(info.peer_inode);
     }
-    let peer = holdcheck_format::sockdiag::unix_peer_inode(ino)?;
+    let peer = holdcheck_waitfor::sockdiag::unix_peer_inode(ino)?;
     // SAFETY: fd is valid (fstat succeeded).
     let st = rustix::fs::fstat(unsafe { BorrowedFd::borrow_raw(fd) }).ok()?;
     remember_peer(st.st_dev, ino, peer);

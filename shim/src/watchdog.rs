@@ -1,6 +1,6 @@
 //! The live watchdog: a thread of the shim's own that, every interval, reads
 //! the published state of every thread and runs the wait-for analysis of
-//! `holdcheck_format::waitfor` on it, reporting each deadlock, stall and
+//! `holdcheck_waitfor` on it, reporting each deadlock, stall and
 //! stalled call once, on stderr and in the trace, while the process is still
 //! hung; and each stall that passed `ended_stall_ms` but ended before
 //! `stall_ms`, once it ended.
@@ -14,11 +14,11 @@ use crate::sync::ForkMutex;
 use crate::sys;
 use crate::thread::{self, HeldEntry};
 use core::sync::atomic::{AtomicBool, Ordering};
-use holdcheck_format::waitfor::{self, ChannelUsers, Env, HeldLock, Snap, Wait};
 use holdcheck_format::{
     Channel, Direction, Held, LockKind, LockRef, Mode, Observed, ObservedEdge, ObservedNode,
     ObservedThread, Record, Waiting,
 };
+use holdcheck_waitfor::{self as waitfor, ChannelUsers, Env, HeldLock, Snap, Wait};
 use std::collections::HashSet;
 use std::time::Duration;
 

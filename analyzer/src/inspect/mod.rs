@@ -5,7 +5,7 @@
 //! never stops or traces it.
 //!
 //! The snapshot it builds is the one the shim's watchdog builds from
-//! published state, and the same analysis (`holdcheck_format::waitfor`)
+//! published state, and the same analysis (`holdcheck_waitfor`)
 //! finds the deadlocks and stalls.
 
 mod glibc;

@@ -1,5 +1,5 @@
 //! Sampling the processes and building the snapshot the wait-for
-//! analysis runs on (`holdcheck_format::waitfor`), then the model and the
+//! analysis runs on (`holdcheck_waitfor`), then the model and the
 //! inspect section of the report.
 
 use super::glibc;
@@ -21,10 +21,6 @@ use crate::model::Process;
 use crate::report::InspectInfo;
 use crate::report::TaskInfo;
 use anyhow::Result;
-use holdcheck_format::waitfor;
-use holdcheck_format::waitfor::Env;
-use holdcheck_format::waitfor::Snap;
-use holdcheck_format::waitfor::Wait;
 use holdcheck_format::Channel;
 use holdcheck_format::Direction;
 use holdcheck_format::LockKind;
@@ -32,6 +28,10 @@ use holdcheck_format::LockRef;
 use holdcheck_format::Observed;
 use holdcheck_format::ObservedNode;
 use holdcheck_format::Waiting;
+use holdcheck_waitfor as waitfor;
+use holdcheck_waitfor::Env;
+use holdcheck_waitfor::Snap;
+use holdcheck_waitfor::Wait;
 use std::collections::HashMap;
 use std::collections::HashSet;
 

@@ -7,10 +7,10 @@ use super::snapshot::Sampled;
 use super::traces::shim_trace;
 use super::wait::Waits;
 use crate::report::QueueInfo;
-use holdcheck_format::waitfor::ChannelUsers;
-use holdcheck_format::waitfor::Wait;
 use holdcheck_format::Channel;
 use holdcheck_format::Direction;
+use holdcheck_waitfor::ChannelUsers;
+use holdcheck_waitfor::Wait;
 use std::collections::HashMap;
 use std::collections::HashSet;
 
@@ -169,7 +169,7 @@ pub(super) fn peer_feeders(
         }
         let holders = match channel {
             Channel::Unix { inode: Some(i), .. } => {
-                let Some(peer) = holdcheck_format::sockdiag::unix_peer_inode(*i) else {
+                let Some(peer) = holdcheck_waitfor::sockdiag::unix_peer_inode(*i) else {
                     continue;
                 };
                 // The thread that serves the other direction of this

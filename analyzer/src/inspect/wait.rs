@@ -12,10 +12,6 @@ use super::procfs::Syscall;
 use super::snapshot::encode;
 use super::snapshot::InspectEnv;
 use super::snapshot::Sampled;
-use holdcheck_format::waitfor::Env;
-use holdcheck_format::waitfor::HeldLock;
-use holdcheck_format::waitfor::Snap;
-use holdcheck_format::waitfor::Wait;
 use holdcheck_format::Channel;
 use holdcheck_format::Direction;
 use holdcheck_format::LockKind;
@@ -24,6 +20,10 @@ use holdcheck_format::Observed;
 use holdcheck_format::ObservedNode;
 use holdcheck_format::ObservedThread;
 use holdcheck_format::Waiting;
+use holdcheck_waitfor::Env;
+use holdcheck_waitfor::HeldLock;
+use holdcheck_waitfor::Snap;
+use holdcheck_waitfor::Wait;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -138,7 +138,7 @@ pub(super) fn channel_of(
     // as the shim does.
     let peer = match dir {
         Direction::Recv => None,
-        Direction::Send => Some(holdcheck_format::sockdiag::unix_peer_inode(inode)),
+        Direction::Send => Some(holdcheck_waitfor::sockdiag::unix_peer_inode(inode)),
     };
     Some(match peer {
         None => Channel::Unix {

@@ -37,7 +37,7 @@ fn site_key(f: &Frame) -> String {
 pub fn signature(f: &Finding) -> String {
     let mut sites: BTreeSet<String> = BTreeSet::new();
     for e in &f.edges {
-        if let Some(fr) = crate::findings::program_frame(&f.stacks[e.stack].frames) {
+        if let Some(fr) = crate::symbolize::program_frame(&f.stacks[e.stack].frames) {
             // The call too: a write and a read on one line are two sites.
             match &e.call {
                 Some(call) => sites.insert(format!("{call}:{}", site_key(&fr))),
@@ -54,7 +54,7 @@ pub fn signature(f: &Finding) -> String {
         for t in &f.thread_states {
             if let Some(fr) = t
                 .stack
-                .and_then(|i| crate::findings::program_frame(&f.stacks[i].frames))
+                .and_then(|i| crate::symbolize::program_frame(&f.stacks[i].frames))
             {
                 sites.insert(site_key(&fr));
             }

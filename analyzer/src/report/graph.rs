@@ -2,8 +2,8 @@
 //! Graphviz needed). Locks are boxes, kernel queues are ellipses, edges are
 //! labelled with the thread and the call; a cycle's edges are red.
 
+use super::labels::node_label;
 use super::*;
-use crate::findings::node_label;
 
 /// Escapes a string for a DOT double-quoted label.
 fn esc(s: &str) -> String {

@@ -4,6 +4,7 @@
 pub mod filter;
 pub mod graph;
 pub mod html;
+pub mod labels;
 pub mod sarif;
 pub mod text;
 
@@ -425,22 +426,6 @@ pub enum NodeInfo {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         receivers: Vec<ThreadRef>,
     },
-}
-
-impl NodeInfo {
-    /// What a lock is called in words: its file, its variable, else its
-    /// address.
-    pub fn lock_what(&self) -> Option<&str> {
-        match self {
-            NodeInfo::Lock {
-                file,
-                name,
-                address,
-                ..
-            } => Some(file.as_deref().or(name.as_deref()).unwrap_or(address)),
-            NodeInfo::Channel { .. } => None,
-        }
-    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -64,7 +64,7 @@ pub fn render(r: &Report) -> String {
             let mut related = Vec::new();
             for e in &f.edges {
                 let what = format!("T{} {}: {}", e.thread.tid, e.thread.name, e.relation);
-                if let Some(fr) = crate::findings::program_frame(&f.stacks[e.stack].frames) {
+                if let Some(fr) = crate::symbolize::program_frame(&f.stacks[e.stack].frames) {
                     related.extend(location(&fr, Some(&what)));
                 }
                 if let Some(h) = &e.held_at {

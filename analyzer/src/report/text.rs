@@ -2,26 +2,13 @@
 //! finding, each thread's part with symbolised stacks, a SUMMARY line, and a
 //! closing count.
 
+use super::labels::*;
 use super::*;
-use crate::findings::node_label;
 use std::fmt::Write;
 
 /// Frames shown per stack in text (JSON has them all).
 const TEXT_FRAMES: usize = 16;
 const RULE: &str = "==================";
-
-/// `60.6 µs`, `2.5 ms`, `1826 ms`, `15.2 s`: one style, milliseconds below
-/// 10 s (as the titles count waits).
-pub fn duration(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns} ns"),
-        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        1_000_000..=9_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
-        // Whole milliseconds below 10 s, as the titles count waits.
-        10_000_000..=9_999_999_999 => format!("{} ms", ns / 1_000_000),
-        _ => format!("{:.1} s", ns as f64 / 1e9),
-    }
-}
 
 fn frame_line(i: usize, f: &Frame) -> String {
     let mut s = format!("    #{i} {}", f.pc);
@@ -62,50 +49,6 @@ fn stack_lines(out: &mut String, frames: &[Frame]) {
     }
 }
 
-pub fn thread_label(t: &ThreadRef) -> String {
-    if t.name.is_empty() {
-        format!("Thread T{} (pid {})", t.tid, t.pid)
-    } else {
-        format!("Thread T{} \"{}\" (pid {})", t.tid, t.name, t.pid)
-    }
-}
-
-/// `T12 "main"`.
-fn thread_short(t: &ThreadRef) -> String {
-    if t.name.is_empty() {
-        format!("T{}", t.tid)
-    } else {
-        format!("T{} \"{}\"", t.tid, t.name)
-    }
-}
-
-/// Why a lock-order inversion could not deadlock in this run, in words.
-pub fn serialized_reason(s: &Serialized) -> String {
-    if !s.same_thread.is_empty() {
-        let who: Vec<String> = s.same_thread.iter().map(thread_short).collect();
-        return format!(
-            "{} took two of its orders one after the other, so this run could not deadlock on it",
-            who.join(" and ")
-        );
-    }
-    let how: Vec<String> = s
-        .ordered_by
-        .iter()
-        .map(|e| {
-            let what = if e.event == "join" { "join" } else { "start" };
-            format!(
-                "the {what} of {} (by {})",
-                thread_short(&e.thread),
-                thread_short(&e.by)
-            )
-        })
-        .collect();
-    format!(
-        "{} put its orders one after the other, so this run could not deadlock on it",
-        how.join(", then ")
-    )
-}
-
 fn site(f: &Option<Frame>) -> String {
     f.as_ref()
         .map(|f| f.short())
@@ -132,7 +75,7 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
     let who = thread_label(&e.thread);
     let wanted = |n: &NodeInfo| match (n, &e.wanted_mode) {
         (NodeInfo::Lock { kind, .. }, Some(m)) if kind == "rwlock" || kind == "file lock" => {
-            format!("{kind} {} ({m})", n.lock_what().unwrap_or_default())
+            format!("{kind} {} ({m})", lock_what(n).unwrap_or_default())
         }
         (n, _) => node_label(n),
     };

@@ -15,7 +15,9 @@
 //!   lock, or waiting for a reply to a request sent on the same socket. An
 //!   idle thread in `recv` holding nothing is normal and never reported.
 
-use crate::{
+pub mod sockdiag;
+
+use holdcheck_format::{
     mix, Channel, Direction, Held, LockKind, LockRef, Mode, Observed, ObservedEdge, ObservedNode,
     ObservedThread, Waiting,
 };
