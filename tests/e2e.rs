@@ -328,6 +328,71 @@ fn abba_that_really_hangs_is_a_live_deadlock_with_both_owners() {
     );
 }
 
+/// Locks in heap objects have no variable: each is named by where it was
+/// initialised (account_new), with its address to tell the two apart; the
+/// cycle line uses aliases then, and every thread says where it was made.
+#[test]
+fn heap_locks_are_named_by_their_init_site_and_threads_by_their_creation() {
+    let r = run_example("abba", &["--heap"], 30);
+    let f = findings(&r.report, "potential-deadlock")[0];
+    let nodes = f["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    for n in nodes {
+        assert!(n.get("name").is_none(), "{n}");
+        assert_eq!(n["origin"]["how"], "init", "{n}");
+        assert_eq!(n["origin"]["at"]["function"], "account_new", "{n}");
+        assert!(n["origin"]["at"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("abba.c"));
+    }
+    assert_ne!(nodes[0]["address"], nodes[1]["address"]);
+    // Both threads were made by main, through spawn, on two lines.
+    let created = f["created"].as_array().expect("creations");
+    let mut made: Vec<(String, u64)> = created
+        .iter()
+        .map(|c| {
+            assert_eq!(c["by"]["tid"], c["by"]["pid"], "by the main thread: {c}");
+            let fns = functions_at(f, &c["stack"]);
+            assert!(
+                fns.starts_with(&["spawn".to_string(), "main".to_string()]),
+                "{fns:?}"
+            );
+            let line = f["stacks"][c["stack"].as_u64().unwrap() as usize]["frames"][1]["line"]
+                .as_u64()
+                .unwrap();
+            (c["thread"]["name"].as_str().unwrap().to_string(), line)
+        })
+        .collect();
+    made.sort();
+    assert_eq!(made.len(), 2, "{created:?}");
+    assert_eq!(made[0].0, "a-then-b");
+    assert_eq!(made[1].0, "b-then-a");
+    assert_ne!(
+        made[0].1, made[1].1,
+        "each thread has its own creation stack"
+    );
+
+    let (_, text, _) = holdcheck(
+        &["report", r.trace_dir.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert!(text.contains("Cycle: M0 -> M1 -> M0"), "{text}");
+    assert!(
+        text.contains(" initialised in account_new (abba.c:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("and then acquires M"),
+        "predicted, not waited: {text}"
+    );
+    assert_eq!(text.matches("(main thread) at:").count(), 2, "{text}");
+    assert!(
+        text.contains("holdcheck: 1 potential deadlock in 1 process"),
+        "{text}"
+    );
+}
+
 /// A default mutex locked again by its holder hangs for ever: a deadlock of
 /// one thread, with the thread that waits behind it.
 #[test]

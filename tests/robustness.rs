@@ -116,8 +116,8 @@ fn analyse_everything(dir: &Path) -> usize {
         Err(e) if format!("{e:#}").contains("not a holdcheck trace") => return 0,
         Err(e) => panic!("{e:#}"),
     };
-    let model = Model::build(&traces);
-    let r = findings::analyse(&model);
+    let mut model = Model::build(&traces);
+    let r = findings::analyse(&mut model);
     let _ = report::text::render(&r);
     let _ = serde_json::to_string(&r).unwrap();
     let _ = report::graph::dot(&r);

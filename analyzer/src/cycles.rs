@@ -618,6 +618,7 @@ mod tests {
             writer_preferring,
             recursive: false,
             file: None,
+            init: None,
         }
     }
 
@@ -681,6 +682,7 @@ mod tests {
             parent: 1,
             seq: 0,
             handle: 7,
+            stack: None,
         };
         let mut late = order(1, &[(A, W)], B, W);
         if let Record::LockOrder { phase, .. } = &mut late {

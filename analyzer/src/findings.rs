@@ -6,14 +6,16 @@ use crate::model::{Evidence, HeldCall, Model, Node, Relation};
 use crate::order::Sync;
 use crate::report::labels::{self, node_label};
 use crate::report::*;
-use crate::symbolize::{program_frame, Frame, Symbols};
+use crate::symbolize::{program_frame, site_frame, site_frames, Frame, Symbols};
 use holdcheck_format::{Direction, LockRef, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write;
 
-/// Analyses a model and builds the report.
-pub fn analyse(model: &Model) -> Report {
+/// Names the model's locks, analyses it and builds the report.
+pub fn analyse(model: &mut Model) -> Report {
     let mut syms = Symbols::default();
+    crate::symbolize::name_locks(model, &mut syms);
+    let model: &Model = model;
     let (cycles, bounds) = cycles::find(model);
     let mut warnings = model.warnings.clone();
     if bounds.truncated {
@@ -110,7 +112,10 @@ pub fn analyse(model: &Model) -> Report {
         f.processes = processes_of(model, &f.threads);
         f.signature = crate::report::filter::signature(f);
     }
-    let findings = merge_repeats(findings);
+    let mut findings = merge_repeats(findings);
+    for f in &mut findings {
+        add_creations(model, &mut syms, f);
+    }
     let summary = Summary::of(&findings);
     Report {
         version: REPORT_VERSION,
@@ -244,6 +249,42 @@ fn merge_repeats(findings: Vec<Finding>) -> Vec<Finding> {
     out
 }
 
+const MAX_CREATIONS: usize = 32;
+
+/// Where the threads a finding shows (its edges' and its live states')
+/// were created, with the stack of each `pthread_create`.
+fn add_creations(model: &Model, syms: &mut Symbols, f: &mut Finding) {
+    let mut shown: Vec<ThreadRef> = f.edges.iter().map(|e| e.thread.clone()).collect();
+    shown.extend(f.thread_states.iter().map(|s| s.thread.clone()));
+    let mut seen = HashSet::new();
+    shown.retain(|t| seen.insert((t.pid, t.tid)));
+    // A thousand readers queued on one lock were made by a few calls.
+    shown.truncate(MAX_CREATIONS);
+    for t in shown {
+        let Some(&(parent, stack)) = model
+            .processes
+            .get(&t.pid)
+            .and_then(|p| p.created.get(&t.tid))
+        else {
+            continue;
+        };
+        let stack = stack.map(|id| {
+            f.stacks.push(StackInfo {
+                pid: t.pid,
+                tid: parent,
+                what: format!("pthread_create of thread {}", t.tid),
+                frames: syms.stack(model, t.pid, id),
+            });
+            f.stacks.len() - 1
+        });
+        f.created.push(ThreadCreation {
+            by: thread_ref(model, t.pid, parent),
+            thread: t,
+            stack,
+        });
+    }
+}
+
 /// The processes of a finding's threads, in pid order.
 fn processes_of(model: &Model, threads: &[ThreadRef]) -> Vec<ProcessRef> {
     let pids: BTreeSet<u32> = threads.iter().map(|t| t.pid).collect();
@@ -364,6 +405,7 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
                 writer_preferring,
                 file: model.file_paths.get(lock).cloned(),
                 name: model.lock_names.get(&(*pid, lock.addr)).cloned(),
+                origin: model.lock_origins.get(&(*pid, *lock)).cloned(),
             }
         }
         Node::Queue { channel, dir } => NodeInfo::Channel {
@@ -379,25 +421,6 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
                 .collect(),
         },
     }
-}
-
-/// The frames of one return address (its inlined frames first), with the
-/// C++ library's lock wrappers inlined there marked.
-fn site_frames(syms: &mut Symbols, model: &Model, pid: u32, pc: u64) -> Vec<Frame> {
-    let mut frames = syms.frames(model, pid, pc);
-    crate::symbolize::mark_wrappers(&mut frames);
-    frames
-}
-
-/// Where a lock was taken: the program's frame at that return address.
-pub(crate) fn site_frame(
-    syms: &mut Symbols,
-    model: &Model,
-    pid: u32,
-    pc: Option<u64>,
-) -> Option<Frame> {
-    pc.filter(|&p| p != 0)
-        .and_then(|p| program_frame(&site_frames(syms, model, pid, p)))
 }
 
 /// The stack of a held lock's acquisition: recorded whole, or made of its

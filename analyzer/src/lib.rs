@@ -34,6 +34,5 @@ pub const EXIT_ERROR: i32 = 2;
 pub fn analyse_dirs(dirs: &[PathBuf]) -> Result<report::Report> {
     let traces = trace::read_dirs(dirs)?;
     let mut model = model::Model::build(&traces);
-    symbolize::name_locks(&mut model);
-    Ok(findings::analyse(&model))
+    Ok(findings::analyse(&mut model))
 }

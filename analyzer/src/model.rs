@@ -88,6 +88,8 @@ pub struct LockMeta {
     pub kind: LockKind,
     pub writer_preferring: bool,
     pub recursive: bool,
+    /// Return address of its `pthread_*_init`, when the shim saw one.
+    pub init: Option<u64>,
 }
 
 /// A loaded object of a process.
@@ -110,6 +112,12 @@ pub struct Process {
     pub stacks: HashMap<u64, Vec<u64>>,
     pub modules: Vec<Module>,
     pub locks: HashMap<LockRef, LockMeta>,
+    /// Where each lock was first seen held (the site of the acquisition
+    /// of the first fact naming it as held): a lock without an init or a
+    /// variable is named by it.
+    pub first_held_at: HashMap<LockRef, u64>,
+    /// Who created each thread, and the stack of that `pthread_create`.
+    pub created: HashMap<u32, (u32, Option<u64>)>,
     /// Bounds the shim hit: the analysis of this process is partial.
     pub partial: Vec<String>,
     /// Its threads' starts and joins.
@@ -152,6 +160,9 @@ pub struct Model {
     /// Locks named after the variable that holds them (`symbolize::
     /// name_locks`), by process and address.
     pub lock_names: HashMap<(u32, u64), String>,
+    /// Where the locks no variable names were made: their init site, or
+    /// where they were first held (`symbolize::name_locks`).
+    pub lock_origins: HashMap<(u32, LockRef), crate::report::LockOrigin>,
     pub processes: BTreeMap<u32, Process>,
     pub nodes: Vec<Node>,
     node_index: HashMap<Node, usize>,
@@ -393,9 +404,15 @@ impl Model {
                     self.proc(pid).threads.insert(*tid, name.clone());
                 }
                 Record::ThreadStart {
-                    tid, parent, seq, ..
+                    tid,
+                    parent,
+                    seq,
+                    stack,
+                    ..
                 } => {
-                    self.proc(pid).order.started(*tid, *parent, *seq);
+                    let p = self.proc(pid);
+                    p.order.started(*tid, *parent, *seq);
+                    p.created.insert(*tid, (*parent, *stack));
                 }
                 Record::ThreadJoined { tid, joined, seq } => {
                     self.proc(pid).order.joined(*tid, *joined, *seq);
@@ -409,6 +426,7 @@ impl Model {
                     writer_preferring,
                     recursive,
                     file,
+                    init,
                 } => {
                     if let Some(path) = file {
                         self.file_paths.insert(*lock, path.clone());
@@ -419,6 +437,7 @@ impl Model {
                             kind: *kind,
                             writer_preferring: *writer_preferring,
                             recursive: *recursive,
+                            init: *init,
                         },
                     );
                 }
@@ -434,6 +453,10 @@ impl Model {
                     if *try_lock {
                         self.trylock_orders += 1;
                         continue;
+                    }
+                    let first = &mut self.proc(pid).first_held_at;
+                    for h in held.iter().filter(|h| h.site != 0) {
+                        first.entry(h.lock).or_insert(h.site);
                     }
                     for h in held {
                         let e = Evidence {

@@ -1,13 +1,13 @@
 //! Live findings: what a process's watchdog saw (a deadlock, a stall, a
 //! stalled call), turned into report findings with symbolised stacks.
 
-use crate::findings::{node_info, site_frame, thread_ref};
+use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::node_label;
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, StackInfo, ThreadRef, ThreadState};
-use crate::symbolize::program_frame;
 use crate::symbolize::Symbols;
+use crate::symbolize::{program_frame, site_frame};
 use holdcheck_format::{Channel, Observed, ObservedNode, ObservedThread, Waiting};
 use std::collections::HashSet;
 

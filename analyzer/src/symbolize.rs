@@ -326,7 +326,7 @@ fn data_symbols(path: &str) -> Vec<(u64, u64, String)> {
 /// variable, from its module's symbols: `alarm_lock`, `forks[3]` (an array
 /// of locks), `registry+0x28` (a lock inside a struct). A lock on the heap
 /// or the stack keeps its address.
-pub fn name_locks(model: &mut Model) {
+pub fn name_locks(model: &mut Model, syms: &mut Symbols) {
     let mut tables: HashMap<String, Vec<(u64, u64, String)>> = HashMap::new();
     let mut names = HashMap::new();
     for p in model.processes.values() {
@@ -374,7 +374,29 @@ pub fn name_locks(model: &mut Model) {
             names.insert((p.pid, lock.addr), label);
         }
     }
+    // The others by where they were made: their init, else where they
+    // were first held.
+    let mut origins = HashMap::new();
+    for p in model.processes.values() {
+        for (lock, meta) in &p.locks {
+            if names.contains_key(&(p.pid, lock.addr))
+                || meta.kind == holdcheck_format::LockKind::File
+            {
+                continue;
+            }
+            let (how, pc) = match (meta.init, p.first_held_at.get(lock)) {
+                (Some(pc), _) => (crate::report::ORIGIN_INIT, pc),
+                (None, Some(&pc)) => (crate::report::ORIGIN_FIRST_HELD, pc),
+                (None, None) => continue,
+            };
+            if let Some(at) = site_frame(syms, model, p.pid, Some(pc)) {
+                let how = how.to_string();
+                origins.insert((p.pid, *lock), crate::report::LockOrigin { how, at });
+            }
+        }
+    }
     model.lock_names = names;
+    model.lock_origins = origins;
 }
 
 fn in_libc(f: &Frame) -> bool {
@@ -392,4 +414,23 @@ pub fn program_frame(frames: &[Frame]) -> Option<Frame> {
         .or_else(|| frames.iter().find(|f| !in_libc(f)))
         .or_else(|| frames.first())
         .cloned()
+}
+
+/// The frames of one return address (its inlined frames first), with the
+/// C++ library's lock wrappers inlined there marked.
+pub(crate) fn site_frames(syms: &mut Symbols, model: &Model, pid: u32, pc: u64) -> Vec<Frame> {
+    let mut frames = syms.frames(model, pid, pc);
+    mark_wrappers(&mut frames);
+    frames
+}
+
+/// Where a lock was taken: the program's frame at that return address.
+pub(crate) fn site_frame(
+    syms: &mut Symbols,
+    model: &Model,
+    pid: u32,
+    pc: Option<u64>,
+) -> Option<Frame> {
+    pc.filter(|&p| p != 0)
+        .and_then(|p| program_frame(&site_frames(syms, model, pid, p)))
 }

@@ -44,6 +44,7 @@ fn synthetic(dir: &Path, facts: usize, locks: u64, rings: u64) -> Result<()> {
                 writer_preferring: false,
                 recursive: false,
                 file: None,
+                init: None,
             }
             .to_line(),
         )?;

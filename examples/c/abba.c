@@ -7,7 +7,8 @@
  *
  * With --processes the two locks are process-shared mutexes in shared
  * memory, and the two sides are two processes (the parent takes A then B,
- * a forked child B then A).
+ * a forked child B then A). With --heap they are two heap objects' locks,
+ * made by account_new().
  */
 #include "common.h"
 #include <sys/mman.h>
@@ -50,6 +51,20 @@ static NOINLINE void *b_then_a(void *arg) {
     return NULL;
 }
 
+/* A heap object with its own lock, as a bank account has. */
+struct account {
+    pthread_mutex_t lock;
+    long balance;
+};
+
+static NOINLINE struct account *account_new(void) {
+    struct account *a = calloc(1, sizeof *a);
+    if (!a)
+        die("calloc");
+    pthread_mutex_init(&a->lock, NULL);
+    return a;
+}
+
 /* The two sides as two processes, over process-shared locks. */
 static int processes(void) {
     struct shared {
@@ -87,6 +102,10 @@ int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
     if (has_flag(argc, argv, "--processes"))
         return processes();
+    if (has_flag(argc, argv, "--heap")) {
+        la = &account_new()->lock;
+        lb = &account_new()->lock;
+    }
     pthread_barrier_init(meet, NULL, 2);
     pthread_t t1 = spawn("a-then-b", a_then_b, NULL);
     pthread_t t2 = spawn("b-then-a", b_then_a, NULL);

@@ -308,6 +308,10 @@ pub enum Record {
         /// file lock only: the file's path.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file: Option<String>,
+        /// Return address of the `pthread_*_init` call that made it, when
+        /// the shim saw one (a lock on the heap is named by it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<u64>,
     },
     /// A lock-order fact: `tid` acquired `lock` in `mode` while holding
     /// `held` (innermost last). `try_lock` acquisitions cannot block.
@@ -333,6 +337,9 @@ pub enum Record {
         parent: u32,
         seq: u32,
         handle: u64,
+        /// The stack of the `pthread_create` call that made it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stack: Option<u64>,
     },
     /// Thread `tid` joined thread `joined` (a successful `pthread_join`):
     /// the end of its phase `seq`. Everything `joined` did comes before

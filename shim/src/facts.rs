@@ -95,11 +95,7 @@ pub fn lock_order(
         }
     };
     let mut rec = RECORDER.lock();
-    rec.thread(tid);
-    if !st.start_recorded && st.parent.0 != 0 {
-        st.start_recorded = true;
-        rec.started(tid, st.parent.0, st.parent.1);
-    }
+    note_thread(&mut rec, st);
     // SAFETY: the lock being acquired and the held ones are live.
     unsafe {
         rec.lock(lock, kind);
@@ -121,6 +117,18 @@ pub fn lock_order(
 /// A fact's identity in the trace: `base` (what else it is about) with the
 /// locks by generation, so it survives epoch changes and a reused address
 /// is another fact.
+/// Names the thread in the trace, and its start (who made it, where) the
+/// first time it is part of a fact: a thread per task that takes part in
+/// none costs the trace nothing.
+fn note_thread(rec: &mut crate::recorder::Recorder, st: &mut ThreadState) {
+    let tid = st.tid();
+    rec.thread(tid);
+    if !st.start_recorded && st.parent.0 != 0 {
+        st.start_recorded = true;
+        rec.started(tid, st.parent.0, st.parent.1, st.created_stack);
+    }
+}
+
 fn fact_identity<'a>(
     base: u64,
     lock: Option<LockRef>,
@@ -346,7 +354,7 @@ fn queue_op(
             .collect();
         let held: Vec<(Held, LockKind)> = held_list(st);
         let mut rec = RECORDER.lock();
-        rec.thread(tid);
+        note_thread(&mut rec, st);
         if new_use && rec.thread_fact(mix(use_key, stack), tid).1 {
             rec.write(&Record::ChannelUse {
                 tid,

@@ -25,6 +25,9 @@ pub struct Table {
     /// Addresses whose lock's memory was freed: the generation the next
     /// lock there gets.
     retired: HashMap<usize, u32>,
+    /// Where each known lock was last initialised (the return address of
+    /// its `pthread_*_init`): its name in reports when no variable names it.
+    inits: HashMap<usize, u64>,
 }
 
 pub static TABLE: ForkMutex<Option<Table>> = ForkMutex::new(None);
@@ -69,6 +72,32 @@ pub fn new_generation(addr: usize) {
     }
 }
 
+/// `init` of the lock at `addr` by the call returning to `site`: a known
+/// lock starts a new generation; an unknown one becomes known, so that a
+/// `free` of its memory forgets where it was made.
+pub fn initialised(addr: usize, site: u64) {
+    let mut g = TABLE.lock();
+    let t = g.get_or_insert_with(Table::default);
+    match t.live.get_mut(&addr) {
+        Some(gen) => {
+            *gen += 1;
+            EPOCH.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            let gen = t.retired.remove(&addr).unwrap_or(0);
+            t.live.insert(addr, gen);
+            bucket(addr).fetch_add(1, Ordering::Relaxed);
+            KNOWN.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    t.inits.insert(addr, site);
+}
+
+/// Where the lock at `addr` was initialised, if the shim saw it.
+pub fn init_site(addr: usize) -> Option<u64> {
+    TABLE.lock().as_ref()?.inits.get(&addr).copied()
+}
+
 /// Whether any lock is known at all.
 #[inline]
 pub fn any_known() -> bool {
@@ -99,6 +128,7 @@ pub fn freed(start: usize, len: usize) {
         .collect();
     for (addr, gen) in &gone {
         t.live.remove(addr);
+        t.inits.remove(addr);
         t.retired.insert(*addr, gen + 1);
         bucket(*addr).fetch_sub(1, Ordering::Relaxed);
         KNOWN.fetch_sub(1, Ordering::Relaxed);

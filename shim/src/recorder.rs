@@ -145,6 +145,7 @@ impl Recorder {
                 file: (kind == LockKind::File)
                     .then(|| crate::filelocks::path_of(lock.addr as usize))
                     .flatten(),
+                init: crate::locks::init_site(lock.addr as usize),
             });
         }
     }
@@ -177,7 +178,7 @@ impl Recorder {
 
     /// Thread `tid` (this one) was created by `parent` at the end of its
     /// phase `seq`.
-    pub fn started(&mut self, tid: u32, parent: u32, seq: u32) {
+    pub fn started(&mut self, tid: u32, parent: u32, seq: u32, stack: u64) {
         // SAFETY: pthread_self has no preconditions.
         let handle = unsafe { libc::pthread_self() };
         self.remember_pthread(handle, tid);
@@ -186,6 +187,7 @@ impl Recorder {
             parent,
             seq,
             handle: handle as u64,
+            stack: (stack != 0).then_some(stack),
         });
     }
 

@@ -140,9 +140,12 @@ pub struct ThreadState {
     /// Who created this thread, and at the end of which of its phases
     /// (tid 0: not created through the hook, e.g. the main thread).
     pub parent: (u32, u32),
+    /// The stack of the `pthread_create` that made it (0: unknown).
+    pub created_stack: u64,
     /// Whether this thread's start is in the trace: written with its first
-    /// lock-order fact, so a thread per task that orders nothing (or whose
-    /// facts other threads already recorded) costs the trace nothing.
+    /// lock-order or queue fact, so a thread per task that takes part in
+    /// none (or whose facts other threads already recorded) costs the
+    /// trace nothing.
     pub start_recorded: bool,
     /// The last relock glibc refused with `EDEADLK`: (lock, stack). An
     /// unlock of it that finds it not held is the program carrying on.
@@ -163,6 +166,19 @@ pub struct ThreadState {
 const CLEARED: usize = core::mem::offset_of!(ThreadState, held);
 
 impl ThreadState {
+    /// The stack of the call at `site` (a lock's contended acquisition, a
+    /// `pthread_create`), unwound once per thread and site, then cached.
+    pub fn site_stack(&mut self, site: usize) -> u64 {
+        let slot = &mut self.site_stacks[(site >> 2) % SITE_STACKS];
+        if slot.0 != site || slot.1 == 0 {
+            *slot = (
+                site,
+                crate::recorder::record_stack(crate::config::get().stack_depth),
+            );
+        }
+        slot.1
+    }
+
     /// The state of a new thread: what `.tbss` holds, all zero bytes.
     #[cfg(test)]
     const fn new() -> Self {
@@ -184,6 +200,7 @@ impl ThreadState {
             condvar_gens: [(0, 0, 0); CONDVAR_GENS],
             syncs: 0,
             parent: (0, 0),
+            created_stack: 0,
             start_recorded: false,
             refused: (0, 0),
             condvar_mutexes: [(0, 0, 0); CONDVAR_GENS],
@@ -422,6 +439,7 @@ impl ThreadState {
         // The first thread of a new process: no creator in it, no phases.
         self.syncs = 0;
         self.parent = (0, 0);
+        self.created_stack = 0;
         self.start_recorded = false;
         self.refused = (0, 0);
         self.condvar_mutexes = [(0, 0, 0); CONDVAR_GENS];

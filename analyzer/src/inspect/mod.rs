@@ -56,8 +56,7 @@ pub fn inspect(o: &Options) -> Result<Report> {
     } else {
         merge_shim_traces(model, &traces)
     };
-    crate::symbolize::name_locks(&mut model);
-    let mut report = findings::analyse(&model);
+    let mut report = findings::analyse(&mut model);
     // From outside, a lock is seen only through a thread that waits for it.
     for f in report.findings.iter_mut() {
         for t in f.thread_states.iter_mut() {

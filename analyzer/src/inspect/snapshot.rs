@@ -503,6 +503,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                 writer_preferring: *kind == LockKind::Rwlock
                     && glibc::writer_preferring(procs[idx].pid, addr),
                 recursive: false,
+                init: None,
             };
             // Known to the process of the waiter and to that of each
             // holder (a process-shared mutex, a file lock): each names it.

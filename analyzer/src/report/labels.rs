@@ -3,6 +3,7 @@
 //! format take their labels from here, so they say the same thing.
 
 use super::*;
+use crate::symbolize::Frame;
 
 /// `60.6 µs`, `2.5 ms`, `1826 ms`, `15.2 s`: one style, milliseconds below
 /// 10 s (as the titles count waits).
@@ -27,7 +28,9 @@ pub fn thread_label(t: &ThreadRef) -> String {
 
 /// `T12 "main"`.
 pub fn thread_short(t: &ThreadRef) -> String {
-    if t.name.is_empty() {
+    if t.name.is_empty() && t.tid == t.pid {
+        format!("T{} (main thread)", t.tid)
+    } else if t.name.is_empty() {
         format!("T{}", t.tid)
     } else {
         format!("T{} \"{}\"", t.tid, t.name)
@@ -84,20 +87,41 @@ pub fn node_label(n: &NodeInfo) -> String {
     }
 }
 
-/// What a lock is called in words: its file, its variable, else its
-/// address; nothing for a queue.
+/// What a lock is called in words: its file, its variable, else where it
+/// was made with its address (two locks of one init site differ by it),
+/// else its address; nothing for a queue.
 pub fn lock_what(n: &NodeInfo) -> Option<String> {
     match n {
         NodeInfo::Lock {
             file,
             name,
             address,
+            origin,
             ..
-        } => Some(
-            file.clone()
-                .or_else(|| name.clone())
-                .unwrap_or_else(|| address.clone()),
-        ),
+        } => Some(match (file.as_ref().or(name.as_ref()), origin) {
+            (Some(name), _) => name.clone(),
+            (None, Some(o)) => {
+                let how = if o.how == ORIGIN_INIT {
+                    "initialised"
+                } else {
+                    "first held"
+                };
+                format!("{address} {how} in {}", frame_brief(&o.at))
+            }
+            (None, None) => address.clone(),
+        }),
         NodeInfo::Channel { .. } => None,
+    }
+}
+
+/// `account_new (abba.c:70)`: a function and its file's name and line.
+pub fn frame_brief(f: &Frame) -> String {
+    let function = f.function.clone().unwrap_or_else(|| f.pc.clone());
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => {
+            let base = file.rsplit('/').next().unwrap_or(file);
+            format!("{function} ({base}:{line})")
+        }
+        _ => function,
     }
 }

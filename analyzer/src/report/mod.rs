@@ -282,6 +282,19 @@ pub struct Finding {
     /// Lock-order inversions: why this run could not deadlock on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serialized: Option<Serialized>,
+    /// Where its threads were created, when the shim saw it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<ThreadCreation>,
+}
+
+/// A thread's creation: by whom, and the stack of that `pthread_create`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ThreadCreation {
+    pub thread: ThreadRef,
+    pub by: ThreadRef,
+    /// Index in `stacks` of the `pthread_create` call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<usize>,
 }
 
 /// Why a lock-order inversion had no chance to deadlock in this run.
@@ -345,6 +358,7 @@ impl Finding {
             occurrences: 1,
             runs: None,
             serialized: None,
+            created: Vec::new(),
         }
     }
 }
@@ -414,6 +428,9 @@ pub enum NodeInfo {
         /// module's symbols; none for a lock on the heap or the stack.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        /// A lock no variable holds: where it was made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<LockOrigin>,
     },
     Channel {
         /// `send` (waiting for room) or `recv` (waiting for data).
@@ -427,6 +444,20 @@ pub enum NodeInfo {
         receivers: Vec<ThreadRef>,
     },
 }
+
+/// Where a lock on the heap (or the stack) was made.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LockOrigin {
+    /// `init` (its `pthread_*_init` call) or `first-held` (the first
+    /// acquisition seen to hold it, for a lock never initialised by a
+    /// call, such as a C++ `std::mutex`).
+    pub how: String,
+    pub at: Frame,
+}
+
+/// `LockOrigin::how` values.
+pub const ORIGIN_INIT: &str = "init";
+pub const ORIGIN_FIRST_HELD: &str = "first-held";
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ThreadRef {

@@ -69,22 +69,31 @@ fn channel_of(n: &NodeInfo) -> String {
     }
 }
 
-fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
+fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo, aliases: Option<&[String]>) {
     let from = &f.nodes[e.from];
     let to = &f.nodes[e.to];
     let who = thread_label(&e.thread);
+    // A node by its alias when the cycle line defined them.
+    let name = |n: &NodeInfo| {
+        let i = if std::ptr::eq(n, from) { e.from } else { e.to };
+        aliases.and_then(|a| a.get(i).cloned())
+    };
+    let label = |n: &NodeInfo| name(n).unwrap_or_else(|| node_label(n));
     let wanted = |n: &NodeInfo| match (n, &e.wanted_mode) {
         (NodeInfo::Lock { kind, .. }, Some(m)) if kind == "rwlock" || kind == "file lock" => {
-            format!("{kind} {} ({m})", lock_what(n).unwrap_or_default())
+            match name(n) {
+                Some(a) => format!("{a} ({m})"),
+                None => format!("{kind} {} ({m})", lock_what(n).unwrap_or_default()),
+            }
         }
-        (n, _) => node_label(n),
+        (n, _) => label(n),
     };
     match e.relation.as_str() {
         "exited-holding" => {
             let _ = writeln!(
                 out,
                 "  {who} exited holding {}{}",
-                node_label(from),
+                label(from),
                 acquired_at(&e.held_at)
             );
             let _ = writeln!(
@@ -97,16 +106,21 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
             let _ = writeln!(
                 out,
                 "  {who} holds {}{}",
-                node_label(from),
+                label(from),
                 acquired_at(&e.held_at)
             );
-            let _ = writeln!(out, "  and waits to acquire {}:", wanted(to));
+            // A live finding's thread waits; a predicted one's took it.
+            if f.kind == DEADLOCK || !f.thread_states.is_empty() {
+                let _ = writeln!(out, "  and waits to acquire {}:", wanted(to));
+            } else {
+                let _ = writeln!(out, "  and then acquires {}:", wanted(to));
+            }
         }
         "held-across-call" => {
             let _ = writeln!(
                 out,
                 "  {who} holds {}{}",
-                node_label(from),
+                label(from),
                 acquired_at(&e.held_at)
             );
             let stats = match (e.count, e.max_ns) {
@@ -121,7 +135,7 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
                 out,
                 "  and blocks in {}() on {}{stats}:",
                 e.call.as_deref().unwrap_or("a call"),
-                node_label(to)
+                label(to)
             );
         }
         "drain" | "produce" if f.kind == DEADLOCK => {
@@ -158,7 +172,7 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
                 out,
                 "  {who} {side} {} and, in between, blocks on {}",
                 channel_of(from),
-                node_label(to)
+                label(to)
             );
             out.push_str("  so the queue does not move while it waits; it blocks at:\n");
         }
@@ -167,7 +181,7 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
                 out,
                 "  {who} must end for {} to come, and first blocks on {}:",
                 channel_of(from),
-                node_label(to)
+                label(to)
             );
         }
         "thread-end" => {
@@ -291,6 +305,85 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
     out.push('\n');
 }
 
+/// Longest cycle line written out in full; a longer one is written with
+/// aliases (`M0 -> Q1 -> M0`, as TSan names mutexes), each then defined.
+const CYCLE_LINE: usize = 100;
+
+/// `  Cycle: rwlock alarm_lock (write) -> netlink … (send) -> …`.
+/// Returns the aliases it defined.
+fn cycle_text(out: &mut String, nodes: &[NodeInfo]) -> Option<Vec<String>> {
+    let labels: Vec<String> = nodes.iter().map(node_label).collect();
+    let ring = |names: &[String]| {
+        let mut v = names.to_vec();
+        v.extend(names.first().cloned());
+        v.join(" -> ")
+    };
+    let full = ring(&labels);
+    if full.chars().count() <= CYCLE_LINE {
+        let _ = writeln!(out, "  Cycle: {full}");
+        return None;
+    }
+    let aliases: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| match n {
+            NodeInfo::Lock { .. } => format!("M{i}"),
+            NodeInfo::Channel { .. } => format!("Q{i}"),
+        })
+        .collect();
+    let _ = writeln!(out, "  Cycle: {}", ring(&aliases));
+    for (a, l) in aliases.iter().zip(&labels) {
+        let _ = writeln!(out, "    {a} = {l}");
+    }
+    Some(aliases)
+}
+
+/// Where its threads were created, as TSan shows it: threads made by one
+/// call (the same creator and stack) are one entry.
+fn creations_text(out: &mut String, f: &Finding) {
+    let frames_of = |c: &ThreadCreation| c.stack.and_then(|i| f.stacks.get(i)).map(|s| &s.frames);
+    let mut groups: Vec<(&ThreadCreation, Vec<&ThreadRef>)> = Vec::new();
+    for c in &f.created {
+        let same = groups.iter_mut().find(|(g, _)| {
+            g.by == c.by
+                && frames_of(g).map(|v| frame_keys(v)) == frames_of(c).map(|v| frame_keys(v))
+        });
+        match same {
+            Some((_, threads)) => threads.push(&c.thread),
+            None => groups.push((c, vec![&c.thread])),
+        }
+    }
+    for (c, threads) in groups {
+        let who: Vec<String> = threads.iter().map(|t| thread_short(t)).collect();
+        let _ = writeln!(
+            out,
+            "  {} {} (pid {}) {} created by {} at:",
+            if threads.len() == 1 {
+                "Thread"
+            } else {
+                "Threads"
+            },
+            who.join(", "),
+            c.thread.pid,
+            if threads.len() == 1 { "was" } else { "were" },
+            thread_short(&c.by)
+        );
+        match frames_of(c) {
+            Some(frames) => stack_lines(out, frames),
+            None => out.push_str("    <no stack recorded>\n"),
+        }
+        out.push('\n');
+    }
+}
+
+/// A stack by its functions (addresses differ between processes).
+fn frame_keys(frames: &[Frame]) -> Vec<(Option<&str>, Option<u32>)> {
+    frames
+        .iter()
+        .map(|f| (f.function.as_deref(), f.line))
+        .collect()
+}
+
 /// Renders one finding.
 pub fn finding(f: &Finding) -> String {
     let mut out = String::new();
@@ -319,12 +412,9 @@ pub fn finding(f: &Finding) -> String {
         );
     }
     out.push('\n');
-    if f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK {
-        let mut cycle: Vec<String> = f.nodes.iter().map(node_label).collect();
-        if let Some(first) = cycle.first().cloned() {
-            cycle.push(first);
-        }
-        let _ = writeln!(out, "  Cycle: {}", cycle.join(" -> "));
+    let mut aliases = None;
+    if f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK || f.kind == LOCK_ORDER_INVERSION {
+        aliases = cycle_text(&mut out, &f.nodes);
         for v in &f.variants {
             let _ = writeln!(out, "  Also:  {v}");
         }
@@ -366,13 +456,13 @@ pub fn finding(f: &Finding) -> String {
     }
     if f.kind == MISUSE {
         for e in &f.edges {
-            edge_text(&mut out, f, e);
+            edge_text(&mut out, f, e, aliases.as_deref());
         }
     }
     if f.kind == HAZARD {
         // One block for the call; the threads that made it are listed.
         if let Some(e) = f.edges.first() {
-            edge_text(&mut out, f, e);
+            edge_text(&mut out, f, e, aliases.as_deref());
         }
         let shown = f.edges.first().map(|e| &e.thread);
         let others: Vec<String> = f
@@ -386,7 +476,7 @@ pub fn finding(f: &Finding) -> String {
         }
     } else if f.kind == POTENTIAL_DEADLOCK || f.kind == DEADLOCK || f.kind == LOCK_ORDER_INVERSION {
         for e in &f.edges {
-            edge_text(&mut out, f, e);
+            edge_text(&mut out, f, e, aliases.as_deref());
         }
     }
     if f.serialized.is_some() {
@@ -444,6 +534,7 @@ pub fn finding(f: &Finding) -> String {
             }
         }
     }
+    creations_text(&mut out, f);
     let loc = f.location.as_ref().map(|l| l.short()).unwrap_or_default();
     let _ = writeln!(out, "SUMMARY: holdcheck: {} {loc}", f.kind).map(|_| ());
     if out.ends_with(" \n") {
@@ -523,35 +614,47 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
 pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
     let threads: usize = r.processes.iter().map(|p| p.threads.len()).sum();
+    // Only the kinds found, heaviest first: "1 deadlock, 2 stalls".
+    let counts = [
+        (s.deadlock, "deadlock", "deadlocks"),
+        (
+            s.potential_deadlock,
+            "potential deadlock",
+            "potential deadlocks",
+        ),
+        (
+            s.lock_order_inversion,
+            "lock-order inversion",
+            "lock-order inversions",
+        ),
+        (s.stall, "stall", "stalls"),
+        (s.hang, "hang", "hangs"),
+        (s.misuse, "misuse", "misuses"),
+        (s.hazard, "hazard", "hazards"),
+        (s.stalled_call, "stalled call", "stalled calls"),
+    ];
+    let found: Vec<String> = counts
+        .iter()
+        .filter(|c| c.0 > 0)
+        .map(|&(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+        .collect();
+    let found = if found.is_empty() {
+        "no findings".to_string()
+    } else {
+        found.join(", ")
+    };
+    let procs = r.processes.len();
     format!(
-        "holdcheck: {} deadlock, {} potential-deadlock, {}{} stall, {}{}{} hazard, {} stalled-call in {} process{} ({} thread{}){}\n",
-        s.deadlock,
-        s.potential_deadlock,
-        if s.lock_order_inversion > 0 {
-            format!("{} lock-order-inversion, ", s.lock_order_inversion)
-        } else {
-            String::new()
-        },
-        s.stall,
-        if s.hang > 0 {
-            format!("{} hang, ", s.hang)
-        } else {
-            String::new()
-        },
-        if s.misuse > 0 {
-            format!("{} misuse, ", s.misuse)
-        } else {
-            String::new()
-        },
-        s.hazard,
-        s.stalled_call,
-        r.processes.len(),
-        if r.processes.len() == 1 { "" } else { "es" },
-        threads,
+        "holdcheck: {found} in {procs} process{} ({threads} thread{}){}\n",
+        if procs == 1 { "" } else { "es" },
         if threads == 1 { "" } else { "s" },
         if r.partial {
             "; analysis partial, see warnings"
-        } else if r.inspect.as_ref().is_some_and(|i| !i.not_visible.is_empty()) {
+        } else if r
+            .inspect
+            .as_ref()
+            .is_some_and(|i| !i.not_visible.is_empty())
+        {
             "; a runtime's own locks are not visible, see above"
         } else {
             ""

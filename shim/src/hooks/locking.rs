@@ -174,11 +174,8 @@ fn announce(
     let _errno = sys::ErrnoGuard::save();
     let p = live::published(st);
     if let Some(p) = p {
-        let slot = &mut st.site_stacks[(site >> 2) % thread::SITE_STACKS];
-        if slot.0 != site || slot.1 == 0 {
-            *slot = (site, record_stack(config::get().stack_depth));
-        }
-        p.wait_lock(addr, kind, mode, slot.1, sys::monotonic_ns());
+        let stack = st.site_stack(site);
+        p.wait_lock(addr, kind, mode, stack, sys::monotonic_ns());
     }
     thread::leave(st);
     p
@@ -264,6 +261,17 @@ fn not_held(st: &mut thread::ThreadState, addr: usize, kind: LockKind) {
 pub fn new_generation(addr: usize, real: impl FnOnce() -> c_int) -> c_int {
     if let Some(st) = thread::enter() {
         crate::locks::new_generation(addr);
+        thread::leave(st);
+    }
+    real()
+}
+
+/// `pthread_mutex_init`, `pthread_rwlock_init`: a new generation, and
+/// `site` is where the lock was made (a heap lock's name in reports).
+#[inline(always)]
+pub fn initialised(addr: usize, site: usize, real: impl FnOnce() -> c_int) -> c_int {
+    if let Some(st) = thread::enter() {
+        crate::locks::initialised(addr, site as u64);
         thread::leave(st);
     }
     real()

@@ -1,6 +1,6 @@
 //! `pthread_mutex_*`.
 
-use super::locking::{acquire_blocking, acquire_try, destroy, new_generation, release};
+use super::locking::{acquire_blocking, acquire_try, destroy, initialised, release};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -13,6 +13,7 @@ super::with_caller_pc! {
     fn pthread_mutex_trylock(m: M) -> c_int => trylock, "rsi";
     fn pthread_mutex_timedlock(m: M, t: *const timespec) -> c_int => timedlock, "rdx";
     fn pthread_mutex_clocklock(m: M, c: c_int, t: *const timespec) -> c_int => clocklock, "rcx";
+    fn pthread_mutex_init(m: M, attr: *const c_void) -> c_int => init, "rdx";
 }
 
 const W: Mode = Mode::Write;
@@ -62,9 +63,8 @@ pub unsafe extern "C-unwind" fn pthread_mutex_unlock(m: M) -> c_int {
     release(m as usize, K, || unsafe { real::pthread_mutex_unlock()(m) })
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn pthread_mutex_init(m: M, attr: *const c_void) -> c_int {
-    new_generation(m as usize, || unsafe {
+unsafe extern "C-unwind" fn init(m: M, attr: *const c_void, site: usize) -> c_int {
+    initialised(m as usize, site, || unsafe {
         real::pthread_mutex_init()(m, attr)
     })
 }

@@ -1,6 +1,6 @@
 //! `pthread_rwlock_*`.
 
-use super::locking::{acquire_blocking, acquire_try, destroy, new_generation, release};
+use super::locking::{acquire_blocking, acquire_try, destroy, initialised, release};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -17,6 +17,7 @@ super::with_caller_pc! {
     fn pthread_rwlock_timedwrlock(l: L, t: *const timespec) -> c_int => timedwrlock, "rdx";
     fn pthread_rwlock_clockrdlock(l: L, c: c_int, t: *const timespec) -> c_int => clockrdlock, "rcx";
     fn pthread_rwlock_clockwrlock(l: L, c: c_int, t: *const timespec) -> c_int => clockwrlock, "rcx";
+    fn pthread_rwlock_init(l: L, attr: *const c_void) -> c_int => init, "rdx";
 }
 
 const K: LockKind = LockKind::Rwlock;
@@ -106,9 +107,8 @@ pub unsafe extern "C-unwind" fn pthread_rwlock_unlock(l: L) -> c_int {
     })
 }
 
-#[no_mangle]
-pub unsafe extern "C-unwind" fn pthread_rwlock_init(l: L, attr: *const c_void) -> c_int {
-    new_generation(l as usize, || unsafe {
+unsafe extern "C-unwind" fn init(l: L, attr: *const c_void, site: usize) -> c_int {
+    initialised(l as usize, site, || unsafe {
         real::pthread_rwlock_init()(l, attr)
     })
 }

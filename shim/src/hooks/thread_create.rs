@@ -25,6 +25,8 @@ struct Start {
     arg: P,
     parent: u32,
     seq: u32,
+    /// The stack of the `pthread_create` call.
+    stack: u64,
 }
 
 #[no_mangle]
@@ -40,12 +42,20 @@ pub unsafe extern "C-unwind" fn pthread_create(
     };
     let parent = st.tid();
     let seq = st.syncs;
+    // Where it was made, for the reports: unwound every time (a cache by
+    // call site would give every thread a `spawn` helper makes the first
+    // one's callers); a thread start costs far more than an unwind.
+    let stack = {
+        let _errno = crate::sys::ErrnoGuard::save();
+        crate::recorder::record_stack(crate::config::get().stack_depth)
+    };
     // From the shim's own heap, freed by the new thread.
     let boxed = Box::into_raw(Box::new(Start {
         start,
         arg,
         parent,
         seq,
+        stack,
     }));
     thread::leave(st);
     let r = real::pthread_create()(thread, attr, started as P, boxed as P);
@@ -67,6 +77,7 @@ unsafe extern "C-unwind" fn started(p: P) -> P {
     let s = *Box::from_raw(p as *mut Start);
     if let Some(st) = thread::enter() {
         st.parent = (s.parent, s.seq);
+        st.created_stack = s.stack;
         thread::leave(st);
     }
     let routine: unsafe extern "C-unwind" fn(P) -> P = core::mem::transmute(s.start);
