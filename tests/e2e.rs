@@ -132,7 +132,7 @@ fn warnd_light_text_report_reads_like_a_sanitizer_report() {
         stdout.contains("Cycle: rwlock alarm_lock (write)"),
         "{stdout}"
     );
-    assert!(stdout.contains("netlink protocol 2 port"), "{stdout}");
+    assert!(stdout.contains("netlink NETLINK_USERSOCK port"), "{stdout}");
     assert!(stdout.contains("\"warn-sender\""), "{stdout}");
     assert!(stdout.contains("in send_warn "), "{stdout}");
     assert!(stdout.contains("warnd.c:"), "{stdout}");
@@ -140,7 +140,10 @@ fn warnd_light_text_report_reads_like_a_sanitizer_report() {
         stdout.contains("SUMMARY: holdcheck: potential-deadlock"),
         "{stdout}"
     );
-    assert!(stdout.contains("1 potential-deadlock"), "{stdout}");
+    assert!(
+        stdout.contains("1 potential deadlock in 1 process"),
+        "{stdout}"
+    );
 
     // The same traces, read again by `holdcheck report`.
     let (code, again, _) = holdcheck(
@@ -505,7 +508,7 @@ fn a_run_killed_at_the_timeout_explains_what_every_thread_waited_for() {
     for want in [
         "at the timeout",
         "\"waits\" waits in pthread_join for",
-        "\"nl-worker\", which is blocked in recvfrom() on netlink protocol 2 port",
+        "\"nl-worker\", which is blocked in recvfrom() on netlink NETLINK_USERSOCK port",
         "nothing received",
     ] {
         assert!(title.contains(want), "{want:?} in {title}");
@@ -733,7 +736,7 @@ fn a_request_without_reply_is_one_stalled_call_and_the_idle_server_none() {
     assert!(t["waiting"]
         .as_str()
         .unwrap()
-        .starts_with("recvfrom() on netlink protocol 2"));
+        .starts_with("recvfrom() on netlink NETLINK_USERSOCK"));
     assert!(functions_at(f, &t["stack"]).contains(&"query_metrics".to_string()));
 }
 
@@ -1135,7 +1138,7 @@ fn inspect_finds_the_warnd_deadlock_without_the_shim() {
         .as_str()
         .unwrap()
         .starts_with("lock rwlock"));
-    let q = inspect_queue(&r, &format!("netlink protocol 2 port {port}"));
+    let q = inspect_queue(&r, &format!("netlink NETLINK_USERSOCK port {port}"));
     assert!(q["rmem"].as_u64().unwrap() > 0, "the queue is full: {q}");
     let t = r["inspect"]["tasks"]
         .as_array()
@@ -1540,7 +1543,7 @@ fn inspect_reports_a_go_thread_in_netlink_recvfrom_and_what_it_cannot_see() {
             .starts_with("recvfrom()"),
         "{f:#}"
     );
-    let q = inspect_queue(&r, &format!("netlink protocol 2 port {port}"));
+    let q = inspect_queue(&r, &format!("netlink NETLINK_USERSOCK port {port}"));
     assert_eq!(q["owner_pids"][0], pid, "{q}");
     let nv = r["inspect"]["not_visible"][0].as_str().unwrap_or_default();
     assert!(
@@ -2037,7 +2040,7 @@ fn dot_and_html_reports_draw_the_cycle() {
         "{dot}"
     );
     assert!(
-        dot.contains("shape=ellipse, label=\"netlink protocol 2 port"),
+        dot.contains("shape=ellipse, label=\"netlink NETLINK_USERSOCK port"),
         "{dot}"
     );
     assert!(dot.contains("warn-sender (pid "), "{dot}");
@@ -2051,7 +2054,7 @@ fn dot_and_html_reports_draw_the_cycle() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert_eq!(html.matches("<svg").count(), 1, "one graph for one finding");
     assert!(
-        html.contains(">netlink protocol 2 port"),
+        html.contains(">netlink NETLINK_USERSOCK port"),
         "the channel is drawn"
     );
     assert!(html.contains("SUMMARY: holdcheck: potential-deadlock"));

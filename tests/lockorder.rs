@@ -82,7 +82,7 @@ fn one_thread_taking_two_orders_is_a_graded_inversion_with_both_call_paths() {
         text.contains("Two threads running these code paths"),
         "{text}"
     );
-    assert!(text.contains("1 lock-order-inversion"), "{text}");
+    assert!(text.contains("1 lock-order inversion in"), "{text}");
     // SARIF grades it a warning; a potential deadlock is an error.
     let (_, sarif, _) = holdcheck(
         &["report", "--format", "sarif", r.trace_dir.to_str().unwrap()],

@@ -177,7 +177,7 @@ fn logins_blocked_behind_the_warnd_deadlock_are_in_its_wait_chain() {
         let waiting = c["waiting"].as_str().unwrap();
         assert!(
             waiting.starts_with("sendmsg()")
-                && waiting.contains(&format!("netlink protocol 2 port {port} (send)")),
+                && waiting.contains(&format!("netlink NETLINK_USERSOCK port {port} (send)")),
             "{waiting}"
         );
     }

@@ -11,20 +11,23 @@ use support::*;
 
 /// `holdcheck run --format FMT -o FILE` on an example; returns FILE.
 fn report_file(example: &str, args: &[&str], format: &str, name: &str) -> PathBuf {
+    report_file_with(example, args, format, name, &[])
+}
+
+/// The same with more options of `run` (before the command).
+fn report_file_with(
+    example: &str,
+    args: &[&str],
+    format: &str,
+    name: &str,
+    options: &[&str],
+) -> PathBuf {
     let work = work_dir(name);
     let out = work.join(name);
     let exe = examples().join(example);
-    let mut argv = vec![
-        "run",
-        "--format",
-        format,
-        "-o",
-        out.to_str().unwrap(),
-        "--timeout",
-        "60",
-        "--",
-        exe.to_str().unwrap(),
-    ];
+    let mut argv = vec!["run", "--format", format, "-o", out.to_str().unwrap()];
+    argv.extend_from_slice(options);
+    argv.extend_from_slice(&["--timeout", "60", "--", exe.to_str().unwrap()]);
     argv.extend_from_slice(args);
     let (code, _, err) = holdcheck(&argv, Duration::from_secs(120));
     assert_eq!(code, 1, "{example} has a finding: {err}");
@@ -66,6 +69,328 @@ fn sarif_reports_validate_against_the_sarif_2_1_0_schema() {
     let (code, text) = validate_sarif(&[&bad]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("locations"), "{text}");
+}
+
+/// `holdcheck run --format sarif --source-root ROOT` on an example, parsed.
+fn sarif_of(example: &str, args: &[&str], root: &Path, name: &str) -> serde_json::Value {
+    let root = ["--source-root", root.to_str().unwrap()];
+    let out = report_file_with(example, args, "sarif", name, &root);
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// What GitHub code scanning requires beyond the schema (its "SARIF
+/// support" page): a rule for every result, each result one located
+/// message with a start line, file paths relative to `%SRCROOT%` (defined),
+/// fingerprints, and the limits on locations and thread flow locations.
+fn assert_code_scanning_accepts(sarif: &serde_json::Value) {
+    let run = &sarif["runs"][0];
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(
+                r["fullDescription"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.len() > 40),
+                "{r}"
+            );
+            assert!(
+                r["help"]["text"].as_str().is_some_and(|t| !t.is_empty()),
+                "{r}"
+            );
+            assert!(r["shortDescription"]["text"].as_str().unwrap().len() <= 1024);
+            r["id"].as_str().unwrap()
+        })
+        .collect();
+    assert!(run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with('/'));
+    let results = run["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for r in results {
+        assert!(rules.contains(&r["ruleId"].as_str().unwrap()), "{r}");
+        assert!(!r["message"]["text"].as_str().unwrap().is_empty());
+        assert!(r["partialFingerprints"]["holdcheck/v1"].as_str().is_some());
+        let locs = r["locations"].as_array().unwrap();
+        assert_eq!(locs.len(), 1, "{r}");
+        let mut all: Vec<&serde_json::Value> = locs.iter().collect();
+        all.extend(r["relatedLocations"].as_array().into_iter().flatten());
+        assert!(all.len() <= 1000);
+        let mut flow_locations = 0;
+        for f in r["codeFlows"].as_array().into_iter().flatten() {
+            for tf in f["threadFlows"].as_array().unwrap() {
+                let l = tf["locations"].as_array().unwrap();
+                assert!(!l.is_empty());
+                flow_locations += l.len();
+                all.extend(l.iter().map(|x| &x["location"]));
+            }
+        }
+        assert!(flow_locations <= 10_000);
+        for l in all {
+            let a = &l["physicalLocation"]["artifactLocation"];
+            let uri = a["uri"].as_str().unwrap();
+            assert!(
+                l["physicalLocation"]["region"]["startLine"]
+                    .as_u64()
+                    .unwrap()
+                    >= 1
+            );
+            if a["uriBaseId"].is_null() {
+                assert!(
+                    uri.starts_with("file:///"),
+                    "outside the tree: absolute {uri}"
+                );
+            } else {
+                assert_eq!(a["uriBaseId"], "%SRCROOT%");
+                assert!(!uri.starts_with('/') && !uri.contains("://"), "{uri}");
+            }
+        }
+    }
+}
+
+/// The demo's SARIF is what code scanning shows: relative paths, a code
+/// flow per finding (a thread flow per thread, with its acquisitions and
+/// the blocking call), linked sites, rule help; and two runs give the same
+/// results (no address, tid, pid or port in a message), so an alert is
+/// matched from run to run.
+#[test]
+fn the_demo_sarif_is_stable_across_runs_and_fit_for_code_scanning() {
+    let root = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap();
+    let one = sarif_of("warnd", &["--light"], &root, "one.sarif");
+    let two = sarif_of("warnd", &["--light"], &root, "two.sarif");
+    assert_code_scanning_accepts(&one);
+    assert_eq!(
+        serde_json::to_string_pretty(&one["runs"][0]["results"]).unwrap(),
+        serde_json::to_string_pretty(&two["runs"][0]["results"]).unwrap(),
+        "two runs, two different SARIF results"
+    );
+    let r = &one["runs"][0]["results"][0];
+    assert_eq!(r["ruleId"], "potential-deadlock");
+    let uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap();
+    assert_eq!(uri, "examples/c/warnd.c");
+    let text = r["message"]["text"].as_str().unwrap();
+    assert!(text.contains("rwlock alarm_lock (write)"), "{text}");
+    assert!(text.contains("netlink NETLINK_USERSOCK socket"), "{text}");
+    assert!(text.contains("](1)"), "links its related locations: {text}");
+    assert!(!text.contains("0x") && !text.contains("port "), "{text}");
+    // One thread flow per thread: the sender acquires, then blocks in
+    // sendto; the receiver receives, then acquires.
+    let flows = r["codeFlows"][0]["threadFlows"].as_array().unwrap();
+    let of = |name: &str| -> Vec<String> {
+        let tf = flows
+            .iter()
+            .find(|f| f["message"]["text"] == format!("thread \"{name}\""))
+            .unwrap_or_else(|| panic!("no flow of {name}: {flows:#?}"));
+        tf["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["location"]["message"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let sender = of("warn-sender");
+    assert_eq!(sender.len(), 2, "{sender:?}");
+    assert!(
+        sender[0].starts_with("acquires rwlock alarm_lock"),
+        "{sender:?}"
+    );
+    assert!(
+        sender[1].starts_with("blocks in sendto() on netlink"),
+        "{sender:?}"
+    );
+    let receiver = of("nl-receiver");
+    assert!(
+        receiver
+            .iter()
+            .any(|s| s.contains("then acquires rwlock alarm_lock")),
+        "{receiver:?}"
+    );
+    // The ABBA's inversion too: a code flow of two threads.
+    let abba = sarif_of("abba", &["--heap"], &root, "abba.sarif");
+    assert_code_scanning_accepts(&abba);
+    let r = &abba["runs"][0]["results"][0];
+    assert_eq!(
+        r["codeFlows"][0]["threadFlows"].as_array().unwrap().len(),
+        2
+    );
+    let text = r["message"]["text"].as_str().unwrap();
+    assert!(!text.contains("0x"), "{text}");
+}
+
+/// The lines a terminal shows after `raw`: `\r` goes back to the line's
+/// start, `ESC [2K` clears the line, text overwrites.
+fn terminal_lines(raw: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in raw.split('\n') {
+        let mut shown: Vec<char> = Vec::new();
+        let mut col = 0;
+        let mut rest = line;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("\x1b[2K") {
+                shown.clear();
+                rest = r;
+                continue;
+            }
+            let c = rest.chars().next().unwrap();
+            rest = &rest[c.len_utf8()..];
+            if c == '\r' {
+                col = 0;
+            } else {
+                if col < shown.len() {
+                    shown[col] = c;
+                } else {
+                    shown.push(c);
+                }
+                col += 1;
+            }
+        }
+        lines.push(shown.into_iter().collect::<String>().trim_end().to_string());
+    }
+    lines
+}
+
+/// `run --repeat 8` on a terminal (under a pseudo-terminal made by
+/// `script`): the bar is there from the start, the command's output never
+/// shares its line, and the report says "of 8 runs".
+#[test]
+fn repeat_on_a_terminal_keeps_the_bar_apart_from_the_program_output() {
+    if !need("script", "bsdutils (script)") {
+        return;
+    }
+    let exe = examples().join("abba");
+    let line = format!("{} run --repeat 8 -- {}", holdcheck_bin(), exe.display());
+    let out = Command::new("timeout")
+        .args(["-k", "5", "180", "script", "-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let raw = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert_eq!(out.status.code(), Some(1), "{raw}");
+    // Shown from the start: the empty bar comes before the first output.
+    let first_bar = raw.find("0/8 runs").expect("an empty bar first");
+    let first_output = raw.find("abba: done").expect("the command's output");
+    assert!(first_bar < first_output, "{raw:?}");
+    let shown = terminal_lines(&raw);
+    let outputs = shown.iter().filter(|l| l.contains("abba: done")).count();
+    assert_eq!(outputs, 8, "{shown:#?}");
+    for l in &shown {
+        assert!(
+            !(l.contains("abba: done") && l.contains("runs,")),
+            "output glued onto the bar: {l:?}"
+        );
+    }
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.contains("] 8/8 runs, 1 distinct finding")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.iter().any(|l| l.contains("(found in 8 of 8 runs)")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.iter().any(|l| l.starts_with(
+            "holdcheck: 1 potential deadlock in 8 runs (per run: 1 process, 2 threads)"
+        )),
+        "{shown:#?}"
+    );
+}
+
+/// The text report is coloured on a terminal only: not with NO_COLOR, not
+/// into a pipe.
+#[test]
+fn text_is_coloured_on_a_terminal_unless_no_color() {
+    if !need("script", "bsdutils (script)") {
+        return;
+    }
+    let work = work_dir("colour");
+    let traces = work.join("t");
+    let exe = examples().join("abba");
+    let (code, piped, _) = holdcheck(
+        &[
+            "run",
+            "--out",
+            traces.to_str().unwrap(),
+            "--",
+            exe.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 1);
+    assert!(!piped.contains('\x1b'), "no colour into a pipe: {piped:?}");
+    let line = format!("{} report {}", holdcheck_bin(), traces.display());
+    let on_terminal = |no_color: Option<&str>| {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-k", "5", "60", "script", "-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        String::from_utf8_lossy(&cmd.output().expect("script runs").stdout).into_owned()
+    };
+    let coloured = on_terminal(None);
+    assert!(
+        coloured.contains("\x1b[1;31mWARNING: holdcheck: potential deadlock"),
+        "{coloured:?}"
+    );
+    assert!(coloured.contains("\x1b[0m"), "{coloured:?}");
+    let plain = on_terminal(Some("1"));
+    assert!(
+        plain.contains("WARNING: holdcheck: potential deadlock"),
+        "{plain:?}"
+    );
+    assert!(!plain.contains("\x1b["), "{plain:?}");
+}
+
+/// Traces in a directory holdcheck chose are removed when the run found
+/// nothing, and kept, with where and how to read them, when it did.
+#[test]
+fn default_trace_directories_do_not_pile_up() {
+    let tmp = work_dir("tmpdir");
+    let run = |exe: &str| {
+        let out = Command::new(holdcheck_bin())
+            .args(["run", "--", exe])
+            .env("TMPDIR", &tmp)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("holdcheck runs");
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("holdcheck-run-")
+            })
+            .collect();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            dirs,
+        )
+    };
+    let (code, err, dirs) = run("true");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(dirs.is_empty(), "{dirs:?} {err}");
+    assert!(err.contains("its traces are removed"), "{err}");
+    let abba = examples().join("abba");
+    let (code, err, dirs) = run(abba.to_str().unwrap());
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(dirs.len(), 1, "{err}");
+    let shown = format!("`holdcheck report {}`", dirs[0].display());
+    assert!(err.contains(&shown), "{err}");
 }
 
 /// Whether the browser is there (else the test is skipped, see `need`).

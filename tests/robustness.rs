@@ -121,7 +121,7 @@ fn analyse_everything(dir: &Path) -> usize {
     let _ = report::text::render(&r);
     let _ = serde_json::to_string(&r).unwrap();
     let _ = report::graph::dot(&r);
-    let _ = report::sarif::render(&r);
+    let _ = report::sarif::render(&r, &Default::default());
     let _ = report::html::render(&r);
     r.findings.len()
 }

@@ -150,6 +150,7 @@ pub fn analyse(model: &mut Model) -> Report {
         untraced: model.untraced.clone(),
         suppressed: 0,
         baselined: 0,
+        unmatched_suppressions: Vec::new(),
         run: None,
         inspect: None,
     }

@@ -17,8 +17,28 @@ use std::time::Duration;
 /// whose other end needs that lock.
 ///
 /// Exit status: 0 no findings, 1 findings, 2 holdcheck failed.
+/// The environment, in `--help` (the shim reads it in the traced program).
+const ENVIRONMENT: &str = "\
+Environment (read by the shim in the traced program; `run` passes it on):
+  HOLDCHECK_OPTIONS=key=value:...
+      verbosity=0|1|2      1: say where the trace went at exit
+      stack_depth=1..64    frames kept per stack (default 32)
+      watchdog_ms=N        how often the watchdog looks (default 1000)
+      stall_ms=N           age of a stall or stalled call (default 5000)
+      ended_stall_ms=N     report a stall that ended after N ms (default 1000, 0 off)
+      on_deadlock=report|abort   abort leaves a core for gdb
+      hold_ms=N            a lock held longer than N ms is a misuse (off)
+      held_stacks=1        every acquisition's whole stack (unwinds on every lock)
+  HOLDCHECK_DIR=DIR        where traces go without `run` (default /tmp/holdcheck-UID)
+  HOLDCHECK_DEBUG_DIRS=dir:dir   where to look for separate debug files
+  HOLDCHECK_LIB=PATH       the shim to use instead of the built-in one
+  NO_COLOR                 no colour in the text report on a terminal
+
+Without `run`: LD_PRELOAD=$(holdcheck shim-path) HOLDCHECK_DIR=/some/dir ./prog,
+then `holdcheck report /some/dir`.";
+
 #[derive(Parser)]
-#[command(name = "holdcheck", version)]
+#[command(name = "holdcheck", version, after_long_help = ENVIRONMENT)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -27,6 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a command under the shim and report what it did.
+    #[command(after_long_help = ENVIRONMENT)]
     Run {
         /// Trace directory (must hold no traces yet); default: a new one in
         /// the temporary directory.
@@ -144,6 +165,11 @@ struct Controls {
     /// Helgrind and lockdep report them), or `warn` (report only).
     #[arg(long, value_name = "fail|warn", default_value = "fail")]
     serialized_inversions: Serialized,
+    /// SARIF: file locations under DIR are given relative to it
+    /// (`%SRCROOT%`), as code scanning wants; default: the git top level
+    /// of the current directory.
+    #[arg(long, value_name = "DIR")]
+    source_root: Option<PathBuf>,
 }
 
 /// What a serialized lock-order inversion does to the exit status.
@@ -158,6 +184,8 @@ enum Serialized {
 struct Loaded {
     suppressions: Option<holdcheck::report::filter::Suppressions>,
     baseline: Option<std::collections::HashSet<String>>,
+    /// `--source-root`, made absolute.
+    source_root: Option<PathBuf>,
 }
 
 impl Controls {
@@ -181,6 +209,16 @@ impl Controls {
                 .baseline
                 .as_deref()
                 .map(filter::load_baseline)
+                .transpose()?,
+            source_root: self
+                .source_root
+                .as_deref()
+                .map(|d| {
+                    std::fs::canonicalize(d)
+                        .ok()
+                        .filter(|d| d.is_dir())
+                        .with_context(|| format!("--source-root {}: not a directory", d.display()))
+                })
                 .transpose()?,
         })
     }
@@ -229,14 +267,32 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
+/// The git top level of the current directory, if it is in a work tree.
+fn git_top_level() -> Option<PathBuf> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let top = String::from_utf8(out.stdout).ok()?;
+    let top = top.trim_end_matches('\n');
+    (out.status.success() && !top.is_empty()).then(|| PathBuf::from(top))
+}
+
+fn print(report: &Report, format: Format, output: Option<&Path>, loaded: &Loaded) -> Result<()> {
     let rendered = match format {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Dot => holdcheck::report::graph::dot(report),
         Format::Svg => holdcheck::report::graph::svg(report).map_err(anyhow::Error::msg)?,
         Format::Html => holdcheck::report::html::render(report),
-        Format::Sarif => holdcheck::report::sarif::render(report),
+        Format::Sarif => {
+            let root = loaded.source_root.clone().or_else(git_top_level);
+            let options = holdcheck::report::sarif::Options {
+                source_root: root.as_deref(),
+            };
+            holdcheck::report::sarif::render(report, &options)
+        }
     };
     match output {
         Some(path) => {
@@ -249,7 +305,19 @@ fn print(report: &Report, format: Format, output: Option<&Path>) -> Result<()> {
                 path.display()
             );
         }
-        None => std::io::stdout().write_all(rendered.as_bytes())?,
+        None => {
+            use std::io::IsTerminal;
+            // Colour on a terminal, unless NO_COLOR (no-color.org) says no.
+            let colour = matches!(format, Format::Text)
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let rendered = if colour {
+                text::coloured(&rendered)
+            } else {
+                rendered
+            };
+            std::io::stdout().write_all(rendered.as_bytes())?
+        }
     }
     Ok(())
 }
@@ -274,15 +342,36 @@ fn status(report: &Report, controls: &Controls) -> i32 {
     }
 }
 
+/// Traces in a directory of holdcheck's choosing do not pile up unseen in
+/// the temporary directory: a run with nothing to look at again (no
+/// finding, no warning) removes them; otherwise it says where they are and
+/// how to read them again. A directory given with `--out` is the user's.
+fn tidy_traces(report: &Report, given_dir: bool) {
+    let Some(dir) = report.run.as_ref().map(|r| PathBuf::from(&r.trace_dir)) else {
+        return;
+    };
+    if given_dir {
+        return;
+    }
+    let nothing = report.findings.is_empty()
+        && report.suppressed + report.baselined == 0
+        && report.warnings.is_empty()
+        && report.untraced.is_empty();
+    if nothing && std::fs::remove_dir_all(&dir).is_ok() {
+        eprintln!("holdcheck: nothing found; its traces are removed (--out DIR keeps them)");
+    } else {
+        eprintln!(
+            "holdcheck: traces kept in {0}: `holdcheck report {0}` reads them again, `rm -r {0}` removes them",
+            dir.display()
+        );
+    }
+}
+
 /// Runs the command once under the shim and analyses its traces.
 fn run_once(opts: &RunOptions, say: bool) -> Result<(Report, run::Ending)> {
     let outcome = run::run(opts)?;
     if say {
-        eprintln!(
-            "holdcheck: the command {}; traces in {}",
-            outcome.ending,
-            outcome.dir.display()
-        );
+        eprintln!("holdcheck: the command {}", outcome.ending);
     }
     if trace::trace_files(&outcome.dir)?.is_empty() {
         bail!(
@@ -324,11 +413,13 @@ fn main_result(cli: Cli) -> Result<i32> {
             repeat,
             command,
         } => {
+            let given_dir = out.is_some();
             let opts = RunOptions {
                 command,
                 out,
                 timeout,
                 keep_running,
+                output: None,
             };
             let loaded = controls.prepare(output.as_deref())?;
             let mut report = if repeat > 1 {
@@ -337,7 +428,8 @@ fn main_result(cli: Cli) -> Result<i32> {
                 run_once(&opts, true)?.0
             };
             loaded.apply(&mut report);
-            print(&report, format, output.as_deref())?;
+            print(&report, format, output.as_deref(), &loaded)?;
+            tidy_traces(&report, given_dir);
             Ok(status(&report, &controls))
         }
         Cmd::Inspect {
@@ -360,7 +452,7 @@ fn main_result(cli: Cli) -> Result<i32> {
                 ending: None,
             })?;
             loaded.apply(&mut report);
-            print(&report, format, output.as_deref())?;
+            print(&report, format, output.as_deref(), &loaded)?;
             Ok(status(&report, &controls))
         }
         Cmd::ShimPath => {
@@ -376,7 +468,7 @@ fn main_result(cli: Cli) -> Result<i32> {
             let loaded = controls.prepare(output.as_deref())?;
             let mut report = analyse_dirs(&dirs)?;
             loaded.apply(&mut report);
-            print(&report, format, output.as_deref())?;
+            print(&report, format, output.as_deref(), &loaded)?;
             Ok(status(&report, &controls))
         }
     }

@@ -17,6 +17,9 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Do not end the command when the watchdog reports a deadlock.
     pub keep_running: bool,
+    /// Where the command's standard output and error go instead of ours
+    /// (`--repeat` on a terminal relays them, see `repeat`).
+    pub output: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// How the command ended.
@@ -188,6 +191,9 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
         .env("HOLDCHECK_OPTIONS", options)
         // Its own process group: the whole tree can be ended at once.
         .process_group(0);
+    if let Some(fd) = &opts.output {
+        cmd.stdout(fd.try_clone()?).stderr(fd.try_clone()?);
+    }
     let terminal = Terminal::ours();
     if terminal.is_some() {
         // The command's group gets the terminal before it runs, or its

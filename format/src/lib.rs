@@ -211,7 +211,7 @@ impl Channel {
     pub fn describe(&self) -> String {
         match self {
             Channel::Netlink { protocol, port } => {
-                format!("netlink protocol {protocol} port {port}")
+                format!("netlink {} port {port}", netlink_protocol(*protocol))
             }
             Channel::Unix { inode, path, from } => match (inode, path, from) {
                 (_, Some(p), _) => format!("unix socket {p}"),
@@ -254,6 +254,28 @@ impl Channel {
             Channel::Thread { .. } => "thread",
         }
     }
+}
+
+/// A netlink protocol by its name in netlink(7) (`NETLINK_USERSOCK`), or
+/// `protocol N`.
+pub fn netlink_protocol(p: u32) -> String {
+    let name = match p {
+        0 => "NETLINK_ROUTE",
+        2 => "NETLINK_USERSOCK",
+        4 => "NETLINK_SOCK_DIAG",
+        5 => "NETLINK_NFLOG",
+        6 => "NETLINK_XFRM",
+        7 => "NETLINK_SELINUX",
+        8 => "NETLINK_ISCSI",
+        9 => "NETLINK_AUDIT",
+        10 => "NETLINK_FIB_LOOKUP",
+        11 => "NETLINK_CONNECTOR",
+        12 => "NETLINK_NETFILTER",
+        15 => "NETLINK_KOBJECT_UEVENT",
+        16 => "NETLINK_GENERIC",
+        _ => return format!("protocol {p}"),
+    };
+    name.to_string()
 }
 
 /// Most locks one thread is tracked holding at once (a record names at

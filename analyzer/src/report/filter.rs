@@ -91,6 +91,8 @@ struct Rule {
     kind: Option<String>,
     field: Field,
     pattern: String,
+    /// `file:line: text`, to name a rule that matched nothing.
+    origin: String,
 }
 
 /// Parsed suppression rules.
@@ -109,6 +111,19 @@ impl Suppressions {
             }
             let (kind, rest) = match line.split_once(':') {
                 Some((k, rest)) if KINDS.contains(&k) => (Some(k.to_string()), rest),
+                // `deadlok:fun:x`: a kind misspelt, not a field.
+                Some((k, rest))
+                    if !FIELDS.contains(&k)
+                        && rest
+                            .split_once(':')
+                            .is_some_and(|(f, _)| FIELDS.contains(&f)) =>
+                {
+                    bail!(
+                        "{name}:{}: unknown kind '{k}' (one of {})",
+                        i + 1,
+                        KINDS.join(", ")
+                    )
+                }
                 _ => (None, line),
             };
             let Some((field, pattern)) = rest.split_once(':') else {
@@ -133,6 +148,7 @@ impl Suppressions {
                 kind,
                 field,
                 pattern: pattern.to_string(),
+                origin: format!("{name}:{}: {line}", i + 1),
             });
         }
         Ok(Suppressions { rules })
@@ -144,8 +160,8 @@ impl Suppressions {
         Suppressions::parse(&text, &path.display().to_string())
     }
 
-    /// Whether a rule matches a frame of the finding.
-    fn suppresses(&self, f: &Finding) -> bool {
+    /// The first rule that matches a frame of the finding.
+    fn matching(&self, f: &Finding) -> Option<usize> {
         let frames = f
             .stacks
             .iter()
@@ -157,18 +173,26 @@ impl Suppressions {
             )
             .chain(f.location.iter());
         let frames: Vec<&Frame> = frames.collect();
-        self.rules.iter().any(|r| {
+        self.rules.iter().position(|r| {
             r.kind.as_ref().is_none_or(|k| *k == f.kind)
-                && frames.iter().any(|fr| {
-                    let value = match r.field {
-                        Field::Fun => fr.function.as_deref(),
-                        Field::Src => fr.file.as_deref(),
-                        Field::Module => fr.module.as_deref(),
-                    };
-                    value.is_some_and(|v| glob(&r.pattern, v))
+                && frames.iter().any(|fr| match r.field {
+                    Field::Fun => fr.function.as_deref().is_some_and(|v| glob(&r.pattern, v)),
+                    Field::Src => fr
+                        .file
+                        .as_deref()
+                        .is_some_and(|v| src_matches(&r.pattern, v)),
+                    Field::Module => fr.module.as_deref().is_some_and(|v| glob(&r.pattern, v)),
                 })
         })
     }
+}
+
+const FIELDS: [&str; 3] = ["fun", "src", "module"];
+
+/// `src:` patterns match the whole path, or its end after a `/`:
+/// `src:abba.c` and `src:c/abba.c` both match `/work/examples/c/abba.c`.
+fn src_matches(pattern: &str, path: &str) -> bool {
+    glob(pattern, path) || glob(&format!("*/{pattern}"), path)
 }
 
 /// `*` matches any run of characters; everything else itself.
@@ -214,7 +238,23 @@ pub fn apply(
     }
     let before = report.findings.len();
     if let Some(s) = suppressions {
-        report.findings.retain(|f| !s.suppresses(f));
+        let mut used = vec![false; s.rules.len()];
+        report.findings.retain(|f| match s.matching(f) {
+            Some(i) => {
+                used[i] = true;
+                false
+            }
+            None => true,
+        });
+        // As TSan's print_suppressions: a rule that matched nothing is
+        // said (a typo, or a bug that is gone).
+        report.unmatched_suppressions = s
+            .rules
+            .iter()
+            .zip(used)
+            .filter(|(_, u)| !u)
+            .map(|(r, _)| r.origin.clone())
+            .collect();
     }
     report.suppressed = before - report.findings.len();
     let before = report.findings.len();
@@ -253,5 +293,22 @@ mod tests {
             .to_string();
         assert!(e.contains("s.txt:1"), "{e}");
         assert!(Suppressions::parse("# only\n\nhazard:src:*.c\n", "s").is_ok());
+        let e = Suppressions::parse("deadlok:fun:x\n", "s.txt")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown kind 'deadlok'") && e.contains("potential-deadlock"),
+            "{e}"
+        );
+        // A C++ name's colons are the pattern's.
+        assert!(Suppressions::parse("fun:std::mutex::lock\n", "s").is_ok());
+    }
+
+    #[test]
+    fn src_matches_by_file_name_or_path_end() {
+        assert!(src_matches("abba.c", "/work/examples/c/abba.c"));
+        assert!(src_matches("c/abba.c", "/work/examples/c/abba.c"));
+        assert!(src_matches("*/examples/*", "/work/examples/c/abba.c"));
+        assert!(!src_matches("bba.c", "/work/examples/c/abba.c"));
     }
 }

@@ -64,7 +64,7 @@ pub fn serialized_reason(s: &Serialized) -> String {
     )
 }
 
-/// `rwlock alarm_lock (write)`, `mutex 0x5555` or `netlink protocol 2 port
+/// `rwlock alarm_lock (write)`, `mutex 0x5555` or `netlink NETLINK_USERSOCK port
 /// 7 (send)`.
 pub fn node_label(n: &NodeInfo) -> String {
     match n {
@@ -123,5 +123,141 @@ pub fn frame_brief(f: &Frame) -> String {
             format!("{function} ({base}:{line})")
         }
         _ => function,
+    }
+}
+
+/// A thread by its name, quoted (`"nl-receiver"`), as it is in every run:
+/// ids are not.
+pub fn thread_name(t: &ThreadRef) -> String {
+    match (t.name.is_empty(), t.tid == t.pid) {
+        (false, _) => format!("\"{}\"", t.name),
+        (true, true) => "main".to_string(),
+        (true, false) => "(unnamed)".to_string(),
+    }
+}
+
+/// A node in words that are the same in every run of the same build: a
+/// lock by its variable or where it was made, never its address; a queue
+/// by its kind and stable names (a netlink protocol, a unix path, a
+/// listening port), never its port number, inode or pid.
+pub fn stable_node_label(n: &NodeInfo) -> String {
+    match n {
+        NodeInfo::Lock {
+            kind,
+            mode,
+            file,
+            name,
+            origin,
+            ..
+        } => {
+            let what = match (file.as_ref().or(name.as_ref()), origin) {
+                (Some(n), _) => format!("{kind} {n}"),
+                (None, Some(o)) if o.how == ORIGIN_INIT => {
+                    format!("{kind} initialised in {}", frame_brief(&o.at))
+                }
+                (None, Some(o)) => format!("{kind} first held in {}", frame_brief(&o.at)),
+                (None, None) => format!("a {kind}"),
+            };
+            match mode
+                .as_ref()
+                .filter(|_| kind == "rwlock" || kind == "file lock")
+            {
+                Some(m) => format!("{what} ({m})"),
+                None => what,
+            }
+        }
+        NodeInfo::Channel {
+            direction, channel, ..
+        } => {
+            use holdcheck_format::Channel as C;
+            let what = match channel {
+                C::Netlink { protocol, .. } => format!(
+                    "netlink {} socket",
+                    holdcheck_format::netlink_protocol(*protocol)
+                ),
+                C::Unix { path: Some(p), .. } => format!("unix socket {p}"),
+                C::Unix { .. } => "unix socket".to_string(),
+                C::Pipe { .. } => "pipe".to_string(),
+                C::Fifo { .. } => "fifo".to_string(),
+                C::Tcp { .. } => "tcp connection".to_string(),
+                C::Udp { .. } => "udp socket".to_string(),
+                C::Listen { addr } => format!("listening socket {addr}"),
+                C::Exit { .. } => "exit of a child process".to_string(),
+                C::Condvar { .. } => "condition variable".to_string(),
+                C::Semaphore { .. } => "semaphore".to_string(),
+                C::Thread { .. } => "end of a thread".to_string(),
+            };
+            format!("{what} ({direction})")
+        }
+    }
+}
+
+/// A text with what differs between runs taken out: addresses (`0x…`),
+/// thread ids (`T1234` becomes `T`), and the number after `pid`, `port`,
+/// `inode`, `process` or `thread` (becomes `N`). For messages that must
+/// be equal in two runs (SARIF's, which code scanning matches).
+pub fn stable(text: &str) -> String {
+    const COUNTED: [&str; 6] = ["pid", "port", "inode", "process", "thread", "processes"];
+    let mut out: Vec<String> = Vec::new();
+    let mut prev = String::new();
+    for word in text.split(' ') {
+        // Leading and trailing punctuation stay: "(pid 12)" -> "(pid N)".
+        let start = word
+            .find(|c: char| c.is_ascii_alphanumeric())
+            .unwrap_or(word.len());
+        let end = word
+            .rfind(|c: char| c.is_ascii_alphanumeric())
+            .map_or(start, |i| i + 1);
+        let (pre, core, post) = (&word[..start], &word[start..end], &word[end..]);
+        let hex = core.len() > 2
+            && core.starts_with("0x")
+            && core[2..].chars().all(|c| c.is_ascii_hexdigit());
+        let digits = !core.is_empty() && core.chars().all(|c| c.is_ascii_digit());
+        let tid = core.len() > 1
+            && core.starts_with('T')
+            && core[1..].chars().all(|c| c.is_ascii_digit());
+        let core_out = if hex {
+            None
+        } else if digits && COUNTED.contains(&prev.as_str()) {
+            Some("N".to_string())
+        } else if tid {
+            Some("T".to_string())
+        } else {
+            Some(core.to_string())
+        };
+        prev = core.to_ascii_lowercase();
+        match core_out {
+            Some(c) => out.push(format!("{pre}{c}{post}")),
+            // An address alone in parentheses leaves nothing behind.
+            None if pre.is_empty() && post.is_empty() => {}
+            None if pre == "(" && post.starts_with(')') => match out.last_mut() {
+                Some(last) => last.push_str(&post[1..]),
+                None => out.push(post[1..].to_string()),
+            },
+            None => out.push(format!("{pre}{post}")),
+        }
+    }
+    out.retain(|w| !w.is_empty());
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_text_has_no_run_specific_numbers() {
+        assert_eq!(
+            stable("rwlock 0x55d0 held across sendto() on netlink protocol 2 port 29976 (send)"),
+            "rwlock held across sendto() on netlink protocol 2 port N (send)"
+        );
+        assert_eq!(
+            stable("Thread T1234 \"a\" (pid 77) waits (0x7f00)."),
+            "Thread T \"a\" (pid N) waits."
+        );
+        assert_eq!(
+            stable("pipe inode 4242, 3 threads"),
+            "pipe inode N, 3 threads"
+        );
     }
 }

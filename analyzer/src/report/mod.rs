@@ -30,6 +30,9 @@ pub struct Report {
     pub suppressed: usize,
     #[serde(default)]
     pub baselined: usize,
+    /// Suppression rules that matched no finding (`file:line: rule`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_suppressions: Vec<String>,
     /// Programs the processes started that run without the shim: nothing
     /// of them is in the report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -139,6 +142,12 @@ pub struct RepeatInfo {
     pub asked: u32,
     /// How many runs ended each way (`exited`, `timed-out`, …).
     pub endings: std::collections::BTreeMap<String, u32>,
+    /// The most processes and threads one run had (`processes` lists
+    /// every run's).
+    #[serde(default)]
+    pub processes_per_run: usize,
+    #[serde(default)]
+    pub threads_per_run: usize,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -394,7 +403,7 @@ pub struct ThreadState {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub holds_unseen: bool,
     /// What it waits for: `lock rwlock 0x… (write)`, or
-    /// `sendto() on netlink protocol 2 port 7 (send)`; absent if running.
+    /// `sendto() on netlink NETLINK_USERSOCK port 7 (send)`; absent if running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
     pub waited_ms: u64,
@@ -509,7 +518,7 @@ pub struct EdgeInfo {
 pub struct StackInfo {
     pub pid: u32,
     pub tid: u32,
-    /// What the stack shows: `sendto() on netlink protocol 2 port 7 (send)`.
+    /// What the stack shows: `sendto() on netlink NETLINK_USERSOCK port 7 (send)`.
     pub what: String,
     pub frames: Vec<Frame>,
 }

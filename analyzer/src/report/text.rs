@@ -386,6 +386,11 @@ fn frame_keys(frames: &[Frame]) -> Vec<(Option<&str>, Option<u32>)> {
 
 /// Renders one finding.
 pub fn finding(f: &Finding) -> String {
+    finding_of(f, None)
+}
+
+/// Renders one finding of a stress run of `made` runs.
+fn finding_of(f: &Finding, made: Option<u32>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{RULE}");
     let pids: BTreeSet<u32> = f.threads.iter().map(|t| t.pid).collect();
@@ -398,11 +403,14 @@ pub fn finding(f: &Finding) -> String {
     );
     let _ = writeln!(out, "  {}", f.title);
     if let Some(runs) = f.runs {
-        let _ = writeln!(
-            out,
-            "  (found in {runs} run{} of the stress run)",
-            if runs == 1 { "" } else { "s" }
-        );
+        let _ = match made {
+            Some(m) => writeln!(out, "  (found in {runs} of {m} runs)"),
+            None => writeln!(
+                out,
+                "  (found in {runs} run{} of the stress run)",
+                if runs == 1 { "" } else { "s" }
+            ),
+        };
     }
     if f.occurrences > 1 {
         let _ = writeln!(
@@ -643,11 +651,33 @@ pub fn summary_line(r: &Report) -> String {
     } else {
         found.join(", ")
     };
-    let procs = r.processes.len();
+    let repeat = r.run.as_ref().and_then(|r| r.repeat.as_ref());
+    // Threads are those the shim saw take part in something: none is not
+    // said as "0 threads".
+    let counts = |procs: usize, threads: usize, sep: &str, end: &str| {
+        let procs = format!("{procs} process{}", if procs == 1 { "" } else { "es" });
+        match threads {
+            0 => procs,
+            1 => format!("{procs}{sep}1 thread{end}"),
+            n => format!("{procs}{sep}{n} threads{end}"),
+        }
+    };
+    let scope = match repeat {
+        Some(p) => format!(
+            "in {} run{}{} (per run: {})",
+            p.runs,
+            if p.runs == 1 { "" } else { "s" },
+            if p.runs < p.asked {
+                format!(" of {} asked", p.asked)
+            } else {
+                String::new()
+            },
+            counts(p.processes_per_run, p.threads_per_run, ", ", "")
+        ),
+        None => format!("in {}", counts(r.processes.len(), threads, " (", ")")),
+    };
     format!(
-        "holdcheck: {found} in {procs} process{} ({threads} thread{}){}\n",
-        if procs == 1 { "" } else { "es" },
-        if threads == 1 { "" } else { "s" },
+        "holdcheck: {found} {scope}{}\n",
         if r.partial {
             "; analysis partial, see warnings"
         } else if r
@@ -705,8 +735,13 @@ pub fn render(r: &Report) -> String {
             u.reason
         );
     }
+    let made = r
+        .run
+        .as_ref()
+        .and_then(|r| r.repeat.as_ref())
+        .map(|p| p.runs);
     for f in &r.findings {
-        out.push_str(&finding(f));
+        out.push_str(&finding_of(f, made));
     }
     out.push_str(&summary_line(r));
     if let Some(rep) = r.run.as_ref().and_then(|r| r.repeat.as_ref()) {
@@ -730,7 +765,53 @@ pub fn render(r: &Report) -> String {
             r.suppressed, r.baselined
         );
     }
+    for rule in &r.unmatched_suppressions {
+        let _ = writeln!(out, "holdcheck: suppression matched nothing: {rule}");
+    }
     printable(out)
+}
+
+/// The rendered text with colour, for a terminal: each finding's headline
+/// (red for a deadlock, yellow for the others), its cycle and its SUMMARY
+/// line. Only where the text is already made safe (`printable`).
+pub fn coloured(text: &str) -> String {
+    const RED: &str = "\x1b[1;31m";
+    const YELLOW: &str = "\x1b[1;33m";
+    const CYAN: &str = "\x1b[36m";
+    const BOLD: &str = "\x1b[1m";
+    const RESET: &str = "\x1b[0m";
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let colour = if let Some(kind) = body.strip_prefix("WARNING: holdcheck: ") {
+            Some(
+                if kind.starts_with("deadlock") || kind.starts_with("potential deadlock") {
+                    RED
+                } else {
+                    YELLOW
+                },
+            )
+        } else if body.starts_with("SUMMARY: ") {
+            Some(BOLD)
+        } else if body.starts_with("  Cycle: ") {
+            Some(CYAN)
+        } else {
+            None
+        };
+        match colour {
+            Some(c) => {
+                out.push_str(c);
+                out.push_str(body);
+                out.push_str(RESET);
+                out.push_str(nl);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
