@@ -2116,6 +2116,19 @@ fn signatures_suppressions_baseline_and_sarif() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("1 finding(s) suppressed"), "{out}");
+    std::fs::write(&sup, "fun:some_other_function\nsrc:warnd.c\n").unwrap();
+    let (code, out, _) = holdcheck(
+        &["report", "--suppressions", sup.to_str().unwrap(), &dir],
+        Duration::from_secs(60),
+    );
+    // By file name, not only by whole path; the rule that matched nothing
+    // is named.
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("suppression matched nothing: ")
+            && out.contains("sup.txt:1: fun:some_other_function"),
+        "{out}"
+    );
     std::fs::write(&sup, "fun:some_other_function\n").unwrap();
     let (code, _, _) = holdcheck(
         &["report", "--suppressions", sup.to_str().unwrap(), &dir],
