@@ -284,7 +284,7 @@ fn print(report: &Report, format: Format, output: Option<&Path>, loaded: &Loaded
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Dot => holdcheck::report::graph::dot(report),
-        Format::Svg => holdcheck::report::graph::svg(report).map_err(anyhow::Error::msg)?,
+        Format::Svg => holdcheck::report::svg::svg(report).map_err(anyhow::Error::msg)?,
         Format::Html => holdcheck::report::html::render(report),
         Format::Sarif => {
             let root = loaded.source_root.clone().or_else(git_top_level);

@@ -719,8 +719,13 @@ mod tests {
             protocol: 2,
             port: 7,
         };
-        assert_eq!(c.describe(), "netlink protocol 2 port 7");
+        assert_eq!(c.describe(), "netlink NETLINK_USERSOCK port 7");
         assert_eq!(c.family(), "netlink");
+        let other = Channel::Netlink {
+            protocol: 31,
+            port: 7,
+        };
+        assert_eq!(other.describe(), "netlink protocol 31 port 7");
         let u = Channel::Unix {
             inode: Some(5),
             path: None,

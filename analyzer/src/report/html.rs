@@ -38,7 +38,9 @@ pub fn render(r: &Report) -> String {
          table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .8em}\n\
          .finding{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1.5em 0}\n\
          .deadlock h2,.potential-deadlock h2{color:#b00}.graph svg{max-width:100%;height:auto}\n\
-         pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:85%}\n\
+         pre{background:#f6f6f6;padding:.8em;white-space:pre-wrap;overflow-wrap:anywhere;font-size:85%}\n\
+         pre.source{white-space:pre;overflow-x:auto}\n\
+         #index li{margin:.2em 0}\n\
          </style></head><body>\n<h1>holdcheck report</h1>\n",
     );
     let s = &r.summary;
@@ -56,6 +58,19 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "<tr><td>{k}</td><td>{n}</td></tr>");
     }
     out.push_str("</table>\n");
+    // An index of the findings, each a link to its section.
+    if !r.findings.is_empty() {
+        out.push_str("<ol id=\"index\">\n");
+        for (i, f) in r.findings.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "<li><a href=\"#finding-{i}\">{}</a>: {}</li>",
+                esc(&f.kind.replace('-', " ")),
+                esc(&f.title)
+            );
+        }
+        out.push_str("</ol>\n");
+    }
     if let Some(run) = &r.run {
         let _ = writeln!(
             out,
@@ -79,7 +94,7 @@ pub fn render(r: &Report) -> String {
             esc(&f.kind.replace('-', " ")),
             esc(&f.title)
         );
-        match graph::finding_svg(f) {
+        match svg::finding_svg(f, i) {
             Ok(svg) => {
                 let _ = writeln!(out, "<div class=\"graph\">{svg}</div>");
             }

@@ -126,6 +126,25 @@ pub fn frame_brief(f: &Frame) -> String {
     }
 }
 
+/// What an edge's thread does, in a few words, for a picture's arrow (a
+/// live finding's threads wait; a predicted one's took the next lock).
+pub fn edge_action(f: &Finding, e: &EdgeInfo) -> String {
+    let live = f.kind == DEADLOCK || !f.thread_states.is_empty();
+    match (e.relation.as_str(), &e.call) {
+        ("held-across-call", Some(c)) => format!("{c}()"),
+        ("lock-order", _) if live && e.from == e.to => "waits for it again".to_string(),
+        ("lock-order", _) if live => "waits to acquire".to_string(),
+        ("lock-order", _) => "then acquires".to_string(),
+        ("drain", _) => "drains, then acquires".to_string(),
+        ("produce", _) => "feeds, then acquires".to_string(),
+        ("waits-behind", _) => "queued behind a writer".to_string(),
+        ("queue-wait", _) => "serves it, first waits on".to_string(),
+        ("exit-wait", _) => "exits only after".to_string(),
+        ("exited-holding", _) => "exited holding it".to_string(),
+        (r, _) => r.to_string(),
+    }
+}
+
 /// A thread by its name, quoted (`"nl-receiver"`), as it is in every run:
 /// ids are not.
 pub fn thread_name(t: &ThreadRef) -> String {

@@ -6,6 +6,7 @@ pub mod graph;
 pub mod html;
 pub mod labels;
 pub mod sarif;
+pub mod svg;
 pub mod text;
 
 use crate::symbolize::Frame;
