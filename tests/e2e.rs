@@ -133,6 +133,8 @@ fn warnd_light_text_report_reads_like_a_sanitizer_report() {
         "{stdout}"
     );
     assert!(stdout.contains("netlink NETLINK_USERSOCK port"), "{stdout}");
+    // The queue with its process: sender and receiver are warnd.
+    assert!(stdout.contains("(send) in warnd["), "{stdout}");
     assert!(stdout.contains("\"warn-sender\""), "{stdout}");
     assert!(stdout.contains("in send_warn "), "{stdout}");
     assert!(stdout.contains("warnd.c:"), "{stdout}");

@@ -74,6 +74,32 @@ fn an_rpc_whose_callback_needs_the_callers_lock_is_predicted_across_two_processe
         receivers.contains(&BTreeSet::from([server])),
         "{receivers:?}"
     );
+    // Each queue is named with its two ends' processes: sent by one,
+    // received by the other.
+    for q in &queues {
+        let ends = |key: &str| -> Vec<u64> {
+            q[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    assert_eq!(p["name"], "rpc_callback", "{q}");
+                    p["pid"].as_u64().unwrap()
+                })
+                .collect()
+        };
+        let (from, to) = (ends("senders"), ends("receiving"));
+        assert_eq!(from.len(), 1, "{q}");
+        assert_eq!(to.len(), 1, "{q}");
+        assert_ne!(from, to, "{q}");
+    }
+    let text = holdcheck::report::text::render(&serde_json::from_value(r.report.clone()).unwrap());
+    assert!(
+        text.contains(&format!(
+            "from rpc_callback[{server}] to rpc_callback[{client}]"
+        )),
+        "{text}"
+    );
 
     // Who does what: the caller holds the lock across its call, the server
     // waits for the callback's answer before replying, the callback handler

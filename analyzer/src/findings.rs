@@ -393,6 +393,27 @@ fn lock_kind(model: &Model, pid: u32, lock: LockRef) -> (&'static str, bool) {
     }
 }
 
+/// Processes by pid and program name.
+fn process_names(
+    model: &Model,
+    pids: Option<&std::collections::BTreeSet<u32>>,
+) -> Vec<ProcessName> {
+    pids.into_iter()
+        .flatten()
+        .map(|&pid| ProcessName {
+            pid,
+            name: model
+                .processes
+                .get(&pid)
+                .map(|p| {
+                    let exe = p.cmdline.first().unwrap_or(&p.exe);
+                    exe.rsplit('/').next().unwrap_or(exe).to_string()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
 pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeInfo {
     match node {
         Node::Lock { pid, lock } => {
@@ -413,6 +434,8 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
             direction: dir.as_str().to_string(),
             channel: channel.clone(),
             description: channel.describe(),
+            senders: process_names(model, model.ends.get(channel).map(|e| &e.0)),
+            receiving: process_names(model, model.ends.get(channel).map(|e| &e.1)),
             receivers: model
                 .receivers
                 .get(channel)

@@ -7,7 +7,7 @@
 
 use crate::trace::TraceFile;
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Observed, Record};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 /// A node of the wait-for graph.
@@ -185,6 +185,8 @@ pub struct Model {
     pub misuses: Vec<(u32, holdcheck_format::Misuse)>,
     /// The threads (pid, tid) that receive from each queue.
     pub receivers: HashMap<Channel, std::collections::BTreeSet<(u32, u32)>>,
+    /// The processes seen at each end of each queue: (senders, receivers).
+    pub ends: HashMap<Channel, (BTreeSet<u32>, BTreeSet<u32>)>,
     /// What the live watchdogs reported, by pid.
     pub observed: Vec<(u32, Observed)>,
     pub warnings: Vec<String>,
@@ -607,6 +609,11 @@ impl Model {
                             .or_default()
                             .insert((pid, *tid));
                     }
+                    let ends = self.ends.entry(channel.clone()).or_default();
+                    match direction {
+                        Direction::Send => ends.0.insert(pid),
+                        Direction::Recv => ends.1.insert(pid),
+                    };
                     self.uses
                         .push((pid, *tid, channel.clone(), *direction, *stack));
                 }

@@ -233,6 +233,18 @@ impl Channel {
         }
     }
 
+    /// A kernel queue between processes or threads (a socket, a pipe, a
+    /// fifo), not a thread's end, a child's exit or a wake-up.
+    pub fn is_queue(&self) -> bool {
+        !matches!(
+            self,
+            Channel::Exit { .. }
+                | Channel::Condvar { .. }
+                | Channel::Semaphore { .. }
+                | Channel::Thread { .. }
+        )
+    }
+
     /// A queue of signals that a send never blocks on (a condition
     /// variable, a semaphore): any one sender can wake a receiver.
     pub fn is_posted(&self) -> bool {

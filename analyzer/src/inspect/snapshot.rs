@@ -547,6 +547,29 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         })
         .collect();
     model.warnings = warnings;
+    // Each queue's ends as far as /proc shows them: the waiter's process on
+    // its side, and for a send the processes holding the receiving end.
+    for (tid, wait) in &w.waits {
+        let (Wait::Call { channel, dir, .. }, Some(&idx)) = (wait, w.process_of.get(tid)) else {
+            continue;
+        };
+        if !channel.is_queue() {
+            continue;
+        }
+        let ends = model.ends.entry(channel.clone()).or_default();
+        match dir {
+            Direction::Send => {
+                ends.0.insert(procs[idx].pid);
+                let described = channel.describe();
+                if let Some(q) = queues.iter().find(|q| q.description == described) {
+                    ends.1.extend(q.owner_pids.iter().copied());
+                }
+            }
+            Direction::Recv => {
+                ends.1.insert(procs[idx].pid);
+            }
+        }
+    }
     let info = InspectInfo {
         pid: procs[0].pid,
         pids: procs.iter().map(|p| p.pid).collect(),

@@ -82,8 +82,46 @@ pub fn node_label(n: &NodeInfo) -> String {
         NodeInfo::Channel {
             direction,
             description,
+            channel,
+            senders,
+            receiving,
             ..
-        } => format!("{description} ({direction})"),
+        } => {
+            let ends = if channel.is_queue() {
+                queue_ends(senders, receiving, |p| format!("{}[{}]", p.name, p.pid))
+            } else {
+                String::new()
+            };
+            format!("{description} ({direction}){ends}")
+        }
+    }
+}
+
+/// The processes at a queue's two ends: ` in warnd[12]` (one process at
+/// both), ` from cli[13] to warnd[12]`, or the one end known.
+fn queue_ends(
+    senders: &[ProcessName],
+    receiving: &[ProcessName],
+    name: impl Fn(&ProcessName) -> String,
+) -> String {
+    let list = |ps: &[ProcessName]| {
+        let mut v: Vec<String> = ps.iter().map(&name).collect();
+        v.dedup();
+        if v.len() > 3 {
+            let more = v.len() - 2;
+            v.truncate(2);
+            v.push(format!("{more} more"));
+        }
+        v.join(", ")
+    };
+    match (senders.is_empty(), receiving.is_empty()) {
+        (true, true) => String::new(),
+        (false, false) if senders == receiving && senders.len() == 1 => {
+            format!(" in {}", list(senders))
+        }
+        (false, false) => format!(" from {} to {}", list(senders), list(receiving)),
+        (false, true) => format!(" from {}", list(senders)),
+        (true, false) => format!(" to {}", list(receiving)),
     }
 }
 
@@ -186,7 +224,11 @@ pub fn stable_node_label(n: &NodeInfo) -> String {
             }
         }
         NodeInfo::Channel {
-            direction, channel, ..
+            direction,
+            channel,
+            senders,
+            receiving,
+            ..
         } => {
             use holdcheck_format::Channel as C;
             let what = match channel {
@@ -206,7 +248,13 @@ pub fn stable_node_label(n: &NodeInfo) -> String {
                 C::Semaphore { .. } => "semaphore".to_string(),
                 C::Thread { .. } => "end of a thread".to_string(),
             };
-            format!("{what} ({direction})")
+            // Programs by name only: pids differ from run to run.
+            let ends = if channel.is_queue() {
+                queue_ends(senders, receiving, |p| p.name.clone())
+            } else {
+                String::new()
+            };
+            format!("{what} ({direction}){ends}")
         }
     }
 }

@@ -452,7 +452,19 @@ pub enum NodeInfo {
         /// receiving end), as the shim saw them.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         receivers: Vec<ThreadRef>,
+        /// The processes seen sending to it and receiving from it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        senders: Vec<ProcessName>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        receiving: Vec<ProcessName>,
     },
+}
+
+/// A process by its pid and program name (`cli`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProcessName {
+    pub pid: u32,
+    pub name: String,
 }
 
 /// Where a lock on the heap (or the stack) was made.

@@ -307,7 +307,7 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
 
 /// Longest cycle line written out in full; a longer one is written with
 /// aliases (`M0 -> Q1 -> M0`, as TSan names mutexes), each then defined.
-const CYCLE_LINE: usize = 100;
+const CYCLE_LINE: usize = 120;
 
 /// `  Cycle: rwlock alarm_lock (write) -> netlink … (send) -> …`.
 /// Returns the aliases it defined.
