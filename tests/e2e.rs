@@ -1238,6 +1238,13 @@ fn inspect_finds_the_subprocess_pipe_deadlock_across_two_processes() {
     for q in r["inspect"]["queues"].as_array().unwrap() {
         assert_eq!(q["owner_pids"].as_array().unwrap().len(), 1, "{q}");
     }
+    // Each pipe is named with both ends' processes, one to the other.
+    for n in nodes {
+        let end = |key: &str| n[key][0]["pid"].as_u64().unwrap_or(0);
+        let (from, to) = (end("senders"), end("receiving"));
+        assert!(from != 0 && to != 0 && from != to, "{n}");
+        assert!(want.contains(&from) && want.contains(&to), "{n}");
+    }
 }
 
 /// A shell pipeline in its own process group, killed when dropped.

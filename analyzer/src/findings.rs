@@ -400,18 +400,23 @@ fn process_names(
 ) -> Vec<ProcessName> {
     pids.into_iter()
         .flatten()
-        .map(|&pid| ProcessName {
-            pid,
-            name: model
-                .processes
-                .get(&pid)
-                .map(|p| {
-                    let exe = p.cmdline.first().unwrap_or(&p.exe);
-                    exe.rsplit('/').next().unwrap_or(exe).to_string()
-                })
-                .unwrap_or_default(),
-        })
+        .map(|&pid| process_name(model, pid))
         .collect()
+}
+
+/// A process by pid and program name (`cli`).
+pub(crate) fn process_name(model: &Model, pid: u32) -> ProcessName {
+    ProcessName {
+        pid,
+        name: model
+            .processes
+            .get(&pid)
+            .map(|p| {
+                let exe = p.cmdline.first().unwrap_or(&p.exe);
+                exe.rsplit('/').next().unwrap_or(exe).to_string()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeInfo {

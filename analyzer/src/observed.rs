@@ -5,7 +5,7 @@ use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::node_label;
 use crate::report::HANG;
-use crate::report::{EdgeInfo, Finding, StackInfo, ThreadRef, ThreadState};
+use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
 use crate::symbolize::Symbols;
 use crate::symbolize::{program_frame, site_frame};
 use holdcheck_format::{Channel, Observed, ObservedNode, ObservedThread, Waiting};
@@ -23,11 +23,69 @@ pub(crate) fn node(n: &ObservedNode, pid: u32) -> Node {
     }
 }
 
+/// What the observation shows of each queue's ends: a thread blocked
+/// sending or receiving on it is at that end; one that drains (or feeds) it
+/// is at its receiving (or sending) end.
+fn add_ends(model: &Model, pid: u32, o: &Observed, nodes: &mut [NodeInfo]) {
+    let pid_of = |tid: u32| {
+        o.threads
+            .iter()
+            .find(|t| t.tid == tid)
+            .and_then(|t| t.pid)
+            .unwrap_or(pid)
+    };
+    let mut add = |i: usize, send: bool, p: u32| {
+        if let Some(NodeInfo::Channel {
+            channel,
+            senders,
+            receiving,
+            ..
+        }) = nodes.get_mut(i)
+        {
+            if !channel.is_queue() {
+                return;
+            }
+            let side = if send { senders } else { receiving };
+            if !side.iter().any(|s| s.pid == p) {
+                side.push(crate::findings::process_name(model, p));
+                side.sort_by_key(|s| s.pid);
+            }
+        }
+    };
+    for e in &o.edges {
+        match e.relation.as_str() {
+            "drain" => add(e.from, false, pid_of(e.tid)),
+            "produce" => add(e.from, true, pid_of(e.tid)),
+            _ => {}
+        }
+    }
+    for t in &o.threads {
+        let Some(Waiting::Call {
+            channel, direction, ..
+        }) = &t.waiting
+        else {
+            continue;
+        };
+        let p = t.pid.unwrap_or(pid);
+        for (i, n) in o.nodes.iter().enumerate() {
+            if matches!(n, ObservedNode::Channel { channel: c, .. } if c == channel) {
+                add(i, *direction == holdcheck_format::Direction::Send, p);
+            }
+        }
+    }
+}
+
 fn waiting_text(model: &Model, pid: u32, w: &Waiting) -> String {
     match w {
         Waiting::Lock { lock, mode, .. } => {
             let n = node_info(model, &Node::lock(pid, *lock), Some(*mode));
-            format!("lock {}", node_label(&n))
+            // A lock of unknown kind is labelled "lock 0x…" already.
+            let label = node_label(&n);
+            if label.starts_with("lock ") {
+                label
+            } else {
+                format!("lock {label}")
+            }
         }
         Waiting::Call {
             call,
@@ -117,7 +175,7 @@ pub fn unexplained_hangs(observed: &[(u32, Observed)]) -> Vec<(u32, &Observed)> 
 }
 
 pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Finding {
-    let nodes: Vec<_> = o
+    let mut nodes: Vec<_> = o
         .nodes
         .iter()
         .map(|n| {
@@ -181,6 +239,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
             stack,
         });
     }
+    add_ends(model, pid, o, &mut nodes);
     // An edge without a stack of its own points at an empty one.
     let mut empty_stack = None;
     let edges: Vec<EdgeInfo> = o
