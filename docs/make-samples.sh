@@ -53,13 +53,23 @@ done
     echo
     echo "## SARIF 2.1.0 (\`--format sarif\`)"
     echo
-    echo "[samples/warnd.sarif](samples/warnd.sarif): one result per finding, with"
-    echo "its call and acquisition sites as locations (code-scanning UIs show them)."
+    echo "[samples/warnd.sarif](samples/warnd.sarif): one result per finding, at its"
+    echo "call, with its other sites as related locations, a code flow (one thread"
+    echo "flow per thread), rule help and paths relative to \`%SRCROOT%\`."
     echo
     echo "## HTML (\`--format html\`)"
     echo
     echo "[samples/warnd.html](samples/warnd.html): one self-contained page (it"
-    echo "fetches nothing) with a summary, each finding's graph drawn in, the"
-    echo "source lines at its sites, and the text report."
+    echo "fetches nothing) with a summary, an index of the findings, each finding's"
+    echo "picture drawn in, the source lines at its sites, and the text report."
 } > docs/samples.md
 echo "wrote docs/samples.md and $out/"
+# The README's sample is the text report of the same run.
+python3 - "$out/warnd.txt" README.md <<'PY'
+import sys
+sample, readme = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+start = readme.index("```\n", readme.index("## What it prints")) + 4
+end = readme.index("```\n", start)
+open(sys.argv[2], "w").write(readme[:start] + sample + readme[end:])
+PY
+echo "updated README.md's sample"
