@@ -18,7 +18,7 @@ done
 rm -rf "$traces"
 # Paths of this checkout, shortened for the page.
 for f in "$out"/*; do
-    sed -i "s#$root/##g" "$f"
+    sed -i "s#file://$root/#file:///src/holdcheck/#g; s#$root/##g" "$f"
 done
 {
     echo "# Sample reports"
