@@ -3,7 +3,8 @@
  * the shim by `cargo run --release -p holdcheck-bench`, which prints the
  * ratios. Each line: "<case> <ns per op>".
  *
- *   lockbench [ITERS]          every case
+ *   lockbench [ITERS]          every case (the first while the process
+ *                              has one thread, the others with a helper)
  *   lockbench --pairs N        N uncontended mutex pairs, nothing else (for
  *                              instruction counts under callgrind)
  *   lockbench --heavy N        the lock-heavy two-thread loop only, N
@@ -198,6 +199,8 @@ int main(int argc, char **argv) {
     }
     if (argc > 1)
         iters = atol(argv[1]);
+    /* Before any thread starts: glibc's single-thread path. */
+    measure("single_thread_mutex_pair", mutex_pair);
     start_watchdog();
     measure("mutex_pair", mutex_pair);
     measure("rwlock_read_pair", rwlock_read_pair);

@@ -143,3 +143,17 @@ pub fn read_own_u32(addr: usize) -> Option<u32> {
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     (n == 4).then_some(v)
 }
+
+extern "C" {
+    /// glibc's own "this process has one thread" (sys/single_threaded.h):
+    /// true until the first `pthread_create`, and again in a fork child.
+    static __libc_single_threaded: core::ffi::c_char;
+}
+
+/// Whether the process has one thread, as glibc sees it (it skips its
+/// locks' atomics then).
+#[inline(always)]
+pub fn single_threaded() -> bool {
+    // SAFETY: a byte glibc exports for exactly this reading.
+    unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
+}

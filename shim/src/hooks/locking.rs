@@ -150,6 +150,11 @@ pub fn acquire_blocking(
         announced: false,
         site,
     };
+    if crate::sys::single_threaded() {
+        // No other thread can hold it (or watch the wait): glibc's own
+        // single-thread path, without the atomic a trylock costs.
+        return after(lock(), entry, true);
+    }
     let r = trylock();
     if r != libc::EBUSY {
         return after(r, entry, true);
