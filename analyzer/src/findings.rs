@@ -648,48 +648,9 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let locks = nodes
-        .iter()
-        .filter(|n| matches!(n, NodeInfo::Lock { .. }))
-        .count();
-    let queues = n - locks;
     let serialized = match &c.grade {
         Grade::Concurrent => None,
         Grade::Serialized(s) => Some(serialized_info(model, s)),
-    };
-    let title = if let Some(s) = &serialized {
-        format!(
-            "lock-order inversion: {} locks taken in opposite orders; {}",
-            locks,
-            labels::serialized_reason(s)
-        )
-    } else if queues == 0 {
-        format!(
-            "lock-order inversion: {} locks taken in opposite orders by {} threads",
-            locks,
-            threads.len()
-        )
-    } else if let Some(held) = edges.iter().find(|e| e.relation == "held-across-call") {
-        let lock = node_label(&nodes[held.from]);
-        let queue = node_label(&nodes[held.to]);
-        let needs = if let Some(w) = edges.iter().find(|e| e.relation == "queue-wait") {
-            format!(
-                "while the other end first waits on {}, in a cycle back to that lock",
-                node_label(&nodes[w.to])
-            )
-        } else if edges.iter().any(|e| e.relation == "drain") {
-            "whose only drainer needs that lock".to_string()
-        } else if edges.iter().any(|e| e.relation == "produce") {
-            "whose producer needs that lock first".to_string()
-        } else {
-            "in a cycle back to that lock".to_string()
-        };
-        format!(
-            "{lock} held across a blocking {}() on {queue}, {needs}",
-            held.call.as_deref().unwrap_or("call")
-        )
-    } else {
-        format!("cycle through {locks} locks and {queues} kernel queues")
     };
     let location = edges
         .iter()
@@ -701,8 +662,16 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
     } else {
         POTENTIAL_DEADLOCK
     };
-    let mut f = Finding::new(kind, title, (nodes, edges), threads, stacks, location);
+    let mut f = Finding::new(
+        kind,
+        String::new(),
+        (nodes, edges),
+        threads,
+        stacks,
+        location,
+    );
     f.serialized = serialized;
+    f.title = labels::cycle_title(&f);
     f
 }
 

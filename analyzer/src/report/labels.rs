@@ -64,6 +64,51 @@ pub fn serialized_reason(s: &Serialized) -> String {
     )
 }
 
+/// A predicted cycle's one-line title, from its data: a lock-order
+/// inversion (and why this run could not deadlock on it), or a lock held
+/// across a blocking call whose other end needs that lock.
+pub fn cycle_title(f: &Finding) -> String {
+    let locks = f
+        .nodes
+        .iter()
+        .filter(|n| matches!(n, NodeInfo::Lock { .. }))
+        .count();
+    let queues = f.nodes.len() - locks;
+    let edges = &f.edges;
+    if let Some(s) = &f.serialized {
+        format!(
+            "lock-order inversion: {locks} locks taken in opposite orders; {}",
+            serialized_reason(s)
+        )
+    } else if queues == 0 {
+        format!(
+            "lock-order inversion: {locks} locks taken in opposite orders by {} threads",
+            f.threads.len()
+        )
+    } else if let Some(held) = edges.iter().find(|e| e.relation == "held-across-call") {
+        let lock = node_label(&f.nodes[held.from]);
+        let queue = node_label(&f.nodes[held.to]);
+        let needs = if let Some(w) = edges.iter().find(|e| e.relation == "queue-wait") {
+            format!(
+                "while the other end first waits on {}, in a cycle back to that lock",
+                node_label(&f.nodes[w.to])
+            )
+        } else if edges.iter().any(|e| e.relation == "drain") {
+            "whose only drainer needs that lock".to_string()
+        } else if edges.iter().any(|e| e.relation == "produce") {
+            "whose producer needs that lock first".to_string()
+        } else {
+            "in a cycle back to that lock".to_string()
+        };
+        format!(
+            "{lock} held across a blocking {}() on {queue}, {needs}",
+            held.call.as_deref().unwrap_or("call")
+        )
+    } else {
+        format!("cycle through {locks} locks and {queues} kernel queues")
+    }
+}
+
 /// `rwlock alarm_lock (write)`, `mutex 0x5555` or `netlink NETLINK_USERSOCK port
 /// 7 (send)`.
 pub fn node_label(n: &NodeInfo) -> String {
