@@ -84,6 +84,24 @@ static NOINLINE void signal_pair(long n) {
     }
 }
 
+/* The same signal under two locks, while a lock is made and destroyed
+ * in every iteration (a lock per object elsewhere in the program): the
+ * shim's per-thread caches must not be invalidated by a lock that no fact
+ * names. */
+static pthread_mutex_t scratch;
+
+static NOINLINE void signal_churn_pair(long n) {
+    for (long i = 0; i < n; i++) {
+        pthread_mutex_lock(&m1);
+        pthread_mutex_lock(&m2);
+        pthread_cond_signal(&cv);
+        pthread_mutex_unlock(&m2);
+        pthread_mutex_unlock(&m1);
+        pthread_mutex_init(&scratch, NULL);
+        pthread_mutex_destroy(&scratch);
+    }
+}
+
 /* A small block allocated and freed (the free hook's path: after the
  * nested cases, locks are known, so every free is measured against them). */
 static NOINLINE void malloc_free_pair(long n) {
@@ -209,6 +227,7 @@ int main(int argc, char **argv) {
     measure("nested4_pair", nested4_pair);
     measure("contended_pair", contended_pair);
     measure("signal_pair", signal_pair);
+    measure("signal_churn_pair", signal_churn_pair);
     measure("malloc_free_pair", malloc_free_pair);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
         die("socketpair");

@@ -61,6 +61,8 @@ pub fn lock_order(
         && st.held().iter().any(|e| e.addr == addr)
         && unsafe { locks::props(addr, kind) }.recursive
     {
+        // Cached as seen: a new generation of it must be seen anew.
+        locks::named(addr);
         return;
     }
     let tid = st.tid();
@@ -114,9 +116,18 @@ pub fn lock_order(
     });
 }
 
-/// A fact's identity in the trace: `base` (what else it is about) with the
-/// locks by generation, so it survives epoch changes and a reused address
-/// is another fact.
+/// A lock taken between two operations on a queue: the lock's identity and
+/// the fact's key in the trace (the queue, the lock by generation, the site
+/// and mode that took it).
+fn queue_lock_base(ckey: u64, e: &HeldEntry) -> (LockRef, u64) {
+    let lock = locks::lock_ref(e.addr);
+    let base = mix(
+        mix(ckey, lock.addr ^ (lock.gen as u64) << 48),
+        e.site as u64 ^ mode_bits(e.mode) << 40,
+    );
+    (lock, base)
+}
+
 /// Names the thread in the trace, and its start (who made it, where) the
 /// first time it is part of a fact: a thread per task that takes part in
 /// none costs the trace nothing.
@@ -129,6 +140,9 @@ fn note_thread(rec: &mut crate::recorder::Recorder, st: &mut ThreadState) {
     }
 }
 
+/// A fact's identity in the trace: `base` (what else it is about) with the
+/// locks by generation, so it survives epoch changes and a reused address
+/// is another fact.
 fn fact_identity<'a>(
     base: u64,
     lock: Option<LockRef>,
@@ -265,7 +279,15 @@ fn queue_op(
     }
     // No lock in it: no epoch either.
     let use_key = mix(ckey, call.as_ptr() as u64) | 1;
-    let new_use = !st.seen_before(use_key);
+    let mut new_use = !st.seen_before(use_key);
+    // The per-thread cache forgets in a steady loop through more keys than
+    // it holds: what the trace already has is no new fact, and no reason
+    // to unwind a stack.
+    if new_use || !pending.is_empty() {
+        let rec = RECORDER.lock();
+        new_use = new_use && rec.would_write(use_key, tid);
+        pending.retain(|e| rec.would_write(queue_lock_base(ckey, e).1, tid));
+    }
 
     let chan_id = match st.queues[slot].chan_id {
         0 => {
@@ -355,7 +377,9 @@ fn queue_op(
         let held: Vec<(Held, LockKind)> = held_list(st);
         let mut rec = RECORDER.lock();
         note_thread(&mut rec, st);
-        if new_use && rec.thread_fact(mix(use_key, stack), tid).1 {
+        // Claimed once per thread, channel and call (the stack is that
+        // of the first such use).
+        if new_use && rec.thread_fact(use_key, tid).1 {
             rec.write(&Record::ChannelUse {
                 tid,
                 channel: chan.clone(),
@@ -365,11 +389,7 @@ fn queue_op(
             });
         }
         for e in pending {
-            let lock = locks::lock_ref(e.addr);
-            let base = mix(
-                mix(ckey, lock.addr ^ (lock.gen as u64) << 48),
-                e.site as u64 ^ mode_bits(e.mode) << 40,
-            );
+            let (lock, base) = queue_lock_base(ckey, &e);
             if !rec.thread_fact(base, tid).1 {
                 continue;
             }

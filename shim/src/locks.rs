@@ -12,7 +12,7 @@
 use crate::sync::ForkMutex;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use holdcheck_format::{LockKind, LockRef, Mode};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Bumped whenever a known lock changes generation; per-thread caches of
 /// recorded facts include it, so they never match a fact of an older lock.
@@ -28,6 +28,11 @@ pub struct Table {
     /// Where each known lock was last initialised (the return address of
     /// its `pthread_*_init`): its name in reports when no variable names it.
     inits: HashMap<usize, u64>,
+    /// Known locks whose current generation a fact or a thread's cache may
+    /// name (its identity was handed out): only their change of generation
+    /// must bump [`EPOCH`]. A lock made and destroyed in a loop, never
+    /// named, leaves every thread's cache valid.
+    named: HashSet<usize>,
 }
 
 pub static TABLE: ForkMutex<Option<Table>> = ForkMutex::new(None);
@@ -57,18 +62,30 @@ pub fn lock_ref(addr: usize) -> LockRef {
             gen
         }
     };
+    t.named.insert(addr);
     LockRef {
         addr: addr as u64,
         gen,
     }
 }
 
+/// The lock at `addr` is named by a thread's cache of seen facts (without
+/// its identity being looked up): a change of its generation must bump
+/// [`EPOCH`].
+pub fn named(addr: usize) {
+    let mut g = TABLE.lock();
+    g.get_or_insert_with(Table::default).named.insert(addr);
+}
+
 /// `init` or `destroy` of the lock at `addr`: later uses are a new lock.
 pub fn new_generation(addr: usize) {
-    let mut t = TABLE.lock();
-    if let Some(gen) = t.as_mut().and_then(|t| t.live.get_mut(&addr)) {
+    let mut g = TABLE.lock();
+    let Some(t) = g.as_mut() else { return };
+    if let Some(gen) = t.live.get_mut(&addr) {
         *gen += 1;
-        EPOCH.fetch_add(1, Ordering::Relaxed);
+        if t.named.remove(&addr) {
+            EPOCH.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -81,7 +98,9 @@ pub fn initialised(addr: usize, site: u64) {
     match t.live.get_mut(&addr) {
         Some(gen) => {
             *gen += 1;
-            EPOCH.fetch_add(1, Ordering::Relaxed);
+            if t.named.remove(&addr) {
+                EPOCH.fetch_add(1, Ordering::Relaxed);
+            }
         }
         None => {
             let gen = t.retired.remove(&addr).unwrap_or(0);
@@ -126,14 +145,16 @@ pub fn freed(start: usize, len: usize) {
         .range(start..start.saturating_add(len))
         .map(|(&a, &g)| (a, g))
         .collect();
+    let mut named = false;
     for (addr, gen) in &gone {
         t.live.remove(addr);
         t.inits.remove(addr);
+        named |= t.named.remove(addr);
         t.retired.insert(*addr, gen + 1);
         bucket(*addr).fetch_sub(1, Ordering::Relaxed);
         KNOWN.fetch_sub(1, Ordering::Relaxed);
     }
-    if !gone.is_empty() {
+    if named {
         EPOCH.fetch_add(1, Ordering::Relaxed);
     }
 }

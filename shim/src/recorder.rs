@@ -88,6 +88,15 @@ impl Recorder {
         (holdcheck_format::mix(base, threads[0] as u64) | 1, false)
     }
 
+    /// Whether [`Recorder::thread_fact`] would write thread `tid`'s
+    /// instance of fact `base` now (without claiming it): a fact the trace
+    /// already has needs no stack unwound for it.
+    pub fn would_write(&self, base: u64, tid: u32) -> bool {
+        self.fact_threads
+            .get(&base)
+            .is_none_or(|threads| !threads.contains(&tid) && threads.len() < THREADS_PER_FACT)
+    }
+
     /// Writes the module table if this trace has none yet (a record with a
     /// code address and no stack needs it to be symbolised).
     pub fn ensure_modules(&mut self) {
