@@ -54,6 +54,16 @@ fn one_thread_taking_two_orders_is_a_graded_inversion_with_both_call_paths() {
     assert_eq!(r.code, 1, "an inversion fails the run by default");
     let f = only(&r, "lock-order-inversion");
     assert_eq!(lock_nodes(f).len(), 2);
+    // C variables one letter long are named as they are (a C++ demangler
+    // would read `a` and `b` as the types `signed char` and `bool`).
+    let mut names: Vec<&str> = f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or("?"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"], "{f:#}");
     assert_eq!(f["serialized"]["by"], "same-thread");
     assert_eq!(f["serialized"]["same_thread"][0]["name"], "lockorder");
     assert_eq!(r.report["summary"]["lock-order-inversion"], 1);

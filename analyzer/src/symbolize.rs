@@ -310,8 +310,12 @@ fn data_symbols(path: &str) -> Vec<(u64, u64, String)> {
         .filter(|s| s.kind() == SymbolKind::Data && s.size() > 0)
         .filter_map(|s| {
             let raw = s.name().ok()?;
-            let name = cpp_demangle::Symbol::new(raw)
-                .ok()
+            // Only a mangled C++ name is demangled: the demangler reads a
+            // C variable called `a` or `b` as a type (`signed char`, `bool`).
+            let name = raw
+                .starts_with("_Z")
+                .then(|| cpp_demangle::Symbol::new(raw).ok())
+                .flatten()
                 .and_then(|d| d.demangle().ok())
                 .unwrap_or_else(|| raw.to_string());
             Some((s.address(), s.size(), name))
