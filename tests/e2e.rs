@@ -1122,6 +1122,8 @@ fn inspect_finds_the_warnd_deadlock_without_the_shim() {
     let nodes = f["nodes"].as_array().unwrap();
     assert_eq!(nodes[0]["kind"], "rwlock");
     assert_eq!(nodes[0]["mode"], "write");
+    // Named by its variable from outside too, without --stacks.
+    assert_eq!(nodes[0]["name"], "alarm_lock", "{:#}", nodes[0]);
     assert_eq!(nodes[1]["family"], "netlink");
     assert_eq!(nodes[1]["port"], port);
     let send = f["edges"]
@@ -1152,6 +1154,13 @@ fn inspect_finds_the_warnd_deadlock_without_the_shim() {
         t["wchan"].as_str().unwrap().contains("netlink_attachskb"),
         "{t}"
     );
+    let waiter = r["inspect"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "nl-receiver")
+        .unwrap();
+    assert_eq!(waiter["blocked_in"], "lock rwlock alarm_lock", "{waiter}");
 }
 
 /// The queue of an inspect report's overview, by its description.

@@ -76,6 +76,21 @@ pub fn inspect(o: &Options) -> Result<Report> {
                 .to_string(),
         );
     }
+    let mut info = info;
+    // The overview names the locks as the findings do (by their variable).
+    for task in info.tasks.iter_mut() {
+        let Some(b) = task.blocked_in.as_mut() else {
+            continue;
+        };
+        for ((pid, addr), name) in &model.lock_names {
+            if *pid == task.pid {
+                let address = format!("{addr:#x}");
+                if b.contains(&address) {
+                    *b = b.replace(&address, name);
+                }
+            }
+        }
+    }
     report.inspect = Some(info);
     Ok(report)
 }

@@ -287,6 +287,11 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                 Err(e) => warnings.push(format!("cannot read the modules of {}: {e}", p.pid)),
             }
         }
+    } else {
+        // Without stacks, the module table still names the locks.
+        for (idx, p) in procs.iter().enumerate() {
+            module_tables[idx] = stacks::module_table(p.pid).unwrap_or_default();
+        }
     }
 
     if !stopped_for_stack.is_empty() {

@@ -81,12 +81,69 @@ impl Modules {
     }
 }
 
-pub fn modules(pid: u32) -> Result<Modules> {
-    let maps = mappings(pid)?;
+/// A module as the trace has it: its load bias and its loadable segments
+/// in memory (the zero-filled end of `.bss` too, where a static lock can
+/// live, which no file mapping shows).
+fn table_entry(path: &str, obj: &object::File, bias: u64) -> TraceModule {
+    use object::ObjectSegment;
+    TraceModule {
+        path: path.to_string(),
+        base: bias,
+        segments: obj
+            .segments()
+            .map(|s| {
+                let start = s.address().wrapping_add(bias);
+                (start, start.wrapping_add(s.size()))
+            })
+            .collect(),
+    }
+}
+
+/// Calls `f` with each code module mapped in the process: its path, its
+/// mappings, its parsed file and its load bias (where its first mapping
+/// is, less the address its first loadable segment asks for).
+fn each_module(
+    pid: u32,
+    maps: &[Mapping],
+    mut f: impl FnMut(&str, &[&Mapping], &object::File, u64),
+) {
     let mut by_path: BTreeMap<&str, Vec<&Mapping>> = BTreeMap::new();
-    for m in &maps {
+    for m in maps {
         by_path.entry(m.path.as_str()).or_default().push(m);
     }
+    for (path, ms) in by_path {
+        if !ms.iter().any(|m| m.exec) {
+            continue;
+        }
+        let Ok(data) = std::fs::read(format!("/proc/{}/root{path}", via(pid)))
+            .or_else(|_| std::fs::read(path))
+        else {
+            continue;
+        };
+        let Ok(obj) = object::File::parse(&*data) else {
+            continue;
+        };
+        let Some(first) = ms.iter().find(|m| m.offset == 0) else {
+            continue;
+        };
+        let first_vaddr = obj.segments().map(|s| s.address()).min().unwrap_or(0) & !0xfff;
+        f(path, &ms, &obj, first.start.wrapping_sub(first_vaddr));
+    }
+}
+
+/// The module table of a process alone (for naming its locks by their
+/// variables), without reading any unwind information.
+pub fn module_table(pid: u32) -> Result<Vec<TraceModule>> {
+    let maps = mappings(pid)?;
+    let mut table = Vec::new();
+    each_module(pid, &maps, |path, _, obj, bias| {
+        table.push(table_entry(path, obj, bias))
+    });
+    Ok(table)
+}
+
+pub fn modules(pid: u32) -> Result<Modules> {
+    let maps = mappings(pid)?;
     let mut unwinder = UnwinderX86_64::new();
     let mut table = Vec::new();
     let code = maps
@@ -96,25 +153,10 @@ pub fn modules(pid: u32) -> Result<Modules> {
         .collect();
     let mut functions = Vec::new();
     let mut plts = Vec::new();
-    for (path, ms) in by_path {
+    each_module(pid, &maps, |path, ms, obj, bias| {
         let Some(text) = ms.iter().find(|m| m.exec) else {
-            continue;
+            return;
         };
-        let Ok(data) = std::fs::read(format!("/proc/{}/root{path}", via(pid)))
-            .or_else(|_| std::fs::read(path))
-        else {
-            continue;
-        };
-        let Ok(obj) = object::File::parse(&*data) else {
-            continue;
-        };
-        // The load bias: where the file's first mapping is, less the
-        // address its first loadable segment asks for.
-        let Some(first) = ms.iter().find(|m| m.offset == 0) else {
-            continue;
-        };
-        let first_vaddr = obj.segments().map(|s| s.address()).min().unwrap_or(0) & !0xfff;
-        let bias = first.start.wrapping_sub(first_vaddr);
         let section = |name: &str| {
             obj.section_by_name(name)
                 .and_then(|s| Some((s.address()..s.address() + s.size(), s.data().ok()?.to_vec())))
@@ -153,12 +195,8 @@ pub fn modules(pid: u32) -> Result<Modules> {
                 plts.push(start..start + sec.size());
             }
         }
-        table.push(TraceModule {
-            path: path.to_string(),
-            base: bias,
-            segments: ms.iter().map(|m| (m.start, m.end)).collect(),
-        });
-    }
+        table.push(table_entry(path, obj, bias));
+    });
     functions.sort_unstable();
     functions.dedup();
     Ok(Modules {
