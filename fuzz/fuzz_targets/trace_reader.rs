@@ -30,11 +30,12 @@ fuzz_target!(|data: &[u8]| {
             trace::read_from(Path::new(&name), bytes).expect("reading memory cannot fail")
         })
         .collect();
-    let model = Model::build(&traces);
-    let r = findings::analyse(&model);
+    let mut model = Model::build(&traces);
+    let r = findings::analyse(&mut model);
     let _ = report::text::render(&r);
     let _ = serde_json::to_string(&r).expect("a report always serialises");
     let _ = report::graph::dot(&r);
-    let _ = report::sarif::render(&r);
+    let _ = report::sarif::render(&r, &Default::default());
+    let _ = report::svg::svg(&r);
     let _ = report::html::render(&r);
 });
