@@ -92,6 +92,24 @@ impl Canvas {
         self.max = (self.max.0.max(x1), self.max.1.max(y1));
     }
 
+    /// Arrow `k` along path `d`, covering the box of `points` (its ends
+    /// and the points it bends towards).
+    fn arrow(&mut self, k: usize, d: &str, colour: &str, points: &[(f64, f64)]) {
+        let _ = writeln!(
+            self.body,
+            "<path class=\"edge\" data-edge=\"{k}\" d=\"{d}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\" marker-end=\"url(#{MARKER}-{})\"/>",
+            colour.trim_start_matches('#')
+        );
+        let xs = points.iter().map(|p| p.0);
+        let ys = points.iter().map(|p| p.1);
+        self.cover(
+            xs.clone().fold(f64::INFINITY, f64::min),
+            ys.clone().fold(f64::INFINITY, f64::min),
+            xs.fold(f64::NEG_INFINITY, f64::max),
+            ys.fold(f64::NEG_INFINITY, f64::max),
+        );
+    }
+
     /// Lines of text from `(x, y)` (the first line's top), anchored.
     fn text(&mut self, x: f64, y: f64, lines: &[String], anchor: &str, attrs: &str) {
         let w = lines.iter().map(|l| text_width(l)).fold(0.0, f64::max);
@@ -245,17 +263,8 @@ fn curve(c: &mut Canvas, k: usize, a: &Node, b: &Node, bend: f64, lines: &[Strin
     let (ex, ey) = b.border(mx, my);
     // The control point that makes the curve pass through (mx, my).
     let (cx, cy) = (2.0 * mx - (sx + ex) / 2.0, 2.0 * my - (sy + ey) / 2.0);
-    let _ = writeln!(
-        c.body,
-        "<path class=\"edge\" data-edge=\"{k}\" d=\"M{sx:.1},{sy:.1} Q{cx:.1},{cy:.1} {ex:.1},{ey:.1}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\" marker-end=\"url(#{MARKER}-{colour_id})\"/>",
-        colour_id = colour.trim_start_matches('#'),
-    );
-    c.cover(
-        sx.min(ex).min(mx),
-        sy.min(ey).min(my),
-        sx.max(ex).max(mx),
-        sy.max(ey).max(my),
-    );
+    let d = format!("M{sx:.1},{sy:.1} Q{cx:.1},{cy:.1} {ex:.1},{ey:.1}");
+    c.arrow(k, &d, colour, &[(sx, sy), (ex, ey), (mx, my)]);
     label(c, k, mx, my, nx, ny, lines);
 }
 
@@ -363,19 +372,10 @@ fn self_loop(
     let (ex, ey) = (bx - px * spread, by - py * spread);
     let (c1x, c1y) = (sx + ux * reach + px * 40.0, sy + uy * reach + py * 40.0);
     let (c2x, c2y) = (ex + ux * reach - px * 40.0, ey + uy * reach - py * 40.0);
-    let _ = writeln!(
-        c.body,
-        "<path class=\"edge\" data-edge=\"{k}\" d=\"M{sx:.1},{sy:.1} C{c1x:.1},{c1y:.1} {c2x:.1},{c2y:.1} {ex:.1},{ey:.1}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\" marker-end=\"url(#{MARKER}-{})\"/>",
-        colour.trim_start_matches('#')
-    );
+    let d = format!("M{sx:.1},{sy:.1} C{c1x:.1},{c1y:.1} {c2x:.1},{c2y:.1} {ex:.1},{ey:.1}");
+    c.arrow(k, &d, colour, &[(sx, sy), (c1x, c1y), (c2x, c2y)]);
     // The loop's apex, where its label goes.
     let (ax, ay) = (bx + ux * reach * 0.75, by + uy * reach * 0.75);
-    c.cover(
-        c1x.min(c2x).min(sx),
-        c1y.min(c2y).min(sy),
-        c1x.max(c2x).max(sx),
-        c1y.max(c2y).max(sy),
-    );
     label(c, k, ax, ay, ux, uy, lines);
 }
 
