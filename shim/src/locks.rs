@@ -14,8 +14,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use holdcheck_format::{LockKind, LockRef, Mode};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Bumped whenever a known lock changes generation; per-thread caches of
-/// recorded facts include it, so they never match a fact of an older lock.
+/// Bumped whenever a named lock (see `Table::named`) changes generation;
+/// per-thread caches of recorded facts include it, so they never match a
+/// fact of an older lock.
 pub static EPOCH: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Default)]
