@@ -212,6 +212,25 @@ fn stable_title(f: &Finding) -> String {
     stable(&text)
 }
 
+/// What an edge's thread did, in order, where: it acquired the held lock
+/// (at its site), then made the edge's call or next acquisition (at the
+/// program's frame of the edge's stack).
+fn edge_steps(f: &Finding, e: &EdgeInfo) -> Vec<(Frame, String)> {
+    let mut steps = Vec::new();
+    if let Some(h) = &e.held_at {
+        let from = stable_node_label(&f.nodes[e.from]);
+        steps.push((h.clone(), format!("acquires {from}")));
+    }
+    if let Some(site) = f
+        .stacks
+        .get(e.stack)
+        .and_then(|s| crate::symbolize::program_frame(&s.frames))
+    {
+        steps.push((site, next_step(f, e)));
+    }
+    steps
+}
+
 /// One thread flow per thread of the finding's edges: each lock it held
 /// (where it took it), then what it did holding it. Threads in name order,
 /// so two runs give the same flows.
@@ -224,20 +243,8 @@ fn code_flows(loc: &Locator, f: &Finding) -> Vec<Value> {
     for t in threads {
         let mut steps = Vec::new();
         for e in f.edges.iter().filter(|e| &e.thread == t) {
-            let from = stable_node_label(&f.nodes[e.from]);
-            if let Some(l) = e
-                .held_at
-                .as_ref()
-                .and_then(|h| loc.location(h, Some(&format!("acquires {from}"))))
-            {
-                steps.push(l);
-            }
-            let site = f
-                .stacks
-                .get(e.stack)
-                .and_then(|s| crate::symbolize::program_frame(&s.frames));
-            if let Some(l) = site.and_then(|s| loc.location(&s, Some(&next_step(f, e)))) {
-                steps.push(l);
+            for (frame, what) in edge_steps(f, e) {
+                steps.extend(loc.location(&frame, Some(&what)));
             }
         }
         steps.truncate(budget);
@@ -302,16 +309,8 @@ fn related(loc: &Locator, f: &Finding) -> Vec<Value> {
     };
     for e in &f.edges {
         let who = thread_name(&e.thread);
-        if let Some(h) = &e.held_at {
-            let from = stable_node_label(&f.nodes[e.from]);
-            add(h, format!("thread {who} acquires {from}"));
-        }
-        if let Some(fr) = f
-            .stacks
-            .get(e.stack)
-            .and_then(|s| crate::symbolize::program_frame(&s.frames))
-        {
-            add(&fr, format!("thread {who} {}", next_step(f, e)));
+        for (frame, what) in edge_steps(f, e) {
+            add(&frame, format!("thread {who} {what}"));
         }
     }
     v.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
