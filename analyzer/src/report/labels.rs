@@ -115,14 +115,7 @@ pub fn node_label(n: &NodeInfo) -> String {
     match n {
         NodeInfo::Lock { kind, mode, .. } => {
             let what = lock_what(n).unwrap_or_default();
-            // A mode says something only of a lock that has two.
-            let mode = mode
-                .as_ref()
-                .filter(|_| kind == "rwlock" || kind == "file lock");
-            match mode {
-                Some(m) => format!("{kind} {what} ({m})"),
-                None => format!("{kind} {what}"),
-            }
+            with_mode(format!("{kind} {what}"), kind, mode.as_deref())
         }
         NodeInfo::Channel {
             direction,
@@ -183,17 +176,34 @@ pub fn lock_what(n: &NodeInfo) -> Option<String> {
             ..
         } => Some(match (file.as_ref().or(name.as_ref()), origin) {
             (Some(name), _) => name.clone(),
-            (None, Some(o)) => {
-                let how = if o.how == ORIGIN_INIT {
-                    "initialised"
-                } else {
-                    "first held"
-                };
-                format!("{address} {how} in {}", frame_brief(&o.at))
-            }
+            (None, Some(o)) => format!("{address} {}", origin_words(o)),
             (None, None) => address.clone(),
         }),
         NodeInfo::Channel { .. } => None,
+    }
+}
+
+/// `initialised in account_new (abba.c:70)`, or `first held in …`.
+fn origin_words(o: &LockOrigin) -> String {
+    let how = if o.how == ORIGIN_INIT {
+        "initialised"
+    } else {
+        "first held"
+    };
+    format!("{how} in {}", frame_brief(&o.at))
+}
+
+/// Whether a lock of `kind` has modes worth saying: a mutex's is always
+/// "write", a rwlock's or file lock's tells readers from writers.
+pub fn shows_mode(kind: &str) -> bool {
+    kind == "rwlock" || kind == "file lock"
+}
+
+/// `what` with the mode it is held or wanted in, where the kind has two.
+pub fn with_mode(what: String, kind: &str, mode: Option<&str>) -> String {
+    match mode.filter(|_| shows_mode(kind)) {
+        Some(m) => format!("{what} ({m})"),
+        None => what,
     }
 }
 
@@ -254,19 +264,10 @@ pub fn stable_node_label(n: &NodeInfo) -> String {
         } => {
             let what = match (file.as_ref().or(name.as_ref()), origin) {
                 (Some(n), _) => format!("{kind} {n}"),
-                (None, Some(o)) if o.how == ORIGIN_INIT => {
-                    format!("{kind} initialised in {}", frame_brief(&o.at))
-                }
-                (None, Some(o)) => format!("{kind} first held in {}", frame_brief(&o.at)),
+                (None, Some(o)) => format!("{kind} {}", origin_words(o)),
                 (None, None) => format!("a {kind}"),
             };
-            match mode
-                .as_ref()
-                .filter(|_| kind == "rwlock" || kind == "file lock")
-            {
-                Some(m) => format!("{what} ({m})"),
-                None => what,
-            }
+            with_mode(what, kind, mode.as_deref())
         }
         NodeInfo::Channel {
             direction,

@@ -79,12 +79,13 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo, aliases: Option<&[Stri
         aliases.and_then(|a| a.get(i).cloned())
     };
     let label = |n: &NodeInfo| name(n).unwrap_or_else(|| node_label(n));
+    // What it waits for, in the mode it wants (the node's mode is the
+    // cycle's, which may be another).
     let wanted = |n: &NodeInfo| match (n, &e.wanted_mode) {
-        (NodeInfo::Lock { kind, .. }, Some(m)) if kind == "rwlock" || kind == "file lock" => {
-            match name(n) {
-                Some(a) => format!("{a} ({m})"),
-                None => format!("{kind} {} ({m})", lock_what(n).unwrap_or_default()),
-            }
+        (NodeInfo::Lock { kind, .. }, Some(m)) => {
+            let what =
+                name(n).unwrap_or_else(|| format!("{kind} {}", lock_what(n).unwrap_or_default()));
+            with_mode(what, kind, Some(m))
         }
         (n, _) => label(n),
     };
