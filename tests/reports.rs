@@ -258,6 +258,32 @@ fn terminal_lines(raw: &str) -> Vec<String> {
     lines
 }
 
+/// A shell command line run on a pseudo-terminal (made by `script`), within
+/// `secs` seconds, with `NO_COLOR` set as given: its exit status and what
+/// the terminal received.
+fn on_a_terminal(line: &str, secs: u32, no_color: Option<&str>) -> (Option<i32>, String) {
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "-k",
+        "5",
+        &secs.to_string(),
+        "script",
+        "-qec",
+        line,
+        "/dev/null",
+    ])
+    .stdin(std::process::Stdio::null())
+    .env_remove("NO_COLOR");
+    if let Some(v) = no_color {
+        cmd.env("NO_COLOR", v);
+    }
+    let out = cmd.output().expect("script runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `run --repeat 8` on a terminal (under a pseudo-terminal made by
 /// `script`): the bar is there from the start, the command's output never
 /// shares its line, and the report says "of 8 runs".
@@ -268,13 +294,9 @@ fn repeat_on_a_terminal_keeps_the_bar_apart_from_the_program_output() {
     }
     let exe = examples().join("abba");
     let line = format!("{} run --repeat 8 -- {}", holdcheck_bin(), exe.display());
-    let out = Command::new("timeout")
-        .args(["-k", "5", "180", "script", "-qec", &line, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("script runs");
-    let raw = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
-    assert_eq!(out.status.code(), Some(1), "{raw}");
+    let (code, raw) = on_a_terminal(&line, 180, None);
+    let raw = raw.replace("\r\n", "\n");
+    assert_eq!(code, Some(1), "{raw}");
     // Shown from the start: the empty bar comes before the first output.
     let first_bar = raw.find("0/8 runs").expect("an empty bar first");
     let first_output = raw.find("abba: done").expect("the command's output");
@@ -329,16 +351,7 @@ fn text_is_coloured_on_a_terminal_unless_no_color() {
     assert_eq!(code, 1);
     assert!(!piped.contains('\x1b'), "no colour into a pipe: {piped:?}");
     let line = format!("{} report {}", holdcheck_bin(), traces.display());
-    let on_terminal = |no_color: Option<&str>| {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-k", "5", "60", "script", "-qec", &line, "/dev/null"])
-            .stdin(std::process::Stdio::null())
-            .env_remove("NO_COLOR");
-        if let Some(v) = no_color {
-            cmd.env("NO_COLOR", v);
-        }
-        String::from_utf8_lossy(&cmd.output().expect("script runs").stdout).into_owned()
-    };
+    let on_terminal = |no_color: Option<&str>| on_a_terminal(&line, 60, no_color).1;
     let coloured = on_terminal(None);
     assert!(
         coloured.contains("\x1b[1;31mWARNING: holdcheck: potential deadlock"),
