@@ -153,6 +153,7 @@ pub fn analyse(model: &mut Model) -> Report {
         unmatched_suppressions: Vec::new(),
         run: None,
         inspect: None,
+        confirm: None,
     }
 }
 

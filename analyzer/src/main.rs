@@ -30,6 +30,7 @@ Environment (read by the shim in the traced program; `run` passes it on):
       hold_ms=N            a lock held longer than N ms is a misuse (off)
       held_stacks=1        every acquisition's whole stack (unwinds on every lock)
   HOLDCHECK_DIR=DIR        where traces go without `run` (default /tmp/holdcheck-UID)
+  HOLDCHECK_CONFIRM=PLAN   set by `confirm`: the cycle to steer toward
   HOLDCHECK_DEBUG_DIRS=dir:dir   where to look for separate debug files
   HOLDCHECK_LIB=PATH       the shim to use instead of the built-in one
   NO_COLOR                 no colour in the text report on a terminal
@@ -53,12 +54,8 @@ enum Cmd {
         /// the temporary directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-        /// Write the report to FILE instead of standard output (which the
-        /// command shares).
-        #[arg(long, short, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        to: Output,
         #[command(flatten)]
         controls: Controls,
         /// Seconds after which the command (and its process group) is killed
@@ -92,11 +89,8 @@ enum Cmd {
         /// through the kernel queues between them.
         #[arg(value_name = "PID", required = true)]
         pids: Vec<u32>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-        /// Write the report to FILE instead of standard output.
-        #[arg(long, short, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        to: Output,
         /// Samples of every thread; a thread that did not move between the
         /// first and the last made no progress.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=100))]
@@ -115,21 +109,66 @@ enum Cmd {
         #[command(flatten)]
         controls: Controls,
     },
+    /// Make a predicted deadlock happen: run the command again under the
+    /// shim, steering its threads to the cycle's sites (each waits there,
+    /// bounded, for the others), and report the live deadlock that follows,
+    /// or what the tries reached. Exit status 1 only when one is confirmed.
+    Confirm {
+        /// The prediction: a JSON report (`run --format json -o FILE`) or
+        /// the traces of the run that made it.
+        #[arg(value_name = "REPORT.json|DIR")]
+        input: PathBuf,
+        /// Which finding: its number among the report's potential deadlocks
+        /// and lock-order inversions (from 1), or its signature; default:
+        /// each in turn.
+        #[arg(value_name = "FINDING")]
+        finding: Option<String>,
+        /// Steered runs per finding, at most (the first that deadlocks
+        /// ends them).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        tries: u32,
+        /// Seconds after which a try is ended (and reported).
+        #[arg(long, value_name = "SECS", value_parser = parse_secs, default_value = "30")]
+        timeout: Duration,
+        /// Milliseconds a thread waits at its site for the others, at most;
+        /// three such waits at one site and it waits there no more.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+        park_ms: u64,
+        /// Where the tries' traces go (an empty directory); default: a new
+        /// one in the temporary directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        to: Output,
+        #[command(flatten)]
+        controls: Controls,
+        /// The command that made the prediction, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+    },
     /// Print the path of libholdcheck.so, for LD_PRELOAD=$(holdcheck
     /// shim-path) without `holdcheck run`.
     ShimPath,
     /// Report on the traces in one or more directories.
     Report {
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-        /// Write the report to FILE instead of standard output.
-        #[arg(long, short, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        to: Output,
         #[command(flatten)]
         controls: Controls,
         #[arg(required = true, value_name = "DIR")]
         dirs: Vec<PathBuf>,
     },
+}
+
+/// Where the report goes and in which format (every command).
+#[derive(clap::Args)]
+struct Output {
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write the report to FILE instead of standard output (which a command
+    /// run shares).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -279,7 +318,8 @@ fn git_top_level() -> Option<PathBuf> {
     (out.status.success() && !top.is_empty()).then(|| PathBuf::from(top))
 }
 
-fn print(report: &Report, format: Format, output: Option<&Path>, loaded: &Loaded) -> Result<()> {
+fn print(report: &Report, to: &Output, loaded: &Loaded) -> Result<()> {
+    let (format, output) = (to.format, to.output.as_deref());
     let rendered = match format {
         Format::Text => text::render(report),
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
@@ -405,8 +445,7 @@ fn main_result(cli: Cli) -> Result<i32> {
     match cli.command {
         Cmd::Run {
             out,
-            format,
-            output,
+            to,
             controls,
             timeout,
             keep_running,
@@ -420,29 +459,30 @@ fn main_result(cli: Cli) -> Result<i32> {
                 timeout,
                 keep_running,
                 output: None,
+                env: Vec::new(),
+                released: None,
             };
-            let loaded = controls.prepare(output.as_deref())?;
+            let loaded = controls.prepare(to.output.as_deref())?;
             let mut report = if repeat > 1 {
                 holdcheck::repeat::repeat(&opts, repeat, |o| run_once(o, false))?
             } else {
                 run_once(&opts, true)?.0
             };
             loaded.apply(&mut report);
-            print(&report, format, output.as_deref(), &loaded)?;
+            print(&report, &to, &loaded)?;
             tidy_traces(&report, given_dir);
             Ok(status(&report, &controls))
         }
         Cmd::Inspect {
             pids,
-            format,
-            output,
+            to,
             samples,
             interval,
             stall_ms,
             stacks,
             controls,
         } => {
-            let loaded = controls.prepare(output.as_deref())?;
+            let loaded = controls.prepare(to.output.as_deref())?;
             let mut report = holdcheck::inspect::inspect(&holdcheck::inspect::Options {
                 pids,
                 samples,
@@ -452,23 +492,64 @@ fn main_result(cli: Cli) -> Result<i32> {
                 ending: None,
             })?;
             loaded.apply(&mut report);
-            print(&report, format, output.as_deref(), &loaded)?;
+            print(&report, &to, &loaded)?;
             Ok(status(&report, &controls))
+        }
+        Cmd::Confirm {
+            input,
+            finding,
+            tries,
+            timeout,
+            park_ms,
+            out,
+            to,
+            controls,
+            command,
+        } => {
+            use holdcheck::confirm;
+            let loaded = controls.prepare(to.output.as_deref())?;
+            let mut predicted = confirm::predictions(&input)?;
+            loaded.apply(&mut predicted);
+            let targets = confirm::targets(&predicted, finding.as_deref())?;
+            if targets.is_empty() {
+                eprintln!(
+                    "holdcheck: {} holds no potential deadlock or lock-order inversion to confirm{}",
+                    input.display(),
+                    if predicted.suppressed + predicted.baselined > 0 {
+                        " (after the suppressions and the baseline)"
+                    } else {
+                        ""
+                    }
+                );
+                return Ok(EXIT_CLEAN);
+            }
+            let report = confirm::confirm(
+                &confirm::Options {
+                    command,
+                    tries,
+                    timeout,
+                    park_ms,
+                    out,
+                },
+                targets,
+            )?;
+            print(&report, &to, &loaded)?;
+            let confirmed = report.findings.iter().any(|f| {
+                f.confirmation
+                    .as_ref()
+                    .is_some_and(|c| c.reproduced_in.is_some())
+            });
+            Ok(if confirmed { EXIT_FINDINGS } else { EXIT_CLEAN })
         }
         Cmd::ShimPath => {
             println!("{}", holdcheck::shim::locate()?.display());
             Ok(EXIT_CLEAN)
         }
-        Cmd::Report {
-            format,
-            output,
-            controls,
-            dirs,
-        } => {
-            let loaded = controls.prepare(output.as_deref())?;
+        Cmd::Report { to, controls, dirs } => {
+            let loaded = controls.prepare(to.output.as_deref())?;
             let mut report = analyse_dirs(&dirs)?;
             loaded.apply(&mut report);
-            print(&report, format, output.as_deref(), &loaded)?;
+            print(&report, &to, &loaded)?;
             Ok(status(&report, &controls))
         }
     }

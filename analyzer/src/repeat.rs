@@ -31,6 +31,8 @@ pub fn repeat(
             timeout: opts.timeout,
             keep_running: opts.keep_running,
             output: progress.output(),
+            env: opts.env.clone(),
+            released: None,
         };
         let (report, ending) = once(&this)?;
         runs = k;

@@ -20,7 +20,17 @@ pub struct RunOptions {
     /// Where the command's standard output and error go instead of ours
     /// (`--repeat` on a terminal relays them, see `repeat`).
     pub output: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    /// More environment for the command (`confirm`'s plan).
+    pub env: Vec<(OsString, OsString)>,
+    /// `confirm`: true once the steered threads were let go; the command
+    /// then has [`SETTLE`] to deadlock (and be ended) or finish.
+    pub released: Option<Box<dyn Fn() -> bool>>,
 }
+
+/// How long a command runs on after `confirm` released its steered threads
+/// (the watchdog looks once a second; a cycle across processes is seen by
+/// the snapshot at the end).
+pub const SETTLE: Duration = Duration::from_secs(4);
 
 /// How the command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +199,7 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
         .env("LD_PRELOAD", preload)
         .env("HOLDCHECK_DIR", &dir)
         .env("HOLDCHECK_OPTIONS", options)
+        .envs(opts.env.iter().map(|(k, v)| (k, v)))
         // Its own process group: the whole tree can be ended at once.
         .process_group(0);
     if let Some(fd) = &opts.output {
@@ -226,7 +237,8 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
             on_interrupt as *const () as libc::sighandler_t,
         );
     }
-    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let mut deadline = opts.timeout.map(|t| Instant::now() + t);
+    let mut released_at: Option<Instant> = None;
     let mut killed = None;
     let mut watch = DeadlockWatch::default();
     // Every half second: is the whole group hung, seen from outside?
@@ -250,6 +262,11 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
             }
         }
         tick += 1;
+        if released_at.is_none() && opts.released.as_ref().is_some_and(|r| r()) {
+            let settle = Instant::now() + SETTLE;
+            released_at = Some(Instant::now());
+            deadline = Some(deadline.map_or(settle, |d| d.min(settle)));
+        }
         // Every 100 ms: has a watchdog reported a deadlock?
         let deadlocked = tick.is_multiple_of(10) && watch.seen_in(&dir);
         if INTERRUPTED.load(Ordering::SeqCst) {

@@ -3,7 +3,9 @@
  * other B then A. By default both threads run at once but take turns (the
  * second waits at a barrier until the first has let go of both locks), so
  * it never hangs and holdcheck predicts the deadlock; with --hang the
- * threads meet while each holds its first lock, and deadlock.
+ * threads meet while each holds its first lock, and deadlock. With --timed
+ * only time keeps them apart (the second starts 100 ms later), as in most
+ * programs where such a bug sleeps: `holdcheck confirm` makes it hang.
  *
  * With --processes the two locks are process-shared mutexes in shared
  * memory, and the two sides are two processes (the parent takes A then B,
@@ -20,7 +22,7 @@ static pthread_barrier_t static_meet;
 /* The locks the two sides take: these, or process-shared ones. */
 static pthread_mutex_t *la = &lock_a, *lb = &lock_b;
 static pthread_barrier_t *meet = &static_meet;
-static int hang;
+static int hang, timed;
 
 static NOINLINE void take_second(pthread_mutex_t *m) {
     pthread_mutex_lock(m);
@@ -34,14 +36,16 @@ static NOINLINE void *a_then_b(void *arg) {
         pthread_barrier_wait(meet);
     take_second(lb);
     pthread_mutex_unlock(la);
-    if (!hang)
+    if (!hang && !timed)
         pthread_barrier_wait(meet); /* your turn */
     return NULL;
 }
 
 static NOINLINE void *b_then_a(void *arg) {
     (void)arg;
-    if (!hang)
+    if (timed)
+        usleep(100 * 1000); /* a-then-b is done by then, as a rule */
+    else if (!hang)
         pthread_barrier_wait(meet); /* after a-then-b let go */
     pthread_mutex_lock(lb);
     if (hang)
@@ -100,6 +104,7 @@ static int processes(void) {
 
 int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
+    timed = has_flag(argc, argv, "--timed");
     if (has_flag(argc, argv, "--processes"))
         return processes();
     if (has_flag(argc, argv, "--heap")) {

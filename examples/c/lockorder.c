@@ -8,6 +8,10 @@
  *   joined       a worker takes A->B and is joined; the next takes B->A
  *   ring N       N threads, thread i takes lock i then lock i+1 (mod N),
  *                one after the other (all N threads are running)
+ *   dining N     the dining philosophers: N threads, philosopher i takes
+ *                fork i then fork i+1 (mod N), starting i * 30 ms after
+ *                the first: only time keeps them apart (`holdcheck
+ *                confirm` makes them deadlock)
  *   gated        one thread takes A->B and B->A, both under lock G
  *   spin         two threads take spinlocks S->T and T->S, taking turns
  *   spin-hang    the same, meeting with each holding its first: they
@@ -85,6 +89,13 @@ static NOINLINE void *ring_member(void *arg) {
     return NULL;
 }
 
+static NOINLINE void *philosopher(void *arg) {
+    int i = (int)(long)arg;
+    usleep(i * 30 * 1000);
+    transfer(&ring[i], &ring[(i + 1) % ring_len]);
+    return NULL;
+}
+
 /* Holds every lock of the ring at once, taken in order. */
 static NOINLINE void *nester(void *arg) {
     (void)arg;
@@ -119,10 +130,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "joined") == 0) {
         pthread_join(spawn("first", a_then_b, NULL), NULL);
         pthread_join(spawn("second", b_then_a, NULL), NULL);
-    } else if (strcmp(mode, "ring") == 0 && argc > 2) {
+    } else if ((strcmp(mode, "ring") == 0 || strcmp(mode, "dining") == 0) && argc > 2) {
+        int dining = strcmp(mode, "dining") == 0;
         ring_len = atoi(argv[2]);
         if (ring_len < 2 || ring_len > MAX_RING) {
-            fprintf(stderr, "lockorder ring: 2 to %d locks\n", MAX_RING);
+            fprintf(stderr, "lockorder %s: 2 to %d locks\n", mode, MAX_RING);
             return 2;
         }
         pthread_t t[MAX_RING];
@@ -130,8 +142,8 @@ int main(int argc, char **argv) {
             pthread_mutex_init(&ring[i], NULL);
         for (int i = 0; i < ring_len; i++) {
             char name[16];
-            snprintf(name, sizeof name, "ring-%d", i);
-            t[i] = spawn(strdup(name), ring_member, (void *)(long)i);
+            snprintf(name, sizeof name, "%s-%d", dining ? "philosopher" : "ring", i);
+            t[i] = spawn(strdup(name), dining ? philosopher : ring_member, (void *)(long)i);
         }
         for (int i = 0; i < ring_len; i++)
             pthread_join(t[i], NULL);
@@ -162,7 +174,7 @@ int main(int argc, char **argv) {
         pthread_join(one, NULL);
         pthread_join(two, NULL);
     } else {
-        fprintf(stderr, "usage: lockorder one-thread|abcabc|init-phase|joined|ring N|nested N|gated|spin|spin-hang\n");
+        fprintf(stderr, "usage: lockorder one-thread|abcabc|init-phase|joined|ring N|dining N|nested N|gated|spin|spin-hang\n");
         return 2;
     }
     printf("lockorder %s: done\n", mode);

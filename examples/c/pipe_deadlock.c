@@ -5,6 +5,11 @@
  * mutex: a deadlock through a pipe.
  *
  *   pipe_deadlock                   the deadlock above
+ *   pipe_deadlock --light
+ *                   the writer writes 4 KiB at a time, pausing between
+ *                   writes, so the pipe never fills and nothing hangs
+ *                   (holdcheck predicts the deadlock; `holdcheck confirm`
+ *                   makes it happen)
  *   pipe_deadlock --reader-elsewhere
  *                   the writer holds the mutex in a full pipe; the pipe's
  *                   reader is blocked reading another pipe; a third thread
@@ -36,11 +41,20 @@ static NOINLINE void flush_log(const char *buf, size_t n) {
     pthread_mutex_unlock(&log_lock);
 }
 
+static int light;
+
 static void *writer(void *arg) {
     (void)arg;
     static char big[TOTAL];
     memset(big, 'x', sizeof big);
-    flush_log(big, sizeof big);
+    if (light) {
+        for (int i = 0; i < 100; i++) {
+            flush_log(big, CHUNK);
+            usleep(1000);
+        }
+    } else {
+        flush_log(big, sizeof big);
+    }
     close(fds[1]);
     return NULL;
 }
@@ -117,6 +131,7 @@ int main(int argc, char **argv) {
         return subprocess();
     if (pipe(fds) < 0)
         die("pipe");
+    light = has_flag(argc, argv, "--light");
     if (has_flag(argc, argv, "--reader-elsewhere")) {
         if (pipe(other) < 0)
             die("pipe");

@@ -13,6 +13,11 @@
  *   rpc_callback --light    GET calls under the lock, SYNC calls without it:
  *                           never hangs (holdcheck predicts the deadlock)
  *   rpc_callback --stress   one SYNC call under the lock: really hangs
+ *   rpc_callback --timed    a SYNC call sent without waiting for its
+ *                           reply, then, 100 ms later, a GET call under the
+ *                           lock that reads both replies: only time keeps
+ *                           the GET from waiting behind the SYNC's callback
+ *                           (`holdcheck confirm` makes it hang)
  *   --poll                  the client polls for each reply before reading it
  *   rpc_callback --no-callback
  *                           GET calls under the lock, and the server never
@@ -148,14 +153,28 @@ static NOINLINE void refresh_registry(int req_fd, int type, int id) {
     pthread_mutex_unlock(&registry_lock);
 }
 
+/* --timed: a GET under the lock, its reply read after the earlier call's. */
+static NOINLINE void refresh_pipelined(int req_fd, int id) {
+    struct msg m;
+    pthread_mutex_lock(&registry_lock);
+    send_msg(req_fd, GET, id, 0);
+    do {
+        if (!recv_msg(req_fd, &m))
+            die("server closed the connection");
+    } while (m.id != id);
+    registry_version += m.value;
+    pthread_mutex_unlock(&registry_lock);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--server") == 0)
         return server_main(argv[2]);
     int stress = has_flag(argc, argv, "--stress");
+    int timed = has_flag(argc, argv, "--timed");
     int no_callback = has_flag(argc, argv, "--no-callback");
     use_poll = has_flag(argc, argv, "--poll");
-    if (!stress && !no_callback && !has_flag(argc, argv, "--light")) {
-        fprintf(stderr, "usage: rpc_callback --light | --stress | --no-callback\n");
+    if (!stress && !no_callback && !timed && !has_flag(argc, argv, "--light")) {
+        fprintf(stderr, "usage: rpc_callback --light | --stress | --timed | --no-callback\n");
         return 2;
     }
     char name[64];
@@ -177,6 +196,10 @@ int main(int argc, char **argv) {
 
     if (stress) {
         refresh_registry(req_fd, SYNC, 1); /* never returns */
+    } else if (timed) {
+        send_msg(req_fd, SYNC, 1, 0); /* its reply is read below */
+        usleep(100 * 1000);
+        refresh_pipelined(req_fd, 2);
     } else {
         for (int i = 0; i < 20; i++) {
             refresh_registry(req_fd, GET, 2 * i);

@@ -1,6 +1,11 @@
 /*
  * trylock: one thread takes A then B; the other holds B and only *tries* A,
  * backing off when it is busy. A trylock never waits, so there is no cycle.
+ *
+ * With --blocking the second thread locks A for real (in the same helper,
+ * take_a), starting once the first is done: a real inversion, kept apart
+ * by time only, whose prediction `holdcheck confirm` then steers the
+ * trylock program toward.
  */
 #include "common.h"
 
@@ -21,13 +26,24 @@ static void *blocking_order(void *arg) {
     return NULL;
 }
 
+static int blocking;
+
+/* Tries A (or, with --blocking, locks it). */
+static NOINLINE int take_a(void) {
+    if (blocking)
+        return pthread_mutex_lock(&lock_a);
+    return pthread_mutex_trylock(&lock_a);
+}
+
 static void *backing_off(void *arg) {
     (void)arg;
     int got = 0;
+    if (blocking)
+        usleep(200 * 1000);
     for (int i = 0; i < 200; i++) {
         /* B then A, but A only tried. */
         pthread_mutex_lock(&lock_b);
-        if (pthread_mutex_trylock(&lock_a) == 0) {
+        if (take_a() == 0) {
             got++;
             pthread_mutex_unlock(&lock_a);
         }
@@ -43,7 +59,8 @@ static void *backing_off(void *arg) {
     return (void *)(long)got;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    blocking = has_flag(argc, argv, "--blocking");
     pthread_t t1 = spawn("blocking", blocking_order, NULL);
     pthread_t t2 = spawn("backing-off", backing_off, NULL);
     pthread_join(t1, NULL);

@@ -24,7 +24,7 @@
 
 static pthread_rwlock_t alarm_lock = PTHREAD_RWLOCK_INITIALIZER;
 static unsigned alarm_port;          /* the receiver's netlink port id */
-static int alarms_to_send = 200;
+static int alarms_to_send = 400; /* more than the port's queue holds (256) */
 static int stress;
 static long alarms_seen;             /* guarded by alarm_lock */
 

@@ -1,6 +1,6 @@
 //! The holdcheck trace schema, shared by the shim (writer) and the analyzer
-//! (reader), and the wait-for analysis both run on a snapshot of threads
-//! ([`waitfor`]).
+//! (reader), and the plan and shared state of `holdcheck confirm`
+//! ([`steer`]).
 //!
 //! A trace is one file per process, `holdcheck.<pid>.<n>.trace`, in JSON Lines:
 //! every line is one [`Record`]. The shim writes each record with a single
@@ -13,6 +13,8 @@
 //! and modules are metadata records that facts refer to by id.
 
 use serde::{Deserialize, Serialize};
+
+pub mod steer;
 
 /// Bumped whenever a record changes incompatibly.
 pub const TRACE_VERSION: u32 = 1;

@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 const NOT_YET: u8 = 0;
 const ON: u8 = 1;
 const OFF: u8 = 2;
+/// On, and `holdcheck confirm` steers: the lock hooks take their slow
+/// path (bit 0 set: active, as ON).
+const STEER: u8 = 3;
 
 /// Whether the shim records. Off after an internal failure (the program runs
 /// on, every call passed through) or for set-uid programs.
@@ -66,11 +69,23 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 
 #[inline(always)]
 pub fn active() -> bool {
-    match STATE.load(Ordering::Relaxed) {
-        ON => true,
-        OFF => false,
-        _ => first_use(),
+    if STATE.load(Ordering::Relaxed) & 1 != 0 {
+        return true; // ON or STEER
     }
+    not_on()
+}
+
+/// Recording, and nothing asks the lock hooks for more than their fast
+/// path (no steering): the one test of the lock hooks' fast path, in place
+/// of [`active`]'s.
+#[inline(always)]
+pub fn plainly_on() -> bool {
+    STATE.load(Ordering::Relaxed) == ON
+}
+
+#[cold]
+fn not_on() -> bool {
+    STATE.load(Ordering::Relaxed) != OFF && first_use()
 }
 
 #[cfg(test)]
@@ -89,14 +104,15 @@ fn first_use() -> bool {
     let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     let _ = get();
     let on = !secure;
+    let on_as = if crate::steer::on() { STEER } else { ON };
     let _ = STATE.compare_exchange(
         NOT_YET,
-        if on { ON } else { OFF },
+        if on { on_as } else { OFF },
         Ordering::AcqRel,
         Ordering::Relaxed,
     );
     LOADING.store(false, Ordering::Release);
-    STATE.load(Ordering::Relaxed) == ON
+    STATE.load(Ordering::Relaxed) & 1 != 0
 }
 
 /// Turns recording off for good, after saying why in one line.
@@ -137,6 +153,7 @@ fn load() -> Config {
             crate::sys::say(&problem);
         }
     }
+    crate::steer::load();
     HOLD_NS.store(cfg.hold_ms.saturating_mul(1_000_000), Ordering::Relaxed);
     EXTRAS.store(
         if cfg.hold_ms != 0 { EXTRA_HOLD_TIME } else { 0 }

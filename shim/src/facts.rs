@@ -195,6 +195,8 @@ pub struct CallCtx {
     pub start_ns: u64,
     /// The record the wait was published in, cleared when the call returns.
     pub published: Option<&'static crate::live::Published>,
+    /// The slot `holdcheck confirm` marked this call in, if it steers.
+    pub steer_slot: Option<usize>,
 }
 
 /// Bookkeeping before a blocking-capable call on `fd`: resolve its channel,
@@ -449,6 +451,7 @@ fn queue_op(
             fact,
             start_ns: 0,
             published: None,
+            steer_slot: None,
         };
     }
     let now = crate::sys::monotonic_ns();
@@ -475,6 +478,7 @@ fn queue_op(
         fact,
         start_ns: now,
         published,
+        steer_slot: None,
     }
 }
 

@@ -31,6 +31,7 @@ mod locks;
 mod real;
 mod recorder;
 mod stack;
+mod steer;
 mod sync;
 mod sys;
 mod thread;

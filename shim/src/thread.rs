@@ -493,6 +493,12 @@ pub fn enter() -> Option<&'static mut ThreadState> {
     if !crate::config::active() {
         return None;
     }
+    enter_active()
+}
+
+/// [`enter`] once the caller saw the shim active.
+#[inline(always)]
+pub fn enter_active() -> Option<&'static mut ThreadState> {
     // SAFETY: the word is this thread's own.
     let w = unsafe { *word() };
     if w <= PASS {

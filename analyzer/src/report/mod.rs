@@ -44,6 +44,104 @@ pub struct Report {
     /// For `holdcheck inspect`: what /proc showed of each thread and queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inspect: Option<InspectInfo>,
+    /// For `holdcheck confirm`: the command steered and the tries' traces
+    /// (each finding says what its tries gave in `confirmation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<ConfirmInfo>,
+}
+
+impl Report {
+    /// A report of these findings, with nothing else to say.
+    pub fn new(processes: Vec<ProcessInfo>, findings: Vec<Finding>) -> Report {
+        Report {
+            version: REPORT_VERSION,
+            processes,
+            summary: Summary::of(&findings),
+            findings,
+            warnings: Vec::new(),
+            partial: false,
+            suppressed: 0,
+            baselined: 0,
+            unmatched_suppressions: Vec::new(),
+            untraced: Vec::new(),
+            run: None,
+            inspect: None,
+            confirm: None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ConfirmInfo {
+    pub command: Vec<String>,
+    /// Tries asked per finding.
+    pub tries: u32,
+    /// Where the tries' traces are (`finding-K/try-N`).
+    pub trace_dir: String,
+}
+
+/// What steering toward a predicted cycle gave (`holdcheck confirm`).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Confirmation {
+    /// `confirmed`: the finding is the live deadlock that a steered run
+    /// reached; `not-reproduced`: it is the prediction, and no try hung.
+    pub verdict: String,
+    /// The prediction's signature and title.
+    pub of: String,
+    pub of_title: String,
+    /// Tries made.
+    pub tries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproduced_in: Option<u32>,
+    /// Whether every edge's thread got to its site and the parked ones were
+    /// let go together (in the try that reproduced it).
+    #[serde(default)]
+    pub released: bool,
+    /// How each try ended (`exited 0`, `deadlocked`, `signalled 11`, …).
+    #[serde(default)]
+    pub endings: Vec<String>,
+    /// One per edge of the prediction, counted over all tries.
+    pub steps: Vec<ConfirmStep>,
+    /// The traces of the try that reproduced it, or of all tries.
+    pub trace_dir: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ConfirmStep {
+    /// Index of the edge in the prediction's `edges`.
+    pub edge: usize,
+    /// `park` (the thread waits at the site for the others) or `block`
+    /// (it goes on into its blocking call, the lock held, and is counted
+    /// once it stays there).
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Frame>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<Frame>,
+    /// The last thread that reached the site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadRef>,
+    /// Times a thread reached the site (holding the edge's lock), was
+    /// parked there, and gave up waiting for the others.
+    pub reached: u32,
+    pub parked: u32,
+    pub gave_up: u32,
+    /// How long the parked thread waited before all were there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
+    /// When a park gave up: a thread that meanwhile waited for a lock the
+    /// parked thread held (a gate around both orders keeps them apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_apart_by: Option<KeptApart>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct KeptApart {
+    pub thread: ThreadRef,
+    /// The lock's address, and its variable when it has one.
+    pub lock: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -295,6 +393,9 @@ pub struct Finding {
     /// Where its threads were created, when the shim saw it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<ThreadCreation>,
+    /// `holdcheck confirm`: what steering toward it gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
 }
 
 /// A thread's creation: by whom, and the stack of that `pthread_create`.
@@ -369,6 +470,7 @@ impl Finding {
             runs: None,
             serialized: None,
             created: Vec::new(),
+            confirmation: None,
         }
     }
 }

@@ -420,6 +420,9 @@ fn finding_of(f: &Finding, made: Option<u32>) -> String {
             f.occurrences
         );
     }
+    if let Some(c) = &f.confirmation {
+        confirmation_headline(&mut out, c);
+    }
     out.push('\n');
     let mut aliases = None;
     if f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK || f.kind == LOCK_ORDER_INVERSION {
@@ -544,6 +547,9 @@ fn finding_of(f: &Finding, made: Option<u32>) -> String {
         }
     }
     creations_text(&mut out, f);
+    if let Some(c) = &f.confirmation {
+        confirmation_steps(&mut out, f, c);
+    }
     let loc = f.location.as_ref().map(|l| l.short()).unwrap_or_default();
     let _ = writeln!(out, "SUMMARY: holdcheck: {} {loc}", f.kind).map(|_| ());
     if out.ends_with(" \n") {
@@ -555,6 +561,138 @@ fn finding_of(f: &Finding, made: Option<u32>) -> String {
 }
 
 use std::collections::BTreeSet;
+
+fn tries(n: u32) -> String {
+    format!("{n} tr{}", if n == 1 { "y" } else { "ies" })
+}
+
+/// `holdcheck confirm`'s verdict, under the title.
+fn confirmation_headline(out: &mut String, c: &Confirmation) {
+    let _ = match c.reproduced_in {
+        Some(t) => writeln!(
+            out,
+            "  CONFIRMED in try {t}: the predicted deadlock (signature {}) happened {}",
+            c.of,
+            if c.released {
+                "once its threads were steered to its sites and let go together"
+            } else {
+                "while its threads were steered toward its sites"
+            }
+        ),
+        None => writeln!(
+            out,
+            "  NOT REPRODUCED in {}: steered toward this cycle, no try deadlocked",
+            tries(c.tries)
+        ),
+    };
+}
+
+/// What each edge's site saw while `confirm` steered.
+fn confirmation_steps(out: &mut String, f: &Finding, c: &Confirmation) {
+    let _ = writeln!(
+        out,
+        "  {}:",
+        if c.reproduced_in.is_some() {
+            "How it was reproduced (each site of the prediction)"
+        } else {
+            "What the tries reached (each site of the prediction)"
+        }
+    );
+    let times = |n: u32| format!("{n} time{}", if n == 1 { "" } else { "s" });
+    for s in &c.steps {
+        let site = s
+            .site
+            .as_ref()
+            .map(frame_brief)
+            .unwrap_or_else(|| "?".into());
+        let held = s
+            .held_at
+            .as_ref()
+            .map(|h| format!(", holding the lock taken in {}", frame_brief(h)))
+            .unwrap_or_default();
+        let who = s
+            .thread
+            .as_ref()
+            .map(|t| format!(" (last by {})", thread_short(t)))
+            .unwrap_or_default();
+        let what = if s.reached == 0 {
+            "never reached".to_string()
+        } else if s.action == "block" {
+            format!("reached {}{who}: let block in its call", times(s.reached))
+        } else {
+            let mut w = format!(
+                "reached {}{who}, parked {}",
+                times(s.reached),
+                times(s.parked)
+            );
+            if s.gave_up > 0 {
+                let _ = write!(w, ", gave up waiting for the others {}", times(s.gave_up));
+            }
+            match s.waited_ms {
+                Some(0) => w.push_str("; arrived last and let the others go"),
+                Some(ms) => {
+                    let _ = write!(w, "; waited {} for the others", duration(ms * 1_000_000));
+                }
+                None => {}
+            }
+            w
+        };
+        let _ = writeln!(out, "    #{} {site}{held}: {what}", s.edge + 1);
+        if let Some(k) = &s.kept_apart_by {
+            let _ = writeln!(
+                out,
+                "       while it waited, {} waited for the lock {}, which it held",
+                thread_short(&k.thread),
+                k.name.as_ref().unwrap_or(&k.lock)
+            );
+        }
+    }
+    // A try that crashed or failed says more than any count.
+    let odd: Vec<&String> = c
+        .endings
+        .iter()
+        .filter(|e| *e != "exited 0" && *e != "deadlocked" && *e != "hung" && *e != "timed-out")
+        .collect();
+    if !odd.is_empty() {
+        let _ = writeln!(
+            out,
+            "  The command ended badly in {} of {}: {}",
+            tries(odd.len() as u32),
+            tries(c.endings.len() as u32),
+            odd.iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if c.reproduced_in.is_none() {
+        if let Some(s) = &f.serialized {
+            let _ = writeln!(out, "  As expected: {}.", serialized_reason(s));
+        } else if let Some(k) = c.steps.iter().find_map(|s| s.kept_apart_by.as_ref()) {
+            let own = f.nodes.iter().any(
+                |n| matches!(n, NodeInfo::Lock { name: Some(x), .. } if Some(x) == k.name.as_ref()),
+            );
+            out.push_str(if own {
+                "  A lock of the cycle held by a parked thread kept another from its site: \
+                 it takes that lock on another path first, so the orders cannot meet here.\n"
+            } else {
+                "  A lock held by a parked thread kept another from its site: taken around \
+                 both orders (a gate lock), it serializes them, and they cannot deadlock.\n"
+            });
+        } else if c.steps.iter().any(|s| s.reached == 0) {
+            out.push_str(
+                "  A site never reached in these runs cannot close the cycle: the path to it \
+                 may depend on input or timing this command does not give.\n",
+            );
+        } else {
+            out.push_str(
+                "  Every site was reached, never all at once: something the shim does not see \
+                 (a barrier, an atomic flag, a condition) may keep these threads apart.\n",
+            );
+        }
+    }
+    let _ = writeln!(out, "  Traces: {}\n", c.trace_dir);
+}
 
 /// The threads and queues `holdcheck inspect` saw.
 fn inspect_text(out: &mut String, i: &InspectInfo) {
@@ -693,6 +831,27 @@ pub fn summary_line(r: &Report) -> String {
     )
 }
 
+/// `holdcheck confirm`'s count: how many predictions a steered run made
+/// happen.
+pub fn confirm_line(r: &Report) -> String {
+    let steered: Vec<&Confirmation> = r
+        .findings
+        .iter()
+        .filter_map(|f| f.confirmation.as_ref())
+        .collect();
+    let confirmed = steered.iter().filter(|c| c.reproduced_in.is_some()).count();
+    let n = steered.len();
+    format!(
+        "holdcheck: {confirmed} of {n} predicted deadlock{} confirmed (made to happen){}\n",
+        if n == 1 { "" } else { "s" },
+        if confirmed < n {
+            format!(", {} not reproduced", n - confirmed)
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// Control characters that a traced program put in its thread names,
 /// command line or paths are shown escaped (`\x1b`), never sent to the
 /// reader's terminal: they could rewrite what the report says.
@@ -745,6 +904,9 @@ pub fn render(r: &Report) -> String {
         out.push_str(&finding_of(f, made));
     }
     out.push_str(&summary_line(r));
+    if r.confirm.is_some() {
+        out.push_str(&confirm_line(r));
+    }
     if let Some(rep) = r.run.as_ref().and_then(|r| r.repeat.as_ref()) {
         let endings: Vec<String> = rep
             .endings

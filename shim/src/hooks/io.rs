@@ -13,7 +13,7 @@ use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespe
 
 fn begin(fd: c_int, dir: Direction, call: &'static str, dest: Dest) -> Option<CallCtx> {
     let st = thread::enter()?;
-    let ctx = facts::call_begin(st, fd, dir, call, dest);
+    let ctx = facts::call_begin(st, fd, dir, call, dest).map(|c| steered(st, c));
     thread::leave(st);
     ctx
 }
@@ -30,15 +30,27 @@ pub(super) fn begin_on(
     let _errno = crate::sys::ErrnoGuard::save();
     let ctx = resolve().map(|chan| {
         facts::record_new_peers();
-        facts::call_begin_on(st, fd, chan, dir, call)
+        let ctx = facts::call_begin_on(st, fd, chan, dir, call);
+        steered(st, ctx)
     });
     thread::leave(st);
+    ctx
+}
+
+/// Under `holdcheck confirm`, a call of the steered cycle is marked.
+fn steered(st: &mut thread::ThreadState, mut ctx: CallCtx) -> CallCtx {
+    if crate::steer::on() {
+        ctx.steer_slot = crate::steer::call_begin(st);
+    }
     ctx
 }
 
 /// The bookkeeping after the call.
 pub(super) fn end(ctx: Option<CallCtx>) {
     if let Some(ctx) = ctx {
+        if let Some(slot) = ctx.steer_slot {
+            crate::steer::call_end(slot);
+        }
         if let Some(st) = thread::enter() {
             facts::call_end(ctx);
             thread::leave(st);

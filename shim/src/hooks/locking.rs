@@ -19,9 +19,28 @@ use holdcheck_format::{LockKind, MisuseKind, Mode};
 /// not recorded it), before anything can block.
 #[inline(always)]
 fn before(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) {
+    if !config::plainly_on() {
+        return before_otherwise(addr, kind, mode, site, try_lock);
+    }
+    if let Some(st) = thread::enter_active() {
+        if st.held_len > 0 {
+            facts::lock_order(st, addr, kind, mode, site, try_lock);
+        }
+        thread::leave(st);
+    }
+}
+
+/// [`before`] while the shim starts, is off, or steers for `holdcheck
+/// confirm` (which may park the thread here): off the fast path.
+#[cold]
+#[inline(never)]
+fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) {
     if let Some(st) = thread::enter() {
         if st.held_len > 0 {
             facts::lock_order(st, addr, kind, mode, site, try_lock);
+        }
+        if crate::steer::on() && !try_lock {
+            crate::steer::before_lock(st, site, addr);
         }
         thread::leave(st);
     }
