@@ -151,7 +151,22 @@ pub fn confirm(opts: &Options, targets: Vec<Finding>) -> Result<Report> {
         let dir = base.join(format!("finding-{}", k + 1));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let (finding, procs, missing) = confirm_one(opts, &target, &dir)?;
+        // A cycle that cannot be steered is kept, unconfirmed, and says why.
+        let edges = match plan_edges(&target) {
+            Ok(e) => e,
+            Err(e) => {
+                warnings.push(format!(
+                    "finding {} ({}): not steered: {e:#}",
+                    k + 1,
+                    target.signature
+                ));
+                let mut kept = target;
+                kept.confirmation = Some(unsteered(&kept));
+                findings.push(kept);
+                continue;
+            }
+        };
+        let (finding, procs, missing) = confirm_one(opts, &target, edges, &dir)?;
         for m in missing {
             warnings.push(format!(
                 "finding {}: the command never loaded {m}, where the prediction's sites are: \
@@ -180,14 +195,9 @@ pub fn confirm(opts: &Options, targets: Vec<Finding>) -> Result<Report> {
 fn confirm_one(
     opts: &Options,
     target: &Finding,
+    edges: Vec<PlanEdge>,
     dir: &Path,
 ) -> Result<(Finding, Vec<crate::report::ProcessInfo>, Vec<String>)> {
-    let edges = plan_edges(target).with_context(|| {
-        format!(
-            "cannot steer toward {} ({})",
-            target.signature, target.title
-        )
-    })?;
     let mut steps = steps_of(target);
     let mut last_procs = Vec::new();
     let mut endings = Vec::new();
@@ -295,6 +305,21 @@ fn confirm_one(
         trace_dir: dir.display().to_string(),
     });
     Ok((kept, last_procs, missing))
+}
+
+/// The confirmation of a prediction no try was made for.
+fn unsteered(target: &Finding) -> Confirmation {
+    Confirmation {
+        verdict: "not-steered".into(),
+        of: target.signature.clone(),
+        of_title: target.title.clone(),
+        tries: 0,
+        reproduced_in: None,
+        released: false,
+        endings: Vec::new(),
+        steps: Vec::new(),
+        trace_dir: String::new(),
+    }
 }
 
 /// One step per edge of the target, its counts empty.

@@ -84,7 +84,8 @@ pub struct ConfirmInfo {
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Confirmation {
     /// `confirmed`: the finding is the live deadlock that a steered run
-    /// reached; `not-reproduced`: it is the prediction, and no try hung.
+    /// reached; `not-reproduced`: it is the prediction, and no try hung;
+    /// `not-steered`: no try was made (a warning says why).
     pub verdict: String,
     /// The prediction's signature and title.
     pub of: String,

@@ -579,6 +579,10 @@ fn confirmation_headline(out: &mut String, c: &Confirmation) {
                 "while its threads were steered toward its sites"
             }
         ),
+        None if c.tries == 0 => writeln!(
+            out,
+            "  NOT STEERED: this cycle cannot be steered (the warning above says why)"
+        ),
         None => writeln!(
             out,
             "  NOT REPRODUCED in {}: steered toward this cycle, no try deadlocked",
@@ -589,6 +593,9 @@ fn confirmation_headline(out: &mut String, c: &Confirmation) {
 
 /// What each edge's site saw while `confirm` steered.
 fn confirmation_steps(out: &mut String, f: &Finding, c: &Confirmation) {
+    if c.tries == 0 {
+        return;
+    }
     let _ = writeln!(
         out,
         "  {}:",
@@ -841,13 +848,14 @@ pub fn confirm_line(r: &Report) -> String {
         .collect();
     let confirmed = steered.iter().filter(|c| c.reproduced_in.is_some()).count();
     let n = steered.len();
+    let unsteered = steered.iter().filter(|c| c.tries == 0).count();
     format!(
         "holdcheck: {confirmed} of {n} predicted deadlock{} confirmed (made to happen){}\n",
         if n == 1 { "" } else { "s" },
-        if confirmed < n {
-            format!(", {} not reproduced", n - confirmed)
-        } else {
-            String::new()
+        match (n - confirmed - unsteered, unsteered) {
+            (0, 0) => String::new(),
+            (not, 0) => format!(", {not} not reproduced"),
+            (not, un) => format!(", {not} not reproduced, {un} not steered"),
         }
     )
 }
