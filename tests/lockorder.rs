@@ -198,6 +198,96 @@ fn rings_of_2_to_64_locks_one_thread_per_edge_are_potential_deadlocks() {
     }
 }
 
+/// The two roles of a same-class inversion: the class's name or origin,
+/// and the locks the threads took in each role.
+fn class_roles(f: &Value) -> Vec<(String, Vec<String>)> {
+    f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let c = &n["class"];
+            let locks = c["instances"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no class: {n:#}"))
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect();
+            (c["role"].as_str().unwrap().to_string(), locks)
+        })
+        .collect()
+}
+
+#[test]
+fn stripes_of_one_class_nested_both_ways_are_a_potential_deadlock() {
+    // No pair is ever taken both ways (the instance graph has no cycle):
+    // lockdep's class rule still sees it, and so does holdcheck.
+    let r = run_example("striped", &[], 60);
+    assert_eq!(r.code, 1);
+    let f = only(&r, "potential-deadlock");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("within one lock class: two mutexes stripes[*]"),
+        "{}",
+        f["title"]
+    );
+    for n in f["nodes"].as_array().unwrap() {
+        assert_eq!(n["name"], "stripes[*]", "{n:#}");
+    }
+    let roles = class_roles(f);
+    assert_eq!(roles[0].0, "lower");
+    assert_eq!(roles[1].0, "higher");
+    // "up" took 2i then 2i+1; "down" took 2j+1 then 2j, on other pairs.
+    let index = |l: &str| -> usize { l["stripes[".len()..l.len() - 1].parse().unwrap() };
+    let (lower, higher) = (&roles[0].1, &roles[1].1);
+    assert_eq!(lower.len(), 2, "{roles:?}");
+    for (lo, hi) in lower.iter().zip(higher) {
+        assert_eq!(index(lo) + 1, index(hi), "{roles:?}");
+    }
+    assert_ne!(lower[0], lower[1], "the pairs never met: {roles:?}");
+    let mut names = thread_names(f);
+    names.sort();
+    assert_eq!(names, ["down", "up"]);
+    // Each edge's stack is the thread's own move_entry call.
+    let callers: Vec<String> = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| functions_at(f, &e["stack"])[1].clone())
+        .collect();
+    assert_eq!(callers, ["up", "down"]);
+}
+
+#[test]
+fn stripes_always_taken_lowest_first_are_silent() {
+    let r = run_example("striped", &["--ordered"], 60);
+    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
+    assert!(r.report["findings"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn heap_stripes_are_one_class_by_their_init_call() {
+    let r = run_example("striped", &["--heap"], 60);
+    let f = only(&r, "potential-deadlock");
+    for n in f["nodes"].as_array().unwrap() {
+        assert!(n["name"].is_null(), "{n:#}");
+        assert_eq!(n["origin"]["how"], "init");
+        assert_eq!(n["origin"]["at"]["function"], "stripe_new");
+    }
+    let roles = class_roles(f);
+    assert!(roles[0].1.iter().all(|l| l.starts_with("0x")), "{roles:?}");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("two mutexes initialised in stripe_new"),
+        "{}",
+        f["title"]
+    );
+}
+
 #[test]
 fn both_orders_under_one_gate_lock_are_silent() {
     let r = run_example("lockorder", &["gated"], 60);

@@ -403,7 +403,12 @@ fn can_join(model: &Model, a: usize, b: usize, c: usize) -> bool {
 
 /// Whether the thread waiting for a lock in `wanted` mode is blocked by a
 /// thread holding it in `held` mode.
-fn conflicts(model: &Model, node: &Node, wanted: Option<Mode>, held: Option<Mode>) -> bool {
+pub(crate) fn conflicts(
+    model: &Model,
+    node: &Node,
+    wanted: Option<Mode>,
+    held: Option<Mode>,
+) -> bool {
     let (Some(w), Some(h)) = (wanted, held) else {
         return true;
     };
@@ -465,7 +470,7 @@ fn witness(model: &Model, cycle: &[usize]) -> Option<(Vec<Evidence>, Grade)> {
 }
 
 /// Why the orders of a witness could not all be in force at once.
-fn serialization(model: &Model, chosen: &[&Evidence]) -> Serialization {
+pub(crate) fn serialization(model: &Model, chosen: &[&Evidence]) -> Serialization {
     let mut s = Serialization {
         pid: chosen.first().map(|e| e.pid).unwrap_or(0),
         ..Serialization::default()
@@ -489,7 +494,7 @@ fn serialization(model: &Model, chosen: &[&Evidence]) -> Serialization {
 
 /// The starts and joins that put one of two orders before the other, if
 /// any (orders of different processes are never ordered here).
-fn ordered(model: &Model, a: &Evidence, b: &Evidence) -> Option<Vec<Sync>> {
+pub(crate) fn ordered(model: &Model, a: &Evidence, b: &Evidence) -> Option<Vec<Sync>> {
     if a.pid != b.pid || a.tid == b.tid {
         return None;
     }
@@ -562,7 +567,7 @@ fn same_thread(a: &Evidence, b: &Evidence) -> bool {
 
 /// Whether one lock was held across every edge (a gate: the threads can
 /// never be inside the cycle at the same time).
-fn gated(chosen: &[&Evidence]) -> bool {
+pub(crate) fn gated(chosen: &[&Evidence]) -> bool {
     let mut common: Option<HashSet<(u32, LockRef)>> = None;
     for e in chosen {
         let held: HashSet<(u32, LockRef)> = e.others_held.iter().map(|l| (e.pid, *l)).collect();

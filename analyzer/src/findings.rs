@@ -31,6 +31,7 @@ pub fn analyse(model: &mut Model) -> Report {
         ));
     }
     let truncated = bounds.truncated || !bounds.long_only.is_empty();
+    let covered_classes = crate::classes::covered(model, &cycles);
     let mut findings = Vec::new();
     // Edges of reported cycles: a lock held across a call on such an edge is
     // part of that deadlock (another call site of it), not a hazard of its own.
@@ -67,6 +68,10 @@ pub fn analyse(model: &mut Model) -> Report {
         if !seen_live {
             findings.push(f);
         }
+    }
+    // Locks of one class nested both ways, on pairs that never met.
+    for ci in crate::classes::same_class_inversions(model, &covered_classes) {
+        findings.push(class_finding(model, &mut syms, &ci));
     }
     // The edges of observed findings, too, explain their held-across-calls.
     for (pid, o) in &model.observed {
@@ -434,6 +439,7 @@ pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeI
                 file: model.file_paths.get(lock).cloned(),
                 name: model.lock_names.get(&(*pid, lock.addr)).cloned(),
                 origin: model.lock_origins.get(&(*pid, *lock)).cloned(),
+                class: None,
             }
         }
         Node::Queue { channel, dir } => NodeInfo::Channel {
@@ -657,6 +663,87 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
         .iter()
         .find(|e| e.relation == "held-across-call")
         .or(edges.first())
+        .and_then(|e| program_frame(&stacks[e.stack].frames));
+    let kind = if serialized.is_some() {
+        LOCK_ORDER_INVERSION
+    } else {
+        POTENTIAL_DEADLOCK
+    };
+    let mut f = Finding::new(
+        kind,
+        String::new(),
+        (nodes, edges),
+        threads,
+        stacks,
+        location,
+    );
+    f.serialized = serialized;
+    f.title = labels::cycle_title(&f);
+    f
+}
+
+/// A same-class inversion: two nodes, the class's lower- and
+/// higher-addressed lock, each edge with the locks its thread really took.
+fn class_finding(
+    model: &Model,
+    syms: &mut Symbols,
+    ci: &crate::classes::ClassInversion,
+) -> Finding {
+    let c = &ci.cycle;
+    let label = |l: &LockRef| {
+        let pid = c.witness[0].pid;
+        model
+            .lock_names
+            .get(&(pid, l.addr))
+            .cloned()
+            .unwrap_or_else(|| format!("{:#x}", l.addr))
+    };
+    let nodes: Vec<NodeInfo> = (0..2)
+        .map(|i| {
+            let mut n = node_info(model, &model.nodes[c.nodes[i]], c.witness[i].held_mode);
+            if let NodeInfo::Lock { name, class, .. } = &mut n {
+                if let crate::classes::ClassKey::Array { base, .. } = &ci.class {
+                    *name = Some(format!("{base}[*]"));
+                }
+                let (role, locks) = if i == 0 {
+                    ("lower", &ci.lower)
+                } else {
+                    ("higher", &ci.higher)
+                };
+                *class = Some(LockClass {
+                    role: role.to_string(),
+                    instances: locks.iter().map(label).collect(),
+                });
+            }
+            n
+        })
+        .collect();
+    let mut stacks = Vec::new();
+    let edges: Vec<EdgeInfo> = (0..2)
+        .map(|i| {
+            let (held, wanted) = ci.taken[i];
+            evidence_edge(
+                model,
+                syms,
+                &c.witness[i],
+                (i, &model.nodes[held]),
+                ((i + 1) % 2, &model.nodes[wanted]),
+                &mut stacks,
+            )
+        })
+        .collect();
+    let threads: Vec<ThreadRef> = edges
+        .iter()
+        .map(|e| e.thread.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let serialized = match &c.grade {
+        Grade::Concurrent => None,
+        Grade::Serialized(s) => Some(serialized_info(model, s)),
+    };
+    let location = edges
+        .first()
         .and_then(|e| program_frame(&stacks[e.stack].frames));
     let kind = if serialized.is_some() {
         LOCK_ORDER_INVERSION

@@ -6,6 +6,7 @@
 //! [`findings`] → [`report`]. [`order`] tells which facts of two threads
 //! could overlap (thread starts and joins), for grading the cycles.
 
+pub mod classes;
 pub mod confirm;
 pub mod cycles;
 pub mod findings;

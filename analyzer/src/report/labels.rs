@@ -75,6 +75,34 @@ pub fn cycle_title(f: &Finding) -> String {
         .count();
     let queues = f.nodes.len() - locks;
     let edges = &f.edges;
+    let class = f.nodes.iter().find_map(|n| match n {
+        NodeInfo::Lock {
+            class: Some(_),
+            kind,
+            ..
+        } => Some((kind, lock_what(n).unwrap_or_default())),
+        _ => None,
+    });
+    if let Some((kind, what)) = class {
+        // `stripes[*] (the lower-addressed of two)`: the class alone.
+        let class = what.split(" (the ").next().unwrap_or_default();
+        let how = match &f.serialized {
+            Some(s) => serialized_reason(s),
+            None => format!(
+                "{} threads, on pairs that never met in this run",
+                f.threads.len()
+            ),
+        };
+        let kinds = if kind == "mutex" {
+            "mutexes".to_string()
+        } else {
+            format!("{kind}s")
+        };
+        return format!(
+            "lock-order inversion within one lock class: two {kinds} {class} nested in \
+             opposite address orders; {how}"
+        );
+    }
     if let Some(s) = &f.serialized {
         format!(
             "lock-order inversion: {locks} locks taken in opposite orders; {}",
@@ -173,12 +201,21 @@ pub fn lock_what(n: &NodeInfo) -> Option<String> {
             name,
             address,
             origin,
+            class,
             ..
-        } => Some(match (file.as_ref().or(name.as_ref()), origin) {
-            (Some(name), _) => name.clone(),
-            (None, Some(o)) => format!("{address} {}", origin_words(o)),
-            (None, None) => address.clone(),
-        }),
+        } => {
+            let what = match (file.as_ref().or(name.as_ref()), origin) {
+                (Some(name), _) => name.clone(),
+                // A class is where its locks were made, not one address.
+                (None, Some(o)) if class.is_some() => origin_words(o),
+                (None, Some(o)) => format!("{address} {}", origin_words(o)),
+                (None, None) => address.clone(),
+            };
+            Some(match class {
+                Some(c) => format!("{what} (the {}-addressed of two)", c.role),
+                None => what,
+            })
+        }
         NodeInfo::Channel { .. } => None,
     }
 }

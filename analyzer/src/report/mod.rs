@@ -80,6 +80,16 @@ pub struct ConfirmInfo {
     pub trace_dir: String,
 }
 
+/// One role in a same-class inversion: the lower- or the higher-addressed
+/// lock of the pairs its threads nest.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LockClass {
+    /// `lower` or `higher`.
+    pub role: String,
+    /// The locks the threads took in this role (names, or addresses).
+    pub instances: Vec<String>,
+}
+
 /// What steering toward a predicted cycle gave (`holdcheck confirm`).
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Confirmation {
@@ -544,6 +554,11 @@ pub enum NodeInfo {
         /// A lock no variable holds: where it was made.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<LockOrigin>,
+        /// A same-class inversion's node: its locks' class and their role
+        /// (then `name` is the class, `stripes[*]`, and `address` one of
+        /// its locks).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<LockClass>,
     },
     Channel {
         /// `send` (waiting for room) or `recv` (waiting for data).

@@ -430,6 +430,17 @@ fn finding_of(f: &Finding, made: Option<u32>) -> String {
         for v in &f.variants {
             let _ = writeln!(out, "  Also:  {v}");
         }
+        // A class's role, by the locks that played it in this run.
+        for n in &f.nodes {
+            if let NodeInfo::Lock { class: Some(c), .. } = n {
+                let _ = writeln!(
+                    out,
+                    "  The {}-addressed of two, in this run: {}",
+                    c.role,
+                    c.instances.join(", ")
+                );
+            }
+        }
         out.push('\n');
     }
     if f.processes.len() > 1 {

@@ -1,0 +1,165 @@
+//! Lock classes, as lockdep has them: the locks of one array, or made by
+//! one init call (or first held at one site, for a lock no init made), are
+//! one class. Two threads that nest two locks of one class in opposite
+//! address orders can deadlock on one pair, even when in this run they
+//! never took the same pair: the instance graph has no cycle, the class
+//! has one through itself. A class whose pairs are always taken in one
+//! address order (a hash table that locks the lower of two buckets first)
+//! is ordered, and silent; so is one whose pairs are nested under a gate.
+
+use crate::cycles::{self, Cycle, Grade};
+use crate::model::{Evidence, Model, Node, Relation};
+use holdcheck_format::LockRef;
+use std::collections::{BTreeMap, HashSet};
+
+/// What makes locks one class.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClassKey {
+    /// The elements of one array variable (`stripes[3]`).
+    Array { pid: u32, base: String },
+    /// Made by the init call that returns to `site`.
+    Init { pid: u32, site: u64 },
+    /// First held at `site`, no init seen.
+    FirstHeld { pid: u32, site: u64 },
+}
+
+/// A lock's class, if it has one other locks can share (a lock in a plain
+/// variable, or a file lock, is only itself).
+pub fn class_of(model: &Model, pid: u32, lock: LockRef) -> Option<ClassKey> {
+    if lock.is_file() {
+        return None;
+    }
+    if let Some(name) = model.lock_names.get(&(pid, lock.addr)) {
+        let (base, _) = name.split_once('[')?;
+        return Some(ClassKey::Array {
+            pid,
+            base: base.to_string(),
+        });
+    }
+    let p = model.processes.get(&pid)?;
+    if let Some(site) = p.locks.get(&lock).and_then(|m| m.init) {
+        return Some(ClassKey::Init { pid, site });
+    }
+    p.first_held_at
+        .get(&lock)
+        .map(|&site| ClassKey::FirstHeld { pid, site })
+}
+
+/// Two locks of one class nested in opposite address orders.
+pub struct ClassInversion {
+    pub class: ClassKey,
+    /// Its nodes are the ascending pair's locks (lower, then higher); its
+    /// witness is the ascending order, then the descending one.
+    pub cycle: Cycle,
+    /// The locks the witness's threads took in each role.
+    pub lower: Vec<LockRef>,
+    pub higher: Vec<LockRef>,
+    /// Each witness order's own held and wanted nodes.
+    pub taken: [(usize, usize); 2],
+}
+
+/// An order between two locks of one class: the evidence, the held node
+/// and the wanted node.
+type Nested<'a> = (&'a Evidence, usize, usize);
+
+/// The classes with two or more locks in one of these cycles: their
+/// inversion is that cycle, reported with its own locks.
+pub fn covered(model: &Model, cycles: &[Cycle]) -> HashSet<ClassKey> {
+    let mut out = HashSet::new();
+    for c in cycles {
+        let mut seen = HashSet::new();
+        for &n in &c.nodes {
+            if let Node::Lock { pid, lock } = &model.nodes[n] {
+                if let Some(k) = class_of(model, *pid, *lock) {
+                    if !seen.insert(k.clone()) {
+                        out.insert(k);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every class nested both ways, with a witness: two threads whose orders
+/// could overlap, under no common gate, in conflicting modes (else the
+/// same thread's or start/join-ordered orders: a serialized inversion).
+/// A class a reported cycle covers is left to it.
+pub fn same_class_inversions(model: &Model, covered: &HashSet<ClassKey>) -> Vec<ClassInversion> {
+    let mut by_class: BTreeMap<ClassKey, (Vec<Nested>, Vec<Nested>)> = BTreeMap::new();
+    for (&(a, b), evidence) in &model.edges {
+        let (Node::Lock { pid, lock: la }, Node::Lock { pid: pb, lock: lb }) =
+            (&model.nodes[a], &model.nodes[b])
+        else {
+            continue;
+        };
+        if pid != pb || la.addr == lb.addr {
+            continue;
+        }
+        let Some(class) = class_of(model, *pid, *la) else {
+            continue;
+        };
+        if class_of(model, *pid, *lb).as_ref() != Some(&class) {
+            continue;
+        }
+        let (up, down) = by_class.entry(class).or_default();
+        let side = if la.addr < lb.addr { up } else { down };
+        side.extend(
+            evidence
+                .iter()
+                .filter(|e| e.relation == Relation::LockOrder)
+                .map(|e| (e, a, b)),
+        );
+    }
+    let mut out = Vec::new();
+    for (class, (up, down)) in by_class {
+        if covered.contains(&class) {
+            continue;
+        }
+        // One pair taken both ways is an ordinary cycle of two locks: the
+        // instance graph reports it.
+        let pairs: HashSet<(usize, usize)> = up.iter().map(|&(_, a, b)| (a, b)).collect();
+        if down.iter().any(|&(_, a, b)| pairs.contains(&(b, a))) {
+            continue;
+        }
+        let real = |u: &Nested, d: &Nested| {
+            let (lower, higher) = (&model.nodes[u.1], &model.nodes[u.2]);
+            !cycles::gated(&[u.0, d.0])
+                && cycles::conflicts(model, lower, d.0.wanted_mode, u.0.held_mode)
+                && cycles::conflicts(model, higher, u.0.wanted_mode, d.0.held_mode)
+        };
+        let concurrent = |u: &Nested, d: &Nested| {
+            (u.0.pid, u.0.tid) != (d.0.pid, d.0.tid) && cycles::ordered(model, u.0, d.0).is_none()
+        };
+        let pairs = || up.iter().flat_map(|u| down.iter().map(move |d| (u, d)));
+        let (grade, (u, d)) = match pairs().find(|(u, d)| real(u, d) && concurrent(u, d)) {
+            Some(p) => (Grade::Concurrent, p),
+            None => match pairs().find(|(u, d)| real(u, d)) {
+                Some(p) => (
+                    Grade::Serialized(cycles::serialization(model, &[p.0 .0, p.1 .0])),
+                    p,
+                ),
+                None => continue,
+            },
+        };
+        let lock = |node: usize| match &model.nodes[node] {
+            Node::Lock { lock, .. } => Some(*lock),
+            Node::Queue { .. } => None,
+        };
+        // The ascending pair's locks, then the descending pair's.
+        let lower: Vec<LockRef> = [u.1, d.2].into_iter().filter_map(lock).collect();
+        let higher: Vec<LockRef> = [u.2, d.1].into_iter().filter_map(lock).collect();
+        out.push(ClassInversion {
+            class,
+            cycle: Cycle {
+                nodes: vec![u.1, u.2],
+                witness: vec![u.0.clone(), d.0.clone()],
+                grade,
+            },
+            lower,
+            higher,
+            taken: [(u.1, u.2), (d.1, d.2)],
+        });
+    }
+    out
+}
