@@ -6,6 +6,10 @@
 //! has one through itself. A class whose pairs are always taken in one
 //! address order (a hash table that locks the lower of two buckets first)
 //! is ordered, and silent; so is one whose pairs are nested under a gate.
+//! A class of locks made at one init site or first held at one site must
+//! show both orders at the same two lock calls (code that nests whatever
+//! its caller passes): such a site may be a wrapper's constructor that
+//! makes every lock of a program, nested by rank, not by address.
 
 use crate::cycles::{self, Cycle, Grade};
 use crate::model::{Evidence, Model, Node, Relation};
@@ -81,11 +85,44 @@ pub fn covered(model: &Model, cycles: &[Cycle]) -> HashSet<ClassKey> {
     out
 }
 
+/// Whether two orders were taken by the same two lock calls, distinct and
+/// in one function: code that nests the locks its caller passes
+/// (`transfer(a, b)`). A class made in a wrapper's constructor holds every
+/// lock of a program (a JVM's `PlatformMonitor`), nested in a hierarchy by
+/// rank, not address, through lock wrappers: not this.
+fn same_two_calls(
+    model: &Model,
+    u: &Evidence,
+    d: &Evidence,
+    one_function: &mut dyn FnMut(u32, u64, u64) -> bool,
+) -> bool {
+    let site = |e: &Evidence| {
+        model
+            .processes
+            .get(&e.pid)
+            .and_then(|p| p.stacks.get(&e.stack))
+            .and_then(|s| s.first().copied())
+    };
+    let (Some(first), Some(second)) = (u.held_site, site(u)) else {
+        return false;
+    };
+    first != second
+        && d.held_site == Some(first)
+        && site(d) == Some(second)
+        && one_function(u.pid, first, second)
+}
+
 /// Every class nested both ways, with a witness: two threads whose orders
 /// could overlap, under no common gate, in conflicting modes (else the
 /// same thread's or start/join-ordered orders: a serialized inversion).
 /// A class a reported cycle covers is left to it.
-pub fn same_class_inversions(model: &Model, covered: &HashSet<ClassKey>) -> Vec<ClassInversion> {
+/// `one_function` says whether two code addresses of a process are in one
+/// function (symbols are the caller's).
+pub fn same_class_inversions(
+    model: &Model,
+    covered: &HashSet<ClassKey>,
+    one_function: &mut dyn FnMut(u32, u64, u64) -> bool,
+) -> Vec<ClassInversion> {
     let mut by_class: BTreeMap<ClassKey, (Vec<Nested>, Vec<Nested>)> = BTreeMap::new();
     for (&(a, b), evidence) in &model.edges {
         let (Node::Lock { pid, lock: la }, Node::Lock { pid: pb, lock: lb }) =
@@ -122,9 +159,11 @@ pub fn same_class_inversions(model: &Model, covered: &HashSet<ClassKey>) -> Vec<
         if down.iter().any(|&(_, a, b)| pairs.contains(&(b, a))) {
             continue;
         }
-        let real = |u: &Nested, d: &Nested| {
+        let array = matches!(class, ClassKey::Array { .. });
+        let mut real = |u: &Nested, d: &Nested| {
             let (lower, higher) = (&model.nodes[u.1], &model.nodes[u.2]);
-            !cycles::gated(&[u.0, d.0])
+            (array || same_two_calls(model, u.0, d.0, one_function))
+                && !cycles::gated(&[u.0, d.0])
                 && cycles::conflicts(model, lower, d.0.wanted_mode, u.0.held_mode)
                 && cycles::conflicts(model, higher, u.0.wanted_mode, d.0.held_mode)
         };
@@ -132,7 +171,7 @@ pub fn same_class_inversions(model: &Model, covered: &HashSet<ClassKey>) -> Vec<
             (u.0.pid, u.0.tid) != (d.0.pid, d.0.tid) && cycles::ordered(model, u.0, d.0).is_none()
         };
         let pairs = || up.iter().flat_map(|u| down.iter().map(move |d| (u, d)));
-        let (grade, (u, d)) = match pairs().find(|(u, d)| real(u, d) && concurrent(u, d)) {
+        let (grade, (u, d)) = match pairs().find(|(u, d)| concurrent(u, d) && real(u, d)) {
             Some(p) => (Grade::Concurrent, p),
             None => match pairs().find(|(u, d)| real(u, d)) {
                 Some(p) => (

@@ -70,7 +70,18 @@ pub fn analyse(model: &mut Model) -> Report {
         }
     }
     // Locks of one class nested both ways, on pairs that never met.
-    for ci in crate::classes::same_class_inversions(model, &covered_classes) {
+    let mut one_function = |pid: u32, a: u64, b: u64| {
+        let function = |syms: &mut Symbols, pc| {
+            syms.frames(model, pid, pc)
+                .first()
+                .and_then(|f| f.function.clone())
+        };
+        let fa = function(&mut syms, a);
+        fa.is_some() && fa == function(&mut syms, b)
+    };
+    let inversions =
+        crate::classes::same_class_inversions(model, &covered_classes, &mut one_function);
+    for ci in inversions {
         findings.push(class_finding(model, &mut syms, &ci));
     }
     // The edges of observed findings, too, explain their held-across-calls.
