@@ -7,14 +7,16 @@
 //! address order (a hash table that locks the lower of two buckets first)
 //! is ordered, and silent; so is one whose pairs are nested under a gate.
 //! A class of locks made at one init site or first held at one site must
-//! show both orders at the same two lock calls (code that nests whatever
-//! its caller passes): such a site may be a wrapper's constructor that
-//! makes every lock of a program, nested by rank, not by address.
+//! show both orders at the same two lock calls of one function (code that
+//! nests whatever its caller passes, `transfer(a, b)`): such a site may be
+//! a lock wrapper's constructor that makes every lock of a program (a
+//! JVM's `PlatformMonitor`), nested through the wrappers by rank, not by
+//! address.
 
 use crate::cycles::{self, Cycle, Grade};
 use crate::model::{Evidence, Model, Node, Relation};
 use holdcheck_format::LockRef;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What makes locks one class.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -85,31 +87,86 @@ pub fn covered(model: &Model, cycles: &[Cycle]) -> HashSet<ClassKey> {
     out
 }
 
-/// Whether two orders were taken by the same two lock calls, distinct and
-/// in one function: code that nests the locks its caller passes
-/// (`transfer(a, b)`). A class made in a wrapper's constructor holds every
-/// lock of a program (a JVM's `PlatformMonitor`), nested in a hierarchy by
-/// rank, not address, through lock wrappers: not this.
-fn same_two_calls(
+/// Most orders of one thread, one class and one pair of calls looked at
+/// (a million facts of one class must not make a trillion pairs).
+const PER_THREAD: usize = 8;
+
+/// Two orders of a class, one ascending and one descending, that could
+/// deadlock: at the same two calls of one function (unless an array's),
+/// under no common gate, in conflicting modes; by two threads that could
+/// overlap (`Concurrent`), else by any (a serialized inversion).
+fn witness<'a>(
     model: &Model,
-    u: &Evidence,
-    d: &Evidence,
+    array: bool,
+    up: &[Nested<'a>],
+    down: &[Nested<'a>],
     one_function: &mut dyn FnMut(u32, u64, u64) -> bool,
-) -> bool {
-    let site = |e: &Evidence| {
-        model
+) -> Option<((Nested<'a>, Nested<'a>), Grade)> {
+    // By the calls that took them (any, for an array), a few per thread.
+    type Calls = (Option<u64>, Option<u64>);
+    let calls = |e: &Evidence| -> Calls {
+        if array {
+            return (None, None);
+        }
+        let site = model
             .processes
             .get(&e.pid)
             .and_then(|p| p.stacks.get(&e.stack))
-            .and_then(|s| s.first().copied())
+            .and_then(|s| s.first().copied());
+        (e.held_site, site)
     };
-    let (Some(first), Some(second)) = (u.held_site, site(u)) else {
-        return false;
+    let mut groups: BTreeMap<Calls, (Vec<Nested>, Vec<Nested>)> = BTreeMap::new();
+    for (side, list) in [(0, up), (1, down)] {
+        let mut per: HashMap<(Calls, u32, u32), usize> = HashMap::new();
+        for n in list {
+            let k = calls(n.0);
+            let c = per.entry((k, n.0.pid, n.0.tid)).or_default();
+            if *c < PER_THREAD {
+                *c += 1;
+                let g = groups.entry(k).or_default();
+                if side == 0 { &mut g.0 } else { &mut g.1 }.push(*n);
+            }
+        }
+    }
+    let real = |u: &Nested, d: &Nested| {
+        let (lower, higher) = (&model.nodes[u.1], &model.nodes[u.2]);
+        !cycles::gated(&[u.0, d.0])
+            && cycles::conflicts(model, lower, d.0.wanted_mode, u.0.held_mode)
+            && cycles::conflicts(model, higher, u.0.wanted_mode, d.0.held_mode)
     };
-    first != second
-        && d.held_site == Some(first)
-        && site(d) == Some(second)
-        && one_function(u.pid, first, second)
+    let concurrent = |u: &Nested, d: &Nested| {
+        (u.0.pid, u.0.tid) != (d.0.pid, d.0.tid) && cycles::ordered(model, u.0, d.0).is_none()
+    };
+    let mut serialized = None;
+    for ((held, wanted), (ups, downs)) in &groups {
+        if ups.is_empty() || downs.is_empty() {
+            continue;
+        }
+        if !array {
+            let (Some(held), Some(wanted)) = (*held, *wanted) else {
+                continue;
+            };
+            let pid = ups[0].0.pid;
+            if held == wanted || !one_function(pid, held, wanted) {
+                continue;
+            }
+        }
+        for u in ups {
+            for d in downs {
+                if !real(u, d) {
+                    continue;
+                }
+                if concurrent(u, d) {
+                    return Some(((*u, *d), Grade::Concurrent));
+                }
+                serialized.get_or_insert((*u, *d));
+            }
+        }
+    }
+    serialized.map(|(u, d)| {
+        let s = cycles::serialization(model, &[u.0, d.0]);
+        ((u, d), Grade::Serialized(s))
+    })
 }
 
 /// Every class nested both ways, with a witness: two threads whose orders
@@ -160,26 +217,8 @@ pub fn same_class_inversions(
             continue;
         }
         let array = matches!(class, ClassKey::Array { .. });
-        let mut real = |u: &Nested, d: &Nested| {
-            let (lower, higher) = (&model.nodes[u.1], &model.nodes[u.2]);
-            (array || same_two_calls(model, u.0, d.0, one_function))
-                && !cycles::gated(&[u.0, d.0])
-                && cycles::conflicts(model, lower, d.0.wanted_mode, u.0.held_mode)
-                && cycles::conflicts(model, higher, u.0.wanted_mode, d.0.held_mode)
-        };
-        let concurrent = |u: &Nested, d: &Nested| {
-            (u.0.pid, u.0.tid) != (d.0.pid, d.0.tid) && cycles::ordered(model, u.0, d.0).is_none()
-        };
-        let pairs = || up.iter().flat_map(|u| down.iter().map(move |d| (u, d)));
-        let (grade, (u, d)) = match pairs().find(|(u, d)| concurrent(u, d) && real(u, d)) {
-            Some(p) => (Grade::Concurrent, p),
-            None => match pairs().find(|(u, d)| real(u, d)) {
-                Some(p) => (
-                    Grade::Serialized(cycles::serialization(model, &[p.0 .0, p.1 .0])),
-                    p,
-                ),
-                None => continue,
-            },
+        let Some(((u, d), grade)) = witness(model, array, &up, &down, one_function) else {
+            continue;
         };
         let lock = |node: usize| match &model.nodes[node] {
             Node::Lock { lock, .. } => Some(*lock),
