@@ -180,20 +180,34 @@ pub fn same_class_inversions(
     covered: &HashSet<ClassKey>,
     one_function: &mut dyn FnMut(u32, u64, u64) -> bool,
 ) -> Vec<ClassInversion> {
-    let mut by_class: BTreeMap<ClassKey, (Vec<Nested>, Vec<Nested>)> = BTreeMap::new();
+    // Each lock node's class, once (a million edges share their nodes).
+    let mut ids: HashMap<ClassKey, usize> = HashMap::new();
+    let mut keys: Vec<ClassKey> = Vec::new();
+    let node_class: Vec<Option<usize>> = model
+        .nodes
+        .iter()
+        .map(|n| match n {
+            Node::Lock { pid, lock } => class_of(model, *pid, *lock).map(|k| {
+                *ids.entry(k.clone()).or_insert_with(|| {
+                    keys.push(k);
+                    keys.len() - 1
+                })
+            }),
+            Node::Queue { .. } => None,
+        })
+        .collect();
+    let mut by_class: BTreeMap<usize, (Vec<Nested>, Vec<Nested>)> = BTreeMap::new();
     for (&(a, b), evidence) in &model.edges {
-        let (Node::Lock { pid, lock: la }, Node::Lock { pid: pb, lock: lb }) =
+        let (Some(class), Some(other)) = (node_class[a], node_class[b]) else {
+            continue;
+        };
+        let (Node::Lock { lock: la, .. }, Node::Lock { lock: lb, .. }) =
             (&model.nodes[a], &model.nodes[b])
         else {
             continue;
         };
-        if pid != pb || la.addr == lb.addr {
-            continue;
-        }
-        let Some(class) = class_of(model, *pid, *la) else {
-            continue;
-        };
-        if class_of(model, *pid, *lb).as_ref() != Some(&class) {
+        // A class is one process's (its key holds the pid).
+        if class != other || la.addr == lb.addr {
             continue;
         }
         let (up, down) = by_class.entry(class).or_default();
@@ -206,8 +220,9 @@ pub fn same_class_inversions(
         );
     }
     let mut out = Vec::new();
-    for (class, (up, down)) in by_class {
-        if covered.contains(&class) {
+    for (id, (up, down)) in by_class {
+        let class = keys[id].clone();
+        if up.is_empty() || down.is_empty() || covered.contains(&class) {
             continue;
         }
         // One pair taken both ways is an ordinary cycle of two locks: the
