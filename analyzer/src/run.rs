@@ -238,6 +238,12 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
         );
     }
     let mut deadline = opts.timeout.map(|t| Instant::now() + t);
+    // `run` can keep a deadlocked command running; `confirm` cannot.
+    let keep_hint = if opts.released.is_some() {
+        ""
+    } else {
+        " (--keep-running lets it run on)"
+    };
     let mut released_at: Option<Instant> = None;
     let mut killed = None;
     let mut watch = DeadlockWatch::default();
@@ -280,17 +286,14 @@ pub fn run(opts: &RunOptions) -> Result<Outcome> {
         {
             eprintln!(
                 "holdcheck: every thread of the command is blocked in a wait only another of \
-                 its threads could end: ending it (--keep-running lets it run on)"
+                 its threads could end: ending it{keep_hint}"
             );
             killed = Some(Ending::Hung);
         } else if deadlocked && !opts.keep_running {
             // A moment for the processes blocked behind it to get there
             // too, so that the snapshot shows them in its wait chain.
             let at = *deadlock_seen.get_or_insert_with(|| {
-                eprintln!(
-                    "holdcheck: the watchdog saw a deadlock: ending the command \
-                     (--keep-running lets it run on)"
-                );
+                eprintln!("holdcheck: the watchdog saw a deadlock: ending the command{keep_hint}");
                 Instant::now()
             });
             if at.elapsed() >= DEADLOCK_GRACE {
