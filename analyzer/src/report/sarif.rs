@@ -362,6 +362,13 @@ pub fn render(r: &Report, o: &Options) -> String {
             if !flows.is_empty() {
                 result["codeFlows"] = json!(flows);
             }
+            // `confirm`'s verdict, for a CI that gates on confirmed ones.
+            if let Some(c) = &f.confirmation {
+                result["properties"] = json!({
+                    "holdcheck/confirmation": c.verdict,
+                    "holdcheck/prediction": c.of,
+                });
+            }
             result
         })
         .collect();
