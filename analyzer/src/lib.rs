@@ -36,5 +36,8 @@ pub const EXIT_ERROR: i32 = 2;
 pub fn analyse_dirs(dirs: &[PathBuf]) -> Result<report::Report> {
     let traces = trace::read_dirs(dirs)?;
     let mut model = model::Model::build(&traces);
+    // The records are in the model now: their memory goes before the
+    // analysis needs its own.
+    drop(traces);
     Ok(findings::analyse(&mut model))
 }
