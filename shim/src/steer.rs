@@ -482,3 +482,82 @@ fn nap() {
     };
     let _ = rustix::thread::nanosleep(&t);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdcheck_format::steer::Slot;
+
+    fn edge(kind: Kind, held: bool) -> PlanEdge {
+        let p = Place {
+            module: "/m".into(),
+            offset: 1,
+        };
+        PlanEdge {
+            kind,
+            held: held.then(|| p.clone()),
+            frames: vec![p],
+        }
+    }
+
+    /// A plan over a fresh state page (leaked: the shim's never goes).
+    fn plan(edges: Vec<PlanEdge>) -> Plan {
+        let page: &'static mut [u64; STATE_BYTES / 8] = Box::leak(Box::new([0; STATE_BYTES / 8]));
+        // SAFETY: a zeroed, aligned page is a fresh State (all atomics).
+        let state = unsafe { &*(page.as_ptr() as *const State) };
+        Plan {
+            edges,
+            park_ns: 1_000_000_000,
+            blocked_ns: 100,
+            state,
+            addrs: crate::sync::SpinLock::new(Resolved::default()),
+        }
+    }
+
+    fn park(s: &Slot, who: u64, held: u64, wanted: u64) {
+        s.occupant.store(who, Ordering::Relaxed);
+        s.held.store(held, Ordering::Relaxed);
+        s.wanted.store(wanted, Ordering::Relaxed);
+        s.state.store(PARKED, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn parked_lock_edges_go_only_when_they_close_a_cycle() {
+        let p = plan(vec![edge(Kind::Lock, true), edge(Kind::Lock, true)]);
+        let pid = 7u64 << 32;
+        let slots = &p.state.slots;
+        assert!(!all_ready(&p, 1000), "nobody there yet");
+        park(&slots[0], pid | 1, 0xa, 0xb);
+        assert!(!all_ready(&p, 1000), "one of two edges");
+        // The second thread holds another lock than the first wants.
+        park(&slots[1], pid | 2, 0xc, 0xa);
+        assert!(!all_ready(&p, 1000), "no cycle: b is held by nobody");
+        park(&slots[1], pid | 2, 0xb, 0xa);
+        assert!(all_ready(&p, 1000), "a -> b -> a");
+    }
+
+    #[test]
+    fn a_held_call_counts_once_it_lasted_and_a_bare_queue_wait_is_optional() {
+        let p = plan(vec![
+            edge(Kind::Call, true),
+            edge(Kind::Park, false),
+            edge(Kind::Call, false),
+        ]);
+        let slots = &p.state.slots;
+        // Another process's marks are trusted (no owner to read here).
+        let other = 9u64 << 32;
+        slots[0].occupant.store(other | 3, Ordering::Relaxed);
+        slots[0].held.store(0x10, Ordering::Relaxed);
+        slots[0].since_ns.store(1000, Ordering::Relaxed);
+        slots[0].state.store(IN_CALL, Ordering::Relaxed);
+        park(&slots[1], other | 4, 0, 0x10);
+        assert!(
+            !all_ready(&p, 1050),
+            "the call began 50 ns ago: not blocked yet"
+        );
+        assert!(all_ready(&p, 1100), "blocked for the plan's 100 ns");
+        // The queue wait with no lock (slot 2) was never marked: optional.
+        free(&slots[1]);
+        assert!(!all_ready(&p, 1100), "the drainer left its site");
+    }
+}
