@@ -645,17 +645,31 @@ fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
     let nodes: Vec<NodeInfo> = (0..n)
         .map(|i| node_info(model, &model.nodes[c.nodes[i]], c.witness[i].held_mode))
         .collect();
+    let taken: Vec<(usize, usize)> = (0..n).map(|i| (c.nodes[i], c.nodes[(i + 1) % n])).collect();
+    predicted_finding(model, syms, c, nodes, &taken)
+}
+
+/// A predicted cycle's finding: `nodes` as shown, edge i from node i to
+/// the next with its witness, `taken[i]` the model's nodes that edge's
+/// thread really held and wanted (a class's locks differ per edge).
+fn predicted_finding(
+    model: &Model,
+    syms: &mut Symbols,
+    c: &Cycle,
+    nodes: Vec<NodeInfo>,
+    taken: &[(usize, usize)],
+) -> Finding {
+    let n = nodes.len();
     let mut stacks = Vec::new();
     let edges: Vec<EdgeInfo> = (0..n)
         .map(|i| {
-            let to = &model.nodes[c.nodes[(i + 1) % n]];
-            let from = &model.nodes[c.nodes[i]];
+            let (held, wanted) = taken[i];
             evidence_edge(
                 model,
                 syms,
                 &c.witness[i],
-                (i, from),
-                ((i + 1) % n, to),
+                (i, &model.nodes[held]),
+                ((i + 1) % n, &model.nodes[wanted]),
                 &mut stacks,
             )
         })
@@ -729,49 +743,7 @@ fn class_finding(
             n
         })
         .collect();
-    let mut stacks = Vec::new();
-    let edges: Vec<EdgeInfo> = (0..2)
-        .map(|i| {
-            let (held, wanted) = ci.taken[i];
-            evidence_edge(
-                model,
-                syms,
-                &c.witness[i],
-                (i, &model.nodes[held]),
-                ((i + 1) % 2, &model.nodes[wanted]),
-                &mut stacks,
-            )
-        })
-        .collect();
-    let threads: Vec<ThreadRef> = edges
-        .iter()
-        .map(|e| e.thread.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let serialized = match &c.grade {
-        Grade::Concurrent => None,
-        Grade::Serialized(s) => Some(serialized_info(model, s)),
-    };
-    let location = edges
-        .first()
-        .and_then(|e| program_frame(&stacks[e.stack].frames));
-    let kind = if serialized.is_some() {
-        LOCK_ORDER_INVERSION
-    } else {
-        POTENTIAL_DEADLOCK
-    };
-    let mut f = Finding::new(
-        kind,
-        String::new(),
-        (nodes, edges),
-        threads,
-        stacks,
-        location,
-    );
-    f.serialized = serialized;
-    f.title = labels::cycle_title(&f);
-    f
+    predicted_finding(model, syms, c, nodes, &ci.taken)
 }
 
 /// A cycle's serialization, with its threads named.
