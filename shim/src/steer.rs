@@ -6,10 +6,12 @@
 //! each a site (the first frames of its stack, as module + offset) and for
 //! most the site where the lock held across it was taken. A thread that
 //! reaches an edge's site is either *parked* there (a lock edge, or the
-//! acquisition of a queue's drainer) or *marked* while it is in the call (a
-//! lock held across a blocking call: it must go on, to fill the queue and
-//! block). Once every edge is ready — parked, or in its call for
-//! `blocked_ms` — the parked threads go on together, into the deadlock.
+//! acquisition of a queue's drainer) or *marked* (a lock held across a
+//! blocking call: it must go on, to fill the queue and block; the mark
+//! lasts while it holds that lock). Once every edge is ready — parked, or
+//! holding its lock `blocked_ms` after its call began; a queue wait with no
+//! lock held is the other party's own and not waited for — the parked
+//! threads go on together, into the deadlock.
 //! A park is bounded (`park_ms`), so the tool alone never hangs a program:
 //! a delay at a point the unmodified program could also have been delayed.
 //!
@@ -18,7 +20,9 @@
 //! processes of a cross-process cycle steer together; the analyzer reads it
 //! afterwards for "which thread reached which site".
 //!
-//! Off, the hooks pay one relaxed load of [`on`].
+//! Off, the lock hooks pay nothing (a steered run has its own value of the
+//! shim's state word, which sends them down their slow path) and the I/O
+//! hooks, slow anyway, one relaxed load of [`on`].
 
 use crate::thread::ThreadState;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +51,7 @@ struct Plan {
     blocked_ns: u64,
     state: &'static State,
     /// The plan's places as addresses here, once the modules are known
-    /// (`resolved` false until every place was found).
+    /// (`done` false until every place was found).
     addrs: crate::sync::SpinLock<Resolved>,
 }
 
