@@ -12,7 +12,8 @@
 use crate::sync::ForkMutex;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use holdcheck_format::{LockKind, LockRef, Mode};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// Bumped whenever a named lock (see `Table::named`) changes generation;
 /// per-thread caches of recorded facts include it, so they never match a
@@ -25,15 +26,15 @@ pub struct Table {
     live: BTreeMap<usize, u32>,
     /// Addresses whose lock's memory was freed: the generation the next
     /// lock there gets.
-    retired: HashMap<usize, u32>,
+    retired: FxHashMap<usize, u32>,
     /// Where each known lock was last initialised (the return address of
     /// its `pthread_*_init`): its name in reports when no variable names it.
-    inits: HashMap<usize, u64>,
+    inits: FxHashMap<usize, u64>,
     /// Known locks whose current generation a fact or a thread's cache may
     /// name (its identity was handed out): only their change of generation
     /// must bump [`EPOCH`]. A lock made and destroyed in a loop, never
     /// named, leaves every thread's cache valid.
-    named: HashSet<usize>,
+    named: FxHashSet<usize>,
 }
 
 pub static TABLE: ForkMutex<Option<Table>> = ForkMutex::new(None);
