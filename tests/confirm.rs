@@ -131,6 +131,15 @@ fn assert_confirmed(c: &Confirmed, locks: &[&str], threads: &[&str]) -> Value {
     f.clone()
 }
 
+/// Whether a finding's cycle goes through a kernel queue of `family`.
+fn through_queue(f: &Value, family: &str) -> bool {
+    f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["family"] == family)
+}
+
 /// The prediction came back, not reproduced, and nothing deadlocked.
 fn assert_not_reproduced(c: &Confirmed, tries: u64) -> Value {
     let findings = c.report["findings"].as_array().unwrap();
@@ -185,14 +194,7 @@ fn five_dining_philosophers_are_confirmed() {
 fn warnd_light_is_confirmed_through_its_netlink_queue() {
     let c = confirm("warnd", &["--light"], &["--light"], &[]);
     let f = assert_confirmed(&c, &["alarm_lock"], &["warn-sender", "nl-receiver"]);
-    assert!(
-        f["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["family"] == "netlink"),
-        "{f:#}"
-    );
+    assert!(through_queue(&f, "netlink"), "{f:#}");
     let steps = f["confirmation"]["steps"].as_array().unwrap();
     let block = steps.iter().find(|s| s["action"] == "block").unwrap();
     assert_eq!(block["thread"]["name"], "warn-sender");
@@ -207,14 +209,7 @@ fn warnd_light_is_confirmed_through_its_netlink_queue() {
 fn a_pipe_between_threads_is_confirmed() {
     let c = confirm("pipe_deadlock", &["--light"], &["--light"], &[]);
     let f = assert_confirmed(&c, &["log_lock"], &["log-writer", "log-reader"]);
-    assert!(
-        f["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["family"] == "pipe"),
-        "{f:#}"
-    );
+    assert!(through_queue(&f, "pipe"), "{f:#}");
 }
 
 #[test]
