@@ -223,7 +223,9 @@ fn confirm_one(
         std::fs::write(&plan_path, plan.render())
             .with_context(|| format!("cannot write {}", plan_path.display()))?;
         let log = std::fs::File::create(dir.join(format!("try-{t}.log")))?;
-        let state = StateFile::open(&state_path)?;
+        let state = StateFile {
+            path: state_path.clone(),
+        };
         let released_state = state.clone();
         let run_opts = RunOptions {
             command: opts.command.clone(),
@@ -412,12 +414,6 @@ struct SlotSeen {
 }
 
 impl StateFile {
-    fn open(path: &Path) -> Result<StateFile> {
-        Ok(StateFile {
-            path: path.to_path_buf(),
-        })
-    }
-
     fn bytes(&self) -> Vec<u8> {
         std::fs::read(&self.path).unwrap_or_default()
     }

@@ -132,45 +132,35 @@ pub fn analyse(model: &mut Model) -> Report {
     for f in &mut findings {
         add_creations(model, &mut syms, f);
     }
-    let summary = Summary::of(&findings);
-    Report {
-        version: REPORT_VERSION,
-        processes: model
-            .processes
-            .values()
-            .map(|p| ProcessInfo {
-                pid: p.pid,
-                ppid: p.ppid,
-                exe: p.exe.clone(),
-                cmdline: p.cmdline.clone(),
-                trace: p.file.display().to_string(),
-                threads: {
-                    let mut t: Vec<ThreadRef> = p
-                        .threads
-                        .iter()
-                        .map(|(tid, name)| ThreadRef {
-                            pid: p.pid,
-                            tid: *tid,
-                            name: name.clone(),
-                        })
-                        .collect();
-                    t.sort();
-                    t
-                },
-            })
-            .collect(),
-        findings,
-        summary,
-        warnings,
-        partial,
-        untraced: model.untraced.clone(),
-        suppressed: 0,
-        baselined: 0,
-        unmatched_suppressions: Vec::new(),
-        run: None,
-        inspect: None,
-        confirm: None,
-    }
+    let processes = model
+        .processes
+        .values()
+        .map(|p| ProcessInfo {
+            pid: p.pid,
+            ppid: p.ppid,
+            exe: p.exe.clone(),
+            cmdline: p.cmdline.clone(),
+            trace: p.file.display().to_string(),
+            threads: {
+                let mut t: Vec<ThreadRef> = p
+                    .threads
+                    .iter()
+                    .map(|(tid, name)| ThreadRef {
+                        pid: p.pid,
+                        tid: *tid,
+                        name: name.clone(),
+                    })
+                    .collect();
+                t.sort();
+                t
+            },
+        })
+        .collect();
+    let mut report = Report::new(processes, findings);
+    report.warnings = warnings;
+    report.partial = partial;
+    report.untraced = model.untraced.clone();
+    report
 }
 
 /// Cycles that are one bug seen through different calls: the same locks
