@@ -1,7 +1,11 @@
 /*
  * scale: many threads, many locks, many acquisitions, with a ground truth.
  *
- *   scale THREADS LOCKS ROUNDS
+ *   scale THREADS LOCKS ROUNDS [--static]
+ *
+ * The locks are made by one pthread_mutex_init call each on the heap (one
+ * lock class), or with --static are a static array, never initialised
+ * (each lock its own class; at most 100 000).
  *
  * Thread t, in round r, takes lock A = (t * 400 + r % 400) % LOCKS, then
  * lock B = (A + 1) % LOCKS while holding A. So the lock-order facts are
@@ -11,6 +15,8 @@
  */
 #include "common.h"
 
+enum { MAX_STATIC = 100000 };
+static pthread_mutex_t static_locks[MAX_STATIC];
 static pthread_mutex_t *locks;
 static long nlocks, rounds;
 
@@ -27,18 +33,27 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: scale THREADS LOCKS ROUNDS\n");
+    int statics = argc == 5 && strcmp(argv[4], "--static") == 0;
+    if (argc != 4 && !statics) {
+        fprintf(stderr, "usage: scale THREADS LOCKS ROUNDS [--static]\n");
         return 2;
     }
     long threads = atol(argv[1]);
     nlocks = atol(argv[2]);
     rounds = atol(argv[3]);
-    locks = calloc(nlocks, sizeof *locks);
-    if (!locks)
-        die("calloc");
-    for (long i = 0; i < nlocks; i++)
-        pthread_mutex_init(&locks[i], NULL);
+    if (statics) {
+        if (nlocks > MAX_STATIC) {
+            fprintf(stderr, "scale: at most %d static locks\n", MAX_STATIC);
+            return 2;
+        }
+        locks = static_locks; /* zero: PTHREAD_MUTEX_INITIALIZER */
+    } else {
+        locks = calloc(nlocks, sizeof *locks);
+        if (!locks)
+            die("calloc");
+        for (long i = 0; i < nlocks; i++)
+            pthread_mutex_init(&locks[i], NULL);
+    }
     printf("scale: locks at %p, %zu bytes each\n", (void *)locks, sizeof *locks);
     fflush(stdout);
     pthread_t *ts = calloc(threads, sizeof *ts);

@@ -39,9 +39,63 @@ pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode, try_lock: bool)
     h | 1
 }
 
+/// Key of a lock-order fact by lock class (see `locks::class_of`): the
+/// acquired lock's class, mode and site, and the set of the held locks'
+/// (class, mode, site); a held lock of the acquired lock's own class also
+/// says whether it is below or above it by address, so two buckets taken in
+/// address order and against it are two facts. `class` gives a lock's
+/// class from its address and the site that takes or holds it; None when
+/// it does not know one.
+fn class_key(
+    st: &ThreadState,
+    addr: usize,
+    mode: Mode,
+    site: usize,
+    try_lock: bool,
+    class: impl Fn(usize, usize) -> u64,
+) -> Option<u64> {
+    let own = class(addr, site);
+    if own == 0 {
+        return None;
+    }
+    // Sorted, so that the same locks held in another order are one fact.
+    let mut elems = [0u64; 16];
+    let (mut n, mut rest) = (0, 0u64);
+    for e in st.held().iter().filter(|e| e.addr != addr) {
+        let c = class(e.addr, e.site);
+        if c == 0 {
+            return None;
+        }
+        let order = if c == own {
+            1 + (e.addr < addr) as u64
+        } else {
+            0
+        };
+        let h = mix(mix(c, e.site as u64), mode_bits(e.mode) | order << 4);
+        if n < elems.len() {
+            elems[n] = h;
+            n += 1;
+        } else {
+            rest = mix(rest, h);
+        }
+    }
+    elems[..n].sort_unstable();
+    let bits = mode_bits(mode) | (try_lock as u64) << 4 | (st.phase() as u64) << 8;
+    let mut k = mix(mix(own, site as u64), bits);
+    let mut prev = 0;
+    for &h in &elems[..n] {
+        if h != prev {
+            k = mix(k, h);
+            prev = h;
+        }
+    }
+    Some(mix(k, rest) | 1)
+}
+
 /// Records "acquired `addr` (mode) while holding the held stack", unless
-/// this thread already recorded it. Called before the real acquisition, so a
-/// deadlocking acquisition is on disk before it blocks.
+/// this thread already recorded it, or the trace has all the instances it
+/// keeps of the same fact by lock class. Called before the real
+/// acquisition, so a deadlocking acquisition is on disk before it blocks.
 pub fn lock_order(
     st: &mut ThreadState,
     addr: usize,
@@ -52,6 +106,13 @@ pub fn lock_order(
 ) {
     let key = lock_order_key(st, addr, mode, try_lock);
     if st.seen_before(key) {
+        return;
+    }
+    // A lock per object: each new object's lock makes a new fact by
+    // instance, the same one by class.
+    if class_key(st, addr, mode, site, try_lock, |a, _| locks::class_fast(a))
+        .is_some_and(|k| st.class_seen(k))
+    {
         return;
     }
     let _errno = ErrnoGuard::save();
@@ -66,6 +127,7 @@ pub fn lock_order(
         return;
     }
     let tid = st.tid();
+    let by_class = class_key(st, addr, mode, site, try_lock, locks::class_of).unwrap_or(1);
     let lock = locks::lock_ref(addr);
     let mut held = held_list(st);
     held.retain(|(h, _)| h.lock.addr != addr as u64);
@@ -75,8 +137,17 @@ pub fn lock_order(
         Some(lock),
         held.iter().map(|(h, _)| h),
     );
-    if !RECORDER.lock().thread_fact(identity, tid).1 {
-        return;
+    {
+        let mut rec = RECORDER.lock();
+        if !rec.would_write(identity, tid) {
+            return;
+        }
+        if !rec.class_sample(by_class, tid) {
+            drop(rec);
+            st.class_full(by_class);
+            return;
+        }
+        rec.thread_fact(identity, tid);
     }
     // The same acquisition (these locks, at these sites) was unwound
     // before, in another phase or lock epoch: its stack stands for this

@@ -10,9 +10,8 @@
 //! lock up.
 
 use crate::sync::ForkMutex;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use holdcheck_format::{LockKind, LockRef, Mode};
-use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, HashMap};
 
 /// Bumped whenever a named lock (see `Table::named`) changes generation;
@@ -20,54 +19,104 @@ use std::collections::{BTreeMap, HashMap};
 /// fact of an older lock.
 pub static EPOCH: AtomicU64 = AtomicU64::new(1);
 
-#[derive(Default)]
-pub struct Table {
-    /// Known locks: address → generation.
-    live: BTreeMap<usize, u32>,
-    /// Addresses whose lock's memory was freed: the generation the next
-    /// lock there gets.
-    retired: FxHashMap<usize, u32>,
-    /// Where each known lock was last initialised (the return address of
-    /// its `pthread_*_init`): its name in reports when no variable names it.
-    inits: FxHashMap<usize, u64>,
-    /// Known locks whose current generation a fact or a thread's cache may
-    /// name (its identity was handed out): only their change of generation
-    /// must bump [`EPOCH`]. A lock made and destroyed in a loop, never
-    /// named, leaves every thread's cache valid.
-    named: FxHashSet<usize>,
+/// What the table knows of a live lock.
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    gen: u32,
+    /// Its current generation was handed out (a fact or a thread's cache
+    /// may name it): only a named lock's change of generation bumps
+    /// [`EPOCH`]. A lock made and destroyed in a loop, never named, leaves
+    /// every thread's cache valid.
+    named: bool,
+    /// Where it was last initialised (the return address of its
+    /// `pthread_*_init`), 0 if it never was: its name in reports when no
+    /// variable names it, and its class.
+    init: u64,
+    /// Its class when it was never initialised (see [`class_of`]), 0 until
+    /// asked.
+    class: u64,
+    /// Its memory was freed: no lock is known here until one is used again
+    /// (kept, not removed, for its next generation: a `free` per object is
+    /// then one search of the map).
+    dead: bool,
 }
 
-pub static TABLE: ForkMutex<Option<Table>> = ForkMutex::new(None);
+#[derive(Default)]
+pub struct Table {
+    /// Locks by address (ordered: a `free` ends those in its block), and
+    /// where one was, the generation the next lock there gets.
+    live: BTreeMap<usize, Entry>,
+}
+
+impl Table {
+    /// The entry of the lock at `addr`, made known if it was not.
+    fn entry(&mut self, addr: usize) -> &mut Entry {
+        let e = self.live.entry(addr).or_insert(Entry {
+            dead: true,
+            ..Entry::default()
+        });
+        if e.dead {
+            e.dead = false;
+            known(addr);
+        }
+        e
+    }
+
+    /// The entry of a known lock.
+    fn known(&mut self, addr: usize) -> Option<&mut Entry> {
+        self.live.get_mut(&addr).filter(|e| !e.dead)
+    }
+}
+
+/// The table, in shards by page: two threads making and ending locks in
+/// their own objects (their own malloc arenas) rarely meet on one.
+const SHARDS: usize = 16;
+const _: () = assert!(SHARDS <= 32); // `freed` keeps them in a u32
+static TABLES: [ForkMutex<Option<Table>>; SHARDS] = [const { ForkMutex::new(None) }; SHARDS];
+
+fn shard_of_page(page: usize) -> usize {
+    (page as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> 60
+}
+
+/// The shard that knows the lock at `addr`.
+fn table(addr: usize) -> std::sync::MutexGuard<'static, Option<Table>> {
+    TABLES[shard_of_page(addr >> 12) % SHARDS].lock()
+}
 
 /// Known locks per page (hashed): a `free` whose pages hold none, the
 /// common case, is decided without the table's lock.
 const PAGE_BUCKETS: usize = 4096;
 static PAGES: [AtomicU32; PAGE_BUCKETS] = [const { AtomicU32::new(0) }; PAGE_BUCKETS];
-/// Known locks in all.
-static KNOWN: AtomicUsize = AtomicUsize::new(0);
+/// Set once a lock is known (never cleared but in a fork child: a count
+/// would be one more cache line every thread writes at each init and free).
+static KNOWN: AtomicBool = AtomicBool::new(false);
+
+/// A lock becomes known at `addr`.
+fn known(addr: usize) {
+    bucket(addr).fetch_add(1, Ordering::Relaxed);
+    if !KNOWN.load(Ordering::Relaxed) {
+        KNOWN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A page's bucket, hashed: two threads' malloc arenas are 64 MB apart,
+/// and the same offset in each must not share a counter.
+fn page_bucket(page: usize) -> &'static AtomicU32 {
+    &PAGES[(page as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> 52]
+}
 
 fn bucket(addr: usize) -> &'static AtomicU32 {
-    &PAGES[(addr >> 12) % PAGE_BUCKETS]
+    page_bucket(addr >> 12)
 }
 
 /// The current identity of the lock at `addr`.
 pub fn lock_ref(addr: usize) -> LockRef {
-    let mut g = TABLE.lock();
-    let t = g.get_or_insert_with(Table::default);
-    let gen = match t.live.get(&addr) {
-        Some(&gen) => gen,
-        None => {
-            let gen = t.retired.remove(&addr).unwrap_or(0);
-            t.live.insert(addr, gen);
-            bucket(addr).fetch_add(1, Ordering::Relaxed);
-            KNOWN.fetch_add(1, Ordering::Relaxed);
-            gen
-        }
-    };
-    t.named.insert(addr);
+    let mut g = table(addr);
+    let e = g.get_or_insert_with(Table::default).entry(addr);
+    e.named = true;
     LockRef {
         addr: addr as u64,
-        gen,
+        gen: e.gen,
     }
 }
 
@@ -75,19 +124,24 @@ pub fn lock_ref(addr: usize) -> LockRef {
 /// its identity being looked up): a change of its generation must bump
 /// [`EPOCH`].
 pub fn named(addr: usize) {
-    let mut g = TABLE.lock();
-    g.get_or_insert_with(Table::default).named.insert(addr);
+    let mut g = table(addr);
+    g.get_or_insert_with(Table::default).entry(addr).named = true;
+}
+
+/// A known lock starts a new generation.
+fn next_generation(e: &mut Entry) {
+    e.gen += 1;
+    if e.named {
+        e.named = false;
+        EPOCH.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// `init` or `destroy` of the lock at `addr`: later uses are a new lock.
 pub fn new_generation(addr: usize) {
-    let mut g = TABLE.lock();
-    let Some(t) = g.as_mut() else { return };
-    if let Some(gen) = t.live.get_mut(&addr) {
-        *gen += 1;
-        if t.named.remove(&addr) {
-            EPOCH.fetch_add(1, Ordering::Relaxed);
-        }
+    let mut g = table(addr);
+    if let Some(e) = g.as_mut().and_then(|t| t.known(addr)) {
+        next_generation(e);
     }
 }
 
@@ -95,34 +149,197 @@ pub fn new_generation(addr: usize) {
 /// lock starts a new generation; an unknown one becomes known, so that a
 /// `free` of its memory forgets where it was made.
 pub fn initialised(addr: usize, site: u64) {
-    let mut g = TABLE.lock();
+    let mut g = table(addr);
     let t = g.get_or_insert_with(Table::default);
-    match t.live.get_mut(&addr) {
-        Some(gen) => {
-            *gen += 1;
-            if t.named.remove(&addr) {
-                EPOCH.fetch_add(1, Ordering::Relaxed);
+    if let Some(e) = t.known(addr) {
+        next_generation(e);
+    }
+    let e = t.entry(addr);
+    e.init = site;
+    e.class = 0;
+    CLASSES.publish(addr, site);
+}
+
+// Lock classes, as lockdep has them: a lock's class is where it was
+// initialised (the return address of its `pthread_*_init`); a lock never
+// initialised through pthreads is its own class when it is in a loaded
+// object (a static lock: one of a kind), else (on the heap, a C++
+// `std::mutex` in an object) the site that first took it. Lock-order facts
+// are deduplicated per class (`facts::lock_order`), so a program that makes
+// a lock per object records as much as one that has a single object. Code
+// addresses and lock addresses never coincide, and neither is 0.
+
+/// The class of the lock at `addr`, which `site` is taking (or holds): its
+/// init site, or as above. Takes the table's lock; publishes the class for
+/// [`class_fast`].
+pub fn class_of(addr: usize, site: usize) -> u64 {
+    let mut g = table(addr);
+    let e = g.get_or_insert_with(Table::default).entry(addr);
+    let class = match (e.init, e.class) {
+        (0, 0) => {
+            e.class = if in_loaded_object(addr) {
+                addr as u64
+            } else {
+                site as u64
+            };
+            e.class
+        }
+        (0, class) => class,
+        (init, _) => init,
+    };
+    CLASSES.publish(addr, class);
+    class
+}
+
+/// The class of the lock at `addr` if it was published, else 0: no lock
+/// taken, for the lock-order path.
+#[inline]
+pub fn class_fast(addr: usize) -> u64 {
+    CLASSES.get(addr)
+}
+
+/// Whether `addr` is in a loaded object's mapping (its data or bss), as
+/// glibc's lock-free `_dl_find_object` says; without it, every address is
+/// taken for one (its own class: more facts, none merged wrongly).
+fn in_loaded_object(addr: usize) -> bool {
+    let Some(find) = crate::real::dl_find_object() else {
+        return true;
+    };
+    // struct dl_find_object: flags, map start, map end, link map, eh_frame,
+    // 7 reserved words (glibc 2.35).
+    let mut out = [0u64; 12];
+    // SAFETY: `out` is as large as glibc's struct dl_find_object.
+    unsafe { find(addr as *mut _, out.as_mut_ptr() as *mut _) == 0 }
+}
+
+/// Address → class, readable without a lock: open addressing over fixed
+/// arrays, one region per table shard, written under that shard's lock
+/// only. A reader sees a class, 0 (unknown: it asks [`class_of`]), or for
+/// a moment an older class.
+struct ClassMap {
+    keys: [AtomicUsize; CLASS_SLOTS],
+    vals: [AtomicU64; CLASS_SLOTS],
+    used: [AtomicUsize; SHARDS],
+}
+
+const CLASS_SLOTS: usize = 1 << 16;
+const REGION: usize = CLASS_SLOTS / SHARDS;
+/// Probes per lookup: a lock not found within them is looked up the slow way.
+const CLASS_PROBES: usize = 8;
+
+static CLASSES: ClassMap = ClassMap {
+    keys: [const { AtomicUsize::new(0) }; CLASS_SLOTS],
+    vals: [const { AtomicU64::new(0) }; CLASS_SLOTS],
+    used: [const { AtomicUsize::new(0) }; SHARDS],
+};
+
+impl ClassMap {
+    /// The slots `addr` may be in, in its shard's region.
+    fn slots(addr: usize) -> impl Iterator<Item = usize> {
+        let region = shard_of_page(addr >> 12) * REGION;
+        let home = (addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> 52;
+        (0..CLASS_PROBES).map(move |i| region + (home + i) % REGION)
+    }
+
+    fn get(&self, addr: usize) -> u64 {
+        for slot in Self::slots(addr) {
+            match self.keys[slot].load(Ordering::Acquire) {
+                k if k == addr => {
+                    let v = self.vals[slot].load(Ordering::Acquire);
+                    // Cleared meanwhile: unknown.
+                    return if self.keys[slot].load(Ordering::Acquire) == addr {
+                        v
+                    } else {
+                        0
+                    };
+                }
+                0 => return 0,
+                _ => {}
             }
         }
-        None => {
-            let gen = t.retired.remove(&addr).unwrap_or(0);
-            t.live.insert(addr, gen);
-            bucket(addr).fetch_add(1, Ordering::Relaxed);
-            KNOWN.fetch_add(1, Ordering::Relaxed);
+        0
+    }
+
+    /// Under the lock of `addr`'s shard.
+    fn publish(&self, addr: usize, class: u64) {
+        for slot in Self::slots(addr) {
+            match self.keys[slot].load(Ordering::Relaxed) {
+                k if k == addr => {
+                    self.vals[slot].store(class, Ordering::Release);
+                    return;
+                }
+                0 => {
+                    // Addresses come and go (objects freed): when a region
+                    // is three quarters full it starts again; what it
+                    // forgot is asked of the table once more.
+                    let used = &self.used[shard_of_page(addr >> 12)];
+                    if used.fetch_add(1, Ordering::Relaxed) >= REGION / 4 * 3 {
+                        self.clear_region(addr);
+                        return self.publish(addr, class);
+                    }
+                    self.vals[slot].store(class, Ordering::Release);
+                    self.keys[slot].store(addr, Ordering::Release);
+                    return;
+                }
+                _ => {}
+            }
         }
     }
-    t.inits.insert(addr, site);
+
+    /// Under the lock of `addr`'s shard: the lock at `addr` ended; its
+    /// memory may hold a lock of another class next.
+    fn forget(&self, addr: usize) {
+        for slot in Self::slots(addr) {
+            match self.keys[slot].load(Ordering::Relaxed) {
+                k if k == addr => {
+                    self.vals[slot].store(0, Ordering::Release);
+                    return;
+                }
+                0 => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// Under the lock of `addr`'s shard: empties its region.
+    fn clear_region(&self, addr: usize) {
+        let shard = shard_of_page(addr >> 12);
+        for k in &self.keys[shard * REGION..(shard + 1) * REGION] {
+            if k.load(Ordering::Relaxed) != 0 {
+                k.store(0, Ordering::Release);
+            }
+        }
+        self.used[shard].store(0, Ordering::Relaxed);
+    }
+
+    /// In a fork child.
+    fn clear(&self) {
+        for k in self.keys.iter() {
+            if k.load(Ordering::Relaxed) != 0 {
+                k.store(0, Ordering::Relaxed);
+            }
+        }
+        for u in self.used.iter() {
+            u.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Where the lock at `addr` was initialised, if the shim saw it.
 pub fn init_site(addr: usize) -> Option<u64> {
-    TABLE.lock().as_ref()?.inits.get(&addr).copied()
+    table(addr)
+        .as_ref()?
+        .live
+        .get(&addr)
+        .filter(|e| !e.dead)
+        .map(|e| e.init)
+        .filter(|&i| i != 0)
 }
 
-/// Whether any lock is known at all.
+/// Whether any lock was known yet.
 #[inline]
 pub fn any_known() -> bool {
-    KNOWN.load(Ordering::Relaxed) != 0
+    KNOWN.load(Ordering::Relaxed)
 }
 
 /// Whether memory `[start, start + len)` may hold a known lock: false for
@@ -134,31 +351,48 @@ pub fn may_hold_locks(start: usize, len: usize) -> bool {
     if last - first >= PAGE_BUCKETS {
         return true;
     }
-    (first..=last).any(|page| PAGES[page % PAGE_BUCKETS].load(Ordering::Relaxed) != 0)
+    (first..=last).any(|page| page_bucket(page).load(Ordering::Relaxed) != 0)
 }
 
 /// Memory `[start, start + len)` was freed: every lock in it has ended; a
 /// lock made there later is a new one.
 pub fn freed(start: usize, len: usize) {
-    let mut g = TABLE.lock();
-    let Some(t) = g.as_mut() else { return };
-    let gone: Vec<(usize, u32)> = t
-        .live
-        .range(start..start.saturating_add(len))
-        .map(|(&a, &g)| (a, g))
-        .collect();
+    let (first, last) = (start >> 12, (start + len.max(1) - 1) >> 12);
+    // The shards of its pages, as a bit set.
+    let mut shards: u32 = if last - first >= SHARDS * 4 {
+        (1 << SHARDS) - 1
+    } else {
+        (first..=last).fold(0, |m, page| m | 1 << shard_of_page(page))
+    };
     let mut named = false;
-    for (addr, gen) in &gone {
-        t.live.remove(addr);
-        t.inits.remove(addr);
-        named |= t.named.remove(addr);
-        t.retired.insert(*addr, gen + 1);
-        bucket(*addr).fetch_sub(1, Ordering::Relaxed);
-        KNOWN.fetch_sub(1, Ordering::Relaxed);
+    while shards != 0 {
+        let i = shards.trailing_zeros() as usize;
+        shards &= shards - 1;
+        named |= freed_in(&mut TABLES[i].lock(), start, len);
     }
     if named {
         EPOCH.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// [`freed`] in one shard: whether a named lock ended.
+fn freed_in(g: &mut Option<Table>, start: usize, len: usize) -> bool {
+    let Some(t) = g.as_mut() else { return false };
+    let mut named = false;
+    for (&addr, e) in t.live.range_mut(start..start.saturating_add(len)) {
+        if e.dead {
+            continue;
+        }
+        named |= e.named;
+        *e = Entry {
+            gen: e.gen + 1,
+            dead: true,
+            ..Entry::default()
+        };
+        CLASSES.forget(addr);
+        bucket(addr).fetch_sub(1, Ordering::Relaxed);
+    }
+    named
 }
 
 /// The mutex each condition variable was first waited with, by the
@@ -186,12 +420,15 @@ pub fn cond_mutex(c: usize, gen: u32, m: usize, tid: u32) -> Option<(usize, u32)
 /// # Safety
 /// Only in a fork child.
 pub unsafe fn after_fork_child() {
-    TABLE.reset(None);
+    for t in TABLES.iter() {
+        t.reset(None);
+    }
+    CLASSES.clear();
     COND_MUTEX.reset(None);
     for b in PAGES.iter() {
         b.store(0, Ordering::Relaxed);
     }
-    KNOWN.store(0, Ordering::Relaxed);
+    KNOWN.store(false, Ordering::Relaxed);
 }
 
 pub fn epoch() -> u64 {

@@ -206,4 +206,19 @@ real_fns! {
     dlclose: fn(P) -> c_int;
     malloc_usable_size: fn(P) -> size_t;
     wait4: fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t;
+    _dl_find_object: fn(P, P) -> c_int;
+}
+
+/// glibc's `_dl_find_object` (2.35 and later: which loaded object an
+/// address is in, without the loader's lock), if this libc has it.
+pub fn dl_find_object() -> Option<unsafe extern "C-unwind" fn(P, P) -> c_int> {
+    let mut p = slots::_dl_find_object.load(Ordering::Relaxed);
+    if p == 0 {
+        resolve_all();
+        p = slots::_dl_find_object.load(Ordering::Relaxed);
+    }
+    // SAFETY: the address of glibc's _dl_find_object.
+    (p > MISSING).then(|| unsafe {
+        core::mem::transmute::<usize, unsafe extern "C-unwind" fn(P, P) -> c_int>(p)
+    })
 }

@@ -27,6 +27,10 @@ pub struct Recorder {
     /// with the number of threads, but the analysis needs a few distinct
     /// threads per fact (a cycle needs another thread at each edge).
     fact_threads: HashMap<u64, Vec<u32>, Fixed>,
+    /// Lock-order fact by class → instances written (at most
+    /// [`SAMPLES_PER_CLASS_FACT`], and one more for each of the first
+    /// [`THREADS_PER_FACT`] threads) and those threads.
+    class_samples: HashMap<u64, (u32, [u32; THREADS_PER_FACT]), Fixed>,
     stacks: HashSet<u64, Fixed>,
     locks: HashSet<LockRef, Fixed>,
     threads: HashMap<u32, String, Fixed>,
@@ -50,6 +54,13 @@ pub struct Recorder {
 /// Distinct threads recorded per fact.
 pub const THREADS_PER_FACT: usize = 4;
 
+/// Instances written per lock-order fact by class: the evidence a class
+/// finding shows, and the instance-level facts a cycle through locks of
+/// one class needs (a ring of 64 locks of one array, each taken with the
+/// next at the same sites, is 63 instances of one fact and one of
+/// another). A longer cycle through one class is predicted by class.
+pub const SAMPLES_PER_CLASS_FACT: u32 = 64;
+
 pub static RECORDER: ForkMutex<Recorder> = ForkMutex::new(Recorder::new());
 
 impl Recorder {
@@ -58,6 +69,7 @@ impl Recorder {
             file: None,
             path: None,
             fact_threads: HashMap::with_hasher(Fixed::new()),
+            class_samples: HashMap::with_hasher(Fixed::new()),
             stacks: HashSet::with_hasher(Fixed::new()),
             locks: HashSet::with_hasher(Fixed::new()),
             threads: HashMap::with_hasher(Fixed::new()),
@@ -86,6 +98,23 @@ impl Recorder {
             return (own, true);
         }
         (holdcheck_format::mix(base, threads[0] as u64) | 1, false)
+    }
+
+    /// Whether thread `tid` may write one more instance of the lock-order
+    /// fact by class `key` (and claims it): while the fact has fewer than
+    /// [`SAMPLES_PER_CLASS_FACT`], or from a thread it has none from yet.
+    pub fn class_sample(&mut self, key: u64, tid: u32) -> bool {
+        let (n, threads) = self.class_samples.entry(key).or_insert((0, [0; 4]));
+        let known = threads.contains(&tid);
+        let free = threads.iter().position(|&t| t == 0);
+        if *n >= SAMPLES_PER_CLASS_FACT && (known || free.is_none()) {
+            return false;
+        }
+        *n += 1;
+        if let (false, Some(i)) = (known, free) {
+            threads[i] = tid;
+        }
+        true
     }
 
     /// Whether [`Recorder::thread_fact`] would write thread `tid`'s
