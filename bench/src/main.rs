@@ -15,6 +15,7 @@
 
 mod analyzer;
 mod callgrind;
+mod classes;
 mod measure;
 mod memcached;
 mod memory;
@@ -155,6 +156,9 @@ fn main() -> Result<()> {
     }
     if want("memory") {
         memory::bench(&ctx, &mut t)?;
+    }
+    if want("classes") {
+        classes::bench(&ctx, &mut t)?;
     }
     if want("analyzer") {
         analyzer::bench(&ctx, &mut t)?;

@@ -102,7 +102,7 @@ fn known(addr: usize) {
 /// A page's bucket, hashed: two threads' malloc arenas are 64 MB apart,
 /// and the same offset in each must not share a counter.
 fn page_bucket(page: usize) -> &'static AtomicU32 {
-    &PAGES[(page as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> 52]
+    &PAGES[((page as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % PAGE_BUCKETS]
 }
 
 fn bucket(addr: usize) -> &'static AtomicU32 {
@@ -222,7 +222,8 @@ struct ClassMap {
     used: [AtomicUsize; SHARDS],
 }
 
-const CLASS_SLOTS: usize = 1 << 16;
+/// 4 MB of address space, touched only where locks are.
+const CLASS_SLOTS: usize = 1 << 18;
 const REGION: usize = CLASS_SLOTS / SHARDS;
 /// Probes per lookup: a lock not found within them is looked up the slow way.
 const CLASS_PROBES: usize = 8;
@@ -237,8 +238,8 @@ impl ClassMap {
     /// The slots `addr` may be in, in its shard's region.
     fn slots(addr: usize) -> impl Iterator<Item = usize> {
         let region = shard_of_page(addr >> 12) * REGION;
-        let home = (addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> 52;
-        (0..CLASS_PROBES).map(move |i| region + (home + i) % REGION)
+        let home = ((addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize;
+        (0..CLASS_PROBES).map(move |i| region + (home.wrapping_add(i) % REGION))
     }
 
     fn get(&self, addr: usize) -> u64 {

@@ -117,7 +117,8 @@ pub struct ThreadState {
     pub seen: [u64; SEEN_CACHE],
     /// Lock-order facts by class (`facts::class_key`) whose samples the
     /// trace has all it keeps of: a new instance of them is no new fact.
-    pub class_seen: [u64; SEEN_CACHE],
+    /// Two ways per set: a few dozen such facts must all stay.
+    pub class_seen: [[u64; 2]; SEEN_CACHE],
     /// This thread's record for the watchdog (null until its first wait).
     pub published: *const crate::live::Published,
     /// 1 + the socket this thread last sent on (0: none): a receive on it
@@ -195,7 +196,7 @@ impl ThreadState {
             queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
             next_queue_slot: 0,
             seen: [0; SEEN_CACHE],
-            class_seen: [0; SEEN_CACHE],
+            class_seen: [[0; 2]; SEEN_CACHE],
             published: core::ptr::null(),
             last_sent_fd: 0,
             site_stacks: [(0, 0); SITE_STACKS],
@@ -363,12 +364,15 @@ impl ThreadState {
     /// [`Self::class_full`]).
     #[inline]
     pub fn class_seen(&self, key: u64) -> bool {
-        self.class_seen[(key as usize) % SEEN_CACHE] == key
+        self.class_seen[(key as usize) % SEEN_CACHE].contains(&key)
     }
 
     /// The trace keeps no more samples of this lock-order fact by class.
     pub fn class_full(&mut self, key: u64) {
-        self.class_seen[(key as usize) % SEEN_CACHE] = key;
+        let set = &mut self.class_seen[(key as usize) % SEEN_CACHE];
+        if !set.contains(&key) {
+            *set = [key, set[0]];
+        }
     }
 
     /// Finds or claims the queue slot of a channel key. Returns the slot and
@@ -445,7 +449,7 @@ impl ThreadState {
     pub fn after_fork_child(&mut self) {
         self.tid = 0;
         self.seen = [0; SEEN_CACHE];
-        self.class_seen = [0; SEEN_CACHE];
+        self.class_seen = [[0; 2]; SEEN_CACHE];
         self.published = core::ptr::null();
         self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
         // Stack ids name records of the parent's trace.
