@@ -2359,3 +2359,21 @@ fn a_lock_released_for_a_thread_before_it_exits_is_an_unlock_not_held_only() {
         m[0]["title"]
     );
 }
+
+#[test]
+fn a_socket_closed_by_fclose_is_forgotten_when_a_pipe_takes_its_descriptors() {
+    // Channels are cached per descriptor; fclose closes inside libc, where
+    // no close is seen, so it is interposed too. The socket pair's cached
+    // channels must not stand for the pipe on the same numbers.
+    let r = run_example("pipe_deadlock", &["--light", "--reused-fds"], 60);
+    assert!(r.stdout.contains("descriptors reused"), "{}", r.stdout);
+    let f = findings(&r.report, "potential-deadlock");
+    assert_eq!(f.len(), 1, "{:#}", r.report["findings"]);
+    let families: Vec<&Value> = f[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.get("family"))
+        .collect();
+    assert_eq!(families, ["pipe"], "{:#}", f[0]["nodes"]);
+}

@@ -15,6 +15,11 @@
  *                   reader is blocked reading another pipe; a third thread
  *                   waits for the mutex. Stuck, but no cycle: which thread
  *                   would read the full pipe is not known from outside.
+ *   pipe_deadlock --light --reused-fds
+ *                   the same, with the pipe on descriptor numbers that
+ *                   were a socket pair's, used and closed by fclose (in
+ *                   libc, where no close is seen): the pipe must be seen
+ *                   as the pipe
  *   pipe_deadlock --subprocess
  *                   a parent writes into its child's stdin while the child
  *                   writes into a full stdout that only the parent reads:
@@ -126,11 +131,38 @@ static int subprocess(void) {
     return 0;
 }
 
+/* A socket pair, used both ways on both ends, then closed by fclose. */
+static void socket_pair_used_and_fclosed(int used[2]) {
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+        die("socketpair");
+    char c = 'x';
+    for (int i = 0; i < 2; i++) {
+        if (send(sp[i], &c, 1, 0) != 1 || recv(sp[1 - i], &c, 1, 0) != 1)
+            die("socketpair");
+        used[i] = sp[i];
+    }
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fdopen(sp[i], "r+");
+        if (!f || fclose(f) != 0)
+            die("fdopen");
+    }
+}
+
 int main(int argc, char **argv) {
     if (has_flag(argc, argv, "--subprocess"))
         return subprocess();
+    int used[2] = {-1, -1};
+    if (has_flag(argc, argv, "--reused-fds"))
+        socket_pair_used_and_fclosed(used);
     if (pipe(fds) < 0)
         die("pipe");
+    if (used[0] >= 0) {
+        int same = (fds[0] == used[0] && fds[1] == used[1]) ||
+                   (fds[0] == used[1] && fds[1] == used[0]);
+        printf("pipe_deadlock: descriptors %s\n", same ? "reused" : "not reused");
+        fflush(stdout);
+    }
     light = has_flag(argc, argv, "--light");
     if (has_flag(argc, argv, "--reader-elsewhere")) {
         if (pipe(other) < 0)

@@ -7,7 +7,7 @@
 use crate::sync::ForkMutex;
 use core::ffi::c_int;
 use core::mem::{size_of, zeroed};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use holdcheck_format::{Channel, Direction};
 use libc::{sockaddr, sockaddr_storage, socklen_t};
 use rustix::fd::BorrowedFd;
@@ -56,30 +56,118 @@ fn resolve_with(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> Option<C
     if !polled && known_nonblocking_socket(fd) {
         return None;
     }
+    // A call that names no destination resolves its descriptor's channel
+    // once per descriptor life (a blocking call on a known descriptor is
+    // a table lookup, not three system calls).
+    let stamp = (dest.addr.is_null() && !polled)
+        .then(|| fd_stamp(fd))
+        .flatten();
+    if let Some(hit) = stamp.and_then(|s| cached(fd, dir, s)) {
+        return hit;
+    }
+    let (found, stable) = resolve_fresh(fd, dir, dest, polled);
+    if let (Some(s), true) = (stamp, stable) {
+        store(fd, dir, s, found.clone());
+    }
+    found
+}
+
+/// [`resolve_with`] asking the kernel; and whether the answer holds for
+/// the descriptor's life (until it is closed, replaced, connected or its
+/// flags change): not after an error, nor for a connection its server has
+/// not accepted yet, nor for UDP (a socket is bound by its first send).
+fn resolve_fresh(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> (Option<Channel>, bool) {
     // SAFETY: fd is the caller's descriptor for the duration of the call.
     let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-    let st = rustix::fs::fstat(bfd).ok()?;
+    let Ok(st) = rustix::fs::fstat(bfd) else {
+        return (None, false);
+    };
     let fmt = st.st_mode & libc::S_IFMT;
     if fmt != libc::S_IFSOCK && fmt != libc::S_IFIFO {
-        return None;
+        return (None, true);
     }
     let (dev, ino) = (st.st_dev, st.st_ino);
     if !polled && nonblocking_socket_or_pipe(fd, fmt, dev, ino) {
-        return None;
+        return (None, true);
     }
     if fmt == libc::S_IFIFO {
-        return Some(if is_anonymous_pipe(fd, dev, ino) {
+        let chan = if is_anonymous_pipe(fd, dev, ino) {
             Channel::Pipe { inode: ino }
         } else {
             Channel::Fifo { dev, inode: ino }
-        });
+        };
+        return (Some(chan), true);
     }
-    let info = sock_info(fd, dev, ino)?;
-    match info.family {
+    let Some(info) = sock_info(fd, dev, ino) else {
+        return (None, false);
+    };
+    let found = match info.family {
         libc::AF_NETLINK => netlink(fd, dir, dest, info),
         libc::AF_UNIX => unix(fd, dir, dest, ino, info),
         libc::AF_INET | libc::AF_INET6 => inet(fd, dir, dest, info),
-        _ => None,
+        _ => return (None, true),
+    };
+    let stable = matches!(
+        found,
+        Some(Channel::Unix { from: None, .. } | Channel::Netlink { .. } | Channel::Tcp { .. })
+    );
+    (found, stable)
+}
+
+/// Descriptors whose channels are cached: the generation of each (bumped
+/// by every call that changes what it is) and the blocking flags'.
+const CACHED_FDS: usize = 4096;
+static FD_GEN: [AtomicU32; CACHED_FDS] = [const { AtomicU32::new(0) }; CACHED_FDS];
+
+/// A descriptor's channel per direction (send, receive), as resolved in
+/// the generations it was resolved in; None inside: not a channel.
+struct FdChannels {
+    stamp: (u32, u64),
+    chans: [Option<Option<Channel>>; 2],
+}
+
+static FD_CHANNELS: ForkMutex<Vec<Option<FdChannels>>> = ForkMutex::new(Vec::new());
+
+fn fd_stamp(fd: c_int) -> Option<(u32, u64)> {
+    let gen = FD_GEN.get(usize::try_from(fd).ok()?)?;
+    Some((
+        gen.load(Ordering::Acquire),
+        FLAGS_GEN.load(Ordering::Acquire),
+    ))
+}
+
+fn cached(fd: c_int, dir: Direction, stamp: (u32, u64)) -> Option<Option<Channel>> {
+    let g = FD_CHANNELS.lock();
+    let e = g.get(fd as usize)?.as_ref()?;
+    if e.stamp != stamp {
+        return None;
+    }
+    e.chans[dir as usize].clone()
+}
+
+fn store(fd: c_int, dir: Direction, stamp: (u32, u64), found: Option<Channel>) {
+    let mut g = FD_CHANNELS.lock();
+    if g.len() <= fd as usize {
+        g.resize_with(fd as usize + 1, || None);
+    }
+    let e = g[fd as usize].get_or_insert(FdChannels {
+        stamp,
+        chans: [None, None],
+    });
+    if e.stamp != stamp {
+        *e = FdChannels {
+            stamp,
+            chans: [None, None],
+        };
+    }
+    e.chans[dir as usize] = Some(found);
+}
+
+/// What `fd` is may have changed (closed, replaced, connected, accepted,
+/// closed by `fclose`): its channel is resolved again.
+pub fn fd_changed(fd: c_int) {
+    if let Some(g) = usize::try_from(fd).ok().and_then(|i| FD_GEN.get(i)) {
+        g.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -138,6 +226,7 @@ fn remember_nonblocking_socket(fd: c_int) {
 
 /// `fd` was closed or replaced: whatever it was is forgotten.
 pub fn fd_closed(fd: c_int) {
+    fd_changed(fd);
     if let Some(e) = usize::try_from(fd)
         .ok()
         .and_then(|i| NONBLOCKING_FDS.get(i))
@@ -488,6 +577,7 @@ fn inet(fd: c_int, dir: Direction, dest: Dest, info: SockInfo) -> Option<Channel
 pub unsafe fn after_fork_child() {
     SOCKETS.reset(None);
     PIPES.reset(None);
+    FD_CHANNELS.reset(Vec::new());
     NEW_PEERS.reset(None);
     HAS_NEW_PEERS.store(false, Ordering::Relaxed);
 }

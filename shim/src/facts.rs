@@ -525,7 +525,7 @@ fn queue_op(
             steer_slot: None,
         };
     }
-    let now = crate::sys::monotonic_ns();
+    let now = crate::sys::coarse_ns();
     // A receive on the socket this thread last sent on waits for a reply.
     let awaiting_reply = match dir {
         Direction::Recv => fd >= 0 && st.last_sent_fd == fd + 1,
@@ -561,7 +561,7 @@ pub fn call_end(ctx: CallCtx) {
     }
     if ctx.fact != 0 {
         let _errno = ErrnoGuard::save();
-        let ns = crate::sys::monotonic_ns().saturating_sub(ctx.start_ns);
+        let ns = crate::sys::coarse_ns().saturating_sub(ctx.start_ns);
         RECORDER.lock().call_stats(ctx.fact, ns);
     }
 }

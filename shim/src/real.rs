@@ -197,6 +197,7 @@ real_fns! {
     fcntl: fn(c_int, c_int, usize) -> c_int;
     fcntl64: fn(c_int, c_int, usize) -> c_int;
     close: fn(c_int) -> c_int;
+    fclose: fn(*mut libc::FILE) -> c_int;
     ioctl: fn(c_int, libc::c_ulong, usize) -> c_int;
     dup2: fn(c_int, c_int) -> c_int;
     dup3: fn(c_int, c_int, c_int) -> c_int;

@@ -12,10 +12,11 @@ use holdcheck_format::{LockKind, LockRef, Record, TRACE_PREFIX, TRACE_SUFFIX, TR
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasherDefault;
 
-/// A hasher that can be built in a `static` initialiser.
-type Fixed = BuildHasherDefault<DefaultHasher>;
+/// A hasher that can be built in a `static` initialiser: FxHash (the keys
+/// are fact ids, already mixed; SipHash was most of a locked call's cost).
+type Fixed = BuildHasherDefault<rustc_hash::FxHasher>;
 
 pub struct Recorder {
     /// The open trace file and the pid it belongs to; a different pid (fork,

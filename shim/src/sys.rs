@@ -100,13 +100,25 @@ pub fn getpid() -> u32 {
 /// auxiliary vector itself, and under Valgrind (which maps no vDSO where
 /// the auxv says) that read faults and would take the program down.
 pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: t is a valid out-parameter.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    unsafe { libc::clock_gettime(clock, &mut t) };
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// The monotonic clock to a few milliseconds (the kernel's tick, read from
+/// the vDSO without the timer's arithmetic): the start of a blocking call,
+/// measured against the watchdog's thresholds (seconds) and the longest
+/// call under a lock (milliseconds matter, nanoseconds do not).
+pub fn coarse_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
 /// Saves `errno` on creation and restores it on drop: bookkeeping must never

@@ -21,6 +21,8 @@ pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: s
     });
     let r = real::connect()(fd, addr, len);
     end(ctx);
+    // Its peer (where its sends go) is another now.
+    crate::channel::fd_changed(fd);
     r
 }
 
@@ -36,6 +38,7 @@ fn accept_begin(fd: c_int, call: &'static str) -> Option<crate::facts::CallCtx> 
 /// A unix connection just accepted: its client is learnt while it is
 /// surely alive.
 fn accepted(r: c_int) {
+    channel::fd_changed(r);
     if r >= 0 {
         if let Some(st) = thread::enter() {
             let _errno = crate::sys::ErrnoGuard::save();

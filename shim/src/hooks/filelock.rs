@@ -176,7 +176,20 @@ pub unsafe extern "C-unwind" fn close(fd: c_int) -> c_int {
     if filelocks::any_held() {
         forget(fd);
     }
-    real::close()(fd)
+    let r = real::close()(fd);
+    // Again once closed: a thread may have resolved it meanwhile.
+    crate::channel::fd_changed(fd);
+    r
+}
+
+/// `fclose` closes its descriptor inside libc, where `close` is not seen.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn fclose(fp: *mut libc::FILE) -> c_int {
+    let fd = if fp.is_null() { -1 } else { libc::fileno(fp) };
+    crate::channel::fd_closed(fd);
+    let r = real::fclose()(fp);
+    crate::channel::fd_changed(fd);
+    r
 }
 
 /// `dup2`/`dup3` close `new` first: what it was is forgotten.
@@ -186,7 +199,9 @@ pub unsafe extern "C-unwind" fn dup2(old: c_int, new: c_int) -> c_int {
     if filelocks::any_held() && old != new {
         forget(new);
     }
-    real::dup2()(old, new)
+    let r = real::dup2()(old, new);
+    crate::channel::fd_changed(new);
+    r
 }
 
 #[no_mangle]
@@ -195,7 +210,9 @@ pub unsafe extern "C-unwind" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_
     if filelocks::any_held() && old != new {
         forget(new);
     }
-    real::dup3()(old, new, flags)
+    let r = real::dup3()(old, new, flags);
+    crate::channel::fd_changed(new);
+    r
 }
 
 /// `close_range` closes a whole range of descriptors.
@@ -213,5 +230,9 @@ pub unsafe extern "C-unwind" fn close_range(
             }
         }
     }
-    real::close_range()(first, last, flags)
+    let r = real::close_range()(first, last, flags);
+    for fd in first..=last.min(4095) {
+        crate::channel::fd_changed(fd as c_int);
+    }
+    r
 }
