@@ -96,7 +96,7 @@ pub struct Bounds {
 pub fn find(model: &Model) -> (Vec<Cycle>, Bounds) {
     let mut g: DiGraph<usize, ()> = DiGraph::new();
     let idx: Vec<NodeIndex> = (0..model.nodes.len()).map(|i| g.add_node(i)).collect();
-    for &(a, b) in model.edges.keys() {
+    for (a, b) in model.edge_keys() {
         g.add_edge(idx[a], idx[b], ());
     }
     let mut search = Search {
@@ -309,7 +309,7 @@ struct Component<'a> {
     g: &'a DiGraph<usize, ()>,
     idx: &'a [NodeIndex],
     members: &'a HashSet<usize>,
-    edges: &'a std::collections::BTreeMap<(usize, usize), Vec<Evidence>>,
+    edges: &'a rustc_hash::FxHashMap<(usize, usize), Vec<Evidence>>,
 }
 
 impl Component<'_> {

@@ -34,10 +34,7 @@ pub const EXIT_ERROR: i32 = 2;
 
 /// Reads trace directories and analyses them.
 pub fn analyse_dirs(dirs: &[PathBuf]) -> Result<report::Report> {
-    let traces = trace::read_dirs(dirs)?;
-    let mut model = model::Model::build(&traces);
-    // The records are in the model now: their memory goes before the
-    // analysis needs its own.
-    drop(traces);
+    // Each record's memory goes once it is in the model.
+    let mut model = model::Model::build_owned(trace::read_dirs(dirs)?);
     Ok(findings::analyse(&mut model))
 }

@@ -165,9 +165,11 @@ pub struct Model {
     pub lock_origins: HashMap<(u32, LockRef), crate::report::LockOrigin>,
     pub processes: BTreeMap<u32, Process>,
     pub nodes: Vec<Node>,
-    node_index: HashMap<Node, usize>,
-    /// (from, to) → evidence.
-    pub edges: BTreeMap<(usize, usize), Vec<Evidence>>,
+    /// FxHash: a million facts look their nodes up twice each.
+    node_index: rustc_hash::FxHashMap<Node, usize>,
+    /// (from, to) → evidence. Unordered (a million facts): what walks
+    /// them in an order that shows takes [`Model::edge_keys`].
+    pub edges: rustc_hash::FxHashMap<(usize, usize), Vec<Evidence>>,
     /// Held-across-call facts by (pid, fact id).
     pub held_calls: BTreeMap<(u32, u64), HeldCall>,
     /// Trylock acquisitions seen while holding locks: they order nothing.
@@ -213,6 +215,15 @@ impl Model {
         }
     }
 
+    /// The edges' keys in order, for what must come out the same in every
+    /// run (a million inserts into an ordered map were a fifth of a report:
+    /// sorted once instead).
+    pub fn edge_keys(&self) -> Vec<(usize, usize)> {
+        let mut keys: Vec<(usize, usize)> = self.edges.keys().copied().collect();
+        keys.sort_unstable();
+        keys
+    }
+
     pub fn lock_meta(&self, pid: u32, lock: LockRef) -> Option<LockMeta> {
         if lock.is_file() {
             // Every process that took it knows it the same way.
@@ -227,25 +238,36 @@ impl Model {
     /// Builds the model from trace files.
     pub fn build(traces: &[TraceFile]) -> Model {
         let mut m = Model::default();
-        // A trace file without a header still belongs to some process; give
-        // it a pid of its own so its facts do not merge with another's.
-        let mut anonymous = u32::MAX;
         let traces = canonical_channels(traces);
+        let mut pids = Pids::default();
         for t in traces.iter() {
             m.warnings.extend(t.warnings.iter().cloned());
-            let pid = match t.records.first() {
-                Some(Record::Header { pid, .. }) => *pid,
-                _ => {
-                    anonymous -= 1;
-                    anonymous
-                }
-            };
-            m.add_trace(pid, t);
+            m.add_trace(pids.of(t), &t.path, &t.records);
         }
+        m.finish()
+    }
+
+    /// [`Model::build`] consuming the traces: each record is dropped once
+    /// it is in the model, so a large trace is not held twice.
+    pub fn build_owned(mut traces: Vec<TraceFile>) -> Model {
+        let mut m = Model::default();
+        canonicalise(&mut traces);
+        let mut pids = Pids::default();
+        for t in traces.iter_mut() {
+            m.warnings.append(&mut t.warnings);
+            let pid = pids.of(t);
+            m.add_trace(pid, &t.path, std::mem::take(&mut t.records));
+        }
+        m.finish()
+    }
+
+    /// What the model needs once every trace is in.
+    fn finish(mut self) -> Model {
+        let m = &mut self;
         m.add_exit_waits();
         m.drop_condvar_edges_some_signaller_breaks();
         m.fix_observed_generations();
-        m
+        self
     }
 
     /// A condition variable's (or semaphore's) waiter stays blocked only
@@ -371,15 +393,23 @@ impl Model {
         }
     }
 
-    fn add_trace(&mut self, pid: u32, t: &TraceFile) {
+    /// Adds one trace's records, borrowed or owned (an owned record's
+    /// memory goes as soon as it is in the model).
+    fn add_trace<R: std::borrow::Borrow<Record>>(
+        &mut self,
+        pid: u32,
+        path: &std::path::Path,
+        records: impl IntoIterator<Item = R>,
+    ) {
         let mut stats: HashMap<u64, (u64, u64)> = HashMap::new();
         let proc_entry = self.processes.entry(pid).or_insert_with(|| Process {
             pid,
-            file: t.path.clone(),
+            file: path.to_path_buf(),
             ..Default::default()
         });
         let _ = proc_entry;
-        for r in &t.records {
+        for r in records {
+            let r: &Record = r.borrow();
             match r {
                 Record::Header {
                     ppid, exe, cmdline, ..
@@ -676,6 +706,42 @@ impl Model {
 /// The traces with every queue under one name: a unix queue named by its
 /// sender (sent before the connection was accepted) gets the name of its
 /// receiving socket, when some trace knows it. Copies only when needed.
+/// A trace file without a header still belongs to some process: it gets a
+/// pid of its own, so its facts do not merge with another's.
+struct Pids {
+    anonymous: u32,
+}
+
+impl Default for Pids {
+    fn default() -> Self {
+        Pids {
+            anonymous: u32::MAX,
+        }
+    }
+}
+
+impl Pids {
+    fn of(&mut self, t: &TraceFile) -> u32 {
+        match t.records.first() {
+            Some(Record::Header { pid, .. }) => *pid,
+            _ => {
+                self.anonymous -= 1;
+                self.anonymous
+            }
+        }
+    }
+}
+
+/// [`canonical_channels`] in place.
+fn canonicalise(traces: &mut [TraceFile]) {
+    let aliases = unix_aliases(traces);
+    if !aliases.is_empty() {
+        for r in traces.iter_mut().flat_map(|t| t.records.iter_mut()) {
+            r.channels_mut(|c| canonical(c, &aliases));
+        }
+    }
+}
+
 pub fn canonical_channels(traces: &[TraceFile]) -> std::borrow::Cow<'_, [TraceFile]> {
     let aliases = unix_aliases(traces);
     if aliases.is_empty() {
