@@ -41,18 +41,29 @@ static SOCKETS: ForkMutex<Option<HashMap<(u64, u64), SockInfo>>> = ForkMutex::ne
 
 /// The channel a blocking-capable call on `fd` waits on, or None when the
 /// call cannot block on another party (a regular file, a terminal, an
-/// `O_NONBLOCK` descriptor, an unknown socket family).
-pub fn resolve(fd: c_int, dir: Direction, dest: Dest) -> Option<Channel> {
+/// `O_NONBLOCK` descriptor, an unknown socket family); with the
+/// descriptor's stamp when the channel is cached for its life (see
+/// [`fd_stamp`]).
+pub fn resolve_stamped(
+    fd: c_int,
+    dir: Direction,
+    dest: Dest,
+) -> Option<(Channel, Option<(u32, u64)>)> {
     resolve_with(fd, dir, dest, false)
 }
 
-/// The channel a poll on `fd` waits on: as [`resolve`], but an
+/// The channel a poll on `fd` waits on: as [`resolve_stamped`], but an
 /// `O_NONBLOCK` descriptor counts (the poll itself blocks).
 pub fn resolve_polled(fd: c_int, dir: Direction) -> Option<Channel> {
-    resolve_with(fd, dir, Dest::NONE, true)
+    resolve_with(fd, dir, Dest::NONE, true).map(|(c, _)| c)
 }
 
-fn resolve_with(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> Option<Channel> {
+fn resolve_with(
+    fd: c_int,
+    dir: Direction,
+    dest: Dest,
+    polled: bool,
+) -> Option<(Channel, Option<(u32, u64)>)> {
     if !polled && known_nonblocking_socket(fd) {
         return None;
     }
@@ -63,13 +74,14 @@ fn resolve_with(fd: c_int, dir: Direction, dest: Dest, polled: bool) -> Option<C
         .then(|| fd_stamp(fd))
         .flatten();
     if let Some(hit) = stamp.and_then(|s| cached(fd, dir, s)) {
-        return hit;
+        return hit.map(|c| (c, stamp));
     }
     let (found, stable) = resolve_fresh(fd, dir, dest, polled);
     if let (Some(s), true) = (stamp, stable) {
         store(fd, dir, s, found.clone());
+        return found.map(|c| (c, Some(s)));
     }
-    found
+    found.map(|c| (c, None))
 }
 
 /// [`resolve_with`] asking the kernel; and whether the answer holds for
@@ -128,7 +140,9 @@ struct FdChannels {
 
 static FD_CHANNELS: ForkMutex<Vec<Option<FdChannels>>> = ForkMutex::new(Vec::new());
 
-fn fd_stamp(fd: c_int) -> Option<(u32, u64)> {
+/// A descriptor's generation and the blocking flags': equal stamps, the
+/// same channel.
+pub fn fd_stamp(fd: c_int) -> Option<(u32, u64)> {
     let gen = FD_GEN.get(usize::try_from(fd).ok()?)?;
     Some((
         gen.load(Ordering::Acquire),

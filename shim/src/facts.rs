@@ -7,7 +7,7 @@ use crate::config;
 use crate::locks;
 use crate::recorder::{record_stack, RECORDER};
 use crate::sys::ErrnoGuard;
-use crate::thread::{mix, HeldEntry, ThreadState};
+use crate::thread::{mix, Again, HeldEntry, ThreadState};
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, MisuseKind, Mode, Record};
 use std::hash::{Hash, Hasher};
 
@@ -282,9 +282,95 @@ pub fn call_begin(
     dest: channel::Dest,
 ) -> Option<CallCtx> {
     let _errno = ErrnoGuard::save();
-    let chan = channel::resolve(fd, dir, dest)?;
+    if dest.addr.is_null() {
+        if let Some(ctx) = again(st, fd, dir, call) {
+            return Some(ctx);
+        }
+    }
+    let (chan, stamp) = channel::resolve_stamped(fd, dir, dest)?;
     record_new_peers();
-    Some(call_begin_on(st, fd, chan, dir, call))
+    let again = stamp.map(|stamp| Again {
+        fd,
+        dir,
+        call: call.as_ptr() as usize,
+        stamp,
+    });
+    Some(queue_op(st, fd, chan, dir, call, true, again))
+}
+
+/// A call made again on a descriptor whose channel is cached, by a thread
+/// that did nothing new since its previous operation on it (no lock taken
+/// since, no wait on another queue not yet recorded, no held lock not
+/// yet recorded across this call): a locked call the second time is a
+/// published wait and a count, no system call beyond the call itself.
+fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> Option<CallCtx> {
+    let this = Again {
+        fd,
+        dir,
+        call: call.as_ptr() as usize,
+        stamp: channel::fd_stamp(fd)?,
+    };
+    let slot = st.queues.iter().position(|q| q.again == Some(this))?;
+    let q = st.queues[slot];
+    if q.chan_id == 0 {
+        return None;
+    }
+    let epoch = locks::epoch();
+    // Locks taken since the previous operation on it: known ones only.
+    if st
+        .recent_range(q.seq)
+        .any(|seq| !st.seen_peek(taken_key(q.key, &st.recent_at(seq), epoch)))
+    {
+        return None;
+    }
+    if q.waits_after
+        .iter()
+        .any(|w| w.0 != 0 && !st.seen_peek(waited_key(q.key, w.0, epoch)))
+    {
+        return None;
+    }
+    let tid = st.tid();
+    let fact = if st.held_len > 0 {
+        let fact = held_call_key(st, q.key, call, epoch, tid);
+        if !st.seen_peek(fact) {
+            return None;
+        }
+        fact
+    } else {
+        0
+    };
+    st.queues[slot].waits_after = Default::default();
+    st.queues[slot].seq = st.recent_seq;
+    let chan_id = q.chan_id - 1;
+    let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
+    st.note_wait_on(slot, fd + 1, packed, q.stack);
+    Some(published_wait(st, slot, fd, dir, call, chan_id, fact))
+}
+
+/// The key of "took the lock of `e` between two operations on the queue
+/// `ckey`" in a thread's seen facts.
+fn taken_key(ckey: u64, e: &HeldEntry, epoch: u64) -> u64 {
+    mix(
+        mix(ckey, e.addr as u64 ^ mode_bits(e.mode) << 60),
+        e.site as u64 ^ epoch,
+    ) | 1
+}
+
+/// The key of "blocked on queue `packed` between two operations on the
+/// queue `ckey`" in a thread's seen facts.
+fn waited_key(ckey: u64, packed: u32, epoch: u64) -> u64 {
+    mix(mix(ckey, packed as u64), epoch) | 1
+}
+
+/// The per-thread key of the held-across-call fact of `call` on queue
+/// `ckey` under the held locks (each with the site that took it).
+fn held_call_key(st: &ThreadState, ckey: u64, call: &'static str, epoch: u64, tid: u32) -> u64 {
+    let mut h = mix(mix(ckey, call.as_ptr() as u64), epoch ^ tid as u64);
+    for e in st.held() {
+        h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
+        h = mix(h, e.site as u64);
+    }
+    h | 1
 }
 
 /// Writes the unix socket pairs the channel resolver learnt.
@@ -303,7 +389,7 @@ pub fn call_begin_on(
     dir: Direction,
     call: &'static str,
 ) -> CallCtx {
-    queue_op(st, fd, chan, dir, call, true)
+    queue_op(st, fd, chan, dir, call, true, None)
 }
 
 /// A send that never blocks (`pthread_cond_signal`): its channel use and
@@ -313,7 +399,7 @@ pub fn nonblocking_send_on(st: &mut ThreadState, chan: Channel, call: &'static s
     if st.held_len > 0 {
         st.note_announce();
     }
-    queue_op(st, -1, chan, Direction::Send, call, false);
+    queue_op(st, -1, chan, Direction::Send, call, false, None);
 }
 
 fn queue_op(
@@ -323,6 +409,7 @@ fn queue_op(
     dir: Direction,
     call: &'static str,
     blocking: bool,
+    again: Option<Again>,
 ) -> CallCtx {
     let _errno = ErrnoGuard::save();
     let ckey = channel_key(&chan, dir);
@@ -337,11 +424,7 @@ fn queue_op(
         // One entry at a time (a copy): seen_before needs the state.
         for seq in st.recent_range(since) {
             let e = st.recent_at(seq);
-            let key = mix(
-                mix(ckey, e.addr as u64 ^ mode_bits(e.mode) << 60),
-                e.site as u64 ^ epoch,
-            ) | 1;
-            if !st.seen_before(key)
+            if !st.seen_before(taken_key(ckey, &e, epoch))
                 && !pending
                     .iter()
                     .any(|p| p.addr == e.addr && p.mode == e.mode && p.site == e.site)
@@ -381,7 +464,7 @@ fn queue_op(
         waits = Default::default();
     }
     for w in waits.iter_mut().filter(|w| w.0 != 0) {
-        if st.seen_before(mix(mix(ckey, w.0 as u64), epoch) | 1) {
+        if st.seen_before(waited_key(ckey, w.0, epoch)) {
             *w = (0, 0);
         }
     }
@@ -400,12 +483,7 @@ fn queue_op(
     let mut fact = 0;
     let mut new_fact: Option<u64> = None;
     if blocking && st.held_len > 0 {
-        let mut h = mix(mix(ckey, call.as_ptr() as u64), epoch ^ tid as u64);
-        for e in st.held() {
-            h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
-            h = mix(h, e.site as u64);
-        }
-        fact = h | 1;
+        fact = held_call_key(st, ckey, call, epoch, tid);
         if !st.seen_before(fact) {
             // Its identity by lock generations: the same fact under
             // another epoch is counted under its first id, not written
@@ -525,6 +603,20 @@ fn queue_op(
             steer_slot: None,
         };
     }
+    st.queues[slot].again = again;
+    published_wait(st, slot, fd, dir, call, chan_id, fact)
+}
+
+/// A blocking call's wait, published for the watchdog.
+fn published_wait(
+    st: &mut ThreadState,
+    slot: usize,
+    fd: i32,
+    dir: Direction,
+    call: &'static str,
+    chan_id: u32,
+    fact: u64,
+) -> CallCtx {
     let now = crate::sys::coarse_ns();
     // A receive on the socket this thread last sent on waits for a reply.
     let awaiting_reply = match dir {

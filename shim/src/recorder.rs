@@ -42,11 +42,14 @@ pub struct Recorder {
     /// Size of `pthreads` at which the exited threads are forgotten.
     pthreads_prune_at: usize,
     modules: HashSet<(String, u64), Fixed>,
-    /// Held-across-call statistics: fact id → (count, max_ns, written count,
-    /// written max_ns).
-    stats: HashMap<u64, [u64; 4], Fixed>,
-    /// Per-thread fact keys → fact ids (see `facts::fact_identity`).
-    aliases: HashMap<u64, u64, Fixed>,
+    /// Held-across-call statistics: (fact id, [count, max_ns, written
+    /// count, written max_ns]).
+    stats: Vec<(u64, [u64; 4])>,
+    /// Fact id → its place in `stats`.
+    stat_of: HashMap<u64, usize, Fixed>,
+    /// Per-thread fact keys → the place of their fact's statistics (see
+    /// `facts::fact_identity`): a call counted is one lookup.
+    aliases: HashMap<u64, usize, Fixed>,
     partial_said: HashSet<&'static str, Fixed>,
     /// Why the trace could not be created, for `open`.
     open_error: Option<String>,
@@ -77,7 +80,8 @@ impl Recorder {
             pthreads: HashMap::with_hasher(Fixed::new()),
             pthreads_prune_at: 1024,
             modules: HashSet::with_hasher(Fixed::new()),
-            stats: HashMap::with_hasher(Fixed::new()),
+            stats: Vec::new(),
+            stat_of: HashMap::with_hasher(Fixed::new()),
             aliases: HashMap::with_hasher(Fixed::new()),
             partial_said: HashSet::with_hasher(Fixed::new()),
             open_error: None,
@@ -269,15 +273,21 @@ impl Recorder {
     /// A per-thread key of a fact (it changes with the lock epoch) stands
     /// for the fact `id`.
     pub fn alias_fact(&mut self, key: u64, id: u64) {
-        self.aliases.insert(key, id);
+        let stats = &mut self.stats;
+        let at = *self.stat_of.entry(id).or_insert_with(|| {
+            stats.push((id, [0; 4]));
+            stats.len() - 1
+        });
+        self.aliases.insert(key, at);
     }
 
     /// Counts one call of the held-across-call fact `key` stands for.
     pub fn call_stats(&mut self, key: u64, ns: u64) {
-        let Some(&id) = self.aliases.get(&key) else {
+        let Some(&at) = self.aliases.get(&key) else {
             return;
         };
-        let s = self.stats.entry(id).or_insert([0; 4]);
+        let (id, s) = &mut self.stats[at];
+        let id = *id;
         s[0] += 1;
         s[1] = s[1].max(ns);
         if s[0].is_power_of_two() || s[1] >= s[3].saturating_mul(2).max(1_000_000) {

@@ -88,6 +88,20 @@ pub struct QueueSlot {
     /// operation on this one: (packed queue, stack of that call), where
     /// packed is `(1 + channel id) << 1 | receiving`.
     pub waits_after: [(u32, u64); WAITS_AFTER],
+    /// The call last made on it, when its descriptor's channel is cached
+    /// (`facts::again`): the same call again, with nothing new since, is
+    /// only a published wait.
+    pub again: Option<Again>,
+}
+
+/// A call on a descriptor whose channel the cache holds: the descriptor,
+/// direction, call and the cache's stamp of the descriptor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Again {
+    pub fd: i32,
+    pub dir: holdcheck_format::Direction,
+    pub call: usize,
+    pub stamp: (u32, u64),
 }
 
 impl QueueSlot {
@@ -98,6 +112,7 @@ impl QueueSlot {
         chan_id: 0,
         fd: 0,
         waits_after: [(0, 0); WAITS_AFTER],
+        again: None,
     };
 }
 
@@ -348,6 +363,12 @@ impl ThreadState {
     pub fn note_recent(&mut self, entry: HeldEntry) {
         self.recent[(self.recent_seq as usize) & (RECENT - 1)] = entry;
         self.recent_seq += 1;
+    }
+
+    /// Whether a fact key was already recorded by this thread, without
+    /// marking it.
+    pub fn seen_peek(&self, key: u64) -> bool {
+        self.seen[(key as usize) % SEEN_CACHE] == key
     }
 
     /// Whether a fact key was already recorded by this thread; marks it seen.
