@@ -15,6 +15,10 @@ const SINGLE_THREAD_BUDGET_NS: f64 = 2.0;
 /// A steady condition-variable signal under locks, with a lock made and
 /// destroyed alongside, runs at most 1.3x native (issue 17).
 const STEADY_SIGNAL_BUDGET_RATIO: f64 = 1.3;
+/// A socket round trip (a send and a receive) adds at most 100 ns, 200
+/// ns under a lock (issue 17).
+const SOCKET_BUDGET_NS: f64 = 100.0;
+const SOCKET_LOCKED_BUDGET_NS: f64 = 200.0;
 /// DESIGN.md: a lock-heavy program runs at most 1.5× native.
 const HEAVY_BUDGET_RATIO: f64 = 1.5;
 
@@ -63,6 +67,13 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
             (_, "signal_churn_pair") => Some((
                 format!("{STEADY_SIGNAL_BUDGET_RATIO}x"),
                 s / n <= STEADY_SIGNAL_BUDGET_RATIO,
+            )),
+            (_, "socket_roundtrip") => {
+                Some((format!("+{SOCKET_BUDGET_NS} ns"), s - n <= SOCKET_BUDGET_NS))
+            }
+            (_, "socket_roundtrip_locked") => Some((
+                format!("+{SOCKET_LOCKED_BUDGET_NS} ns"),
+                s - n <= SOCKET_LOCKED_BUDGET_NS,
             )),
             (_, "single_thread_mutex_pair") => Some((
                 format!("+{SINGLE_THREAD_BUDGET_NS} ns"),

@@ -113,7 +113,7 @@ fn bucket(addr: usize) -> &'static AtomicU32 {
 pub fn lock_ref(addr: usize) -> LockRef {
     let mut g = table(addr);
     let e = g.get_or_insert_with(Table::default).entry(addr);
-    e.named = true;
+    name(addr, e);
     LockRef {
         addr: addr as u64,
         gen: e.gen,
@@ -125,23 +125,50 @@ pub fn lock_ref(addr: usize) -> LockRef {
 /// [`EPOCH`].
 pub fn named(addr: usize) {
     let mut g = table(addr);
-    g.get_or_insert_with(Table::default).entry(addr).named = true;
+    name(addr, g.get_or_insert_with(Table::default).entry(addr));
 }
 
-/// A known lock starts a new generation.
-fn next_generation(e: &mut Entry) {
+fn name(addr: usize, e: &mut Entry) {
+    if !e.named {
+        e.named = true;
+        publish(addr, e);
+    }
+}
+
+/// Publishes a known lock's class, and whether it is named, for the
+/// lock-free paths.
+fn publish(addr: usize, e: &Entry) {
+    let class = if e.init != 0 { e.init } else { e.class };
+    CLASSES.publish(addr, class | if e.named { NAMED } else { 0 });
+}
+
+/// In a published class: the lock is named (see `Entry::named`). Classes
+/// are user-space addresses, below it.
+const NAMED: u64 = 1 << 63;
+
+/// A known lock starts a new generation. Only a named lock's generation
+/// matters: no record or cache holds another's, so another goes on with
+/// the one it has (a lock made and destroyed in a loop takes no lock of
+/// the shim's).
+fn next_generation(addr: usize, e: &mut Entry) {
     e.gen += 1;
     if e.named {
         e.named = false;
         EPOCH.fetch_add(1, Ordering::Relaxed);
+        publish(addr, e);
     }
 }
 
 /// `init` or `destroy` of the lock at `addr`: later uses are a new lock.
 pub fn new_generation(addr: usize) {
+    // Known, of a known class, and not named: nothing to change.
+    let seen = CLASSES.get(addr);
+    if seen != 0 && seen & NAMED == 0 {
+        return;
+    }
     let mut g = table(addr);
     if let Some(e) = g.as_mut().and_then(|t| t.known(addr)) {
-        next_generation(e);
+        next_generation(addr, e);
     }
 }
 
@@ -149,15 +176,19 @@ pub fn new_generation(addr: usize) {
 /// lock starts a new generation; an unknown one becomes known, so that a
 /// `free` of its memory forgets where it was made.
 pub fn initialised(addr: usize, site: u64) {
+    // Known, made here before, and not named: nothing to change.
+    if CLASSES.get(addr) == site {
+        return;
+    }
     let mut g = table(addr);
     let t = g.get_or_insert_with(Table::default);
     if let Some(e) = t.known(addr) {
-        next_generation(e);
+        next_generation(addr, e);
     }
     let e = t.entry(addr);
     e.init = site;
     e.class = 0;
-    CLASSES.publish(addr, site);
+    publish(addr, e);
 }
 
 // Lock classes, as lockdep has them: a lock's class is where it was
@@ -175,27 +206,26 @@ pub fn initialised(addr: usize, site: u64) {
 pub fn class_of(addr: usize, site: usize) -> u64 {
     let mut g = table(addr);
     let e = g.get_or_insert_with(Table::default).entry(addr);
-    let class = match (e.init, e.class) {
-        (0, 0) => {
-            e.class = if in_loaded_object(addr) {
-                addr as u64
-            } else {
-                site as u64
-            };
-            e.class
-        }
-        (0, class) => class,
-        (init, _) => init,
-    };
-    CLASSES.publish(addr, class);
-    class
+    if e.init == 0 && e.class == 0 {
+        e.class = if in_loaded_object(addr) {
+            addr as u64
+        } else {
+            site as u64
+        };
+    }
+    publish(addr, e);
+    if e.init != 0 {
+        e.init
+    } else {
+        e.class
+    }
 }
 
 /// The class of the lock at `addr` if it was published, else 0: no lock
 /// taken, for the lock-order path.
 #[inline]
 pub fn class_fast(addr: usize) -> u64 {
-    CLASSES.get(addr)
+    CLASSES.get(addr) & !NAMED
 }
 
 /// Whether `addr` is in a loaded object's mapping (its data or bss), as
