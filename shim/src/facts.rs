@@ -310,6 +310,23 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
         call: call.as_ptr() as usize,
         stamp: channel::fd_stamp(fd)?,
     };
+    let (slot, fact) = nothing_new(st, this, call, true)?;
+    let q = st.queues[slot];
+    let chan_id = q.chan_id - 1;
+    let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
+    st.note_wait_on(slot, fd + 1, packed, q.stack);
+    Some(published_wait(st, slot, fd, dir, call, chan_id, fact))
+}
+
+/// The queue slot of the operation `this` when this thread did nothing new
+/// since it last made it (see [`again`]), then brought up to now, and the
+/// held-across-call fact a blocking one counts under.
+fn nothing_new(
+    st: &mut ThreadState,
+    this: Again,
+    call: &'static str,
+    blocking: bool,
+) -> Option<(usize, u64)> {
     let slot = st.queues.iter().position(|q| q.again == Some(this))?;
     let q = st.queues[slot];
     if q.chan_id == 0 {
@@ -330,7 +347,7 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
         return None;
     }
     let tid = st.tid();
-    let fact = if st.held_len > 0 {
+    let fact = if blocking && st.held_len > 0 {
         let fact = held_call_key(st, q.key, call, epoch, tid);
         if !st.seen_peek(fact) {
             return None;
@@ -341,10 +358,7 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
     };
     st.queues[slot].waits_after = Default::default();
     st.queues[slot].seq = st.recent_seq;
-    let chan_id = q.chan_id - 1;
-    let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
-    st.note_wait_on(slot, fd + 1, packed, q.stack);
-    Some(published_wait(st, slot, fd, dir, call, chan_id, fact))
+    Some((slot, fact))
 }
 
 /// The key of "took the lock of `e` between two operations on the queue
@@ -399,7 +413,21 @@ pub fn nonblocking_send_on(st: &mut ThreadState, chan: Channel, call: &'static s
     if st.held_len > 0 {
         st.note_announce();
     }
-    queue_op(st, -1, chan, Direction::Send, call, false, None);
+    // A signal in a steady loop: the same condition variable (or
+    // semaphore), nothing new since the last one.
+    let again = match chan {
+        Channel::Condvar { addr, gen, .. } | Channel::Semaphore { addr, gen, .. } => Some(Again {
+            fd: -1,
+            dir: Direction::Send,
+            call: call.as_ptr() as usize,
+            stamp: (gen, addr),
+        }),
+        _ => None,
+    };
+    if again.is_some_and(|a| nothing_new(st, a, call, false).is_some()) {
+        return;
+    }
+    queue_op(st, -1, chan, Direction::Send, call, false, again);
 }
 
 fn queue_op(
@@ -595,6 +623,7 @@ fn queue_op(
             });
         }
     }
+    st.queues[slot].again = again;
     if !blocking {
         return CallCtx {
             fact,
@@ -603,7 +632,6 @@ fn queue_op(
             steer_slot: None,
         };
     }
-    st.queues[slot].again = again;
     published_wait(st, slot, fd, dir, call, chan_id, fact)
 }
 
