@@ -5,16 +5,18 @@
 //! `std::mutex` is never initialised nor destroyed through pthreads: only
 //! `free`, which `operator delete` calls, says its life ended), so an
 //! address reused for another lock is another node. The table is touched
-//! only on slow paths (a new fact), by init/destroy, and by a `free` of
-//! memory on a page that holds a known lock; the fast path never looks a
-//! lock up.
+//! only on slow paths (a new fact), by init/destroy of a lock a record
+//! names (or of one not known yet), and by a `free` of memory on a page
+//! that holds a known lock; the fast path never looks a lock up. Each
+//! lock's class (see [`class_of`]) is published beside it for the paths
+//! that take no lock.
 
 use crate::sync::ForkMutex;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use holdcheck_format::{LockKind, LockRef, Mode};
 use std::collections::{BTreeMap, HashMap};
 
-/// Bumped whenever a named lock (see `Table::named`) changes generation;
+/// Bumped whenever a named lock (see `Entry::named`) changes generation;
 /// per-thread caches of recorded facts include it, so they never match a
 /// fact of an older lock.
 pub static EPOCH: AtomicU64 = AtomicU64::new(1);
