@@ -15,6 +15,12 @@ fn only<'a>(r: &'a Run, kind: &str) -> &'a Value {
     &all[0]
 }
 
+/// A run that found nothing and exited as the program did.
+fn assert_silent(r: &Run) {
+    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
+    assert!(r.report["findings"].as_array().unwrap().is_empty());
+}
+
 /// The lock addresses of a finding's nodes, in cycle order.
 fn lock_nodes(f: &Value) -> Vec<String> {
     f["nodes"]
@@ -263,8 +269,7 @@ fn stripes_of_one_class_nested_both_ways_are_a_potential_deadlock() {
 #[test]
 fn stripes_always_taken_lowest_first_are_silent() {
     let r = run_example("striped", &["--ordered"], 60);
-    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
-    assert!(r.report["findings"].as_array().unwrap().is_empty());
+    assert_silent(&r);
 }
 
 #[test]
@@ -291,8 +296,7 @@ fn heap_stripes_are_one_class_by_their_init_call() {
 #[test]
 fn both_orders_under_one_gate_lock_are_silent() {
     let r = run_example("lockorder", &["gated"], 60);
-    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
-    assert_eq!(r.report["findings"].as_array().unwrap().len(), 0);
+    assert_silent(&r);
 }
 
 #[test]
@@ -445,8 +449,7 @@ fn a_join_under_the_lock_its_thread_waits_for_is_a_live_deadlock() {
 #[test]
 fn a_join_made_after_the_lock_is_released_is_nothing() {
     let r = run_example("waits", &["join-clean"], 60);
-    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
-    assert!(r.report["findings"].as_array().unwrap().is_empty());
+    assert_silent(&r);
 }
 
 #[test]
@@ -582,8 +585,7 @@ fn a_lock_per_object_makes_a_trace_that_grows_with_classes_not_objects() {
     let small = run_example("manylocks", &["--objects", "2000"], 120);
     let large = run_example("manylocks", &["--objects", "200000"], 120);
     for r in [&small, &large] {
-        assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
-        assert!(r.report["findings"].as_array().unwrap().is_empty());
+        assert_silent(r);
         assert_eq!(r.report["partial"], false);
     }
     let (small_orders, small_bytes) = trace_size(&small);
@@ -606,8 +608,7 @@ fn thousands_of_locks_always_taken_in_address_order_are_silent_and_small() {
     // 16 384 rwlocks of one init call, random nestings (up to 10 deep, all
     // ascending), destroyed and initialised again. No cycle is possible.
     let r = run_example("manylocks", &["--stress", "100000"], 120);
-    assert_eq!(r.code, 0, "{:#}", r.report["findings"]);
-    assert!(r.report["findings"].as_array().unwrap().is_empty());
+    assert_silent(&r);
     assert_eq!(r.report["partial"], false);
     let (orders, bytes) = trace_size(&r);
     assert!(orders > 0, "nestings are recorded");
