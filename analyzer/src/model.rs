@@ -263,10 +263,9 @@ impl Model {
 
     /// What the model needs once every trace is in.
     fn finish(mut self) -> Model {
-        let m = &mut self;
-        m.add_exit_waits();
-        m.drop_condvar_edges_some_signaller_breaks();
-        m.fix_observed_generations();
+        self.add_exit_waits();
+        self.drop_condvar_edges_some_signaller_breaks();
+        self.fix_observed_generations();
         self
     }
 
@@ -703,9 +702,6 @@ impl Model {
     }
 }
 
-/// The traces with every queue under one name: a unix queue named by its
-/// sender (sent before the connection was accepted) gets the name of its
-/// receiving socket, when some trace knows it. Copies only when needed.
 /// A trace file without a header still belongs to some process: it gets a
 /// pid of its own, so its facts do not merge with another's.
 struct Pids {
@@ -734,24 +730,30 @@ impl Pids {
 
 /// [`canonical_channels`] in place.
 fn canonicalise(traces: &mut [TraceFile]) {
-    let aliases = unix_aliases(traces);
-    if !aliases.is_empty() {
-        for r in traces.iter_mut().flat_map(|t| t.records.iter_mut()) {
-            r.channels_mut(|c| canonical(c, &aliases));
-        }
-    }
+    rename(traces, &unix_aliases(traces));
 }
 
+/// The traces with every queue under one name: a unix queue named by its
+/// sender (sent before the connection was accepted) gets the name of its
+/// receiving socket, when some trace knows it. Copies only when needed.
 pub fn canonical_channels(traces: &[TraceFile]) -> std::borrow::Cow<'_, [TraceFile]> {
     let aliases = unix_aliases(traces);
     if aliases.is_empty() {
         return std::borrow::Cow::Borrowed(traces);
     }
     let mut v = traces.to_vec();
-    for r in v.iter_mut().flat_map(|t| t.records.iter_mut()) {
-        r.channels_mut(|c| canonical(c, &aliases));
-    }
+    rename(&mut v, &aliases);
     std::borrow::Cow::Owned(v)
+}
+
+/// Gives every aliased unix queue of the traces its receiver's name.
+fn rename(traces: &mut [TraceFile], aliases: &HashMap<u64, u64>) {
+    if aliases.is_empty() {
+        return;
+    }
+    for r in traces.iter_mut().flat_map(|t| t.records.iter_mut()) {
+        r.channels_mut(|c| canonical(c, aliases));
+    }
 }
 
 /// Sending unix socket → the socket that receives from it, from every

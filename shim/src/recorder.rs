@@ -109,7 +109,10 @@ impl Recorder {
     /// fact by class `key` (and claims it): while the fact has fewer than
     /// [`SAMPLES_PER_CLASS_FACT`], or from a thread it has none from yet.
     pub fn class_sample(&mut self, key: u64, tid: u32) -> bool {
-        let (n, threads) = self.class_samples.entry(key).or_insert((0, [0; 4]));
+        let (n, threads) = self
+            .class_samples
+            .entry(key)
+            .or_insert((0, [0; THREADS_PER_FACT]));
         let known = threads.contains(&tid);
         let free = threads.iter().position(|&t| t == 0);
         if *n >= SAMPLES_PER_CLASS_FACT && (known || free.is_none()) {

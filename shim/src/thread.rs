@@ -88,14 +88,15 @@ pub struct QueueSlot {
     /// operation on this one: (packed queue, stack of that call), where
     /// packed is `(1 + channel id) << 1 | receiving`.
     pub waits_after: [(u32, u64); WAITS_AFTER],
-    /// The call last made on it, when its descriptor's channel is cached
-    /// (`facts::again`): the same call again, with nothing new since, is
-    /// only a published wait.
+    /// The call last made on it, when what it was made on is known not to
+    /// have changed (`facts::nothing_new`): the same call again, with
+    /// nothing new since, is only a published wait (a signal: nothing).
     pub again: Option<Again>,
 }
 
-/// A call on a descriptor whose channel the cache holds: the descriptor,
-/// direction, call and the cache's stamp of the descriptor.
+/// A call on a descriptor whose channel the cache holds (the descriptor,
+/// direction, call and the cache's stamp of the descriptor), or a signal
+/// or post (descriptor -1, stamp: the object's generation and address).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Again {
     pub fd: i32,
