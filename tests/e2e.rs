@@ -2305,6 +2305,7 @@ fn mutex_kinds_dlopen_and_process_endings_are_left_as_they_are() {
             assert!(m
                 .edges
                 .keys()
+                .iter()
                 .any(|&(a, b)| m.nodes[a].is_lock() && m.nodes[b].is_lock()));
         }
     }

@@ -467,9 +467,9 @@ fn a_poll_for_the_reply_under_the_lock_is_a_wait_on_its_queue() {
     let m = model_of(&r.trace_dir);
     let polls = m
         .edges
-        .values()
-        .flatten()
-        .filter(|e| matches!(&e.relation, Relation::HeldAcrossCall { call, .. } if call == "poll"))
+        .iter()
+        .flat_map(|(_, ev)| ev)
+        .filter(|e| matches!(&e.relation, Relation::HeldAcrossCall { fact } if m.held_calls[&(e.pid, *fact)].call == "poll"))
         .count();
     assert_eq!(polls, 1, "one poll under the lock, on the reply queue");
 }

@@ -197,7 +197,7 @@ pub fn same_class_inversions(
         })
         .collect();
     let mut by_class: BTreeMap<usize, (Vec<Nested>, Vec<Nested>)> = BTreeMap::new();
-    for (a, b) in model.edge_keys() {
+    for &(a, b) in model.edges.keys() {
         let (Some(class), Some(other)) = (node_class[a], node_class[b]) else {
             continue;
         };

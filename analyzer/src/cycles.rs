@@ -96,7 +96,7 @@ pub struct Bounds {
 pub fn find(model: &Model) -> (Vec<Cycle>, Bounds) {
     let mut g: DiGraph<usize, ()> = DiGraph::new();
     let idx: Vec<NodeIndex> = (0..model.nodes.len()).map(|i| g.add_node(i)).collect();
-    for (a, b) in model.edge_keys() {
+    for &(a, b) in model.edges.keys() {
         g.add_edge(idx[a], idx[b], ());
     }
     let mut search = Search {
@@ -309,7 +309,7 @@ struct Component<'a> {
     g: &'a DiGraph<usize, ()>,
     idx: &'a [NodeIndex],
     members: &'a HashSet<usize>,
-    edges: &'a rustc_hash::FxHashMap<(usize, usize), Vec<Evidence>>,
+    edges: &'a crate::model::Edges,
 }
 
 impl Component<'_> {
@@ -443,7 +443,7 @@ fn witness(model: &Model, cycle: &[usize]) -> Option<(Vec<Evidence>, Grade)> {
         return None;
     }
     let lock_only = cycle.iter().all(|&i| model.nodes[i].is_lock());
-    let candidates: Vec<&Vec<Evidence>> = (0..n)
+    let candidates: Vec<&[Evidence]> = (0..n)
         .map(|i| model.edges.get(&(cycle[i], cycle[(i + 1) % n])))
         .collect::<Option<_>>()?;
     let w = Witness {
@@ -509,7 +509,7 @@ struct Witness<'a> {
     model: &'a Model,
     cycle: &'a [usize],
     lock_only: bool,
-    candidates: &'a [&'a Vec<Evidence>],
+    candidates: &'a [&'a [Evidence]],
 }
 
 impl<'a> Witness<'a> {

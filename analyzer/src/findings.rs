@@ -510,14 +510,18 @@ fn evidence_edge(
             };
             ("lock-order", None, what)
         }
-        Relation::HeldAcrossCall { call, .. } => {
+        Relation::HeldAcrossCall { fact } => {
+            let call = model
+                .held_calls
+                .get(&(e.pid, *fact))
+                .map_or("a blocking call", |h| h.call.as_str());
             let what = match to_node {
                 Node::Queue { channel, dir } => {
                     format!("{call}() on {} ({})", channel.describe(), dir.as_str())
                 }
                 _ => format!("{call}()"),
             };
-            ("held-across-call", Some(call.clone()), what)
+            ("held-across-call", Some(call.to_string()), what)
         }
         Relation::QueueLock { dir } => {
             let what = match dir {

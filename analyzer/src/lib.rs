@@ -34,7 +34,7 @@ pub const EXIT_ERROR: i32 = 2;
 
 /// Reads trace directories and analyses them.
 pub fn analyse_dirs(dirs: &[PathBuf]) -> Result<report::Report> {
-    // Each record's memory goes once it is in the model.
-    let mut model = model::Model::build_owned(trace::read_dirs(dirs)?);
+    // Read as it is added: a trace is never held whole.
+    let mut model = model::Model::from_dirs(dirs)?;
     Ok(findings::analyse(&mut model))
 }

@@ -79,6 +79,12 @@ pub fn trace_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads every trace file of the given directories.
 pub fn read_dirs(dirs: &[PathBuf]) -> Result<Vec<TraceFile>> {
+    files_of(dirs)?.iter().map(|f| read_file(f)).collect()
+}
+
+/// The trace files of the given directories; a directory without one is
+/// an error.
+pub fn files_of(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for dir in dirs {
         let files = trace_files(dir)?;
@@ -89,19 +95,21 @@ pub fn read_dirs(dirs: &[PathBuf]) -> Result<Vec<TraceFile>> {
                 dir.display()
             );
         }
-        for f in files {
-            out.push(read_file(&f)?);
-        }
+        out.extend(files);
     }
     Ok(out)
 }
 
 /// Reads one trace file. I/O errors fail; content problems become warnings.
-/// Reads one trace file. Only a regular file is read, opened without
+pub fn read_file(path: &Path) -> Result<TraceFile> {
+    read_from(path, open(path)?)
+}
+
+/// Opens one trace file. Only a regular file is read, opened without
 /// following a symbolic link and without blocking (a FIFO named like a
 /// trace would hang the reader; a link to `/dev/urandom` would never end);
 /// a file whose first bytes are not a trace record is refused as a whole.
-pub fn read_file(path: &Path) -> Result<TraceFile> {
+pub fn open(path: &Path) -> Result<impl BufRead> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let shown = path.display();
     let file = fs::OpenOptions::new()
@@ -139,7 +147,7 @@ pub fn read_file(path: &Path) -> Result<TraceFile> {
     if !head.is_empty() && !head.starts_with(b"{\"t\":") {
         bail!("{shown} is not a holdcheck trace: it does not begin with a trace record");
     }
-    read_from(path, reader)
+    Ok(reader)
 }
 
 /// Problems reported per file; more are counted in one last line (40 MB
@@ -149,9 +157,27 @@ const MAX_WARNINGS: usize = 50;
 /// Reads a trace from any reader; `path` names it in warnings. Only I/O
 /// errors fail: whatever the bytes are, the result is records and warnings
 /// (the fuzz target in `fuzz/` holds it to that).
-pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
+pub fn read_from(path: &Path, reader: impl BufRead) -> Result<TraceFile> {
     let mut records = Vec::new();
+    let warnings = read_each(path, reader, |r| records.push(r))?;
+    Ok(TraceFile {
+        path: path.to_path_buf(),
+        records,
+        warnings,
+    })
+}
+
+/// [`read_from`] without keeping the records: each goes to `sink` as it
+/// is read, in order (a trace of a million facts is never held whole).
+/// Returns the warnings.
+pub fn read_each(
+    path: &Path,
+    mut reader: impl BufRead,
+    mut sink: impl FnMut(Record),
+) -> Result<Vec<String>> {
     let mut warnings = Warnings::default();
+    // Whether the first record was the header (None before any record).
+    let mut headed: Option<bool> = None;
     let mut line = Vec::new();
     let mut offset = 0u64;
     let mut lineno = 0usize;
@@ -182,14 +208,21 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
         }
         match parse_record(&line) {
             Ok(Record::Header { version, .. }) if version != TRACE_VERSION => {
+                // First, as the shim writes it: the file is skipped. Later
+                // (a damaged file), the records before it are kept.
+                let what = if headed.is_none() {
+                    "file skipped"
+                } else {
+                    "the rest of the file skipped"
+                };
                 warnings.add(format!(
-                    "{}: trace format version {version}, this holdcheck reads version {TRACE_VERSION}; file skipped",
+                    "{}:{lineno}: trace format version {version}, this holdcheck reads version {TRACE_VERSION}; {what}",
                     path.display()
                 ));
-                records.clear();
                 break;
             }
             Ok(mut r) => {
+                headed.get_or_insert(matches!(r, Record::Header { .. }));
                 if let Record::Header { pid: p, .. } = r {
                     pid = p;
                 }
@@ -208,7 +241,7 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
                         path.display()
                     ));
                 }
-                records.push(r);
+                sink(r);
             }
             Err(e) => warnings.add(format!(
                 "{}:{lineno} (offset {start}): bad record skipped: {e}",
@@ -216,17 +249,13 @@ pub fn read_from(path: &Path, mut reader: impl BufRead) -> Result<TraceFile> {
             )),
         }
     }
-    if !matches!(records.first(), Some(Record::Header { .. })) && !records.is_empty() {
+    if headed == Some(false) {
         warnings.add(format!(
             "{}: no header record; process details unknown",
             path.display()
         ));
     }
-    Ok(TraceFile {
-        path: path.to_path_buf(),
-        records,
-        warnings: warnings.done(path),
-    })
+    Ok(warnings.done(path))
 }
 
 /// The warnings of one file, at most [`MAX_WARNINGS`] of them kept.

@@ -277,7 +277,7 @@ pub fn model_of(dir: &Path) -> Model {
 
 /// Whether locks X → Y and Y → X both have edges (a tempting inversion).
 pub fn has_inversion(m: &Model) -> bool {
-    m.edges.keys().any(|&(a, b)| {
+    m.edges.keys().iter().any(|&(a, b)| {
         m.nodes[a].is_lock() && m.nodes[b].is_lock() && m.edges.contains_key(&(b, a))
     })
 }

@@ -5,6 +5,11 @@
 //! (which thread, in which modes, holding what else, at which stack), so the
 //! validity filters can look for a real witness.
 
+mod edges;
+mod streamed;
+
+pub use edges::{Edges, Key};
+
 use crate::trace::TraceFile;
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Observed, Record};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,8 +44,9 @@ impl Node {
 pub enum Relation {
     /// Acquired the `to` lock while holding the `from` lock.
     LockOrder,
-    /// Held the `from` lock during a blocking call on the `to` queue.
-    HeldAcrossCall { call: String, fact: u64 },
+    /// Held the `from` lock during a blocking call on the `to` queue: the
+    /// call is `Model::held_calls[(pid, fact)]`.
+    HeldAcrossCall { fact: u64 },
     /// Drains (`dir` recv) or feeds (`dir` send) the `from` queue and
     /// acquires the `to` lock between two operations on it.
     QueueLock { dir: Direction },
@@ -167,9 +173,8 @@ pub struct Model {
     pub nodes: Vec<Node>,
     /// FxHash: a million facts look their nodes up twice each.
     node_index: rustc_hash::FxHashMap<Node, usize>,
-    /// (from, to) → evidence. Unordered (a million facts): what walks
-    /// them in an order that shows takes [`Model::edge_keys`].
-    pub edges: rustc_hash::FxHashMap<(usize, usize), Vec<Evidence>>,
+    /// (from, to) → evidence.
+    pub edges: Edges,
     /// Held-across-call facts by (pid, fact id).
     pub held_calls: BTreeMap<(u32, u64), HeldCall>,
     /// Trylock acquisitions seen while holding locks: they order nothing.
@@ -211,17 +216,8 @@ impl Model {
     fn edge(&mut self, from: Node, to: Node, e: Evidence) {
         let (a, b) = (self.node(from), self.node(to));
         if a != b {
-            self.edges.entry((a, b)).or_default().push(e);
+            self.edges.push((a, b), e);
         }
-    }
-
-    /// The edges' keys in order, for what must come out the same in every
-    /// run (a million inserts into an ordered map were a fifth of a report:
-    /// sorted once instead).
-    pub fn edge_keys(&self) -> Vec<(usize, usize)> {
-        let mut keys: Vec<(usize, usize)> = self.edges.keys().copied().collect();
-        keys.sort_unstable();
-        keys
     }
 
     pub fn lock_meta(&self, pid: u32, lock: LockRef) -> Option<LockMeta> {
@@ -242,21 +238,7 @@ impl Model {
         let mut pids = Pids::default();
         for t in traces.iter() {
             m.warnings.extend(t.warnings.iter().cloned());
-            m.add_trace(pids.of(t), &t.path, &t.records);
-        }
-        m.finish()
-    }
-
-    /// [`Model::build`] consuming the traces: each record is dropped once
-    /// it is in the model, so a large trace is not held twice.
-    pub fn build_owned(mut traces: Vec<TraceFile>) -> Model {
-        let mut m = Model::default();
-        canonicalise(&mut traces);
-        let mut pids = Pids::default();
-        for t in traces.iter_mut() {
-            m.warnings.append(&mut t.warnings);
-            let pid = pids.of(t);
-            m.add_trace(pid, &t.path, std::mem::take(&mut t.records));
+            m.add_trace(pids.of(t.records.first()), &t.path, &t.records);
         }
         m.finish()
     }
@@ -264,6 +246,7 @@ impl Model {
     /// What the model needs once every trace is in.
     fn finish(mut self) -> Model {
         self.add_exit_waits();
+        self.edges.seal();
         self.drop_condvar_edges_some_signaller_breaks();
         self.fix_observed_generations();
         self
@@ -284,8 +267,8 @@ impl Model {
             }
         }
         let nodes = &self.nodes;
-        let mut dropped = Vec::new();
-        for (&(from, to), ev) in &self.edges {
+        let mut dropped = std::collections::HashSet::new();
+        for ((from, to), ev) in self.edges.iter() {
             let Node::Queue {
                 channel,
                 dir: Direction::Recv,
@@ -311,12 +294,10 @@ impl Model {
                 .get(channel)
                 .is_some_and(|all| all.iter().any(|t| !needing.contains(t)))
             {
-                dropped.push((from, to));
+                dropped.insert((from, to));
             }
         }
-        for k in dropped {
-            self.edges.remove(&k);
-        }
+        self.edges.remove(&dropped);
     }
 
     /// A process exits only after the blocking calls it makes: whoever
@@ -392,23 +373,38 @@ impl Model {
         }
     }
 
-    /// Adds one trace's records, borrowed or owned (an owned record's
-    /// memory goes as soon as it is in the model).
-    fn add_trace<R: std::borrow::Borrow<Record>>(
+    /// Adds one trace's records.
+    fn add_trace<'r>(
         &mut self,
         pid: u32,
         path: &std::path::Path,
-        records: impl IntoIterator<Item = R>,
+        records: impl IntoIterator<Item = &'r Record>,
     ) {
-        let mut stats: HashMap<u64, (u64, u64)> = HashMap::new();
-        let proc_entry = self.processes.entry(pid).or_insert_with(|| Process {
+        let mut adding = self.begin_trace(pid, path);
+        for r in records {
+            self.add_record(&mut adding, r);
+        }
+        self.end_trace(adding);
+    }
+
+    /// Starts adding the trace of process `pid`.
+    fn begin_trace(&mut self, pid: u32, path: &std::path::Path) -> Adding {
+        self.processes.entry(pid).or_insert_with(|| Process {
             pid,
             file: path.to_path_buf(),
             ..Default::default()
         });
-        let _ = proc_entry;
-        for r in records {
-            let r: &Record = r.borrow();
+        Adding {
+            pid,
+            stats: HashMap::new(),
+        }
+    }
+
+    /// Adds one record of the trace being added.
+    fn add_record(&mut self, adding: &mut Adding, r: &Record) {
+        let pid = adding.pid;
+        let stats = &mut adding.stats;
+        {
             match r {
                 Record::Header {
                     ppid, exe, cmdline, ..
@@ -483,7 +479,7 @@ impl Model {
                 } => {
                     if *try_lock {
                         self.trylock_orders += 1;
-                        continue;
+                        return;
                     }
                     let first = &mut self.proc(pid).first_held_at;
                     for h in held.iter().filter(|h| h.site != 0) {
@@ -519,10 +515,7 @@ impl Model {
                         let e = Evidence {
                             pid,
                             tid: *tid,
-                            relation: Relation::HeldAcrossCall {
-                                call: call.clone(),
-                                fact: *id,
-                            },
+                            relation: Relation::HeldAcrossCall { fact: *id },
                             held_mode: Some(h.mode),
                             held_site: Some(h.site),
                             held_stack: h.stack,
@@ -689,7 +682,12 @@ impl Model {
                 }
             }
         }
-        for (id, (count, max_ns)) in stats {
+    }
+
+    /// Ends the trace being added: its calls' statistics join their facts.
+    fn end_trace(&mut self, adding: Adding) {
+        let pid = adding.pid;
+        for (id, (count, max_ns)) in adding.stats {
             if let Some(h) = self.held_calls.get_mut(&(pid, id)) {
                 h.count = h.count.max(count);
                 h.max_ns = h.max_ns.max(max_ns);
@@ -700,6 +698,13 @@ impl Model {
     fn proc(&mut self, pid: u32) -> &mut Process {
         self.processes.entry(pid).or_default()
     }
+}
+
+/// One trace being added: its process, and the statistics of its
+/// held-across-call facts, which join their facts when the trace ends.
+struct Adding {
+    pid: u32,
+    stats: HashMap<u64, (u64, u64)>,
 }
 
 /// A trace file without a header still belongs to some process: it gets a
@@ -717,8 +722,9 @@ impl Default for Pids {
 }
 
 impl Pids {
-    fn of(&mut self, t: &TraceFile) -> u32 {
-        match t.records.first() {
+    /// The pid of a trace, from its first record.
+    fn of(&mut self, first: Option<&Record>) -> u32 {
+        match first {
             Some(Record::Header { pid, .. }) => *pid,
             _ => {
                 self.anonymous -= 1;
@@ -726,11 +732,6 @@ impl Pids {
             }
         }
     }
-}
-
-/// [`canonical_channels`] in place.
-fn canonicalise(traces: &mut [TraceFile]) {
-    rename(traces, &unix_aliases(traces));
 }
 
 /// The traces with every queue under one name: a unix queue named by its
