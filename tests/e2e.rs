@@ -2378,3 +2378,16 @@ fn a_socket_closed_by_fclose_is_forgotten_when_a_pipe_takes_its_descriptors() {
         .collect();
     assert_eq!(families, ["pipe"], "{:#}", f[0]["nodes"]);
 }
+
+#[test]
+fn every_call_made_under_a_lock_is_counted_though_repeats_skip_the_recorder() {
+    // The writer makes exactly 100 writes under log_lock; repeats are
+    // counted in its own tallies and given to the recorder in batches, the
+    // rest at its exit.
+    let r = run_example("pipe_deadlock", &["--light"], 60);
+    let f = findings(&r.report, "potential-deadlock");
+    assert_eq!(f.len(), 1, "{:#}", r.report["findings"]);
+    let e = edge_of(f[0], "held-across-call");
+    assert_eq!(e["call"], "write", "{e:#}");
+    assert_eq!(e["count"], 100, "{e:#}");
+}

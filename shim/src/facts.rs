@@ -281,12 +281,13 @@ pub fn call_begin(
     call: &'static str,
     dest: channel::Dest,
 ) -> Option<CallCtx> {
-    let _errno = ErrnoGuard::save();
+    // Calls nothing that may set errno: no guard needed.
     if dest.addr.is_null() {
         if let Some(ctx) = again(st, fd, dir, call) {
             return Some(ctx);
         }
     }
+    let _errno = ErrnoGuard::save();
     let (chan, stamp) = channel::resolve_stamped(fd, dir, dest)?;
     record_new_peers();
     let again = stamp.map(|stamp| Again {
@@ -304,6 +305,10 @@ pub fn call_begin(
 /// yet recorded across this call): a locked call the second time is a
 /// published wait and a count, no system call beyond the call itself.
 fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> Option<CallCtx> {
+    // Published at the first call (registering may allocate).
+    if st.published.is_null() {
+        return None;
+    }
     let this = Again {
         fd,
         dir,
@@ -311,16 +316,16 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
         stamp: channel::fd_stamp(fd)?,
     };
     let (slot, fact) = nothing_new(st, this, call, true)?;
-    let q = st.queues[slot];
-    let chan_id = q.chan_id - 1;
+    let (chan_id, stack) = (st.queues[slot].chan_id - 1, st.queues[slot].stack);
     let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
-    st.note_wait_on(slot, fd + 1, packed, q.stack);
+    st.note_wait_on(slot, fd + 1, packed, stack);
     Some(published_wait(st, slot, fd, dir, call, chan_id, fact))
 }
 
 /// The queue slot of the operation `this` when this thread did nothing new
 /// since it last made it (see [`again`]), then brought up to now, and the
 /// held-across-call fact a blocking one counts under.
+#[inline]
 fn nothing_new(
     st: &mut ThreadState,
     this: Again,
@@ -328,27 +333,29 @@ fn nothing_new(
     blocking: bool,
 ) -> Option<(usize, u64)> {
     let slot = st.queues.iter().position(|q| q.again == Some(this))?;
-    let q = st.queues[slot];
+    let q = &st.queues[slot];
     if q.chan_id == 0 {
         return None;
     }
+    let (key, since) = (q.key, q.seq);
     let epoch = locks::epoch();
     // Locks taken since the previous operation on it: known ones only.
     if st
-        .recent_range(q.seq)
-        .any(|seq| !st.seen_peek(taken_key(q.key, &st.recent_at(seq), epoch)))
+        .recent_range(since)
+        .any(|seq| !st.seen_peek(taken_key(key, &st.recent_at(seq), epoch)))
     {
         return None;
     }
-    if q.waits_after
+    if st.queues[slot]
+        .waits_after
         .iter()
-        .any(|w| w.0 != 0 && !st.seen_peek(waited_key(q.key, w.0, epoch)))
+        .any(|w| w.0 != 0 && !st.seen_peek(waited_key(key, w.0, epoch)))
     {
         return None;
     }
-    let tid = st.tid();
     let fact = if blocking && st.held_len > 0 {
-        let fact = held_call_key(st, q.key, call, epoch, tid);
+        let tid = st.tid();
+        let fact = held_call_key(st, key, call, epoch, tid);
         if !st.seen_peek(fact) {
             return None;
         }
@@ -374,6 +381,12 @@ fn taken_key(ckey: u64, e: &HeldEntry, epoch: u64) -> u64 {
 /// queue `ckey`" in a thread's seen facts.
 fn waited_key(ckey: u64, packed: u32, epoch: u64) -> u64 {
     mix(mix(ckey, packed as u64), epoch) | 1
+}
+
+/// The trace's key of "blocked on queue `packed` between two operations
+/// on the queue `ckey`" (channel ids are the process's own, as the trace).
+fn queue_wait_base(ckey: u64, packed: u32) -> u64 {
+    mix(ckey, packed as u64)
 }
 
 /// The per-thread key of the held-across-call fact of `call` on queue
@@ -496,6 +509,15 @@ fn queue_op(
             *w = (0, 0);
         }
     }
+    // As above: only what the trace lacks is worth a stack.
+    if waits.iter().any(|w| w.0 != 0) {
+        let rec = RECORDER.lock();
+        for w in waits.iter_mut() {
+            if w.0 != 0 && !rec.would_write(queue_wait_base(ckey, w.0), tid) {
+                *w = (0, 0);
+            }
+        }
+    }
     let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
     let prev_stack = st.queues[slot].stack;
     if blocking {
@@ -541,7 +563,7 @@ fn queue_op(
                 }
             }
         }
-        let waited: Vec<(Channel, Direction, u64)> = waits
+        let waited: Vec<(u32, Channel, Direction, u64)> = waits
             .iter()
             .filter(|w| w.0 != 0)
             .filter_map(|&(p, stack)| {
@@ -550,7 +572,7 @@ fn queue_op(
                 } else {
                     Direction::Send
                 };
-                Some((crate::live::channel_by_id((p >> 1) - 1)?, dir, stack))
+                Some((p, crate::live::channel_by_id((p >> 1) - 1)?, dir, stack))
             })
             .collect();
         let held: Vec<(Held, LockKind)> = held_list(st);
@@ -589,11 +611,8 @@ fn queue_op(
                 stack,
             });
         }
-        for (waited, waited_direction, wstack) in waited {
-            if !rec
-                .thread_fact(mix(ckey, channel_key(&waited, waited_direction)), tid)
-                .1
-            {
+        for (packed, waited, waited_direction, wstack) in waited {
+            if !rec.thread_fact(queue_wait_base(ckey, packed), tid).1 {
                 continue;
             }
             rec.write(&Record::QueueWait {
@@ -675,14 +694,100 @@ fn published_wait(
 
 /// Bookkeeping after the call returned: the wait is over; count the
 /// held-across-call.
+#[inline]
 pub fn call_end(ctx: CallCtx) {
     if let Some(p) = ctx.published {
         p.done();
     }
     if ctx.fact != 0 {
-        let _errno = ErrnoGuard::save();
         let ns = crate::sys::coarse_ns().saturating_sub(ctx.start_ns);
-        RECORDER.lock().call_stats(ctx.fact, ns);
+        match ctx.published {
+            Some(p) => tally(p, ctx.fact, ns),
+            None => {
+                let _errno = ErrnoGuard::save();
+                RECORDER.lock().call_stats(ctx.fact, 1, ns);
+            }
+        }
+    }
+}
+
+/// Calls of one fact a thread counts before the recorder hears of them: a
+/// steady locked call takes no global lock. The watchdog gives the rest at
+/// each look, and the exits of threads and of the process all of it.
+const TALLY_FLUSH: u64 = 64;
+
+/// A call at least this long reaches the recorder at once (it writes a
+/// longer maximum as soon as it sees one; a hang must show).
+const TALLY_LONG_NS: u64 = 1_000_000;
+
+/// Counts one call of the held-across-call fact `key` in this thread's
+/// tallies.
+fn tally(p: &crate::live::Published, key: u64, ns: u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    // Its fact's tally, else a free one, else one by the key: a loop of
+    // a few locked calls keeps each in its own.
+    let tallies = &p.tallies;
+    let t = match tallies.iter().find(|t| t.key.load(Relaxed) == key) {
+        Some(t) => t,
+        None => tallies
+            .iter()
+            .find(|t| t.key.load(Relaxed) == 0)
+            .unwrap_or(&tallies[(key as usize >> 4) % crate::live::TALLIES]),
+    };
+    if t.key.load(Relaxed) == key {
+        // Written only by this thread: plain loads and stores.
+        let count = t.count.load(Relaxed) + 1;
+        t.count.store(count, Relaxed);
+        if ns > t.max_ns.load(Relaxed) {
+            t.max_ns.store(ns, Relaxed);
+        }
+        if count.saturating_sub(t.given.load(Relaxed)) < TALLY_FLUSH && ns < TALLY_LONG_NS {
+            return;
+        }
+        let _errno = ErrnoGuard::save();
+        give(&mut RECORDER.lock(), t);
+        return;
+    }
+    let _errno = ErrnoGuard::save();
+    let mut rec = RECORDER.lock();
+    // The fact it counted before: what the recorder lacks of it.
+    give(&mut rec, t);
+    t.key.store(key, Relaxed);
+    t.count.store(1, Relaxed);
+    t.max_ns.store(ns, Relaxed);
+    t.given.store(0, Relaxed);
+    t.given_max.store(0, Relaxed);
+    give(&mut rec, t);
+}
+
+/// Gives the recorder what a tally counted since it last did. Under the
+/// recorder's lock (`rec`), so no call is given twice.
+fn give(rec: &mut crate::recorder::Recorder, t: &crate::live::Tally) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let key = t.key.load(Relaxed);
+    let (count, max_ns) = (t.count.load(Relaxed), t.max_ns.load(Relaxed));
+    let (given, given_max) = (t.given.load(Relaxed), t.given_max.load(Relaxed));
+    if key != 0 && (count > given || max_ns > given_max) {
+        rec.call_stats(key, count.saturating_sub(given), max_ns);
+        t.given.store(count.max(given), Relaxed);
+        t.given_max.store(max_ns.max(given_max), Relaxed);
+    }
+}
+
+/// Gives the recorder what the threads of `published` counted (the
+/// watchdog at each look, the process at its exit).
+pub fn give_tallies(rec: &mut crate::recorder::Recorder, published: &[&crate::live::Published]) {
+    for t in published.iter().flat_map(|p| p.tallies.iter()) {
+        give(rec, t);
+    }
+}
+
+/// Gives the recorder what this thread counted (at its exit).
+pub fn flush_tallies(p: &crate::live::Published) {
+    let _errno = ErrnoGuard::save();
+    let mut rec = RECORDER.lock();
+    for t in &p.tallies {
+        give(&mut rec, t);
     }
 }
 

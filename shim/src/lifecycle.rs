@@ -115,6 +115,8 @@ extern "C" fn fini() {
     if config::active() {
         let _ = std::panic::catch_unwind(watchdog::flush_ended);
     }
+    // Read before the recorder is taken (never the registry under it).
+    let published = crate::live::all_published();
     // Another thread may still be inside the recorder: wait a little, never
     // forever.
     let mut rec = None;
@@ -126,6 +128,8 @@ extern "C" fn fini() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     let Some(mut rec) = rec else { return };
+    // What running threads counted but did not give the recorder yet.
+    crate::facts::give_tallies(&mut rec, &published);
     rec.flush_stats();
     if config::get().verbosity >= 1 {
         if let Some(path) = rec.path() {

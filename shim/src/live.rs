@@ -40,6 +40,28 @@ pub struct Published {
     /// bit 0: receiving; bit 1: awaiting a reply.
     pub call_bits: AtomicU8,
     pub stack: AtomicU64,
+    /// Calls under locks this thread counts (`facts::tally`): here, where
+    /// the watchdog and the exit of the process find them.
+    pub tallies: [Tally; TALLIES],
+}
+
+/// Tallies per thread: a steady loop of locked calls uses one or two.
+pub const TALLIES: usize = 4;
+
+/// One held-across-call fact's calls, counted by its thread without a
+/// lock; what the recorder has of them is given under the recorder's lock,
+/// by the thread or by the watchdog (so a process killed in a hang has its
+/// counts on disk).
+#[derive(Default)]
+pub struct Tally {
+    /// The fact's key (0: none). Changed by its thread, under the recorder.
+    pub key: AtomicU64,
+    /// Calls since `key` was set, and the longest. Written by its thread only.
+    pub count: AtomicU64,
+    pub max_ns: AtomicU64,
+    /// What the recorder has of them. Written under the recorder's lock.
+    pub given: AtomicU64,
+    pub given_max: AtomicU64,
 }
 
 impl Published {
@@ -57,6 +79,7 @@ impl Published {
             channel: AtomicU32::new(0),
             call_bits: AtomicU8::new(0),
             stack: AtomicU64::new(0),
+            tallies: Default::default(),
         }
     }
 
@@ -105,6 +128,12 @@ impl Published {
 
 pub static REGISTRY: ForkMutex<Vec<&'static Published>> = ForkMutex::new(Vec::new());
 
+/// Every published record, for what reads their tallies (none if a thread
+/// holds the registry: never wait for it).
+pub fn all_published() -> Vec<&'static Published> {
+    REGISTRY.try_lock().map(|r| r.clone()).unwrap_or_default()
+}
+
 /// A thread exits (its state block is about to be reused): the watchdog
 /// stops reading it, under the registry lock it reads with.
 pub fn unpublish(st: &mut ThreadState) {
@@ -121,11 +150,18 @@ pub fn unpublish(st: &mut ThreadState) {
 }
 
 /// This thread's published record, registering it on first use.
+#[inline]
 pub fn published(st: &mut ThreadState) -> Option<&'static Published> {
     if !st.published.is_null() {
-        // SAFETY: set below to a leaked, never-freed record.
+        // SAFETY: set by `register` to a leaked, never-freed record.
         return Some(unsafe { &*st.published });
     }
+    register(st)
+}
+
+#[cold]
+#[inline(never)]
+fn register(st: &mut ThreadState) -> Option<&'static Published> {
     let tid = st.tid();
     let p: &'static Published = {
         let mut reg = REGISTRY.lock();

@@ -284,16 +284,21 @@ impl Recorder {
         self.aliases.insert(key, at);
     }
 
-    /// Counts one call of the held-across-call fact `key` stands for.
-    pub fn call_stats(&mut self, key: u64, ns: u64) {
+    /// Counts `calls` calls of the held-across-call fact `key` stands for,
+    /// the longest `ns` long. Written at each power of two of the count,
+    /// and at each doubling of the longest beyond 1 ms.
+    pub fn call_stats(&mut self, key: u64, calls: u64, ns: u64) {
         let Some(&at) = self.aliases.get(&key) else {
             return;
         };
         let (id, s) = &mut self.stats[at];
         let id = *id;
-        s[0] += 1;
+        let before = s[0];
+        s[0] += calls;
         s[1] = s[1].max(ns);
-        if s[0].is_power_of_two() || s[1] >= s[3].saturating_mul(2).max(1_000_000) {
+        // A power of two in (before, after]: the highest bit moved.
+        let crossed = s[0].checked_ilog2() != before.checked_ilog2();
+        if crossed || s[1] >= s[3].saturating_mul(2).max(1_000_000) {
             let (count, max_ns) = (s[0], s[1]);
             s[2] = count;
             s[3] = max_ns;

@@ -130,7 +130,9 @@ pub struct ThreadState {
     pub recent_seq: u64,
     pub queues: [QueueSlot; QUEUE_SLOTS],
     pub next_queue_slot: usize,
-    pub seen: [u64; SEEN_CACHE],
+    /// Two-way: a steady loop whose keys collide must not evict each
+    /// other at every turn.
+    pub seen: [[u64; 2]; SEEN_CACHE],
     /// Lock-order facts by class (`facts::class_key`) whose samples the
     /// trace has all it keeps of: a new instance of them is no new fact.
     /// Two ways per set: a few dozen such facts must all stay.
@@ -211,7 +213,7 @@ impl ThreadState {
             recent_seq: 0,
             queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
             next_queue_slot: 0,
-            seen: [0; SEEN_CACHE],
+            seen: [[0; 2]; SEEN_CACHE],
             class_seen: [[0; 2]; SEEN_CACHE],
             published: core::ptr::null(),
             last_sent_fd: 0,
@@ -369,16 +371,16 @@ impl ThreadState {
     /// Whether a fact key was already recorded by this thread, without
     /// marking it.
     pub fn seen_peek(&self, key: u64) -> bool {
-        self.seen[(key as usize) % SEEN_CACHE] == key
+        self.seen[(key as usize) % SEEN_CACHE].contains(&key)
     }
 
     /// Whether a fact key was already recorded by this thread; marks it seen.
     pub fn seen_before(&mut self, key: u64) -> bool {
-        let slot = &mut self.seen[(key as usize) % SEEN_CACHE];
-        if *slot == key {
+        let set = &mut self.seen[(key as usize) % SEEN_CACHE];
+        if set.contains(&key) {
             return true;
         }
-        *slot = key;
+        *set = [key, set[0]];
         false
     }
 
@@ -470,7 +472,7 @@ impl ThreadState {
     /// into the parent's table, which the child starts afresh.
     pub fn after_fork_child(&mut self) {
         self.tid = 0;
-        self.seen = [0; SEEN_CACHE];
+        self.seen = [[0; 2]; SEEN_CACHE];
         self.class_seen = [[0; 2]; SEEN_CACHE];
         self.published = core::ptr::null();
         self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
@@ -641,6 +643,10 @@ extern "C" fn on_thread_exit(p: *mut libc::c_void) {
             crate::facts::exited_holding(st);
         }
         crate::facts::thread_ending(st);
+        if !st.published.is_null() {
+            // SAFETY: set by `live::published` to a leaked record.
+            crate::facts::flush_tallies(unsafe { &*st.published });
+        }
         st.busy = false;
     }
     crate::live::unpublish(st);
@@ -769,7 +775,7 @@ mod tests {
             && q.chan_id == 0
             && q.fd == 0
             && q.waits_after == [(0, 0); WAITS_AFTER]));
-        assert!(z.seen.iter().all(|&k| k == 0));
+        assert!(z.seen.iter().flatten().all(|&k| k == 0));
         assert!(z.site_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
         assert!(z.order_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
     }

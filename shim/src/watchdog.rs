@@ -155,6 +155,9 @@ fn run() {
         if !config::active() {
             continue;
         }
+        // Calls under locks that threads counted: on disk at each look.
+        let published = crate::live::all_published();
+        crate::facts::give_tallies(&mut crate::recorder::RECORDER.lock(), &published);
         let mut snap = snapshot();
         for t in snap.iter_mut().filter(|t| t.since != 0) {
             t.since = t.since.max(resumed_at);
