@@ -4,7 +4,8 @@
 //! cargo build --release && cargo run --release -p holdcheck-bench [-- OPTIONS]
 //!   --quick          shorter inputs and fewer runs
 //!   --runs N         runs per measurement (default 7; medians are quoted)
-//!   --only SECTION   micro, tools, programs, memory, analyzer, callgrind
+//!   --only SECTION   micro, tools, programs, memory, classes, analyzer,
+//!                    callgrind
 //!   --check          only the callgrind count of the fast path, against
 //!                    bench/callgrind-baseline.txt: exit 1 on >20% growth
 //! ```
@@ -116,54 +117,74 @@ fn setup(quick: bool, runs: usize) -> Result<Ctx> {
     })
 }
 
+/// The sections, in the order they run.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Section {
+    Micro,
+    Tools,
+    Programs,
+    Memory,
+    Classes,
+    Analyzer,
+    Callgrind,
+}
+
+/// The costs of the shim and the analyzer against native runs, checked
+/// against DESIGN.md's budgets; one Markdown table per section.
+#[derive(clap::Parser)]
+#[command(name = "holdcheck-bench")]
+struct Args {
+    /// Shorter inputs and fewer runs.
+    #[arg(long)]
+    quick: bool,
+    /// Runs per measurement (medians are quoted); default 7, 3 with --quick.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    runs: Option<u64>,
+    /// Only this section.
+    #[arg(long, value_name = "SECTION")]
+    only: Option<Section>,
+    /// Only the callgrind count of the fast path, against
+    /// bench/callgrind-baseline.txt: exit 1 on more than 20% growth.
+    #[arg(long, conflicts_with = "only")]
+    check: bool,
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |f: &str| args.iter().any(|a| a == f);
-    let value = |f: &str| {
-        args.iter()
-            .position(|a| a == f)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let quick = flag("--quick");
-    let runs: usize = value("--runs")
-        .map(|v| v.parse())
-        .transpose()
-        .context("--runs N")?
-        .unwrap_or(if quick { 3 } else { 7 });
-    let ctx = setup(quick, runs.max(1))?;
+    let args = <Args as clap::Parser>::parse();
+    let quick = args.quick;
+    let runs = args.runs.map_or(if quick { 3 } else { 7 }, |n| n as usize);
+    let ctx = setup(quick, runs)?;
     let mut t = Table::default();
 
-    if flag("--check") {
+    if args.check {
         callgrind::bench(&ctx, &mut t)?;
         return finish(&t);
     }
-    let only = value("--only");
-    let want = |s: &str| only.as_deref().is_none_or(|o| o == s);
+    let want = |s: Section| args.only.is_none_or(|o| o == s);
     println!(
         "holdcheck benchmarks{}: {}",
         if quick { " (quick)" } else { "" },
         machine()
     );
-    if want("micro") {
+    if want(Section::Micro) {
         micro::bench(&ctx, &mut t)?;
     }
-    if want("tools") {
+    if want(Section::Tools) {
         tools::bench(&ctx, &mut t)?;
     }
-    if want("programs") {
+    if want(Section::Programs) {
         programs::bench(&ctx, &mut t)?;
     }
-    if want("memory") {
+    if want(Section::Memory) {
         memory::bench(&ctx, &mut t)?;
     }
-    if want("classes") {
+    if want(Section::Classes) {
         classes::bench(&ctx, &mut t)?;
     }
-    if want("analyzer") {
+    if want(Section::Analyzer) {
         analyzer::bench(&ctx, &mut t)?;
     }
-    if want("callgrind") {
+    if want(Section::Callgrind) {
         if let Err(e) = callgrind::bench(&ctx, &mut t) {
             t.note(&format!("callgrind: {e:#}"));
         }
