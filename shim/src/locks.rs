@@ -184,10 +184,18 @@ pub fn initialised(addr: usize, site: u64) {
     }
     let mut g = table(addr);
     let t = g.get_or_insert_with(Table::default);
-    if let Some(e) = t.known(addr) {
+    // One search of the map: a known lock starts a new generation, an
+    // unknown one becomes known.
+    let e = t.live.entry(addr).or_insert(Entry {
+        dead: true,
+        ..Entry::default()
+    });
+    if e.dead {
+        e.dead = false;
+        known(addr);
+    } else {
         next_generation(addr, e);
     }
-    let e = t.entry(addr);
     e.init = site;
     e.class = 0;
     publish(addr, e);
@@ -412,7 +420,9 @@ pub fn freed(start: usize, len: usize) {
 fn freed_in(g: &mut Option<Table>, start: usize, len: usize) -> bool {
     let Some(t) = g.as_mut() else { return false };
     let mut named = false;
-    for (&addr, e) in t.live.range_mut(start..start.saturating_add(len)) {
+    let end = start.saturating_add(len);
+    // One search, from the start (a bounded range searches for both ends).
+    for (&addr, e) in t.live.range_mut(start..).take_while(|(&a, _)| a < end) {
         if e.dead {
             continue;
         }
