@@ -29,26 +29,18 @@ impl Model {
         let files = trace::files_of(dirs)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(8);
         std::thread::scope(|s| {
-            let reader = s.spawn(move || -> Result<()> {
-                let mut batch = Vec::with_capacity(BATCH);
-                for f in files {
-                    let warnings = {
-                        let input = trace::open(&f)?;
-                        batch.push(Event::Begin(f.clone()));
-                        trace::read_each(&f, input, |r| {
-                            batch.push(Event::Record(r));
-                            if batch.len() >= BATCH {
-                                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                                // The adding side is gone only if it panicked.
-                                let _ = tx.send(full);
-                            }
-                        })?
-                    };
-                    batch.push(Event::End(warnings));
-                }
-                let _ = tx.send(batch);
-                Ok(())
-            });
+            let reading = &files;
+            let reader = std::thread::Builder::new()
+                .name("trace-reader".into())
+                .spawn_scoped(s, move || read_events(reading, tx));
+            let Ok(reader) = reader else {
+                // No second thread to be had: read everything, then add it.
+                let traces: Vec<_> = files
+                    .iter()
+                    .map(|f| trace::read_file(f))
+                    .collect::<Result<_>>()?;
+                return Ok(Model::build(&traces));
+            };
             let mut b = Builder::default();
             for batch in rx {
                 for ev in batch {
@@ -61,6 +53,26 @@ impl Model {
             Ok(b.finish())
         })
     }
+}
+
+/// Reads the files' records in order, handing them over in batches.
+fn read_events(files: &[PathBuf], tx: std::sync::mpsc::SyncSender<Vec<Event>>) -> Result<()> {
+    let mut batch = Vec::with_capacity(BATCH);
+    for f in files {
+        let input = trace::open(f)?;
+        batch.push(Event::Begin(f.clone()));
+        let warnings = trace::read_each(f, input, |r| {
+            batch.push(Event::Record(r));
+            if batch.len() >= BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // The adding side is gone only if it panicked.
+                let _ = tx.send(full);
+            }
+        })?;
+        batch.push(Event::End(warnings));
+    }
+    let _ = tx.send(batch);
+    Ok(())
 }
 
 /// Adds events to the model. A unix queue named by its sender is renamed
