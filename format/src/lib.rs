@@ -350,7 +350,9 @@ pub enum Record {
         init: Option<u64>,
     },
     /// A lock-order fact: `tid` acquired `lock` in `mode` while holding
-    /// `held` (innermost last). `try_lock` acquisitions cannot block.
+    /// `held` (innermost last). `try_lock` acquisitions cannot block: the
+    /// shim records none now, and the analyzer ignores those of older
+    /// traces.
     LockOrder {
         tid: u32,
         lock: LockRef,

@@ -27,12 +27,9 @@ fn mode_bits(m: Mode) -> u64 {
 /// trace ([`fact_identity`]) is made of lock generations, and a fact seen
 /// before under another epoch is neither unwound nor written again.
 #[inline(always)]
-pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode, try_lock: bool) -> u64 {
+pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode) -> u64 {
     let mut h = mix(locks::epoch(), addr as u64);
-    h = mix(
-        h,
-        mode_bits(mode) | (try_lock as u64) << 4 | (st.phase() as u64) << 8,
-    );
+    h = mix(h, mode_bits(mode) | (st.phase() as u64) << 8);
     for e in st.held() {
         h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
     }
@@ -51,7 +48,6 @@ fn class_key(
     addr: usize,
     mode: Mode,
     site: usize,
-    try_lock: bool,
     class: impl Fn(usize, usize) -> u64,
 ) -> Option<u64> {
     let own = class(addr, site);
@@ -80,7 +76,7 @@ fn class_key(
         }
     }
     elems[..n].sort_unstable();
-    let bits = mode_bits(mode) | (try_lock as u64) << 4 | (st.phase() as u64) << 8;
+    let bits = mode_bits(mode) | (st.phase() as u64) << 8;
     let mut k = mix(mix(own, site as u64), bits);
     let mut prev = 0;
     for &h in &elems[..n] {
@@ -96,21 +92,14 @@ fn class_key(
 /// this thread already recorded it, or the trace has all the instances it
 /// keeps of the same fact by lock class. Called before the real
 /// acquisition, so a deadlocking acquisition is on disk before it blocks.
-pub fn lock_order(
-    st: &mut ThreadState,
-    addr: usize,
-    kind: LockKind,
-    mode: Mode,
-    site: usize,
-    try_lock: bool,
-) {
-    let key = lock_order_key(st, addr, mode, try_lock);
+pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode, site: usize) {
+    let key = lock_order_key(st, addr, mode);
     if st.seen_before(key) {
         return;
     }
     // A lock per object: each new object's lock makes a new fact by
     // instance, the same one by class.
-    if class_key(st, addr, mode, site, try_lock, |a, _| locks::class_fast(a))
+    if class_key(st, addr, mode, site, |a, _| locks::class_fast(a))
         .is_some_and(|k| st.class_seen(k))
     {
         return;
@@ -127,13 +116,13 @@ pub fn lock_order(
         return;
     }
     let tid = st.tid();
-    let by_class = class_key(st, addr, mode, site, try_lock, locks::class_of).unwrap_or(1);
+    let by_class = class_key(st, addr, mode, site, locks::class_of).unwrap_or(1);
     let lock = locks::lock_ref(addr);
     let mut held = held_list(st);
     held.retain(|(h, _)| h.lock.addr != addr as u64);
     let phase = st.phase();
     let identity = fact_identity(
-        mode_bits(mode) | (try_lock as u64) << 4 | (phase as u64) << 8,
+        mode_bits(mode) | (phase as u64) << 8,
         Some(lock),
         held.iter().map(|(h, _)| h),
     );
@@ -180,7 +169,7 @@ pub fn lock_order(
         tid,
         lock,
         mode,
-        try_lock,
+        try_lock: false,
         held: held.into_iter().map(|(h, _)| h).collect(),
         stack,
         phase,

@@ -177,8 +177,6 @@ pub struct Model {
     pub edges: Edges,
     /// Held-across-call facts by (pid, fact id).
     pub held_calls: BTreeMap<(u32, u64), HeldCall>,
-    /// Trylock acquisitions seen while holding locks: they order nothing.
-    pub trylock_orders: usize,
     /// Programs started without the shim, by the pid that started them.
     pub untraced: Vec<crate::report::UntracedStart>,
     /// The paths of file locks.
@@ -477,8 +475,9 @@ impl Model {
                     stack,
                     phase,
                 } => {
+                    // A trylock orders nothing (the shim no longer records
+                    // one; older traces have them).
                     if *try_lock {
-                        self.trylock_orders += 1;
                         return;
                     }
                     let first = &mut self.proc(pid).first_held_at;

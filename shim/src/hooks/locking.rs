@@ -16,15 +16,19 @@ use core::ffi::c_int;
 use holdcheck_format::{LockKind, MisuseKind, Mode};
 
 /// The lock-order fact (only when other locks are held and this thread has
-/// not recorded it), before anything can block.
+/// not recorded it), before anything can block. A trylock never waits: it
+/// orders nothing (as for ThreadSanitizer and lockdep), and records nothing.
 #[inline(always)]
 fn before(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) {
     if !config::plainly_on() {
         return before_otherwise(addr, kind, mode, site, try_lock);
     }
+    if try_lock {
+        return;
+    }
     if let Some(st) = thread::enter_active() {
         if st.held_len > 0 {
-            facts::lock_order(st, addr, kind, mode, site, try_lock);
+            facts::lock_order(st, addr, kind, mode, site);
         }
         thread::leave(st);
     }
@@ -35,11 +39,14 @@ fn before(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) 
 #[cold]
 #[inline(never)]
 fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) {
+    if try_lock {
+        return;
+    }
     if let Some(st) = thread::enter() {
         if st.held_len > 0 {
-            facts::lock_order(st, addr, kind, mode, site, try_lock);
+            facts::lock_order(st, addr, kind, mode, site);
         }
-        if crate::steer::on() && !try_lock {
+        if crate::steer::on() {
             crate::steer::before_lock(st, site, addr);
         }
         thread::leave(st);
