@@ -774,10 +774,7 @@ pub fn give_tallies(rec: &mut crate::recorder::Recorder, published: &[&crate::li
 /// Gives the recorder what this thread counted (at its exit).
 pub fn flush_tallies(p: &crate::live::Published) {
     let _errno = ErrnoGuard::save();
-    let mut rec = RECORDER.lock();
-    for t in &p.tallies {
-        give(&mut rec, t);
-    }
+    give_tallies(&mut RECORDER.lock(), &[p]);
 }
 
 /// Says once that a bound was hit (the held stack overflowed).

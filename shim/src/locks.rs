@@ -53,15 +53,21 @@ pub struct Table {
 impl Table {
     /// The entry of the lock at `addr`, made known if it was not.
     fn entry(&mut self, addr: usize) -> &mut Entry {
+        self.revive(addr).0
+    }
+
+    /// [`Self::entry`], and whether the lock was known before.
+    fn revive(&mut self, addr: usize) -> (&mut Entry, bool) {
         let e = self.live.entry(addr).or_insert(Entry {
             dead: true,
             ..Entry::default()
         });
+        let was_known = !e.dead;
         if e.dead {
             e.dead = false;
             known(addr);
         }
-        e
+        (e, was_known)
     }
 
     /// The entry of a known lock.
@@ -186,14 +192,8 @@ pub fn initialised(addr: usize, site: u64) {
     let t = g.get_or_insert_with(Table::default);
     // One search of the map: a known lock starts a new generation, an
     // unknown one becomes known.
-    let e = t.live.entry(addr).or_insert(Entry {
-        dead: true,
-        ..Entry::default()
-    });
-    if e.dead {
-        e.dead = false;
-        known(addr);
-    } else {
+    let (e, was_known) = t.revive(addr);
+    if was_known {
         next_generation(addr, e);
     }
     e.init = site;

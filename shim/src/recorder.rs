@@ -285,8 +285,8 @@ impl Recorder {
     }
 
     /// Counts `calls` calls of the held-across-call fact `key` stands for,
-    /// the longest `ns` long. Written at each power of two of the count,
-    /// and at each doubling of the longest beyond 1 ms.
+    /// the longest `ns` long. Written when the count passes a power of
+    /// two, and at each doubling of the longest beyond 1 ms.
     pub fn call_stats(&mut self, key: u64, calls: u64, ns: u64) {
         let Some(&at) = self.aliases.get(&key) else {
             return;

@@ -16,15 +16,12 @@ use core::ffi::c_int;
 use holdcheck_format::{LockKind, MisuseKind, Mode};
 
 /// The lock-order fact (only when other locks are held and this thread has
-/// not recorded it), before anything can block. A trylock never waits: it
-/// orders nothing (as for ThreadSanitizer and lockdep), and records nothing.
+/// not recorded it), before anything can block. Blocking acquisitions only
+/// (see [`acquire_try`]).
 #[inline(always)]
-fn before(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) {
+fn before(addr: usize, kind: LockKind, mode: Mode, site: usize) {
     if !config::plainly_on() {
-        return before_otherwise(addr, kind, mode, site, try_lock);
-    }
-    if try_lock {
-        return;
+        return before_otherwise(addr, kind, mode, site);
     }
     if let Some(st) = thread::enter_active() {
         if st.held_len > 0 {
@@ -38,10 +35,7 @@ fn before(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) 
 /// confirm` (which may park the thread here): off the fast path.
 #[cold]
 #[inline(never)]
-fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize, try_lock: bool) {
-    if try_lock {
-        return;
-    }
+fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize) {
     if let Some(st) = thread::enter() {
         if st.held_len > 0 {
             facts::lock_order(st, addr, kind, mode, site);
@@ -131,7 +125,9 @@ fn refused(r: c_int, entry: HeldEntry) {
     thread::leave(st);
 }
 
-/// A trylock: it never waits, so it orders nothing.
+/// A trylock: it never waits, so it orders nothing and records no
+/// lock-order fact (as for ThreadSanitizer and lockdep); the lock it takes
+/// is held for what follows.
 #[inline(always)]
 pub fn acquire_try(
     addr: usize,
@@ -140,7 +136,6 @@ pub fn acquire_try(
     site: usize,
     trylock: impl FnOnce() -> c_int,
 ) -> c_int {
-    before(addr, kind, mode, site, true);
     let r = trylock();
     after(
         r,
@@ -167,7 +162,7 @@ pub fn acquire_blocking(
     trylock: impl FnOnce() -> c_int,
     lock: impl FnOnce() -> c_int,
 ) -> c_int {
-    before(addr, kind, mode, site, false);
+    before(addr, kind, mode, site);
     let entry = HeldEntry {
         addr,
         mode,
