@@ -8,7 +8,7 @@
 mod edges;
 mod streamed;
 
-pub use edges::{Edges, Key};
+pub use edges::Edges;
 
 use crate::trace::TraceFile;
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, Mode, Observed, Record};
@@ -229,16 +229,10 @@ impl Model {
         self.processes.get(&pid)?.locks.get(&lock).copied()
     }
 
-    /// Builds the model from trace files.
+    /// Builds the model from trace files read whole (the same way as
+    /// [`Model::from_dirs`], which reads them as it builds).
     pub fn build(traces: &[TraceFile]) -> Model {
-        let mut m = Model::default();
-        let traces = canonical_channels(traces);
-        let mut pids = Pids::default();
-        for t in traces.iter() {
-            m.warnings.extend(t.warnings.iter().cloned());
-            m.add_trace(pids.of(t.records.first()), &t.path, &t.records);
-        }
-        m.finish()
+        streamed::build(traces)
     }
 
     /// What the model needs once every trace is in.
@@ -371,20 +365,6 @@ impl Model {
         }
     }
 
-    /// Adds one trace's records.
-    fn add_trace<'r>(
-        &mut self,
-        pid: u32,
-        path: &std::path::Path,
-        records: impl IntoIterator<Item = &'r Record>,
-    ) {
-        let mut adding = self.begin_trace(pid, path);
-        for r in records {
-            self.add_record(&mut adding, r);
-        }
-        self.end_trace(adding);
-    }
-
     /// Starts adding the trace of process `pid`.
     fn begin_trace(&mut self, pid: u32, path: &std::path::Path) -> Adding {
         self.processes.entry(pid).or_insert_with(|| Process {
@@ -402,283 +382,281 @@ impl Model {
     fn add_record(&mut self, adding: &mut Adding, r: &Record) {
         let pid = adding.pid;
         let stats = &mut adding.stats;
-        {
-            match r {
-                Record::Header {
-                    ppid, exe, cmdline, ..
-                } => {
-                    // The file's process (a second header naming another
-                    // pid, in a damaged trace, describes the same one).
-                    let p = self.proc(pid);
-                    p.ppid = *ppid;
-                    p.exe = exe.clone();
-                    p.cmdline = cmdline.clone();
+        match r {
+            Record::Header {
+                ppid, exe, cmdline, ..
+            } => {
+                // The file's process (a second header naming another
+                // pid, in a damaged trace, describes the same one).
+                let p = self.proc(pid);
+                p.ppid = *ppid;
+                p.exe = exe.clone();
+                p.cmdline = cmdline.clone();
+            }
+            Record::Module {
+                path,
+                base,
+                segments,
+            } => {
+                self.proc(pid).modules.push(Module {
+                    path: path.clone(),
+                    base: *base,
+                    segments: segments.clone(),
+                });
+            }
+            Record::Thread { tid, name } => {
+                self.proc(pid).threads.insert(*tid, name.clone());
+            }
+            Record::ThreadStart {
+                tid,
+                parent,
+                seq,
+                stack,
+                ..
+            } => {
+                let p = self.proc(pid);
+                p.order.started(*tid, *parent, *seq);
+                p.created.insert(*tid, (*parent, *stack));
+            }
+            Record::ThreadJoined { tid, joined, seq } => {
+                self.proc(pid).order.joined(*tid, *joined, *seq);
+            }
+            Record::Stack { id, frames } => {
+                self.proc(pid).stacks.insert(*id, frames.clone());
+            }
+            Record::Lock {
+                lock,
+                kind,
+                writer_preferring,
+                recursive,
+                file,
+                init,
+            } => {
+                if let Some(path) = file {
+                    self.file_paths.insert(*lock, path.clone());
                 }
-                Record::Module {
-                    path,
-                    base,
-                    segments,
-                } => {
-                    self.proc(pid).modules.push(Module {
-                        path: path.clone(),
-                        base: *base,
-                        segments: segments.clone(),
-                    });
+                self.proc(pid).locks.insert(
+                    *lock,
+                    LockMeta {
+                        kind: *kind,
+                        writer_preferring: *writer_preferring,
+                        recursive: *recursive,
+                        init: *init,
+                    },
+                );
+            }
+            Record::LockOrder {
+                tid,
+                lock,
+                mode,
+                try_lock,
+                held,
+                stack,
+                phase,
+            } => {
+                // A trylock orders nothing (the shim no longer records
+                // one; older traces have them).
+                if *try_lock {
+                    return;
                 }
-                Record::Thread { tid, name } => {
-                    self.proc(pid).threads.insert(*tid, name.clone());
+                let first = &mut self.proc(pid).first_held_at;
+                for h in held.iter().filter(|h| h.site != 0) {
+                    first.entry(h.lock).or_insert(h.site);
                 }
-                Record::ThreadStart {
-                    tid,
-                    parent,
-                    seq,
-                    stack,
-                    ..
-                } => {
-                    let p = self.proc(pid);
-                    p.order.started(*tid, *parent, *seq);
-                    p.created.insert(*tid, (*parent, *stack));
-                }
-                Record::ThreadJoined { tid, joined, seq } => {
-                    self.proc(pid).order.joined(*tid, *joined, *seq);
-                }
-                Record::Stack { id, frames } => {
-                    self.proc(pid).stacks.insert(*id, frames.clone());
-                }
-                Record::Lock {
-                    lock,
-                    kind,
-                    writer_preferring,
-                    recursive,
-                    file,
-                    init,
-                } => {
-                    if let Some(path) = file {
-                        self.file_paths.insert(*lock, path.clone());
-                    }
-                    self.proc(pid).locks.insert(
-                        *lock,
-                        LockMeta {
-                            kind: *kind,
-                            writer_preferring: *writer_preferring,
-                            recursive: *recursive,
-                            init: *init,
-                        },
-                    );
-                }
-                Record::LockOrder {
-                    tid,
-                    lock,
-                    mode,
-                    try_lock,
-                    held,
-                    stack,
-                    phase,
-                } => {
-                    // A trylock orders nothing (the shim no longer records
-                    // one; older traces have them).
-                    if *try_lock {
-                        return;
-                    }
-                    let first = &mut self.proc(pid).first_held_at;
-                    for h in held.iter().filter(|h| h.site != 0) {
-                        first.entry(h.lock).or_insert(h.site);
-                    }
-                    for h in held {
-                        let e = Evidence {
-                            pid,
-                            tid: *tid,
-                            relation: Relation::LockOrder,
-                            held_mode: Some(h.mode),
-                            held_site: Some(h.site),
-                            held_stack: h.stack,
-                            wanted_mode: Some(*mode),
-                            wanted_site: None,
-                            others_held: others(held, h, Some(*lock)),
-                            stack: *stack,
-                            phase: *phase,
-                        };
-                        self.edge(Node::lock(pid, h.lock), Node::lock(pid, *lock), e);
-                    }
-                }
-                Record::HeldAcrossCall {
-                    id,
-                    tid,
-                    held,
-                    call,
-                    channel,
-                    direction,
-                    stack,
-                } => {
-                    for h in held {
-                        let e = Evidence {
-                            pid,
-                            tid: *tid,
-                            relation: Relation::HeldAcrossCall { fact: *id },
-                            held_mode: Some(h.mode),
-                            held_site: Some(h.site),
-                            held_stack: h.stack,
-                            wanted_mode: None,
-                            wanted_site: None,
-                            others_held: others(held, h, None),
-                            stack: *stack,
-                            phase: 0,
-                        };
-                        let q = Node::Queue {
-                            channel: channel.clone(),
-                            dir: *direction,
-                        };
-                        self.edge(Node::lock(pid, h.lock), q, e);
-                    }
-                    self.held_calls.insert(
-                        (pid, *id),
-                        HeldCall {
-                            pid,
-                            tid: *tid,
-                            held: held.clone(),
-                            call: call.clone(),
-                            channel: channel.clone(),
-                            dir: *direction,
-                            stack: *stack,
-                            count: 1,
-                            max_ns: 0,
-                        },
-                    );
-                }
-                Record::CallStats { id, count, max_ns } => {
-                    let s = stats.entry(*id).or_default();
-                    s.0 = s.0.max(*count);
-                    s.1 = s.1.max(*max_ns);
-                }
-                Record::QueueLock {
-                    tid,
-                    channel,
-                    direction,
-                    lock,
-                    mode,
-                    site,
-                    stack,
-                } => {
-                    // A consumer (recv) that needs the lock keeps senders
-                    // waiting; a producer (send) that needs it keeps
-                    // receivers waiting.
-                    let waiting_side = direction.opposite();
+                for h in held {
                     let e = Evidence {
                         pid,
                         tid: *tid,
-                        relation: if matches!(channel, Channel::Thread { .. }) {
-                            Relation::ThreadEnd
-                        } else {
-                            Relation::QueueLock { dir: *direction }
-                        },
-                        held_mode: None,
-                        held_site: None,
-                        held_stack: None,
+                        relation: Relation::LockOrder,
+                        held_mode: Some(h.mode),
+                        held_site: Some(h.site),
+                        held_stack: h.stack,
                         wanted_mode: Some(*mode),
-                        wanted_site: Some(*site),
-                        others_held: Vec::new(),
+                        wanted_site: None,
+                        others_held: others(held, h, Some(*lock)),
+                        stack: *stack,
+                        phase: *phase,
+                    };
+                    self.edge(Node::lock(pid, h.lock), Node::lock(pid, *lock), e);
+                }
+            }
+            Record::HeldAcrossCall {
+                id,
+                tid,
+                held,
+                call,
+                channel,
+                direction,
+                stack,
+            } => {
+                for h in held {
+                    let e = Evidence {
+                        pid,
+                        tid: *tid,
+                        relation: Relation::HeldAcrossCall { fact: *id },
+                        held_mode: Some(h.mode),
+                        held_site: Some(h.site),
+                        held_stack: h.stack,
+                        wanted_mode: None,
+                        wanted_site: None,
+                        others_held: others(held, h, None),
                         stack: *stack,
                         phase: 0,
                     };
                     let q = Node::Queue {
                         channel: channel.clone(),
-                        dir: waiting_side,
+                        dir: *direction,
                     };
-                    self.edge(q, Node::lock(pid, *lock), e);
+                    self.edge(Node::lock(pid, h.lock), q, e);
                 }
-                Record::QueueWait {
-                    tid,
-                    channel,
-                    direction,
-                    waited,
-                    waited_direction,
-                    stack,
-                } => {
-                    let e = Evidence {
+                self.held_calls.insert(
+                    (pid, *id),
+                    HeldCall {
                         pid,
                         tid: *tid,
-                        relation: Relation::QueueWait { dir: *direction },
-                        held_mode: None,
-                        held_site: None,
-                        held_stack: None,
-                        wanted_mode: None,
-                        wanted_site: None,
-                        others_held: Vec::new(),
-                        stack: *stack,
-                        phase: 0,
-                    };
-                    let from = Node::Queue {
+                        held: held.clone(),
+                        call: call.clone(),
                         channel: channel.clone(),
-                        dir: direction.opposite(),
-                    };
-                    let to = Node::Queue {
-                        channel: waited.clone(),
-                        dir: *waited_direction,
-                    };
-                    self.edge(from, to, e);
-                }
-                Record::ChannelUse {
-                    tid,
-                    channel,
-                    direction,
-                    stack,
-                    ..
-                } => {
-                    if *direction == Direction::Recv {
-                        self.receivers
-                            .entry(channel.clone())
-                            .or_default()
-                            .insert((pid, *tid));
-                    }
-                    let ends = self.ends.entry(channel.clone()).or_default();
-                    match direction {
-                        Direction::Send => ends.0.insert(pid),
-                        Direction::Recv => ends.1.insert(pid),
-                    };
-                    self.uses
-                        .push((pid, *tid, channel.clone(), *direction, *stack));
-                }
-                Record::UnixPeer { .. } => {}
-                Record::Untraced {
-                    call,
-                    program,
-                    argv,
-                    reason,
-                } => self.untraced.push(crate::report::UntracedStart {
-                    pid,
-                    call: call.clone(),
-                    program: program.clone(),
-                    argv: argv.clone(),
-                    reason: reason.clone(),
-                }),
-                Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
-                Record::Misuse(m) => self.misuses.push((pid, m.clone())),
-                Record::ExitedHolding {
-                    tid,
-                    lock,
-                    kind,
-                    mode,
-                    site,
-                } => self.exited_holding.push(ExitedHolding {
+                        dir: *direction,
+                        stack: *stack,
+                        count: 1,
+                        max_ns: 0,
+                    },
+                );
+            }
+            Record::CallStats { id, count, max_ns } => {
+                let s = stats.entry(*id).or_default();
+                s.0 = s.0.max(*count);
+                s.1 = s.1.max(*max_ns);
+            }
+            Record::QueueLock {
+                tid,
+                channel,
+                direction,
+                lock,
+                mode,
+                site,
+                stack,
+            } => {
+                // A consumer (recv) that needs the lock keeps senders
+                // waiting; a producer (send) that needs it keeps
+                // receivers waiting.
+                let waiting_side = direction.opposite();
+                let e = Evidence {
                     pid,
                     tid: *tid,
-                    lock: *lock,
-                    kind: *kind,
-                    mode: *mode,
-                    site: *site,
-                }),
-                Record::NoTrace { pid: child, reason } => self.proc(pid).partial.push(format!(
-                    "its child pid {child} left no trace ({reason}): what the child did is not analysed"
-                )),
-                Record::Observed(o) => {
-                    for t in &o.threads {
-                        self.proc(pid)
-                            .threads
-                            .entry(t.tid)
-                            .or_insert_with(|| t.name.clone());
-                    }
-                    self.observed.push((pid, o.clone()));
+                    relation: if matches!(channel, Channel::Thread { .. }) {
+                        Relation::ThreadEnd
+                    } else {
+                        Relation::QueueLock { dir: *direction }
+                    },
+                    held_mode: None,
+                    held_site: None,
+                    held_stack: None,
+                    wanted_mode: Some(*mode),
+                    wanted_site: Some(*site),
+                    others_held: Vec::new(),
+                    stack: *stack,
+                    phase: 0,
+                };
+                let q = Node::Queue {
+                    channel: channel.clone(),
+                    dir: waiting_side,
+                };
+                self.edge(q, Node::lock(pid, *lock), e);
+            }
+            Record::QueueWait {
+                tid,
+                channel,
+                direction,
+                waited,
+                waited_direction,
+                stack,
+            } => {
+                let e = Evidence {
+                    pid,
+                    tid: *tid,
+                    relation: Relation::QueueWait { dir: *direction },
+                    held_mode: None,
+                    held_site: None,
+                    held_stack: None,
+                    wanted_mode: None,
+                    wanted_site: None,
+                    others_held: Vec::new(),
+                    stack: *stack,
+                    phase: 0,
+                };
+                let from = Node::Queue {
+                    channel: channel.clone(),
+                    dir: direction.opposite(),
+                };
+                let to = Node::Queue {
+                    channel: waited.clone(),
+                    dir: *waited_direction,
+                };
+                self.edge(from, to, e);
+            }
+            Record::ChannelUse {
+                tid,
+                channel,
+                direction,
+                stack,
+                ..
+            } => {
+                if *direction == Direction::Recv {
+                    self.receivers
+                        .entry(channel.clone())
+                        .or_default()
+                        .insert((pid, *tid));
                 }
+                let ends = self.ends.entry(channel.clone()).or_default();
+                match direction {
+                    Direction::Send => ends.0.insert(pid),
+                    Direction::Recv => ends.1.insert(pid),
+                };
+                self.uses
+                    .push((pid, *tid, channel.clone(), *direction, *stack));
+            }
+            Record::UnixPeer { .. } => {}
+            Record::Untraced {
+                call,
+                program,
+                argv,
+                reason,
+            } => self.untraced.push(crate::report::UntracedStart {
+                pid,
+                call: call.clone(),
+                program: program.clone(),
+                argv: argv.clone(),
+                reason: reason.clone(),
+            }),
+            Record::Partial { reason } => self.proc(pid).partial.push(reason.clone()),
+            Record::Misuse(m) => self.misuses.push((pid, m.clone())),
+            Record::ExitedHolding {
+                tid,
+                lock,
+                kind,
+                mode,
+                site,
+            } => self.exited_holding.push(ExitedHolding {
+                pid,
+                tid: *tid,
+                lock: *lock,
+                kind: *kind,
+                mode: *mode,
+                site: *site,
+            }),
+            Record::NoTrace { pid: child, reason } => self.proc(pid).partial.push(format!(
+                "its child pid {child} left no trace ({reason}): what the child did is not analysed"
+            )),
+            Record::Observed(o) => {
+                for t in &o.threads {
+                    self.proc(pid)
+                        .threads
+                        .entry(t.tid)
+                        .or_insert_with(|| t.name.clone());
+                }
+                self.observed.push((pid, o.clone()));
             }
         }
     }

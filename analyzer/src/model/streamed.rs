@@ -55,6 +55,19 @@ impl Model {
     }
 }
 
+/// [`Model::build`]: traces read whole go through the same [`Builder`].
+pub(super) fn build(traces: &[crate::trace::TraceFile]) -> Model {
+    let mut b = Builder::default();
+    for t in traces {
+        b.feed(Event::Begin(t.path.clone()));
+        for r in &t.records {
+            b.feed(Event::Record(r.clone()));
+        }
+        b.feed(Event::End(t.warnings.clone()));
+    }
+    b.finish()
+}
+
 /// Reads the files' records in order, handing them over in batches.
 fn read_events(files: &[PathBuf], tx: std::sync::mpsc::SyncSender<Vec<Event>>) -> Result<()> {
     let mut batch = Vec::with_capacity(BATCH);
@@ -78,8 +91,8 @@ fn read_events(files: &[PathBuf], tx: std::sync::mpsc::SyncSender<Vec<Event>>) -
 /// Adds events to the model. A unix queue named by its sender is renamed
 /// after its receiver (`canonical_channels`), which the last trace may be
 /// the one to tell: from the first record naming such a queue, events are
-/// held back until every trace is read, so records are added in the order
-/// [`Model::build`] adds them.
+/// held back until every trace is read, so records are still added in the
+/// order they were read.
 #[derive(Default)]
 struct Builder {
     model: Model,
