@@ -11,6 +11,10 @@ const OFF: u8 = 2;
 /// On, and `holdcheck confirm` steers: the lock hooks take their slow
 /// path (bit 0 set: active, as ON).
 const STEER: u8 = 3;
+/// On, and acquisitions record more than the held stack's entry (see
+/// [`extras`]): the lock hooks take their slow path too. Folded into the
+/// state so that their fast path tests one byte.
+const ON_EXTRAS: u8 = 5;
 
 /// Whether the shim records. Off after an internal failure (the program runs
 /// on, every call passed through) or for set-uid programs.
@@ -76,8 +80,8 @@ pub fn active() -> bool {
 }
 
 /// Recording, and nothing asks the lock hooks for more than their fast
-/// path (no steering): the one test of the lock hooks' fast path, in place
-/// of [`active`]'s.
+/// path (no steering, no [`extras`]): the one test of the lock hooks' fast
+/// path, in place of [`active`]'s.
 #[inline(always)]
 pub fn plainly_on() -> bool {
     STATE.load(Ordering::Relaxed) == ON
@@ -104,7 +108,13 @@ fn first_use() -> bool {
     let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     let _ = get();
     let on = !secure;
-    let on_as = if crate::steer::on() { STEER } else { ON };
+    let on_as = if crate::steer::on() {
+        STEER
+    } else if extras() != 0 {
+        ON_EXTRAS
+    } else {
+        ON
+    };
     let _ = STATE.compare_exchange(
         NOT_YET,
         if on { on_as } else { OFF },

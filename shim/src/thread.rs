@@ -255,12 +255,14 @@ impl ThreadState {
     /// Records a lock as held. Returns false when the stack is full.
     #[inline(always)]
     pub fn push_held(&mut self, entry: HeldEntry) -> bool {
-        if self.held_len == MAX_HELD {
+        let n = self.held_len;
+        // One test for both the full stack and the bounds check.
+        let Some(slot) = self.held.get_mut(n) else {
             self.overflowed = true;
             return false;
-        }
-        self.held[self.held_len] = core::mem::MaybeUninit::new(entry);
-        self.held_len += 1;
+        };
+        *slot = core::mem::MaybeUninit::new(entry);
+        self.held_len = n + 1;
         true
     }
 
@@ -298,16 +300,15 @@ impl ThreadState {
         }
     }
 
-    /// Removes the top entry if it is `addr` (the usual unlock) and extras
-    /// are off; says whether it did.
+    /// Removes the top entry if it is `addr` (the usual unlock); says
+    /// whether it did. Only while extras are off ([`crate::config::plainly_on`]):
+    /// it leaves the entry's extra behind.
     #[inline(always)]
     pub fn pop_top(&mut self, addr: usize) -> bool {
         let n = self.held_len;
         // SAFETY: below held_len.
-        let hit = n > 0
-            && n <= MAX_HELD
-            && unsafe { self.held[n - 1].assume_init_ref() }.addr == addr
-            && crate::config::extras() == 0;
+        let hit = n.wrapping_sub(1) < MAX_HELD
+            && unsafe { self.held[n - 1].assume_init_ref() }.addr == addr;
         if hit {
             self.held_len = n - 1;
         }
@@ -530,6 +531,23 @@ fn word() -> *mut usize {
     p
 }
 
+/// This thread's TLS word's value: [`word`] read in one instruction less
+/// (the hooks' fast path reads it on every call).
+#[inline(always)]
+fn load_word() -> usize {
+    let w: usize;
+    // SAFETY: as in `word`; reads this thread's copy.
+    unsafe {
+        core::arch::asm!(
+            "mov {w}, qword ptr [rip + holdcheck_thread_word@GOTTPOFF]",
+            "mov {w}, qword ptr fs:[{w}]",
+            w = out(reg) w,
+            options(pure, readonly, nostack),
+        );
+    }
+    w
+}
+
 /// This thread's state, or None while the shim itself is running on it (a
 /// reentrant call) or when recording is off. The caller must clear `busy`
 /// with [`leave`] before making the real call.
@@ -544,8 +562,7 @@ pub fn enter() -> Option<&'static mut ThreadState> {
 /// [`enter`] once the caller saw the shim active.
 #[inline(always)]
 pub fn enter_active() -> Option<&'static mut ThreadState> {
-    // SAFETY: the word is this thread's own.
-    let w = unsafe { *word() };
+    let w = load_word();
     if w <= PASS {
         return first_enter(w);
     }
@@ -662,8 +679,7 @@ pub fn leave(st: &mut ThreadState) {
 
 /// This thread's state if it has one, whatever `busy` says (fork handlers).
 pub fn current() -> Option<&'static mut ThreadState> {
-    // SAFETY: the word is this thread's own.
-    let w = unsafe { *word() };
+    let w = load_word();
     // SAFETY: as in `enter`; only used where no other shim code runs on
     // this thread.
     (w > PASS).then(|| unsafe { &mut *(w as *mut ThreadState) })
@@ -680,8 +696,7 @@ pub fn passing_through<R>(f: impl FnOnce() -> R) -> R {
 
 /// Makes this thread's hooks pass through; returns what to restore.
 pub fn begin_pass_through() -> (usize, bool) {
-    // SAFETY: this thread's word.
-    let w = unsafe { *word() };
+    let w = load_word();
     match current() {
         Some(st) => {
             let was = st.busy;

@@ -16,23 +16,9 @@ use core::ffi::c_int;
 use holdcheck_format::{LockKind, MisuseKind, Mode};
 
 /// The lock-order fact (only when other locks are held and this thread has
-/// not recorded it), before anything can block. Blocking acquisitions only
-/// (see [`acquire_try`]).
-#[inline(always)]
-fn before(addr: usize, kind: LockKind, mode: Mode, site: usize) {
-    if !config::plainly_on() {
-        return before_otherwise(addr, kind, mode, site);
-    }
-    if let Some(st) = thread::enter_active() {
-        if st.held_len > 0 {
-            facts::lock_order(st, addr, kind, mode, site);
-        }
-        thread::leave(st);
-    }
-}
-
-/// [`before`] while the shim starts, is off, or steers for `holdcheck
-/// confirm` (which may park the thread here): off the fast path.
+/// not recorded it), before anything can block, while the shim starts, is
+/// off, or steers for `holdcheck confirm` (which may park the thread here):
+/// off the fast path, which does the same in [`acquire_blocking`].
 #[cold]
 #[inline(never)]
 fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize) {
@@ -58,26 +44,39 @@ fn acquired(r: c_int) -> bool {
 /// refusal that says the program misuses the lock is noted.
 #[inline(always)]
 fn after(r: c_int, entry: HeldEntry, blocking: bool) -> c_int {
-    if acquired(r) {
-        if let Some(st) = thread::enter() {
-            if !st.push_held(entry) {
-                facts::partial(
-                    "held-lock stack overflowed (more than 1024 locks held by one thread)",
-                );
-            } else {
-                let extras = config::extras();
-                if extras != 0 {
-                    extra(st, extras);
-                }
-            }
-            if blocking {
-                st.note_recent(entry);
-            }
-            thread::leave(st);
-        }
-    } else {
-        refused(r, entry);
+    match thread::enter() {
+        Some(st) => after_entered(st, r, entry, blocking, false),
+        None => r,
     }
+}
+
+/// [`after`] by a hook that entered the thread's state already; leaves it.
+/// `plain`: the hook saw [`config::plainly_on`], so there are no extras.
+#[inline(always)]
+fn after_entered(
+    st: &mut thread::ThreadState,
+    r: c_int,
+    entry: HeldEntry,
+    blocking: bool,
+    plain: bool,
+) -> c_int {
+    if !acquired(r) {
+        thread::leave(st);
+        refused(r, entry);
+        return r;
+    }
+    if !st.push_held(entry) {
+        facts::partial("held-lock stack overflowed (more than 1024 locks held by one thread)");
+    } else if !plain {
+        let extras = config::extras();
+        if extras != 0 {
+            extra(st, extras);
+        }
+    }
+    if blocking {
+        st.note_recent(entry);
+    }
+    thread::leave(st);
     r
 }
 
@@ -152,7 +151,8 @@ pub fn acquire_try(
 }
 
 /// lock, rdlock, wrlock, and the program's own timed variants (`lock` is
-/// the real call, whichever it is).
+/// the real call, whichever it is). The thread's state is entered once for
+/// the lock-order fact, the try and the push; never across a wait.
 #[inline(always)]
 pub fn acquire_blocking(
     addr: usize,
@@ -162,7 +162,6 @@ pub fn acquire_blocking(
     trylock: impl FnOnce() -> c_int,
     lock: impl FnOnce() -> c_int,
 ) -> c_int {
-    before(addr, kind, mode, site);
     let entry = HeldEntry {
         addr,
         mode,
@@ -171,16 +170,58 @@ pub fn acquire_blocking(
         announced: false,
         site,
     };
+    if !config::plainly_on() {
+        before_otherwise(addr, kind, mode, site);
+        return acquire_unentered(entry, trylock, lock);
+    }
+    let Some(st) = thread::enter_active() else {
+        // A reentrant call (a signal handler's): passed through.
+        return lock();
+    };
+    if st.held_len > 0 {
+        facts::lock_order(st, addr, kind, mode, site);
+    }
     if crate::sys::single_threaded() {
         // No other thread can hold it (or watch the wait): glibc's own
-        // single-thread path, without the atomic a trylock costs.
+        // single-thread path, without the atomic a trylock costs. It may
+        // still wait (on itself, on another process's file lock).
+        thread::leave(st);
+        return after(lock(), entry, true);
+    }
+    let r = trylock();
+    if r != libc::EBUSY {
+        return after_entered(st, r, entry, true, true);
+    }
+    let p = announce(st, addr, kind, mode, site);
+    thread::leave(st);
+    let r = lock();
+    if let Some(p) = p {
+        p.done();
+    }
+    after(r, entry, true)
+}
+
+/// [`acquire_blocking`] after [`before_otherwise`]: the state is entered
+/// for each step, as when the shim starts or steers.
+#[cold]
+#[inline(never)]
+fn acquire_unentered(
+    entry: HeldEntry,
+    trylock: impl FnOnce() -> c_int,
+    lock: impl FnOnce() -> c_int,
+) -> c_int {
+    if crate::sys::single_threaded() {
         return after(lock(), entry, true);
     }
     let r = trylock();
     if r != libc::EBUSY {
         return after(r, entry, true);
     }
-    let p = announce(addr, kind, mode, site);
+    let p = thread::enter().and_then(|st| {
+        let p = announce(st, entry.addr, entry.kind, entry.mode, entry.site);
+        thread::leave(st);
+        p
+    });
     let r = lock();
     if let Some(p) = p {
         p.done();
@@ -191,19 +232,18 @@ pub fn acquire_blocking(
 /// Publishes "waiting for this lock since now", with the stack of the call
 /// site (unwound once per thread and site, then cached).
 fn announce(
+    st: &mut thread::ThreadState,
     addr: usize,
     kind: LockKind,
     mode: Mode,
     site: usize,
 ) -> Option<&'static live::Published> {
-    let st = thread::enter()?;
     let _errno = sys::ErrnoGuard::save();
     let p = live::published(st);
     if let Some(p) = p {
         let stack = st.site_stack(site);
         p.wait_lock(addr, kind, mode, stack, sys::monotonic_ns());
     }
-    thread::leave(st);
     p
 }
 
@@ -211,15 +251,29 @@ fn announce(
 /// thread was not seen taking is looked at closer, off the fast path.
 #[inline(always)]
 pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_int {
-    if let Some(st) = thread::enter() {
-        // The common case in a few instructions: the innermost lock, and
-        // nothing recorded beside it.
-        if !st.pop_top(addr) {
-            release_slow(st, addr, kind);
+    if config::plainly_on() {
+        if let Some(st) = thread::enter_active() {
+            // The common case in a few instructions: the innermost lock,
+            // and nothing recorded beside it.
+            if !st.pop_top(addr) {
+                release_slow(st, addr, kind);
+            }
+            thread::leave(st);
         }
-        thread::leave(st);
+    } else {
+        release_otherwise(addr, kind);
     }
     real()
+}
+
+/// [`release`] while the shim starts, is off, steers or records extras.
+#[cold]
+#[inline(never)]
+fn release_otherwise(addr: usize, kind: LockKind) {
+    if let Some(st) = thread::enter() {
+        release_slow(st, addr, kind);
+        thread::leave(st);
+    }
 }
 
 /// A release of a lock that is not the innermost held, or with extras.
