@@ -92,11 +92,18 @@ fn class_key(
 /// this thread already recorded it, or the trace has all the instances it
 /// keeps of the same fact by lock class. Called before the real
 /// acquisition, so a deadlocking acquisition is on disk before it blocks.
+#[inline(always)]
 pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode, site: usize) {
     let key = lock_order_key(st, addr, mode);
-    if st.seen_before(key) {
-        return;
+    if !st.seen_before(key) {
+        lock_order_unseen(st, addr, kind, mode, site);
     }
+}
+
+/// [`lock_order`] of an acquisition this thread's cache does not hold: out
+/// of line, so that the hooks' steady path is the key and one probe.
+#[inline(never)]
+fn lock_order_unseen(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode, site: usize) {
     // A lock per object: each new object's lock makes a new fact by
     // instance, the same one by class.
     if class_key(st, addr, mode, site, |a, _| locks::class_fast(a))
@@ -314,7 +321,7 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
 /// The queue slot of the operation `this` when this thread did nothing new
 /// since it last made it (see [`again`]), then brought up to now, and the
 /// held-across-call fact a blocking one counts under.
-#[inline]
+#[inline(always)]
 fn nothing_new(
     st: &mut ThreadState,
     this: Again,

@@ -376,6 +376,7 @@ impl ThreadState {
     }
 
     /// Whether a fact key was already recorded by this thread; marks it seen.
+    #[inline]
     pub fn seen_before(&mut self, key: u64) -> bool {
         let set = &mut self.seen[(key as usize) % SEEN_CACHE];
         if set.contains(&key) {
