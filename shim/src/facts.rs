@@ -36,21 +36,30 @@ pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode) -> u64 {
     h | 1
 }
 
+/// A class as lock-order keys take it: folded to 32 bits, so that a held
+/// entry keeps its lock's class in its padding (0: unknown).
+fn folded(class: u64) -> u32 {
+    if class == 0 {
+        return 0;
+    }
+    ((class ^ class >> 32) as u32).max(1)
+}
+
 /// Key of a lock-order fact by lock class (see `locks::class_of`): the
-/// acquired lock's class, mode and site, and the set of the held locks'
-/// (class, mode, site); a held lock of the acquired lock's own class also
-/// says whether it is below or above it by address, so two buckets taken in
-/// address order and against it are two facts. `class` gives a lock's
-/// class from its address and the site that takes or holds it; None when
-/// it does not know one.
+/// acquired lock's class (`own`, folded), mode and site, and the set of the
+/// held locks' (class, mode, site); a held lock of the acquired lock's own
+/// class also says whether it is below or above it by address, so two
+/// buckets taken in address order and against it are two facts.
+/// `held_class` gives a held lock's folded class; None when it or `own` is
+/// not known.
 fn class_key(
     st: &ThreadState,
     addr: usize,
     mode: Mode,
     site: usize,
-    class: impl Fn(usize, usize) -> u64,
+    own: u32,
+    held_class: impl Fn(&HeldEntry) -> u32,
 ) -> Option<u64> {
-    let own = class(addr, site);
     if own == 0 {
         return None;
     }
@@ -58,7 +67,7 @@ fn class_key(
     let mut elems = [0u64; 16];
     let (mut n, mut rest) = (0, 0u64);
     for e in st.held().iter().filter(|e| e.addr != addr) {
-        let c = class(e.addr, e.site);
+        let c = held_class(e);
         if c == 0 {
             return None;
         }
@@ -67,7 +76,7 @@ fn class_key(
         } else {
             0
         };
-        let h = mix(mix(c, e.site as u64), mode_bits(e.mode) | order << 4);
+        let h = mix(mix(c as u64, e.site as u64), mode_bits(e.mode) | order << 4);
         if n < elems.len() {
             elems[n] = h;
             n += 1;
@@ -77,7 +86,7 @@ fn class_key(
     }
     elems[..n].sort_unstable();
     let bits = mode_bits(mode) | (st.phase() as u64) << 8;
-    let mut k = mix(mix(own, site as u64), bits);
+    let mut k = mix(mix(own as u64, site as u64), bits);
     let mut prev = 0;
     for &h in &elems[..n] {
         if h != prev {
@@ -92,24 +101,41 @@ fn class_key(
 /// this thread already recorded it, or the trace has all the instances it
 /// keeps of the same fact by lock class. Called before the real
 /// acquisition, so a deadlocking acquisition is on disk before it blocks.
+/// Returns the acquired lock's folded class when it was looked up (0
+/// otherwise), for its held entry.
 #[inline(always)]
-pub fn lock_order(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode, site: usize) {
+pub fn lock_order(
+    st: &mut ThreadState,
+    addr: usize,
+    kind: LockKind,
+    mode: Mode,
+    site: usize,
+) -> u32 {
     let key = lock_order_key(st, addr, mode);
-    if !st.seen_before(key) {
-        lock_order_unseen(st, addr, kind, mode, site);
+    if st.seen_before(key) {
+        return 0;
     }
+    lock_order_unseen(st, addr, kind, mode, site)
 }
 
 /// [`lock_order`] of an acquisition this thread's cache does not hold: out
 /// of line, so that the hooks' steady path is the key and one probe.
 #[inline(never)]
-fn lock_order_unseen(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mode, site: usize) {
+fn lock_order_unseen(
+    st: &mut ThreadState,
+    addr: usize,
+    kind: LockKind,
+    mode: Mode,
+    site: usize,
+) -> u32 {
+    // The classes of the held locks, looked up once per hold: among
+    // thousands of locks each lookup is a cache miss.
+    st.fill_held_classes(|a| folded(locks::class_fast(a)));
+    let own = folded(locks::class_fast(addr));
     // A lock per object: each new object's lock makes a new fact by
     // instance, the same one by class.
-    if class_key(st, addr, mode, site, |a, _| locks::class_fast(a))
-        .is_some_and(|k| st.class_seen(k))
-    {
-        return;
+    if class_key(st, addr, mode, site, own, |e| e.class).is_some_and(|k| st.class_seen(k)) {
+        return own;
     }
     let _errno = ErrnoGuard::save();
     // A recursive mutex already held by this thread cannot block: no order.
@@ -120,10 +146,15 @@ fn lock_order_unseen(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mo
     {
         // Cached as seen: a new generation of it must be seen anew.
         locks::named(addr);
-        return;
+        return own;
     }
     let tid = st.tid();
-    let by_class = class_key(st, addr, mode, site, locks::class_of).unwrap_or(1);
+    // The classes as the table knows them (and publishes them).
+    let own = folded(locks::class_of(addr, site));
+    let by_class = class_key(st, addr, mode, site, own, |e| {
+        folded(locks::class_of(e.addr, e.site))
+    })
+    .unwrap_or(1);
     let lock = locks::lock_ref(addr);
     let mut held = held_list(st);
     held.retain(|(h, _)| h.lock.addr != addr as u64);
@@ -136,12 +167,12 @@ fn lock_order_unseen(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mo
     {
         let mut rec = RECORDER.lock();
         if !rec.would_write(identity, tid) {
-            return;
+            return own;
         }
         if !rec.class_sample(by_class, tid) {
             drop(rec);
             st.class_full(by_class);
-            return;
+            return own;
         }
         rec.thread_fact(identity, tid);
     }
@@ -181,6 +212,7 @@ fn lock_order_unseen(st: &mut ThreadState, addr: usize, kind: LockKind, mode: Mo
         stack,
         phase,
     });
+    own
 }
 
 /// A lock taken between two operations on a queue: the lock's identity and

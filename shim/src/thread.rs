@@ -44,6 +44,9 @@ pub struct HeldEntry {
     /// acquisition: it announced something under the lock, as a thread
     /// that says it is done before it ends does.
     pub announced: bool,
+    /// Its lock's class as lock-order keys take it (folded to 32 bits, in
+    /// the padding), once a lock-order fact looked it up; 0 until then.
+    pub class: u32,
     pub site: usize,
 }
 
@@ -67,6 +70,7 @@ impl HeldEntry {
         kind: LockKind::Mutex,
         retaken: false,
         announced: false,
+        class: 0,
         site: 0,
     };
 }
@@ -264,6 +268,19 @@ impl ThreadState {
         *slot = core::mem::MaybeUninit::new(entry);
         self.held_len = n + 1;
         true
+    }
+
+    /// Gives every held entry whose class is not known yet the one `class`
+    /// finds for its lock (0 if none).
+    pub fn fill_held_classes(&mut self, class: impl Fn(usize) -> u32) {
+        let n = self.held_len.min(MAX_HELD);
+        for slot in &mut self.held[..n] {
+            // SAFETY: below held_len.
+            let e = unsafe { slot.assume_init_mut() };
+            if e.class == 0 {
+                e.class = class(e.addr);
+            }
+        }
     }
 
     /// The index of the innermost entry for `addr` (usually the top).
@@ -827,6 +844,7 @@ mod tests {
                 kind: LockKind::Mutex,
                 retaken: false,
                 announced: false,
+                class: 0,
                 site,
             });
         }

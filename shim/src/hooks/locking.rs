@@ -144,6 +144,7 @@ pub fn acquire_try(
             kind,
             retaken: false,
             announced: false,
+            class: 0,
             site,
         },
         false,
@@ -162,12 +163,13 @@ pub fn acquire_blocking(
     trylock: impl FnOnce() -> c_int,
     lock: impl FnOnce() -> c_int,
 ) -> c_int {
-    let entry = HeldEntry {
+    let mut entry = HeldEntry {
         addr,
         mode,
         kind,
         retaken: false,
         announced: false,
+        class: 0,
         site,
     };
     if !config::plainly_on() {
@@ -175,11 +177,12 @@ pub fn acquire_blocking(
         return acquire_unentered(entry, trylock, lock);
     }
     let Some(st) = thread::enter_active() else {
-        // A reentrant call (a signal handler's): passed through.
+        // Passed through: a call made while the shim runs on this thread
+        // (a signal handler's), or a thread of the shim's own.
         return lock();
     };
     if st.held_len > 0 {
-        facts::lock_order(st, addr, kind, mode, site);
+        entry.class = facts::lock_order(st, addr, kind, mode, site);
     }
     if crate::sys::single_threaded() {
         // No other thread can hold it (or watch the wait): glibc's own
