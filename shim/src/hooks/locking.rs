@@ -195,13 +195,9 @@ pub fn acquire_blocking(
     if r != libc::EBUSY {
         return after_entered(st, r, entry, true, true);
     }
-    let p = announce(st, addr, kind, mode, site);
+    let p = announce(st, &entry);
     thread::leave(st);
-    let r = lock();
-    if let Some(p) = p {
-        p.done();
-    }
-    after(r, entry, true)
+    wait_for(p, entry, lock)
 }
 
 /// [`acquire_blocking`] after [`before_otherwise`]: the state is entered
@@ -221,10 +217,21 @@ fn acquire_unentered(
         return after(r, entry, true);
     }
     let p = thread::enter().and_then(|st| {
-        let p = announce(st, entry.addr, entry.kind, entry.mode, entry.site);
+        let p = announce(st, &entry);
         thread::leave(st);
         p
     });
+    wait_for(p, entry, lock)
+}
+
+/// A contended acquisition's wait: the real call, outside the thread's
+/// state, with the wait it published (if any) withdrawn when it returns.
+#[inline(always)]
+fn wait_for(
+    p: Option<&'static live::Published>,
+    entry: HeldEntry,
+    lock: impl FnOnce() -> c_int,
+) -> c_int {
     let r = lock();
     if let Some(p) = p {
         p.done();
@@ -232,20 +239,20 @@ fn acquire_unentered(
     after(r, entry, true)
 }
 
-/// Publishes "waiting for this lock since now", with the stack of the call
-/// site (unwound once per thread and site, then cached).
-fn announce(
-    st: &mut thread::ThreadState,
-    addr: usize,
-    kind: LockKind,
-    mode: Mode,
-    site: usize,
-) -> Option<&'static live::Published> {
+/// Publishes "waiting for the lock of `entry` since now", with the stack
+/// of its call site (unwound once per thread and site, then cached).
+fn announce(st: &mut thread::ThreadState, entry: &HeldEntry) -> Option<&'static live::Published> {
     let _errno = sys::ErrnoGuard::save();
     let p = live::published(st);
     if let Some(p) = p {
-        let stack = st.site_stack(site);
-        p.wait_lock(addr, kind, mode, stack, sys::monotonic_ns());
+        let stack = st.site_stack(entry.site);
+        p.wait_lock(
+            entry.addr,
+            entry.kind,
+            entry.mode,
+            stack,
+            sys::monotonic_ns(),
+        );
     }
     p
 }
