@@ -17,20 +17,24 @@ use holdcheck_format::{LockKind, MisuseKind, Mode};
 
 /// The lock-order fact (only when other locks are held and this thread has
 /// not recorded it), before anything can block, while the shim starts, is
-/// off, or steers for `holdcheck confirm` (which may park the thread here):
-/// off the fast path, which does the same in [`acquire_blocking`].
+/// off, records extras, or steers for `holdcheck confirm` (which may park
+/// the thread here): off the fast path, which does the same in
+/// [`acquire_blocking`]. Returns the acquired lock's class, as
+/// [`facts::lock_order`] does, for its held entry.
 #[cold]
 #[inline(never)]
-fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize) {
-    if let Some(st) = thread::enter() {
-        if st.held_len > 0 {
-            facts::lock_order(st, addr, kind, mode, site);
-        }
-        if crate::steer::on() {
-            crate::steer::before_lock(st, site, addr);
-        }
-        thread::leave(st);
+fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize) -> u32 {
+    let Some(st) = thread::enter() else { return 0 };
+    let class = if st.held_len > 0 {
+        facts::lock_order(st, addr, kind, mode, site)
+    } else {
+        0
+    };
+    if crate::steer::on() {
+        crate::steer::before_lock(st, site, addr);
     }
+    thread::leave(st);
+    class
 }
 
 /// Whether a lock call's result means the lock is now held (a robust
@@ -173,7 +177,7 @@ pub fn acquire_blocking(
         site,
     };
     if !config::plainly_on() {
-        before_otherwise(addr, kind, mode, site);
+        entry.class = before_otherwise(addr, kind, mode, site);
         return acquire_unentered(entry, trylock, lock);
     }
     let Some(st) = thread::enter_active() else {
