@@ -391,7 +391,10 @@ fn nothing_new(
     } else {
         0
     };
-    st.queues[slot].waits_after = Default::default();
+    // Stores only where something changed: a steady loop writes one word.
+    if st.queues[slot].waits_after.iter().any(|w| w.0 != 0) {
+        st.queues[slot].waits_after = Default::default();
+    }
     st.queues[slot].seq = st.recent_seq;
     Some((slot, fact))
 }
@@ -447,28 +450,47 @@ pub fn call_begin_on(
     queue_op(st, fd, chan, dir, call, true, None)
 }
 
-/// A send that never blocks (`pthread_cond_signal`): its channel use and
-/// the queue dependencies it closes (the locks taken since this thread's
-/// previous signal), but no held-across-call fact, no published wait.
-pub fn nonblocking_send_on(st: &mut ThreadState, chan: Channel, call: &'static str) {
+/// A send that never blocks (`pthread_cond_signal`, `sem_post`) on the
+/// object at `addr` (`chan`: its channel, given its generation): its
+/// channel use and the queue dependencies it closes (the locks taken since
+/// this thread's previous signal), but no held-across-call fact, no
+/// published wait. A steady signal (nothing new since the last one) makes
+/// no system call and so saves no `errno`.
+#[inline(always)]
+pub fn nonblocking_send_on(
+    st: &mut ThreadState,
+    addr: usize,
+    chan: impl FnOnce(u32) -> Channel,
+    call: &'static str,
+) {
     if st.held_len > 0 {
         st.note_announce();
     }
-    // A signal in a steady loop: the same condition variable (or
-    // semaphore), nothing new since the last one.
-    let again = match chan {
-        Channel::Condvar { addr, gen, .. } | Channel::Semaphore { addr, gen, .. } => Some(Again {
-            fd: -1,
-            dir: Direction::Send,
-            call: call.as_ptr() as usize,
-            stamp: (gen, addr),
-        }),
-        _ => None,
+    let gen = st.object_gen(addr);
+    let again = || Again {
+        fd: -1,
+        dir: Direction::Send,
+        call: call.as_ptr() as usize,
+        stamp: (gen, addr as u64),
     };
-    if again.is_some_and(|a| nothing_new(st, a, call, false).is_some()) {
-        return;
+    if nothing_new(st, again(), call, false).is_none() {
+        send_changed(st, chan(gen), call, addr, gen);
     }
-    queue_op(st, -1, chan, Direction::Send, call, false, again);
+}
+
+/// [`nonblocking_send_on`] with something new to record (the parts of
+/// its [`Again`] passed apart: passed whole, it is stored on every path).
+#[cold]
+#[inline(never)]
+fn send_changed(st: &mut ThreadState, chan: Channel, call: &'static str, addr: usize, gen: u32) {
+    let _errno = ErrnoGuard::save();
+    let again = Again {
+        fd: -1,
+        dir: Direction::Send,
+        call: call.as_ptr() as usize,
+        stamp: (gen, addr as u64),
+    };
+    queue_op(st, -1, chan, Direction::Send, call, false, Some(again));
 }
 
 fn queue_op(

@@ -32,23 +32,85 @@ pub const SITE_STACKS: usize = 32;
 /// Direct-mapped cache of condition variables' generations.
 pub const CONDVAR_GENS: usize = 8;
 
+/// Three words with no padding (`repr(C)`, checked below), stored as such
+/// by [`HeldEntry::store_to`].
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct HeldEntry {
     pub addr: usize,
+    pub site: usize,
+    /// Its lock's class as lock-order keys take it (folded to 32 bits),
+    /// once a lock-order fact looked it up; 0 until then.
+    pub class: u32,
     pub mode: Mode,
     pub kind: LockKind,
-    /// Held again by a condition wait (in the entry's padding): a join
+    /// Held again by a condition wait: a join
     /// made under it follows a handshake with the thread it joins.
     pub retaken: bool,
     /// (Recent entries) the thread signalled or posted while it held this
     /// acquisition: it announced something under the lock, as a thread
     /// that says it is done before it ends does.
     pub announced: bool,
-    /// Its lock's class as lock-order keys take it (folded to 32 bits, in
-    /// the padding), once a lock-order fact looked it up; 0 until then.
-    pub class: u32,
-    pub site: usize,
 }
+
+const _: () = assert!(core::mem::size_of::<HeldEntry>() == 24);
+
+impl HeldEntry {
+    /// An acquisition of `addr` at `site`, its class not known yet.
+    #[inline(always)]
+    pub fn new(addr: usize, kind: LockKind, mode: Mode, site: usize) -> Self {
+        HeldEntry {
+            addr,
+            mode,
+            kind,
+            retaken: false,
+            announced: false,
+            class: 0,
+            site,
+        }
+    }
+
+    /// The entry's third word (class, mode, kind, flags): with `addr` and
+    /// `site`, the whole entry in three registers, for calls that must take
+    /// few arguments.
+    #[inline(always)]
+    pub fn tail(self) -> EntryTail {
+        // SAFETY: as in `store_to`.
+        let w: [u64; 3] = unsafe { core::mem::transmute(self) };
+        EntryTail(w[2])
+    }
+
+    /// The entry whose parts these are ([`Self::tail`]).
+    #[inline(always)]
+    pub fn from_parts(addr: usize, site: usize, tail: EntryTail) -> Self {
+        // SAFETY: three words of an entry (the tail made only by `tail`).
+        unsafe { core::mem::transmute([addr as u64, site as u64, tail.0]) }
+    }
+
+    /// Writes this entry as three words. Copied whole, it is spilled and
+    /// read back as one 16-byte load over two 8-byte stores, which
+    /// store-to-load forwarding cannot serve (a stall of about the cost of
+    /// the whole lock pair, measured on the single-thread path); and each
+    /// store counts where the hook's stores must drain before the next
+    /// atomic.
+    #[inline(always)]
+    pub fn store_to(self, dst: *mut HeldEntry) {
+        // SAFETY: three words, no padding (asserted above), every byte
+        // initialised.
+        let w: [u64; 3] = unsafe { core::mem::transmute(self) };
+        let dst = dst.cast::<u64>();
+        // SAFETY: the caller's slot, valid for writes, 8-byte aligned.
+        unsafe {
+            dst.write(w[0]);
+            dst.add(1).write(w[1]);
+            dst.add(2).write(w[2]);
+        }
+    }
+}
+
+/// The third word of a [`HeldEntry`] (made only from one).
+#[derive(Clone, Copy)]
+pub struct EntryTail(u64);
 
 /// What an acquisition records when asked to (`config::extras`), kept
 /// beside the held stack so that an entry stays three words.
@@ -265,7 +327,7 @@ impl ThreadState {
             self.overflowed = true;
             return false;
         };
-        *slot = core::mem::MaybeUninit::new(entry);
+        entry.store_to(slot.as_mut_ptr());
         self.held_len = n + 1;
         true
     }
@@ -374,7 +436,7 @@ impl ThreadState {
         let epoch = crate::locks::epoch();
         let slot = &mut self.condvar_gens[(addr >> 6) % CONDVAR_GENS];
         if slot.0 != addr || slot.1 != epoch {
-            *slot = (addr, epoch, crate::locks::lock_ref(addr).gen);
+            *slot = (addr, epoch, looked_up_gen(addr));
         }
         slot.2
     }
@@ -382,7 +444,7 @@ impl ThreadState {
     /// Remembers a blocking acquisition for queue dependencies.
     #[inline(always)]
     pub fn note_recent(&mut self, entry: HeldEntry) {
-        self.recent[(self.recent_seq as usize) & (RECENT - 1)] = entry;
+        entry.store_to(&mut self.recent[(self.recent_seq as usize) & (RECENT - 1)]);
         self.recent_seq += 1;
     }
 
@@ -595,6 +657,55 @@ pub fn enter_active() -> Option<&'static mut ThreadState> {
     Some(st)
 }
 
+/// The generation of the object at `addr` from the lock table (whose lock
+/// may make a system call: `errno` is saved here, not by the signal hooks).
+#[cold]
+#[inline(never)]
+fn looked_up_gen(addr: usize) -> u32 {
+    let _errno = crate::sys::ErrnoGuard::save();
+    crate::locks::lock_ref(addr).gen
+}
+
+/// [`enter_active`] without entering: the state of a thread the shim is
+/// not busy on, to enter with [`reenter`] after a real call, as a hook that
+/// only pushes what the call acquired does (one busy store pair fewer).
+/// Makes no call, so that the hook's fast path saves no register first.
+#[inline(always)]
+pub fn peek_active() -> Peek {
+    let w = load_word();
+    if w <= PASS {
+        // A thread's first call (its block is made by `enter`), or one
+        // the shim does not track.
+        return if w == NONE { Peek::New } else { Peek::Busy };
+    }
+    let st = w as *mut ThreadState;
+    // SAFETY: this thread's block (as in `enter_active`), read only.
+    if unsafe { (*st).busy } {
+        return Peek::Busy;
+    }
+    Peek::Ready(Parked(st))
+}
+
+/// The state [`peek_active`] found ready, found again by a function it
+/// called (passing it would take a seventh argument register).
+///
+/// # Safety
+/// [`peek_active`] returned [`Peek::Ready`] on this thread, and nothing
+/// entered the state since.
+#[inline(always)]
+pub unsafe fn parked() -> Parked {
+    Parked(load_word() as *mut ThreadState)
+}
+
+/// What [`peek_active`] found.
+pub enum Peek {
+    Ready(Parked),
+    /// The shim runs on this thread (or never tracks it): pass through.
+    Busy,
+    /// The thread has no state yet: [`enter`] makes it.
+    New,
+}
+
 /// A thread's first hooked call: its state block, from the pool of exited
 /// threads' blocks or new from the shim's heap (never the program's malloc).
 #[cold]
@@ -693,6 +804,41 @@ extern "C" fn on_thread_exit(p: *mut libc::c_void) {
 #[inline(always)]
 pub fn leave(st: &mut ThreadState) {
     st.busy = false;
+}
+
+/// Leaves the state for a call of the program's, keeping where it is: the
+/// hook takes it back with [`reenter`] when the call returns, without
+/// [`enter`]'s checks (the same thread, and the shim was not busy here).
+#[inline(always)]
+pub fn leave_for_call(st: &'static mut ThreadState) -> Parked {
+    st.busy = false;
+    Parked(st)
+}
+
+/// A thread's state left across a call ([`leave_for_call`]).
+pub struct Parked(*mut ThreadState);
+
+impl Parked {
+    /// How many locks the thread holds (its shim not busy, nothing else
+    /// writes it meanwhile but a signal handler, which leaves it as it was).
+    #[inline(always)]
+    pub fn held_len(&self) -> usize {
+        // SAFETY: this thread's block, as in `reenter`.
+        unsafe { (*self.0).held_len }
+    }
+}
+
+/// The state left by [`leave_for_call`], entered again. Any signal
+/// handler that ran in the call entered and left it again (or jumped out
+/// of the hook's frame, which then never comes here); if the shim went
+/// off meanwhile, what the hook writes is its own thread's state only.
+#[inline(always)]
+pub fn reenter(p: Parked) -> &'static mut ThreadState {
+    // SAFETY: this thread's block, which lives until the thread exits; not
+    // busy, as above, so no other reference to it is live.
+    let st = unsafe { &mut *p.0 };
+    st.busy = true;
+    st
 }
 
 /// This thread's state if it has one, whatever `busy` says (fork handlers).

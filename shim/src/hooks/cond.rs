@@ -116,9 +116,9 @@ fn waiting(c: P, m: P, forever: bool, real: impl FnOnce() -> c_int) -> c_int {
 #[inline(always)]
 fn signalling(c: P, call: &'static str, real: impl FnOnce() -> c_int) -> c_int {
     if let Some(st) = thread::enter() {
-        let _errno = crate::sys::ErrnoGuard::save();
-        let chan = condvar(st, c);
-        facts::nonblocking_send_on(st, chan, call);
+        let addr = c as u64;
+        let chan = |gen| Channel::Condvar { pid: 0, addr, gen };
+        facts::nonblocking_send_on(st, c as usize, chan, call);
         thread::leave(st);
     }
     real()

@@ -66,7 +66,7 @@ fn after_entered(
 ) -> c_int {
     if !acquired(r) {
         thread::leave(st);
-        refused(r, entry);
+        refused(r, entry.addr, entry.kind);
         return r;
     }
     if !st.push_held(entry) {
@@ -108,22 +108,19 @@ fn extra(st: &mut thread::ThreadState, extras: u8) {
 /// `EINVAL` on a destroyed mutex, a use after destroy.
 #[cold]
 #[inline(never)]
-fn refused(r: c_int, entry: HeldEntry) {
+fn refused(r: c_int, addr: usize, kind: LockKind) {
     if r != libc::EDEADLK && r != libc::EINVAL {
         return;
     }
     let Some(st) = thread::enter() else { return };
     let _errno = sys::ErrnoGuard::save();
     if r == libc::EDEADLK {
-        st.refused = (entry.addr, record_stack(config::get().stack_depth));
-    } else if entry.kind == LockKind::Mutex
+        st.refused = (addr, record_stack(config::get().stack_depth));
+    } else if kind == LockKind::Mutex
         // SAFETY: the program passed this mutex to the call just made.
-        && unsafe { crate::locks::state(entry.addr, entry.kind) }.destroyed
+        && unsafe { crate::locks::state(addr, kind) }.destroyed
     {
-        facts::misuse(
-            st,
-            Misuse::of(MisuseKind::UseDestroyed, entry.addr, entry.kind),
-        );
+        facts::misuse(st, Misuse::of(MisuseKind::UseDestroyed, addr, kind));
     }
     thread::leave(st);
 }
@@ -140,65 +137,125 @@ pub fn acquire_try(
     trylock: impl FnOnce() -> c_int,
 ) -> c_int {
     let r = trylock();
-    after(
-        r,
-        HeldEntry {
-            addr,
-            mode,
-            kind,
-            retaken: false,
-            announced: false,
-            class: 0,
-            site,
-        },
-        false,
-    )
+    after(r, HeldEntry::new(addr, kind, mode, site), false)
 }
 
 /// lock, rdlock, wrlock, and the program's own timed variants (`lock` is
-/// the real call, whichever it is). The thread's state is entered once for
-/// the lock-order fact, the try and the push; never across a wait.
+/// the real call, whichever it is, given the lock's address). Nothing
+/// held, the usual case, the thread's state is entered only for the push
+/// after the call; never across a wait. This path is counted in stores
+/// (measured: an uncontended pair is bound by them, and they drain before
+/// the next atomic): no entry is built in memory before the push, no
+/// register saved that a path does not need.
 #[inline(always)]
 pub fn acquire_blocking(
     addr: usize,
     kind: LockKind,
     mode: Mode,
     site: usize,
-    trylock: impl FnOnce() -> c_int,
-    lock: impl FnOnce() -> c_int,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    let mut entry = HeldEntry {
-        addr,
-        mode,
-        kind,
-        retaken: false,
-        announced: false,
-        class: 0,
-        site,
-    };
     if !config::plainly_on() {
-        entry.class = before_otherwise(addr, kind, mode, site);
-        return acquire_unentered(entry, trylock, lock);
+        return acquire_unentered(addr, kind, mode, site, trylock, lock);
     }
-    let Some(st) = thread::enter_active() else {
+    let parked = match thread::peek_active() {
+        thread::Peek::Ready(parked) => parked,
         // Passed through: a call made while the shim runs on this thread
         // (a signal handler's), or a thread of the shim's own.
-        return lock();
+        thread::Peek::Busy => return passed(addr, lock),
+        thread::Peek::New => return acquire_unentered(addr, kind, mode, site, trylock, lock),
     };
-    if st.held_len > 0 {
-        entry.class = facts::lock_order(st, addr, kind, mode, site);
+    // What follows is called by a tail call: at most six arguments, all
+    // in registers (the entry as its parts, the lock as the closures'
+    // argument, the thread's state found again), so that this dispatch
+    // stores nothing, not even a saved register.
+    let tail = HeldEntry::new(addr, kind, mode, site).tail();
+    if parked.held_len() > 0 {
+        return acquire_nested(addr, site, tail, trylock, lock);
     }
-    if crate::sys::single_threaded() {
+    acquire_outermost(addr, site, tail, trylock, lock)
+}
+
+/// [`acquire_blocking`] with no lock held, the usual case: out of line so
+/// that the checks before it make no call and every path leaves them by a
+/// tail call, saving no register.
+#[inline(never)]
+fn acquire_outermost(
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    // SAFETY: called only by `acquire_blocking` once it found it Ready.
+    take(unsafe { thread::parked() }, addr, site, tail, trylock, lock)
+}
+
+/// [`acquire_blocking`] with locks held: the lock-order fact first.
+#[inline(never)]
+fn acquire_nested(
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    // SAFETY: as in `acquire_outermost`.
+    let st = thread::reenter(unsafe { thread::parked() });
+    let e = HeldEntry::from_parts(addr, site, tail);
+    let class = facts::lock_order(st, addr, e.kind, e.mode, site);
+    let tail = HeldEntry { class, ..e }.tail();
+    take(thread::leave_for_call(st), addr, site, tail, trylock, lock)
+}
+
+/// The real call, then the push: the thread's state entered only for it.
+#[inline(always)]
+fn take(
+    parked: thread::Parked,
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    let r = if crate::sys::single_threaded() {
         // No other thread can hold it (or watch the wait): glibc's own
         // single-thread path, without the atomic a trylock costs. It may
-        // still wait (on itself, on another process's file lock).
-        thread::leave(st);
-        return after(lock(), entry, true);
-    }
-    let r = trylock();
-    if r != libc::EBUSY {
-        return after_entered(st, r, entry, true, true);
-    }
+        // still wait (on itself, on another process's file lock), outside
+        // the thread's state as every wait.
+        lock(addr)
+    } else {
+        let r = trylock(addr);
+        if r == libc::EBUSY {
+            return contended(thread::reenter(parked), addr, site, tail, lock);
+        }
+        r
+    };
+    let entry = HeldEntry::from_parts(addr, site, tail);
+    after_entered(thread::reenter(parked), r, entry, true, true)
+}
+
+/// The real call, out of line: the hook's checks before its fast path
+/// then make no call, so that the paths that leave by a tail call save no
+/// register.
+#[cold]
+#[inline(never)]
+fn passed(addr: usize, call: impl FnOnce(usize) -> c_int) -> c_int {
+    call(addr)
+}
+
+/// A lock another thread holds: the wait published, then the real call.
+#[cold]
+#[inline(never)]
+fn contended(
+    st: &mut thread::ThreadState,
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    let entry = HeldEntry::from_parts(addr, site, tail);
     let p = announce(st, &entry);
     thread::leave(st);
     wait_for(p, entry, lock)
@@ -209,14 +266,21 @@ pub fn acquire_blocking(
 #[cold]
 #[inline(never)]
 fn acquire_unentered(
-    entry: HeldEntry,
-    trylock: impl FnOnce() -> c_int,
-    lock: impl FnOnce() -> c_int,
+    addr: usize,
+    kind: LockKind,
+    mode: Mode,
+    site: usize,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
+    let entry = HeldEntry {
+        class: before_otherwise(addr, kind, mode, site),
+        ..HeldEntry::new(addr, kind, mode, site)
+    };
     if crate::sys::single_threaded() {
-        return after(lock(), entry, true);
+        return after(lock(addr), entry, true);
     }
-    let r = trylock();
+    let r = trylock(addr);
     if r != libc::EBUSY {
         return after(r, entry, true);
     }
@@ -234,9 +298,9 @@ fn acquire_unentered(
 fn wait_for(
     p: Option<&'static live::Published>,
     entry: HeldEntry,
-    lock: impl FnOnce() -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    let r = lock();
+    let r = lock(entry.addr);
     if let Some(p) = p {
         p.done();
     }
@@ -268,15 +332,31 @@ pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_i
     if config::plainly_on() {
         if let Some(st) = thread::enter_active() {
             // The common case in a few instructions: the innermost lock,
-            // and nothing recorded beside it.
+            // and nothing recorded beside it. Every other case calls out
+            // and then makes the real call itself, so that this one saves
+            // no register before its tail call.
             if !st.pop_top(addr) {
-                release_slow(st, addr, kind);
+                return release_slow_then(st, addr, kind, real);
             }
             thread::leave(st);
         }
     } else {
         release_otherwise(addr, kind);
     }
+    real()
+}
+
+/// [`release_slow`] from [`release`]'s fast path, then the real call.
+#[cold]
+#[inline(never)]
+fn release_slow_then(
+    st: &mut thread::ThreadState,
+    addr: usize,
+    kind: LockKind,
+    real: impl FnOnce() -> c_int,
+) -> c_int {
+    release_slow(st, addr, kind);
+    thread::leave(st);
     real()
 }
 

@@ -25,13 +25,13 @@ unsafe extern "C-unwind" fn lock(m: M, site: usize) -> c_int {
         K,
         W,
         site,
-        || unsafe { real::pthread_mutex_trylock()(m) },
-        || unsafe { real::pthread_mutex_lock()(m) },
+        move |a| unsafe { real::pthread_mutex_trylock()(a as M) },
+        move |a| unsafe { real::pthread_mutex_lock()(a as M) },
     )
 }
 
 unsafe extern "C-unwind" fn trylock(m: M, site: usize) -> c_int {
-    acquire_try(m as usize, K, W, site, || unsafe {
+    acquire_try(m as usize, K, W, site, move || unsafe {
         real::pthread_mutex_trylock()(m)
     })
 }
@@ -42,8 +42,8 @@ unsafe extern "C-unwind" fn timedlock(m: M, t: *const timespec, site: usize) -> 
         K,
         W,
         site,
-        || unsafe { real::pthread_mutex_trylock()(m) },
-        || unsafe { real::pthread_mutex_timedlock()(m, t) },
+        move |a| unsafe { real::pthread_mutex_trylock()(a as M) },
+        move |a| unsafe { real::pthread_mutex_timedlock()(a as M, t) },
     )
 }
 
@@ -53,25 +53,27 @@ unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: 
         K,
         W,
         site,
-        || unsafe { real::pthread_mutex_trylock()(m) },
-        || unsafe { real::pthread_mutex_clocklock()(m, c, t) },
+        move |a| unsafe { real::pthread_mutex_trylock()(a as M) },
+        move |a| unsafe { real::pthread_mutex_clocklock()(a as M, c, t) },
     )
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_mutex_unlock(m: M) -> c_int {
-    release(m as usize, K, || unsafe { real::pthread_mutex_unlock()(m) })
+    release(m as usize, K, move || unsafe {
+        real::pthread_mutex_unlock()(m)
+    })
 }
 
 unsafe extern "C-unwind" fn init(m: M, attr: *const c_void, site: usize) -> c_int {
-    initialised(m as usize, site, || unsafe {
+    initialised(m as usize, site, move || unsafe {
         real::pthread_mutex_init()(m, attr)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_mutex_destroy(m: M) -> c_int {
-    destroy(m as usize, K, || unsafe {
+    destroy(m as usize, K, move || unsafe {
         real::pthread_mutex_destroy()(m)
     })
 }

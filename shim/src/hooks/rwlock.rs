@@ -28,8 +28,8 @@ unsafe extern "C-unwind" fn rdlock(l: L, site: usize) -> c_int {
         K,
         Mode::Read,
         site,
-        || unsafe { real::pthread_rwlock_tryrdlock()(l) },
-        || unsafe { real::pthread_rwlock_rdlock()(l) },
+        move |a| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        move |a| unsafe { real::pthread_rwlock_rdlock()(a as L) },
     )
 }
 
@@ -39,19 +39,19 @@ unsafe extern "C-unwind" fn wrlock(l: L, site: usize) -> c_int {
         K,
         Mode::Write,
         site,
-        || unsafe { real::pthread_rwlock_trywrlock()(l) },
-        || unsafe { real::pthread_rwlock_wrlock()(l) },
+        move |a| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        move |a| unsafe { real::pthread_rwlock_wrlock()(a as L) },
     )
 }
 
 unsafe extern "C-unwind" fn tryrdlock(l: L, site: usize) -> c_int {
-    acquire_try(l as usize, K, Mode::Read, site, || unsafe {
+    acquire_try(l as usize, K, Mode::Read, site, move || unsafe {
         real::pthread_rwlock_tryrdlock()(l)
     })
 }
 
 unsafe extern "C-unwind" fn trywrlock(l: L, site: usize) -> c_int {
-    acquire_try(l as usize, K, Mode::Write, site, || unsafe {
+    acquire_try(l as usize, K, Mode::Write, site, move || unsafe {
         real::pthread_rwlock_trywrlock()(l)
     })
 }
@@ -62,8 +62,8 @@ unsafe extern "C-unwind" fn timedrdlock(l: L, t: *const timespec, site: usize) -
         K,
         Mode::Read,
         site,
-        || unsafe { real::pthread_rwlock_tryrdlock()(l) },
-        || unsafe { real::pthread_rwlock_timedrdlock()(l, t) },
+        move |a| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        move |a| unsafe { real::pthread_rwlock_timedrdlock()(a as L, t) },
     )
 }
 
@@ -73,8 +73,8 @@ unsafe extern "C-unwind" fn timedwrlock(l: L, t: *const timespec, site: usize) -
         K,
         Mode::Write,
         site,
-        || unsafe { real::pthread_rwlock_trywrlock()(l) },
-        || unsafe { real::pthread_rwlock_timedwrlock()(l, t) },
+        move |a| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        move |a| unsafe { real::pthread_rwlock_timedwrlock()(a as L, t) },
     )
 }
 
@@ -84,8 +84,8 @@ unsafe extern "C-unwind" fn clockrdlock(l: L, c: c_int, t: *const timespec, site
         K,
         Mode::Read,
         site,
-        || unsafe { real::pthread_rwlock_tryrdlock()(l) },
-        || unsafe { real::pthread_rwlock_clockrdlock()(l, c, t) },
+        move |a| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        move |a| unsafe { real::pthread_rwlock_clockrdlock()(a as L, c, t) },
     )
 }
 
@@ -95,27 +95,27 @@ unsafe extern "C-unwind" fn clockwrlock(l: L, c: c_int, t: *const timespec, site
         K,
         Mode::Write,
         site,
-        || unsafe { real::pthread_rwlock_trywrlock()(l) },
-        || unsafe { real::pthread_rwlock_clockwrlock()(l, c, t) },
+        move |a| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        move |a| unsafe { real::pthread_rwlock_clockwrlock()(a as L, c, t) },
     )
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_rwlock_unlock(l: L) -> c_int {
-    release(l as usize, LockKind::Rwlock, || unsafe {
+    release(l as usize, LockKind::Rwlock, move || unsafe {
         real::pthread_rwlock_unlock()(l)
     })
 }
 
 unsafe extern "C-unwind" fn init(l: L, attr: *const c_void, site: usize) -> c_int {
-    initialised(l as usize, site, || unsafe {
+    initialised(l as usize, site, move || unsafe {
         real::pthread_rwlock_init()(l, attr)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_rwlock_destroy(l: L) -> c_int {
-    destroy(l as usize, LockKind::Rwlock, || unsafe {
+    destroy(l as usize, LockKind::Rwlock, move || unsafe {
         real::pthread_rwlock_destroy()(l)
     })
 }

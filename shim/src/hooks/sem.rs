@@ -38,7 +38,7 @@ fn waiting(s: S, call: &'static str, real: impl FnOnce() -> c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn sem_wait(s: S) -> c_int {
-    waiting(s, "sem_wait", || unsafe { real::sem_wait()(s) })
+    waiting(s, "sem_wait", move || unsafe { real::sem_wait()(s) })
 }
 
 #[no_mangle]
@@ -56,9 +56,9 @@ pub unsafe extern "C-unwind" fn sem_clockwait(s: S, clock: c_int, t: *const time
 #[no_mangle]
 pub unsafe extern "C-unwind" fn sem_post(s: S) -> c_int {
     if let Some(st) = thread::enter() {
-        let _errno = crate::sys::ErrnoGuard::save();
-        let chan = semaphore(st, s);
-        facts::nonblocking_send_on(st, chan, "sem_post");
+        let addr = s as u64;
+        let chan = |gen| Channel::Semaphore { pid: 0, addr, gen };
+        facts::nonblocking_send_on(st, s as usize, chan, "sem_post");
         thread::leave(st);
     }
     real::sem_post()(s)
@@ -67,12 +67,12 @@ pub unsafe extern "C-unwind" fn sem_post(s: S) -> c_int {
 /// `init` and `destroy` start a new semaphore at the address.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn sem_init(s: S, pshared: c_int, value: c_uint) -> c_int {
-    super::locking::new_generation(s as usize, || unsafe {
+    super::locking::new_generation(s as usize, move || unsafe {
         real::sem_init()(s, pshared, value)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn sem_destroy(s: S) -> c_int {
-    super::locking::new_generation(s as usize, || unsafe { real::sem_destroy()(s) })
+    super::locking::new_generation(s as usize, move || unsafe { real::sem_destroy()(s) })
 }

@@ -23,30 +23,34 @@ unsafe extern "C-unwind" fn lock(s: S, site: usize) -> c_int {
         K,
         W,
         site,
-        || unsafe { real::pthread_spin_trylock()(s) },
-        || unsafe { real::pthread_spin_lock()(s) },
+        move |a| unsafe { real::pthread_spin_trylock()(a as S) },
+        move |a| unsafe { real::pthread_spin_lock()(a as S) },
     )
 }
 
 unsafe extern "C-unwind" fn trylock(s: S, site: usize) -> c_int {
-    acquire_try(s as usize, K, W, site, || unsafe {
+    acquire_try(s as usize, K, W, site, move || unsafe {
         real::pthread_spin_trylock()(s)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_spin_unlock(s: S) -> c_int {
-    release(s as usize, K, || unsafe { real::pthread_spin_unlock()(s) })
+    release(s as usize, K, move || unsafe {
+        real::pthread_spin_unlock()(s)
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_spin_init(s: S, pshared: c_int) -> c_int {
-    new_generation(s as usize, || unsafe {
+    new_generation(s as usize, move || unsafe {
         real::pthread_spin_init()(s, pshared)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_spin_destroy(s: S) -> c_int {
-    destroy(s as usize, K, || unsafe { real::pthread_spin_destroy()(s) })
+    destroy(s as usize, K, move || unsafe {
+        real::pthread_spin_destroy()(s)
+    })
 }
