@@ -167,6 +167,21 @@ fn next_generation(addr: usize, e: &mut Entry) {
     }
 }
 
+/// Whether [`new_generation`] of the lock at `addr` would change nothing
+/// (known, of a known class, and not named): lock-free, for the hooks.
+#[inline(always)]
+pub fn generation_changes_nothing(addr: usize) -> bool {
+    let seen = CLASSES.get(addr);
+    seen != 0 && seen & NAMED == 0
+}
+
+/// Whether [`initialised`] of the lock at `addr` by `site` would change
+/// nothing (known, made there before, and not named): lock-free.
+#[inline(always)]
+pub fn init_changes_nothing(addr: usize, site: u64) -> bool {
+    CLASSES.get(addr) == site
+}
+
 /// `init` or `destroy` of the lock at `addr`: later uses are a new lock.
 pub fn new_generation(addr: usize) {
     // Known, of a known class, and not named: nothing to change.

@@ -441,6 +441,13 @@ impl ThreadState {
         slot.2
     }
 
+    /// Whether this thread made an operation on a queue (slots are taken
+    /// from the first).
+    #[inline(always)]
+    pub fn used_queues(&self) -> bool {
+        self.queues[0].key != 0
+    }
+
     /// Remembers a blocking acquisition for queue dependencies.
     #[inline(always)]
     pub fn note_recent(&mut self, entry: HeldEntry) {
@@ -825,6 +832,13 @@ impl Parked {
     pub fn held_len(&self) -> usize {
         // SAFETY: this thread's block, as in `reenter`.
         unsafe { (*self.0).held_len }
+    }
+
+    /// [`ThreadState::used_queues`].
+    #[inline(always)]
+    pub fn used_queues(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { (*self.0).used_queues() }
     }
 }
 

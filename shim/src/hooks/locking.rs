@@ -219,7 +219,13 @@ fn take(
     trylock: impl FnOnce(usize) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    let r = if crate::sys::single_threaded() {
+    // The recent acquisitions are read at a queue operation (those since
+    // the previous one on the same queue) and when a thread ends for its
+    // joiner: alone in its process and with no queue used yet, nothing
+    // will read this one.
+    let alone = crate::sys::single_threaded();
+    let recent = !alone || parked.used_queues();
+    let r = if alone {
         // No other thread can hold it (or watch the wait): glibc's own
         // single-thread path, without the atomic a trylock costs. It may
         // still wait (on itself, on another process's file lock), outside
@@ -233,7 +239,7 @@ fn take(
         r
     };
     let entry = HeldEntry::from_parts(addr, site, tail);
-    after_entered(thread::reenter(parked), r, entry, true, true)
+    after_entered(thread::reenter(parked), r, entry, recent, true)
 }
 
 /// The real call, out of line: the hook's checks before its fast path
@@ -430,25 +436,43 @@ fn not_held(st: &mut thread::ThreadState, addr: usize, kind: LockKind) {
     facts::misuse(st, m);
 }
 
-/// `init`: the address starts a new lock generation.
+/// `init`: the address starts a new lock generation. Like the two below,
+/// it takes the thread's state only when that changes something: a lock
+/// made and destroyed in a loop is a lock-free lookup each.
 #[inline(always)]
 pub fn new_generation(addr: usize, real: impl FnOnce() -> c_int) -> c_int {
+    if config::active() && !crate::locks::generation_changes_nothing(addr) {
+        new_generation_slow(addr);
+    }
+    real()
+}
+
+#[cold]
+#[inline(never)]
+fn new_generation_slow(addr: usize) {
     if let Some(st) = thread::enter() {
         crate::locks::new_generation(addr);
         thread::leave(st);
     }
-    real()
 }
 
 /// `pthread_mutex_init`, `pthread_rwlock_init`: a new generation, and
 /// `site` is where the lock was made (a heap lock's name in reports).
 #[inline(always)]
 pub fn initialised(addr: usize, site: usize, real: impl FnOnce() -> c_int) -> c_int {
+    if config::active() && !crate::locks::init_changes_nothing(addr, site as u64) {
+        initialised_slow(addr, site);
+    }
+    real()
+}
+
+#[cold]
+#[inline(never)]
+fn initialised_slow(addr: usize, site: usize) {
     if let Some(st) = thread::enter() {
         crate::locks::initialised(addr, site as u64);
         thread::leave(st);
     }
-    real()
 }
 
 /// `destroy`: a locked lock is a misuse (glibc refuses a locked mutex
@@ -456,22 +480,34 @@ pub fn initialised(addr: usize, site: usize, real: impl FnOnce() -> c_int) -> c_
 /// address starts a new lock generation.
 #[inline(always)]
 pub fn destroy(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_int {
-    if let Some(st) = thread::enter() {
+    if config::active() {
         // SAFETY: the program passed this lock to the destroy being made.
         let s = unsafe { crate::locks::state(addr, kind) };
-        if s.locked == Some(true) && !s.destroyed {
-            let mut m = Misuse::of(MisuseKind::DestroyLocked, addr, kind);
-            m.owner = s.owner;
-            m.site = st
-                .held()
-                .iter()
-                .rev()
-                .find(|e| e.addr == addr)
-                .map(|e| e.site);
-            facts::misuse(st, m);
+        let locked = s.locked == Some(true) && !s.destroyed;
+        if locked || !crate::locks::generation_changes_nothing(addr) {
+            destroy_slow(addr, kind, locked.then_some(s.owner));
         }
-        crate::locks::new_generation(addr);
-        thread::leave(st);
     }
     real()
+}
+
+/// [`destroy`] of a locked lock (`owner`: what its memory says), or one
+/// whose new generation changes something.
+#[cold]
+#[inline(never)]
+fn destroy_slow(addr: usize, kind: LockKind, owner: Option<u32>) {
+    let Some(st) = thread::enter() else { return };
+    if let Some(owner) = owner {
+        let mut m = Misuse::of(MisuseKind::DestroyLocked, addr, kind);
+        m.owner = owner;
+        m.site = st
+            .held()
+            .iter()
+            .rev()
+            .find(|e| e.addr == addr)
+            .map(|e| e.site);
+        facts::misuse(st, m);
+    }
+    crate::locks::new_generation(addr);
+    thread::leave(st);
 }
