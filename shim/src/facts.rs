@@ -474,15 +474,24 @@ pub fn nonblocking_send_on(
         stamp: (gen, addr as u64),
     };
     if nothing_new(st, again(), call, false).is_none() {
-        send_changed(st, chan(gen), call, addr, gen);
+        send_changed(st, chan, call, addr, gen);
     }
 }
 
-/// [`nonblocking_send_on`] with something new to record (the parts of
-/// its [`Again`] passed apart: passed whole, it is stored on every path).
+/// [`nonblocking_send_on`] with something new to record. Its channel and
+/// [`Again`] are made here: made by the hook and passed, they are stored
+/// on its stack on every path, and a hook whose stack a callee may read
+/// cannot end in a tail call.
 #[cold]
 #[inline(never)]
-fn send_changed(st: &mut ThreadState, chan: Channel, call: &'static str, addr: usize, gen: u32) {
+fn send_changed(
+    st: &mut ThreadState,
+    chan: impl FnOnce(u32) -> Channel,
+    call: &'static str,
+    addr: usize,
+    gen: u32,
+) {
+    let chan = chan(gen);
     let _errno = ErrnoGuard::save();
     let again = Again {
         fd: -1,

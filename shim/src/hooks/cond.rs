@@ -117,7 +117,7 @@ fn waiting(c: P, m: P, forever: bool, real: impl FnOnce() -> c_int) -> c_int {
 fn signalling(c: P, call: &'static str, real: impl FnOnce() -> c_int) -> c_int {
     if let Some(st) = thread::enter() {
         let addr = c as u64;
-        let chan = |gen| Channel::Condvar { pid: 0, addr, gen };
+        let chan = move |gen| Channel::Condvar { pid: 0, addr, gen };
         facts::nonblocking_send_on(st, c as usize, chan, call);
         thread::leave(st);
     }
@@ -126,12 +126,14 @@ fn signalling(c: P, call: &'static str, real: impl FnOnce() -> c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_cond_wait(c: P, m: P) -> c_int {
-    waiting(c, m, true, || unsafe { real::pthread_cond_wait()(c, m) })
+    waiting(c, m, true, move || unsafe {
+        real::pthread_cond_wait()(c, m)
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_cond_timedwait(c: P, m: P, t: *const timespec) -> c_int {
-    waiting(c, m, t.is_null(), || unsafe {
+    waiting(c, m, t.is_null(), move || unsafe {
         real::pthread_cond_timedwait()(c, m, t)
     })
 }
@@ -143,21 +145,21 @@ pub unsafe extern "C-unwind" fn pthread_cond_clockwait(
     clock: c_int,
     t: *const timespec,
 ) -> c_int {
-    waiting(c, m, t.is_null(), || unsafe {
+    waiting(c, m, t.is_null(), move || unsafe {
         real::pthread_cond_clockwait()(c, m, clock, t)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_cond_signal(c: P) -> c_int {
-    signalling(c, "pthread_cond_signal", || unsafe {
+    signalling(c, "pthread_cond_signal", move || unsafe {
         real::pthread_cond_signal()(c)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_cond_broadcast(c: P) -> c_int {
-    signalling(c, "pthread_cond_broadcast", || unsafe {
+    signalling(c, "pthread_cond_broadcast", move || unsafe {
         real::pthread_cond_broadcast()(c)
     })
 }
@@ -165,10 +167,14 @@ pub unsafe extern "C-unwind" fn pthread_cond_broadcast(c: P) -> c_int {
 /// `init` and `destroy` start a new condition variable at the address.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_cond_init(c: P, attr: *const c_void) -> c_int {
-    super::locking::new_generation(c as usize, || unsafe { real::pthread_cond_init()(c, attr) })
+    super::locking::new_generation(c as usize, move || unsafe {
+        real::pthread_cond_init()(c, attr)
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_cond_destroy(c: P) -> c_int {
-    super::locking::new_generation(c as usize, || unsafe { real::pthread_cond_destroy()(c) })
+    super::locking::new_generation(c as usize, move || unsafe {
+        real::pthread_cond_destroy()(c)
+    })
 }

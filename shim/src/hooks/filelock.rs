@@ -85,7 +85,7 @@ fn identify(fd: c_int) -> Option<usize> {
 }
 
 unsafe extern "C-unwind" fn flock_impl(fd: c_int, op: c_int, site: usize) -> c_int {
-    let real = || unsafe { real::flock()(fd, op) };
+    let real = move || unsafe { real::flock()(fd, op) };
     if op & libc::LOCK_UN != 0 {
         forget(fd);
         return real();
@@ -101,7 +101,7 @@ unsafe extern "C-unwind" fn flock_impl(fd: c_int, op: c_int, site: usize) -> c_i
         mode,
         site,
         blocking,
-        || unsafe { real::flock()(fd, op | libc::LOCK_NB) },
+        move || unsafe { real::flock()(fd, op | libc::LOCK_NB) },
         real,
     );
     result(c, libc::EWOULDBLOCK)
@@ -145,8 +145,8 @@ unsafe fn fcntl_common(
         mode,
         site,
         blocking,
-        || unsafe { real(fd, try_cmd, arg) },
-        || unsafe { real(fd, cmd, arg) },
+        move || unsafe { real(fd, try_cmd, arg) },
+        move || unsafe { real(fd, cmd, arg) },
     );
     result(c, libc::EAGAIN)
 }

@@ -99,9 +99,14 @@ pub unsafe extern "C-unwind" fn send(
     len: size_t,
     flags: c_int,
 ) -> ssize_t {
-    sock_call(fd, flags, Direction::Send, "send", Dest::NONE, || unsafe {
-        real::send()(fd, buf, len, flags)
-    })
+    sock_call(
+        fd,
+        flags,
+        Direction::Send,
+        "send",
+        Dest::NONE,
+        move || unsafe { real::send()(fd, buf, len, flags) },
+    )
 }
 
 #[no_mangle]
@@ -114,7 +119,7 @@ pub unsafe extern "C-unwind" fn sendto(
     alen: socklen_t,
 ) -> ssize_t {
     let dest = Dest { addr, len: alen };
-    sock_call(fd, flags, Direction::Send, "sendto", dest, || unsafe {
+    sock_call(fd, flags, Direction::Send, "sendto", dest, move || unsafe {
         real::sendto()(fd, buf, len, flags, addr, alen)
     })
 }
@@ -127,7 +132,7 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_
         Direction::Send,
         "sendmsg",
         msg_dest(msg),
-        || unsafe { real::sendmsg()(fd, msg, flags) },
+        move || unsafe { real::sendmsg()(fd, msg, flags) },
     )
 }
 
@@ -143,9 +148,14 @@ pub unsafe extern "C-unwind" fn sendmmsg(
     } else {
         msg_dest(unsafe { &(*v).msg_hdr })
     };
-    sock_call(fd, flags, Direction::Send, "sendmmsg", dest, || unsafe {
-        real::sendmmsg()(fd, v, n, flags)
-    })
+    sock_call(
+        fd,
+        flags,
+        Direction::Send,
+        "sendmmsg",
+        dest,
+        move || unsafe { real::sendmmsg()(fd, v, n, flags) },
+    )
 }
 
 #[no_mangle]
@@ -155,9 +165,14 @@ pub unsafe extern "C-unwind" fn recv(
     len: size_t,
     flags: c_int,
 ) -> ssize_t {
-    sock_call(fd, flags, Direction::Recv, "recv", Dest::NONE, || unsafe {
-        real::recv()(fd, buf, len, flags)
-    })
+    sock_call(
+        fd,
+        flags,
+        Direction::Recv,
+        "recv",
+        Dest::NONE,
+        move || unsafe { real::recv()(fd, buf, len, flags) },
+    )
 }
 
 #[no_mangle]
@@ -175,7 +190,7 @@ pub unsafe extern "C-unwind" fn recvfrom(
         Direction::Recv,
         "recvfrom",
         Dest::NONE,
-        || unsafe { real::recvfrom()(fd, buf, len, flags, addr, alen) },
+        move || unsafe { real::recvfrom()(fd, buf, len, flags, addr, alen) },
     )
 }
 
@@ -187,7 +202,7 @@ pub unsafe extern "C-unwind" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_in
         Direction::Recv,
         "recvmsg",
         Dest::NONE,
-        || unsafe { real::recvmsg()(fd, msg, flags) },
+        move || unsafe { real::recvmsg()(fd, msg, flags) },
     )
 }
 
@@ -205,34 +220,49 @@ pub unsafe extern "C-unwind" fn recvmmsg(
         Direction::Recv,
         "recvmmsg",
         Dest::NONE,
-        || unsafe { real::recvmmsg()(fd, v, n, flags, t) },
+        move || unsafe { real::recvmmsg()(fd, v, n, flags, t) },
     )
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    sock_call(fd, 0, Direction::Recv, "read", Dest::NONE, || unsafe {
+    sock_call(fd, 0, Direction::Recv, "read", Dest::NONE, move || unsafe {
         real::read()(fd, buf, n)
     })
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    sock_call(fd, 0, Direction::Send, "write", Dest::NONE, || unsafe {
-        real::write()(fd, buf, n)
-    })
+    sock_call(
+        fd,
+        0,
+        Direction::Send,
+        "write",
+        Dest::NONE,
+        move || unsafe { real::write()(fd, buf, n) },
+    )
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    sock_call(fd, 0, Direction::Recv, "readv", Dest::NONE, || unsafe {
-        real::readv()(fd, iov, n)
-    })
+    sock_call(
+        fd,
+        0,
+        Direction::Recv,
+        "readv",
+        Dest::NONE,
+        move || unsafe { real::readv()(fd, iov, n) },
+    )
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    sock_call(fd, 0, Direction::Send, "writev", Dest::NONE, || unsafe {
-        real::writev()(fd, iov, n)
-    })
+    sock_call(
+        fd,
+        0,
+        Direction::Send,
+        "writev",
+        Dest::NONE,
+        move || unsafe { real::writev()(fd, iov, n) },
+    )
 }

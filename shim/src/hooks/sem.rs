@@ -57,7 +57,7 @@ pub unsafe extern "C-unwind" fn sem_clockwait(s: S, clock: c_int, t: *const time
 pub unsafe extern "C-unwind" fn sem_post(s: S) -> c_int {
     if let Some(st) = thread::enter() {
         let addr = s as u64;
-        let chan = |gen| Channel::Semaphore { pid: 0, addr, gen };
+        let chan = move |gen| Channel::Semaphore { pid: 0, addr, gen };
         facts::nonblocking_send_on(st, s as usize, chan, "sem_post");
         thread::leave(st);
     }
