@@ -833,13 +833,6 @@ impl Parked {
         // SAFETY: this thread's block, as in `reenter`.
         unsafe { (*self.0).held_len }
     }
-
-    /// [`ThreadState::used_queues`].
-    #[inline(always)]
-    pub fn used_queues(&self) -> bool {
-        // SAFETY: as above.
-        unsafe { (*self.0).used_queues() }
-    }
 }
 
 /// The state left by [`leave_for_call`], entered again. Any signal

@@ -69,6 +69,11 @@ fn after_entered(
         refused(r, entry.addr, entry.kind);
         return r;
     }
+    // Before the push, whose rare cases make calls: `blocking` then need
+    // not outlive a call (a register saved is a store).
+    if blocking {
+        st.note_recent(entry);
+    }
     if !st.push_held(entry) {
         facts::partial("held-lock stack overflowed (more than 1024 locks held by one thread)");
     } else if !plain {
@@ -76,9 +81,6 @@ fn after_entered(
         if extras != 0 {
             extra(st, extras);
         }
-    }
-    if blocking {
-        st.note_recent(entry);
     }
     thread::leave(st);
     r
@@ -219,27 +221,26 @@ fn take(
     trylock: impl FnOnce(usize) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    // The recent acquisitions are read at a queue operation (those since
-    // the previous one on the same queue) and when a thread ends for its
-    // joiner: alone in its process and with no queue used yet, nothing
-    // will read this one.
-    let alone = crate::sys::single_threaded();
-    let recent = !alone || parked.used_queues();
-    let r = if alone {
+    if crate::sys::single_threaded() {
         // No other thread can hold it (or watch the wait): glibc's own
         // single-thread path, without the atomic a trylock costs. It may
         // still wait (on itself, on another process's file lock), outside
         // the thread's state as every wait.
-        lock(addr)
-    } else {
-        let r = trylock(addr);
-        if r == libc::EBUSY {
-            return contended(thread::reenter(parked), addr, site, tail, lock);
-        }
-        r
-    };
+        let r = lock(addr);
+        let st = thread::reenter(parked);
+        // The recent acquisitions are read at a queue operation (those
+        // since the previous one on the same queue) and when a thread ends
+        // for its joiner: alone in its process and with no queue used yet,
+        // nothing will read this one.
+        let recent = st.used_queues();
+        return after_entered(st, r, HeldEntry::from_parts(addr, site, tail), recent, true);
+    }
+    let r = trylock(addr);
+    if r == libc::EBUSY {
+        return contended(thread::reenter(parked), addr, site, tail, lock);
+    }
     let entry = HeldEntry::from_parts(addr, site, tail);
-    after_entered(thread::reenter(parked), r, entry, recent, true)
+    after_entered(thread::reenter(parked), r, entry, true, true)
 }
 
 /// The real call, out of line: the hook's checks before its fast path
