@@ -813,16 +813,8 @@ pub fn leave(st: &mut ThreadState) {
     st.busy = false;
 }
 
-/// Leaves the state for a call of the program's, keeping where it is: the
-/// hook takes it back with [`reenter`] when the call returns, without
-/// [`enter`]'s checks (the same thread, and the shim was not busy here).
-#[inline(always)]
-pub fn leave_for_call(st: &'static mut ThreadState) -> Parked {
-    st.busy = false;
-    Parked(st)
-}
-
-/// A thread's state left across a call ([`leave_for_call`]).
+/// A thread's state found ready by [`peek_active`] and not entered: the
+/// lock hooks enter it with [`reenter`] after the real call.
 pub struct Parked(*mut ThreadState);
 
 impl Parked {
@@ -835,7 +827,7 @@ impl Parked {
     }
 }
 
-/// The state left by [`leave_for_call`], entered again. Any signal
+/// A state found by [`peek_active`], entered after a real call. Any signal
 /// handler that ran in the call entered and left it again (or jumped out
 /// of the hook's frame, which then never comes here); if the shim went
 /// off meanwhile, what the hook writes is its own thread's state only.

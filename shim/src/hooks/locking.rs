@@ -64,33 +64,41 @@ fn after_entered(
     blocking: bool,
     plain: bool,
 ) -> c_int {
+    // Every rare case ends in a call made last (a tail call): nothing the
+    // hook holds needs to outlive a call, so it saves fewer registers
+    // (each one saved is a store).
     if !acquired(r) {
         thread::leave(st);
-        refused(r, entry.addr, entry.kind);
-        return r;
+        return refused(r, entry.addr, entry.kind);
     }
-    // Before the push, whose rare cases make calls: `blocking` then need
-    // not outlive a call (a register saved is a store).
     if blocking {
         st.note_recent(entry);
     }
     if !st.push_held(entry) {
-        facts::partial("held-lock stack overflowed (more than 1024 locks held by one thread)");
-    } else if !plain {
-        let extras = config::extras();
-        if extras != 0 {
-            extra(st, extras);
-        }
+        return overflowed(st, r);
+    }
+    if !plain && config::extras() != 0 {
+        return extra(st, r);
     }
     thread::leave(st);
     r
 }
 
-/// What an acquisition records when asked to: its time (`hold_ms`), its
-/// whole stack (`held_stacks=1`).
+/// The held stack is full: the push was not made; leaves the state.
 #[cold]
 #[inline(never)]
-fn extra(st: &mut thread::ThreadState, extras: u8) {
+fn overflowed(st: &mut thread::ThreadState, r: c_int) -> c_int {
+    facts::partial("held-lock stack overflowed (more than 1024 locks held by one thread)");
+    thread::leave(st);
+    r
+}
+
+/// What an acquisition records when asked to: its time (`hold_ms`), its
+/// whole stack (`held_stacks=1`). Leaves the state; returns `r`.
+#[cold]
+#[inline(never)]
+fn extra(st: &mut thread::ThreadState, r: c_int) -> c_int {
+    let extras = config::extras();
     let mut x = thread::HeldExtra {
         site: st.held().last().map_or(0, |e| e.site),
         ..Default::default()
@@ -103,18 +111,20 @@ fn extra(st: &mut thread::ThreadState, extras: u8) {
         x.stack = record_stack(config::get().stack_depth);
     }
     st.set_top_extra(x);
+    thread::leave(st);
+    r
 }
 
 /// glibc refused a lock: `EDEADLK`, the thread holds it already (the
 /// program going on as if it held it twice is seen at its extra unlock);
-/// `EINVAL` on a destroyed mutex, a use after destroy.
+/// `EINVAL` on a destroyed mutex, a use after destroy. Returns `r`.
 #[cold]
 #[inline(never)]
-fn refused(r: c_int, addr: usize, kind: LockKind) {
+fn refused(r: c_int, addr: usize, kind: LockKind) -> c_int {
     if r != libc::EDEADLK && r != libc::EINVAL {
-        return;
+        return r;
     }
-    let Some(st) = thread::enter() else { return };
+    let Some(st) = thread::enter() else { return r };
     let _errno = sys::ErrnoGuard::save();
     if r == libc::EDEADLK {
         st.refused = (addr, record_stack(config::get().stack_depth));
@@ -125,6 +135,7 @@ fn refused(r: c_int, addr: usize, kind: LockKind) {
         facts::misuse(st, Misuse::of(MisuseKind::UseDestroyed, addr, kind));
     }
     thread::leave(st);
+    r
 }
 
 /// A trylock: it never waits, so it orders nothing and records no
@@ -190,11 +201,12 @@ fn acquire_outermost(
     trylock: impl FnOnce(usize) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    // SAFETY: called only by `acquire_blocking` once it found it Ready.
-    take(unsafe { thread::parked() }, addr, site, tail, trylock, lock)
+    take(addr, site, tail, trylock, lock)
 }
 
-/// [`acquire_blocking`] with locks held: the lock-order fact first.
+/// [`acquire_blocking`] with locks held: the lock-order fact first. Both
+/// are called only by [`acquire_blocking`] once it found the thread's
+/// state ready.
 #[inline(never)]
 fn acquire_nested(
     addr: usize,
@@ -203,18 +215,22 @@ fn acquire_nested(
     trylock: impl FnOnce(usize) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    // SAFETY: as in `acquire_outermost`.
+    // SAFETY: `acquire_blocking` found the state ready.
     let st = thread::reenter(unsafe { thread::parked() });
     let e = HeldEntry::from_parts(addr, site, tail);
     let class = facts::lock_order(st, addr, e.kind, e.mode, site);
     let tail = HeldEntry { class, ..e }.tail();
-    take(thread::leave_for_call(st), addr, site, tail, trylock, lock)
+    thread::leave(st);
+    take(addr, site, tail, trylock, lock)
 }
 
-/// The real call, then the push: the thread's state entered only for it.
+/// The real call, then the push: the thread's state entered only for it,
+/// and found again after the call rather than kept (a register saved
+/// across the call is a store). Called only while [`thread::peek_active`]
+/// would find the state ready: by [`acquire_outermost`] and
+/// [`acquire_nested`].
 #[inline(always)]
 fn take(
-    parked: thread::Parked,
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
@@ -227,7 +243,9 @@ fn take(
         // still wait (on itself, on another process's file lock), outside
         // the thread's state as every wait.
         let r = lock(addr);
-        let st = thread::reenter(parked);
+        // SAFETY: ready, as above (a signal handler that ran in the call
+        // left it as it found it).
+        let st = thread::reenter(unsafe { thread::parked() });
         // The recent acquisitions are read at a queue operation (those
         // since the previous one on the same queue) and when a thread ends
         // for its joiner: alone in its process and with no queue used yet,
@@ -236,11 +254,13 @@ fn take(
         return after_entered(st, r, HeldEntry::from_parts(addr, site, tail), recent, true);
     }
     let r = trylock(addr);
+    // SAFETY: as above.
+    let st = thread::reenter(unsafe { thread::parked() });
     if r == libc::EBUSY {
-        return contended(thread::reenter(parked), addr, site, tail, lock);
+        return contended(st, addr, site, tail, lock);
     }
     let entry = HeldEntry::from_parts(addr, site, tail);
-    after_entered(thread::reenter(parked), r, entry, true, true)
+    after_entered(st, r, entry, true, true)
 }
 
 /// The real call, out of line: the hook's checks before its fast path
