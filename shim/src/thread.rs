@@ -693,12 +693,13 @@ pub fn peek_active() -> Peek {
     Peek::Ready(Parked(st))
 }
 
-/// The state [`peek_active`] found ready, found again by a function it
-/// called (passing it would take a seventh argument register).
+/// The state [`peek_active`] found ready, found again by a function the
+/// hook called or after the real call: passed or kept, it would take a
+/// seventh argument register or a saved one (a store).
 ///
 /// # Safety
-/// [`peek_active`] returned [`Peek::Ready`] on this thread, and nothing
-/// entered the state since.
+/// [`peek_active`] returned [`Peek::Ready`] on this thread in this hook,
+/// and the state is not entered now.
 #[inline(always)]
 pub unsafe fn parked() -> Parked {
     Parked(load_word() as *mut ThreadState)
