@@ -467,14 +467,20 @@ pub fn nonblocking_send_on(
         st.note_announce();
     }
     let gen = st.object_gen(addr);
-    let again = || Again {
+    if nothing_new(st, signal_again(call, addr, gen), call, false).is_none() {
+        send_changed(st, chan, call, addr, gen);
+    }
+}
+
+/// The [`Again`] of a signal or post on the object at `addr`, generation
+/// `gen`: no descriptor, its stamp the object's.
+#[inline(always)]
+fn signal_again(call: &'static str, addr: usize, gen: u32) -> Again {
+    Again {
         fd: -1,
         dir: Direction::Send,
         call: call.as_ptr() as usize,
         stamp: (gen, addr as u64),
-    };
-    if nothing_new(st, again(), call, false).is_none() {
-        send_changed(st, chan, call, addr, gen);
     }
 }
 
@@ -493,12 +499,7 @@ fn send_changed(
 ) {
     let chan = chan(gen);
     let _errno = ErrnoGuard::save();
-    let again = Again {
-        fd: -1,
-        dir: Direction::Send,
-        call: call.as_ptr() as usize,
-        stamp: (gen, addr as u64),
-    };
+    let again = signal_again(call, addr, gen);
     queue_op(st, -1, chan, Direction::Send, call, false, Some(again));
 }
 

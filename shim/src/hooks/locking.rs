@@ -187,26 +187,12 @@ pub fn acquire_blocking(
     if parked.held_len() > 0 {
         return acquire_nested(addr, site, tail, trylock, lock);
     }
-    acquire_outermost(addr, site, tail, trylock, lock)
-}
-
-/// [`acquire_blocking`] with no lock held, the usual case: out of line so
-/// that the checks before it make no call and every path leaves them by a
-/// tail call, saving no register.
-#[inline(never)]
-fn acquire_outermost(
-    addr: usize,
-    site: usize,
-    tail: thread::EntryTail,
-    trylock: impl FnOnce(usize) -> c_int,
-    lock: impl FnOnce(usize) -> c_int,
-) -> c_int {
     take(addr, site, tail, trylock, lock)
 }
 
-/// [`acquire_blocking`] with locks held: the lock-order fact first. Both
-/// are called only by [`acquire_blocking`] once it found the thread's
-/// state ready.
+/// [`acquire_blocking`] with locks held: the lock-order fact first, then
+/// [`take`]. Called only by [`acquire_blocking`] once it found the
+/// thread's state ready.
 #[inline(never)]
 fn acquire_nested(
     addr: usize,
@@ -226,10 +212,12 @@ fn acquire_nested(
 
 /// The real call, then the push: the thread's state entered only for it,
 /// and found again after the call rather than kept (a register saved
-/// across the call is a store). Called only while [`thread::peek_active`]
-/// would find the state ready: by [`acquire_outermost`] and
+/// across the call is a store). Out of line, so that the checks before it
+/// make no call and every path leaves them by a tail call, saving no
+/// register. Called only while [`thread::peek_active`] would find the
+/// state ready: by [`acquire_blocking`] (no lock held, the usual case) and
 /// [`acquire_nested`].
-#[inline(always)]
+#[inline(never)]
 fn take(
     addr: usize,
     site: usize,
