@@ -33,6 +33,9 @@ pub struct Ctx {
     pub root: PathBuf,
     pub examples: PathBuf,
     pub shim: PathBuf,
+    /// A preload that only forwards lockbench's calls to glibc (`floor.c`):
+    /// what interposing alone costs. None when it could not be built.
+    pub floor: Option<PathBuf>,
     /// Scratch space: traces, inputs, outputs.
     pub work: PathBuf,
     pub runs: usize,
@@ -107,14 +110,34 @@ fn setup(quick: bool, runs: usize) -> Result<Ctx> {
     }
     let work = target.join("bench-work");
     std::fs::create_dir_all(&work)?;
+    let floor = build_floor(&root, &work);
     Ok(Ctx {
         root,
         examples,
         shim,
+        floor,
         work,
         runs,
         quick,
     })
+}
+
+/// Builds `bench/floor.c` into the scratch space; None (said) if it fails.
+fn build_floor(root: &Path, work: &Path) -> Option<PathBuf> {
+    let out = work.join("libfloor.so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let built = Command::new(&cc)
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(root.join("bench/floor.c"))
+        .arg("-ldl")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("holdcheck-bench: {cc} could not build bench/floor.c; the micro table has no floor column");
+        return None;
+    }
+    Some(out)
 }
 
 /// The sections, in the order they run.

@@ -38,9 +38,17 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
     let traces = crate::measure::trace_dir(&ctx.work, "micro")?;
     let mut native: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut shimmed: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut floor: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..ctx.runs {
         for (k, v) in parse(&run(Command::new(&bench).arg(iters))?.stdout)? {
             native.entry(k).or_default().push(v);
+        }
+        if let Some(so) = &ctx.floor {
+            let mut cmd = Command::new(&bench);
+            cmd.arg(iters).env("LD_PRELOAD", so);
+            for (k, v) in parse(&run(&mut cmd)?.stdout)? {
+                floor.entry(k).or_default().push(v);
+            }
         }
         let mut cmd = Command::new(&bench);
         cmd.arg(iters);
@@ -50,13 +58,19 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
         }
     }
     t.section(&format!(
-        "lockbench: ns per operation, median of {} runs each (single_thread_mutex_pair runs while the process has one thread; then an idle helper thread keeps both runs multi-threaded, and under the shim its watchdog runs)",
+        "lockbench: ns per operation, median of {} runs each, each run the fastest of 5 passes (single_thread_mutex_pair runs while the process has one thread; then an idle helper thread keeps both runs multi-threaded, and under the shim its watchdog runs)",
         ctx.runs
     ));
-    t.header(&["case", "native", "shim", "delta", "ratio", "budget"]);
+    t.note("floor: the same runs under a preload whose hooks only forward lockbench's calls to glibc (`bench/floor.c`), what interposing alone costs; delta and ratio are the shim's against native.");
+    t.header(&[
+        "case", "native", "floor", "shim", "delta", "ratio", "budget",
+    ]);
     for (k, v) in native.iter_mut() {
         let n = median(v);
         let s = median(shimmed.get_mut(k).context("case missing under the shim")?);
+        let f = floor
+            .get_mut(k)
+            .map_or("-".to_string(), |v| format!("{:.2}", median(v)));
         let pairs = match k.as_str() {
             "nested_pair" => Some(2.0),
             "nested4_pair" => Some(4.0),
@@ -93,6 +107,7 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
             &[
                 k.clone(),
                 format!("{n:.2}"),
+                f,
                 format!("{s:.2}"),
                 format!("{:+.2}", s - n),
                 format!("{:.2}x", s / n),

@@ -151,12 +151,24 @@ static NOINLINE void contended_pair(long n) {
     pthread_join(b, NULL);
 }
 
+/* The fastest of PASSES passes, each of a fifth of the iterations: on a
+ * shared machine one long pass takes whatever preemption and interrupts
+ * fall into it, which swings a system call's few hundred nanoseconds by
+ * more than the shim adds (native and shim runs are measured alike). */
+enum { PASSES = 5 };
+
 static void measure(const char *name, void (*fn)(long)) {
     fn(iters / 10); /* warm up: resolve symbols, record first facts */
-    double t0 = now_ns();
-    fn(iters);
-    double t1 = now_ns();
-    printf("%s %.2f\n", name, (t1 - t0) / iters);
+    long n = iters / PASSES;
+    double best = 0;
+    for (int i = 0; i < PASSES; i++) {
+        double t0 = now_ns();
+        fn(n);
+        double ns = (now_ns() - t0) / n;
+        if (i == 0 || ns < best)
+            best = ns;
+    }
+    printf("%s %.2f\n", name, best);
 }
 
 /* Lock-heavy: two threads, each on its own lock, sharing one now and then. */
