@@ -466,18 +466,43 @@ fn relocks_that_glibc_refuses_or_grants_are_not_findings() {
 /// Runs warnd --stress under `holdcheck run` with extra options: exit
 /// status, stderr, the JSON report.
 fn warnd_stress_run(name: &str, extra: &[&str]) -> (i32, String, Value) {
+    warnd_stress_run_with(name, extra, "watchdog_ms=500")
+}
+
+/// [`warnd_stress_run`] with the shim's options.
+fn warnd_stress_run_with(name: &str, extra: &[&str], options: &str) -> (i32, String, Value) {
     let work = work_dir(name);
     let report = work.join("r.json");
     let exe = examples().join("warnd");
     let mut args = vec!["run", "--format", "json", "-o", report.to_str().unwrap()];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", exe.to_str().unwrap(), "--stress"]);
-    let (code, _, stderr) = holdcheck_with(&args, Duration::from_secs(60), "watchdog_ms=500");
+    let (code, _, stderr) = holdcheck_with(&args, Duration::from_secs(60), options);
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     for p in r["processes"].as_array().unwrap() {
         assert_gone(p["pid"].as_i64().unwrap() as i32);
     }
     (code, stderr, r)
+}
+
+/// `on_deadlock=abort`: the watchdog says what it saw, and the process
+/// aborts only once that is in its trace (records are written in batches,
+/// perhaps by another thread: an abort must not lose the one in flight).
+/// The run, told to keep the deadlocked command running, sees it die of
+/// SIGABRT, and reports the deadlock from the trace.
+#[test]
+fn on_deadlock_abort_aborts_once_the_deadlock_is_in_the_trace() {
+    let (code, stderr, r) = warnd_stress_run_with(
+        "abort",
+        &["--keep-running", "--timeout", "30"],
+        "watchdog_ms=500:on_deadlock=abort",
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("on_deadlock=abort: aborting"), "{stderr}");
+    assert_eq!(r["run"]["ending"], "signalled", "{:#}", r["run"]);
+    assert_eq!(r["run"]["code"], libc::SIGABRT, "{:#}", r["run"]);
+    // A deadlock is what the watchdog observed: it came from the trace.
+    assert_eq!(findings(&r, "deadlock").len(), 1, "{:#}", r["findings"]);
 }
 
 /// No --timeout: the run ends once the watchdog saw the deadlock (the

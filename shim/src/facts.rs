@@ -5,7 +5,7 @@
 use crate::channel;
 use crate::config;
 use crate::locks;
-use crate::recorder::{record_stack, RECORDER};
+use crate::recorder::{record_stack, recorder};
 use crate::sys::ErrnoGuard;
 use crate::thread::{mix, Again, HeldEntry, ThreadState};
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, MisuseKind, Mode, Record};
@@ -165,7 +165,7 @@ fn lock_order_unseen(
         held.iter().map(|(h, _)| h),
     );
     {
-        let mut rec = RECORDER.lock();
+        let mut rec = recorder();
         if !rec.would_write(identity, tid) {
             return own;
         }
@@ -194,7 +194,7 @@ fn lock_order_unseen(
             id
         }
     };
-    let mut rec = RECORDER.lock();
+    let mut rec = recorder();
     note_thread(&mut rec, st);
     // SAFETY: the lock being acquired and the held ones are live.
     unsafe {
@@ -434,7 +434,7 @@ fn held_call_key(st: &ThreadState, ckey: u64, call: &'static str, epoch: u64, ti
 /// Writes the unix socket pairs the channel resolver learnt.
 pub fn record_new_peers() {
     for (inode, peer) in channel::take_new_peers() {
-        RECORDER.lock().write(&Record::UnixPeer { inode, peer });
+        recorder().write(&Record::UnixPeer { inode, peer });
     }
 }
 
@@ -541,7 +541,7 @@ fn queue_op(
     // it holds: what the trace already has is no new fact, and no reason
     // to unwind a stack.
     if new_use || !pending.is_empty() {
-        let rec = RECORDER.lock();
+        let rec = recorder();
         new_use = new_use && rec.would_write(use_key, tid);
         pending.retain(|e| rec.would_write(queue_lock_base(ckey, e).1, tid));
     }
@@ -571,7 +571,7 @@ fn queue_op(
     }
     // As above: only what the trace lacks is worth a stack.
     if waits.iter().any(|w| w.0 != 0) {
-        let rec = RECORDER.lock();
+        let rec = recorder();
         for w in waits.iter_mut() {
             if w.0 != 0 && !rec.would_write(queue_wait_base(ckey, w.0), tid) {
                 *w = (0, 0);
@@ -600,7 +600,7 @@ fn queue_op(
             // (nor unwound) again.
             let held: Vec<Held> = held_list(st).into_iter().map(|(h, _)| h).collect();
             let base = fact_identity(mix(ckey, call.as_ptr() as u64), None, held.iter());
-            let mut rec = RECORDER.lock();
+            let mut rec = recorder();
             let (id, new) = rec.thread_fact(base, tid);
             rec.alias_fact(fact, id);
             if new {
@@ -636,7 +636,7 @@ fn queue_op(
             })
             .collect();
         let held: Vec<(Held, LockKind)> = held_list(st);
-        let mut rec = RECORDER.lock();
+        let mut rec = recorder();
         note_thread(&mut rec, st);
         // Claimed once per thread, channel and call (the stack is that
         // of the first such use).
@@ -765,7 +765,7 @@ pub fn call_end(ctx: CallCtx) {
             Some(p) => tally(p, ctx.fact, ns),
             None => {
                 let _errno = ErrnoGuard::save();
-                RECORDER.lock().call_stats(ctx.fact, 1, ns);
+                recorder().call_stats(ctx.fact, 1, ns);
             }
         }
     }
@@ -805,11 +805,11 @@ fn tally(p: &crate::live::Published, key: u64, ns: u64) {
             return;
         }
         let _errno = ErrnoGuard::save();
-        give(&mut RECORDER.lock(), t);
+        give(&mut recorder(), t);
         return;
     }
     let _errno = ErrnoGuard::save();
-    let mut rec = RECORDER.lock();
+    let mut rec = recorder();
     // The fact it counted before: what the recorder lacks of it.
     give(&mut rec, t);
     t.key.store(key, Relaxed);
@@ -845,13 +845,13 @@ pub fn give_tallies(rec: &mut crate::recorder::Recorder, published: &[&crate::li
 /// Gives the recorder what this thread counted (at its exit).
 pub fn flush_tallies(p: &crate::live::Published) {
     let _errno = ErrnoGuard::save();
-    give_tallies(&mut RECORDER.lock(), &[p]);
+    give_tallies(&mut recorder(), &[p]);
 }
 
 /// Says once that a bound was hit (the held stack overflowed).
 pub fn partial(reason: &'static str) {
     let _errno = ErrnoGuard::save();
-    RECORDER.lock().partial(reason);
+    recorder().partial(reason);
 }
 
 /// A thread exits still holding locks: each one that it really still holds
@@ -894,7 +894,7 @@ pub fn exited_holding(st: &mut ThreadState) {
                 });
             }
         }
-        let mut rec = RECORDER.lock();
+        let mut rec = recorder();
         // Like every fact: a few threads per lock and site, not one record
         // per exiting thread.
         let base = mix(
@@ -975,7 +975,7 @@ pub fn misuse(st: &mut ThreadState, m: Misuse) {
         fact_identity(mix(key, stack), Some(lock), std::iter::empty()),
         condvar.map_or(0, |c| c.gen as u64),
     );
-    let mut rec = RECORDER.lock();
+    let mut rec = recorder();
     if !rec.thread_fact(identity, tid).1 {
         return;
     }
@@ -1146,7 +1146,7 @@ pub fn thread_end_locks(st: &mut ThreadState, joined: u32) {
             return;
         }
         let lock = locks::lock_ref(e.addr);
-        let mut rec = RECORDER.lock();
+        let mut rec = recorder();
         rec.name_thread(joined, name.clone());
         // The joined thread may have freed the lock: its kind is read only
         // from memory that is still there.

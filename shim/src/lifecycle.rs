@@ -28,7 +28,7 @@ extern "C" fn init() {
     // shim ran and saw nothing, a missing one that it never loaded.
     if config::active() {
         // A failure was said, and the shim is passive.
-        let _ = recorder::RECORDER.lock().open();
+        let _ = recorder::recorder().open();
     }
     // SAFETY: the handlers are plain functions of this library.
     unsafe {
@@ -76,10 +76,10 @@ extern "C" fn after_fork_child() {
     stack::fork_child();
     // The parent's trace, still open here: the child says through it if it
     // cannot have a trace of its own.
-    let parent_trace = recorder::RECORDER.try_lock().and_then(|r| r.raw_fd());
+    let parent_trace = recorder::inherited_fd();
     // SAFETY: in the fork child, before any other shim code runs there.
     unsafe {
-        recorder::RECORDER.reset(recorder::Recorder::new());
+        recorder::reset_in_child();
         locks::after_fork_child();
         channel::after_fork_child();
         live::after_fork_child();
@@ -95,7 +95,7 @@ extern "C" fn after_fork_child() {
     ));
     if config::active() {
         thread::passing_through(|| {
-            if let (Err(reason), Some(fd)) = (recorder::RECORDER.lock().open(), parent_trace) {
+            if let (Err(reason), Some(fd)) = (recorder::recorder().open(), parent_trace) {
                 let line = holdcheck_format::Record::NoTrace {
                     pid: crate::sys::getpid(),
                     reason,
@@ -117,11 +117,11 @@ extern "C" fn fini() {
     }
     // Read before the recorder is taken (never the registry under it).
     let published = crate::live::all_published();
-    // Another thread may still be inside the recorder: wait a little, never
-    // forever.
+    // Another thread may still be inside the recorder, or writing a batch
+    // of it: wait a little, never forever.
     let mut rec = None;
     for _ in 0..200 {
-        rec = recorder::RECORDER.try_lock();
+        rec = recorder::try_recorder().filter(|r| !r.flushing());
         if rec.is_some() {
             break;
         }
@@ -131,9 +131,11 @@ extern "C" fn fini() {
     // What running threads counted but did not give the recorder yet.
     crate::facts::give_tallies(&mut rec, &published);
     rec.flush_stats();
+    let path = rec.path().map(str::to_string);
+    drop(rec); // written now
     if config::get().verbosity >= 1 {
-        if let Some(path) = rec.path() {
-            let dir = std::path::Path::new(path)
+        if let Some(path) = path {
+            let dir = std::path::Path::new(&path)
                 .parent()
                 .map(|d| d.display().to_string())
                 .unwrap_or_default();

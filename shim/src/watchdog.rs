@@ -9,7 +9,7 @@ use crate::config;
 use crate::live;
 use crate::live::{Published, CHANNELS, REGISTRY, WAIT_CALL, WAIT_LOCK};
 use crate::locks;
-use crate::recorder::RECORDER;
+use crate::recorder::recorder;
 use crate::sync::ForkMutex;
 use crate::sys;
 use crate::thread::{self, HeldEntry};
@@ -157,7 +157,7 @@ fn run() {
         }
         // Calls under locks that threads counted: on disk at each look.
         let published = crate::live::all_published();
-        crate::facts::give_tallies(&mut crate::recorder::RECORDER.lock(), &published);
+        crate::facts::give_tallies(&mut crate::recorder::recorder(), &published);
         let mut snap = snapshot();
         for t in snap.iter_mut().filter(|t| t.since != 0) {
             t.since = t.since.max(resumed_at);
@@ -197,6 +197,7 @@ fn run() {
                 report(&obs.observed);
                 if obs.observed.kind == "deadlock" && cfg.abort_on_deadlock {
                     sys::say("on_deadlock=abort: aborting for a core dump");
+                    crate::recorder::drain();
                     // SAFETY: the documented way to leave a core.
                     unsafe { libc::abort() };
                 }
@@ -566,8 +567,7 @@ fn report(o: &Observed) {
             t.tid, t.name, t.waited_ms
         ));
     }
-    let dir = RECORDER
-        .lock()
+    let dir = recorder()
         .path()
         .and_then(|p| {
             std::path::Path::new(p)
@@ -579,5 +579,5 @@ fn report(o: &Observed) {
         "  stacks: holdcheck report {dir}\n==================\n"
     ));
     sys::say_bytes(text.as_bytes());
-    RECORDER.lock().write(&Record::Observed(o.clone()));
+    recorder().write(&Record::Observed(o.clone()));
 }

@@ -5,7 +5,7 @@
 //! report names it. The call itself is always passed through unchanged.
 
 use crate::real;
-use crate::recorder::RECORDER;
+use crate::recorder::recorder;
 use crate::sys::ErrnoGuard;
 use crate::thread;
 use crate::untraced::{strings, untraced_reason};
@@ -33,7 +33,7 @@ unsafe fn note_start(
         let program = CStr::from_ptr(program).to_string_lossy().into_owned();
         let env = strings(envp, 4096);
         if let Some(reason) = untraced_reason(&program, &env) {
-            RECORDER.lock().write(&Record::Untraced {
+            recorder().write(&Record::Untraced {
                 call: call.to_string(),
                 program,
                 argv: strings(argv, 64),
@@ -44,6 +44,15 @@ unsafe fn note_start(
     thread::leave(st);
 }
 
+/// An exec ends the other threads: the records one of them is writing now
+/// are written first (not from a signal handler, which passes through).
+fn before_exec() {
+    if let Some(st) = thread::enter() {
+        crate::recorder::drain();
+        thread::leave(st);
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C-unwind" fn execve(
     path: *const c_char,
@@ -51,18 +60,21 @@ pub unsafe extern "C-unwind" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     note_start("execve", path, argv, envp);
+    before_exec();
     real::execve()(path, argv, envp)
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     note_start("execv", path, argv, environ);
+    before_exec();
     real::execv()(path, argv)
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     note_start("execvp", file, argv, environ);
+    before_exec();
     real::execvp()(file, argv)
 }
 
@@ -73,6 +85,7 @@ pub unsafe extern "C-unwind" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     note_start("execvpe", file, argv, envp);
+    before_exec();
     real::execvpe()(file, argv, envp)
 }
 

@@ -10,7 +10,7 @@
 
 use crate::facts::{self, CallCtx};
 use crate::real;
-use crate::recorder::RECORDER;
+use crate::recorder::recorder;
 use crate::sys::ErrnoGuard;
 use crate::thread;
 use core::ffi::{c_int, c_void};
@@ -119,7 +119,7 @@ fn joining(handle: libc::pthread_t, forever: bool) -> Joining {
     };
     // The thread's start, if it recorded it, before a prune of ended
     // threads could forget it.
-    let recorded = RECORDER.lock().pthread_tid(handle);
+    let recorded = recorder().pthread_tid(handle);
     if st.held_len == 0 {
         thread::leave(st);
         return (None, None, recorded);
@@ -129,8 +129,7 @@ fn joining(handle: libc::pthread_t, forever: bool) -> Joining {
     let tid = match handle_tid(st, handle) {
         Some(0) => facts::ended_thread(handle),
         Some(t) => Some(t),
-        None => RECORDER
-            .lock()
+        None => recorder()
             .pthread_tid(handle)
             .or_else(|| facts::ended_thread(handle)),
     };
@@ -168,10 +167,10 @@ fn joined(handle: libc::pthread_t, (under_lock, ctx, before): Joining, r: c_int)
     let _errno = ErrnoGuard::save();
     // The joined thread started before it exited, so its start is recorded
     // by now; its handle is reused only by a later pthread_create.
-    let recorded = before.or_else(|| RECORDER.lock().pthread_tid(handle));
+    let recorded = before.or_else(|| recorder().pthread_tid(handle));
     if let Some(j) = recorded {
         let tid = st.tid();
-        RECORDER.lock().joined(tid, handle, j, st.syncs);
+        recorder().joined(tid, handle, j, st.syncs);
     }
     if let Some(j) = under_lock.or(recorded) {
         if st.held_len > 0 {

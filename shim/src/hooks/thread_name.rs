@@ -2,7 +2,7 @@
 //! already recorded facts gets its new name in the trace.
 
 use crate::real;
-use crate::recorder::RECORDER;
+use crate::recorder::recorder;
 use crate::sys::ErrnoGuard;
 use crate::thread;
 use core::ffi::{c_char, c_int, CStr};
@@ -19,7 +19,7 @@ pub unsafe extern "C-unwind" fn pthread_setname_np(
             // The kernel keeps 15 bytes; so does the record.
             let bytes = CStr::from_ptr(name).to_bytes();
             let name = String::from_utf8_lossy(&bytes[..bytes.len().min(15)]);
-            RECORDER.lock().renamed(t, &name);
+            recorder().renamed(t, &name);
             thread::leave(st);
         }
     }
@@ -42,7 +42,7 @@ pub unsafe extern "C-unwind" fn prctl(
             let self_thread = libc::pthread_self();
             let bytes = CStr::from_ptr(a2 as *const c_char).to_bytes();
             let name = String::from_utf8_lossy(&bytes[..bytes.len().min(15)]);
-            RECORDER.lock().renamed(self_thread, &name);
+            recorder().renamed(self_thread, &name);
             thread::leave(st);
         }
     }
