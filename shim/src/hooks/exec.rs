@@ -17,12 +17,16 @@ extern "C" {
 }
 
 /// Records the start of a program that will run untraced. `program` is the
-/// path or (for the `p` variants) the name searched in PATH.
+/// path or (for the `p` variants) the name searched in PATH. An exec
+/// (`ends_image`) ends the other threads: the batch of records one of
+/// them may be writing is waited for (not from a signal handler, which
+/// passes through).
 ///
 /// # Safety
 /// The pointers are the caller's arguments to an exec or spawn call.
 unsafe fn note_start(
     call: &str,
+    ends_image: bool,
     program: *const c_char,
     argv: *const *const c_char,
     envp: *const *const c_char,
@@ -41,16 +45,10 @@ unsafe fn note_start(
             });
         }
     }
-    thread::leave(st);
-}
-
-/// An exec ends the other threads: the records one of them is writing now
-/// are written first (not from a signal handler, which passes through).
-fn before_exec() {
-    if let Some(st) = thread::enter() {
+    if ends_image {
         crate::recorder::drain();
-        thread::leave(st);
     }
+    thread::leave(st);
 }
 
 #[no_mangle]
@@ -59,22 +57,19 @@ pub unsafe extern "C-unwind" fn execve(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    note_start("execve", path, argv, envp);
-    before_exec();
+    note_start("execve", true, path, argv, envp);
     real::execve()(path, argv, envp)
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
-    note_start("execv", path, argv, environ);
-    before_exec();
+    note_start("execv", true, path, argv, environ);
     real::execv()(path, argv)
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    note_start("execvp", file, argv, environ);
-    before_exec();
+    note_start("execvp", true, file, argv, environ);
     real::execvp()(file, argv)
 }
 
@@ -84,8 +79,7 @@ pub unsafe extern "C-unwind" fn execvpe(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    note_start("execvpe", file, argv, envp);
-    before_exec();
+    note_start("execvpe", true, file, argv, envp);
     real::execvpe()(file, argv, envp)
 }
 
@@ -98,7 +92,7 @@ pub unsafe extern "C-unwind" fn posix_spawn(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    note_start("posix_spawn", path, argv, envp);
+    note_start("posix_spawn", false, path, argv, envp);
     real::posix_spawn()(pid, path, actions, attr, argv, envp)
 }
 
@@ -111,6 +105,6 @@ pub unsafe extern "C-unwind" fn posix_spawnp(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    note_start("posix_spawnp", file, argv, envp);
+    note_start("posix_spawnp", false, file, argv, envp);
     real::posix_spawnp()(pid, file, actions, attr, argv, envp)
 }
