@@ -674,9 +674,26 @@ impl Record {
 
     /// Serialises one record as a trace line (with the newline).
     pub fn to_line(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec(self).expect("trace records always serialise");
-        v.push(b'\n');
+        let mut v = Vec::new();
+        self.write_line(&mut v)
+            .expect("trace records always serialise");
         v
+    }
+
+    /// Appends the record's trace line (with the newline) to `out`; on an
+    /// error, `out` is left as it was.
+    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let start = out.len();
+        match serde_json::to_writer(&mut *out, self) {
+            Ok(()) => {
+                out.push(b'\n');
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
     }
 }
 

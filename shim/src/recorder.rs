@@ -461,11 +461,9 @@ impl Recorder {
         if self.file.is_none() {
             return;
         }
-        let start = self.pending.len();
-        match serde_json::to_writer(&mut self.pending, rec) {
-            Ok(()) => self.pending.push(b'\n'),
-            Err(_) => self.pending.truncate(start),
-        }
+        // Serialised in place: no line of its own to allocate. A record
+        // that cannot be serialised (none fails) is left out.
+        let _ = rec.write_line(&mut self.pending);
     }
 
     /// Whether a thread is writing a batch of records now.
