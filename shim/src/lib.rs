@@ -36,4 +36,5 @@ mod sync;
 mod sys;
 mod thread;
 mod untraced;
+mod unwind;
 mod watchdog;

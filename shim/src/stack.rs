@@ -28,7 +28,8 @@ impl Stack {
     }
 }
 
-/// Captures the current stack, dropping the shim's own frames.
+/// Captures the current stack, dropping the shim's own frames: by the
+/// shim's own unwinder where it can (see `unwind`), else by libgcc's.
 pub fn capture(depth: usize) -> Stack {
     let (lo, hi) = shim_range();
     let mut st = Stack {
@@ -36,6 +37,10 @@ pub fn capture(depth: usize) -> Stack {
         len: 0,
     };
     let depth = depth.min(MAX_FRAMES);
+    if let Some(n) = crate::unwind::capture(&mut st.frames[..depth], lo, hi) {
+        st.len = n;
+        return st;
+    }
     // SAFETY: libgcc's unwinder is thread-safe; the shim's busy flag keeps
     // its own lock hooks from recording while the unwinder takes its locks.
     unsafe {
@@ -122,11 +127,15 @@ pub fn fork_child() {
     unsafe { FORK_SNAPSHOT.raw_unlock() };
 }
 
-/// Whether objects were loaded or unloaded since the last call.
-pub fn modules_changed() -> bool {
-    if IN_FORK_CHILD.load(Ordering::Relaxed) {
-        return false; // a fork child loads nothing new before exec, as a rule
-    }
+/// Whether this is a fork child that has not exec'd: it must not ask the
+/// loader anything (see [`FORK_SNAPSHOT`]).
+pub fn in_fork_child() -> bool {
+    IN_FORK_CHILD.load(Ordering::Relaxed)
+}
+
+/// The loader's (`dlpi_adds`, `dlpi_subs`): they change whenever an object
+/// is loaded or unloaded. Not in a fork child.
+pub fn loader_counters() -> (u64, usize) {
     let mut counters = (0u64, 0usize);
     unsafe extern "C" fn first(
         info: *mut libc::dl_phdr_info,
@@ -139,6 +148,15 @@ pub fn modules_changed() -> bool {
     }
     // SAFETY: the callback only reads the entry it is given.
     unsafe { libc::dl_iterate_phdr(Some(first), &mut counters as *mut _ as *mut c_void) };
+    counters
+}
+
+/// Whether objects were loaded or unloaded since the last call.
+pub fn modules_changed() -> bool {
+    if in_fork_child() {
+        return false; // a fork child loads nothing new before exec, as a rule
+    }
+    let counters = loader_counters();
     let adds = LAST_ADDS.swap(counters.0, Ordering::Relaxed);
     let subs = LAST_SUBS.swap(counters.1, Ordering::Relaxed);
     adds != counters.0 || subs != counters.1

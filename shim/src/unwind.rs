@@ -1,0 +1,411 @@
+//! The shim's own unwinder for a new fact's stack: framehop over the
+//! loaded objects' `.eh_frame`, read in place, with a rule cache by
+//! address. libgcc's `_Unwind_Backtrace` interprets every frame's CFI anew
+//! each time (about 14 000 instructions per stack of `manylocks --stress`,
+//! half of what its first moments cost under the shim); a stack taken
+//! again through the same code is then mostly cache hits.
+//!
+//! It answers only where it can read safely and says what libgcc would:
+//! the stack is read between the stack pointer and the top of this
+//! thread's stack (glibc keeps a thread's descriptor at the top of its
+//! stack; the main thread's ends just above `__libc_stack_end`), a frame
+//! is reported only inside an object with unwind information (libgcc stops
+//! where it finds no FDE), and any error, a thread it cannot bound, or a
+//! fork child (which must not ask the loader) leaves the stack to libgcc.
+
+use crate::stack;
+use crate::sync::ForkMutex;
+use core::ffi::{c_int, c_void};
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
+
+/// Memory of a loaded object, read in place (no copy of a library's
+/// `.eh_frame`). Valid while the object is loaded: the table is rebuilt
+/// whenever the loader's counters change, and an object whose code is on
+/// this thread's stack cannot have been unloaded.
+#[derive(Clone, Copy, Default)]
+struct Mapped {
+    start: usize,
+    len: usize,
+}
+
+impl core::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: see the type's comment.
+        unsafe { core::slice::from_raw_parts(self.start as *const u8, self.len) }
+    }
+}
+
+struct Table {
+    unwinder: UnwinderX86_64<Mapped>,
+    cache: CacheX86_64,
+    /// The loader's (adds, subs) when it was built.
+    counters: (u64, usize),
+    /// The executable ranges of the objects it can unwind.
+    code: Vec<(u64, u64)>,
+}
+
+static TABLE: ForkMutex<Option<Box<Table>>> = ForkMutex::new(None);
+
+/// Deepest a stack the bounds allow: deeper, libgcc takes it.
+const MAX_STACK: u64 = 1 << 30;
+
+/// The current thread's stack, innermost first, as return addresses
+/// outside `[skip_lo, skip_hi)` (the shim), at most `out.len()` of them;
+/// None where libgcc must take it (see the module's comment).
+#[inline(never)]
+pub fn capture(out: &mut [u64], skip_lo: u64, skip_hi: u64) -> Option<usize> {
+    if stack::in_fork_child() {
+        return None;
+    }
+    let (pc, sp, bp): (u64, u64, u64);
+    // SAFETY: reads three registers. The pc is this instruction's own
+    // address, so the unwind starts here, where `sp` and `bp` were read.
+    unsafe {
+        core::arch::asm!(
+            "lea {pc}, [rip]",
+            "mov {sp}, rsp",
+            "mov {bp}, rbp",
+            pc = out(reg) pc,
+            sp = out(reg) sp,
+            bp = out(reg) bp,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    let top = stack_top(sp)?;
+    let counters = stack::loader_counters();
+    let mut guard = TABLE.lock();
+    if guard.as_ref().is_none_or(|t| t.counters != counters) {
+        *guard = Some(Box::new(build(counters)));
+    }
+    let table = guard.as_mut()?;
+    let on = alt_stack()?;
+    let mut walk = Walk {
+        table,
+        regs: (pc, sp, bp),
+        top,
+        skip: (skip_lo, skip_hi),
+        out,
+        found: None,
+    };
+    // SAFETY: `on` is the top of the unwinder's own stack, used only with
+    // the table's lock held (as here); `walk` outlives the call.
+    unsafe { call_on(on, walk_there, &mut walk as *mut Walk as *mut c_void) };
+    walk.found
+}
+
+/// An unwind to make on the unwinder's own stack.
+struct Walk<'a> {
+    table: &'a mut Table,
+    /// pc, sp, bp where it starts.
+    regs: (u64, u64, u64),
+    /// The top of the stack read.
+    top: u64,
+    /// The shim's range, whose frames are left out.
+    skip: (u64, u64),
+    out: &'a mut [u64],
+    /// The frames written into `out`, or None for libgcc to take it.
+    found: Option<usize>,
+}
+
+/// [`Walk::run`] from [`call_on`]: a panic must not unwind into the stack
+/// switch (it has no unwind information), so it is caught here.
+unsafe extern "C" fn walk_there(walk: *mut c_void) {
+    // SAFETY: `capture` passes its `Walk`, alive and not otherwise used.
+    let walk = unsafe { &mut *(walk as *mut Walk) };
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| walk.run()));
+    walk.found = found.ok().flatten();
+}
+
+impl Walk<'_> {
+    fn run(&mut self) -> Option<usize> {
+        let (pc, sp, bp) = self.regs;
+        let top = self.top;
+        let mut read = |addr: u64| {
+            if addr >= sp && addr.checked_add(8).is_some_and(|end| end <= top) {
+                // SAFETY: inside the unwound thread's stack, above its
+                // stack pointer (frames that stay as they are while it
+                // waits for this unwind).
+                Ok(unsafe { (addr as *const u64).read_unaligned() })
+            } else {
+                Err(())
+            }
+        };
+        let Table {
+            unwinder,
+            cache,
+            code,
+            ..
+        } = &mut *self.table;
+        let mut frames =
+            unwinder.iter_frames(pc, UnwindRegsX86_64::new(pc, sp, bp), cache, &mut read);
+        let (skip_lo, skip_hi) = self.skip;
+        let mut n = 0;
+        while n < self.out.len() {
+            match frames.next() {
+                Ok(Some(FrameAddress::ReturnAddress(ra))) => {
+                    let ip = ra.get();
+                    if !code.iter().any(|&(lo, hi)| ip >= lo && ip < hi) {
+                        break;
+                    }
+                    if ip >= skip_lo && ip < skip_hi {
+                        continue;
+                    }
+                    self.out[n] = ip;
+                    n += 1;
+                }
+                Ok(Some(FrameAddress::InstructionPointer(_))) => {}
+                Ok(None) => break,
+                Err(_) => return None,
+            }
+        }
+        Some(n)
+    }
+}
+
+/// The unwinder's own stack: gimli's CFI rows take more than 8 KiB of
+/// stack, more than a thread on a small stack has left. Reserved once
+/// (8 MiB, as a thread's, only what is touched is memory; a guard page
+/// below it), never freed; used by one unwind at a time, under the table's
+/// lock. Returns its top; None if it cannot be mapped.
+fn alt_stack() -> Option<usize> {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static TOP: AtomicUsize = AtomicUsize::new(0);
+    const SIZE: usize = 8 << 20;
+    const GUARD: usize = 4096;
+    let top = TOP.load(Ordering::Relaxed);
+    if top != 0 {
+        return Some(top);
+    }
+    // SAFETY: a new private mapping; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            SIZE + GUARD,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: the lowest page of the mapping just made.
+    unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) };
+    let top = base as usize + GUARD + SIZE;
+    TOP.store(top, Ordering::Relaxed);
+    Some(top)
+}
+
+/// Calls `f(arg)` with the stack pointer at `top` (16-byte aligned), then
+/// returns to the caller's stack: `r12`, which `f` preserves, keeps it.
+///
+/// # Safety
+/// `top` is the top of a stack nothing else uses meanwhile, large enough
+/// for `f`; `f` does not unwind.
+unsafe fn call_on(top: usize, f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) {
+    // SAFETY: as the function's contract says.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, rsp",
+            "mov rsp, {top}",
+            "call {f}",
+            "mov rsp, r12",
+            top = in(reg) top,
+            f = in(reg) f,
+            inout("rdi") arg => _,
+            out("r12") _,
+            clobber_abi("C"),
+        );
+    }
+}
+
+extern "C" {
+    /// ld.so's: where the main thread's stack started (argc).
+    static __libc_stack_end: *const c_void;
+}
+
+/// The top of the stack `sp` is on: the thread's descriptor for a thread
+/// glibc made, the page above `__libc_stack_end` for the main thread;
+/// None for anything else.
+fn stack_top(sp: u64) -> Option<u64> {
+    // SAFETY: no preconditions.
+    let me = unsafe { libc::pthread_self() } as u64;
+    if me > sp && me - sp < MAX_STACK {
+        return Some(me);
+    }
+    // SAFETY: set by the loader before any code of the program ran.
+    let end = unsafe { __libc_stack_end } as u64;
+    let top = (end | 0xfff) + 1;
+    if end > sp && top - sp < MAX_STACK && rustix::thread::gettid() == rustix::process::getpid() {
+        return Some(top);
+    }
+    None
+}
+
+/// The table of every loaded object with unwind information.
+fn build(counters: (u64, usize)) -> Table {
+    let mut t = Table {
+        unwinder: UnwinderX86_64::new(),
+        cache: CacheX86_64::new(),
+        counters,
+        code: Vec::new(),
+    };
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
+        // SAFETY: the loader passes a valid entry; `data` is the table.
+        let (info, t) = unsafe { (&*info, &mut *(data as *mut Table)) };
+        // SAFETY: as above.
+        if let Some((range, module)) = unsafe { module(info) } {
+            t.code.push(range);
+            t.unwinder.add_module(module);
+        }
+        0
+    }
+    // SAFETY: the callback only reads the entries it is given.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut t as *mut Table as *mut c_void) };
+    t
+}
+
+/// One object's executable range and its module, from its program
+/// headers: the text is its executable segment, `.eh_frame_hdr` is
+/// `PT_GNU_EH_FRAME`, and `.eh_frame` starts where the header says and
+/// runs at most to the end of its segment.
+///
+/// # Safety
+/// `info` is a loader entry of a loaded object.
+unsafe fn module(info: &libc::dl_phdr_info) -> Option<((u64, u64), Module<Mapped>)> {
+    let bias = info.dlpi_addr;
+    // SAFETY: the loader's program headers of this object.
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let loads = || phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
+    let text = loads().find(|p| p.p_flags & libc::PF_X != 0)?;
+    let hdr = phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME)?;
+    let hdr_svma = hdr.p_vaddr;
+    let hdr_len = hdr.p_memsz as usize;
+    if hdr_len < 8 {
+        return None;
+    }
+    let hdr_at = (bias + hdr_svma) as usize;
+    // SAFETY: PT_GNU_EH_FRAME is mapped, `hdr_len` bytes.
+    let h = unsafe { core::slice::from_raw_parts(hdr_at as *const u8, hdr_len) };
+    let eh_frame_at = eh_frame_ptr(h, hdr_at as u64)?;
+    let eh_frame_svma = eh_frame_at.checked_sub(bias)?;
+    let seg =
+        loads().find(|p| eh_frame_svma >= p.p_vaddr && eh_frame_svma < p.p_vaddr + p.p_memsz)?;
+    let eh_frame_len = (seg.p_vaddr + seg.p_filesz).checked_sub(eh_frame_svma)?;
+    let text_svma = text.p_vaddr..text.p_vaddr + text.p_memsz;
+    let code = (bias + text_svma.start, bias + text_svma.end);
+    let info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        text_svma: Some(text_svma),
+        eh_frame_svma: Some(eh_frame_svma..eh_frame_svma + eh_frame_len),
+        eh_frame: Some(Mapped {
+            start: eh_frame_at as usize,
+            len: eh_frame_len as usize,
+        }),
+        eh_frame_hdr_svma: Some(hdr_svma..hdr_svma + hdr_len as u64),
+        eh_frame_hdr: Some(Mapped {
+            start: hdr_at,
+            len: hdr_len,
+        }),
+        ..Default::default()
+    };
+    Some((code, Module::new(String::new(), code.0..code.1, bias, info)))
+}
+
+/// `.eh_frame`'s address, from `.eh_frame_hdr` mapped at `at`: version
+/// 1, then the pointer's encoding (absolute or pc-relative; 4 or 8
+/// bytes), two other encodings, and the pointer.
+fn eh_frame_ptr(h: &[u8], at: u64) -> Option<u64> {
+    const PCREL: u8 = 0x10;
+    let (&version, &enc) = (h.first()?, h.get(1)?);
+    if version != 1 {
+        return None;
+    }
+    let field = at + 4;
+    let raw = |n: usize| h.get(4..4 + n);
+    let value = match enc & 0x0f {
+        // udata4, sdata4
+        0x03 => u32::from_le_bytes(raw(4)?.try_into().ok()?) as u64,
+        0x0b => i32::from_le_bytes(raw(4)?.try_into().ok()?) as i64 as u64,
+        // absptr, udata8, sdata8
+        0x00 | 0x04 | 0x0c => u64::from_le_bytes(raw(8)?.try_into().ok()?),
+        _ => return None,
+    };
+    match enc & 0x70 {
+        0 => Some(value),
+        PCREL => Some(field.wrapping_add(value)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both unwinders from one function: past the first frame (each
+    /// returns into `both` from its own call), the frames are the same.
+    #[inline(never)]
+    fn both() -> (Vec<u64>, Vec<u64>) {
+        let mut out = [0u64; 32];
+        let n = capture(&mut out, 0, 0).expect("a std thread's stack is bounded");
+        let mut gcc = Vec::new();
+        // SAFETY: a test thread; nothing else unwinds it.
+        unsafe {
+            backtrace::trace_unsynchronized(|f| {
+                gcc.push(f.ip() as u64);
+                gcc.len() < 64
+            })
+        };
+        (out[..n].to_vec(), gcc)
+    }
+
+    #[inline(never)]
+    fn nested(depth: u32) -> (Vec<u64>, Vec<u64>) {
+        let r = if depth == 0 {
+            both()
+        } else {
+            nested(depth - 1)
+        };
+        // Not a tail call: each level keeps a frame.
+        core::hint::black_box(r)
+    }
+
+    #[test]
+    fn stacks_are_those_libgcc_unwinds() {
+        let (mine, gcc) = nested(5);
+        assert!(mine.len() >= 7, "{mine:x?}");
+        let from = gcc
+            .iter()
+            .position(|&f| f == mine[1])
+            .unwrap_or_else(|| panic!("{:x} not in {gcc:x?}", mine[1]));
+        let k = (gcc.len() - from).min(mine.len() - 1);
+        assert!(k >= 6, "{mine:x?} {gcc:x?}");
+        assert_eq!(mine[1..1 + k], gcc[from..from + k], "{mine:x?} {gcc:x?}");
+    }
+
+    #[test]
+    fn a_stack_is_cut_at_the_frames_asked_for() {
+        let mut out = [0u64; 3];
+        assert_eq!(capture(&mut out, 0, 0), Some(3));
+        assert!(out.iter().all(|&f| f != 0));
+    }
+
+    #[test]
+    fn the_eh_frame_pointer_is_decoded_in_each_encoding() {
+        let at = 0x1000;
+        // pc-relative sdata4: -0x100 from the field at 0x1004.
+        let h = [1, 0x1b, 0x03, 0x3b, 0x00, 0xff, 0xff, 0xff];
+        assert_eq!(eh_frame_ptr(&h, at), Some(0x1004 - 0x100));
+        // absolute udata8.
+        let mut h = vec![1, 0x04, 0x03, 0x3b];
+        h.extend_from_slice(&0x7f00_0000_1234u64.to_le_bytes());
+        assert_eq!(eh_frame_ptr(&h, at), Some(0x7f00_0000_1234));
+        // another version, an encoding it does not know, too short.
+        assert_eq!(eh_frame_ptr(&[2, 0x1b, 0, 0, 0, 0, 0, 0], at), None);
+        assert_eq!(eh_frame_ptr(&[1, 0x09, 0, 0, 0, 0, 0, 0], at), None);
+        assert_eq!(eh_frame_ptr(&[1, 0x04, 0, 0, 0, 0, 0, 0], at), None);
+    }
+}
