@@ -60,8 +60,9 @@ pub fn capture(out: &mut [u64], skip_lo: u64, skip_hi: u64) -> Option<usize> {
         return None;
     }
     let (pc, sp, bp): (u64, u64, u64);
-    // SAFETY: reads three registers. The pc is this instruction's own
-    // address, so the unwind starts here, where `sp` and `bp` were read.
+    // SAFETY: reads three registers. The pc is the address right after
+    // the `lea`, in this function, so the unwind starts here, where `sp`
+    // and `bp` were read.
     unsafe {
         core::arch::asm!(
             "lea {pc}, [rip]",
@@ -384,6 +385,47 @@ mod tests {
         let k = (gcc.len() - from).min(mine.len() - 1);
         assert!(k >= 6, "{mine:x?} {gcc:x?}");
         assert_eq!(mine[1..1 + k], gcc[from..from + k], "{mine:x?} {gcc:x?}");
+    }
+
+    /// Where this thread's stack ends (its lowest address).
+    fn stack_bottom() -> usize {
+        // SAFETY: attributes of this thread, destroyed after use.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+            assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+            let (mut addr, mut size) = (core::ptr::null_mut(), 0);
+            assert_eq!(libc::pthread_attr_getstack(&attr, &mut addr, &mut size), 0);
+            libc::pthread_attr_destroy(&mut attr);
+            addr as usize
+        }
+    }
+
+    /// Uses this thread's stack down to `room` bytes above its end, then
+    /// unwinds from there.
+    #[inline(never)]
+    fn deep(bottom: usize, room: usize) -> (Vec<u64>, Vec<u64>) {
+        let pad = core::hint::black_box([0u8; 512]);
+        let here = pad.as_ptr() as usize;
+        let r = if here < bottom + room {
+            nested(2)
+        } else {
+            deep(bottom, room)
+        };
+        core::hint::black_box((r, pad)).0
+    }
+
+    #[test]
+    fn a_thread_with_little_stack_left_is_unwound_on_the_unwinders_stack() {
+        // 6 KiB left where the unwind starts: gimli alone needs more.
+        let t = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| deep(stack_bottom(), 6 << 10))
+            .unwrap();
+        let (mine, gcc) = t.join().expect("the thread did not overflow its stack");
+        assert!(mine.len() > 20, "{mine:x?}");
+        let from = gcc.iter().position(|&f| f == mine[1]).unwrap();
+        let k = (gcc.len() - from).min(mine.len() - 1);
+        assert_eq!(mine[1..1 + k], gcc[from..from + k]);
     }
 
     #[test]
