@@ -197,11 +197,10 @@ pub fn same_class_inversions(
         })
         .collect();
     let mut by_class: BTreeMap<usize, (Vec<Nested>, Vec<Nested>)> = BTreeMap::new();
-    for &(a, b) in model.edges.keys() {
+    for ((a, b), evidence) in model.edges.iter() {
         let (Some(class), Some(other)) = (node_class[a], node_class[b]) else {
             continue;
         };
-        let evidence = &model.edges[&(a, b)];
         let (Node::Lock { lock: la, .. }, Node::Lock { lock: lb, .. }) =
             (&model.nodes[a], &model.nodes[b])
         else {

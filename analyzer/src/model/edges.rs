@@ -18,8 +18,10 @@ pub struct Edges {
     pending: Vec<Key>,
     /// Sealed: each edge's range of `evidence`.
     index: FxHashMap<Key, (u32, u32)>,
-    /// Sealed: the edges in order.
+    /// Sealed: the edges in order, and beside each its range, so that a
+    /// walk over every edge looks nothing up.
     keys: Vec<Key>,
+    ranges: Vec<(u32, u32)>,
 }
 
 impl Edges {
@@ -34,11 +36,11 @@ impl Edges {
         if self.pending.is_empty() {
             return;
         }
+        self.drop_unreachable();
         // Each position's edge, the sealed part's from its ranges.
         let sealed = self.evidence.len() - self.pending.len();
         let mut at: Vec<(Key, u32)> = Vec::with_capacity(self.evidence.len());
-        for k in &self.keys {
-            let (s, e) = self.index[k];
+        for (k, &(s, e)) in self.keys.iter().zip(&self.ranges) {
             at.extend((s..e).map(|p| (*k, p)));
         }
         debug_assert_eq!(at.len(), sealed);
@@ -55,14 +57,49 @@ impl Edges {
         permute(&mut self.evidence, &mut order);
         self.index.clear();
         self.keys.clear();
+        self.ranges.clear();
         let mut start = 0;
         for i in 1..=at.len() {
             if i == at.len() || at[i].0 != at[start].0 {
+                let range = (pos(start), pos(i));
                 self.keys.push(at[start].0);
-                self.index.insert(at[start].0, (pos(start), pos(i)));
+                self.ranges.push(range);
+                self.index.insert(at[start].0, range);
                 start = i;
             }
         }
+    }
+
+    /// Drops the sealed evidence no edge reaches any more (that of edges
+    /// [`Edges::remove`]d), so that a seal after a removal permutes only
+    /// what is left. Nothing to do otherwise (the analysis seals once,
+    /// then removes).
+    fn drop_unreachable(&mut self) {
+        let sealed = self.evidence.len() - self.pending.len();
+        let reachable: usize = self.ranges.iter().map(|&(s, e)| (e - s) as usize).sum();
+        if reachable == sealed {
+            return;
+        }
+        let mut keep = vec![false; sealed];
+        for &(s, e) in &self.ranges {
+            keep[s as usize..e as usize].fill(true);
+        }
+        // Kept positions before each position: its new place.
+        let mut before = Vec::with_capacity(sealed + 1);
+        let mut n = 0u32;
+        for &k in &keep {
+            before.push(n);
+            n += k as u32;
+        }
+        for (k, r) in self.keys.iter().zip(self.ranges.iter_mut()) {
+            *r = (before[r.0 as usize], before[r.0 as usize] + (r.1 - r.0));
+            self.index.insert(*k, *r);
+        }
+        let mut i = 0;
+        self.evidence.retain(|_| {
+            i += 1;
+            i > sealed || keep[i - 1]
+        });
     }
 
     /// The evidence of an edge.
@@ -83,7 +120,11 @@ impl Edges {
 
     /// The edges with their evidence, in order.
     pub fn iter(&self) -> impl Iterator<Item = (Key, &[Evidence])> {
-        self.keys.iter().map(|k| (*k, &self[k]))
+        debug_assert!(self.pending.is_empty(), "edges read before seal");
+        self.keys
+            .iter()
+            .zip(&self.ranges)
+            .map(|(k, &(s, e))| (*k, &self.evidence[s as usize..e as usize]))
     }
 
     /// Forgets edges (their evidence stays, unreachable).
@@ -91,7 +132,13 @@ impl Edges {
         if gone.is_empty() {
             return;
         }
-        self.keys.retain(|k| !gone.contains(k));
+        (self.keys, self.ranges) = self
+            .keys
+            .iter()
+            .zip(&self.ranges)
+            .filter(|(k, _)| !gone.contains(k))
+            .map(|(k, r)| (*k, *r))
+            .unzip();
         self.index.retain(|k, _| !gone.contains(k));
     }
 
@@ -132,7 +179,52 @@ fn permute<T>(v: &mut [T], order: &mut [u32]) {
 
 #[cfg(test)]
 mod tests {
-    use super::permute;
+    use super::{permute, Edges};
+    use crate::model::{Evidence, Relation};
+
+    fn ev(tid: u32) -> Evidence {
+        Evidence::bare(1, tid, Relation::LockOrder, 0)
+    }
+
+    fn tids(e: &Edges) -> Vec<((usize, usize), Vec<u32>)> {
+        e.iter()
+            .map(|(k, ev)| (k, ev.iter().map(|x| x.tid).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn evidence_is_grouped_by_edge_in_read_order_across_seals_and_removals() {
+        let mut e = Edges::default();
+        for (k, tid) in [((2, 3), 1), ((0, 1), 2), ((2, 3), 3)] {
+            e.push(k, ev(tid));
+        }
+        e.seal();
+        assert_eq!(tids(&e), vec![((0, 1), vec![2]), ((2, 3), vec![1, 3])]);
+        e.push((1, 2), ev(4));
+        e.push((0, 1), ev(5));
+        e.seal();
+        let all = vec![
+            ((0, 1), vec![2, 5]),
+            ((1, 2), vec![4]),
+            ((2, 3), vec![1, 3]),
+        ];
+        assert_eq!(tids(&e), all);
+        // The walk and the lookup agree, edge by edge.
+        for (k, t) in &all {
+            let got: Vec<u32> = e[k].iter().map(|x| x.tid).collect();
+            assert_eq!(&got, t);
+        }
+        e.remove(&[(1, 2)].into_iter().collect());
+        assert_eq!(tids(&e), vec![all[0].clone(), all[2].clone()]);
+        assert!(e.get(&(1, 2)).is_none());
+        // Sealed again after a removal: the rest keep their evidence.
+        e.push((2, 3), ev(6));
+        e.seal();
+        assert_eq!(
+            tids(&e),
+            vec![((0, 1), vec![2, 5]), ((2, 3), vec![1, 3, 6])]
+        );
+    }
 
     #[test]
     fn permute_puts_each_element_where_the_order_says() {

@@ -88,6 +88,26 @@ pub struct Evidence {
     pub phase: u32,
 }
 
+impl Evidence {
+    /// Evidence of `relation` by a thread at `stack`, with nothing held or
+    /// wanted.
+    pub fn bare(pid: u32, tid: u32, relation: Relation, stack: u64) -> Evidence {
+        Evidence {
+            pid,
+            tid,
+            relation,
+            held_mode: None,
+            held_site: None,
+            held_stack: None,
+            wanted_mode: None,
+            wanted_site: None,
+            others_held: Vec::new(),
+            stack,
+            phase: 0,
+        }
+    }
+}
+
 /// What a lock is, from its metadata record.
 #[derive(Debug, Clone, Copy)]
 pub struct LockMeta {
@@ -313,19 +333,7 @@ impl Model {
             };
             let uses: Vec<_> = self.uses.iter().filter(|u| u.0 == pid).cloned().collect();
             for (pid, tid, channel, dir, stack) in uses {
-                let e = Evidence {
-                    pid,
-                    tid,
-                    relation: Relation::ExitWait,
-                    held_mode: None,
-                    held_site: None,
-                    held_stack: None,
-                    wanted_mode: None,
-                    wanted_site: None,
-                    others_held: Vec::new(),
-                    stack,
-                    phase: 0,
-                };
+                let e = Evidence::bare(pid, tid, Relation::ExitWait, stack);
                 self.edge(from.clone(), Node::Queue { channel, dir }, e);
             }
         }
@@ -573,19 +581,7 @@ impl Model {
                 waited_direction,
                 stack,
             } => {
-                let e = Evidence {
-                    pid,
-                    tid: *tid,
-                    relation: Relation::QueueWait { dir: *direction },
-                    held_mode: None,
-                    held_site: None,
-                    held_stack: None,
-                    wanted_mode: None,
-                    wanted_site: None,
-                    others_held: Vec::new(),
-                    stack: *stack,
-                    phase: 0,
-                };
+                let e = Evidence::bare(pid, *tid, Relation::QueueWait { dir: *direction }, *stack);
                 let from = Node::Queue {
                     channel: channel.clone(),
                     dir: direction.opposite(),
