@@ -42,8 +42,66 @@ struct Table {
     cache: CacheX86_64,
     /// The loader's (adds, subs) when it was built.
     counters: (u64, usize),
-    /// The executable ranges of the objects it can unwind.
-    code: Vec<(u64, u64)>,
+    fdes: Fdes,
+}
+
+/// The objects it can unwind, to ask whether a frame has an FDE.
+struct Fdes {
+    objects: Vec<Object>,
+    /// [`Fdes::has_fde`]'s answers by return address (direct-mapped).
+    seen: [(u64, bool); 512],
+}
+
+/// Where an object's code and unwind sections are.
+struct Object {
+    /// Its executable range (run-time addresses).
+    code: (u64, u64),
+    bias: u64,
+    eh_frame_hdr: Mapped,
+    eh_frame: Mapped,
+    /// The sections' addresses as the object states them (for the
+    /// pointers relative to them).
+    bases: gimli::BaseAddresses,
+}
+
+impl Fdes {
+    /// Whether the function a frame returns into at `ra` has an FDE that
+    /// covers the call. libgcc stops after a frame without one (it
+    /// reports the frame, then ends the stack); framehop would go on by
+    /// frame pointer, which in code built without one reads a stack word
+    /// as a caller: its stack is cut there as libgcc's.
+    fn has_fde(&mut self, ra: u64) -> bool {
+        let slot = &mut self.seen[(ra as usize >> 1) % 512];
+        if slot.0 == ra {
+            return slot.1;
+        }
+        let at = ra - 1;
+        let found = self
+            .objects
+            .iter()
+            .find(|o| at >= o.code.0 && at < o.code.1)
+            .is_some_and(|o| o.covers(at - o.bias));
+        *slot = (ra, found);
+        found
+    }
+}
+
+impl Object {
+    /// Whether an FDE of the object covers `svma`.
+    fn covers(&self, svma: u64) -> bool {
+        use gimli::{EhFrame, EhFrameHdr, LittleEndian, UnwindSection};
+        let Ok(hdr) = EhFrameHdr::new(&self.eh_frame_hdr, LittleEndian).parse(&self.bases, 8)
+        else {
+            return false;
+        };
+        let Some(table) = hdr.table() else {
+            return false;
+        };
+        let eh_frame = EhFrame::new(&self.eh_frame, LittleEndian);
+        table
+            .fde_for_address(&eh_frame, &self.bases, svma, EhFrame::cie_from_offset)
+            .is_ok()
+    }
 }
 
 static TABLE: ForkMutex<Option<Box<Table>>> = ForkMutex::new(None);
@@ -137,7 +195,7 @@ impl Walk<'_> {
         let Table {
             unwinder,
             cache,
-            code,
+            fdes,
             ..
         } = &mut **self.table.as_mut()?;
         let mut frames =
@@ -148,14 +206,13 @@ impl Walk<'_> {
             match frames.next() {
                 Ok(Some(FrameAddress::ReturnAddress(ra))) => {
                     let ip = ra.get();
-                    if !code.iter().any(|&(lo, hi)| ip >= lo && ip < hi) {
+                    if !(skip_lo..skip_hi).contains(&ip) {
+                        self.out[n] = ip;
+                        n += 1;
+                    }
+                    if !fdes.has_fde(ip) {
                         break;
                     }
-                    if ip >= skip_lo && ip < skip_hi {
-                        continue;
-                    }
-                    self.out[n] = ip;
-                    n += 1;
                 }
                 Ok(Some(FrameAddress::InstructionPointer(_))) => {}
                 Ok(None) => break,
@@ -253,14 +310,17 @@ fn build(counters: (u64, usize)) -> Table {
         unwinder: UnwinderX86_64::new(),
         cache: CacheX86_64::new(),
         counters,
-        code: Vec::new(),
+        fdes: Fdes {
+            objects: Vec::new(),
+            seen: [(0, false); 512],
+        },
     };
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
         // SAFETY: the loader passes a valid entry; `data` is the table.
         let (info, t) = unsafe { (&*info, &mut *(data as *mut Table)) };
         // SAFETY: as above.
-        if let Some((range, module)) = unsafe { module(info) } {
-            t.code.push(range);
+        if let Some((object, module)) = unsafe { module(info) } {
+            t.fdes.objects.push(object);
             t.unwinder.add_module(module);
         }
         0
@@ -270,14 +330,14 @@ fn build(counters: (u64, usize)) -> Table {
     t
 }
 
-/// One object's executable range and its module, from its program
+/// One object's code and unwind sections and its module, from its program
 /// headers: the text is its executable segment, `.eh_frame_hdr` is
 /// `PT_GNU_EH_FRAME`, and `.eh_frame` starts where the header says and
 /// runs at most to the end of its segment.
 ///
 /// # Safety
 /// `info` is a loader entry of a loaded object.
-unsafe fn module(info: &libc::dl_phdr_info) -> Option<((u64, u64), Module<Mapped>)> {
+unsafe fn module(info: &libc::dl_phdr_info) -> Option<(Object, Module<Mapped>)> {
     let bias = info.dlpi_addr;
     // SAFETY: the loader's program headers of this object.
     let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
@@ -299,22 +359,35 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<((u64, u64), Module<Mapped
     let eh_frame_len = (seg.p_vaddr + seg.p_filesz).checked_sub(eh_frame_svma)?;
     let text_svma = text.p_vaddr..text.p_vaddr + text.p_memsz;
     let code = (bias + text_svma.start, bias + text_svma.end);
+    let eh_frame = Mapped {
+        start: eh_frame_at as usize,
+        len: eh_frame_len as usize,
+    };
+    let eh_frame_hdr = Mapped {
+        start: hdr_at,
+        len: hdr_len,
+    };
+    let object = Object {
+        code,
+        bias,
+        eh_frame_hdr,
+        eh_frame,
+        bases: gimli::BaseAddresses::default()
+            .set_eh_frame_hdr(hdr_svma)
+            .set_eh_frame(eh_frame_svma)
+            .set_text(text_svma.start),
+    };
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
         text_svma: Some(text_svma),
         eh_frame_svma: Some(eh_frame_svma..eh_frame_svma + eh_frame_len),
-        eh_frame: Some(Mapped {
-            start: eh_frame_at as usize,
-            len: eh_frame_len as usize,
-        }),
+        eh_frame: Some(eh_frame),
         eh_frame_hdr_svma: Some(hdr_svma..hdr_svma + hdr_len as u64),
-        eh_frame_hdr: Some(Mapped {
-            start: hdr_at,
-            len: hdr_len,
-        }),
+        eh_frame_hdr: Some(eh_frame_hdr),
         ..Default::default()
     };
-    Some((code, Module::new(String::new(), code.0..code.1, bias, info)))
+    let module = Module::new(String::new(), code.0..code.1, bias, info);
+    Some((object, module))
 }
 
 /// `.eh_frame`'s address, from `.eh_frame_hdr` mapped at `at`: version
@@ -432,6 +505,39 @@ mod tests {
         // All 64, all but the first the recursion's return address.
         assert_eq!(frames.len(), 64, "{frames:x?}");
         assert!(frames[1..].iter().all(|&f| f == frames[1]), "{frames:x?}");
+    }
+
+    // A function with no unwind information (no CFI directives: no FDE
+    // covers it) that calls its argument.
+    core::arch::global_asm!(
+        ".text",
+        ".globl holdcheck_unwind_test_no_fde",
+        "holdcheck_unwind_test_no_fde:",
+        "push rbx",
+        "call rdi",
+        "pop rbx",
+        "ret",
+    );
+    extern "C" {
+        fn holdcheck_unwind_test_no_fde(f: extern "C" fn());
+    }
+
+    static SEEN: std::sync::Mutex<Option<(Vec<u64>, Vec<u64>)>> = std::sync::Mutex::new(None);
+
+    extern "C" fn from_no_fde() {
+        *SEEN.lock().unwrap() = Some(both());
+    }
+
+    #[test]
+    fn a_stack_ends_after_a_frame_without_unwind_information_as_libgcc_ends_it() {
+        // SAFETY: the function above calls the callback and returns.
+        unsafe { holdcheck_unwind_test_no_fde(from_no_fde) };
+        let (mine, gcc) = SEEN.lock().unwrap().take().unwrap();
+        // Into `both`, into `from_no_fde`, into the function without an
+        // FDE: there both stop (libgcc reports that frame, then ends).
+        assert_eq!(mine.len(), 3, "{mine:x?} {gcc:x?}");
+        assert_eq!(gcc.last(), mine.last(), "{mine:x?} {gcc:x?}");
+        assert_eq!(gcc[gcc.len() - 2], mine[1], "{mine:x?} {gcc:x?}");
     }
 
     #[test]
