@@ -1,17 +1,17 @@
 //! The shim's own unwinder for a new fact's stack: framehop over the
 //! loaded objects' `.eh_frame`, read in place, with a rule cache by
 //! address. libgcc's `_Unwind_Backtrace` interprets every frame's CFI anew
-//! each time (about 14 000 instructions per stack of `manylocks --stress`,
-//! half of what its first moments cost under the shim); a stack taken
-//! again through the same code is then mostly cache hits.
+//! each time (about 14 600 instructions per stack of `manylocks --stress`,
+//! 40% of what the shim adds to its first moments); a stack taken again
+//! through the same code is then mostly cache hits (about 2 500).
 //!
 //! It answers only where it can read safely and says what libgcc would:
 //! the stack is read between the stack pointer and the top of this
 //! thread's stack (glibc keeps a thread's descriptor at the top of its
-//! stack; the main thread's ends just above `__libc_stack_end`), a frame
-//! is reported only inside an object with unwind information (libgcc stops
-//! where it finds no FDE), and any error, a thread it cannot bound, or a
-//! fork child (which must not ask the loader) leaves the stack to libgcc.
+//! stack; the main thread's ends just above `__libc_stack_end`); the stack
+//! ends after a frame no FDE covers, as libgcc ends it (see
+//! [`Fdes::has_fde`]); and any error, a thread it cannot bound, or a fork
+//! child (which must not ask the loader) leaves the stack to libgcc.
 
 use crate::stack;
 use crate::sync::ForkMutex;
