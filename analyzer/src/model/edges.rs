@@ -16,10 +16,10 @@ pub struct Edges {
     evidence: Vec<Evidence>,
     /// The edges of the evidence appended since the last seal.
     pending: Vec<Key>,
-    /// Sealed: each edge's range of `evidence`.
-    index: FxHashMap<Key, (u32, u32)>,
-    /// Sealed: the edges in order, and beside each its range, so that a
-    /// walk over every edge looks nothing up.
+    /// Sealed: each edge's place in `keys` (and `ranges`).
+    index: FxHashMap<Key, u32>,
+    /// Sealed: the edges in order, and beside each its range of
+    /// `evidence`, so that a walk over every edge looks nothing up.
     keys: Vec<Key>,
     ranges: Vec<(u32, u32)>,
 }
@@ -61,10 +61,9 @@ impl Edges {
         let mut start = 0;
         for i in 1..=at.len() {
             if i == at.len() || at[i].0 != at[start].0 {
-                let range = (pos(start), pos(i));
+                self.index.insert(at[start].0, pos(self.keys.len()));
                 self.keys.push(at[start].0);
-                self.ranges.push(range);
-                self.index.insert(at[start].0, range);
+                self.ranges.push((pos(start), pos(i)));
                 start = i;
             }
         }
@@ -91,9 +90,8 @@ impl Edges {
             before.push(n);
             n += k as u32;
         }
-        for (k, r) in self.keys.iter().zip(self.ranges.iter_mut()) {
+        for r in &mut self.ranges {
             *r = (before[r.0 as usize], before[r.0 as usize] + (r.1 - r.0));
-            self.index.insert(*k, *r);
         }
         let mut i = 0;
         self.evidence.retain(|_| {
@@ -105,7 +103,8 @@ impl Edges {
     /// The evidence of an edge.
     pub fn get(&self, key: &Key) -> Option<&[Evidence]> {
         debug_assert!(self.pending.is_empty(), "edges read before seal");
-        let &(s, e) = self.index.get(key)?;
+        let &i = self.index.get(key)?;
+        let (s, e) = self.ranges[i as usize];
         Some(&self.evidence[s as usize..e as usize])
     }
 
@@ -139,7 +138,13 @@ impl Edges {
             .filter(|(k, _)| !gone.contains(k))
             .map(|(k, r)| (*k, *r))
             .unzip();
-        self.index.retain(|k, _| !gone.contains(k));
+        // The edges after a removed one moved up.
+        self.index = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u32))
+            .collect();
     }
 
     pub fn len(&self) -> usize {
