@@ -352,6 +352,108 @@ fn at_scale_locks_of_one_init_call_keep_their_order_by_class_in_a_small_trace() 
     );
 }
 
+/// The bytes of the files in `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// Peak RSS (kB) a `perwait` run printed, and its trace's records.
+fn perwait(args: &[&str]) -> (Run, u64, Vec<holdcheck_format::Record>) {
+    let r = run_example("perwait", args, 120);
+    let rss = r
+        .stdout
+        .trim()
+        .strip_prefix("perwait: ok ")
+        .unwrap_or_else(|| panic!("perwait {args:?}: {}", r.stdout))
+        .parse()
+        .unwrap();
+    let records = trace::read_dirs(std::slice::from_ref(&r.trace_dir))
+        .unwrap()
+        .into_iter()
+        .flat_map(|t| t.records)
+        .collect();
+    (r, rss, records)
+}
+
+#[test]
+fn an_object_made_per_wait_keeps_the_trace_and_the_shim_flat() {
+    use holdcheck_format::{Channel, Record};
+    // Python's threading.Condition makes a lock (a semaphore) per wait:
+    // every wait is a new generation of a channel. Ten times the waits
+    // make no more trace and no more memory: the facts of each generation
+    // are sampled by where the object was made, and the shim's table of
+    // live channels knows an object by its address.
+    for mode in ["sem", "cond"] {
+        let (short, short_rss, _) = perwait(&[mode, "5000"]);
+        let (long, long_rss, records) = perwait(&[mode, "50000"]);
+        for r in [&short, &long] {
+            assert_eq!(r.code, 0, "{mode}: {:#}", r.report);
+            assert_eq!(r.report["findings"], serde_json::json!([]), "{mode}");
+            assert_eq!(r.report["partial"], false, "{mode}: {:#}", r.report);
+        }
+        let (a, b) = (dir_bytes(&short.trace_dir), dir_bytes(&long.trace_dir));
+        assert!(
+            b < a + a / 5 && b < 200_000,
+            "{mode}: trace {a} then {b} bytes"
+        );
+        // Before: 4.7 MB then 24.7 MB (sem), 19.8 MB (cond).
+        assert!(
+            long_rss < short_rss + 4096,
+            "{mode}: peak RSS {short_rss} then {long_rss} kB"
+        );
+        // Two classes of use (the wait and the wake), each sampled.
+        let uses = records
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Record::ChannelUse {
+                        channel: Channel::Semaphore { .. } | Channel::Condvar { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(
+            (2..=2 * (64 + 4) + 4).contains(&uses),
+            "{mode}: {uses} uses"
+        );
+    }
+}
+
+#[test]
+fn a_lock_held_across_a_late_wait_on_an_object_made_per_wait_is_recorded() {
+    use holdcheck_format::{Channel, Record};
+    // Far past the samples of the waits with nothing held, one wait is
+    // made holding a lock: a new fact by class, written, and reported.
+    let (r, _, records) = perwait(&["sem", "20000", "--held-at", "3000"]);
+    let held: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::HeldAcrossCall {
+                call,
+                channel: Channel::Semaphore { gen, .. },
+                held,
+                ..
+            } if call == "sem_wait" => Some((*gen, held.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].1, 1, "{held:?}");
+    assert!(held[0].0 > 64, "generation {}", held[0].0);
+    let f = findings(&r.report, "hazard");
+    assert_eq!(f.len(), 1, "{:#}", r.report);
+    let title = f[0]["title"].as_str().unwrap();
+    assert!(
+        title.contains("mutex late held across a blocking sem_wait()"),
+        "{title}"
+    );
+}
+
 /// Runs an example directly under the shim (no `holdcheck run`), with its
 /// traces in `dir`: (exit status, stdout, stderr).
 fn under_shim(example: &str, args: &[&str], dir: &Path) -> std::process::Output {

@@ -3,11 +3,14 @@
 //! deadlock detector stress test in C. Each runs natively and under the
 //! shim, alternating, at one length and at four times it: ns per step
 //! (median and spread), peak RSS and trace bytes. The trace and the
-//! shim's memory must not grow with run time (issue 17).
+//! shim's memory must not grow with run time (issue 17). The same for a
+//! queue whose every wait makes its own semaphore or condition variable
+//! (`examples/c/perwait.c`, as Python's `threading.Condition` does).
 
-use crate::measure::{dir_bytes, median, run, trace_dir, under_shim};
+use crate::measure::{dir_bytes, median, run, trace_dir, under_shim, Measured};
 use crate::{Ctx, Table};
 use anyhow::{Context, Result};
+use std::path::Path;
 use std::process::Command;
 
 /// Issue 17: both shapes at most 1.5× native.
@@ -30,68 +33,150 @@ fn spread(v: &[f64]) -> String {
     format!("{lo:.0}-{hi:.0}")
 }
 
+/// One length of one case, native and under the shim alternating.
+struct Runs {
+    native: Vec<f64>,
+    shim: Vec<f64>,
+    /// Peak RSS (kB) of the last runs, native and under the shim.
+    rss: (u64, u64),
+    /// The last shim run's trace.
+    bytes: u64,
+}
+
+/// Runs `exe args` natively and under the shim, `ctx.runs` times each,
+/// alternating; `value` reads one run's figure.
+fn alternate(
+    ctx: &Ctx,
+    exe: &Path,
+    args: &[&str],
+    value: impl Fn(&Measured) -> Result<f64>,
+) -> Result<Runs> {
+    let mut r = Runs {
+        native: Vec::new(),
+        shim: Vec::new(),
+        rss: (0, 0),
+        bytes: 0,
+    };
+    let name = format!("classes-{}", args.join("-"));
+    for _ in 0..ctx.runs {
+        let m = run(Command::new(exe).args(args))?;
+        r.native.push(value(&m)?);
+        r.rss.0 = m.max_rss_kb;
+        let traces = trace_dir(&ctx.work, &name)?;
+        let mut c = Command::new(exe);
+        c.args(args);
+        under_shim(&mut c, &ctx.shim, &traces);
+        let m = run(&mut c)?;
+        r.shim.push(value(&m)?);
+        r.rss.1 = m.max_rss_kb;
+        r.bytes = dir_bytes(&traces);
+    }
+    Ok(r)
+}
+
+/// The rows of one case at two lengths: the ratio budget, and the longer
+/// run with no more trace or memory than the shorter (a little slack for
+/// the allocator and the trace's last records). `extra`: a budget of the
+/// case's own (its text and whether the run met it).
+fn rows(
+    t: &mut Table,
+    case: &str,
+    lengths: [(u64, Runs); 2],
+    extra: impl Fn(&Runs) -> Option<(String, bool)>,
+) {
+    let mut first: Option<(u64, u64)> = None;
+    for (n, mut r) in lengths {
+        let (nm, sm) = (median(&mut r.native), median(&mut r.shim));
+        let ratio = sm / nm;
+        let delta = r.rss.1.saturating_sub(r.rss.0);
+        let flat = first.is_none_or(|(d0, b0)| delta <= d0 + 1024 && r.bytes <= b0 + 64 * 1024);
+        first.get_or_insert((delta, r.bytes));
+        let (what, met) = match extra(&r) {
+            Some((what, met)) => (format!("{RATIO_BUDGET}x, {what}"), met),
+            None => (format!("{RATIO_BUDGET}x, trace and memory flat"), true),
+        };
+        t.row(
+            &[
+                case.to_string(),
+                n.to_string(),
+                format!("{nm:.1} ({})", spread(&r.native)),
+                format!("{sm:.1} ({})", spread(&r.shim)),
+                format!("{ratio:.2}x"),
+                format!("{}/{}", r.rss.0, r.rss.1),
+                r.bytes.to_string(),
+            ],
+            Some((what, ratio <= RATIO_BUDGET && flat && met)),
+        );
+    }
+}
+
+fn header(t: &mut Table, case: &str, length: &str, unit: &str) {
+    t.header(&[
+        case,
+        length,
+        &format!("native {unit}"),
+        &format!("shim {unit}"),
+        "ratio",
+        "RSS native/shim",
+        "trace bytes",
+        "budget",
+    ]);
+}
+
 pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
     let exe = ctx.examples.join("manylocks");
     t.section(&format!(
         "many locks, few classes: ns per step (median of {} runs, range), peak RSS (kB) and trace bytes (of the last run), by run length",
         ctx.runs
     ));
-    t.header(&[
-        "case",
-        "steps",
-        "native ns",
-        "shim ns",
-        "ratio",
-        "RSS native/shim",
-        "trace bytes",
-        "budget",
-    ]);
+    header(t, "case", "steps", "ns");
     let base: u64 = if ctx.quick { 50_000 } else { 250_000 };
     for mode in ["--objects", "--stress"] {
-        let mut first: Option<(u64, u64)> = None;
+        let mut lengths = Vec::new();
         for n in [base, base * 4] {
-            let (mut native, mut shim) = (Vec::new(), Vec::new());
-            let (mut rss_n, mut rss_s, mut bytes) = (0, 0, 0);
-            for _ in 0..ctx.runs {
-                let m = run(Command::new(&exe).args([mode, &n.to_string()]))?;
-                native.push(ns_per_step(&m.stdout)?);
-                rss_n = m.max_rss_kb;
-                let traces = trace_dir(&ctx.work, &format!("classes{mode}-{n}"))?;
-                let mut c = Command::new(&exe);
-                c.args([mode, &n.to_string()]);
-                under_shim(&mut c, &ctx.shim, &traces);
-                let m = run(&mut c)?;
-                shim.push(ns_per_step(&m.stdout)?);
-                rss_s = m.max_rss_kb;
-                bytes = dir_bytes(&traces);
-            }
-            let (nm, sm) = (median(&mut native), median(&mut shim));
-            let ratio = sm / nm;
-            let delta = rss_s.saturating_sub(rss_n);
-            // The longer run: no more trace or memory than the shorter
-            // (a little slack for the allocator and the trace's last
-            // records), and the ratio budget.
-            let flat = first.is_none_or(|(d0, b0)| delta <= d0 + 1024 && bytes <= b0 + 64 * 1024);
-            first.get_or_insert((delta, bytes));
-            let small = mode != "--stress" || bytes < STRESS_TRACE_BUDGET;
-            let what = if mode == "--stress" {
-                format!("{RATIO_BUDGET}x, trace < 5 MB and flat")
-            } else {
-                format!("{RATIO_BUDGET}x, trace and memory flat")
-            };
-            t.row(
-                &[
-                    mode.trim_start_matches('-').to_string(),
-                    n.to_string(),
-                    format!("{nm:.1} ({})", spread(&native)),
-                    format!("{sm:.1} ({})", spread(&shim)),
-                    format!("{ratio:.2}x"),
-                    format!("{rss_n}/{rss_s}"),
-                    bytes.to_string(),
-                ],
-                Some((what, ratio <= RATIO_BUDGET && flat && small)),
-            );
+            let steps = |m: &Measured| ns_per_step(&m.stdout);
+            lengths.push((n, alternate(ctx, &exe, &[mode, &n.to_string()], steps)?));
         }
+        let stress = mode == "--stress";
+        rows(
+            t,
+            mode.trim_start_matches('-'),
+            lengths.try_into().ok().context("two lengths")?,
+            |r| {
+                stress.then(|| {
+                    (
+                        "trace < 5 MB and flat".to_string(),
+                        r.bytes < STRESS_TRACE_BUDGET,
+                    )
+                })
+            },
+        );
+    }
+    per_wait(ctx, t)
+}
+
+/// A queue whose waits each make their own object: ms per run, peak RSS
+/// and trace bytes, at one length and ten times it.
+fn per_wait(ctx: &Ctx, t: &mut Table) -> Result<()> {
+    let exe = ctx.examples.join("perwait");
+    t.section(&format!(
+        "an object made per wait (`perwait`, a producer and a consumer through 4 slots): ms per run (median of {} runs, range), peak RSS (kB) and trace bytes (of the last run), by items",
+        ctx.runs
+    ));
+    header(t, "object", "items", "ms");
+    let base: u64 = if ctx.quick { 5_000 } else { 20_000 };
+    for object in ["sem", "cond"] {
+        let mut lengths = Vec::new();
+        for n in [base, base * 10] {
+            let ms = |m: &Measured| Ok(m.wall.as_secs_f64() * 1e3);
+            lengths.push((n, alternate(ctx, &exe, &[object, &n.to_string()], ms)?));
+        }
+        rows(
+            t,
+            object,
+            lengths.try_into().ok().context("two lengths")?,
+            |_| None,
+        );
     }
     Ok(())
 }

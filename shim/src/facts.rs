@@ -7,7 +7,7 @@ use crate::config;
 use crate::locks;
 use crate::recorder::{record_stack, recorder};
 use crate::sys::ErrnoGuard;
-use crate::thread::{mix, Again, HeldEntry, ThreadState};
+use crate::thread::{mix, Again, HeldEntry, ThreadState, Waited};
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, MisuseKind, Mode, Record};
 use std::hash::{Hash, Hasher};
 
@@ -287,6 +287,78 @@ fn channel_key(c: &Channel, dir: Direction) -> u64 {
     h.finish() | 1
 }
 
+/// The generation of a semaphore or condition variable (0 for any other
+/// channel).
+fn object_gen_of(c: &Channel) -> u32 {
+    match *c {
+        Channel::Condvar { gen, .. } | Channel::Semaphore { gen, .. } => gen,
+        _ => 0,
+    }
+}
+
+/// `c` as generation `gen` of its object, if it is a semaphore or
+/// condition variable (the live table names one by its latest generation).
+fn with_object_gen(mut c: Channel, gen: u32) -> Channel {
+    if let Channel::Condvar { gen: g, .. } | Channel::Semaphore { gen: g, .. } = &mut c {
+        *g = gen;
+    }
+    c
+}
+
+/// The key of a semaphore's or condition variable's channel by the
+/// object's class (where it was initialised; see `locks::class_of`), for
+/// sampling the facts made on its generations; None for any other channel.
+fn object_class_key(c: &Channel, dir: Direction) -> Option<u64> {
+    let (family, addr) = match *c {
+        Channel::Condvar { pid: 0, addr, .. } => (1, addr as usize),
+        Channel::Semaphore { pid: 0, addr, .. } => (2, addr as usize),
+        _ => return None,
+    };
+    // Never initialised through the hooks: its own class.
+    let class = match locks::class_fast(addr) {
+        0 => locks::class_of(addr, addr),
+        c => c,
+    };
+    Some(mix(mix(class, family), dir as u64 + 1) | 1)
+}
+
+/// Whether the trace takes one more instance of the fact `key` by class
+/// (claimed if so); one it has all its samples of is remembered by the
+/// thread, which then asks no more.
+fn class_sample(st: &mut ThreadState, key: u64, tid: u32) -> bool {
+    if st.class_seen(key) {
+        return false;
+    }
+    if recorder().class_sample(key, tid) {
+        return true;
+    }
+    st.class_full(key);
+    false
+}
+
+/// A held or taken lock as a fact by class takes it: its class if known,
+/// its mode and the site that took it.
+fn lock_class_part(e: &HeldEntry) -> u64 {
+    let class = match locks::class_fast(e.addr) {
+        0 => e.addr as u64,
+        c => c,
+    };
+    mix(mix(class, e.site as u64), mode_bits(e.mode))
+}
+
+/// [`queue_lock_base`] by class: a lock taken between two operations on
+/// an object of class `ck`.
+fn queue_lock_class_key(ck: u64, e: &HeldEntry) -> u64 {
+    mix(mix(ck, 0x71), lock_class_part(e)) | 1
+}
+
+/// [`held_call_key`] by class: `call` on an object of class `ck` under the
+/// held locks.
+fn held_call_class_key(st: &ThreadState, ck: u64, call: &'static str) -> u64 {
+    let h = mix(mix(ck, 0x72), call.as_ptr() as u64);
+    st.held().iter().fold(h, |h, e| mix(h, lock_class_part(e))) | 1
+}
+
 /// What a blocking-capable call needs to finish its bookkeeping.
 pub struct CallCtx {
     /// The held-across-call fact being counted, if locks were held.
@@ -346,7 +418,9 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
     let (slot, fact) = nothing_new(st, this, call, true)?;
     let (chan_id, stack) = (st.queues[slot].chan_id - 1, st.queues[slot].stack);
     let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
-    st.note_wait_on(slot, fd + 1, packed, stack);
+    // A descriptor's stamp is no generation: only an object's (fd -1) is.
+    let gen = if fd < 0 { this.stamp.0 } else { 0 };
+    st.note_wait_on(slot, fd + 1, Waited { packed, gen, stack });
     Some(published_wait(st, slot, fd, dir, call, chan_id, fact))
 }
 
@@ -377,7 +451,7 @@ fn nothing_new(
     if st.queues[slot]
         .waits_after
         .iter()
-        .any(|w| w.0 != 0 && !st.seen_peek(waited_key(key, w.0, epoch)))
+        .any(|w| w.packed != 0 && !st.seen_peek(waited_key(key, w.packed, epoch)))
     {
         return None;
     }
@@ -392,7 +466,7 @@ fn nothing_new(
         0
     };
     // Stores only where something changed: a steady loop writes one word.
-    if st.queues[slot].waits_after.iter().any(|w| w.0 != 0) {
+    if st.queues[slot].waits_after.iter().any(|w| w.packed != 0) {
         st.queues[slot].waits_after = Default::default();
     }
     st.queues[slot].seq = st.recent_seq;
@@ -545,6 +619,20 @@ fn queue_op(
         new_use = new_use && rec.would_write(use_key, tid);
         pending.retain(|e| rec.would_write(queue_lock_base(ckey, e).1, tid));
     }
+    // Users of this generation, for the watchdog, whether or not the trace
+    // takes one more sample of them.
+    let noted_use = new_use;
+    // A semaphore or condition variable made per object, or per wait as
+    // Python's `threading.Condition` does: each generation is a new
+    // channel with the same facts. The trace keeps samples of them by the
+    // object's class, as it does of lock-order facts by the locks'.
+    let class_ckey = object_class_key(&chan, dir);
+    if let Some(ck) = class_ckey {
+        if new_use && !class_sample(st, mix(ck, call.as_ptr() as u64) | 1, tid) {
+            new_use = false;
+        }
+        pending.retain(|e| class_sample(st, queue_lock_class_key(ck, e), tid));
+    }
 
     let chan_id = match st.queues[slot].chan_id {
         0 => {
@@ -554,7 +642,7 @@ fn queue_op(
         }
         known => known - 1,
     };
-    if new_use {
+    if noted_use {
         crate::live::note_user(chan_id, dir, tid);
     }
 
@@ -564,28 +652,44 @@ fn queue_op(
     if since.is_none() {
         waits = Default::default();
     }
-    for w in waits.iter_mut().filter(|w| w.0 != 0) {
-        if st.seen_before(waited_key(ckey, w.0, epoch)) {
-            *w = (0, 0);
+    for w in waits.iter_mut().filter(|w| w.packed != 0) {
+        if st.seen_before(waited_key(ckey, w.packed, epoch)) {
+            *w = Waited::NONE;
         }
     }
     // As above: only what the trace lacks is worth a stack.
-    if waits.iter().any(|w| w.0 != 0) {
+    if waits.iter().any(|w| w.packed != 0) {
         let rec = recorder();
         for w in waits.iter_mut() {
-            if w.0 != 0 && !rec.would_write(queue_wait_base(ckey, w.0), tid) {
-                *w = (0, 0);
+            if w.packed != 0 && !rec.would_write(queue_wait_base(ckey, w.packed), tid) {
+                *w = Waited::NONE;
+            }
+        }
+    }
+    if let Some(ck) = class_ckey {
+        for w in waits.iter_mut().filter(|w| w.packed != 0) {
+            if !class_sample(st, mix(ck, w.packed as u64) | 1, tid) {
+                *w = Waited::NONE;
             }
         }
     }
     let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
     let prev_stack = st.queues[slot].stack;
     if blocking {
-        st.note_wait_on(slot, fd + 1, packed, prev_stack);
+        let gen = object_gen_of(&chan);
+        st.note_wait_on(
+            slot,
+            fd + 1,
+            Waited {
+                packed,
+                gen,
+                stack: prev_stack,
+            },
+        );
     }
     st.queues[slot].fd = fd + 1;
 
-    let new_waits = waits.iter().any(|w| w.0 != 0);
+    let new_waits = waits.iter().any(|w| w.packed != 0);
     // The held-across-call fact, keyed without a stack: the channel, the
     // call, and each held lock with the site that took it. A repeat (the
     // common case: the same call in a loop under the same lock) is only
@@ -594,7 +698,11 @@ fn queue_op(
     let mut new_fact: Option<u64> = None;
     if blocking && st.held_len > 0 {
         fact = held_call_key(st, ckey, call, epoch, tid);
-        if !st.seen_before(fact) {
+        let sampled = |st: &mut ThreadState| match class_ckey {
+            Some(ck) => class_sample(st, held_call_class_key(st, ck, call), tid),
+            None => true,
+        };
+        if !st.seen_before(fact) && sampled(st) {
             // Its identity by lock generations: the same fact under
             // another epoch is counted under its first id, not written
             // (nor unwound) again.
@@ -617,22 +725,24 @@ fn queue_op(
                 for w in q
                     .waits_after
                     .iter_mut()
-                    .filter(|w| w.0 == packed && w.1 == 0)
+                    .filter(|w| w.packed == packed && w.stack == 0)
                 {
-                    w.1 = stack;
+                    w.stack = stack;
                 }
             }
         }
         let waited: Vec<(u32, Channel, Direction, u64)> = waits
             .iter()
-            .filter(|w| w.0 != 0)
-            .filter_map(|&(p, stack)| {
+            .filter(|w| w.packed != 0)
+            .filter_map(|w| {
+                let p = w.packed;
                 let dir = if p & 1 == 1 {
                     Direction::Recv
                 } else {
                     Direction::Send
                 };
-                Some((p, crate::live::channel_by_id((p >> 1) - 1)?, dir, stack))
+                let waited = with_object_gen(crate::live::channel_by_id((p >> 1) - 1)?, w.gen);
+                Some((p, waited, dir, w.stack))
             })
             .collect();
         let held: Vec<(Held, LockKind)> = held_list(st);

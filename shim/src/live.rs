@@ -200,15 +200,35 @@ pub struct Channels {
 
 pub static CHANNELS: ForkMutex<Option<Channels>> = ForkMutex::new(None);
 
-/// The id of a channel (interned).
+/// How the live table knows a channel: a semaphore or condition variable
+/// by its address alone. One generation of it lives at a time, and a
+/// program that makes one per wait (Python's `threading.Condition`) must
+/// not grow the table, and the watchdog's every look, with each wait.
+fn live_key(c: &Channel) -> Channel {
+    match *c {
+        Channel::Condvar { pid, addr, .. } => Channel::Condvar { pid, addr, gen: 0 },
+        Channel::Semaphore { pid, addr, .. } => Channel::Semaphore { pid, addr, gen: 0 },
+        _ => c.clone(),
+    }
+}
+
+/// The id of a channel (interned). A new generation of a semaphore or
+/// condition variable takes over its address's id, with no users yet.
 pub fn channel_id(c: &Channel) -> u32 {
     let mut g = CHANNELS.lock();
     let t = g.get_or_insert_with(Channels::default);
-    if let Some(&id) = t.ids.get(c) {
+    let key = live_key(c);
+    if let Some(&id) = t.ids.get(&key) {
+        let i = id as usize;
+        if t.list[i] != *c {
+            t.list[i] = c.clone();
+            t.receivers[i].clear();
+            t.senders[i].clear();
+        }
         return id;
     }
     let id = t.list.len() as u32;
-    t.ids.insert(c.clone(), id);
+    t.ids.insert(key, id);
     t.list.push(c.clone());
     t.receivers.push(HashSet::new());
     t.senders.push(HashSet::new());

@@ -151,13 +151,33 @@ pub struct QueueSlot {
     /// 1 + the descriptor of the last operation on it.
     pub fd: i32,
     /// Blocking calls on other queues (other descriptors) since the last
-    /// operation on this one: (packed queue, stack of that call), where
-    /// packed is `(1 + channel id) << 1 | receiving`.
-    pub waits_after: [(u32, u64); WAITS_AFTER],
+    /// operation on this one.
+    pub waits_after: [Waited; WAITS_AFTER],
     /// The call last made on it, when what it was made on is known not to
     /// have changed (`facts::nothing_new`): the same call again, with
     /// nothing new since, is only a published wait (a signal: nothing).
     pub again: Option<Again>,
+}
+
+/// A blocking call on another queue, remembered by a queue slot.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Waited {
+    /// `(1 + channel id) << 1 | receiving`; 0: none.
+    pub packed: u32,
+    /// The generation of the semaphore or condition variable waited on:
+    /// the live table knows such an object by its address, and a later
+    /// generation may have its id by the time this wait is written.
+    pub gen: u32,
+    /// The stack of that call.
+    pub stack: u64,
+}
+
+impl Waited {
+    pub const NONE: Waited = Waited {
+        packed: 0,
+        gen: 0,
+        stack: 0,
+    };
 }
 
 /// A call on a descriptor whose channel the cache holds (the descriptor,
@@ -178,7 +198,7 @@ impl QueueSlot {
         stack: 0,
         chan_id: 0,
         fd: 0,
-        waits_after: [(0, 0); WAITS_AFTER],
+        waits_after: [Waited::NONE; WAITS_AFTER],
         again: None,
     };
 }
@@ -512,7 +532,7 @@ impl ThreadState {
     /// Notes a blocking call on queue `packed` (descriptor `fd`, 1-based)
     /// in every other queue this thread uses on another descriptor: a wait
     /// between two of their operations.
-    pub fn note_wait_on(&mut self, slot: usize, fd: i32, packed: u32, stack: u64) {
+    pub fn note_wait_on(&mut self, slot: usize, fd: i32, w: Waited) {
         if self.event_loop {
             return;
         }
@@ -520,11 +540,11 @@ impl ThreadState {
             if i == slot || q.key == 0 || q.fd == fd {
                 continue;
             }
-            if q.waits_after.iter().any(|w| w.0 == packed) {
+            if q.waits_after.iter().any(|x| x.packed == w.packed) {
                 continue;
             }
-            if let Some(free) = q.waits_after.iter_mut().find(|w| w.0 == 0) {
-                *free = (packed, stack);
+            if let Some(free) = q.waits_after.iter_mut().find(|x| x.packed == 0) {
+                *free = w;
             }
         }
     }
@@ -953,7 +973,7 @@ mod tests {
             && q.stack == 0
             && q.chan_id == 0
             && q.fd == 0
-            && q.waits_after == [(0, 0); WAITS_AFTER]));
+            && q.waits_after == [Waited::NONE; WAITS_AFTER]));
         assert!(z.seen.iter().flatten().all(|&k| k == 0));
         assert!(z.site_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
         assert!(z.order_stacks.iter().all(|&(a, b)| a == 0 && b == 0));

@@ -164,10 +164,15 @@ pub unsafe extern "C-unwind" fn pthread_cond_broadcast(c: P) -> c_int {
     })
 }
 
-/// `init` and `destroy` start a new condition variable at the address.
-#[no_mangle]
-pub unsafe extern "C-unwind" fn pthread_cond_init(c: P, attr: *const c_void) -> c_int {
-    super::locking::new_generation(c as usize, move || unsafe {
+// `init` and `destroy` start a new condition variable at the address.
+super::with_caller_pc! {
+    fn pthread_cond_init(c: P, attr: *const c_void) -> c_int => init, "rdx";
+}
+
+/// A new condition variable at the address, made here (its class: see
+/// `facts::object_class_key`).
+unsafe extern "C-unwind" fn init(c: P, attr: *const c_void, site: usize) -> c_int {
+    super::locking::initialised(c as usize, site, move || unsafe {
         real::pthread_cond_init()(c, attr)
     })
 }

@@ -64,10 +64,15 @@ pub unsafe extern "C-unwind" fn sem_post(s: S) -> c_int {
     real::sem_post()(s)
 }
 
-/// `init` and `destroy` start a new semaphore at the address.
-#[no_mangle]
-pub unsafe extern "C-unwind" fn sem_init(s: S, pshared: c_int, value: c_uint) -> c_int {
-    super::locking::new_generation(s as usize, move || unsafe {
+super::with_caller_pc! {
+    fn sem_init(s: S, pshared: c_int, value: c_uint) -> c_int => init, "rcx";
+}
+
+/// `init` and `destroy` start a new semaphore at the address; `init` says
+/// where it was made: its class, by which the facts of a semaphore made
+/// per wait are sampled (`facts::object_class_key`).
+unsafe extern "C-unwind" fn init(s: S, pshared: c_int, value: c_uint, site: usize) -> c_int {
+    super::locking::initialised(s as usize, site, move || unsafe {
         real::sem_init()(s, pshared, value)
     })
 }
