@@ -72,7 +72,7 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
             .get_mut(k)
             .map_or("-".to_string(), |v| format!("{:.2}", median(v)));
         let pairs = match k.as_str() {
-            "nested_pair" => Some(2.0),
+            "nested_pair" | "nested_pair_object_churn" => Some(2.0),
             "nested4_pair" => Some(4.0),
             "mutex_pair" | "rwlock_read_pair" | "rwlock_write_pair" => Some(1.0),
             _ => None,

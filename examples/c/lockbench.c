@@ -58,6 +58,31 @@ static NOINLINE void nested_pair(long n) {
     }
 }
 
+/* The nested pair while another thread makes, signals and destroys a
+ * condition variable of its own in a loop (an object per request, or per
+ * wait as Python's locks are): a new object elsewhere must not send this
+ * thread's lock-order facts back to the slow path. */
+static atomic_int churning;
+
+static void *object_churn(void *arg) {
+    pthread_cond_t *c = arg;
+    while (atomic_load(&churning)) {
+        pthread_cond_init(c, NULL);
+        pthread_cond_signal(c);
+        pthread_cond_destroy(c);
+    }
+    return NULL;
+}
+
+static NOINLINE void nested_pair_object_churn(long n) {
+    static pthread_cond_t c;
+    atomic_store(&churning, 1);
+    pthread_t t = spawn("object-churn", object_churn, &c);
+    nested_pair(n);
+    atomic_store(&churning, 0);
+    pthread_join(t, NULL);
+}
+
 /* Four nested pairs: a deeper held stack on the lock-order path. */
 static NOINLINE void nested4_pair(long n) {
     for (long i = 0; i < n; i++) {
@@ -245,6 +270,7 @@ int main(int argc, char **argv) {
     measure("rwlock_write_pair", rwlock_write_pair);
     measure("nested_pair", nested_pair);
     measure("nested4_pair", nested4_pair);
+    measure("nested_pair_object_churn", nested_pair_object_churn);
     measure("contended_pair", contended_pair);
     measure("signal_pair", signal_pair);
     measure("signal_churn_pair", signal_churn_pair);

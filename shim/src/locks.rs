@@ -21,6 +21,14 @@ use std::collections::{BTreeMap, HashMap};
 /// fact of an older lock.
 pub static EPOCH: AtomicU64 = AtomicU64::new(1);
 
+/// Bumped whenever a watched object (a semaphore or condition variable
+/// whose generation a thread cached: see `Entry::watched`) changes
+/// generation; the threads' caches of objects' generations include it.
+/// Kept apart from [`EPOCH`]: an object made per wait (Python's locks)
+/// changes generation at every wait, and must not send every thread's
+/// lock-order facts back to the slow path.
+pub static OBJECT_EPOCH: AtomicU64 = AtomicU64::new(1);
+
 /// What the table knows of a live lock.
 #[derive(Clone, Copy, Default)]
 struct Entry {
@@ -30,6 +38,10 @@ struct Entry {
     /// [`EPOCH`]. A lock made and destroyed in a loop, never named, leaves
     /// every thread's cache valid.
     named: bool,
+    /// The same for a semaphore or condition variable whose current
+    /// generation a thread cached ([`object_gen`]): its change bumps
+    /// [`OBJECT_EPOCH`].
+    watched: bool,
     /// Where it was last initialised (the return address of its
     /// `pthread_*_init`), 0 if it never was: its name in reports when no
     /// variable names it, and its class.
@@ -143,15 +155,29 @@ fn name(addr: usize, e: &mut Entry) {
     }
 }
 
+/// The current generation of the semaphore or condition variable at
+/// `addr`, for a thread to cache until [`OBJECT_EPOCH`] changes.
+pub fn object_gen(addr: usize) -> u32 {
+    let mut g = table(addr);
+    let e = g.get_or_insert_with(Table::default).entry(addr);
+    if !e.watched {
+        e.watched = true;
+        publish(addr, e);
+    }
+    e.gen
+}
+
 /// Publishes a known lock's class, and whether it is named, for the
 /// lock-free paths.
 fn publish(addr: usize, e: &Entry) {
     let class = if e.init != 0 { e.init } else { e.class };
-    CLASSES.publish(addr, class | if e.named { NAMED } else { 0 });
+    let cached = e.named || e.watched;
+    CLASSES.publish(addr, class | if cached { NAMED } else { 0 });
 }
 
-/// In a published class: the lock is named (see `Entry::named`). Classes
-/// are user-space addresses, below it.
+/// In a published class: the lock is named or the object watched (see
+/// `Entry::named`, `Entry::watched`). Classes are user-space addresses,
+/// below it.
 const NAMED: u64 = 1 << 63;
 
 /// A known lock starts a new generation. Only a named lock's generation
@@ -160,10 +186,22 @@ const NAMED: u64 = 1 << 63;
 /// the shim's).
 fn next_generation(addr: usize, e: &mut Entry) {
     e.gen += 1;
-    if e.named {
+    if e.named || e.watched {
+        bump_epochs(e.named, e.watched);
         e.named = false;
-        EPOCH.fetch_add(1, Ordering::Relaxed);
+        e.watched = false;
         publish(addr, e);
+    }
+}
+
+/// A named lock (`named`) or a watched object (`watched`) changed
+/// generation.
+fn bump_epochs(named: bool, watched: bool) {
+    if named {
+        EPOCH.fetch_add(1, Ordering::Relaxed);
+    }
+    if watched {
+        OBJECT_EPOCH.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -514,21 +552,24 @@ pub fn freed(start: usize, len: usize) {
     } else {
         (first..=last).fold(0, |m, page| m | 1 << shard_of_page(page))
     };
-    let mut named = false;
+    let (mut named, mut watched) = (false, false);
     while shards != 0 {
         let i = shards.trailing_zeros() as usize;
         shards &= shards - 1;
-        named |= freed_in(&mut TABLES[i].lock(), start, len);
+        let (n, w) = freed_in(&mut TABLES[i].lock(), start, len);
+        named |= n;
+        watched |= w;
     }
-    if named {
-        EPOCH.fetch_add(1, Ordering::Relaxed);
-    }
+    bump_epochs(named, watched);
 }
 
-/// [`freed`] in one shard: whether a named lock ended.
-fn freed_in(g: &mut Option<Table>, start: usize, len: usize) -> bool {
-    let Some(t) = g.as_mut() else { return false };
-    let mut named = false;
+/// [`freed`] in one shard: whether a named lock ended, and whether a
+/// watched object did.
+fn freed_in(g: &mut Option<Table>, start: usize, len: usize) -> (bool, bool) {
+    let Some(t) = g.as_mut() else {
+        return (false, false);
+    };
+    let (mut named, mut watched) = (false, false);
     let end = start.saturating_add(len);
     // One search, from the start (a bounded range searches for both ends).
     for (&addr, e) in t.live.range_mut(start..).take_while(|(&a, _)| a < end) {
@@ -536,6 +577,7 @@ fn freed_in(g: &mut Option<Table>, start: usize, len: usize) -> bool {
             continue;
         }
         named |= e.named;
+        watched |= e.watched;
         *e = Entry {
             gen: e.gen + 1,
             dead: true,
@@ -544,7 +586,7 @@ fn freed_in(g: &mut Option<Table>, start: usize, len: usize) -> bool {
         CLASSES.forget(addr);
         bucket(addr).fetch_sub(1, Ordering::Relaxed);
     }
-    named
+    (named, watched)
 }
 
 /// The mutex each condition variable was first waited with, by the
@@ -583,6 +625,14 @@ pub unsafe fn after_fork_child() {
     KNOWN.store(false, Ordering::Relaxed);
 }
 
+/// See [`OBJECT_EPOCH`].
+#[inline(always)]
+pub fn object_epoch() -> u64 {
+    OBJECT_EPOCH.load(Ordering::Relaxed)
+}
+
+/// See [`EPOCH`].
+#[inline(always)]
 pub fn epoch() -> u64 {
     EPOCH.load(Ordering::Relaxed)
 }

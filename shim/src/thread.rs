@@ -450,10 +450,10 @@ impl ThreadState {
     }
 
     /// The generation of the condition variable or semaphore at `addr`
-    /// (cached while no lock or object is made or destroyed, so a signal
-    /// in a loop does not take the lock table's lock).
+    /// (cached while no object a thread cached is made or destroyed, so a
+    /// signal in a loop does not take the lock table's lock).
     pub fn object_gen(&mut self, addr: usize) -> u32 {
-        let epoch = crate::locks::epoch();
+        let epoch = crate::locks::object_epoch();
         let slot = &mut self.condvar_gens[(addr >> 6) % CONDVAR_GENS];
         if slot.0 != addr || slot.1 != epoch {
             *slot = (addr, epoch, looked_up_gen(addr));
@@ -690,7 +690,7 @@ pub fn enter_active() -> Option<&'static mut ThreadState> {
 #[inline(never)]
 fn looked_up_gen(addr: usize) -> u32 {
     let _errno = crate::sys::ErrnoGuard::save();
-    crate::locks::lock_ref(addr).gen
+    crate::locks::object_gen(addr)
 }
 
 /// [`enter_active`] without entering: the state of a thread the shim is

@@ -48,7 +48,8 @@ fn checked(st: &mut ThreadState, c: P, m: P, gen: u32) -> bool {
         // SAFETY: as above.
         goes_ahead = !unsafe { locks::mutex_checks_owner(m) };
     }
-    let epoch = locks::epoch();
+    // Valid while the condition variable keeps its generation.
+    let epoch = locks::object_epoch();
     let slot = &mut st.condvar_mutexes[(c >> 6) % thread::CONDVAR_GENS];
     if *slot != (c, epoch, m) {
         *slot = (c, epoch, m);
