@@ -469,6 +469,51 @@ fn under_shim(example: &str, args: &[&str], dir: &Path) -> std::process::Output 
 }
 
 #[test]
+fn the_programs_stderr_stays_its_own_and_its_terminal_is_told_where_the_trace_went() {
+    // A test harness that checks its child's stderr (Python's
+    // test_threading asserts it is empty in ten tests) must not find the
+    // shim's line there: by default it goes to the controlling terminal.
+    let dir = work_dir("stderr-own");
+    let (code, shim, _) = holdcheck(&["shim-path"], Duration::from_secs(30));
+    assert_eq!(code, 0);
+    let exe = examples().join("perwait");
+    let run = |cmd: &mut std::process::Command, options: &str| {
+        let out = cmd
+            .env("LD_PRELOAD", shim.trim())
+            .env("HOLDCHECK_DIR", &dir)
+            .env("HOLDCHECK_OPTIONS", options)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let said = format!("holdcheck: trace written to {}", dir.display());
+    let (stdout, stderr) = run(std::process::Command::new(&exe).args(["sem", "100"]), "");
+    assert!(stdout.starts_with("perwait: ok"), "{stdout}");
+    assert_eq!(stderr, "");
+    // Asked for, it is on stderr.
+    let (_, stderr) = run(
+        std::process::Command::new(&exe).args(["sem", "100"]),
+        "verbosity=2",
+    );
+    assert!(stderr.starts_with(&said), "{stderr}");
+    // On a terminal (a pty, by script(1)), it is shown there, stderr or not.
+    if need("script", "bsdutils") {
+        let line = format!("{} sem 100 2>/dev/null", exe.display());
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]);
+        let (stdout, _) = run(&mut cmd, "");
+        assert!(stdout.contains(&said), "{stdout}");
+        let (stdout, _) = run(&mut cmd, "verbosity=0");
+        assert!(!stdout.contains("holdcheck"), "{stdout}");
+    }
+}
+
+#[test]
 fn a_full_disk_stops_the_recording_with_one_line_and_the_program_runs_on() {
     let dir = work_dir("full");
     let tiny = dir.join("tiny");

@@ -26,7 +26,8 @@ pub struct Config {
     pub dir: String,
     /// Whether `dir` is the default (then it must be private to this user).
     pub dir_is_default: bool,
-    /// 0: silent; 1: say where the trace went at exit.
+    /// 0: silent; 1: say where the trace went at exit, on the terminal;
+    /// 2: the same on stderr.
     pub verbosity: u8,
     /// Frames kept per stack.
     pub stack_depth: usize,

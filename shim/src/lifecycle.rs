@@ -133,15 +133,18 @@ extern "C" fn fini() {
     rec.flush_stats();
     let path = rec.path().map(str::to_string);
     drop(rec); // written now
-    if config::get().verbosity >= 1 {
-        if let Some(path) = path {
-            let dir = std::path::Path::new(&path)
-                .parent()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default();
-            crate::sys::say(&format!(
-                "trace written to {path}; analyse it with: holdcheck report {dir}"
-            ));
+    let verbosity = config::get().verbosity;
+    if let (1.., Some(path)) = (verbosity, path) {
+        let dir = std::path::Path::new(&path)
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let msg = format!("trace written to {path}; analyse it with: holdcheck report {dir}");
+        // On stderr only when asked: the program's output stays its own.
+        if verbosity >= 2 {
+            crate::sys::say(&msg);
+        } else {
+            crate::sys::say_to_terminal(&msg);
         }
     }
 }

@@ -15,6 +15,22 @@ pub fn say(msg: &str) {
     say_bytes(&line);
 }
 
+/// Says `msg` to the person at the terminal, not into the program's
+/// output (a test that checks its child's stderr must not find it there):
+/// on the controlling terminal, and only while this process is in its
+/// foreground (a background job that writes to it may be stopped, `stty
+/// tostop`). Without a terminal (a daemon, a CI job), nothing.
+pub fn say_to_terminal(msg: &str) {
+    use rustix::fs::{open, Mode, OFlags};
+    let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let Ok(tty) = open("/dev/tty", flags, Mode::empty()) else {
+        return;
+    };
+    if rustix::termios::tcgetpgrp(&tty).ok() == Some(rustix::process::getpgrp()) {
+        let _ = write_all(&tty, format!("holdcheck: {msg}\n").as_bytes());
+    }
+}
+
 /// Writes raw bytes to stderr, ignoring failure (there is nobody to tell),
 /// but only while descriptor 2 is still the stderr the program started
 /// with: a daemon that closed it and opened a file of its own on it must
