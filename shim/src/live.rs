@@ -16,7 +16,7 @@ use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 use holdcheck_format::{Channel, Direction, LockKind, Mode};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 pub const WAIT_NONE: u8 = 0;
 pub const WAIT_LOCK: u8 = 1;
@@ -194,8 +194,10 @@ fn register(st: &mut ThreadState) -> Option<&'static Published> {
 pub struct Channels {
     ids: HashMap<Channel, u32>,
     pub list: Vec<Channel>,
-    pub receivers: Vec<HashSet<u32>>,
-    pub senders: Vec<HashSet<u32>>,
+    /// The threads, each once: a channel has few (a set per channel
+    /// weighed 100 bytes more, times every semaphore a program has).
+    pub receivers: Vec<Vec<u32>>,
+    pub senders: Vec<Vec<u32>>,
 }
 
 pub static CHANNELS: ForkMutex<Option<Channels>> = ForkMutex::new(None);
@@ -230,8 +232,8 @@ pub fn channel_id(c: &Channel) -> u32 {
     let id = t.list.len() as u32;
     t.ids.insert(key, id);
     t.list.push(c.clone());
-    t.receivers.push(HashSet::new());
-    t.senders.push(HashSet::new());
+    t.receivers.push(Vec::new());
+    t.senders.push(Vec::new());
     id
 }
 
@@ -248,8 +250,8 @@ pub fn note_user(id: u32, dir: Direction, tid: u32) {
             Direction::Recv => &mut t.receivers,
             Direction::Send => &mut t.senders,
         };
-        if let Some(s) = users.get_mut(id as usize) {
-            s.insert(tid);
+        if let Some(s) = users.get_mut(id as usize).filter(|s| !s.contains(&tid)) {
+            s.push(tid);
         }
     }
 }
