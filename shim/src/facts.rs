@@ -347,13 +347,13 @@ fn lock_class_part(e: &HeldEntry) -> u64 {
 }
 
 /// [`queue_lock_base`] by class: a lock taken between two operations on
-/// an object of class `ck`.
+/// the channel `ck` (for an object, its class).
 fn queue_lock_class_key(ck: u64, e: &HeldEntry) -> u64 {
     mix(mix(ck, 0x71), lock_class_part(e)) | 1
 }
 
-/// [`held_call_key`] by class: `call` on an object of class `ck` under the
-/// held locks.
+/// [`held_call_key`] by class: `call` on the channel `ck` (for an object,
+/// its class) under the held locks.
 fn held_call_class_key(st: &ThreadState, ck: u64, call: &'static str) -> u64 {
     let h = mix(mix(ck, 0x72), call.as_ptr() as u64);
     st.held().iter().fold(h, |h, e| mix(h, lock_class_part(e))) | 1
@@ -591,9 +591,21 @@ fn queue_op(
     let tid = st.tid();
     let epoch = locks::epoch();
 
+    // A semaphore or condition variable made per object, or per wait as
+    // Python's `threading.Condition` does: each generation is a new
+    // channel with the same facts. The trace keeps samples of them by the
+    // object's class, as it does of lock-order facts by the locks'.
+    let class_ckey = object_class_key(&chan, dir);
+
     // The locks this thread acquired since its previous operation on this
     // queue: a consumer (or producer) waits for them before it can go on.
+    // An object made per request is used once: its first operation counts
+    // from the thread's previous one on an object of its class.
     let (slot, since) = st.queue_interval(ckey);
+    let since = match class_ckey {
+        Some(ck) => st.class_interval(ck, since),
+        None => since,
+    };
     let mut pending: Vec<HeldEntry> = Vec::new();
     if let Some(since) = since {
         // One entry at a time (a copy): seen_before needs the state.
@@ -622,17 +634,15 @@ fn queue_op(
     // Users of this generation, for the watchdog, whether or not the trace
     // takes one more sample of them.
     let noted_use = new_use;
-    // A semaphore or condition variable made per object, or per wait as
-    // Python's `threading.Condition` does: each generation is a new
-    // channel with the same facts. The trace keeps samples of them by the
-    // object's class, as it does of lock-order facts by the locks'.
-    let class_ckey = object_class_key(&chan, dir);
     if let Some(ck) = class_ckey {
         if new_use && !class_sample(st, mix(ck, call.as_ptr() as u64) | 1, tid) {
             new_use = false;
         }
-        pending.retain(|e| class_sample(st, queue_lock_class_key(ck, e), tid));
     }
+    // A lock per request taken between two operations on one queue is a
+    // new lock each time, the same fact by its class: sampled by it.
+    let by_class = class_ckey.unwrap_or(ckey);
+    pending.retain(|e| class_sample(st, queue_lock_class_key(by_class, e), tid));
 
     let chan_id = match st.queues[slot].chan_id {
         0 => {
@@ -698,10 +708,8 @@ fn queue_op(
     let mut new_fact: Option<u64> = None;
     if blocking && st.held_len > 0 {
         fact = held_call_key(st, ckey, call, epoch, tid);
-        let sampled = |st: &mut ThreadState| match class_ckey {
-            Some(ck) => class_sample(st, held_call_class_key(st, ck, call), tid),
-            None => true,
-        };
+        let sampled =
+            |st: &mut ThreadState| class_sample(st, held_call_class_key(st, by_class, call), tid);
         if !st.seen_before(fact) && sampled(st) {
             // Its identity by lock generations: the same fact under
             // another epoch is counted under its first id, not written

@@ -29,6 +29,9 @@ pub const WAITS_AFTER: usize = 2;
 pub const SEEN_CACHE: usize = 256;
 /// Direct-mapped cache of the stacks of contended acquisitions, by call site.
 pub const SITE_STACKS: usize = 32;
+/// Direct-mapped cache of the ring positions of a thread's last operation
+/// on an object of each class (semaphores, condition variables).
+pub const CLASS_OPS: usize = 8;
 /// Direct-mapped cache of condition variables' generations.
 pub const CONDVAR_GENS: usize = 8;
 
@@ -237,11 +240,14 @@ pub struct ThreadState {
     /// an event loop's reads and writes follow readiness, so they are not
     /// waits that order its queues.
     pub event_loop: bool,
-    /// (address, epoch, generation) of condition variables this thread
-    /// used: valid while the epoch is (no lock or condition variable was
-    /// initialised or destroyed since), so a signal in a loop does not take
-    /// the lock table's lock.
+    /// (address, object epoch, generation) of condition variables and
+    /// semaphores this thread used: valid while the object epoch is (no
+    /// object a thread cached was initialised or destroyed since), so a
+    /// signal in a loop does not take the lock table's lock.
     pub condvar_gens: [(usize, u64, u32); CONDVAR_GENS],
+    /// (class key, ring position) of the last operation on an object of a
+    /// class: see [`Self::class_interval`].
+    pub class_ops: [(u64, u64); CLASS_OPS],
     /// Threads this thread created or joined: its phase (the trace's
     /// `phase` of a fact, capped at `PHASES - 1`).
     pub syncs: u32,
@@ -307,6 +313,7 @@ impl ThreadState {
             order_stacks: [(0, 0); SITE_STACKS],
             event_loop: false,
             condvar_gens: [(0, 0, 0); CONDVAR_GENS],
+            class_ops: [(0, 0); CLASS_OPS],
             syncs: 0,
             parent: (0, 0),
             created_stack: 0,
@@ -529,6 +536,18 @@ impl ThreadState {
         (i, None)
     }
 
+    /// The interval of an operation on an object of class `ck` (see
+    /// `facts::object_class_key`) whose own queue slot gave `since`: that,
+    /// or else the ring position of this thread's previous operation on an
+    /// object of the class (None if it made none, or forgot it).
+    pub fn class_interval(&mut self, ck: u64, since: Option<u64>) -> Option<u64> {
+        let now = self.recent_seq;
+        let e = &mut self.class_ops[(ck as usize >> 3) % CLASS_OPS];
+        let prev = (e.0 == ck).then_some(e.1);
+        *e = (ck, now);
+        since.or(prev)
+    }
+
     /// Notes a blocking call on queue `packed` (descriptor `fd`, 1-based)
     /// in every other queue this thread uses on another descriptor: a wait
     /// between two of their operations.
@@ -589,6 +608,7 @@ impl ThreadState {
         self.order_stacks = [(0, 0); SITE_STACKS];
         // Generations of the parent's lock table.
         self.condvar_gens = [(0, 0, 0); CONDVAR_GENS];
+        self.class_ops = [(0, 0); CLASS_OPS];
         // The first thread of a new process: no creator in it, no phases.
         self.syncs = 0;
         self.parent = (0, 0);
