@@ -74,6 +74,18 @@ fn alternate(
     Ok(r)
 }
 
+/// [`alternate`] of `exe mode N` at two lengths N.
+fn at_lengths(
+    ctx: &Ctx,
+    exe: &Path,
+    mode: &str,
+    lengths: [u64; 2],
+    value: impl Fn(&Measured) -> Result<f64> + Copy,
+) -> Result<[(u64, Runs); 2]> {
+    let one = |n: u64| alternate(ctx, exe, &[mode, &n.to_string()], value).map(|r| (n, r));
+    Ok([one(lengths[0])?, one(lengths[1])?])
+}
+
 /// The rows of one case at two lengths: the ratio budget, and the longer
 /// run with no more trace or memory than the shorter (a little slack for
 /// the allocator and the trace's last records). `extra`: a budget of the
@@ -132,25 +144,17 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
     header(t, "case", "steps", "ns");
     let base: u64 = if ctx.quick { 50_000 } else { 250_000 };
     for mode in ["--objects", "--stress"] {
-        let mut lengths = Vec::new();
-        for n in [base, base * 4] {
-            let steps = |m: &Measured| ns_per_step(&m.stdout);
-            lengths.push((n, alternate(ctx, &exe, &[mode, &n.to_string()], steps)?));
-        }
+        let steps = |m: &Measured| ns_per_step(&m.stdout);
+        let lengths = at_lengths(ctx, &exe, mode, [base, base * 4], steps)?;
         let stress = mode == "--stress";
-        rows(
-            t,
-            mode.trim_start_matches('-'),
-            lengths.try_into().ok().context("two lengths")?,
-            |r| {
-                stress.then(|| {
-                    (
-                        "trace < 5 MB and flat".to_string(),
-                        r.bytes < STRESS_TRACE_BUDGET,
-                    )
-                })
-            },
-        );
+        rows(t, mode.trim_start_matches('-'), lengths, |r| {
+            stress.then(|| {
+                (
+                    "trace < 5 MB and flat".to_string(),
+                    r.bytes < STRESS_TRACE_BUDGET,
+                )
+            })
+        });
     }
     per_wait(ctx, t)
 }
@@ -166,17 +170,9 @@ fn per_wait(ctx: &Ctx, t: &mut Table) -> Result<()> {
     header(t, "object", "items", "ms");
     let base: u64 = if ctx.quick { 5_000 } else { 20_000 };
     for object in ["sem", "cond"] {
-        let mut lengths = Vec::new();
-        for n in [base, base * 10] {
-            let ms = |m: &Measured| Ok(m.wall.as_secs_f64() * 1e3);
-            lengths.push((n, alternate(ctx, &exe, &[object, &n.to_string()], ms)?));
-        }
-        rows(
-            t,
-            object,
-            lengths.try_into().ok().context("two lengths")?,
-            |_| None,
-        );
+        let ms = |m: &Measured| Ok(m.wall.as_secs_f64() * 1e3);
+        let lengths = at_lengths(ctx, &exe, object, [base, base * 10], ms)?;
+        rows(t, object, lengths, |_| None);
     }
     Ok(())
 }
