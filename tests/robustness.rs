@@ -394,9 +394,13 @@ fn an_object_made_per_wait_keeps_the_trace_and_the_shim_flat() {
             assert_eq!(r.report["findings"], serde_json::json!([]), "{mode}");
             assert_eq!(r.report["partial"], false, "{mode}: {:#}", r.report);
         }
+        // Bounded, not equal: which of the sampled facts a run meets
+        // depends on its timing (under load, the locks taken between two
+        // waits' first operations too: 25 or 54 kB either way). It was
+        // 0.87 then 8.6 MB.
         let (a, b) = (dir_bytes(&short.trace_dir), dir_bytes(&long.trace_dir));
         assert!(
-            b < a + a / 5 && b < 200_000,
+            a < 100_000 && b < 100_000,
             "{mode}: trace {a} then {b} bytes"
         );
         // Before: 4.7 MB then 24.7 MB (sem), 19.8 MB (cond).
@@ -495,9 +499,10 @@ fn a_cycle_through_a_condition_variable_made_per_request_is_predicted_in_a_flat_
         );
     }
     // A lock and a condition variable per request: the trace does not
-    // grow with the requests (it was 0.2 MB, then 1.4 MB at 2 000).
+    // grow with the requests (it was 0.2 MB, then 1.4 MB at 2 000; 188 kB
+    // at both now, and timing may add or drop a few sampled facts).
     let (a, b) = (runs[0].0, runs[1].0);
-    assert!(b < a + a / 5, "trace {a} then {b} bytes");
+    assert!(b < 2 * a && b < 400_000, "trace {a} then {b} bytes");
     // Not holding the lock across the wait: nothing to predict.
     let r = run_example("reqcond", &["300"], 120);
     assert!(r.stdout.contains("reqcond: ok"), "{}", r.stdout);
