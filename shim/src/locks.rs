@@ -206,7 +206,8 @@ fn bump_epochs(named: bool, watched: bool) {
 }
 
 /// Whether [`new_generation`] of the lock at `addr` would change nothing
-/// (known, of a known class, and not named): lock-free, for the hooks.
+/// (known, of a known class, and neither named nor watched): lock-free,
+/// for the hooks.
 #[inline(always)]
 pub fn generation_changes_nothing(addr: usize) -> bool {
     let seen = CLASSES.get(addr);
@@ -214,7 +215,7 @@ pub fn generation_changes_nothing(addr: usize) -> bool {
 }
 
 /// Whether [`initialised`] of the lock at `addr` by `site` would change
-/// nothing (known, made there before, and not named): lock-free.
+/// nothing (known, made there before, and neither named nor watched): lock-free.
 #[inline(always)]
 pub fn init_changes_nothing(addr: usize, site: u64) -> bool {
     CLASSES.get(addr) == site
@@ -222,7 +223,7 @@ pub fn init_changes_nothing(addr: usize, site: u64) -> bool {
 
 /// `init` or `destroy` of the lock at `addr`: later uses are a new lock.
 pub fn new_generation(addr: usize) {
-    // Known, of a known class, and not named: nothing to change.
+    // Known, of a known class, and neither named nor watched: nothing to change.
     let seen = CLASSES.get(addr);
     if seen != 0 && seen & NAMED == 0 {
         return;
@@ -237,7 +238,7 @@ pub fn new_generation(addr: usize) {
 /// lock starts a new generation; an unknown one becomes known, so that a
 /// `free` of its memory forgets where it was made.
 pub fn initialised(addr: usize, site: u64) {
-    // Known, made here before, and not named: nothing to change.
+    // Known, made here before, and neither named nor watched: nothing to change.
     if CLASSES.get(addr) == site {
         return;
     }
