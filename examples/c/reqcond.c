@@ -3,7 +3,7 @@
  * request object with its own mutex and condition variable), by a worker
  * that takes a stats lock before it completes each one:
  *
- *   reqcond N [--held]
+ *   reqcond N [--held] [--plain]
  *
  * The client makes a request, hands it to the worker over a pipe, and
  * waits on the request's condition variable. With --held it waits holding
@@ -11,7 +11,11 @@
  * client did (here the worker acknowledges first, over a second pipe), the
  * worker would block on it and never signal: a potential deadlock through
  * a lock and condition variables made per request. Without --held, no
- * cycle. Prints "reqcond: ok".
+ * cycle. With --plain, a request's mutex is not initialised through
+ * pthread_mutex_init (calloc's zeroes are PTHREAD_MUTEX_INITIALIZER, as a
+ * C++ std::mutex in a heap object is made), and every request is at an
+ * address of its own (one array, as the objects of a server whose heap
+ * grows): its class is where it was first taken. Prints "reqcond: ok".
  */
 #include "common.h"
 
@@ -50,11 +54,13 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-static NOINLINE void submit_and_wait(int held) {
-    struct request *r = calloc(1, sizeof *r);
+/* `pooled`: a request of the --plain array, else NULL (one of its own). */
+static NOINLINE void submit_and_wait(int held, struct request *pooled) {
+    struct request *r = pooled ? pooled : calloc(1, sizeof *r);
     if (!r)
         die("calloc");
-    check(pthread_mutex_init(&r->m, NULL), "pthread_mutex_init");
+    if (!pooled)
+        check(pthread_mutex_init(&r->m, NULL), "pthread_mutex_init");
     check(pthread_cond_init(&r->done_cv, NULL), "pthread_cond_init");
     if (write(to_worker[1], &r, sizeof r) != sizeof r)
         die("write");
@@ -71,23 +77,39 @@ static NOINLINE void submit_and_wait(int held) {
     if (held)
         pthread_mutex_unlock(&stats);
     check(pthread_cond_destroy(&r->done_cv), "pthread_cond_destroy");
-    check(pthread_mutex_destroy(&r->m), "pthread_mutex_destroy");
-    free(r);
+    if (!pooled) {
+        check(pthread_mutex_destroy(&r->m), "pthread_mutex_destroy");
+        free(r);
+    }
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: reqcond N [--held]\n");
+        fprintf(stderr, "usage: reqcond N [--held] [--plain]\n");
         return 2;
     }
     long n = atol(argv[1]);
-    int held = argc > 2 && strcmp(argv[2], "--held") == 0;
+    int held = 0, plain = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--held") == 0)
+            held = 1;
+        else if (strcmp(argv[i], "--plain") == 0)
+            plain = 1;
+        else {
+            fprintf(stderr, "reqcond: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    struct request *pool = plain ? calloc(n, sizeof *pool) : NULL;
+    if (plain && !pool)
+        die("calloc");
     if (pipe(to_worker) || pipe(acks))
         die("pipe");
     pthread_t w = spawn("worker", worker, (void *)n);
     for (long i = 0; i < n; i++)
-        submit_and_wait(held);
+        submit_and_wait(held, pool ? &pool[i] : NULL);
     pthread_join(w, NULL);
+    free(pool);
     printf("reqcond: ok %ld\n", completed);
     return 0;
 }
