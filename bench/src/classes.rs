@@ -5,7 +5,8 @@
 //! (median and spread), peak RSS and trace bytes. The trace and the
 //! shim's memory must not grow with run time (issue 17). The same for a
 //! queue whose every wait makes its own semaphore or condition variable
-//! (`examples/c/perwait.c`, as Python's `threading.Condition` does).
+//! (`examples/c/perwait.c`, as Python's `threading.Condition` does), and
+//! for many semaphores alive at once while the process idles.
 
 use crate::measure::{dir_bytes, median, run, trace_dir, under_shim, Measured};
 use crate::{Ctx, Table};
@@ -156,7 +157,71 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
             })
         });
     }
-    per_wait(ctx, t)
+    per_wait(ctx, t)?;
+    alive_objects(ctx, t)
+}
+
+/// `perwait alive N S`: what it printed, the CPU ms spent idle and the
+/// peak RSS (kB).
+fn idle_cpu_and_rss(m: &Measured) -> Result<(f64, u64)> {
+    let text = String::from_utf8_lossy(&m.stdout);
+    let mut w = text.split_whitespace().skip(2);
+    let mut next = || w.next().context("perwait alive printed too little");
+    Ok((
+        next()?.parse().context("idle CPU")?,
+        next()?.parse().context("peak RSS")?,
+    ))
+}
+
+/// Semaphores alive at once, then the process idle: the watchdog's looks
+/// read the waiting threads' channels, not every channel the process has,
+/// so the idle CPU must not grow with the objects; the memory kept per
+/// object is shown.
+fn alive_objects(ctx: &Ctx, t: &mut Table) -> Result<()> {
+    let exe = ctx.examples.join("perwait");
+    let idle_s: u64 = if ctx.quick { 1 } else { 3 };
+    t.section(&format!(
+        "semaphores alive at once, then {idle_s} s idle (`perwait alive`): CPU ms spent idle, peak RSS (kB), the shim's bytes per semaphore"
+    ));
+    t.header(&[
+        "semaphores",
+        "native idle ms",
+        "shim idle ms",
+        "RSS native/shim",
+        "bytes per semaphore",
+        "budget",
+    ]);
+    let base: u64 = if ctx.quick { 20_000 } else { 100_000 };
+    let mut first: Option<f64> = None;
+    for n in [base, base * 2] {
+        let args = ["alive".to_string(), n.to_string(), idle_s.to_string()];
+        let native = idle_cpu_and_rss(&run(Command::new(&exe).args(&args))?)?;
+        let traces = trace_dir(&ctx.work, &format!("alive-{n}"))?;
+        let mut c = Command::new(&exe);
+        c.args(&args);
+        under_shim(&mut c, &ctx.shim, &traces);
+        let shim = idle_cpu_and_rss(&run(&mut c)?)?;
+        let per = shim.1.saturating_sub(native.1) * 1024 / n;
+        // At most 10 ms a second of idle more at twice the objects.
+        let budget = first.map(|f| {
+            (
+                "idle CPU flat in the objects".to_string(),
+                shim.0 <= f + 10.0 * idle_s as f64,
+            )
+        });
+        first.get_or_insert(shim.0);
+        t.row(
+            &[
+                n.to_string(),
+                format!("{:.0}", native.0),
+                format!("{:.0}", shim.0),
+                format!("{}/{}", native.1, shim.1),
+                per.to_string(),
+            ],
+            budget,
+        );
+    }
+    Ok(())
 }
 
 /// A queue whose waits each make their own object: ms per run, peak RSS

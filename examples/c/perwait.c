@@ -5,15 +5,22 @@
  * new object at a recycled address, a new generation of a channel.
  *
  *   perwait sem|cond N [--held-at K]
+ *   perwait alive N S
  *
  * A producer puts N items through a queue of 4 slots to a consumer. With
  * --held-at K, the consumer's K-th wait is made holding a lock of its own
  * (`late`, which nobody else takes: no deadlock, one held-across-call
  * fact). Prints "perwait: ok <peak RSS in kB>".
+ *
+ * alive: N semaphores alive at once (as a program's futures each with a
+ * lock of their own), each posted by one thread and waited on by another,
+ * then S seconds idle. Prints "perwait: alive <CPU ms spent idle> <peak RSS
+ * in kB>": what the process costs while it keeps them and does nothing.
  */
 #include "common.h"
 #include <semaphore.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 enum { SLOTS = 4 };
 
@@ -103,9 +110,54 @@ static void *consumer(void *arg) {
     return NULL;
 }
 
+static sem_t *alive;
+
+static void *post_all(void *arg) {
+    (void)arg;
+    for (long i = 0; i < n; i++)
+        if (sem_post(&alive[i]) != 0)
+            die("sem_post");
+    return NULL;
+}
+
+static double cpu_ms(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static int keep_alive(long count, int idle_s) {
+    n = count;
+    alive = calloc(n, sizeof *alive);
+    if (!alive)
+        die("calloc");
+    for (long i = 0; i < n; i++)
+        if (sem_init(&alive[i], 0, 0) != 0)
+            die("sem_init");
+    pthread_t p = spawn("poster", post_all, NULL);
+    for (long i = 0; i < n; i++)
+        while (sem_wait(&alive[i]) != 0)
+            if (errno != EINTR)
+                die("sem_wait");
+    pthread_join(p, NULL);
+    double before = cpu_ms();
+    sleep(idle_s);
+    double idle = cpu_ms() - before;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("perwait: alive %.0f %ld\n", idle, ru.ru_maxrss);
+    for (long i = 0; i < n; i++)
+        sem_destroy(&alive[i]);
+    free(alive);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "alive") == 0)
+        return keep_alive(atol(argv[2]), atoi(argv[3]));
     if (argc < 3 || (strcmp(argv[1], "sem") != 0 && strcmp(argv[1], "cond") != 0)) {
-        fprintf(stderr, "usage: perwait sem|cond N [--held-at K]\n");
+        fprintf(stderr, "usage: perwait sem|cond N [--held-at K] | perwait alive N S\n");
         return 2;
     }
     use_cond = strcmp(argv[1], "cond") == 0;

@@ -200,6 +200,16 @@ pub struct Channels {
     pub senders: Vec<Vec<u32>>,
 }
 
+impl Channels {
+    /// The receivers and senders of `c`, if it is the channel its id
+    /// names now (a semaphore's or condition variable's newer generation
+    /// has its users of its own).
+    pub fn users(&self, c: &Channel) -> Option<(&[u32], &[u32])> {
+        let i = *self.ids.get(&live_key(c))? as usize;
+        (self.list.get(i)? == c).then(|| (&self.receivers[i][..], &self.senders[i][..]))
+    }
+}
+
 pub static CHANNELS: ForkMutex<Option<Channels>> = ForkMutex::new(None);
 
 /// How the live table knows a channel: a semaphore or condition variable
