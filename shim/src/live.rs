@@ -16,6 +16,7 @@ use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 use holdcheck_format::{Channel, Direction, LockKind, Mode};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 
 pub const WAIT_NONE: u8 = 0;
@@ -189,79 +190,129 @@ fn register(st: &mut ThreadState) -> Option<&'static Published> {
     Some(p)
 }
 
-/// Channels by id, and which threads receive from and send to each.
-#[derive(Default)]
-pub struct Channels {
-    ids: HashMap<Channel, u32>,
-    pub list: Vec<Channel>,
-    /// The threads, each once: a channel has few (a set per channel
-    /// weighed 100 bytes more, times every semaphore a program has).
-    pub receivers: Vec<Vec<u32>>,
-    pub senders: Vec<Vec<u32>>,
+/// A channel the live table knows, and the threads that receive from it
+/// and send to it, each once per direction. A channel has few: four are
+/// kept in place (a vector per direction was a heap block each, times every
+/// semaphore a program has).
+pub struct Known {
+    pub channel: Channel,
+    /// Thread ids, [`SENDS`] set on a sender's.
+    users: SmallVec<[u32; 4]>,
 }
 
+/// In [`Known::users`]: the thread sends (thread ids are below 2^31).
+const SENDS: u32 = 1 << 31;
+
+impl Known {
+    fn new(c: &Channel) -> Known {
+        Known {
+            channel: c.clone(),
+            users: SmallVec::new(),
+        }
+    }
+
+    /// The threads that use it in direction `dir`.
+    pub fn users(&self, dir: Direction) -> impl Iterator<Item = u32> + '_ {
+        let sends = if dir == Direction::Send { SENDS } else { 0 };
+        self.users
+            .iter()
+            .filter(move |&&u| u & SENDS == sends)
+            .map(|&u| u & !SENDS)
+    }
+}
+
+/// Channels by id. A semaphore or condition variable is known by its
+/// address alone (one generation of it lives at a time), in a map of its
+/// own with a small key: a program may keep hundreds of thousands of them.
+#[derive(Default)]
+pub struct Channels {
+    /// (pid, address, whether a semaphore) of an object.
+    objects: HashMap<(u32, u64, bool), u32, Fixed>,
+    others: HashMap<Channel, u32, Fixed>,
+    pub list: Vec<Known>,
+}
+
+type Fixed = core::hash::BuildHasherDefault<rustc_hash::FxHasher>;
+
 impl Channels {
-    /// The receivers and senders of `c`, if it is the channel its id
-    /// names now (a semaphore's or condition variable's newer generation
-    /// has its users of its own).
-    pub fn users(&self, c: &Channel) -> Option<(&[u32], &[u32])> {
-        let i = *self.ids.get(&live_key(c))? as usize;
-        (self.list.get(i)? == c).then(|| (&self.receivers[i][..], &self.senders[i][..]))
+    /// The id of a channel (interned). A new generation of a semaphore or
+    /// condition variable takes over its address's id, with no users yet:
+    /// a program that makes one per wait (Python's `threading.Condition`)
+    /// must not grow the table, and the watchdog's every look, with each
+    /// wait.
+    fn id(&mut self, c: &Channel) -> u32 {
+        let next = self.list.len() as u32;
+        let id = *match *c {
+            Channel::Condvar { pid, addr, .. } => self.objects.entry((pid, addr, false)),
+            Channel::Semaphore { pid, addr, .. } => self.objects.entry((pid, addr, true)),
+            _ => return self.other_id(c),
+        }
+        .or_insert(next);
+        if id == next {
+            self.push(c);
+        } else {
+            let k = &mut self.list[id as usize];
+            if k.channel != *c {
+                *k = Known::new(c);
+            }
+        }
+        id
+    }
+
+    fn other_id(&mut self, c: &Channel) -> u32 {
+        if let Some(&id) = self.others.get(c) {
+            return id;
+        }
+        let id = self.list.len() as u32;
+        self.others.insert(c.clone(), id);
+        self.push(c);
+        id
+    }
+
+    fn push(&mut self, c: &Channel) {
+        self.list.push(Known::new(c));
+    }
+
+    /// `c` and its users, if it is the channel its id names now (a
+    /// semaphore's or condition variable's newer generation has its users
+    /// of its own).
+    pub fn known(&self, c: &Channel) -> Option<&Known> {
+        let id = match *c {
+            Channel::Condvar { pid, addr, .. } => self.objects.get(&(pid, addr, false)),
+            Channel::Semaphore { pid, addr, .. } => self.objects.get(&(pid, addr, true)),
+            _ => self.others.get(c),
+        };
+        self.list.get(*id? as usize).filter(|k| k.channel == *c)
     }
 }
 
 pub static CHANNELS: ForkMutex<Option<Channels>> = ForkMutex::new(None);
 
-/// How the live table knows a channel: a semaphore or condition variable
-/// by its address alone. One generation of it lives at a time, and a
-/// program that makes one per wait (Python's `threading.Condition`) must
-/// not grow the table, and the watchdog's every look, with each wait.
-fn live_key(c: &Channel) -> Channel {
-    match *c {
-        Channel::Condvar { pid, addr, .. } => Channel::Condvar { pid, addr, gen: 0 },
-        Channel::Semaphore { pid, addr, .. } => Channel::Semaphore { pid, addr, gen: 0 },
-        _ => c.clone(),
-    }
-}
-
-/// The id of a channel (interned). A new generation of a semaphore or
-/// condition variable takes over its address's id, with no users yet.
+/// The id of a channel (interned; see [`Channels::id`]).
 pub fn channel_id(c: &Channel) -> u32 {
-    let mut g = CHANNELS.lock();
-    let t = g.get_or_insert_with(Channels::default);
-    let key = live_key(c);
-    if let Some(&id) = t.ids.get(&key) {
-        let i = id as usize;
-        if t.list[i] != *c {
-            t.list[i] = c.clone();
-            t.receivers[i].clear();
-            t.senders[i].clear();
-        }
-        return id;
-    }
-    let id = t.list.len() as u32;
-    t.ids.insert(key, id);
-    t.list.push(c.clone());
-    t.receivers.push(Vec::new());
-    t.senders.push(Vec::new());
-    id
+    CHANNELS.lock().get_or_insert_with(Channels::default).id(c)
 }
 
 /// The channel of an id.
 pub fn channel_by_id(id: u32) -> Option<Channel> {
-    CHANNELS.lock().as_ref()?.list.get(id as usize).cloned()
+    Some(
+        CHANNELS
+            .lock()
+            .as_ref()?
+            .list
+            .get(id as usize)?
+            .channel
+            .clone(),
+    )
 }
 
 /// Remembers that `tid` uses channel `id` in direction `dir`.
 pub fn note_user(id: u32, dir: Direction, tid: u32) {
     let mut g = CHANNELS.lock();
-    if let Some(t) = g.as_mut() {
-        let users = match dir {
-            Direction::Recv => &mut t.receivers,
-            Direction::Send => &mut t.senders,
-        };
-        if let Some(s) = users.get_mut(id as usize).filter(|s| !s.contains(&tid)) {
-            s.push(tid);
+    if let Some(k) = g.as_mut().and_then(|t| t.list.get_mut(id as usize)) {
+        let u = tid | if dir == Direction::Send { SENDS } else { 0 };
+        if !k.users.contains(&u) {
+            k.users.push(u);
         }
     }
 }

@@ -372,7 +372,7 @@ fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
 /// The channel table, then the registry: nothing takes them the other way.
 fn snapshot() -> Vec<Snap> {
     let channels = CHANNELS.lock();
-    let channel = |id: u32| channels.as_ref()?.list.get(id as usize).cloned();
+    let channel = |id: u32| Some(channels.as_ref()?.list.get(id as usize)?.channel.clone());
     let reg = REGISTRY.lock();
     let mut out = Vec::new();
     for p in reg.iter().filter(|p| p.in_use.load(Ordering::Acquire)) {
@@ -492,11 +492,11 @@ fn channel_users(snap: &[Snap]) -> ChannelUsers {
         let Some(Wait::Call { channel, .. }) = &s.wait else {
             continue;
         };
-        if let Some((recv, send)) = t.users(channel) {
+        if let Some(k) = t.known(channel) {
             u.recv
-                .insert(channel.clone(), recv.iter().copied().collect());
+                .insert(channel.clone(), k.users(Direction::Recv).collect());
             u.send
-                .insert(channel.clone(), send.iter().copied().collect());
+                .insert(channel.clone(), k.users(Direction::Send).collect());
         }
     }
     u
