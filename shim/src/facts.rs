@@ -502,15 +502,6 @@ fn packed_dir(packed: u32) -> Direction {
     }
 }
 
-/// A waited queue (packed) as a wait fact by class takes it: an object's
-/// class (one made per request is a new queue each time), else the queue.
-/// Slow path only: it reads the live table.
-fn waited_class_part(packed: u32) -> u64 {
-    crate::live::channel_by_id((packed >> 1) - 1)
-        .and_then(|c| object_class_key(&c, packed_dir(packed)))
-        .unwrap_or(packed as u64)
-}
-
 /// The trace's key of "blocked on queue `packed` between two operations
 /// on the queue `ckey`" (channel ids are the process's own, as the trace).
 fn queue_wait_base(ckey: u64, packed: u32) -> u64 {
@@ -701,11 +692,17 @@ fn queue_op(
     }
     // A wait on an object made per request is on a new channel each time:
     // the same fact by the object's class, sampled by it (and by this
-    // queue's class).
-    for w in waits.iter_mut().filter(|w| w.packed != 0) {
-        let key = mix(mix(by_class, 0x73), waited_class_part(w.packed)) | 1;
-        if !class_sample(st, key, tid) {
-            *w = Waited::NONE;
+    // queue's class). Those left are written, each with its channel as it
+    // was waited on.
+    let mut waited: Vec<(u32, Channel, Direction, u64)> = Vec::new();
+    for w in waits.iter().filter(|w| w.packed != 0) {
+        let (p, dir) = (w.packed, packed_dir(w.packed));
+        let Some(c) = crate::live::channel_by_id((p >> 1) - 1) else {
+            continue;
+        };
+        let part = object_class_key(&c, dir).unwrap_or(p as u64);
+        if class_sample(st, mix(mix(by_class, 0x73), part) | 1, tid) {
+            waited.push((p, with_object_gen(c, w.gen), dir, w.stack));
         }
     }
     let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
@@ -724,7 +721,7 @@ fn queue_op(
     }
     st.queues[slot].fd = fd + 1;
 
-    let new_waits = waits.iter().any(|w| w.packed != 0);
+    let new_waits = !waited.is_empty();
     // The held-across-call fact, keyed without a stack: the channel, the
     // call, and each held lock with the site that took it. A repeat (the
     // common case: the same call in a loop under the same lock) is only
@@ -764,15 +761,6 @@ fn queue_op(
                 }
             }
         }
-        let waited: Vec<(u32, Channel, Direction, u64)> = waits
-            .iter()
-            .filter(|w| w.packed != 0)
-            .filter_map(|w| {
-                let p = w.packed;
-                let waited = with_object_gen(crate::live::channel_by_id((p >> 1) - 1)?, w.gen);
-                Some((p, waited, packed_dir(p), w.stack))
-            })
-            .collect();
         let held: Vec<(Held, LockKind)> = held_list(st);
         let mut rec = recorder();
         note_thread(&mut rec, st);

@@ -234,6 +234,16 @@ pub struct Channels {
 
 type Fixed = core::hash::BuildHasherDefault<rustc_hash::FxHasher>;
 
+/// A semaphore's or condition variable's key in [`Channels::objects`]:
+/// its address, whatever its generation.
+fn object_key(c: &Channel) -> Option<(u32, u64, bool)> {
+    match *c {
+        Channel::Condvar { pid, addr, .. } => Some((pid, addr, false)),
+        Channel::Semaphore { pid, addr, .. } => Some((pid, addr, true)),
+        _ => None,
+    }
+}
+
 impl Channels {
     /// The id of a channel (interned). A new generation of a semaphore or
     /// condition variable takes over its address's id, with no users yet:
@@ -241,13 +251,11 @@ impl Channels {
     /// must not grow the table, and the watchdog's every look, with each
     /// wait.
     fn id(&mut self, c: &Channel) -> u32 {
+        let Some(key) = object_key(c) else {
+            return self.other_id(c);
+        };
         let next = self.list.len() as u32;
-        let id = *match *c {
-            Channel::Condvar { pid, addr, .. } => self.objects.entry((pid, addr, false)),
-            Channel::Semaphore { pid, addr, .. } => self.objects.entry((pid, addr, true)),
-            _ => return self.other_id(c),
-        }
-        .or_insert(next);
+        let id = *self.objects.entry(key).or_insert(next);
         if id == next {
             self.push(c);
         } else {
@@ -277,10 +285,9 @@ impl Channels {
     /// semaphore's or condition variable's newer generation has its users
     /// of its own).
     pub fn known(&self, c: &Channel) -> Option<&Known> {
-        let id = match *c {
-            Channel::Condvar { pid, addr, .. } => self.objects.get(&(pid, addr, false)),
-            Channel::Semaphore { pid, addr, .. } => self.objects.get(&(pid, addr, true)),
-            _ => self.others.get(c),
+        let id = match object_key(c) {
+            Some(key) => self.objects.get(&key),
+            None => self.others.get(c),
         };
         self.list.get(*id? as usize).filter(|k| k.channel == *c)
     }
