@@ -734,6 +734,19 @@ pub unsafe fn mutex_checks_owner(addr: usize) -> bool {
     k & 3 == 1 || k & 3 == 2 || k & 16 != 0
 }
 
+/// Whether `pthread_mutex_lock` of the mutex at `addr` can only return 0
+/// (or never return): glibc 2.36 takes a `PTHREAD_MUTEX_TIMED_NP` mutex
+/// (`__kind` 0: normal, not robust, shared, priority or elision-tagged)
+/// by its simple path, which has no error return. A destroyed mutex
+/// (`__kind` -1) and every other kind can refuse.
+///
+/// # Safety
+/// As [`state`], for a mutex.
+#[inline(always)]
+pub unsafe fn mutex_lock_cannot_fail(addr: usize) -> bool {
+    core::ptr::read_volatile((addr + MUTEX_KIND) as *const u32) == 0
+}
+
 /// What glibc 2.36 keeps in a lock's memory that the analysis needs.
 pub struct LockProps {
     pub writer_preferring: bool,

@@ -86,12 +86,55 @@ macro_rules! real_fns {
             )*
             RESOLVING.store(false, Ordering::Release);
         }
-        $(
-            /// The next definition of this symbol after the shim's.
-            #[inline(always)]
-            pub fn $name() -> unsafe extern "C-unwind" fn($($arg),*) -> $ret {
-                let mut p = slots::$name.load(Ordering::Relaxed);
-                if p <= MISSING {
+        /// Per function, what its slot's address stands for while it is
+        /// not resolved: a trampoline that resolves it and jumps to it, so
+        /// that a hook's real call is a load and a jump (a call to resolve
+        /// in place would make every hook save the registers its arguments
+        /// are in, a store each, on its fast path too). It saves every
+        /// argument register (the vector ones too, and `al` of a variadic
+        /// call) and leaves the stack as it found it, so the resolved
+        /// function gets the call exactly as made; it is gone from the
+        /// stack before that function runs.
+        mod unresolved {
+            $(
+                #[unsafe(naked)]
+                #[allow(non_upper_case_globals)]
+                pub unsafe extern "C" fn $name() {
+                    core::arch::naked_asm!(
+                        // Entered with rsp 8 past a 16-byte boundary: seven
+                        // pushes and 128 bytes align it for the call.
+                        "push rdi", "push rsi", "push rdx", "push rcx",
+                        "push r8", "push r9", "push rax",
+                        "sub rsp, 128",
+                        "movdqu [rsp], xmm0", "movdqu [rsp + 16], xmm1",
+                        "movdqu [rsp + 32], xmm2", "movdqu [rsp + 48], xmm3",
+                        "movdqu [rsp + 64], xmm4", "movdqu [rsp + 80], xmm5",
+                        "movdqu [rsp + 96], xmm6", "movdqu [rsp + 112], xmm7",
+                        "call {resolve}",
+                        "mov r11, rax",
+                        "movdqu xmm0, [rsp]", "movdqu xmm1, [rsp + 16]",
+                        "movdqu xmm2, [rsp + 32]", "movdqu xmm3, [rsp + 48]",
+                        "movdqu xmm4, [rsp + 64]", "movdqu xmm5, [rsp + 80]",
+                        "movdqu xmm6, [rsp + 96]", "movdqu xmm7, [rsp + 112]",
+                        "add rsp, 128",
+                        "pop rax", "pop r9", "pop r8", "pop rcx",
+                        "pop rdx", "pop rsi", "pop rdi",
+                        "jmp r11",
+                        resolve = sym super::resolvers::$name,
+                    )
+                }
+            )*
+        }
+        /// Per function, its resolution from its trampoline: all of them
+        /// at once when none is yet, else this one alone (while another
+        /// thread, or `dlsym` itself, resolves them all); aborts when this
+        /// libc lacks it.
+        mod resolvers {
+            use super::*;
+            $(
+                #[allow(non_upper_case_globals)]
+                pub extern "C" fn $name() -> usize {
+                    let mut p = slots::$name.load(Ordering::Relaxed);
                     let name = concat!(stringify!($name), "\0").as_bytes();
                     if p == 0 {
                         resolve_all();
@@ -104,9 +147,19 @@ macro_rules! real_fns {
                     if p == MISSING {
                         missing(name);
                     }
+                    p
                 }
+            )*
+        }
+        $(
+            /// The next definition of this symbol after the shim's (its
+            /// trampoline in [`unresolved`] until it is resolved).
+            #[inline(always)]
+            pub fn $name() -> unsafe extern "C-unwind" fn($($arg),*) -> $ret {
+                let p = slots::$name.load(Ordering::Relaxed);
+                let p = if p <= MISSING { unresolved::$name as *const () as usize } else { p };
                 // SAFETY: p is the address of the libc function of this name
-                // and signature.
+                // and signature, or of its trampoline, which jumps to it.
                 unsafe { core::mem::transmute::<usize, unsafe extern "C-unwind" fn($($arg),*) -> $ret>(p) }
             }
         )*

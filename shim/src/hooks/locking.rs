@@ -169,6 +169,28 @@ pub fn acquire_blocking(
     trylock: impl FnOnce(usize) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
+    acquire_blocking_or_alone(addr, kind, mode, site, |_| false, trylock, lock)
+}
+
+/// [`acquire_blocking`] of a call that `cannot_fail` (given the lock's
+/// address) says can only succeed or wait for ever, such as
+/// `pthread_mutex_lock` of a normal mutex. While the process has one
+/// thread and this one holds nothing, the entry is pushed *before* the
+/// real call, which is then made last (a tail call): the hook keeps
+/// nothing across it, so it saves no register, makes no call of its own
+/// and finds no state again after it. No other thread can hold the lock
+/// or read the held stack meanwhile; a signal handler that runs in the
+/// call sees the lock as held a moment early.
+#[inline(always)]
+pub fn acquire_blocking_or_alone(
+    addr: usize,
+    kind: LockKind,
+    mode: Mode,
+    site: usize,
+    cannot_fail: impl FnOnce(usize) -> bool,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
     if !config::plainly_on() {
         return acquire_unentered(addr, kind, mode, site, trylock, lock);
     }
@@ -187,7 +209,24 @@ pub fn acquire_blocking(
     if parked.held_len() > 0 {
         return acquire_nested(addr, site, tail, trylock, lock);
     }
+    if crate::sys::single_threaded() {
+        if cannot_fail(addr) && pushed_alone(parked, HeldEntry::from_parts(addr, site, tail)) {
+            return lock(addr);
+        }
+        return take_alone(addr, site, tail, lock);
+    }
     take(addr, site, tail, trylock, lock)
+}
+
+/// The push of [`acquire_blocking_or_alone`] before the real call, for a
+/// thread holding nothing in a process with one thread: false (nothing
+/// done) once the thread used a queue, whose operations read its recent
+/// acquisitions (pushed after the call, by [`take_alone`]).
+#[inline(always)]
+fn pushed_alone(parked: thread::Parked, entry: HeldEntry) -> bool {
+    let st = parked.unentered();
+    // The stack is empty: the push cannot overflow.
+    !st.used_queues() && st.push_held(entry)
 }
 
 /// [`acquire_blocking`] with locks held: the lock-order fact first, then
@@ -210,12 +249,12 @@ fn acquire_nested(
     take(addr, site, tail, trylock, lock)
 }
 
-/// The real call, then the push: the thread's state entered only for it,
-/// and found again after the call rather than kept (a register saved
-/// across the call is a store). Out of line, so that the checks before it
-/// make no call and every path leaves them by a tail call, saving no
-/// register. Called only while [`thread::peek_active`] would find the
-/// state ready: by [`acquire_blocking`] (no lock held, the usual case) and
+/// The push, then the real call (a trylock; the wait if it fails), the
+/// state found again after it rather than kept (a register saved across
+/// the call is a store). Out of line, so that the checks before it make
+/// no call and every path leaves them by a tail call, saving no register.
+/// Called only while [`thread::peek_active`] would find the state ready:
+/// by [`acquire_blocking`] (no lock held, the usual case) and
 /// [`acquire_nested`].
 #[inline(never)]
 fn take(
@@ -226,29 +265,85 @@ fn take(
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     if crate::sys::single_threaded() {
-        // No other thread can hold it (or watch the wait): glibc's own
-        // single-thread path, without the atomic a trylock costs. It may
-        // still wait (on itself, on another process's file lock), outside
-        // the thread's state as every wait.
-        let r = lock(addr);
-        // SAFETY: ready, as above (a signal handler that ran in the call
-        // left it as it found it).
-        let st = thread::reenter(unsafe { thread::parked() });
-        // The recent acquisitions are read at a queue operation (those
-        // since the previous one on the same queue) and when a thread ends
-        // for its joiner: alone in its process and with no queue used yet,
-        // nothing will read this one.
-        let recent = st.used_queues();
-        return after_entered(st, r, HeldEntry::from_parts(addr, site, tail), recent, true);
+        return take_alone(addr, site, tail, lock);
+    }
+    // The entry is pushed before the trylock, which then needs nothing
+    // kept across it (a register kept is a store, and two more to save
+    // and restore it); the rare results take it back off. Only this
+    // thread reads its stack but the watchdog, which looks at a running
+    // thread's entries only beside a wait of its own.
+    // SAFETY: ready, as above.
+    let entry = HeldEntry::from_parts(addr, site, tail);
+    if !unsafe { thread::parked() }.unentered().push_held(entry) {
+        return take_then_push(addr, site, tail, trylock, lock);
     }
     let r = trylock(addr);
-    // SAFETY: as above.
+    if r != 0 {
+        return not_taken(r, lock);
+    }
+    // SAFETY: as above (a signal handler that ran in the call left it as
+    // it found it).
+    unsafe { thread::parked() }.unentered().note_recent_top();
+    r
+}
+
+/// [`take`] after its trylock failed or found a dead owner: the pushed
+/// entry is taken back, then the lock is waited for, refused, or (robust,
+/// its owner dead) held all the same.
+#[cold]
+#[inline(never)]
+fn not_taken(r: c_int, lock: impl FnOnce(usize) -> c_int) -> c_int {
+    // SAFETY: ready, as in `take`.
+    let st = thread::reenter(unsafe { thread::parked() });
+    let entry = st.pop_top_entry();
+    if r == libc::EBUSY {
+        return contended(st, entry.addr, entry.site, entry.tail(), lock);
+    }
+    after_entered(st, r, entry, true, true)
+}
+
+/// [`take`] with the held stack full: the trylock first, the push (which
+/// says the stack overflowed) after.
+#[cold]
+#[inline(never)]
+fn take_then_push(
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    let r = trylock(addr);
+    // SAFETY: ready, as in `take`.
     let st = thread::reenter(unsafe { thread::parked() });
     if r == libc::EBUSY {
         return contended(st, addr, site, tail, lock);
     }
-    let entry = HeldEntry::from_parts(addr, site, tail);
-    after_entered(st, r, entry, true, true)
+    after_entered(st, r, HeldEntry::from_parts(addr, site, tail), true, true)
+}
+
+/// [`take`] in a process with one thread: no other thread can hold the
+/// lock (or watch the wait), so the real call is made directly, glibc's
+/// own single-thread path without the atomic a trylock costs. It may still
+/// wait (on itself, on another process's file lock), outside the thread's
+/// state as every wait. Called only as [`take`] is.
+#[inline(never)]
+fn take_alone(
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    let r = lock(addr);
+    // SAFETY: ready, as in `take` (a signal handler that ran in the call
+    // left it as it found it).
+    let st = thread::reenter(unsafe { thread::parked() });
+    // The recent acquisitions are read at a queue operation (those since
+    // the previous one on the same queue) and when a thread ends for its
+    // joiner: alone in its process and with no queue used yet, nothing
+    // will read this one.
+    let recent = st.used_queues();
+    after_entered(st, r, HeldEntry::from_parts(addr, site, tail), recent, true)
 }
 
 /// The real call, out of line: the hook's checks before its fast path
@@ -344,19 +439,21 @@ fn announce(st: &mut thread::ThreadState, entry: &HeldEntry) -> Option<&'static 
 /// thread was not seen taking is looked at closer, off the fast path.
 #[inline(always)]
 pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_int {
-    if config::plainly_on() {
-        if let Some(st) = thread::enter_active() {
-            // The common case in a few instructions: the innermost lock,
-            // and nothing recorded beside it. Every other case calls out
-            // and then makes the real call itself, so that this one saves
-            // no register before its tail call.
-            if !st.pop_top(addr) {
-                return release_slow_then(st, addr, kind, real);
+    if !config::plainly_on() {
+        return release_otherwise_then(addr, kind, real);
+    }
+    // The common case in a few instructions: the innermost lock, and
+    // nothing recorded beside it. Every other case calls out and makes
+    // the real call itself, so that no path saves a register.
+    match thread::peek_active() {
+        thread::Peek::Ready(parked) => {
+            if !parked.unentered().pop_top(addr) {
+                return release_slow_then(thread::reenter(parked), addr, kind, real);
             }
-            thread::leave(st);
         }
-    } else {
-        release_otherwise(addr, kind);
+        thread::Peek::Busy => {}
+        // A thread's first hooked call: its state is made there.
+        thread::Peek::New => return release_otherwise_then(addr, kind, real),
     }
     real()
 }
@@ -375,14 +472,16 @@ fn release_slow_then(
     real()
 }
 
-/// [`release`] while the shim starts, is off, steers or records extras.
+/// [`release`] while the shim starts, is off, steers or records extras,
+/// or of a thread with no state yet; then the real call.
 #[cold]
 #[inline(never)]
-fn release_otherwise(addr: usize, kind: LockKind) {
+fn release_otherwise_then(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_int {
     if let Some(st) = thread::enter() {
         release_slow(st, addr, kind);
         thread::leave(st);
     }
+    real()
 }
 
 /// A release of a lock that is not the innermost held, or with extras.

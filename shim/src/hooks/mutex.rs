@@ -1,6 +1,8 @@
 //! `pthread_mutex_*`.
 
-use super::locking::{acquire_blocking, acquire_try, destroy, initialised, release};
+use super::locking::{
+    acquire_blocking, acquire_blocking_or_alone, acquire_try, destroy, initialised, release,
+};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -20,11 +22,13 @@ const W: Mode = Mode::Write;
 const K: LockKind = LockKind::Mutex;
 
 unsafe extern "C-unwind" fn lock(m: M, site: usize) -> c_int {
-    acquire_blocking(
+    acquire_blocking_or_alone(
         m as usize,
         K,
         W,
         site,
+        // SAFETY: the program passed this mutex to its lock.
+        |a| unsafe { crate::locks::mutex_lock_cannot_fail(a) },
         move |a| unsafe { real::pthread_mutex_trylock()(a as M) },
         move |a| unsafe { real::pthread_mutex_lock()(a as M) },
     )
