@@ -128,8 +128,9 @@ macro_rules! real_fns {
         /// Per function, its resolution from its trampoline: all of them
         /// at once when none is yet, else this one alone (while another
         /// thread, or `dlsym` itself, resolves them all); aborts when this
-        /// libc lacks it.
-        mod resolvers {
+        /// libc lacks it. Also for code that needs the real function's
+        /// address itself, not one that jumps to it.
+        pub mod resolvers {
             use super::*;
             $(
                 #[allow(non_upper_case_globals)]

@@ -29,8 +29,10 @@ pub fn settle() {
                 && x.dli_fbase == y.dli_fbase
         }
     };
-    let f = real::free() as usize;
-    let m = real::malloc_usable_size() as usize;
+    // The functions' own addresses (`real::free()` is a trampoline while
+    // another thread is still resolving them).
+    let f = real::resolvers::free();
+    let m = real::resolvers::malloc_usable_size();
     TRACKING.store(same_object(f, m), Ordering::Relaxed);
 }
 
