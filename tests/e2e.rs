@@ -1873,6 +1873,52 @@ fn inspect_of_a_vanished_process_says_so() {
     assert!(err.contains("no process 999999999"), "{err}");
 }
 
+/// A fork child is single-threaded, and its shim starts its queues anew:
+/// the lock it takes between two reads of a pipe is still noted for the
+/// next read (it was not while the parent's queue slots had moved the
+/// child's first one off the first slot, which was all the lock hook's
+/// "used a queue yet" looked at).
+#[test]
+fn a_fork_child_records_the_lock_it_takes_between_two_reads() {
+    use holdcheck_format::{Direction, Record};
+    let r = run_example("lifecycle", &["forkqueue"], 30);
+    assert_eq!(r.report["run"]["code"], 0);
+    assert_eq!(r.stdout, "lifecycle forkqueue: ok\n");
+    let traces = holdcheck::trace::read_dirs(std::slice::from_ref(&r.trace_dir)).unwrap();
+    assert_eq!(traces.len(), 2, "the parent's trace and the child's");
+    let drains: Vec<(u32, u64)> = traces
+        .iter()
+        .flat_map(|t| &t.records)
+        .filter_map(|rec| match rec {
+            Record::QueueLock {
+                tid,
+                direction: Direction::Recv,
+                site,
+                ..
+            } => Some((*tid, *site)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        drains.len(),
+        1,
+        "one drain dependency, the child's: {drains:?}"
+    );
+    let procs = r.report["processes"].as_array().unwrap();
+    let pids: Vec<u64> = procs.iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    let child = procs
+        .iter()
+        .find(|p| pids.contains(&p["ppid"].as_u64().unwrap()))
+        .expect("the forked child among the processes")["pid"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        u64::from(drains[0].0),
+        child,
+        "taken by the child (its main thread)"
+    );
+}
+
 /// fork/exec from threads, cancellation through interposed calls, signal
 /// handlers that lock or write to a self-pipe while the thread they
 /// interrupt allocates, threads exiting with locks held: the program behaves

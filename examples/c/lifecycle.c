@@ -14,6 +14,9 @@
  *   selfpipe the self-pipe trick: a handler write()s to a pipe while the
  *            thread it interrupts allocates and locks; the program reads its
  *            own handlers back from sigaction() and signal()
+ *   forkqueue a single-threaded process uses three pipes, then forks; the
+ *            child takes config_lock between two reads of a pipe of its
+ *            own (a drain dependency its trace must show)
  */
 #include "common.h"
 #include <signal.h>
@@ -263,6 +266,43 @@ static int mode_selfpipe(void) {
     return pipe_bytes > 0 ? 0 : 1;
 }
 
+/* One byte through the pipe p: a send and a receive that never block. */
+static void through(int p[2]) {
+    char c = 'x';
+    if (write(p[1], &c, 1) != 1 || read(p[0], &c, 1) != 1)
+        die("pipe");
+}
+
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int mode_forkqueue(void) {
+    for (int i = 0; i < 3; i++) {
+        int p[2];
+        if (pipe(p) < 0)
+            die("pipe");
+        through(p);
+        close(p[0]);
+        close(p[1]);
+    }
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        int q[2];
+        if (pipe(q) < 0)
+            die("pipe");
+        through(q);
+        pthread_mutex_lock(&config_lock);
+        pthread_mutex_unlock(&config_lock);
+        through(q);
+        exit(0);
+    }
+    int status;
+    return waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0
+               ? 0
+               : 1;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     int rc;
@@ -276,8 +316,10 @@ int main(int argc, char **argv) {
         rc = mode_exit();
     else if (strcmp(mode, "selfpipe") == 0)
         rc = mode_selfpipe();
+    else if (strcmp(mode, "forkqueue") == 0)
+        rc = mode_forkqueue();
     else {
-        fprintf(stderr, "usage: lifecycle fork|cancel|signal|exit|selfpipe\n");
+        fprintf(stderr, "usage: lifecycle fork|cancel|signal|exit|selfpipe|forkqueue\n");
         return 2;
     }
     if (rc == 0)

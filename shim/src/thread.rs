@@ -215,6 +215,9 @@ pub struct ThreadState {
     pub held_len: usize,
     /// Set when the held stack overflowed (reported once).
     pub overflowed: bool,
+    /// Set once a queue slot is claimed ([`Self::used_queues`]): here, on
+    /// the line the lock hooks touch anyway, not on the slots'.
+    pub queues_used: bool,
     pub recent: [HeldEntry; RECENT],
     pub recent_seq: u64,
     pub queues: [QueueSlot; QUEUE_SLOTS],
@@ -301,6 +304,7 @@ impl ThreadState {
             tid: 0,
             held_len: 0,
             overflowed: false,
+            queues_used: false,
             recent: [HeldEntry::EMPTY; RECENT],
             recent_seq: 0,
             queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
@@ -468,11 +472,11 @@ impl ThreadState {
         slot.2
     }
 
-    /// Whether this thread made an operation on a queue (slots are taken
-    /// from the first).
+    /// Whether this thread made an operation on a queue (in this process:
+    /// a fork child starts with none).
     #[inline(always)]
     pub fn used_queues(&self) -> bool {
-        self.queues[0].key != 0
+        self.queues_used
     }
 
     /// The top entry of the held stack, removed (the stack is not empty).
@@ -553,6 +557,7 @@ impl ThreadState {
         }
         let i = self.next_queue_slot;
         self.next_queue_slot = (i + 1) % QUEUE_SLOTS;
+        self.queues_used = true;
         self.queues[i] = QueueSlot {
             key,
             seq: now,
@@ -628,6 +633,7 @@ impl ThreadState {
         self.class_seen = [[0; 2]; SEEN_CACHE];
         self.published = core::ptr::null();
         self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
+        self.queues_used = false;
         // Stack ids name records of the parent's trace.
         self.site_stacks = [(0, 0); SITE_STACKS];
         self.order_stacks = [(0, 0); SITE_STACKS];
@@ -1008,6 +1014,7 @@ mod tests {
                 z.tid,
                 z.held_len,
                 z.overflowed,
+                z.queues_used,
                 z.recent_seq,
                 z.next_queue_slot,
                 z.last_sent_fd,
@@ -1018,6 +1025,7 @@ mod tests {
                 fresh.tid,
                 fresh.held_len,
                 fresh.overflowed,
+                fresh.queues_used,
                 fresh.recent_seq,
                 fresh.next_queue_slot,
                 fresh.last_sent_fd,
