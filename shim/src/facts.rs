@@ -97,6 +97,14 @@ fn class_key(
     Some(mix(k, rest) | 1)
 }
 
+/// Whether this thread's cache says it recorded "acquired `addr` (mode)
+/// while holding the held stack" already: [`lock_order`]'s test, made
+/// without marking anything (the state need not be entered).
+#[inline(always)]
+pub fn lock_order_recorded(st: &ThreadState, addr: usize, mode: Mode) -> bool {
+    st.seen_peek(lock_order_key(st, addr, mode))
+}
+
 /// Records "acquired `addr` (mode) while holding the held stack", unless
 /// this thread already recorded it, or the trace has all the instances it
 /// keeps of the same fact by lock class. Called before the real

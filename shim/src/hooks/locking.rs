@@ -231,7 +231,9 @@ fn pushed_alone(parked: thread::Parked, entry: HeldEntry) -> bool {
 
 /// [`acquire_blocking`] with locks held: the lock-order fact first, then
 /// [`take`]. Called only by [`acquire_blocking`] once it found the
-/// thread's state ready.
+/// thread's state ready. A fact this thread recorded is a key and a probe
+/// of its cache, read without entering the state (a store to set `busy`
+/// and one to clear it) and leaving by a tail call that saves no register.
 #[inline(never)]
 fn acquire_nested(
     addr: usize,
@@ -241,6 +243,26 @@ fn acquire_nested(
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: `acquire_blocking` found the state ready.
+    let st = unsafe { thread::parked() }.unentered();
+    let mode = HeldEntry::from_parts(addr, site, tail).mode;
+    if !facts::lock_order_recorded(st, addr, mode) {
+        return acquire_new_order(addr, site, tail, trylock, lock);
+    }
+    take(addr, site, tail, trylock, lock)
+}
+
+/// [`acquire_nested`] of an order this thread's cache does not hold: the
+/// fact recorded (or found in the trace), then [`take`].
+#[cold]
+#[inline(never)]
+fn acquire_new_order(
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    // SAFETY: as in `acquire_nested`.
     let st = thread::reenter(unsafe { thread::parked() });
     let e = HeldEntry::from_parts(addr, site, tail);
     let class = facts::lock_order(st, addr, e.kind, e.mode, site);
