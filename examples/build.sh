@@ -23,3 +23,10 @@ if command -v "${CXX:-c++}" >/dev/null 2>&1; then
 else
     echo "examples/build.sh: no C++ compiler (${CXX:-c++}); the C++ examples are not built" >&2
 fi
+# A Rust program (std::sync::Mutex: futexes that record no holder), where
+# rustc is installed (it is wherever holdcheck is built).
+if command -v rustc >/dev/null 2>&1; then
+    rustc --edition 2021 -O -g -o "$out/rustlocks" "$here/rust/rustlocks.rs"
+else
+    echo "examples/build.sh: no rustc; the Rust example is not built" >&2
+fi

@@ -1487,6 +1487,68 @@ fn inspect_says_what_it_cannot_see_in_python() {
     assert_text_says_runtime_locks_are_not_visible(py);
 }
 
+/// A Rust program deadlocked on two `std::sync::Mutex`es, futexes that
+/// record no holder: inspect says a Rust program's locks are not visible
+/// (never a clean "no findings"); `run` ends it at its timeout with a hang
+/// that names each wait's lock from its stack, and says of neither thread
+/// that it "holds no lock another thread waits for". Taken in one order,
+/// the same locks give no finding.
+#[test]
+fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
+    let hung = Hung::start("rustlocks", &["deadlock"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    let nv = r["inspect"]["not_visible"]
+        .as_array()
+        .expect("a blind spot said");
+    assert!(
+        nv[0].as_str().unwrap().contains("is a Rust program"),
+        "{nv:?}"
+    );
+    assert_text_says_runtime_locks_are_not_visible(hung.pid());
+    drop(hung);
+
+    let r = run_example("rustlocks", &["deadlock"], 4);
+    let hangs = findings(&r.report, "hang");
+    assert_eq!(hangs.len(), 1, "{:#}", r.report["findings"]);
+    let states = hangs[0]["thread_states"].as_array().unwrap();
+    assert_eq!(states.len(), 2, "{states:#?}");
+    for t in states {
+        assert_eq!(t["unread_wait"], "Rust std::sync::Mutex", "{t:#}");
+        assert_eq!(
+            t["waiting"],
+            "a futex wait on a Rust std::sync::Mutex (which records no holder)"
+        );
+    }
+    let exe = examples().join("rustlocks");
+    let (_, text, err) = holdcheck(
+        &[
+            "run",
+            "--timeout",
+            "4",
+            "--",
+            exe.to_str().unwrap(),
+            "deadlock",
+        ],
+        Duration::from_secs(60),
+    );
+    let text = text + &err;
+    assert!(
+        !text.contains("holds no lock another thread waits for"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("whether it holds the Rust std::sync::Mutex")
+            .count(),
+        2,
+        "{text}"
+    );
+
+    let r = run_example("rustlocks", &["ordered"], 30);
+    assert_eq!(r.report["run"]["code"], 0);
+    assert_eq!(r.stdout, "rustlocks ordered: ok\n");
+    assert_eq!(r.report["findings"].as_array().unwrap().len(), 0);
+}
+
 /// The text of `inspect PID` ends in a summary that says what it could not
 /// see, never a clean "0 findings".
 fn assert_text_says_runtime_locks_are_not_visible(pid: u32) {

@@ -3,7 +3,7 @@
 
 use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
-use crate::report::labels::node_label;
+use crate::report::labels::{node_label, runtime_lock, UNREAD_FUTEX};
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
 use crate::symbolize::Symbols;
@@ -191,16 +191,22 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
     let mut stack_of_tid = std::collections::HashMap::new();
     for t in &o.threads {
         let pid = t.pid.unwrap_or(pid);
-        let stack = t.stack.map(|id| {
+        let frames = t.stack.map(|id| syms.stack(model, pid, id));
+        // A futex wait inspect could not read: a runtime's lock, when its
+        // stack names one.
+        let unread = matches!(&t.waiting, Some(Waiting::Other { what }) if what == UNREAD_FUTEX);
+        let runtime = frames.as_deref().and_then(runtime_lock).filter(|_| unread);
+        let unread_wait = unread.then(|| runtime.unwrap_or("futex").to_string());
+        let waiting = t.waiting.as_ref().map(|w| match runtime {
+            Some(lock) => format!("a futex wait on a {lock} (which records no holder)"),
+            None => waiting_text(model, pid, w),
+        });
+        let stack = frames.map(|frames| {
             stacks.push(StackInfo {
                 pid,
                 tid: t.tid,
-                what: t
-                    .waiting
-                    .as_ref()
-                    .map(|w| waiting_text(model, pid, w))
-                    .unwrap_or_else(|| "running".into()),
-                frames: syms.stack(model, pid, id),
+                what: waiting.clone().unwrap_or_else(|| "running".into()),
+                frames,
             });
             stacks.len() - 1
         });
@@ -227,7 +233,8 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
                     }
                 })
                 .collect(),
-            waiting: t.waiting.as_ref().map(|w| waiting_text(model, pid, w)),
+            waiting,
+            unread_wait,
             waited_ms: t.waited_ms,
             awaiting_reply: matches!(
                 t.waiting,

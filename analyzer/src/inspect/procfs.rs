@@ -682,18 +682,29 @@ pub fn runtime_blind_spot(pid: u32) -> Option<String> {
              `py-spy dump --pid {pid}` prints every Python thread's stack"
         ));
     }
-    let go = exe
-        .and_then(|e| fs::read(format!("/proc/{pid}/root{}", e.display())).ok())
-        .is_some_and(|data| {
-            use object::Object;
-            object::File::parse(&*data).is_ok_and(|f| f.section_by_name(".go.buildinfo").is_some())
-        });
-    go.then(|| {
-        format!(
+    let data = exe.and_then(|e| fs::read(format!("/proc/{pid}/root{}", e.display())).ok())?;
+    use object::{Object, ObjectSymbol};
+    let file = object::File::parse(&*data).ok()?;
+    if file.section_by_name(".go.buildinfo").is_some() {
+        return Some(format!(
             "pid {pid} is a Go program: the Go runtime's locks, channels and goroutines are not visible here \
              (a thread shows only the system call it is in); `kill -QUIT {pid}` prints every goroutine's stack \
              on its stderr and ends it (unless it handles SIGQUIT), and a net/http/pprof endpoint shows them at \
              /debug/pprof/goroutine?debug=2"
+        ));
+    }
+    // Rust's standard library: its panic entry point, or (stripped) the
+    // paths of its sources that its panic messages carry.
+    let rust = file.symbols().chain(file.dynamic_symbols()).any(|s| {
+        s.name()
+            .is_ok_and(|n| n == "rust_begin_unwind" || n == "__rust_alloc")
+    }) || data.windows(15).any(|w| w == b"/library/std/sr");
+    rust.then(|| {
+        format!(
+            "pid {pid} is a Rust program: std::sync::Mutex, RwLock and Condvar (and parking_lot's locks) wait on \
+             futexes that record no holder, so a thread blocked in one shows its futex wait, not which thread \
+             holds the lock; `gdb -p {pid} -batch -ex 'thread apply all bt'` shows every thread's frames, \
+             those that hold the guards among them"
         )
     })
 }

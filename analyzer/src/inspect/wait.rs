@@ -338,10 +338,8 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                         );
                     }
                     FutexWait::Other => {
-                        w.blocked_in.insert(
-                            t.tid,
-                            "futex (a condition variable, semaphore or other)".into(),
-                        );
+                        w.blocked_in
+                            .insert(t.tid, crate::report::labels::UNREAD_FUTEX.into());
                     }
                 }
             } else if is_file_lock_wait(*nr, args) {

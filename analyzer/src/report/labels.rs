@@ -391,9 +391,87 @@ pub fn stable(text: &str) -> String {
     out.join(" ")
 }
 
+/// A futex wait inspect cannot tie to a lock it can read (a condition
+/// variable, a semaphore, a runtime's own lock).
+pub const UNREAD_FUTEX: &str = "futex (a condition variable, semaphore or other)";
+
+/// Locks of language runtimes built on a bare futex, by a function of
+/// their contended path (as symbolized, `<…>` stripped): a thread blocked
+/// in one waits on that lock, whose holder the lock records nowhere
+/// holdcheck can read.
+const RUNTIME_LOCKS: &[(&str, &str)] = &[
+    (
+        "std::sys::sync::mutex::futex::Mutex",
+        "Rust std::sync::Mutex",
+    ),
+    (
+        "std::sys::sync::rwlock::futex::RwLock",
+        "Rust std::sync::RwLock",
+    ),
+    (
+        "std::sys::sync::condvar::futex::Condvar",
+        "Rust std::sync::Condvar",
+    ),
+    ("std::sys::sync::once::futex::Once", "Rust std::sync::Once"),
+    ("parking_lot::raw_mutex::RawMutex", "parking_lot Mutex"),
+    ("parking_lot::raw_rwlock::RawRwLock", "parking_lot RwLock"),
+    ("parking_lot::condvar::Condvar", "parking_lot Condvar"),
+];
+
+/// What a futex wait holdcheck cannot read is on, from its stack: the
+/// runtime lock of its innermost frame that names one.
+pub fn runtime_lock(frames: &[crate::symbolize::Frame]) -> Option<&'static str> {
+    frames.iter().find_map(|f| {
+        let name = f.function.as_deref()?.trim_start_matches('<');
+        RUNTIME_LOCKS
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+            .map(|(_, what)| *what)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_locks_are_named_from_the_innermost_frame_that_names_one() {
+        let frame = |f: &str| crate::symbolize::Frame {
+            pc: "0x1".into(),
+            function: Some(f.into()),
+            file: None,
+            line: None,
+            module: None,
+            offset: None,
+            inlined: false,
+            wrapper: false,
+            tiny: false,
+        };
+        let stack = |fs: &[&str]| fs.iter().map(|f| frame(f)).collect::<Vec<_>>();
+        assert_eq!(
+            runtime_lock(&stack(&[
+                "syscall",
+                "<std::sys::sync::rwlock::futex::RwLock>::write_contended",
+                "<std::sys::sync::mutex::futex::Mutex>::lock_contended",
+            ])),
+            Some("Rust std::sync::RwLock")
+        );
+        assert_eq!(
+            runtime_lock(&stack(&[
+                "syscall",
+                "parking_lot::raw_mutex::RawMutex::lock_slow"
+            ])),
+            Some("parking_lot Mutex")
+        );
+        assert_eq!(
+            runtime_lock(&stack(&[
+                "__futex_abstimed_wait_common",
+                "pthread_cond_wait",
+                "main"
+            ])),
+            None
+        );
+    }
 
     #[test]
     fn stable_text_has_no_run_specific_numbers() {

@@ -516,6 +516,12 @@ pub struct ThreadState {
     /// waits for it, so `holds` lists those, not every lock it holds.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub holds_unseen: bool,
+    /// Its wait is on a futex holdcheck cannot read: what that is (`Rust
+    /// std::sync::Mutex` when its stack says, else `futex`). Whoever holds
+    /// it, if anyone, is unknown, so no other thread is said to hold no
+    /// lock it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread_wait: Option<String>,
     /// What it waits for: `lock rwlock 0x… (write)`, or
     /// `sendto() on netlink NETLINK_USERSOCK port 7 (send)`; absent if running.
     #[serde(skip_serializing_if = "Option::is_none")]

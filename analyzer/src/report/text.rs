@@ -268,10 +268,24 @@ fn held_stack_text(out: &mut String, f: &Finding, e: &EdgeInfo) {
 }
 
 fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
-    let holds = match (t.holds.is_empty(), t.holds_unseen) {
-        (true, false) => "holds no lock".to_string(),
-        (true, true) => "holds no lock another thread waits for".to_string(),
-        (false, _) => format!("holds {}", t.holds.join(", ")),
+    // Another thread waits on a futex no holder of which can be read: this
+    // one may hold it.
+    let unread = f.thread_states.iter().find_map(|o| {
+        let what = o.unread_wait.as_deref()?;
+        (o.thread.tid != t.thread.tid).then_some((what, &o.thread))
+    });
+    let holds = match (t.holds.is_empty(), t.holds_unseen, unread) {
+        (true, false, _) => "holds no lock".to_string(),
+        (true, true, None) => "holds no lock another thread waits for".to_string(),
+        (true, true, Some(("futex", other))) => format!(
+            "holds no pthread lock another thread waits for ({} waits on a futex holdcheck cannot read: who holds it, if anyone, is unknown)",
+            thread_short(other)
+        ),
+        (true, true, Some((what, other))) => format!(
+            "holds no pthread lock another thread waits for (whether it holds the {what} {} waits on is unknown)",
+            thread_short(other)
+        ),
+        (false, _, _) => format!("holds {}", t.holds.join(", ")),
     };
     if t.waiting.as_deref() == Some(holdcheck_format::EXITED) {
         let _ = writeln!(out, "  {} {holds}, and has exited", thread_label(&t.thread));
