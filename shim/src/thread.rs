@@ -479,31 +479,6 @@ impl ThreadState {
         self.queues_used
     }
 
-    /// The top entry of the held stack, removed (the stack is not empty).
-    #[inline(always)]
-    pub fn pop_top_entry(&mut self) -> HeldEntry {
-        let n = self.held_len - 1;
-        self.held_len = n;
-        // SAFETY: below the old held_len.
-        unsafe { self.held[n].assume_init() }
-    }
-
-    /// [`Self::note_recent`] of the top entry of the held stack (not
-    /// empty), read word by word as it was just written (see
-    /// [`HeldEntry::store_to`]).
-    #[inline(always)]
-    pub fn note_recent_top(&mut self) {
-        // SAFETY: the stack is not empty (the caller's word).
-        let src = unsafe { self.held.get_unchecked(self.held_len - 1) }
-            .as_ptr()
-            .cast::<u64>();
-        // SAFETY: three words of an entry below held_len, written by
-        // push_held.
-        let w: [u64; 3] = unsafe { [src.read(), src.add(1).read(), src.add(2).read()] };
-        // SAFETY: as in `HeldEntry::from_parts`.
-        self.note_recent(unsafe { core::mem::transmute::<[u64; 3], HeldEntry>(w) });
-    }
-
     /// Remembers a blocking acquisition for queue dependencies.
     #[inline(always)]
     pub fn note_recent(&mut self, entry: HeldEntry) {

@@ -215,7 +215,7 @@ pub fn acquire_blocking_or_alone(
         }
         return take_alone(addr, site, tail, lock);
     }
-    take(addr, site, tail, trylock, lock)
+    take_shared(addr, site, tail, trylock, lock)
 }
 
 /// The push of [`acquire_blocking_or_alone`] before the real call, for a
@@ -271,9 +271,9 @@ fn acquire_new_order(
     take(addr, site, tail, trylock, lock)
 }
 
-/// The push, then the real call (a trylock; the wait if it fails), the
-/// state found again after it rather than kept (a register saved across
-/// the call is a store). Out of line, so that the checks before it make
+/// The real call (a trylock; the wait if it fails), then the push: the
+/// state found again after the call rather than kept (a register saved
+/// across the call is a store). Out of line, so that the checks before it make
 /// no call and every path leaves them by a tail call, saving no register.
 /// Called only while [`thread::peek_active`] would find the state ready:
 /// by [`acquire_blocking`] (no lock held, the usual case) and
@@ -289,46 +289,13 @@ fn take(
     if crate::sys::single_threaded() {
         return take_alone(addr, site, tail, lock);
     }
-    // The entry is pushed before the trylock, which then needs nothing
-    // kept across it (a register kept is a store, and two more to save
-    // and restore it); the rare results take it back off. Only this
-    // thread reads its stack but the watchdog, which looks at a running
-    // thread's entries only beside a wait of its own.
-    // SAFETY: ready, as above.
-    let entry = HeldEntry::from_parts(addr, site, tail);
-    if !unsafe { thread::parked() }.unentered().push_held(entry) {
-        return take_then_push(addr, site, tail, trylock, lock);
-    }
-    let r = trylock(addr);
-    if r != 0 {
-        return not_taken(r, lock);
-    }
-    // SAFETY: as above (a signal handler that ran in the call left it as
-    // it found it).
-    unsafe { thread::parked() }.unentered().note_recent_top();
-    r
+    take_shared(addr, site, tail, trylock, lock)
 }
 
-/// [`take`] after its trylock failed or found a dead owner: the pushed
-/// entry is taken back, then the lock is waited for, refused, or (robust,
-/// its owner dead) held all the same.
-#[cold]
+/// [`take`] in a process with other threads: the trylock, the wait if it
+/// fails. Called only as [`take`] is, once it saw other threads.
 #[inline(never)]
-fn not_taken(r: c_int, lock: impl FnOnce(usize) -> c_int) -> c_int {
-    // SAFETY: ready, as in `take`.
-    let st = thread::reenter(unsafe { thread::parked() });
-    let entry = st.pop_top_entry();
-    if r == libc::EBUSY {
-        return contended(st, entry.addr, entry.site, entry.tail(), lock);
-    }
-    after_entered(st, r, entry, true, true)
-}
-
-/// [`take`] with the held stack full: the trylock first, the push (which
-/// says the stack overflowed) after.
-#[cold]
-#[inline(never)]
-fn take_then_push(
+fn take_shared(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
@@ -336,11 +303,15 @@ fn take_then_push(
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     let r = trylock(addr);
-    // SAFETY: ready, as in `take`.
+    // SAFETY: ready, as the callers of `take` found it (a signal handler
+    // that ran in the call left it as it found it).
     let st = thread::reenter(unsafe { thread::parked() });
     if r == libc::EBUSY {
         return contended(st, addr, site, tail, lock);
     }
+    // Pushed after the trylock, not before: the watchdog reads the held
+    // stacks of other threads, and an entry pushed for a lock another
+    // thread holds would name a second holder of it for that moment.
     after_entered(st, r, HeldEntry::from_parts(addr, site, tail), true, true)
 }
 
