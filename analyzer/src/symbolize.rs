@@ -263,7 +263,8 @@ fn code_location(ci: Option<&blazesym::symbolize::CodeInfo<'_>>) -> (Option<Stri
     }
 }
 
-fn bare(pc: u64) -> Frame {
+/// A frame of which only the address is known.
+pub(crate) fn bare(pc: u64) -> Frame {
     Frame {
         pc: format!("{pc:#x}"),
         function: None,

@@ -694,11 +694,16 @@ pub fn runtime_blind_spot(pid: u32) -> Option<String> {
         ));
     }
     // Rust's standard library: its panic entry point, or (stripped) the
-    // paths of its sources that its panic messages carry.
+    // paths of its sources that its panic messages carry, in its
+    // read-only data (the whole file when that has no section table).
+    let rodata = file
+        .section_by_name(".rodata")
+        .and_then(|s| object::ObjectSection::data(&s).ok())
+        .unwrap_or(&data);
     let rust = file.symbols().chain(file.dynamic_symbols()).any(|s| {
         s.name()
             .is_ok_and(|n| n == "rust_begin_unwind" || n == "__rust_alloc")
-    }) || data.windows(15).any(|w| w == b"/library/std/sr");
+    }) || memchr::memmem::find(rodata, b"/library/std/src/").is_some();
     rust.then(|| {
         format!(
             "pid {pid} is a Rust program: std::sync::Mutex, RwLock and Condvar (and parking_lot's locks) wait on \

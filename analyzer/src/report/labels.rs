@@ -437,15 +437,8 @@ mod tests {
     #[test]
     fn runtime_locks_are_named_from_the_innermost_frame_that_names_one() {
         let frame = |f: &str| crate::symbolize::Frame {
-            pc: "0x1".into(),
             function: Some(f.into()),
-            file: None,
-            line: None,
-            module: None,
-            offset: None,
-            inlined: false,
-            wrapper: false,
-            tiny: false,
+            ..crate::symbolize::bare(1)
         };
         let stack = |fs: &[&str]| fs.iter().map(|f| frame(f)).collect::<Vec<_>>();
         assert_eq!(
