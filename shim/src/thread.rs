@@ -869,7 +869,10 @@ impl Parked {
     /// stores to its held stack between which it makes no call. Nothing
     /// else runs on this thread meanwhile but a signal handler, whose
     /// hooked calls pass straight through (`hooks::signal`): the flag
-    /// would guard nothing there, and costs two stores per call.
+    /// would guard nothing there, and costs two stores per call. (A
+    /// handler installed by a raw system call is not wrapped; one that
+    /// locked in that window would make a call POSIX does not allow in a
+    /// handler.)
     #[inline(always)]
     pub fn unentered(&self) -> &'static mut ThreadState {
         // SAFETY: this thread's block, as in `reenter`; not entered, so no
