@@ -1489,10 +1489,11 @@ fn inspect_says_what_it_cannot_see_in_python() {
 
 /// A Rust program deadlocked on two `std::sync::Mutex`es, futexes that
 /// record no holder: inspect says a Rust program's locks are not visible
-/// (never a clean "no findings"); `run` ends it at its timeout with a hang
-/// that names each wait's lock from its stack, and says of neither thread
-/// that it "holds no lock another thread waits for". Taken in one order,
-/// the same locks give no finding.
+/// (never a clean "no findings"); `run` ends it as hung, with no timeout
+/// (the SIGSEGV and SIGBUS handlers Rust's std installs are no way to
+/// wake it), in a hang that names each wait's lock from its stack, and
+/// says of neither thread that it "holds no lock another thread waits
+/// for". Taken in one order, the same locks give no finding.
 #[test]
 fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
     let hung = Hung::start("rustlocks", &["deadlock"]);
@@ -1507,7 +1508,8 @@ fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
     assert_text_says_runtime_locks_are_not_visible(hung.pid());
     drop(hung);
 
-    let r = run_example("rustlocks", &["deadlock"], 4);
+    let r = run_example("rustlocks", &["deadlock"], 60);
+    assert_eq!(r.report["run"]["ending"], "hung", "{:#}", r.report["run"]);
     let hangs = findings(&r.report, "hang");
     assert_eq!(hangs.len(), 1, "{:#}", r.report["findings"]);
     let states = hangs[0]["thread_states"].as_array().unwrap();
@@ -1524,12 +1526,12 @@ fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
         &[
             "run",
             "--timeout",
-            "4",
+            "60",
             "--",
             exe.to_str().unwrap(),
             "deadlock",
         ],
-        Duration::from_secs(60),
+        Duration::from_secs(90),
     );
     let text = text + &err;
     assert!(

@@ -84,13 +84,20 @@ fn closed_wait(pid: u32, tid: u32, line: &str, members: &[u32]) -> bool {
         return false;
     };
     // A process that catches a signal can be woken from outside: its
-    // handler may post, write or unlock (glibc's own SIGCANCEL and
-    // SIGSETXID aside).
+    // handler may post, write or unlock. Not glibc's own SIGCANCEL and
+    // SIGSETXID, nor the faults' signals (SIGILL, SIGBUS, SIGFPE,
+    // SIGSEGV): their handlers are crash and stack-overflow handlers
+    // (Rust's std installs the last two in every program), and nobody
+    // wakes a thread by sending a fault.
     const GLIBC_SIGNALS: u64 = 1 << 31 | 1 << 32;
+    const FAULTS: u64 = 1 << (libc::SIGILL - 1)
+        | 1 << (libc::SIGBUS - 1)
+        | 1 << (libc::SIGFPE - 1)
+        | 1 << (libc::SIGSEGV - 1);
     let catches = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| u64::from_str_radix(procfs::key_value(&s, "SigCgt:")?, 16).ok())
-        .is_none_or(|mask| mask & !GLIBC_SIGNALS != 0);
+        .is_none_or(|mask| mask & !(GLIBC_SIGNALS | FAULTS) != 0);
     if catches {
         return false;
     }
