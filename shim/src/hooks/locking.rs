@@ -5,7 +5,10 @@
 //! its wait (with the stack of this call site, unwound the first time this
 //! thread contends there) and then blocks in the real call, untouched: a
 //! waiter is never taken out of the lock's queue, so a writer-preferring
-//! rwlock or a fair mutex behaves as it would without the shim.
+//! rwlock or a fair mutex behaves as it would without the shim. In a
+//! process with one thread nothing can contend: the real lock is taken at
+//! once (glibc's single-thread path), and a normal mutex's entry is pushed
+//! before it, so that the hook ends in a jump to glibc.
 
 use crate::facts::{self, Misuse};
 use crate::live;
@@ -271,13 +274,11 @@ fn acquire_new_order(
     take(addr, site, tail, trylock, lock)
 }
 
-/// The real call (a trylock; the wait if it fails), then the push: the
-/// state found again after the call rather than kept (a register saved
-/// across the call is a store). Out of line, so that the checks before it make
-/// no call and every path leaves them by a tail call, saving no register.
-/// Called only while [`thread::peek_active`] would find the state ready:
-/// by [`acquire_blocking`] (no lock held, the usual case) and
-/// [`acquire_nested`].
+/// The acquisition once its lock-order fact is settled: [`take_alone`] in
+/// a process with one thread, else [`take_shared`]. Called only while
+/// [`thread::peek_active`] would find the state ready, by
+/// [`acquire_nested`] and [`acquire_new_order`] ([`acquire_blocking`]
+/// makes the same choice itself, with no lock held, the usual case).
 #[inline(never)]
 fn take(
     addr: usize,
@@ -292,8 +293,12 @@ fn take(
     take_shared(addr, site, tail, trylock, lock)
 }
 
-/// [`take`] in a process with other threads: the trylock, the wait if it
-/// fails. Called only as [`take`] is, once it saw other threads.
+/// [`take`] in a process with other threads: the real call (a trylock;
+/// the wait if it fails), then the push, the state found again after the
+/// call rather than kept (a register saved across the call is a store).
+/// Out of line, so that the checks before it make no call and every path
+/// leaves them by a tail call. Called only as [`take`] is, once it saw
+/// other threads.
 #[inline(never)]
 fn take_shared(
     addr: usize,
