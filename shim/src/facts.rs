@@ -482,7 +482,7 @@ fn nothing_new(
     if st.queues[slot].waits_after.iter().any(|w| w.packed != 0) {
         st.queues[slot].waits_after = Default::default();
     }
-    st.queues[slot].seq = st.recent_seq;
+    st.queues[slot].seq = st.recent_now();
     Some((slot, fact))
 }
 

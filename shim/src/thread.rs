@@ -90,6 +90,26 @@ impl HeldEntry {
         unsafe { core::mem::transmute([addr as u64, site as u64, tail.0]) }
     }
 
+    /// Whether this is `other`, word for word (its flags too). Three
+    /// scalar loads: compared whole, the entries are spilled to the stack
+    /// for a vector compare (stores, and registers saved for them).
+    #[inline(always)]
+    pub fn same_as(&self, other: HeldEntry) -> bool {
+        // SAFETY: as in `store_to`.
+        let b: [u64; 3] = unsafe { core::mem::transmute(other) };
+        let a = (self as *const HeldEntry).cast::<u64>();
+        // SAFETY: three initialised words (as in `store_to`); volatile only
+        // so that they are read as three words.
+        let (a0, a1, a2) = unsafe {
+            (
+                a.read_volatile(),
+                a.add(1).read_volatile(),
+                a.add(2).read_volatile(),
+            )
+        };
+        (a0 ^ b[0]) | (a1 ^ b[1]) | (a2 ^ b[2]) == 0
+    }
+
     /// Writes this entry as three words. Copied whole, it is spilled and
     /// read back as one 16-byte load over two 8-byte stores, which
     /// store-to-load forwarding cannot serve (a stall of about the cost of
@@ -220,6 +240,9 @@ pub struct ThreadState {
     pub queues_used: bool,
     pub recent: [HeldEntry; RECENT],
     pub recent_seq: u64,
+    /// `recent_seq` when a queue operation last took it as its now
+    /// ([`Self::recent_now`]).
+    pub recent_read: u64,
     pub queues: [QueueSlot; QUEUE_SLOTS],
     pub next_queue_slot: usize,
     /// Two-way: a steady loop whose keys collide must not evict each
@@ -307,6 +330,7 @@ impl ThreadState {
             queues_used: false,
             recent: [HeldEntry::EMPTY; RECENT],
             recent_seq: 0,
+            recent_read: 0,
             queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
             next_queue_slot: 0,
             seen: [[0; 2]; SEEN_CACHE],
@@ -347,6 +371,44 @@ impl ThreadState {
     pub fn held(&self) -> &[HeldEntry] {
         // SAFETY: the entries below `held_len` were written by push_held.
         unsafe { core::slice::from_raw_parts(self.held.as_ptr().cast(), self.held_len) }
+    }
+
+    /// Writes `entry` just above the held stack, not held yet: readers
+    /// of the stack (this thread's hooks, the watchdog) stop at
+    /// `held_len`. Returns false when the stack is full. A hook stages
+    /// its entry before the real call so that it keeps nothing across it
+    /// (each register saved for that is a store); only a hook whose
+    /// signal handler may lock overwrites it meanwhile, and those pass
+    /// through (`hooks::signal`).
+    #[inline(always)]
+    pub fn stage_held(&mut self, entry: HeldEntry) -> bool {
+        let Some(slot) = self.held.get_mut(self.held_len) else {
+            return false;
+        };
+        entry.store_to(slot.as_mut_ptr());
+        true
+    }
+
+    /// The entry [`Self::stage_held`] wrote (which returned true).
+    #[inline(always)]
+    pub fn staged(&self) -> HeldEntry {
+        // SAFETY: written by stage_held, below MAX_HELD; three words read
+        // as such (see `HeldEntry::store_to`).
+        unsafe {
+            let w = self
+                .held
+                .as_ptr()
+                .add(self.held_len)
+                .cast::<[u64; 3]>()
+                .read();
+            core::mem::transmute::<[u64; 3], HeldEntry>(w)
+        }
+    }
+
+    /// The staged entry is held from now.
+    #[inline(always)]
+    pub fn hold_staged(&mut self) {
+        self.held_len += 1;
     }
 
     /// Records a lock as held. Returns false when the stack is full.
@@ -479,11 +541,30 @@ impl ThreadState {
         self.queues_used
     }
 
-    /// Remembers a blocking acquisition for queue dependencies.
+    /// Remembers a blocking acquisition for queue dependencies. The same
+    /// acquisition as the latest one (lock, site, mode, class and flags),
+    /// with no queue operation since, is not noted again: the ring's
+    /// readers take the distinct locks of a range, and no range can begin
+    /// between the two. A steady loop over one lock then stores nothing
+    /// here (each store drains before the lock's atomic).
     #[inline(always)]
     pub fn note_recent(&mut self, entry: HeldEntry) {
-        entry.store_to(&mut self.recent[(self.recent_seq as usize) & (RECENT - 1)]);
-        self.recent_seq += 1;
+        let seq = self.recent_seq;
+        let top = &self.recent[(seq as usize).wrapping_sub(1) & (RECENT - 1)];
+        // Before the first acquisition the slot read is empty (address 0).
+        if top.same_as(entry) && self.recent_read != seq {
+            return;
+        }
+        entry.store_to(&mut self.recent[(seq as usize) & (RECENT - 1)]);
+        self.recent_seq = seq + 1;
+    }
+
+    /// The ring position now, as a queue operation takes it (the start of
+    /// its next range): an acquisition after it is always noted.
+    #[inline(always)]
+    pub fn recent_now(&mut self) -> u64 {
+        self.recent_read = self.recent_seq;
+        self.recent_seq
     }
 
     /// Whether a fact key was already recorded by this thread, without
@@ -522,7 +603,7 @@ impl ThreadState {
     /// the ring position of the previous operation on it (None the first
     /// time).
     pub fn queue_interval(&mut self, key: u64) -> (usize, Option<u64>) {
-        let now = self.recent_seq;
+        let now = self.recent_now();
         for (i, slot) in self.queues.iter_mut().enumerate() {
             if slot.key == key {
                 let since = slot.seq;
@@ -546,7 +627,7 @@ impl ThreadState {
     /// or else the ring position of this thread's previous operation on an
     /// object of the class (None if it made none, or forgot it).
     pub fn class_interval(&mut self, ck: u64, since: Option<u64>) -> Option<u64> {
-        let now = self.recent_seq;
+        let now = self.recent_now();
         let e = &mut self.class_ops[(ck as usize >> 3) % CLASS_OPS];
         let prev = (e.0 == ck).then_some(e.1);
         *e = (ck, now);
@@ -1065,5 +1146,53 @@ mod tests {
         assert_eq!(st.take_held(1).unwrap().0.site, 10);
         assert_eq!(st.held().iter().map(|e| e.site).collect::<Vec<_>>(), [20]);
         assert!(st.take_held(9).is_none());
+    }
+
+    #[test]
+    fn a_lock_taken_again_with_no_queue_operation_between_is_noted_once() {
+        let mut st = ThreadState::new();
+        let a = HeldEntry::new(1, LockKind::Mutex, Mode::Write, 10);
+        let b = HeldEntry::new(2, LockKind::Mutex, Mode::Write, 20);
+        let addrs = |st: &ThreadState, since| {
+            st.recent_range(since)
+                .map(|q| st.recent_at(q).addr)
+                .collect::<Vec<_>>()
+        };
+        st.note_recent(a);
+        st.note_recent(a);
+        assert_eq!(addrs(&st, 0), [1]);
+        // A queue operation begins a range: the same lock after it is in it.
+        let since = st.recent_now();
+        st.note_recent(a);
+        assert_eq!(addrs(&st, since), [1]);
+        st.note_recent(b);
+        st.note_recent(a);
+        assert_eq!(addrs(&st, 0), [1, 1, 2, 1]);
+        // Announced under it (a signal): taken again, it is not.
+        st.push_held(a);
+        st.note_announce();
+        assert!(st.recent_at(3).announced);
+        st.note_recent(a);
+        assert_eq!(addrs(&st, 0), [1, 1, 2, 1, 1]);
+        assert!(!st.recent_at(4).announced);
+        // Another site or mode is another acquisition.
+        st.note_recent(HeldEntry::new(1, LockKind::Mutex, Mode::Read, 10));
+        st.note_recent(HeldEntry::new(1, LockKind::Mutex, Mode::Write, 11));
+        assert_eq!(st.recent_seq, 7);
+    }
+
+    #[test]
+    fn a_staged_entry_is_held_only_once_it_is_made_so() {
+        let mut st = ThreadState::new();
+        let a = HeldEntry::new(1, LockKind::Mutex, Mode::Write, 10);
+        let b = HeldEntry::new(2, LockKind::Rwlock, Mode::Read, 20);
+        st.push_held(a);
+        assert!(st.stage_held(b));
+        assert_eq!(st.held().len(), 1, "staged, not held");
+        assert!(st.staged().same_as(b));
+        st.hold_staged();
+        assert_eq!(st.held().iter().map(|e| e.addr).collect::<Vec<_>>(), [1, 2]);
+        st.held_len = MAX_HELD;
+        assert!(!st.stage_held(b), "no room above a full stack");
     }
 }

@@ -294,11 +294,12 @@ fn take(
 }
 
 /// [`take`] in a process with other threads: the real call (a trylock;
-/// the wait if it fails), then the push, the state found again after the
-/// call rather than kept (a register saved across the call is a store).
-/// Out of line, so that the checks before it make no call and every path
-/// leaves them by a tail call. Called only as [`take`] is, once it saw
-/// other threads.
+/// the wait if it fails), then the push. The entry is staged above the
+/// held stack before the call and read back after it, the state found
+/// again: nothing is kept across the call (a register saved for that is a
+/// store, and every store drains before the lock's atomic). Out of line,
+/// so that the checks before it make no call and every path leaves them
+/// by a tail call. Called only as [`take`] is, once it saw other threads.
 #[inline(never)]
 fn take_shared(
     addr: usize,
@@ -307,16 +308,55 @@ fn take_shared(
     trylock: impl FnOnce(usize) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
+    // SAFETY: ready, as the callers of `take` found it; not entered: only
+    // stores to its held stack follow, and no call but the real one.
+    let st = unsafe { thread::parked() }.unentered();
+    if !st.stage_held(HeldEntry::from_parts(addr, site, tail)) {
+        return take_overflowing(addr, site, tail, trylock, lock);
+    }
     let r = trylock(addr);
-    // SAFETY: ready, as the callers of `take` found it (a signal handler
-    // that ran in the call left it as it found it).
+    // SAFETY: as above (a signal handler that ran in the call left it as
+    // it found it).
+    let parked = unsafe { thread::parked() };
+    let st = parked.unentered();
+    let entry = st.staged();
+    if r == libc::EBUSY {
+        return contended(
+            thread::reenter(parked),
+            entry.addr,
+            entry.site,
+            entry.tail(),
+            lock,
+        );
+    }
+    if !acquired(r) {
+        return refused(r, entry.addr, entry.kind);
+    }
+    // Held only now, after the trylock: the watchdog reads the held
+    // stacks of other threads, and an entry for a lock another thread
+    // holds would name a second holder of it for that moment.
+    st.note_recent(entry);
+    st.hold_staged();
+    r
+}
+
+/// [`take_shared`] with the held stack full: the real call, and the
+/// overflow noted.
+#[cold]
+#[inline(never)]
+fn take_overflowing(
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    trylock: impl FnOnce(usize) -> c_int,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    let r = trylock(addr);
+    // SAFETY: as in `take_shared`.
     let st = thread::reenter(unsafe { thread::parked() });
     if r == libc::EBUSY {
         return contended(st, addr, site, tail, lock);
     }
-    // Pushed after the trylock, not before: the watchdog reads the held
-    // stacks of other threads, and an entry pushed for a lock another
-    // thread holds would name a second holder of it for that moment.
     after_entered(st, r, HeldEntry::from_parts(addr, site, tail), true, true)
 }
 
