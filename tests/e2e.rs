@@ -1512,6 +1512,12 @@ fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
     assert_eq!(r.report["run"]["ending"], "hung", "{:#}", r.report["run"]);
     let hangs = findings(&r.report, "hang");
     assert_eq!(hangs.len(), 1, "{:#}", r.report["findings"]);
+    // The title names the wait as the thread section does.
+    let title = hangs[0]["title"].as_str().unwrap();
+    assert!(
+        title.contains("is blocked in a futex wait on a Rust std::sync::Mutex"),
+        "{title}"
+    );
     let states = hangs[0]["thread_states"].as_array().unwrap();
     assert_eq!(states.len(), 2, "{states:#?}");
     for t in states {

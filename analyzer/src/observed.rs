@@ -3,7 +3,9 @@
 
 use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
-use crate::report::labels::{node_label, runtime_lock, UNREAD_FUTEX};
+use crate::report::labels::{
+    node_label, runtime_lock, runtime_wait, title_with_runtime_wait, UNREAD_FUTEX,
+};
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
 use crate::symbolize::Symbols;
@@ -189,6 +191,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
     let mut stacks: Vec<StackInfo> = Vec::new();
     let mut thread_states = Vec::new();
     let mut stack_of_tid = std::collections::HashMap::new();
+    let mut title = o.title.clone();
     for t in &o.threads {
         let pid = t.pid.unwrap_or(pid);
         let frames = t.stack.map(|id| syms.stack(model, pid, id));
@@ -197,8 +200,11 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         let unread = matches!(&t.waiting, Some(Waiting::Other { what }) if what == UNREAD_FUTEX);
         let runtime = frames.as_deref().and_then(runtime_lock).filter(|_| unread);
         let unread_wait = unread.then(|| runtime.unwrap_or("futex").to_string());
+        if let Some(lock) = runtime {
+            title = title_with_runtime_wait(&title, t.tid, lock);
+        }
         let waiting = t.waiting.as_ref().map(|w| match runtime {
-            Some(lock) => format!("a futex wait on a {lock} (which records no holder)"),
+            Some(lock) => runtime_wait(lock),
             None => waiting_text(model, pid, w),
         });
         let stack = frames.map(|frames| {
@@ -310,14 +316,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         .chain(edges.iter())
         .find_map(|e| program_frame(&stacks[e.stack].frames))
         .or_else(|| stacks.iter().find_map(|s| program_frame(&s.frames)));
-    let mut f = Finding::new(
-        &o.kind,
-        o.title.clone(),
-        (nodes, edges),
-        threads,
-        stacks,
-        location,
-    );
+    let mut f = Finding::new(&o.kind, title, (nodes, edges), threads, stacks, location);
     f.thread_states = thread_states;
     f.waiters = (o.kind == "stall" || o.waiters > 0).then_some(o.waiters);
     f

@@ -430,9 +430,59 @@ pub fn runtime_lock(frames: &[crate::symbolize::Frame]) -> Option<&'static str> 
     })
 }
 
+/// A thread's wait on a runtime's lock (see [`runtime_lock`]).
+pub fn runtime_wait(lock: &str) -> String {
+    format!("a futex wait on a {lock} (which records no holder)")
+}
+
+/// A hang's title, which names thread `tid` as blocked in a futex it could
+/// not read, with that wait named as the runtime lock its stack shows (the
+/// title is made where the process is read, its stacks symbolized later).
+pub fn title_with_runtime_wait(title: &str, tid: u32, lock: &str) -> String {
+    let generic = format!("blocked in {UNREAD_FUTEX}");
+    // The thread's name, then "is" or ", which is", then its wait.
+    let named = format!("T{tid} \"");
+    let Some(at) = title.find(&named).map(|i| i + named.len()) else {
+        return title.to_string();
+    };
+    let Some(start) = title[at..].find(&generic).map(|i| at + i).filter(|&i| {
+        let between = &title[at..i];
+        let name = between
+            .strip_suffix("\" is ")
+            .or_else(|| between.strip_suffix("\", which is "));
+        name.is_some_and(|n| !n.contains('"'))
+    }) else {
+        return title.to_string();
+    };
+    format!(
+        "{}blocked in {}{}",
+        &title[..start],
+        runtime_wait(lock),
+        &title[start + generic.len()..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hang_title_names_the_runtime_lock_of_the_thread_it_names() {
+        let t = format!("2 threads were blocked when the command was ended: T5 \"main\" is blocked in {UNREAD_FUTEX}");
+        assert_eq!(
+            title_with_runtime_wait(&t, 5, "Rust std::sync::Mutex"),
+            "2 threads were blocked when the command was ended: T5 \"main\" is blocked in a futex wait on a Rust std::sync::Mutex (which records no holder)"
+        );
+        assert_eq!(title_with_runtime_wait(&t, 6, "Rust std::sync::Mutex"), t);
+        let joined = format!("1 thread was blocked: T1 \"a\" waits in pthread_join for T2 \"b\", which is blocked in {UNREAD_FUTEX}");
+        assert!(title_with_runtime_wait(&joined, 2, "parking_lot Mutex")
+            .ends_with("T2 \"b\", which is blocked in a futex wait on a parking_lot Mutex (which records no holder)"));
+        // Not T1's wait: unchanged.
+        assert_eq!(
+            title_with_runtime_wait(&joined, 1, "parking_lot Mutex"),
+            joined
+        );
+    }
 
     #[test]
     fn runtime_locks_are_named_from_the_innermost_frame_that_names_one() {
