@@ -90,24 +90,16 @@ impl HeldEntry {
         unsafe { core::mem::transmute([addr as u64, site as u64, tail.0]) }
     }
 
-    /// Whether this is `other`, word for word (its flags too). Three
-    /// scalar loads: compared whole, the entries are spilled to the stack
-    /// for a vector compare (stores, and registers saved for them).
+    /// Whether this is `other`, word for word (its flags too): each word
+    /// compared in memory (compared whole, the entries are spilled to the
+    /// stack for a vector compare: stores, and registers saved for them).
     #[inline(always)]
     pub fn same_as(&self, other: HeldEntry) -> bool {
         // SAFETY: as in `store_to`.
         let b: [u64; 3] = unsafe { core::mem::transmute(other) };
         let a = (self as *const HeldEntry).cast::<u64>();
-        // SAFETY: three initialised words (as in `store_to`); volatile only
-        // so that they are read as three words.
-        let (a0, a1, a2) = unsafe {
-            (
-                a.read_volatile(),
-                a.add(1).read_volatile(),
-                a.add(2).read_volatile(),
-            )
-        };
-        (a0 ^ b[0]) | (a1 ^ b[1]) | (a2 ^ b[2]) == 0
+        // SAFETY: three initialised words (as in `store_to`).
+        unsafe { *a == b[0] && *a.add(1) == b[1] && *a.add(2) == b[2] }
     }
 
     /// Writes this entry as three words. Copied whole, it is spilled and
@@ -377,9 +369,13 @@ impl ThreadState {
     /// of the stack (this thread's hooks, the watchdog) stop at
     /// `held_len`. Returns false when the stack is full. A hook stages
     /// its entry before the real call so that it keeps nothing across it
-    /// (each register saved for that is a store); only a hook whose
-    /// signal handler may lock overwrites it meanwhile, and those pass
-    /// through (`hooks::signal`).
+    /// (each register saved for that is a store). Only a lock taken by a
+    /// signal handler in that call could overwrite it, and a handler's
+    /// hooked calls pass straight through (`hooks::signal`); a handler
+    /// installed by a raw system call is not wrapped, and one that took a
+    /// pthread lock there (not async-signal-safe) would leave its own
+    /// lock's entry in place of the interrupted one (as it would see the
+    /// single-threaded path's entry a moment early: `Parked::unentered`).
     #[inline(always)]
     pub fn stage_held(&mut self, entry: HeldEntry) -> bool {
         let Some(slot) = self.held.get_mut(self.held_len) else {

@@ -309,15 +309,18 @@ fn take_shared(
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: ready, as the callers of `take` found it; not entered: only
-    // stores to its held stack follow, and no call but the real one.
-    let st = unsafe { thread::parked() }.unentered();
-    if !st.stage_held(HeldEntry::from_parts(addr, site, tail)) {
+    // stores to its held stack follow, and no call but the real one (a
+    // signal handler that runs in it leaves the state as it found it).
+    // Kept across the call, in the register the call's stack alignment
+    // saves anyway.
+    let parked = unsafe { thread::parked() };
+    if !parked
+        .unentered()
+        .stage_held(HeldEntry::from_parts(addr, site, tail))
+    {
         return take_overflowing(addr, site, tail, trylock, lock);
     }
     let r = trylock(addr);
-    // SAFETY: as above (a signal handler that ran in the call left it as
-    // it found it).
-    let parked = unsafe { thread::parked() };
     let st = parked.unentered();
     let entry = st.staged();
     if r == libc::EBUSY {
