@@ -295,11 +295,12 @@ fn take(
 
 /// [`take`] in a process with other threads: the real call (a trylock;
 /// the wait if it fails), then the push. The entry is staged above the
-/// held stack before the call and read back after it, the state found
-/// again: nothing is kept across the call (a register saved for that is a
-/// store, and every store drains before the lock's atomic). Out of line,
-/// so that the checks before it make no call and every path leaves them
-/// by a tail call. Called only as [`take`] is, once it saw other threads.
+/// held stack before the call and read back after it: only the state's
+/// address is kept across the call, in the one register the call's stack
+/// alignment saves anyway (each register saved is a store, and every
+/// store drains before the lock's atomic). Out of line, so that the
+/// checks before it make no call and every path leaves them by a tail
+/// call. Called only as [`take`] is, once it saw other threads.
 #[inline(never)]
 fn take_shared(
     addr: usize,
@@ -311,8 +312,6 @@ fn take_shared(
     // SAFETY: ready, as the callers of `take` found it; not entered: only
     // stores to its held stack follow, and no call but the real one (a
     // signal handler that runs in it leaves the state as it found it).
-    // Kept across the call, in the register the call's stack alignment
-    // saves anyway.
     let parked = unsafe { thread::parked() };
     if !parked
         .unentered()
