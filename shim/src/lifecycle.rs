@@ -20,6 +20,7 @@ extern "C" fn init() {
     // key, the shim's own address range.
     crate::sys::note_stderr();
     real::resolve_all();
+    locks::settle_trylock();
     #[cfg(not(test))]
     crate::hooks::settle_free();
     thread::exit_key();

@@ -680,7 +680,7 @@ impl ThreadState {
     /// registers anew with the child's watchdog; its channel ids pointed
     /// into the parent's table, which the child starts afresh.
     pub fn after_fork_child(&mut self) {
-        self.tid = 0;
+        self.tid = crate::sys::gettid();
         self.seen = [[0; 2]; SEEN_CACHE];
         self.class_seen = [[0; 2]; SEEN_CACHE];
         self.published = core::ptr::null();
@@ -876,6 +876,9 @@ fn first_enter(w: usize) -> Option<&'static mut ThreadState> {
     unsafe {
         *word() = st as usize;
         (*st).busy = true;
+        // Known from the start: the lock hooks write it into a normal
+        // mutex they take (`locks::mutex_trylock`).
+        (*st).tid = crate::sys::gettid();
         Some(&mut *st)
     }
 }
@@ -955,6 +958,13 @@ impl Parked {
         // SAFETY: this thread's block, as in `reenter`; not entered, so no
         // other reference to it is live on this thread.
         unsafe { &mut *self.0 }
+    }
+
+    /// The thread's kernel tid, as its state knows it (0: not yet).
+    #[inline(always)]
+    pub fn tid(&self) -> u32 {
+        // SAFETY: this thread's block, as in `reenter`.
+        unsafe { (*self.0).tid }
     }
 
     /// How many locks the thread holds (its shim not busy, nothing else
@@ -1105,15 +1115,16 @@ mod tests {
         let st = enter().expect("a state");
         st.tid = 7;
         leave(st);
-        let other = std::thread::spawn(|| {
+        let (other, kernel) = std::thread::spawn(|| {
             let st = enter().expect("a state");
             let tid = st.tid;
             leave(st);
-            tid
+            (tid, crate::sys::gettid())
         })
         .join()
         .unwrap();
-        assert_eq!(other, 0);
+        // Its own, known from its state's start (a normal mutex's owner).
+        assert_eq!(other, kernel);
         let st = enter().expect("the same state");
         assert_eq!(st.tid, 7);
         assert!(enter().is_none(), "a reentrant call passes through");

@@ -66,7 +66,14 @@ fn take(
     // A conversion (shared to exclusive, or back) replaces the lock held.
     forget(fd);
     let c = if blocking {
-        acquire_blocking(addr, K, mode, site, |_| code(try_lock()), |_| code(lock()))
+        acquire_blocking(
+            addr,
+            K,
+            mode,
+            site,
+            |_, _| code(try_lock()),
+            |_| code(lock()),
+        )
     } else {
         acquire_try(addr, K, mode, site, || code(try_lock()))
     };

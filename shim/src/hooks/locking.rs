@@ -157,7 +157,8 @@ pub fn acquire_try(
 }
 
 /// lock, rdlock, wrlock, and the program's own timed variants (`lock` is
-/// the real call, whichever it is, given the lock's address). Nothing
+/// the real call, whichever it is, given the lock's address; `trylock`
+/// is given the thread's tid too, 0 where the hook does not know it). Nothing
 /// held, the usual case, the thread's state is entered only for the push
 /// after the call; never across a wait. This path is counted in stores
 /// (measured: an uncontended pair is bound by them, and they drain before
@@ -169,7 +170,7 @@ pub fn acquire_blocking(
     kind: LockKind,
     mode: Mode,
     site: usize,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     acquire_blocking_or_alone(addr, kind, mode, site, |_| false, trylock, lock)
@@ -191,7 +192,7 @@ pub fn acquire_blocking_or_alone(
     mode: Mode,
     site: usize,
     cannot_fail: impl FnOnce(usize) -> bool,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     if !config::plainly_on() {
@@ -242,7 +243,7 @@ fn acquire_nested(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: `acquire_blocking` found the state ready.
@@ -262,7 +263,7 @@ fn acquire_new_order(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: as in `acquire_nested`.
@@ -284,7 +285,7 @@ fn take(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     if crate::sys::single_threaded() {
@@ -306,7 +307,7 @@ fn take_shared(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: ready, as the callers of `take` found it; not entered: only
@@ -319,7 +320,7 @@ fn take_shared(
     {
         return take_overflowing(addr, site, tail, trylock, lock);
     }
-    let r = trylock(addr);
+    let r = trylock(addr, parked.tid());
     let st = parked.unentered();
     let entry = st.staged();
     if r == libc::EBUSY {
@@ -350,10 +351,10 @@ fn take_overflowing(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    let r = trylock(addr);
+    let r = trylock(addr, 0);
     // SAFETY: as in `take_shared`.
     let st = thread::reenter(unsafe { thread::parked() });
     if r == libc::EBUSY {
@@ -420,7 +421,7 @@ fn acquire_unentered(
     kind: LockKind,
     mode: Mode,
     site: usize,
-    trylock: impl FnOnce(usize) -> c_int,
+    trylock: impl FnOnce(usize, u32) -> c_int,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     let entry = HeldEntry {
@@ -430,7 +431,7 @@ fn acquire_unentered(
     if crate::sys::single_threaded() {
         return after(lock(addr), entry, true);
     }
-    let r = trylock(addr);
+    let r = trylock(addr, 0);
     if r != libc::EBUSY {
         return after(r, entry, true);
     }

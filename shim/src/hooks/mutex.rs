@@ -29,7 +29,7 @@ unsafe extern "C-unwind" fn lock(m: M, site: usize) -> c_int {
         site,
         // SAFETY: the program passed this mutex to its lock.
         |a| unsafe { crate::locks::mutex_lock_cannot_fail(a) },
-        move |a| unsafe { real::pthread_mutex_trylock()(a as M) },
+        move |a, tid| unsafe { trylock_of_lock(a, tid) },
         move |a| unsafe { real::pthread_mutex_lock()(a as M) },
     )
 }
@@ -46,7 +46,7 @@ unsafe extern "C-unwind" fn timedlock(m: M, t: *const timespec, site: usize) -> 
         K,
         W,
         site,
-        move |a| unsafe { real::pthread_mutex_trylock()(a as M) },
+        move |a, tid| unsafe { trylock_of_lock(a, tid) },
         move |a| unsafe { real::pthread_mutex_timedlock()(a as M, t) },
     )
 }
@@ -57,9 +57,20 @@ unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: 
         K,
         W,
         site,
-        move |a| unsafe { real::pthread_mutex_trylock()(a as M) },
+        move |a, tid| unsafe { trylock_of_lock(a, tid) },
         move |a| unsafe { real::pthread_mutex_clocklock()(a as M, c, t) },
     )
+}
+
+/// The trylock a blocking lock begins with: a normal mutex is tried in
+/// place (`locks::mutex_trylock`), any other by glibc.
+///
+/// # Safety
+/// `a` is the mutex the program passed to its lock; `tid` this thread's.
+#[inline(always)]
+unsafe fn trylock_of_lock(a: usize, tid: u32) -> c_int {
+    // SAFETY: as above.
+    unsafe { crate::locks::mutex_trylock(a, tid, move || real::pthread_mutex_trylock()(a as M)) }
 }
 
 #[no_mangle]

@@ -28,7 +28,7 @@ unsafe extern "C-unwind" fn rdlock(l: L, site: usize) -> c_int {
         K,
         Mode::Read,
         site,
-        move |a| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        move |a, _| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
         move |a| unsafe { real::pthread_rwlock_rdlock()(a as L) },
     )
 }
@@ -39,7 +39,7 @@ unsafe extern "C-unwind" fn wrlock(l: L, site: usize) -> c_int {
         K,
         Mode::Write,
         site,
-        move |a| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        move |a, _| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
         move |a| unsafe { real::pthread_rwlock_wrlock()(a as L) },
     )
 }
@@ -62,7 +62,7 @@ unsafe extern "C-unwind" fn timedrdlock(l: L, t: *const timespec, site: usize) -
         K,
         Mode::Read,
         site,
-        move |a| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        move |a, _| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
         move |a| unsafe { real::pthread_rwlock_timedrdlock()(a as L, t) },
     )
 }
@@ -73,7 +73,7 @@ unsafe extern "C-unwind" fn timedwrlock(l: L, t: *const timespec, site: usize) -
         K,
         Mode::Write,
         site,
-        move |a| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        move |a, _| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
         move |a| unsafe { real::pthread_rwlock_timedwrlock()(a as L, t) },
     )
 }
@@ -84,7 +84,7 @@ unsafe extern "C-unwind" fn clockrdlock(l: L, c: c_int, t: *const timespec, site
         K,
         Mode::Read,
         site,
-        move |a| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        move |a, _| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
         move |a| unsafe { real::pthread_rwlock_clockrdlock()(a as L, c, t) },
     )
 }
@@ -95,7 +95,7 @@ unsafe extern "C-unwind" fn clockwrlock(l: L, c: c_int, t: *const timespec, site
         K,
         Mode::Write,
         site,
-        move |a| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        move |a, _| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
         move |a| unsafe { real::pthread_rwlock_clockwrlock()(a as L, c, t) },
     )
 }

@@ -23,7 +23,7 @@ unsafe extern "C-unwind" fn lock(s: S, site: usize) -> c_int {
         K,
         W,
         site,
-        move |a| unsafe { real::pthread_spin_trylock()(a as S) },
+        move |a, _| unsafe { real::pthread_spin_trylock()(a as S) },
         move |a| unsafe { real::pthread_spin_lock()(a as S) },
     )
 }
