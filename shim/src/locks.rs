@@ -645,10 +645,11 @@ pub fn epoch() -> u64 {
 }
 
 /// glibc 2.36 x86_64 lock layouts (LOWLEVEL.md): `pthread_mutex_t`
-/// `__lock`, `__owner`, `__kind`; `pthread_rwlock_t` `__readers`,
-/// `__cur_writer`, `__flags`; a spinlock is one int at 0.
+/// `__lock`, `__owner`, `__nusers`, `__kind`; `pthread_rwlock_t`
+/// `__readers`, `__cur_writer`, `__flags`; a spinlock is one int at 0.
 const MUTEX_LOCK: usize = 0;
 const MUTEX_OWNER: usize = 8;
+const MUTEX_NUSERS: usize = 12;
 const MUTEX_KIND: usize = 16;
 const RWLOCK_READERS: usize = 0;
 const RWLOCK_WRITER: usize = 24;
@@ -758,8 +759,6 @@ pub unsafe fn mutex_lock_cannot_fail(addr: usize) -> bool {
 /// elide a normal mutex's lock; taking it plainly is still correct, but
 /// not what the program asked its C library for).
 static OWN_TRYLOCK: AtomicBool = AtomicBool::new(false);
-
-const MUTEX_NUSERS: usize = 12;
 
 /// At start-up: whether the shim's own trylock of a normal mutex is what
 /// glibc's would do (`GLIBC_TUNABLES` does not turn elision on).

@@ -960,7 +960,8 @@ impl Parked {
         unsafe { &mut *self.0 }
     }
 
-    /// The thread's kernel tid, as its state knows it (0: not yet).
+    /// The thread's kernel tid, which its state learns when it is made
+    /// (and again in a fork child).
     #[inline(always)]
     pub fn tid(&self) -> u32 {
         // SAFETY: this thread's block, as in `reenter`.
