@@ -634,6 +634,7 @@ mod tests {
             ppid: 1,
             exe: "/x".into(),
             cmdline: vec![],
+            call_clock_res_ns: None,
         }];
         all.extend(records);
         let t = TraceFile {

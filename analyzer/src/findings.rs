@@ -589,6 +589,7 @@ fn evidence_edge(
         },
         _ => (None, None),
     };
+    let max_ns_tick = max_ns.and_then(|_| call_tick(model, e.pid));
     let held = held_frames(syms, model, e, &frames);
     stacks.push(StackInfo {
         pid: e.pid,
@@ -629,9 +630,15 @@ fn evidence_edge(
         acquired_at: site_frame(syms, model, e.pid, e.wanted_site),
         count,
         max_ns,
+        max_ns_tick,
         stack,
         held_stack,
     }
+}
+
+/// The tick of the clock process `pid`'s blocking calls were timed with.
+fn call_tick(model: &Model, pid: u32) -> Option<u64> {
+    model.processes.get(&pid)?.call_clock_res_ns
 }
 
 fn cycle_finding(model: &Model, syms: &mut Symbols, c: &Cycle) -> Finding {
@@ -813,6 +820,7 @@ fn misuse(model: &Model, syms: &mut Symbols) -> Vec<Finding> {
             acquired_at: None,
             count: None,
             max_ns: None,
+            max_ns_tick: None,
             stack: 0,
             held_stack: None,
         }];
@@ -948,6 +956,7 @@ fn misuse_finding(
         acquired_at: None,
         count: None,
         max_ns: x.held_ns,
+        max_ns_tick: None,
         stack,
         held_stack: None,
     };
@@ -1005,6 +1014,7 @@ fn hazards(
         let first = calls[0];
         let count: u64 = calls.iter().map(|c| c.count).sum();
         let max_ns = calls.iter().map(|c| c.max_ns).max().unwrap_or(0);
+        let tick = call_tick(model, pid);
         let mut nodes: Vec<NodeInfo> = first
             .held
             .iter()
@@ -1051,6 +1061,7 @@ fn hazards(
                     acquired_at: None,
                     count: Some(c.count),
                     max_ns: Some(c.max_ns),
+                    max_ns_tick: tick,
                     stack: 0,
                     held_stack: None,
                 });
@@ -1069,7 +1080,7 @@ fn hazards(
             node_label(&nodes[qi]),
             count,
             if count == 1 { "" } else { "s" },
-            labels::duration(max_ns)
+            labels::call_duration(max_ns, tick)
         );
         out.push((
             max_ns,

@@ -300,6 +300,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
                 acquired_at: None,
                 count: None,
                 max_ns: None,
+                max_ns_tick: None,
                 stack,
                 held_stack: None,
             }

@@ -360,6 +360,7 @@ mod tests {
             ppid: 0,
             exe: "/bin/x".into(),
             cmdline: vec![],
+            call_clock_res_ns: None,
         }
         .to_line()
     }

@@ -37,6 +37,7 @@ fn synthetic(dir: &Path, facts: usize, locks: u64, rings: u64) -> Result<()> {
             ppid: 1,
             exe: "/synthetic".into(),
             cmdline: vec![],
+            call_clock_res_ns: None,
         }
         .to_line(),
     )?;

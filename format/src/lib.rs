@@ -317,6 +317,11 @@ pub enum Record {
         ppid: u32,
         exe: String,
         cmdline: Vec<String>,
+        /// The tick of the clock that times blocking calls
+        /// ([`Record::CallStats`]' `max_ns`), in ns: a call took its
+        /// `max_ns` give or take one tick. Absent in older traces.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_clock_res_ns: Option<u64>,
     },
     /// A loaded ELF object: `base` is the load bias (`dlpi_addr`), segments
     /// are absolute `[start, end)` ranges of its PT_LOAD segments.

@@ -528,6 +528,7 @@ impl Recorder {
                     ppid: rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32),
                     exe,
                     cmdline,
+                    call_clock_res_ns: Some(crate::sys::coarse_resolution_ns()),
                 });
             }
             Err(why) => {

@@ -41,6 +41,7 @@ pub fn snapshot_group(pgid: u32, dir: &std::path::Path, ending: &str) -> Result<
             ppid: p.ppid,
             exe: p.exe.clone(),
             cmdline: p.cmdline.clone(),
+            call_clock_res_ns: p.call_clock_res_ns,
         }
         .to_line();
         if !p.stacks.is_empty() {

@@ -146,6 +146,9 @@ pub struct Process {
     pub created: HashMap<u32, (u32, Option<u64>)>,
     /// Bounds the shim hit: the analysis of this process is partial.
     pub partial: Vec<String>,
+    /// The tick of the clock its blocking calls were timed with (the
+    /// trace header's; None in older traces).
+    pub call_clock_res_ns: Option<u64>,
     /// Its threads' starts and joins.
     pub order: crate::order::Threads,
 }
@@ -392,7 +395,11 @@ impl Model {
         let stats = &mut adding.stats;
         match r {
             Record::Header {
-                ppid, exe, cmdline, ..
+                ppid,
+                exe,
+                cmdline,
+                call_clock_res_ns,
+                ..
             } => {
                 // The file's process (a second header naming another
                 // pid, in a damaged trace, describes the same one).
@@ -400,6 +407,7 @@ impl Model {
                 p.ppid = *ppid;
                 p.exe = exe.clone();
                 p.cmdline = cmdline.clone();
+                p.call_clock_res_ns = *call_clock_res_ns;
             }
             Record::Module {
                 path,

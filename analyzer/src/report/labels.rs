@@ -18,6 +18,32 @@ pub fn duration(ns: u64) -> String {
     }
 }
 
+/// A blocking call's duration as a clock with ticks of `res` ns measured
+/// it (`None`: exact, or not known): the call took `ns` give or take a
+/// tick, so a measure of a few ticks is said as the bounds it gives,
+/// never as a precise `0 ns` or `4.0 ms`.
+pub fn call_duration(ns: u64, res: Option<u64>) -> String {
+    let res = match res {
+        Some(r) if r > 1 => r,
+        _ => return duration(ns),
+    };
+    if ns >= res.saturating_mul(10) {
+        // Within a tenth: said as measured.
+        return duration(ns);
+    }
+    let hi = ns + res;
+    if ns <= res {
+        return format!("under {}", duration(hi));
+    }
+    let lo = ns - res;
+    if res >= 1_000_000 {
+        // Whole milliseconds, rounded outwards.
+        format!("{}-{} ms", lo / 1_000_000, hi.div_ceil(1_000_000))
+    } else {
+        format!("{} to {}", duration(lo), duration(hi))
+    }
+}
+
 pub fn thread_label(t: &ThreadRef) -> String {
     if t.name.is_empty() {
         format!("Thread T{} (pid {})", t.tid, t.pid)
@@ -465,6 +491,25 @@ pub fn title_with_runtime_wait(title: &str, tid: u32, lock: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_timed_in_ticks_is_said_as_its_bounds() {
+        let tick = Some(4_000_000);
+        assert_eq!(call_duration(0, tick), "under 4.0 ms");
+        assert_eq!(call_duration(4_000_000, tick), "under 8.0 ms");
+        assert_eq!(call_duration(8_000_000, tick), "4-12 ms");
+        // A tickless kernel's coarse clock moves between ticks too.
+        assert_eq!(call_duration(11_500_000, tick), "7-16 ms");
+        assert_eq!(call_duration(36_000_000, tick), "32-40 ms");
+        // Ten ticks and more: within a tenth, said as measured.
+        assert_eq!(call_duration(40_000_000, tick), "40 ms");
+        assert_eq!(call_duration(1_826_000_000, tick), "1826 ms");
+        // A finer tick.
+        assert_eq!(call_duration(150_000, Some(100_000)), "50.0 µs to 250.0 µs");
+        // An exact clock, or a trace that does not say.
+        assert_eq!(call_duration(60_640, Some(1)), "60.6 µs");
+        assert_eq!(call_duration(0, None), "0 ns");
+    }
 
     #[test]
     fn a_hang_title_names_the_runtime_lock_of_the_thread_it_names() {

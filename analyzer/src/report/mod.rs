@@ -641,6 +641,10 @@ pub struct EdgeInfo {
     pub count: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ns: Option<u64>,
+    /// The tick of the clock `max_ns` of a held-across-call was measured
+    /// with: the longest call took `max_ns` give or take this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ns_tick: Option<u64>,
     /// Index in `stacks` of the acquisition or call stack.
     pub stack: usize,
     /// Index in `stacks` of the held lock's acquisition: recorded whole

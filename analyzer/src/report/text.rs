@@ -128,7 +128,7 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo, aliases: Option<&[Stri
                 (Some(c), Some(ns)) => format!(
                     " [{c} call{}, longest {}]",
                     if c == 1 { "" } else { "s" },
-                    duration(ns)
+                    call_duration(ns, e.max_ns_tick)
                 ),
                 _ => String::new(),
             };
