@@ -1370,6 +1370,31 @@ fn inspect_of_an_idle_pipeline_is_silent() {
     assert_idle(grep[0], "read()");
 }
 
+/// A thread in a timed wait that keeps waking (a poll loop; a JVM thread
+/// parked on a monitor wakes to look at it again) ran between the
+/// samples: not blocked, and not "running" either, but in its call.
+#[test]
+fn inspect_says_a_wait_that_keeps_waking_is_in_its_call() {
+    let p = Pipeline::start("exec perl -e 'select(undef, undef, undef, 0.05) while 1'");
+    let perl = p.pids_of("perl");
+    assert_eq!(perl.len(), 1);
+    let (code, r, _) = inspect_json(perl[0]);
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    let task = &r["inspect"]["tasks"][0];
+    assert!(task.get("blocked_in").is_none(), "{task}");
+    assert!(task.get("no_progress_ms").is_none(), "{task}");
+    assert!(
+        task["in_call"].as_str().unwrap().contains("select"),
+        "{task}"
+    );
+    let text =
+        holdcheck::report::labels::task_doing(&serde_json::from_value(task.clone()).unwrap());
+    assert!(
+        text.ends_with("but ran between samples (a timed wait or a loop)"),
+        "{text}"
+    );
+}
+
 /// inspect of a process whose thread is idle in `call`: shown blocked
 /// there, and no finding.
 fn assert_idle(pid: u32, call: &str) {

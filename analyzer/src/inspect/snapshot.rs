@@ -607,6 +607,10 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                         Syscall::In { nr, .. } if p.stuck(t) => Some(syscall_name(*nr)),
                         Syscall::In { .. } => None,
                     }),
+                in_call: match &t.syscall {
+                    Syscall::In { nr, .. } if !p.stuck(t) => Some(syscall_name(*nr)),
+                    _ => None,
+                },
                 no_progress_ms: p.stuck(t).then(|| {
                     clocks
                         .last_ran_ms(t)

@@ -149,7 +149,7 @@ fn inspect_overview(out: &mut String, i: &InspectInfo) {
             t.tid,
             esc(&t.name),
             esc(&t.state),
-            esc(t.blocked_in.as_deref().unwrap_or("running")),
+            esc(&labels::task_doing(t)),
             t.no_progress_ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
             esc(&t.wchan)
         );

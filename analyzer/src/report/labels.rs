@@ -44,6 +44,17 @@ pub fn call_duration(ns: u64, res: Option<u64>) -> String {
     }
 }
 
+/// What an inspected thread was doing, in a few words: what it is blocked
+/// in; the call it was in though it ran between samples (only that is
+/// known: a timed wait that keeps waking, or a loop); or running.
+pub fn task_doing(t: &TaskInfo) -> String {
+    match (&t.blocked_in, &t.in_call) {
+        (Some(b), _) => b.clone(),
+        (None, Some(c)) => format!("in {c}, but ran between samples (a timed wait or a loop)"),
+        (None, None) => "running".to_string(),
+    }
+}
+
 pub fn thread_label(t: &ThreadRef) -> String {
     if t.name.is_empty() {
         format!("Thread T{} (pid {})", t.tid, t.pid)
@@ -491,6 +502,28 @@ pub fn title_with_runtime_wait(title: &str, tid: u32, lock: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inspected_thread_is_running_only_when_in_no_call() {
+        let task = |blocked_in: Option<&str>, in_call: Option<&str>| TaskInfo {
+            pid: 1,
+            tid: 1,
+            name: "t".into(),
+            state: "S".into(),
+            blocked_in: blocked_in.map(Into::into),
+            no_progress_ms: None,
+            in_call: in_call.map(Into::into),
+            syscall: String::new(),
+            wchan: String::new(),
+            kernel_stack: vec![],
+        };
+        assert_eq!(task_doing(&task(Some("read()"), None)), "read()");
+        assert_eq!(
+            task_doing(&task(None, Some("futex"))),
+            "in futex, but ran between samples (a timed wait or a loop)"
+        );
+        assert_eq!(task_doing(&task(None, None)), "running");
+    }
 
     #[test]
     fn a_call_timed_in_ticks_is_said_as_its_bounds() {

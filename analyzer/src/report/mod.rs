@@ -209,6 +209,11 @@ pub struct TaskInfo {
     /// How long it has not run, when it made no progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_progress_ms: Option<u64>,
+    /// The system call it was in at the last sample, when it ran between
+    /// samples all the same (a timed wait woken again and again, a retry
+    /// loop): not blocked, and not known to be running either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_call: Option<String>,
     /// /proc/PID/task/TID/syscall: the number and arguments, `running`, or
     /// `-1` (blocked outside a system call).
     pub syscall: String,

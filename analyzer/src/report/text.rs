@@ -742,8 +742,7 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
                 "blocked in {b}, no progress for {}",
                 duration(ms * 1_000_000)
             ),
-            (Some(b), None) => b.clone(),
-            (None, _) => "running".to_string(),
+            _ => task_doing(t),
         };
         let _ = writeln!(
             out,
