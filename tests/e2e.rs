@@ -1503,6 +1503,9 @@ fn inspect_sees_through_a_zombie_leader() {
 fn inspect_follows_a_file_lock_to_its_holder() {
     let hung = Hung::start("filelock", &["--stress"]);
     let (code, r, _) = inspect_json(hung.pid());
+    for name in ["spool", "index"] {
+        let _ = std::fs::remove_file(format!("/tmp/holdcheck-filelock-{}-{name}", hung.pid()));
+    }
     assert_eq!(code, 1);
     assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
     let f = &r["findings"][0];
@@ -1517,6 +1520,27 @@ fn inspect_follows_a_file_lock_to_its_holder() {
             "{n}"
         );
     }
+}
+
+/// A file lock that no descriptor names any more (the file locked,
+/// mapped, its descriptor closed, as the JVM keeps its hsperfdata file)
+/// is named by the mapping's path, not by an inode number.
+#[test]
+fn inspect_names_a_locked_file_kept_only_by_its_mapping() {
+    let hung = Hung::start("filelock", &["--mapped"]);
+    let path = format!("/tmp/holdcheck-filelock-{}-spool", hung.pid());
+    let (code, r, _) = inspect_json(hung.pid());
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    let locks = r["inspect"]["file_locks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no file lock: {:#}", r["inspect"]));
+    assert!(
+        locks
+            .iter()
+            .any(|l| l["path"] == path.as_str() && l["kind"] == "FLOCK" && l["mode"] == "write"),
+        "{locks:#?}"
+    );
 }
 
 /// A Python program stuck on its own lock: inspect cannot see the

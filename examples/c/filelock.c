@@ -8,10 +8,14 @@
  *   filelock --stress   at the same time: really hangs
  *   filelock --shared   both take both locks shared (LOCK_SH): never a
  *                       deadlock, whatever the order (a control)
+ *   filelock --mapped   one process locks a file, maps it and closes its
+ *                       descriptor (the lock stays with the mapping, as
+ *                       the JVM keeps its hsperfdata file), then sleeps
  */
 #include "common.h"
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 static char spool[64], idx[64];
@@ -42,15 +46,34 @@ static NOINLINE void lock_both(const char *first, const char *second, int how, i
     close(a);
 }
 
+/* --mapped: a lock no descriptor names any more. */
+static int mapped(void) {
+    int fd = open_lock(spool);
+    if (ftruncate(fd, 4096) < 0 || flock(fd, LOCK_EX) < 0)
+        die("flock");
+    void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        die("mmap");
+    close(fd);
+    printf("filelock: %s locked and mapped\n", spool);
+    fflush(stdout);
+    sleep(600);
+    unlink(spool);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int stress = has_flag(argc, argv, "--stress");
     int shared = has_flag(argc, argv, "--shared");
-    if (!stress && !shared && !has_flag(argc, argv, "--light")) {
-        fprintf(stderr, "usage: filelock --light | --stress | --shared\n");
+    if (!stress && !shared && !has_flag(argc, argv, "--light") &&
+        !has_flag(argc, argv, "--mapped")) {
+        fprintf(stderr, "usage: filelock --light | --stress | --shared | --mapped\n");
         return 2;
     }
     snprintf(spool, sizeof spool, "/tmp/holdcheck-filelock-%d-spool", (int)getpid());
     snprintf(idx, sizeof idx, "/tmp/holdcheck-filelock-%d-index", (int)getpid());
+    if (has_flag(argc, argv, "--mapped"))
+        return mapped();
     int how = shared ? LOCK_SH : LOCK_EX;
     /* parent → child and child → parent pipes, used only under --stress. */
     int p2c[2], c2p[2];

@@ -603,6 +603,13 @@ pub fn held_file_locks(pid: u32) -> Vec<FileLockInfo> {
                 .or_insert_with(|| target.to_string_lossy().into_owned());
         }
     }
+    // A file mapped after its descriptor was closed keeps its lock (the
+    // JVM's hsperfdata file): named by the mapping.
+    for (key, path) in
+        mapped_files(&fs::read_to_string(format!("/proc/{}/maps", via(pid))).unwrap_or_default())
+    {
+        paths.entry(key).or_insert(path);
+    }
     mine.into_iter()
         .map(|l| FileLockInfo {
             pid,
@@ -617,6 +624,27 @@ pub fn held_file_locks(pid: u32) -> Vec<FileLockInfo> {
             }
             .to_string(),
             range: (l.start != "0" || l.end != "EOF").then(|| format!("{}-{}", l.start, l.end)),
+        })
+        .collect()
+}
+
+/// The files of /proc/PID/maps lines, by (device, inode).
+fn mapped_files(maps: &str) -> Vec<((u64, u64), String)> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (_range, _perms, _offset) = (f.next()?, f.next()?, f.next()?);
+            let (major, minor) = f.next()?.split_once(':')?;
+            let ino: u64 = f.next()?.parse().ok()?;
+            let path = f.collect::<Vec<_>>().join(" ");
+            if ino == 0 || !path.starts_with('/') {
+                return None;
+            }
+            let dev = libc::makedev(
+                u32::from_str_radix(major, 16).ok()?,
+                u32::from_str_radix(minor, 16).ok()?,
+            );
+            Some(((dev, ino), path))
         })
         .collect()
 }
@@ -717,6 +745,26 @@ pub fn runtime_blind_spot(pid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_files_are_read_by_device_and_inode() {
+        let maps = "\
+7f00-7f01 rw-s 00000000 fd:01 10018819                   /tmp/hsperfdata_root/42
+7f02-7f03 r--p 00000000 00:00 0 \n\
+7f04-7f05 rw-p 00000000 00:00 0                          [heap]
+7f06-7f07 r--s 00000000 08:02 77                         /tmp/a b (deleted)
+";
+        assert_eq!(
+            mapped_files(maps),
+            [
+                (
+                    (libc::makedev(0xfd, 1), 10018819),
+                    "/tmp/hsperfdata_root/42".to_string()
+                ),
+                ((libc::makedev(8, 2), 77), "/tmp/a b (deleted)".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn syscall_lines_parse() {
