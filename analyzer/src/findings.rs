@@ -341,7 +341,12 @@ fn fold_stalls_into_deadlocks(observed: &mut Vec<Finding>) {
 fn add_waiters(g: &mut Finding, f: Finding) {
     let mut added = 0;
     for mut t in f.thread_states {
-        if g.threads.contains(&t.thread) {
+        // By id: another view may not know a thread's name (one that
+        // exited, seen from outside).
+        if g.threads
+            .iter()
+            .any(|x| x.pid == t.thread.pid && x.tid == t.thread.tid)
+        {
             continue;
         }
         t.stack = t.stack.map(|i| {

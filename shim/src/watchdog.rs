@@ -15,8 +15,7 @@ use crate::sys;
 use crate::thread::{self, HeldEntry};
 use core::sync::atomic::{AtomicBool, Ordering};
 use holdcheck_format::{
-    Channel, Direction, Held, LockKind, LockRef, Mode, Observed, ObservedEdge, ObservedNode,
-    ObservedThread, Record, Waiting,
+    Channel, Direction, LockKind, LockRef, Mode, Observed, ObservedNode, Record, Waiting,
 };
 use holdcheck_waitfor::{self as waitfor, ChannelUsers, Env, HeldLock, Snap, Wait};
 use std::collections::HashSet;
@@ -287,12 +286,8 @@ fn ended(o: &Observed) -> Observed {
     done
 }
 
-/// What an exited owner "waits" for, in an observed thread.
-const EXITED: &str = holdcheck_format::EXITED;
-
 /// Threads waiting (for at least `min_ms`) for a lock whose owner thread
-/// exited holding it: nobody can ever release it, so each wait is a
-/// deadlock, the owner's exit its cause.
+/// exited holding it (see [`waitfor::orphan_wait`]).
 fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
     let orphans = live::ORPHANS.lock().clone();
     if orphans.is_empty() {
@@ -300,7 +295,7 @@ fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
     }
     let mut out = Vec::new();
     for s in snap {
-        let Some(Wait::Lock { addr, kind, .. }) = &s.wait else {
+        let Some(Wait::Lock { addr, .. }) = &s.wait else {
             continue;
         };
         if s.since == 0 || now.saturating_sub(s.since) < min_ms * 1_000_000 {
@@ -312,55 +307,14 @@ fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
         if !o.still_owned() {
             continue; // released for it since: not this
         }
-        let lock = ShimEnv.lock_ref(*addr);
-        let waiter = waitfor::observed_thread(&ShimEnv, s, now);
-        let title = format!(
-            "T{} \"{}\" waits for ever for {} {:#x}: its owner T{} \"{}\" exited holding it",
-            s.tid,
-            waiter.name,
-            kind.as_str(),
-            addr,
-            o.tid,
-            o.name
-        );
-        let owner = ObservedThread {
+        let owner = waitfor::ExitedOwner {
             tid: o.tid,
             pid: None,
-            name: format!("{} (exited)", o.name),
-            held: vec![Held {
-                lock,
-                mode: o.mode,
-                site: o.site as u64,
-                stack: None,
-            }],
-            waiting: Some(Waiting::Other {
-                what: EXITED.into(),
-            }),
-            waited_ms: 0,
-            stack: None,
+            name: o.name.clone(),
+            mode: o.mode,
+            site: o.site as u64,
         };
-        out.push(waitfor::Finding {
-            key: holdcheck_format::mix(holdcheck_format::mix(0x0e1, s.tid as u64), s.since)
-                ^ o.tid as u64,
-            observed: Observed {
-                kind: "deadlock".into(),
-                title,
-                nodes: vec![ObservedNode::Lock {
-                    pid: None,
-                    lock,
-                    kind: *kind,
-                    mode: o.mode,
-                }],
-                edges: vec![ObservedEdge {
-                    from: 0,
-                    to: 0,
-                    tid: s.tid,
-                    relation: "lock-order".into(),
-                }],
-                threads: vec![waiter, owner],
-                waiters: 0,
-            },
-        });
+        out.extend(waitfor::orphan_wait(&ShimEnv, s, now, &owner));
     }
     out
 }
@@ -523,7 +477,8 @@ fn report(o: &Observed) {
         sys::getpid(),
         o.title
     );
-    if o.kind == "deadlock" {
+    // A wait on a lock whose owner exited is no cycle.
+    if o.kind == "deadlock" && o.edges.iter().any(|e| e.relation != "exited-holding") {
         let mut cycle: Vec<String> = o.nodes.iter().map(node_text).collect();
         if let Some(f) = cycle.first().cloned() {
             cycle.push(f);
@@ -557,7 +512,7 @@ fn report(o: &Observed) {
                     direction.as_str()
                 )
             }
-            Some(Waiting::Other { what }) if what == EXITED => {
+            Some(Waiting::Other { what }) if what == holdcheck_format::EXITED => {
                 text.push_str(&format!(
                     "  T{} \"{}\": {holds}, and has exited\n",
                     t.tid, t.name

@@ -36,6 +36,11 @@ pub trait Env {
     fn blocked_in(&self, _tid: u32) -> Option<String> {
         None
     }
+    /// The address of the lock at `addr` as the program knows it (inspect
+    /// keys the locks of several processes apart in the snapshot).
+    fn program_addr(&self, addr: u64) -> u64 {
+        addr
+    }
 }
 
 /// A lock a thread holds.
@@ -305,6 +310,80 @@ pub fn analyse(
         }
     }
     out
+}
+
+/// A thread that exited holding a lock (its name empty when not known).
+pub struct ExitedOwner {
+    pub tid: u32,
+    /// Its process, when it is not the snapshot's own.
+    pub pid: Option<u32>,
+    pub name: String,
+    pub mode: Mode,
+    /// Return address of its acquisition, 0 when unknown.
+    pub site: u64,
+}
+
+/// `s` waits for a lock whose owner exited holding it: nobody can ever
+/// release it, so the wait is a deadlock, the owner's exit its cause.
+/// None when `s` waits for no lock.
+pub fn orphan_wait(env: &dyn Env, s: &Snap, now: u64, owner: &ExitedOwner) -> Option<Finding> {
+    let Some(Wait::Lock { addr, kind, .. }) = &s.wait else {
+        return None;
+    };
+    let lock = env.lock_ref(*addr);
+    let waiter = observed_thread(env, s, now);
+    let named = |tid: u32, name: &str| match name {
+        "" => format!("T{tid}"),
+        n => format!("T{tid} \"{n}\""),
+    };
+    let title = format!(
+        "{} waits for ever for {} {:#x}: its owner {} exited holding it",
+        named(s.tid, &waiter.name),
+        kind.as_str(),
+        env.program_addr(*addr),
+        named(owner.tid, &owner.name),
+    );
+    let gone = ObservedThread {
+        tid: owner.tid,
+        pid: owner.pid,
+        name: match owner.name.as_str() {
+            "" => "(exited)".to_string(),
+            n => format!("{n} (exited)"),
+        },
+        held: vec![Held {
+            lock,
+            mode: owner.mode,
+            site: owner.site,
+            stack: None,
+        }],
+        waiting: Some(Waiting::Other {
+            what: holdcheck_format::EXITED.into(),
+        }),
+        waited_ms: 0,
+        stack: None,
+    };
+    Some(Finding {
+        key: mix(mix(0x0e1, s.tid as u64), s.since) ^ owner.tid as u64,
+        observed: Observed {
+            kind: "deadlock".into(),
+            title,
+            nodes: vec![ObservedNode::Lock {
+                pid: None,
+                lock,
+                kind: *kind,
+                mode: owner.mode,
+            }],
+            // No cycle: the owner's exit is what the wait waits on.
+            edges: vec![ObservedEdge {
+                from: 0,
+                to: 0,
+                tid: owner.tid,
+                relation: "exited-holding".into(),
+            }],
+            threads: vec![waiter, gone],
+            waiters: 0,
+        },
+    })
 }
 
 fn held_of(env: &dyn Env, h: &HeldLock) -> Held {

@@ -439,7 +439,11 @@ fn finding_of(f: &Finding, made: Option<u32>) -> String {
     }
     out.push('\n');
     let mut aliases = None;
-    if f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK || f.kind == LOCK_ORDER_INVERSION {
+    // A wait on a lock whose owner exited is a deadlock with no cycle.
+    let cyclic = f.edges.iter().any(|e| e.relation != "exited-holding");
+    if cyclic
+        && (f.kind == DEADLOCK || f.kind == POTENTIAL_DEADLOCK || f.kind == LOCK_ORDER_INVERSION)
+    {
         aliases = cycle_text(&mut out, &f.nodes);
         for v in &f.variants {
             let _ = writeln!(out, "  Also:  {v}");
