@@ -1522,6 +1522,38 @@ fn inspect_follows_a_file_lock_to_its_holder() {
     }
 }
 
+/// A thread exited holding a mutex; main waits for it for ever. From the
+/// outside, inspect reads the mutex's owner, finds that thread gone, and
+/// says so: a deadlock with no cycle, not "no findings" and not a futex
+/// it cannot name.
+#[test]
+fn inspect_names_a_mutex_whose_owner_exited_holding_it() {
+    let hung = Hung::start("exit_holding", &["--hang"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.contains("waits for ever for mutex") && title.ends_with("exited holding it"),
+        "{title}"
+    );
+    assert_eq!(f["nodes"][0]["name"], "table_lock", "{f:#}");
+    assert_eq!(f["edges"][0]["relation"], "exited-holding", "{f:#}");
+    let gone = f["edges"][0]["thread"]["tid"].as_u64().unwrap();
+    assert_ne!(gone, hung.pid() as u64);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}/task/{gone}", hung.pid())).exists(),
+        "the owner named is gone"
+    );
+    let (_, text, _) = holdcheck(
+        &["inspect", &hung.pid().to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(text.contains("exited holding mutex table_lock"), "{text}");
+    assert!(!text.contains("Cycle:"), "no cycle: {text}");
+}
+
 /// A file lock that no descriptor names any more (the file locked,
 /// mapped, its descriptor closed, as the JVM keeps its hsperfdata file)
 /// is named by the mapping's path, not by an inode number.

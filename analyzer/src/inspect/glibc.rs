@@ -82,6 +82,9 @@ pub enum FutexWait {
         /// Readers holding it (rwlock), whose tids are recorded nowhere.
         readers: u32,
     },
+    /// A mutex whose owner thread, of process `process`, exited holding
+    /// it: nobody can release it.
+    Orphaned { addr: u64, owner: u32, process: u32 },
     /// pthread_join: waits for thread `tid` to exit.
     Join { tid: u32 },
     /// A condition variable, semaphore, barrier or other futex: not a lock.
@@ -113,6 +116,13 @@ pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) ->
     if cmd == FUTEX_WAIT && val == 2 {
         if let Ok(m) = memory::read(pid, uaddr, 40) {
             let owner = memory::u32_at(&m, 8);
+            if let Some(process) = exited_owner_process(pid, &m) {
+                return FutexWait::Orphaned {
+                    addr: uaddr,
+                    owner,
+                    process,
+                };
+            }
             if tids.contains(&owner) || shared_mutex_owner(pid, uaddr, op, val as u64).is_some() {
                 return FutexWait::Lock {
                     addr: uaddr,
@@ -185,6 +195,48 @@ pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) ->
     FutexWait::Other
 }
 
+/// The process of the thread that holds the mutex `m` (its 40 bytes, read
+/// from process `pid`), locked and contended, when that thread has exited.
+/// Only a mutex laid out exactly as glibc leaves a locked one passes
+/// (`__lock` 2, `__nusers` 1, `__kind` normal, recursive, error-checking
+/// or adaptive, shared or not, `__count` 0 but for a recursive one,
+/// `__list` empty): a word that only looks like a lock must not name a
+/// thread that exited. The owner is read as a tid of this PID namespace;
+/// of another namespace, or a shared mutex's owner whose process is gone
+/// too (its process unknown), nothing is said.
+fn exited_owner_process(pid: u32, m: &[u8]) -> Option<u32> {
+    use super::procfs;
+    const PSHARED_BIT: u32 = 128;
+    let (lock, count, owner, nusers, kind) = (
+        memory::u32_at(m, 0),
+        memory::u32_at(m, 4),
+        memory::u32_at(m, 8),
+        memory::u32_at(m, 12),
+        memory::u32_at(m, 16),
+    );
+    let list_empty = m[24..40].iter().all(|&b| b == 0);
+    let shared = kind & PSHARED_BIT != 0;
+    let kind = kind & !PSHARED_BIT;
+    let counted = if kind == 1 { count >= 1 } else { count == 0 };
+    if lock != 2
+        || owner == 0
+        || nusers != 1
+        || kind > 3
+        || !counted
+        || !list_empty
+        || !procfs::same_pid_namespace(pid)
+    {
+        return None;
+    }
+    if shared {
+        // A zombie is still listed, with its process.
+        let process = procfs::process_of_tid(owner)?;
+        procfs::thread_exited(owner, None).then_some(process)
+    } else {
+        procfs::thread_exited(owner, Some(pid)).then_some(pid)
+    }
+}
+
 /// The owner of a process-shared mutex that a futex wait of process `pid`
 /// sleeps on, when a thread of another process owns it: (its tid, its
 /// process). glibc marks such a mutex in `__kind` (`PTHREAD_MUTEX_PSHARED_BIT`)
@@ -213,6 +265,35 @@ pub fn writer_preferring(pid: u32, addr: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_locked_mutex_layout_names_an_exited_owner() {
+        let me = std::process::id();
+        // A tid above any pid_max: no such thread.
+        let gone = 0x3fff_fff0u32;
+        let mutex = |lock: u32, count: u32, owner: u32, nusers: u32, kind: u32| {
+            let mut m = [0u8; 40];
+            for (at, v) in [(0, lock), (4, count), (8, owner), (12, nusers), (16, kind)] {
+                m[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+            }
+            m
+        };
+        assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 1, 0)), Some(me));
+        assert_eq!(exited_owner_process(me, &mutex(2, 3, gone, 1, 1)), Some(me));
+        // Not locked and contended, counted wrongly, robust, not a kind,
+        // or held by a thread that runs: nothing said.
+        assert_eq!(exited_owner_process(me, &mutex(1, 0, gone, 1, 0)), None);
+        assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 2, 0)), None);
+        assert_eq!(exited_owner_process(me, &mutex(2, 1, gone, 1, 0)), None);
+        assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 1, 16)), None);
+        assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 1, 7)), None);
+        assert_eq!(exited_owner_process(me, &mutex(2, 0, me, 1, 0)), None);
+        let mut listed = mutex(2, 0, gone, 1, 0);
+        listed[24] = 1;
+        assert_eq!(exited_owner_process(me, &listed), None);
+        // A shared mutex whose owner's process is gone too: unknown.
+        assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 1, 128)), None);
+    }
 
     #[test]
     fn known_versions() {

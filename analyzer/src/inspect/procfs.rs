@@ -178,6 +178,32 @@ pub fn process_of_tid(tid: u32) -> Option<u32> {
     key_value(&status, "Tgid:")?.parse().ok()
 }
 
+/// Whether thread `tid` has exited: no such thread; a thread of another
+/// process than `process` (when given) now, its id reused; or one that is
+/// a zombie or dead (a main thread that exited while others run, a
+/// process not reaped yet).
+pub fn thread_exited(tid: u32, process: Option<u32>) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{tid}/status")) else {
+        return !Path::new(&format!("/proc/{tid}")).exists();
+    };
+    let tgid = key_value(&status, "Tgid:").and_then(|t| t.parse::<u32>().ok());
+    process.is_some_and(|p| tgid != Some(p))
+        || matches!(key_value(&status, "State:"), Some("Z" | "X"))
+}
+
+/// Whether process `pid` sees thread ids as this one does (its PID
+/// namespace is ours): the tids in its memory are then the ones /proc
+/// lists here.
+pub fn same_pid_namespace(pid: u32) -> bool {
+    match (
+        fs::read_link(format!("/proc/{pid}/ns/pid")),
+        fs::read_link("/proc/self/ns/pid"),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Fails with a clear message when the process is gone.
 pub fn check_exists(pid: u32) -> Result<()> {
     if !Path::new(&format!("/proc/{pid}")).exists() {

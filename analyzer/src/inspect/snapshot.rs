@@ -66,6 +66,9 @@ impl Env for InspectEnv<'_> {
     fn blocked_in(&self, tid: u32) -> Option<String> {
         self.blocked_in.get(&tid).cloned()
     }
+    fn program_addr(&self, addr: u64) -> u64 {
+        decode(addr).1
+    }
 }
 
 pub(super) fn sample(pid: u32) -> Result<Vec<Task>> {
@@ -152,6 +155,8 @@ fn with_followed(pids: &[u32]) -> Vec<u32> {
             } else if let Some((_, owner)) = (*nr == 202)
                 .then(|| glibc::shared_mutex_owner(pid, args[0], args[1], args[2]))
                 .flatten()
+                // An owner that exited holding it: nothing to follow.
+                .filter(|(tid, _)| !procfs::thread_exited(*tid, None))
             {
                 vec![owner]
             } else if is_file_lock_wait(*nr, args) {
@@ -332,6 +337,22 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         .into_iter()
         .map(|f| f.observed)
         .collect();
+    // Waits for a mutex whose owner exited holding it: for ever.
+    for &(waiter, owner, process) in &w.orphans {
+        let Some(s) = snap.iter().find(|s| s.tid == waiter) else {
+            continue;
+        };
+        let gone = waitfor::ExitedOwner {
+            tid: owner,
+            pid: Some(process),
+            // A zombie main thread is still listed; a thread that is gone
+            // has no name to read.
+            name: w.names.get(&owner).cloned().unwrap_or_default(),
+            mode: holdcheck_format::Mode::Write,
+            site: 0,
+        };
+        observed.extend(waitfor::orphan_wait(&env, s, now_ns, &gone).map(|f| f.observed));
+    }
     // Waiters for a rwlock whose readers cannot be named still wait: a
     // stall whose root is unknown, said so, with every waiter counted.
     for (addr, readers, candidates) in &w.unnamed_readers {
@@ -647,7 +668,7 @@ pub(super) fn attribute(ob: &mut Observed, pids: &[u32], pid_of_tid: &dyn Fn(u32
         }
     }
     for t in ob.threads.iter_mut() {
-        t.pid = pid_of_tid(t.tid);
+        t.pid = pid_of_tid(t.tid).or(t.pid);
         for h in t.held.iter_mut() {
             fix(&mut h.lock);
         }

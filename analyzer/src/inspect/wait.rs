@@ -261,6 +261,28 @@ pub(super) struct Waits {
     /// (readers are recorded nowhere, and more threads could be them):
     /// the encoded address, the count of readers, the candidates.
     pub(super) unnamed_readers: Vec<(u64, u32, Vec<String>)>,
+    /// (waiter, owner, the owner's process) of the mutexes whose owner
+    /// exited holding them.
+    pub(super) orphans: Vec<(u32, u32, u32)>,
+}
+
+impl Waits {
+    /// Thread `tid` of process `idx` waits for the lock at `addr`; returns
+    /// the address as the snapshot keys it.
+    fn lock_wait(&mut self, tid: u32, idx: usize, addr: u64, kind: LockKind, mode: Mode) -> u64 {
+        let a = encode(idx, addr);
+        self.waits.insert(
+            tid,
+            Wait::Lock {
+                addr: a,
+                kind,
+                mode,
+            },
+        );
+        self.blocked_in
+            .insert(tid, format!("lock {} {addr:#x}", kind.as_str()));
+        a
+    }
 }
 
 /// Reads what each thread that made no progress waits for, and the owners
@@ -303,17 +325,7 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                         owner,
                         readers,
                     } => {
-                        let a = encode(idx, addr);
-                        w.waits.insert(
-                            t.tid,
-                            Wait::Lock {
-                                addr: a,
-                                kind,
-                                mode,
-                            },
-                        );
-                        w.blocked_in
-                            .insert(t.tid, format!("lock {} {addr:#x}", kind.as_str()));
+                        let a = w.lock_wait(t.tid, idx, addr, kind, mode);
                         match owner {
                             Some(o) => add_held(&mut w.held, o, a, Mode::Write, kind),
                             None if readers > 0 && !read_held.iter().any(|(x, _)| *x == addr) => {
@@ -321,6 +333,14 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                             }
                             None => {}
                         }
+                    }
+                    FutexWait::Orphaned {
+                        addr,
+                        owner,
+                        process,
+                    } => {
+                        w.lock_wait(t.tid, idx, addr, LockKind::Mutex, Mode::Write);
+                        w.orphans.push((t.tid, owner, process));
                     }
                     FutexWait::Join { tid } => {
                         joins.insert(t.tid);
