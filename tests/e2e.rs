@@ -1554,6 +1554,39 @@ fn inspect_names_a_mutex_whose_owner_exited_holding_it() {
     assert!(!text.contains("Cycle:"), "no cycle: {text}");
 }
 
+/// The same across processes: a forked child takes a process-shared mutex
+/// and exits holding it (a zombie: not reaped), then the parent locks it.
+/// The owner named is the child's thread, in the child's process.
+#[test]
+fn inspect_names_a_shared_mutex_whose_owner_process_exited() {
+    let hung = Hung::start("exit_holding", &["--process-hang"]);
+    let parent = hung.pid();
+    let child: u64 = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("one child");
+    let (code, r, _) = inspect_json(parent);
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    assert!(
+        f["title"].as_str().unwrap().ends_with("exited holding it"),
+        "{f:#}"
+    );
+    let e = &f["edges"][0];
+    assert_eq!(e["relation"], "exited-holding", "{e:#}");
+    assert_eq!(e["thread"]["tid"], child, "{e:#}");
+    assert_eq!(e["thread"]["pid"], child, "{e:#}");
+    let pids: Vec<u64> = f["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, [parent as u64, child], "{f:#}");
+}
+
 /// A file lock that no descriptor names any more (the file locked,
 /// mapped, its descriptor closed, as the JVM keeps its hsperfdata file)
 /// is named by the mapping's path, not by an inode number.

@@ -11,9 +11,14 @@
  *                               main before it exits: it does not exit
  *                               holding it, but main unlocks a mutex it
  *                               does not hold (a misuse of its own)
+ *   exit_holding --process-hang a forked child takes a process-shared
+ *                               mutex and exits holding it; the parent,
+ *                               which has not reaped it, locks it: hangs
+ *                               for ever
  */
 #include "common.h"
 #include <stdatomic.h>
+#include <sys/mman.h>
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int locked, released;
@@ -38,7 +43,39 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/* --process-hang: the owner is a whole process, gone (a zombie). */
+static int process_hang(void) {
+    pthread_mutex_t *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        die("mmap");
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    check(pthread_mutex_init(shared, &a), "pthread_mutex_init");
+    int ready[2];
+    if (pipe(ready) < 0)
+        die("pipe");
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        pthread_mutex_lock(shared);
+        _exit(0); /* the bug: exits holding it */
+    }
+    char c;
+    close(ready[1]);
+    if (read(ready[0], &c, 1) != 0) /* EOF: the child has exited */
+        die("read");
+    printf("exit_holding: child %d exited\n", (int)child);
+    fflush(stdout);
+    pthread_mutex_lock(shared); /* for ever */
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (has_flag(argc, argv, "--process-hang"))
+        return process_hang();
     int hang = has_flag(argc, argv, "--hang");
     handed_over = has_flag(argc, argv, "--handed-over");
     pthread_t w = spawn("worker", worker_main, NULL);

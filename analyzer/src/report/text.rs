@@ -464,10 +464,11 @@ fn finding_of(f: &Finding, made: Option<u32>) -> String {
     if f.processes.len() > 1 {
         out.push_str("  Processes:\n");
         for p in &f.processes {
-            let cmd = if p.cmdline.is_empty() {
-                p.exe.clone()
-            } else {
-                p.cmdline.join(" ")
+            let cmd = match (p.cmdline.is_empty(), p.exe.is_empty()) {
+                (false, _) => p.cmdline.join(" "),
+                (true, false) => p.exe.clone(),
+                // Neither traced nor read (a process that has exited).
+                (true, true) => "(its command is not known)".to_string(),
             };
             let _ = writeln!(out, "    pid {}: {cmd}", p.pid);
         }
