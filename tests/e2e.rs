@@ -1123,6 +1123,15 @@ impl Hung {
         self.child.id()
     }
 
+    /// The one child of process `parent` (a zombie too).
+    fn only_child(parent: u32) -> u32 {
+        std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap()
+            .trim()
+            .parse()
+            .expect("one child")
+    }
+
     fn tid_named(&self, name: &str) -> u64 {
         let pid = self.pid();
         std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -1561,11 +1570,7 @@ fn inspect_names_a_mutex_whose_owner_exited_holding_it() {
 fn inspect_names_a_shared_mutex_whose_owner_process_exited() {
     let hung = Hung::start("exit_holding", &["--process-hang"]);
     let parent = hung.pid();
-    let child: u64 = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("one child");
+    let child = Hung::only_child(parent) as u64;
     let (code, r, _) = inspect_json(parent);
     assert_eq!(code, 1, "{:#}", r["findings"]);
     assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
@@ -1720,11 +1725,7 @@ fn assert_text_says_runtime_locks_are_not_visible(pid: u32) {
 fn inspect_names_process_shared_mutex_owners_across_processes() {
     let hung = Hung::start("abba", &["--processes", "--hang"]);
     let parent = hung.pid();
-    let child: u32 = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-        .unwrap()
-        .trim()
-        .parse()
-        .expect("one child");
+    let child = Hung::only_child(parent);
     let (code, r, _) = inspect_json(parent);
     assert_eq!(code, 1, "{:#}", r["findings"]);
     assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
