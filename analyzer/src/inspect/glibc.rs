@@ -91,6 +91,19 @@ pub enum FutexWait {
     Other,
 }
 
+// A pthread mutex's fields (glibc's `struct __pthread_mutex_s`, the same
+// in every version inspect reads): offsets of the 32-bit words, and the
+// `__kind` bit of a process-shared one.
+const MUTEX_LOCK: usize = 0;
+const MUTEX_COUNT: usize = 4;
+const MUTEX_OWNER: usize = 8;
+const MUTEX_NUSERS: usize = 12;
+const MUTEX_KIND: usize = 16;
+/// `__list`, 16 bytes: empty unless the mutex is robust.
+const MUTEX_LIST: core::ops::Range<usize> = 24..40;
+const MUTEX_SIZE: usize = 40;
+const PSHARED_BIT: u32 = 128;
+
 const FUTEX_WAIT: u64 = 0;
 const FUTEX_WAIT_BITSET: u64 = 9;
 
@@ -114,8 +127,8 @@ pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) ->
         return FutexWait::Join { tid: val };
     }
     if cmd == FUTEX_WAIT && val == 2 {
-        if let Ok(m) = memory::read(pid, uaddr, 40) {
-            let owner = memory::u32_at(&m, 8);
+        if let Ok(m) = memory::read(pid, uaddr, MUTEX_SIZE) {
+            let owner = memory::u32_at(&m, MUTEX_OWNER);
             if let Some(process) = exited_owner_process(pid, &m) {
                 return FutexWait::Orphaned {
                     addr: uaddr,
@@ -206,15 +219,14 @@ pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) ->
 /// too (its process unknown), nothing is said.
 fn exited_owner_process(pid: u32, m: &[u8]) -> Option<u32> {
     use super::procfs;
-    const PSHARED_BIT: u32 = 128;
     let (lock, count, owner, nusers, kind) = (
-        memory::u32_at(m, 0),
-        memory::u32_at(m, 4),
-        memory::u32_at(m, 8),
-        memory::u32_at(m, 12),
-        memory::u32_at(m, 16),
+        memory::u32_at(m, MUTEX_LOCK),
+        memory::u32_at(m, MUTEX_COUNT),
+        memory::u32_at(m, MUTEX_OWNER),
+        memory::u32_at(m, MUTEX_NUSERS),
+        memory::u32_at(m, MUTEX_KIND),
     );
-    let list_empty = m[24..40].iter().all(|&b| b == 0);
+    let list_empty = m[MUTEX_LIST].iter().all(|&b| b == 0);
     let shared = kind & PSHARED_BIT != 0;
     let kind = kind & !PSHARED_BIT;
     let counted = if kind == 1 { count >= 1 } else { count == 0 };
@@ -244,12 +256,14 @@ fn exited_owner_process(pid: u32, m: &[u8]) -> Option<u32> {
 /// tid of whichever process locked it.
 pub fn shared_mutex_owner(pid: u32, uaddr: u64, op: u64, val: u64) -> Option<(u32, u32)> {
     const PRIVATE: u64 = 128;
-    const PSHARED_BIT: u32 = 128;
     if op & 0x7f != FUTEX_WAIT || op & PRIVATE != 0 || val as u32 != 2 {
         return None;
     }
-    let m = memory::read(pid, uaddr, 40).ok()?;
-    let (owner, kind) = (memory::u32_at(&m, 8), memory::u32_at(&m, 16));
+    let m = memory::read(pid, uaddr, MUTEX_SIZE).ok()?;
+    let (owner, kind) = (
+        memory::u32_at(&m, MUTEX_OWNER),
+        memory::u32_at(&m, MUTEX_KIND),
+    );
     if kind & PSHARED_BIT == 0 || owner == 0 {
         return None;
     }
@@ -272,8 +286,14 @@ mod tests {
         // A tid above any pid_max: no such thread.
         let gone = 0x3fff_fff0u32;
         let mutex = |lock: u32, count: u32, owner: u32, nusers: u32, kind: u32| {
-            let mut m = [0u8; 40];
-            for (at, v) in [(0, lock), (4, count), (8, owner), (12, nusers), (16, kind)] {
+            let mut m = [0u8; MUTEX_SIZE];
+            for (at, v) in [
+                (MUTEX_LOCK, lock),
+                (MUTEX_COUNT, count),
+                (MUTEX_OWNER, owner),
+                (MUTEX_NUSERS, nusers),
+                (MUTEX_KIND, kind),
+            ] {
                 m[at..at + 4].copy_from_slice(&v.to_ne_bytes());
             }
             m
@@ -289,7 +309,7 @@ mod tests {
         assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 1, 7)), None);
         assert_eq!(exited_owner_process(me, &mutex(2, 0, me, 1, 0)), None);
         let mut listed = mutex(2, 0, gone, 1, 0);
-        listed[24] = 1;
+        listed[MUTEX_LIST.start] = 1;
         assert_eq!(exited_owner_process(me, &listed), None);
         // A shared mutex whose owner's process is gone too: unknown.
         assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 1, 128)), None);
