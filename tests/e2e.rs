@@ -2135,6 +2135,59 @@ fn a_fork_child_records_the_lock_it_takes_between_two_reads() {
     );
 }
 
+/// A child made by the raw fork system call runs none of the fork
+/// handlers that give a glibc fork child a trace of its own; the shim still
+/// tells it from its parent (by a page the kernel empties in a fork child)
+/// before its first record. Its order (b then a) goes to its own trace:
+/// written into its parent's, it would be a false lock-order inversion
+/// against the parent's a then b.
+#[test]
+fn a_child_of_a_raw_fork_records_into_a_trace_of_its_own() {
+    use holdcheck_format::Record;
+    let r = run_example("lifecycle", &["rawfork"], 30);
+    assert_eq!(r.report["run"]["code"], 0);
+    assert_eq!(r.stdout, "lifecycle rawfork: ok\n");
+    assert_eq!(
+        r.report["findings"],
+        serde_json::json!([]),
+        "{:#}",
+        r.report
+    );
+    let traces = holdcheck::trace::read_dirs(std::slice::from_ref(&r.trace_dir)).unwrap();
+    let pid_of = |t: &holdcheck::trace::TraceFile| {
+        t.records.iter().find_map(|rec| match rec {
+            Record::Header { pid, ppid, .. } => Some((*pid, *ppid)),
+            _ => None,
+        })
+    };
+    let mut orders: Vec<(u32, u32, usize)> = traces
+        .iter()
+        .map(|t| {
+            let (pid, ppid) = pid_of(t).expect("every trace has its header");
+            let n = t
+                .records
+                .iter()
+                .filter(|rec| matches!(rec, Record::LockOrder { .. }))
+                .count();
+            (pid, ppid, n)
+        })
+        .collect();
+    assert_eq!(
+        orders.len(),
+        2,
+        "the parent's trace and the child's: {orders:?}"
+    );
+    if orders[0].1 == orders[1].0 {
+        orders.swap(0, 1);
+    }
+    let (parent, child) = (orders[0], orders[1]);
+    assert_eq!(
+        child.1, parent.0,
+        "one trace is the other's child's: {orders:?}"
+    );
+    assert_eq!((parent.2, child.2), (1, 1), "one order each: {orders:?}");
+}
+
 /// fork/exec from threads, cancellation through interposed calls, signal
 /// handlers that lock or write to a self-pipe while the thread they
 /// interrupt allocates, threads exiting with locks held: the program behaves

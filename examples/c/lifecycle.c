@@ -17,9 +17,13 @@
  *   forkqueue a single-threaded process uses three pipes, then forks; the
  *            child takes config_lock between two reads of a pipe of its
  *            own (a drain dependency its trace must show)
+ *   rawfork  a single-threaded process takes a then b, then forks by the
+ *            raw system call (no fork handler runs); the child takes b
+ *            then a: its trace is its own, so no process took both orders
  */
 #include "common.h"
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -275,6 +279,27 @@ static void through(int p[2]) {
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static int mode_rawfork(void) {
+    pthread_mutex_lock(&a);
+    pthread_mutex_lock(&b);
+    pthread_mutex_unlock(&b);
+    pthread_mutex_unlock(&a);
+    pid_t child = (pid_t)syscall(SYS_fork);
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        pthread_mutex_lock(&b);
+        pthread_mutex_lock(&a);
+        pthread_mutex_unlock(&a);
+        pthread_mutex_unlock(&b);
+        _exit(0);
+    }
+    int status;
+    return waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0
+               ? 0
+               : 1;
+}
+
 static int mode_forkqueue(void) {
     for (int i = 0; i < 3; i++) {
         int p[2];
@@ -316,10 +341,12 @@ int main(int argc, char **argv) {
         rc = mode_exit();
     else if (strcmp(mode, "selfpipe") == 0)
         rc = mode_selfpipe();
+    else if (strcmp(mode, "rawfork") == 0)
+        rc = mode_rawfork();
     else if (strcmp(mode, "forkqueue") == 0)
         rc = mode_forkqueue();
     else {
-        fprintf(stderr, "usage: lifecycle fork|cancel|signal|exit|selfpipe|forkqueue\n");
+        fprintf(stderr, "usage: lifecycle fork|cancel|signal|exit|selfpipe|rawfork|forkqueue\n");
         return 2;
     }
     if (rc == 0)

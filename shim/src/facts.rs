@@ -5,7 +5,7 @@
 use crate::channel;
 use crate::config;
 use crate::locks;
-use crate::recorder::{record_stack, recorder};
+use crate::recorder::{record_stack, recorder, Prepared};
 use crate::sys::ErrnoGuard;
 use crate::thread::{mix, Again, HeldEntry, ThreadState, Waited};
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, MisuseKind, Mode, Record};
@@ -172,6 +172,7 @@ fn lock_order_unseen(
         Some(lock),
         held.iter().map(|(h, _)| h),
     );
+    let mut locks = Vec::with_capacity(held.len() + 1);
     {
         let mut rec = recorder();
         if !rec.would_write(identity, tid) {
@@ -183,6 +184,8 @@ fn lock_order_unseen(
             return own;
         }
         rec.thread_fact(identity, tid);
+        let all = core::iter::once((lock, kind)).chain(held.iter().map(|(h, k)| (h.lock, *k)));
+        locks.extend(all.map(|(l, k)| (l, k, rec.unwritten(l))));
     }
     // The same acquisition (these locks, at these sites) was unwound
     // before, in another phase or lock epoch: its stack stands for this
@@ -202,16 +205,7 @@ fn lock_order_unseen(
             id
         }
     };
-    let mut rec = recorder();
-    note_thread(&mut rec, st);
-    // SAFETY: the lock being acquired and the held ones are live.
-    unsafe {
-        rec.lock(lock, kind);
-        for (h, k) in &held {
-            rec.lock(h.lock, *k);
-        }
-    }
-    rec.write(&Record::LockOrder {
+    let fact = Record::LockOrder {
         tid,
         lock,
         mode,
@@ -219,7 +213,13 @@ fn lock_order_unseen(
         held: held.into_iter().map(|(h, _)| h).collect(),
         stack,
         phase,
-    });
+    };
+    // SAFETY: the lock being acquired and the held ones are live.
+    let prepared = unsafe { Prepared::new(&fact, &locks) };
+    let mut rec = recorder();
+    note_thread(&mut rec, st);
+    // SAFETY: as above.
+    unsafe { rec.write_prepared(&prepared) };
     own
 }
 

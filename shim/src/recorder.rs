@@ -17,6 +17,7 @@ use crate::config;
 use crate::stack::{self, Stack};
 use crate::sync::ForkMutex;
 use crate::sys;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use holdcheck_format::{LockKind, LockRef, Record, TRACE_PREFIX, TRACE_SUFFIX, TRACE_VERSION};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
@@ -101,6 +102,7 @@ pub fn inherited_fd() -> Option<i32> {
 /// # Safety
 /// As [`ForkMutex::reset`].
 pub unsafe fn reset_in_child() {
+    forget_written_stacks();
     RECORDER.reset(Recorder::new());
 }
 
@@ -295,6 +297,10 @@ impl Recorder {
                 frames: st.frames().to_vec(),
             });
         }
+        if let Some((_, pid)) = &self.file {
+            WRITTEN_STACKS[id as usize % WRITTEN_STACKS.len()].store(id, Ordering::Relaxed);
+            WRITTEN_STACKS_PID.store(*pid, Ordering::Relaxed);
+        }
         id
     }
 
@@ -304,18 +310,41 @@ impl Recorder {
     /// `lock.addr` must point at a live lock of `kind`.
     pub unsafe fn lock(&mut self, lock: LockRef, kind: LockKind) {
         if self.locks.insert(lock) {
-            let p = crate::locks::props(lock.addr as usize, kind);
-            self.write(&Record::Lock {
-                lock,
-                kind,
-                writer_preferring: p.writer_preferring,
-                recursive: p.recursive,
-                file: (kind == LockKind::File)
-                    .then(|| crate::filelocks::path_of(lock.addr as usize))
-                    .flatten(),
-                init: crate::locks::init_site(lock.addr as usize),
-            });
+            // SAFETY: as this function's.
+            self.write(&unsafe { lock_record(lock, kind) });
         }
+    }
+
+    /// Whether this trace has no record of `lock` yet (not claimed): its
+    /// record can be made before the recorder is locked again to write it
+    /// ([`Prepared`]).
+    pub fn unwritten(&self, lock: LockRef) -> bool {
+        !self.locks.contains(&lock)
+    }
+
+    /// Writes what was prepared outside the lock: the record of each of its
+    /// locks this trace still has none of, then its fact.
+    ///
+    /// # Safety
+    /// As [`Recorder::lock`], for each of the prepared locks.
+    pub unsafe fn write_prepared(&mut self, p: &Prepared) {
+        self.ensure_file();
+        if self.file.is_none() {
+            return;
+        }
+        for (lock, kind, line) in &p.locks {
+            if !self.locks.insert(*lock) {
+                continue;
+            }
+            match line {
+                Some(range) => self.pending.extend_from_slice(&p.lines[range.clone()]),
+                // Known when it was prepared, and no more (the tables of a
+                // fork child's new trace are empty).
+                // SAFETY: as this function's.
+                None => self.write(&unsafe { lock_record(*lock, *kind) }),
+            }
+        }
+        self.pending.extend_from_slice(&p.lines[p.fact.clone()]);
     }
 
     /// Writes the thread's name the first time the thread records
@@ -466,6 +495,13 @@ impl Recorder {
         let _ = rec.write_line(&mut self.pending);
     }
 
+    /// [`Self::write`] from a thread that may be a vfork child's (an
+    /// exec's record): the child's trace gets it, not its parent's.
+    pub fn write_as_own_process(&mut self, rec: &Record) {
+        self.ensure_own_file();
+        self.write(rec);
+    }
+
     /// Whether a thread is writing a batch of records now.
     pub fn flushing(&self) -> bool {
         self.flushing
@@ -498,12 +534,26 @@ impl Recorder {
     /// Opens this process's trace file if it has none (or the pid changed:
     /// a fork child starts its own trace, with all tables empty).
     fn ensure_file(&mut self) {
+        // Each record is written after this check: a system call each was
+        // a tenth of the cost of a program's first facts.
+        if matches!(&self.file, Some((_, p)) if sys::still_process(*p)) {
+            return;
+        }
+        self.ensure_own_file();
+    }
+
+    /// [`Self::ensure_file`], asking the kernel which process this is: a
+    /// vfork child (which shares its parent's memory, and so its mark)
+    /// writes to a trace of its own.
+    fn ensure_own_file(&mut self) {
         let pid = sys::getpid();
         if matches!(&self.file, Some((_, p)) if *p == pid) {
+            sys::mark_process(pid);
             return;
         }
         if self.file.is_some() || self.path.is_some() {
             *self = Recorder::new();
+            forget_written_stacks();
             crate::locks::EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         }
         if !config::active() {
@@ -511,6 +561,7 @@ impl Recorder {
         }
         match open_trace(pid) {
             Ok((fd, path)) => {
+                sys::mark_process(pid);
                 self.file = Some((TraceFd::new(fd), pid));
                 self.path = Some(path);
                 let exe = std::fs::read_link("/proc/self/exe")
@@ -673,9 +724,101 @@ fn open_trace(pid: u32) -> Result<(OwnedFd, String), String> {
     ))
 }
 
+/// The record of a lock.
+///
+/// # Safety
+/// As [`Recorder::lock`].
+unsafe fn lock_record(lock: LockRef, kind: LockKind) -> Record {
+    // SAFETY: as this function's.
+    let p = unsafe { crate::locks::props(lock.addr as usize, kind) };
+    Record::Lock {
+        lock,
+        kind,
+        writer_preferring: p.writer_preferring,
+        recursive: p.recursive,
+        file: (kind == LockKind::File)
+            .then(|| crate::filelocks::path_of(lock.addr as usize))
+            .flatten(),
+        init: crate::locks::init_site(lock.addr as usize),
+    }
+}
+
+/// A fact and the records of its locks, serialised before the recorder is
+/// locked to write them ([`Recorder::write_prepared`]): while a program
+/// makes its first facts on several threads at once, the others wait on
+/// the recorder for a copy, not for a serialisation (`manylocks --stress`
+/// spends its first seconds so).
+pub struct Prepared {
+    lines: Vec<u8>,
+    /// Each lock of the fact, with its record's place in `lines` if it
+    /// was made.
+    locks: Vec<(LockRef, LockKind, Option<core::ops::Range<usize>>)>,
+    fact: core::ops::Range<usize>,
+}
+
+impl Prepared {
+    /// `fact`, with the records of its `locks` that are `unwritten` (see
+    /// [`Recorder::unwritten`]).
+    ///
+    /// # Safety
+    /// As [`Recorder::lock`], for each of `locks`.
+    pub unsafe fn new(fact: &Record, locks: &[(LockRef, LockKind, bool)]) -> Prepared {
+        let mut lines = Vec::with_capacity(256 * (locks.len() + 1));
+        let mut prepared = Vec::with_capacity(locks.len());
+        for &(lock, kind, unwritten) in locks {
+            let mut line = None;
+            if unwritten {
+                let start = lines.len();
+                // SAFETY: as this function's. A record that cannot be
+                // serialised (none fails) is left out.
+                if unsafe { lock_record(lock, kind) }
+                    .write_line(&mut lines)
+                    .is_ok()
+                {
+                    line = Some(start..lines.len());
+                }
+            }
+            prepared.push((lock, kind, line));
+        }
+        let start = lines.len();
+        let _ = fact.write_line(&mut lines);
+        Prepared {
+            fact: start..lines.len(),
+            lines,
+            locks: prepared,
+        }
+    }
+}
+
+/// Some of the stacks this process's trace has, by id (direct-mapped): a
+/// fact whose stack is one of them takes no lock for it. Without it, each
+/// of a program's first facts, made on several threads at once, also
+/// waited on the recorder for its stack (`manylocks --stress`: 2 000
+/// facts, 3 stacks). Emptied with the tables; `WRITTEN_STACKS_PID` is the
+/// process they are of (a fork child's trace has none of them).
+static WRITTEN_STACKS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+static WRITTEN_STACKS_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Forgets [`WRITTEN_STACKS`] (new tables, for a new trace).
+fn forget_written_stacks() {
+    WRITTEN_STACKS_PID.store(0, Ordering::Relaxed);
+    for s in &WRITTEN_STACKS {
+        s.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Captures a stack and writes it (with any new modules) to the trace.
 pub fn record_stack(depth: usize) -> u64 {
     let st = stack::capture(depth);
     let modules = stack::modules_changed().then(stack::modules);
+    let id = st.id();
+    let pid = WRITTEN_STACKS_PID.load(Ordering::Relaxed);
+    if modules.is_none()
+        && WRITTEN_STACKS[id as usize % WRITTEN_STACKS.len()].load(Ordering::Relaxed) == id
+        && pid != 0
+        && sys::still_process(pid)
+    {
+        return id;
+    }
     recorder().stack(&st, modules)
 }

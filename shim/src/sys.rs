@@ -112,6 +112,55 @@ pub fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
+/// A word in a page the kernel empties in a fork child (`MADV_WIPEONFORK`,
+/// Linux 4.14), however the child was made (glibc's fork, a raw `clone`):
+/// while it holds a pid, this is still that process, known without a
+/// system call. A child that shares this memory (vfork) reads its
+/// parent's pid there: a write that must know (an exec's) asks [`getpid`].
+static PROCESS_MARK: core::sync::atomic::AtomicPtr<core::sync::atomic::AtomicU32> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Notes that this process is `pid`, for [`still_process`] (made on first
+/// use; without it, `still_process` asks the kernel).
+pub fn mark_process(pid: u32) {
+    use core::sync::atomic::Ordering;
+    let mut mark = PROCESS_MARK.load(Ordering::Acquire);
+    if mark.is_null() {
+        use rustix::mm::{madvise, mmap_anonymous, munmap, Advice, MapFlags, ProtFlags};
+        let size = 4096;
+        let flags = ProtFlags::READ | ProtFlags::WRITE;
+        // SAFETY: a new anonymous mapping, nobody else's memory.
+        let Ok(page) =
+            (unsafe { mmap_anonymous(core::ptr::null_mut(), size, flags, MapFlags::PRIVATE) })
+        else {
+            return;
+        };
+        // SAFETY: the mapping just made.
+        if unsafe { madvise(page, size, Advice::LinuxWipeOnFork) }.is_err() {
+            // SAFETY: as above; not published.
+            let _ = unsafe { munmap(page, size) };
+            return;
+        }
+        mark = page.cast();
+        // Written under the recorder's lock only: no other thread maps one.
+        PROCESS_MARK.store(mark, Ordering::Release);
+    }
+    // SAFETY: the page is never unmapped once published.
+    unsafe { (*mark).store(pid, Ordering::Relaxed) };
+}
+
+/// Whether this is still process `pid` (as [`mark_process`] noted it).
+#[inline]
+pub fn still_process(pid: u32) -> bool {
+    use core::sync::atomic::Ordering;
+    let mark = PROCESS_MARK.load(Ordering::Acquire);
+    if mark.is_null() {
+        return getpid() == pid;
+    }
+    // SAFETY: the page is never unmapped once published.
+    unsafe { (*mark).load(Ordering::Relaxed) == pid }
+}
+
 /// glibc's clock_gettime, not rustix's: rustix parses the vDSO from the
 /// auxiliary vector itself, and under Valgrind (which maps no vDSO where
 /// the auxv says) that read faults and would take the program down.

@@ -37,7 +37,7 @@ unsafe fn note_start(
         let program = CStr::from_ptr(program).to_string_lossy().into_owned();
         let env = strings(envp, 4096);
         if let Some(reason) = untraced_reason(&program, &env) {
-            recorder().write(&Record::Untraced {
+            recorder().write_as_own_process(&Record::Untraced {
                 call: call.to_string(),
                 program,
                 argv: strings(argv, 64),
