@@ -33,6 +33,8 @@ pub enum Mode {
     Read,
 }
 
+mod line;
+
 /// Mixes a value into a hash (FxHash-style): fact keys and identities only
 /// need to spread, fast.
 #[inline(always)]
@@ -688,6 +690,9 @@ impl Record {
     /// Appends the record's trace line (with the newline) to `out`; on an
     /// error, `out` is left as it was.
     pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        if line::write_fast(self, out) {
+            return Ok(());
+        }
         let start = out.len();
         match serde_json::to_writer(&mut *out, self) {
             Ok(()) => {
