@@ -67,6 +67,8 @@ pub struct Recorder {
     /// writing a batch now (see the module's comment).
     pending: Vec<u8>,
     flushing: bool,
+    /// The buffer of the batch written last, for the next batch.
+    spare: Vec<u8>,
 }
 
 /// Distinct threads recorded per fact.
@@ -143,32 +145,52 @@ fn flush(mut g: std::sync::MutexGuard<'static, Recorder>) {
     }
     g.flushing = true;
     loop {
-        let Some(fd) = g.checked_fd() else {
+        let Some(opened) = g.file.as_ref().and_then(|(f, _)| f.opened()) else {
             g.pending = Vec::new();
             g.flushing = false;
             return;
         };
-        let batch = core::mem::take(&mut g.pending);
+        let spare = core::mem::take(&mut g.spare);
+        let batch = core::mem::replace(&mut g.pending, spare);
         drop(g);
+        // Checked to still be the trace outside the lock (a system call
+        // the threads appending need not wait for); reopened under it if
+        // the program closed it.
+        let fd = if TraceFd::still(opened) {
+            Some(opened.0)
+        } else {
+            RECORDER.lock().checked_fd()
+        };
         // SAFETY: the trace's descriptor, just checked to be it; only the
         // one thread flushing uses it meanwhile (the recorder closes it
         // only in a fork child, a process of its own).
-        let written = sys::write_all(unsafe { BorrowedFd::borrow_raw(fd) }, &batch);
+        let written = fd.map(|fd| sys::write_all(unsafe { BorrowedFd::borrow_raw(fd) }, &batch));
         g = RECORDER.lock();
-        if let Err(e) = written {
-            g.failed(&e.to_string());
-            g.pending = Vec::new();
-            g.flushing = false;
-            return;
+        match written {
+            Some(Ok(())) => {}
+            failed => {
+                if let Some(Err(e)) = failed {
+                    g.failed(&e.to_string());
+                }
+                // (None: `checked_fd` said why.)
+                g.pending = Vec::new();
+                g.flushing = false;
+                return;
+            }
+        }
+        // The buffer is kept for the next records (unless a burst made it
+        // large): a batch appended while this one was written does not
+        // grow a buffer from nothing.
+        if batch.capacity() <= 1 << 20 {
+            let mut empty = batch;
+            empty.clear();
+            if g.pending.capacity() == 0 {
+                g.pending = empty;
+            } else {
+                g.spare = empty;
+            }
         }
         if g.pending.is_empty() {
-            // The buffer is kept for the next records (unless a burst made
-            // it large).
-            if batch.capacity() <= 1 << 20 {
-                let mut empty = batch;
-                empty.clear();
-                g.pending = empty;
-            }
             g.flushing = false;
             return;
         }
@@ -209,6 +231,7 @@ impl Recorder {
             open_error: None,
             pending: Vec::new(),
             flushing: false,
+            spare: Vec::new(),
         }
     }
 
@@ -638,7 +661,24 @@ impl TraceFd {
     }
 
     fn is_ours(&self, fd: &OwnedFd) -> bool {
-        rustix::fs::fstat(fd).is_ok_and(|st| st.st_dev == self.dev && st.st_ino == self.ino)
+        use rustix::fd::AsRawFd;
+        Self::still((fd.as_raw_fd(), self.dev, self.ino))
+    }
+
+    /// The descriptor's number and the file it was opened as, for
+    /// [`TraceFd::still`] outside the recorder's lock.
+    fn opened(&self) -> Option<(i32, u64, u64)> {
+        use rustix::fd::AsRawFd;
+        Some((self.fd.as_ref()?.as_raw_fd(), self.dev, self.ino))
+    }
+
+    /// Whether descriptor `fd` is still the file (`dev`, `ino`) it was
+    /// opened as.
+    fn still((fd, dev, ino): (i32, u64, u64)) -> bool {
+        // SAFETY: fstat of a number the program may have closed or reused
+        // reads nothing of it but its metadata (or fails).
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        rustix::fs::fstat(fd).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
     }
 
     /// The descriptor, if it still is the trace, or the trace reopened.
