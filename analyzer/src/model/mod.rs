@@ -402,12 +402,17 @@ impl Model {
                 ..
             } => {
                 // The file's process (a second header naming another
-                // pid, in a damaged trace, describes the same one).
+                // pid, in a damaged trace, describes the same one). A
+                // snapshot's trace, written from outside, does not know
+                // the clock the shim timed calls with: it keeps the
+                // shim's.
                 let p = self.proc(pid);
                 p.ppid = *ppid;
                 p.exe = exe.clone();
                 p.cmdline = cmdline.clone();
-                p.call_clock_res_ns = *call_clock_res_ns;
+                if call_clock_res_ns.is_some() {
+                    p.call_clock_res_ns = *call_clock_res_ns;
+                }
             }
             Record::Module {
                 path,

@@ -212,6 +212,31 @@ mod tests {
         std::fs::write(dir.join(format!("holdcheck.{pid}.0.trace")), bytes).unwrap();
     }
 
+    /// `run` adds a snapshot's trace of a hung process to the shim's; its
+    /// header, written from outside, has no call clock: the shim's stays.
+    #[test]
+    fn a_snapshots_header_keeps_the_shims_call_clock() {
+        let dir = std::env::temp_dir().join(format!("holdcheck-clock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut timed = header(10);
+        if let Record::Header {
+            call_clock_res_ns, ..
+        } = &mut timed
+        {
+            *call_clock_res_ns = Some(4_000_000);
+        }
+        write(&dir, 10, &[timed]);
+        let snapshot = header(10).to_line();
+        std::fs::write(dir.join("holdcheck.snapshot.10.trace"), snapshot).unwrap();
+        let streamed = Model::from_dirs(std::slice::from_ref(&dir)).unwrap();
+        let in_memory = Model::build(&trace::read_dirs(std::slice::from_ref(&dir)).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        for m in [streamed, in_memory] {
+            assert_eq!(m.processes[&10].call_clock_res_ns, Some(4_000_000));
+        }
+    }
+
     /// The client's trace names the queue by its sending socket; only the
     /// server's trace, read after it, says which socket receives.
     #[test]
