@@ -920,6 +920,24 @@ fn a_lock_held_across_a_condvar_wait_that_really_hangs_is_a_live_deadlock() {
     );
 }
 
+/// Threads idle on condition variables only they signalled so far (one
+/// waits on the one it signalled to say it was up; two wait on the one
+/// each of them signalled): the watchdog sees them wait, each for a
+/// feeder it saw, for longer than its interval, and must not call that a
+/// deadlock, which ends the program (mariadbd was killed so at start-up).
+#[test]
+fn threads_idle_on_condvars_only_they_signalled_are_not_a_deadlock() {
+    let r = run_example_with("idle_waits", &[], 60, LIVE);
+    assert_eq!(r.report["run"]["code"], 0, "{:#}", r.report["run"]);
+    assert_eq!(r.stdout, "idle_waits: ok\n");
+    assert_eq!(
+        r.report["findings"],
+        serde_json::json!([]),
+        "{:#}",
+        r.report["findings"]
+    );
+}
+
 /// The same program with the lock let go before the wait: nothing.
 #[test]
 fn a_condvar_wait_under_no_other_lock_is_not_a_finding() {

@@ -166,12 +166,99 @@ fn successors(env: &dyn Env, snap: &[Snap], users: &ChannelUsers) -> Vec<Option<
         .collect()
 }
 
+/// Whether `s`'s wait is for parties known to be all who can end it: the
+/// holders of a lock, the thread a join waits for, the users of a queue
+/// when they are every thread that can use it. The feeders of a condition
+/// variable or a pipe seen so far are not: a thread that never signalled
+/// it may (a worker that signalled "up" once, then waits on the same
+/// condition variable for work, is its own only feeder until the main
+/// thread first signals it).
+fn known_parties(s: &Snap, users: &ChannelUsers) -> bool {
+    match &s.wait {
+        Some(Wait::Call {
+            channel: Channel::Thread { .. },
+            ..
+        }) => true,
+        Some(Wait::Call { channel, dir, .. }) => users
+            .exhaustive
+            .contains(&(channel.clone(), dir.opposite())),
+        _ => true,
+    }
+}
+
+/// The stuck threads (of `stuck`, where every successor of a stuck thread
+/// is stuck) that wait, directly or not, on a cycle with a wait on known
+/// parties in it (see [`known_parties`]). A cycle made only of queues
+/// whose other ends are the threads seen using them (threads that each
+/// wait on a condition variable the other signalled) may be ended by a
+/// thread not seen yet: a hang, told as such when the run ends, never a
+/// deadlock (which ends the program).
+fn anchored(
+    snap: &[Snap],
+    succ: &[Option<Succ>],
+    stuck: &[bool],
+    users: &ChannelUsers,
+) -> Vec<bool> {
+    use petgraph::graph::{DiGraph, NodeIndex};
+    let mut g = DiGraph::<usize, ()>::new();
+    let nodes: Vec<NodeIndex> = (0..snap.len()).map(|i| g.add_node(i)).collect();
+    for (i, v) in succ.iter().enumerate() {
+        if !stuck[i] {
+            continue;
+        }
+        for (j, _) in v.iter().flatten() {
+            g.add_edge(nodes[i], nodes[*j], ());
+        }
+    }
+    // A component of more than one thread is a cycle through each of its
+    // threads; one thread, only if it waits for itself.
+    let mut component = vec![usize::MAX; snap.len()];
+    let mut sure = Vec::new();
+    for (k, scc) in petgraph::algo::tarjan_scc(&g).iter().enumerate() {
+        for n in scc {
+            component[g[*n]] = k;
+        }
+        let cyclic = |i: usize| {
+            succ[i]
+                .iter()
+                .flatten()
+                .any(|(j, _)| scc.iter().any(|n| g[*n] == *j))
+        };
+        sure.push(
+            scc.iter()
+                .map(|n| g[*n])
+                .any(|i| stuck[i] && cyclic(i) && known_parties(&snap[i], users)),
+        );
+    }
+    // Stuck threads reach such a component, or are let go.
+    let mut out = vec![false; snap.len()];
+    for start in (0..snap.len()).filter(|&i| stuck[i]) {
+        let mut seen = vec![false; snap.len()];
+        let mut todo = vec![start];
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            if sure[component[i]] {
+                out[start] = true;
+                break;
+            }
+            todo.extend(succ[i].iter().flatten().map(|(j, _)| *j));
+        }
+    }
+    out
+}
+
 /// Who uses each channel, by tid: the threads that receive from it (its
 /// drainers) and that send to it (its feeders).
 #[derive(Default, Debug, Clone)]
 pub struct ChannelUsers {
     pub recv: BTreeMap<Channel, BTreeSet<u32>>,
     pub send: BTreeMap<Channel, BTreeSet<u32>>,
+    /// The (channel, direction) whose users are every thread that can use
+    /// it that way (the only thread left holding a pipe's end), not only
+    /// those seen to: see [`analyse`].
+    pub exhaustive: BTreeSet<(Channel, Direction)>,
 }
 
 impl ChannelUsers {
@@ -210,25 +297,33 @@ pub fn analyse(
 ) -> Vec<Finding> {
     let succ = successors(env, snap, users);
     // Stuck: waiting at least an interval, and everything waited for is
-    // stuck too (greatest fixpoint).
+    // stuck too (greatest fixpoint), and held up by a cycle that is known
+    // to be one (see `anchored`).
     let mut stuck: Vec<bool> = (0..snap.len())
         .map(|i| succ[i].is_some() && age_ms(&snap[i], now) >= interval_ms)
         .collect();
     loop {
-        let mut changed = false;
-        for i in 0..snap.len() {
-            if stuck[i]
-                && succ[i]
-                    .as_ref()
-                    .is_some_and(|v| v.iter().any(|(j, _)| !stuck[*j]))
-            {
-                stuck[i] = false;
-                changed = true;
+        loop {
+            let mut changed = false;
+            for i in 0..snap.len() {
+                if stuck[i]
+                    && succ[i]
+                        .as_ref()
+                        .is_some_and(|v| v.iter().any(|(j, _)| !stuck[*j]))
+                {
+                    stuck[i] = false;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
             }
         }
-        if !changed {
+        let known = anchored(snap, &succ, &stuck, users);
+        if known == stuck {
             break;
         }
+        stuck = known;
     }
     let mut out = Vec::new();
     let mut in_cycle: HashSet<usize> = HashSet::new();
@@ -749,6 +844,7 @@ mod tests {
                 .iter()
                 .map(|(c, t)| (c.clone(), t.iter().copied().collect()))
                 .collect(),
+            exhaustive: BTreeSet::new(),
         }
     }
 
@@ -832,6 +928,65 @@ mod tests {
         assert_eq!(o.edges[1].tid, 1);
         assert_eq!(o.edges[0].relation, "drain");
         assert_eq!(o.edges[0].tid, 2);
+    }
+
+    fn condvar(addr: u64) -> Channel {
+        Channel::Condvar {
+            pid: 0,
+            addr,
+            gen: 0,
+        }
+    }
+
+    /// A worker that signalled "up" once, then waits on the same condition
+    /// variable for work: its own only feeder seen, and no deadlock (the
+    /// main thread signals it later).
+    #[test]
+    fn a_thread_waiting_on_a_condvar_only_it_signalled_is_not_stuck() {
+        let now = 10_000 * MS;
+        let s = vec![snap(1, vec![], recv_wait(condvar(L), false), MS)];
+        let u = users(&[(condvar(L), &[1])], &[(condvar(L), &[1])]);
+        let f = analyse(&TestEnv, &s, &u, now, 500, 5_000);
+        assert!(
+            f.is_empty(),
+            "{:?}",
+            f.iter().map(|x| &x.observed.title).collect::<Vec<_>>()
+        );
+    }
+
+    /// Two threads, each waiting on a condition variable the other one
+    /// signalled: a cycle of queues whose feeders are those seen, which a
+    /// thread not seen yet may end; and a thread waiting for a lock one of
+    /// them holds waits on no known deadlock either (a stall).
+    #[test]
+    fn a_cycle_of_queues_with_feeders_only_seen_is_not_a_deadlock() {
+        let now = 10_000 * MS;
+        let s = vec![
+            snap(
+                1,
+                vec![held(M, Mode::Write, LockKind::Mutex)],
+                recv_wait(condvar(L), false),
+                MS,
+            ),
+            snap(2, vec![], recv_wait(condvar(L + 8), false), MS),
+            snap(3, vec![], lock_wait(M, Mode::Write, LockKind::Mutex), MS),
+        ];
+        let mut u = users(&[], &[(condvar(L), &[2]), (condvar(L + 8), &[1])]);
+        let f = analyse(&TestEnv, &s, &u, now, 500, 5_000);
+        let kinds: Vec<&str> = f.iter().map(|x| x.observed.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["stall"],
+            "{:?}",
+            f.iter().map(|x| &x.observed.title).collect::<Vec<_>>()
+        );
+        // The same feeders known to be the only threads that can signal:
+        // a deadlock, with the lock's waiter behind it.
+        u.exhaustive.insert((condvar(L), Direction::Send));
+        let f = analyse(&TestEnv, &s, &u, now, 500, 5_000);
+        let kinds: Vec<&str> = f.iter().map(|x| x.observed.kind.as_str()).collect();
+        assert_eq!(kinds, ["deadlock"]);
+        assert_eq!(f[0].observed.threads.len(), 3);
     }
 
     #[test]

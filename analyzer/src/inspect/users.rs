@@ -100,6 +100,7 @@ pub(super) fn queue_users(
         if *dir == Direction::Send && !other_end.is_empty() && all_seen {
             if let Some(t) = the_only_party(procs, w, &other_end, channel, *dir) {
                 users.recv.entry(channel.clone()).or_default().insert(t);
+                users.exhaustive.insert((channel.clone(), Direction::Recv));
             }
         }
         queues.push(QueueInfo {
@@ -212,6 +213,7 @@ pub(super) fn peer_feeders(
         let pids: Vec<u32> = holders.into_keys().collect();
         if let Some(t) = the_only_party(procs, w, &pids, channel, Direction::Recv) {
             users.send.entry(channel.clone()).or_default().insert(t);
+            users.exhaustive.insert((channel.clone(), Direction::Send));
         }
     }
 }
