@@ -510,6 +510,36 @@ fn file_locks_taken_in_opposite_orders_by_two_processes_are_predicted() {
     );
 }
 
+/// A daemon's record lock on its pid file, held for its whole run: no
+/// other thread of the process can wait for it, so the waits its holder
+/// makes on condition variables are no hazard by it; the mutex held
+/// across one of them still is.
+#[test]
+fn a_record_lock_held_across_condvar_waits_is_no_hazard_but_a_mutex_still_is() {
+    let r = run_example("filelock", &["--pidfile"], 60);
+    remove_lock_files(&r);
+    assert_eq!(r.report["run"]["code"], 0, "{:#}", r.report["run"]);
+    let all = r.report["findings"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let f = &all[0];
+    assert_eq!(f["kind"], "hazard", "{f:#}");
+    let kinds: Vec<&str> = f["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            n["kind"]
+                .as_str()
+                .unwrap_or(n["family"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(kinds, ["mutex", "condvar"], "{:#}", f["nodes"]);
+    assert!(f["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("mutex state_lock held across"));
+}
+
 #[test]
 fn shared_file_locks_in_any_order_are_no_deadlock() {
     let r = run_example("filelock", &["--shared"], 60);

@@ -11,6 +11,12 @@
  *   filelock --mapped   one process locks a file, maps it and closes its
  *                       descriptor (the lock stays with the mapping, as
  *                       the JVM keeps its hsperfdata file), then sleeps
+ *   filelock --pidfile  one process takes a record lock (fcntl) on its
+ *                       pid file for its whole run, as daemons do; under
+ *                       it, it waits on a condition variable a worker
+ *                       signals, then holds state_lock across a wait on
+ *                       another (the one hazard: no other thread of the
+ *                       process can ever wait for its record lock)
  */
 #include "common.h"
 #include <fcntl.h>
@@ -62,18 +68,65 @@ static int mapped(void) {
     return 0;
 }
 
+/* --pidfile */
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ready_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static int ready, done;
+
+static void *pidfile_worker(void *arg) {
+    (void)arg;
+    usleep(50000);
+    pthread_mutex_lock(&wait_lock);
+    ready = 1;
+    pthread_cond_signal(&ready_cond);
+    pthread_mutex_unlock(&wait_lock);
+    usleep(50000);
+    pthread_mutex_lock(&wait_lock);
+    done = 1;
+    pthread_cond_signal(&done_cond);
+    pthread_mutex_unlock(&wait_lock);
+    return NULL;
+}
+
+static int pidfile(void) {
+    int fd = open_lock(spool);
+    struct flock whole = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &whole) < 0)
+        die("fcntl");
+    pthread_t t = spawn("worker", pidfile_worker, NULL);
+    pthread_mutex_lock(&wait_lock);
+    while (!ready)
+        pthread_cond_wait(&ready_cond, &wait_lock);
+    pthread_mutex_unlock(&wait_lock);
+    pthread_mutex_lock(&state_lock);
+    pthread_mutex_lock(&wait_lock);
+    while (!done)
+        pthread_cond_wait(&done_cond, &wait_lock);
+    pthread_mutex_unlock(&wait_lock);
+    pthread_mutex_unlock(&state_lock);
+    pthread_join(t, NULL);
+    unlink(spool);
+    close(fd);
+    printf("filelock: done\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int stress = has_flag(argc, argv, "--stress");
     int shared = has_flag(argc, argv, "--shared");
     if (!stress && !shared && !has_flag(argc, argv, "--light") &&
-        !has_flag(argc, argv, "--mapped")) {
-        fprintf(stderr, "usage: filelock --light | --stress | --shared | --mapped\n");
+        !has_flag(argc, argv, "--mapped") && !has_flag(argc, argv, "--pidfile")) {
+        fprintf(stderr, "usage: filelock --light | --stress | --shared | --mapped | --pidfile\n");
         return 2;
     }
     snprintf(spool, sizeof spool, "/tmp/holdcheck-filelock-%d-spool", (int)getpid());
     snprintf(idx, sizeof idx, "/tmp/holdcheck-filelock-%d-index", (int)getpid());
     if (has_flag(argc, argv, "--mapped"))
         return mapped();
+    if (has_flag(argc, argv, "--pidfile"))
+        return pidfile();
     int how = shared ? LOCK_SH : LOCK_EX;
     /* parent → child and child → parent pipes, used only under --stress. */
     int p2c[2], c2p[2];
