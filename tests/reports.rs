@@ -322,7 +322,7 @@ fn repeat_on_a_terminal_keeps_the_bar_apart_from_the_program_output() {
     );
     assert!(
         shown.iter().any(|l| l.starts_with(
-            "holdcheck: 1 potential deadlock in 8 runs (per run: 1 process, 2 threads)"
+            "holdcheck: 1 potential deadlock in 8 runs (per run: 1 process, 2 threads seen)"
         )),
         "{shown:#?}"
     );

@@ -827,14 +827,15 @@ pub fn summary_line(r: &Report) -> String {
         found.join(", ")
     };
     let repeat = r.run.as_ref().and_then(|r| r.repeat.as_ref());
-    // Threads are those the shim saw take part in something: none is not
-    // said as "0 threads".
+    // Threads are those the shim saw take part in something, said so: not
+    // every thread there was ("18 processes (14 threads)" of a postgres
+    // run read as a count gone wrong); none is not said as "0 threads".
     let counts = |procs: usize, threads: usize, sep: &str, end: &str| {
         let procs = format!("{procs} process{}", if procs == 1 { "" } else { "es" });
         match threads {
             0 => procs,
-            1 => format!("{procs}{sep}1 thread{end}"),
-            n => format!("{procs}{sep}{n} threads{end}"),
+            1 => format!("{procs}{sep}1 thread seen{end}"),
+            n => format!("{procs}{sep}{n} threads seen{end}"),
         }
     };
     let scope = match repeat {
