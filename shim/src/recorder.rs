@@ -145,7 +145,7 @@ fn flush(mut g: std::sync::MutexGuard<'static, Recorder>) {
     }
     g.flushing = true;
     loop {
-        let Some(opened) = g.file.as_ref().and_then(|(f, _)| f.opened()) else {
+        let Some(opened) = g.file.as_ref().map(|(f, _)| f.opened()) else {
             g.pending = Vec::new();
             g.flushing = false;
             return;
@@ -156,10 +156,9 @@ fn flush(mut g: std::sync::MutexGuard<'static, Recorder>) {
         // Checked to still be the trace outside the lock (a system call
         // the threads appending need not wait for); reopened under it if
         // the program closed it.
-        let fd = if TraceFd::still(opened) {
-            Some(opened.0)
-        } else {
-            RECORDER.lock().checked_fd()
+        let fd = match opened {
+            Some(o) if TraceFd::still(o) => Some(o.0),
+            _ => RECORDER.lock().checked_fd(),
         };
         // SAFETY: the trace's descriptor, just checked to be it; only the
         // one thread flushing uses it meanwhile (the recorder closes it

@@ -202,51 +202,37 @@ fn anchored(
     use petgraph::graph::{DiGraph, NodeIndex};
     let mut g = DiGraph::<usize, ()>::new();
     let nodes: Vec<NodeIndex> = (0..snap.len()).map(|i| g.add_node(i)).collect();
-    for (i, v) in succ.iter().enumerate() {
-        if !stuck[i] {
-            continue;
-        }
+    for (i, v) in succ.iter().enumerate().filter(|(i, _)| stuck[*i]) {
         for (j, _) in v.iter().flatten() {
             g.add_edge(nodes[i], nodes[*j], ());
         }
     }
-    // A component of more than one thread is a cycle through each of its
-    // threads; one thread, only if it waits for itself.
+    // Components come sinks first (petgraph's Tarjan gives them in reverse
+    // topological order): what a component waits on is settled before it.
+    // An edge inside a component closes a cycle; one from a wait on known
+    // parties makes it sure.
     let mut component = vec![usize::MAX; snap.len()];
-    let mut sure = Vec::new();
+    let mut reaches_sure: Vec<bool> = Vec::new();
     for (k, scc) in petgraph::algo::tarjan_scc(&g).iter().enumerate() {
         for n in scc {
             component[g[*n]] = k;
         }
-        let cyclic = |i: usize| {
-            succ[i]
-                .iter()
-                .flatten()
-                .any(|(j, _)| scc.iter().any(|n| g[*n] == *j))
-        };
-        sure.push(
-            scc.iter()
-                .map(|n| g[*n])
-                .any(|i| stuck[i] && cyclic(i) && known_parties(&snap[i], users)),
-        );
-    }
-    // Stuck threads reach such a component, or are let go.
-    let mut out = vec![false; snap.len()];
-    for start in (0..snap.len()).filter(|&i| stuck[i]) {
-        let mut seen = vec![false; snap.len()];
-        let mut todo = vec![start];
-        while let Some(i) = todo.pop() {
-            if std::mem::replace(&mut seen[i], true) {
-                continue;
+        let mut sure = false;
+        // (A thread not stuck has no edge here, and adds nothing.)
+        for i in scc.iter().map(|n| g[*n]).filter(|&i| stuck[i]) {
+            for (j, _) in succ[i].iter().flatten() {
+                sure |= if component[*j] == k {
+                    known_parties(&snap[i], users)
+                } else {
+                    reaches_sure[component[*j]]
+                };
             }
-            if sure[component[i]] {
-                out[start] = true;
-                break;
-            }
-            todo.extend(succ[i].iter().flatten().map(|(j, _)| *j));
         }
+        reaches_sure.push(sure);
     }
-    out
+    (0..snap.len())
+        .map(|i| stuck[i] && reaches_sure[component[i]])
+        .collect()
 }
 
 /// Who uses each channel, by tid: the threads that receive from it (its
@@ -1048,6 +1034,19 @@ mod tests {
         assert_eq!(f[0].observed.kind, "deadlock");
         assert_eq!(f[0].observed.nodes.len(), 2);
         assert_eq!(f[0].observed.waiters, 1, "thread 3 waits on the cycle");
+        // A thread first in the snapshot, waiting on the cycle since too
+        // short a time to be stuck, is neither stuck nor in the way.
+        let mut young = vec![snap(
+            4,
+            vec![],
+            lock_wait(M, Mode::Write, LockKind::Mutex),
+            now - MS,
+        )];
+        young.extend(s);
+        let f = analyse(&TestEnv, &young, &users(&[], &[]), now, 500, 5_000);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].observed.kind, "deadlock");
+        assert_eq!(f[0].observed.waiters, 1, "thread 3, not the young 4");
     }
 
     #[test]
