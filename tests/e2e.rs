@@ -1422,6 +1422,33 @@ fn inspect_says_a_wait_that_keeps_waking_is_in_its_call() {
     );
 }
 
+/// Every thread waits on a condition variable only the others signalled,
+/// or joins one of them: no cycle is known to be one (who else might
+/// signal is not known), but nothing outside can wake any of them (private
+/// futexes, no timeout, no signal handler): a hang, never "no findings".
+#[test]
+fn inspect_calls_a_process_whose_every_thread_waits_for_good_a_hang() {
+    let hung = Hung::start("idle_waits", &["--hang"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    assert_eq!(only_kinds(&r), ["hang"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("4 threads are blocked for good"),
+        "{title}"
+    );
+    assert!(title.contains("waits in pthread_join for"), "{title}");
+    let mut names: Vec<&str> = f["thread_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["thread"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["handler", "idle_waits", "peer-a", "peer-b"]);
+}
+
 /// inspect of a process whose thread is idle in `call`: shown blocked
 /// there, and no finding.
 fn assert_idle(pid: u32, call: &str) {

@@ -11,6 +11,11 @@
  *     on it: each the other's only feeder so far.
  *
  * Prints "idle_waits: ok".
+ *
+ *   idle_waits --hang   the main thread never wakes them: it joins the
+ *                       handler, and every thread waits for ever (a hang
+ *                       `inspect` tells from outside: nothing can wake
+ *                       any of them)
  */
 #include "common.h"
 
@@ -31,7 +36,7 @@ static void *idle_on(void *arg) {
     return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     pthread_t t[3] = {
         spawn("handler", idle_on, &handler_cond),
         spawn("peer-a", idle_on, &peers_cond),
@@ -45,6 +50,11 @@ int main(void) {
         if (all)
             break;
         usleep(1000);
+    }
+    if (argc > 1 && strcmp(argv[1], "--hang") == 0) {
+        puts("idle_waits: hanging");
+        fflush(stdout);
+        pthread_join(t[0], NULL);
     }
     /* The main thread is away: in a timed sleep, no wait the shim knows. */
     sleep(2);

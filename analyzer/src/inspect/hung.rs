@@ -72,15 +72,15 @@ impl GroupWatch {
         self.still = if moved { 0 } else { self.still + 1 };
         self.still >= STILL_LOOKS
             && threads.iter().all(|(pid, tid, state, call)| {
-                state == "S" && closed_wait(*pid, *tid, call, &members)
+                state == "S" && closed_wait(*pid, *tid, &procfs::parse_syscall(call), &members)
             })
     }
 }
 
-/// Whether a sleeping thread's system call (its /proc `syscall` line) is
-/// a wait only the group can end.
-fn closed_wait(pid: u32, tid: u32, line: &str, members: &[u32]) -> bool {
-    let Syscall::In { nr, args } = procfs::parse_syscall(line) else {
+/// Whether a sleeping thread's system call (as its /proc `syscall` line
+/// says) is a wait only the processes `members` can end.
+pub(super) fn closed_wait(pid: u32, tid: u32, call: &Syscall, members: &[u32]) -> bool {
+    let &Syscall::In { nr, args } = call else {
         return false;
     };
     // A process that catches a signal can be woken from outside: its

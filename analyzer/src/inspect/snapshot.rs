@@ -414,7 +414,13 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         .flat_map(|f| f.threads.iter().map(|t| t.tid))
         .collect();
     if let Some(ending) = &o.ending {
-        observed.extend(hang(&env, &snap, &involved, &queues, now_ns, ending));
+        let seen = HangSeen::Ended(ending);
+        observed.extend(hang(&env, &snap, &involved, &queues, now_ns, seen));
+    } else if observed.is_empty() && every_wait_closed(&procs) {
+        // Never "no findings" of a process that cannot move; one that
+        // has other findings says what holds it up there already.
+        let seen = HangSeen::ForGood;
+        observed.extend(hang(&env, &snap, &involved, &queues, now_ns, seen));
     }
     for s in snap
         .iter()
@@ -678,6 +684,35 @@ pub(super) fn attribute(ob: &mut Observed, pids: &[u32], pid_of_tid: &dyn Fn(u32
     }
 }
 
+/// Whether every thread of the sampled processes (but the shim's
+/// watchdog) sleeps, unmoved between the samples, in a wait only another
+/// of them could end (see `hung::closed_wait`): then nothing will ever
+/// wake them, whether or not their waits make a cycle that is known to be
+/// one (threads each waiting on a condition variable only the others
+/// signalled).
+fn every_wait_closed(procs: &[Sampled]) -> bool {
+    let members: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+    let mut threads = procs.iter().flat_map(|p| {
+        p.last
+            .iter()
+            .filter(|t| t.name != super::users::WATCHDOG_THREAD)
+            .map(move |t| (p, t))
+    });
+    threads.clone().next().is_some()
+        && threads.all(|(p, t)| {
+            t.state == 'S'
+                && p.stuck(t)
+                && super::hung::closed_wait(p.pid, t.tid, &t.syscall, &members)
+        })
+}
+
+/// How a hang was seen: the command ended by `run` (at the timeout, or
+/// hung), or every thread of a live process in a wait nothing can end.
+enum HangSeen<'a> {
+    Ended(&'a str),
+    ForGood,
+}
+
 /// The threads blocked when a run ended the command that no finding
 /// explains, as one `hang` finding: each thread's wait, and the chain from
 /// a join or a child's exit to the thread that blocks it (main joins the
@@ -689,7 +724,7 @@ fn hang(
     involved: &HashSet<u32>,
     queues: &[crate::report::QueueInfo],
     now_ns: u64,
-    ending: &str,
+    seen: HangSeen,
 ) -> Option<Observed> {
     let blocked: Vec<&Snap> = snap
         .iter()
@@ -783,9 +818,20 @@ fn hang(
     Some(Observed {
         kind: "hang".into(),
         title: format!(
-            "{} thread{} blocked when the command was ended {ending}: {first}{}",
+            "{} {}: {first}{}",
             threads.len(),
-            if threads.len() == 1 { " was" } else { "s were" },
+            match (seen, threads.len()) {
+                (HangSeen::Ended(ending), 1) =>
+                    format!("thread was blocked when the command was ended {ending}"),
+                (HangSeen::Ended(ending), _) =>
+                    format!("threads were blocked when the command was ended {ending}"),
+                (HangSeen::ForGood, 1) =>
+                    "thread is blocked for good, in a wait only another of its threads could end"
+                        .to_string(),
+                (HangSeen::ForGood, _) =>
+                    "threads are blocked for good, each in a wait only another of them could end"
+                        .to_string(),
+            },
             if threads.len() > 2 {
                 " (every thread's wait below)"
             } else {
