@@ -985,21 +985,6 @@ fn misuse_finding(
     )
 }
 
-/// `h` with only the locks a thread that could end its call might wait
-/// for; None if none is left. A file lock belongs to a process (`fcntl`)
-/// or to an open file (`flock`): no thread of its own process waits for
-/// it, but through a second open of the file. Held across a wait that only
-/// threads of this process can end (a condition variable, a thread's end),
-/// it holds up nobody that could end it (mariadbd holds its data files'
-/// locks for its whole run, across every wait of its main thread).
-fn could_hold_up_its_waker(h: &HeldCall) -> Option<HeldCall> {
-    use holdcheck_format::Channel;
-    let in_process = matches!(h.channel, Channel::Condvar { .. } | Channel::Thread { .. });
-    let mut h = h.clone();
-    h.held.retain(|x| !(in_process && x.lock.is_file()));
-    (!h.held.is_empty()).then_some(h)
-}
-
 fn hazards(
     model: &Model,
     syms: &mut Symbols,
@@ -1007,12 +992,7 @@ fn hazards(
 ) -> Vec<Finding> {
     type Key = (u32, Vec<(LockRef, Mode)>, String, Direction, u64);
     let mut groups: BTreeMap<Key, Vec<&HeldCall>> = BTreeMap::new();
-    let calls: Vec<((u32, u64), HeldCall)> = model
-        .held_calls
-        .iter()
-        .filter_map(|(k, h)| Some((*k, could_hold_up_its_waker(h)?)))
-        .collect();
-    for ((pid, _), h) in &calls {
+    for ((pid, _), h) in &model.held_calls {
         let queue = Node::Queue {
             channel: h.channel.clone(),
             dir: h.dir,

@@ -510,7 +510,25 @@ impl Model {
                 direction,
                 stack,
             } => {
-                for h in held {
+                // A file lock belongs to a process (`fcntl`) or to an open
+                // file (`flock`): no thread of its own process waits for
+                // it, but through a second open of the file. Held across a
+                // wait that only this process's threads can end (a
+                // condition variable, a thread's end), it holds up none of
+                // them: no edge, no hazard (mariadbd holds its data files'
+                // record locks for its whole run, across every wait of its
+                // main thread).
+                let in_process =
+                    matches!(channel, Channel::Condvar { .. } | Channel::Thread { .. });
+                let held: Vec<Held> = held
+                    .iter()
+                    .filter(|h| !(in_process && h.lock.is_file()))
+                    .copied()
+                    .collect();
+                if held.is_empty() {
+                    return;
+                }
+                for h in &held {
                     let e = Evidence {
                         pid,
                         tid: *tid,
@@ -520,7 +538,7 @@ impl Model {
                         held_stack: h.stack,
                         wanted_mode: None,
                         wanted_site: None,
-                        others_held: others(held, h, None),
+                        others_held: others(&held, h, None),
                         stack: *stack,
                         phase: 0,
                     };
@@ -535,7 +553,7 @@ impl Model {
                     HeldCall {
                         pid,
                         tid: *tid,
-                        held: held.clone(),
+                        held,
                         call: call.clone(),
                         channel: channel.clone(),
                         dir: *direction,
