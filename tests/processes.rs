@@ -309,6 +309,38 @@ fn a_child_started_without_the_shim_is_named_as_untraced() {
     }
 }
 
+/// A daemon's worker gives up root (setuid to nobody): its own trace goes
+/// on (opened while it was still root), and the program it then executes,
+/// which cannot create a trace in the run's directory (root's alone), is
+/// named as untraced, with why: never left out in silence.
+#[test]
+fn a_program_started_after_giving_up_root_is_named_as_untraced() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to give it up");
+        return;
+    }
+    let r = run_example("dropuid", &["--exec", "/bin/true"], 60);
+    assert_eq!(r.report["run"]["code"], 0, "{:#}", r.report["run"]);
+    assert_eq!(r.stdout, "dropuid: ok\n");
+    let found = findings(&r.report, "lock-order-inversion");
+    assert_eq!(
+        found.len(),
+        1,
+        "the worker's orders, after setuid: {:#}",
+        r.report["findings"]
+    );
+    assert_eq!(thread_names(found[0]), ["first", "second"]);
+    let u = &r.report["untraced"][0];
+    assert_eq!(u["program"], "/bin/true", "{:#}", r.report["untraced"]);
+    assert_eq!(u["call"], "execv");
+    let reason = u["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("it runs as uid 65534, which cannot create its trace in"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn both_ends_of_every_kind_of_channel_name_one_queue_and_no_two_channels_merge() {
     use holdcheck_format::{Channel, Direction, Record};

@@ -38,6 +38,22 @@ pub fn untraced_reason(program: &str, env: &[String]) -> Option<String> {
     if env_value(env, "HOLDCHECK_DIR").unwrap_or("") != ours {
         return Some("its environment moves HOLDCHECK_DIR".into());
     }
+    // A process that gave up its user (a daemon's worker dropping root)
+    // starts a program that cannot create its trace in the run's
+    // directory (root's alone): it runs untraced, and says so only on its
+    // stderr. (A default directory is each user's own: it gets one.)
+    let cfg = crate::config::get();
+    if !cfg.dir_is_default {
+        use rustix::fs::{accessat, Access, AtFlags, CWD};
+        let (dir, can) = (cfg.dir.as_str(), Access::WRITE_OK | Access::EXEC_OK);
+        if accessat(CWD, dir, can, AtFlags::EACCESS).is_err() {
+            // SAFETY: no preconditions.
+            let euid = unsafe { libc::geteuid() };
+            return Some(format!(
+                "it runs as uid {euid}, which cannot create its trace in {dir}"
+            ));
+        }
+    }
     // The loader ignores LD_PRELOAD (but for set-uid libraries in system
     // directories) when a program changes credentials.
     if let Ok(m) = std::fs::metadata(program) {
