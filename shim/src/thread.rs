@@ -27,6 +27,18 @@ pub const QUEUE_SLOTS: usize = 4;
 pub const WAITS_AFTER: usize = 2;
 /// Direct-mapped cache of fact keys this thread already recorded.
 pub const SEEN_CACHE: usize = 256;
+/// Sets of the cache of lock-order facts by class that are full.
+const CLASS_SEEN_SETS: usize = 128;
+
+/// The set of a fact key in a per-thread cache. Every key is odd (0 is an
+/// empty way): its lowest bit would leave half the sets unused, and three
+/// keys of a steady loop meeting in a two-way set evict each other at
+/// every turn (`manylocks --stress`: 2 000 or 40 000 slow lookups in a
+/// run, by the luck of its keys).
+#[inline(always)]
+fn set_of(key: u64, sets: usize) -> usize {
+    (key >> 1) as usize % sets
+}
 /// Direct-mapped cache of the stacks of contended acquisitions, by call site.
 pub const SITE_STACKS: usize = 32;
 /// Direct-mapped cache of the ring positions of a thread's last operation
@@ -242,8 +254,8 @@ pub struct ThreadState {
     pub seen: [[u64; 2]; SEEN_CACHE],
     /// Lock-order facts by class (`facts::class_key`) whose samples the
     /// trace has all it keeps of: a new instance of them is no new fact.
-    /// Two ways per set: a few dozen such facts must all stay.
-    pub class_seen: [[u64; 2]; SEEN_CACHE],
+    /// Four ways per set: a few dozen such facts must all stay.
+    pub class_seen: [[u64; 4]; CLASS_SEEN_SETS],
     /// This thread's record for the watchdog (null until its first wait).
     pub published: *const crate::live::Published,
     /// 1 + the socket this thread last sent on (0: none): a receive on it
@@ -326,7 +338,7 @@ impl ThreadState {
             queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
             next_queue_slot: 0,
             seen: [[0; 2]; SEEN_CACHE],
-            class_seen: [[0; 2]; SEEN_CACHE],
+            class_seen: [[0; 4]; CLASS_SEEN_SETS],
             published: core::ptr::null(),
             last_sent_fd: 0,
             site_stacks: [(0, 0); SITE_STACKS],
@@ -566,13 +578,13 @@ impl ThreadState {
     /// Whether a fact key was already recorded by this thread, without
     /// marking it.
     pub fn seen_peek(&self, key: u64) -> bool {
-        self.seen[(key as usize) % SEEN_CACHE].contains(&key)
+        self.seen[set_of(key, SEEN_CACHE)].contains(&key)
     }
 
     /// Whether a fact key was already recorded by this thread; marks it seen.
     #[inline]
     pub fn seen_before(&mut self, key: u64) -> bool {
-        let set = &mut self.seen[(key as usize) % SEEN_CACHE];
+        let set = &mut self.seen[set_of(key, SEEN_CACHE)];
         if set.contains(&key) {
             return true;
         }
@@ -584,14 +596,15 @@ impl ThreadState {
     /// [`Self::class_full`]).
     #[inline]
     pub fn class_seen(&self, key: u64) -> bool {
-        self.class_seen[(key as usize) % SEEN_CACHE].contains(&key)
+        self.class_seen[set_of(key, CLASS_SEEN_SETS)].contains(&key)
     }
 
     /// The trace keeps no more samples of this lock-order fact by class.
     pub fn class_full(&mut self, key: u64) {
-        let set = &mut self.class_seen[(key as usize) % SEEN_CACHE];
+        let set = &mut self.class_seen[set_of(key, CLASS_SEEN_SETS)];
         if !set.contains(&key) {
-            *set = [key, set[0]];
+            set.rotate_right(1);
+            set[0] = key;
         }
     }
 
@@ -682,7 +695,7 @@ impl ThreadState {
     pub fn after_fork_child(&mut self) {
         self.tid = crate::sys::gettid();
         self.seen = [[0; 2]; SEEN_CACHE];
-        self.class_seen = [[0; 2]; SEEN_CACHE];
+        self.class_seen = [[0; 4]; CLASS_SEEN_SETS];
         self.published = core::ptr::null();
         self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
         self.queues_used = false;
@@ -1202,5 +1215,35 @@ mod tests {
         assert_eq!(st.held().iter().map(|e| e.addr).collect::<Vec<_>>(), [1, 2]);
         st.held_len = MAX_HELD;
         assert!(!st.stage_held(b), "no room above a full stack");
+    }
+
+    #[test]
+    fn odd_keys_use_every_set_and_a_few_dozen_full_class_facts_all_stay() {
+        let mut st = ThreadState::new();
+        // Keys are odd: they must still spread over all the sets.
+        let sets: std::collections::BTreeSet<usize> = (0..1024u64)
+            .map(|k| set_of(k << 1 | 1, SEEN_CACHE))
+            .collect();
+        assert_eq!(sets.len(), SEEN_CACHE);
+        // Four full class facts in one set, as a steady loop's keys may be:
+        // none evicts another.
+        let keys: Vec<u64> = (0..4u64)
+            .map(|i| (i * CLASS_SEEN_SETS as u64 + 5) << 1 | 1)
+            .collect();
+        assert!(keys.iter().all(|&k| set_of(k, CLASS_SEEN_SETS) == 5));
+        for &k in &keys {
+            st.class_full(k);
+        }
+        for _ in 0..3 {
+            for &k in &keys {
+                assert!(st.class_seen(k));
+                st.class_full(k);
+            }
+        }
+        // A fifth evicts the oldest only.
+        let fifth = (4 * CLASS_SEEN_SETS as u64 + 5) << 1 | 1;
+        st.class_full(fifth);
+        assert!(st.class_seen(fifth) && !st.class_seen(keys[0]));
+        assert!(keys[1..].iter().all(|&k| st.class_seen(k)));
     }
 }
