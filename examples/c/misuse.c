@@ -16,9 +16,12 @@
  *                            with two different mutexes
  *   misuse hold-long         holds a mutex for 300 ms (reported with
  *                            HOLDCHECK_OPTIONS=hold_ms=100)
+ *   misuse spin-destroy-locked  destroys a spinlock it holds
+ *   misuse spin-unlock-unlocked unlocks a spinlock nobody holds
  *   misuse clean             all of the above done rightly, including a
  *                            cancelled condition wait whose cleanup handler
- *                            unlocks: nothing to report
+ *                            unlocks, and spinlocks made, used and
+ *                            destroyed: nothing to report
  */
 #include "common.h"
 #include <time.h>
@@ -109,6 +112,34 @@ static NOINLINE void slow_update(int ms) {
     pthread_mutex_unlock(&stats_lock);
 }
 
+static pthread_spinlock_t table_spin;
+
+static NOINLINE void spin_table_free(void) {
+    pthread_spin_lock(&table_spin);
+    pthread_spin_destroy(&table_spin); /* still held */
+}
+
+static NOINLINE void spin_release_twice(void) {
+    pthread_spin_lock(&table_spin);
+    pthread_spin_unlock(&table_spin);
+    pthread_spin_unlock(&table_spin); /* nobody holds it */
+}
+
+/* Spinlocks made, used and destroyed rightly, a bucket's lock as a hash
+ * table keeps them. */
+static NOINLINE void spin_buckets(void) {
+    pthread_spinlock_t bucket[8];
+    for (int i = 0; i < 8; i++)
+        check(pthread_spin_init(&bucket[i], PTHREAD_PROCESS_PRIVATE), "pthread_spin_init");
+    for (int i = 0; i < 8; i++) {
+        pthread_spin_lock(&bucket[i]);
+        stats++;
+        pthread_spin_unlock(&bucket[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        check(pthread_spin_destroy(&bucket[i]), "pthread_spin_destroy");
+}
+
 static void unlock_cleanup(void *m) { pthread_mutex_unlock(m); }
 
 static void *cancelled_main(void *arg) {
@@ -148,6 +179,7 @@ static int clean(void) {
     pthread_mutex_lock(&stats_lock);
     release_for_holder();
     slow_update(1);
+    spin_buckets();
     printf("misuse clean: %ld\n", stats);
     return 0;
 }
@@ -184,6 +216,12 @@ int main(int argc, char **argv) {
         pthread_join(t, NULL);
     } else if (!strcmp(mode, "hold-long")) {
         slow_update(300);
+    } else if (!strcmp(mode, "spin-destroy-locked")) {
+        check(pthread_spin_init(&table_spin, PTHREAD_PROCESS_PRIVATE), "pthread_spin_init");
+        spin_table_free();
+    } else if (!strcmp(mode, "spin-unlock-unlocked")) {
+        check(pthread_spin_init(&table_spin, PTHREAD_PROCESS_PRIVATE), "pthread_spin_init");
+        spin_release_twice();
     } else if (!strcmp(mode, "clean")) {
         return clean();
     } else {

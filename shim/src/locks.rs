@@ -699,7 +699,9 @@ pub struct LockState {
 /// Reads a lock's state from its memory (glibc 2.36, x86_64:
 /// `pthread_mutex_t` `__lock` 0, `__owner` 8, `__kind` 16;
 /// `pthread_rwlock_t` `__readers` 0 (bit 1 write-locked, readers from
-/// bit 3), `__cur_writer` 24; a spinlock is one int, 0 when free).
+/// bit 3), `__cur_writer` 24; a spinlock is one int, 1 when free and 0 or
+/// below when taken: x86_64's `pthread_spin_lock` decrements it, and
+/// `pthread_spin_init` is its unlock, which stores 1).
 ///
 /// # Safety
 /// `addr` must point at a lock of `kind` the program passed to a call (its
@@ -723,7 +725,7 @@ pub unsafe fn state(addr: usize, kind: LockKind) -> LockState {
             }
         }
         LockKind::Spin => LockState {
-            locked: Some(word(0) != 0),
+            locked: Some(word(0) as i32 <= 0),
             ..LockState::default()
         },
         LockKind::File => LockState::default(),
