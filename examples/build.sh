@@ -13,6 +13,10 @@ for src in "$here"/c/*.c; do
         ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -o "$out/$name" "$src" -ldl ;;
     esac
 done
+# Its code in a second executable segment, after one of `.init` and `.plt`
+# alone, as node's is: the unwinder must know all of them.
+${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -no-pie -Wl,--section-start=.text=0x1000000 \
+    -o "$out/lockorder_splittext" "$here/c/lockorder.c"
 # A static binary, which no preload reaches: run watches it from outside.
 ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -static -o "$out/single_static" "$here/c/single.c"
 # C++ examples (std::mutex and friends), where a C++ compiler is installed.

@@ -54,6 +54,19 @@ fn transfer_callers(f: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Each order of `lockorder one-thread` shows its own caller:
+/// transfer(a, b) and transfer(b, a) are called from two lines of main.
+fn assert_two_callers_in_main(f: &Value) {
+    let mut callers = transfer_callers(f);
+    callers.sort();
+    callers.dedup();
+    assert_eq!(callers.len(), 2, "{callers:?}");
+    assert!(
+        callers.iter().all(|c| c.starts_with("main:")),
+        "{callers:?}"
+    );
+}
+
 #[test]
 fn one_thread_taking_two_orders_is_a_graded_inversion_with_both_call_paths() {
     let r = run_example("lockorder", &["one-thread"], 60);
@@ -74,16 +87,7 @@ fn one_thread_taking_two_orders_is_a_graded_inversion_with_both_call_paths() {
     assert_eq!(f["serialized"]["same_thread"][0]["name"], "lockorder");
     assert_eq!(r.report["summary"]["lock-order-inversion"], 1);
     assert_eq!(r.report["summary"]["potential-deadlock"], 0);
-    // Each order shows its own caller: transfer(a, b) and transfer(b, a)
-    // are called from two lines of main.
-    let mut callers = transfer_callers(f);
-    callers.sort();
-    callers.dedup();
-    assert_eq!(callers.len(), 2, "{callers:?}");
-    assert!(
-        callers.iter().all(|c| c.starts_with("main:")),
-        "{callers:?}"
-    );
+    assert_two_callers_in_main(f);
     // The text says why this run could not deadlock, and that two threads can.
     let (code, text, _) = holdcheck(
         &["report", r.trace_dir.to_str().unwrap()],
@@ -119,6 +123,16 @@ fn one_thread_taking_two_orders_is_a_graded_inversion_with_both_call_paths() {
         std::time::Duration::from_secs(30),
     );
     assert_eq!(code, 0);
+}
+
+#[test]
+fn a_program_whose_code_is_not_its_first_executable_segment_has_whole_stacks() {
+    // lockorder linked with its `.text` in a segment of its own, after one
+    // holding `.init` and `.plt` (node is laid out so): each stack ended
+    // after its first frame.
+    let r = run_example("lockorder_splittext", &["one-thread"], 60);
+    let f = only(&r, "lock-order-inversion");
+    assert_two_callers_in_main(f);
 }
 
 #[test]

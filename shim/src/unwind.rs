@@ -331,7 +331,7 @@ fn build(counters: (u64, usize)) -> Table {
 }
 
 /// One object's code and unwind sections and its module, from its program
-/// headers: the text is its executable segment, `.eh_frame_hdr` is
+/// headers: the text spans its executable segments, `.eh_frame_hdr` is
 /// `PT_GNU_EH_FRAME`, and `.eh_frame` starts where the header says and
 /// runs at most to the end of its segment.
 ///
@@ -342,7 +342,12 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<(Object, Module<Mapped>)> 
     // SAFETY: the loader's program headers of this object.
     let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
     let loads = || phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
-    let text = loads().find(|p| p.p_flags & libc::PF_X != 0)?;
+    // The code is every executable segment, not the first: node has three
+    // (its `.init` and `.plt`, its `.text`, a stub for large pages), and a
+    // module of the first only ended each of its stacks after one frame.
+    let exec = || loads().filter(|p| p.p_flags & libc::PF_X != 0);
+    let text_start = exec().map(|p| p.p_vaddr).min()?;
+    let text_end = exec().map(|p| p.p_vaddr + p.p_memsz).max()?;
     let hdr = phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME)?;
     let hdr_svma = hdr.p_vaddr;
     let hdr_len = hdr.p_memsz as usize;
@@ -357,7 +362,7 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<(Object, Module<Mapped>)> 
     let seg =
         loads().find(|p| eh_frame_svma >= p.p_vaddr && eh_frame_svma < p.p_vaddr + p.p_memsz)?;
     let eh_frame_len = (seg.p_vaddr + seg.p_filesz).checked_sub(eh_frame_svma)?;
-    let text_svma = text.p_vaddr..text.p_vaddr + text.p_memsz;
+    let text_svma = text_start..text_end;
     let code = (bias + text_svma.start, bias + text_svma.end);
     let eh_frame = Mapped {
         start: eh_frame_at as usize,
