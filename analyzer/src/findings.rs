@@ -423,12 +423,27 @@ pub(crate) fn process_name(model: &Model, pid: u32) -> ProcessName {
         name: model
             .processes
             .get(&pid)
-            .map(|p| {
-                let exe = p.cmdline.first().unwrap_or(&p.exe);
-                exe.rsplit('/').next().unwrap_or(exe).to_string()
-            })
+            .map(|p| program_name(&p.cmdline, &p.exe))
             .unwrap_or_default(),
     }
+}
+
+/// A process's program, as `ps` shows it: its first argument's file name
+/// (a script's, not its interpreter's). A process that wrote a title over
+/// its arguments (Chromium's zygote: one argument, the whole command line
+/// with spaces) is named by the title's first word, and one started as
+/// `/proc/self/exe` by its executable.
+fn program_name(cmdline: &[String], exe: &str) -> String {
+    let base = |path: &str| path.rsplit('/').next().unwrap_or(path).to_string();
+    let first = match cmdline {
+        [title] if title.contains(' ') => title.split(' ').next().unwrap_or(title),
+        [first, ..] => first.as_str(),
+        [] => exe,
+    };
+    if first.is_empty() || first.starts_with("/proc/") {
+        return base(exe);
+    }
+    base(first)
 }
 
 pub(crate) fn node_info(model: &Model, node: &Node, mode: Option<Mode>) -> NodeInfo {
@@ -1101,4 +1116,33 @@ fn hazards(
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.0));
     out.into_iter().map(|(_, f)| f).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::program_name;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_process_is_named_by_its_program_as_ps_shows_it() {
+        let exe = "/usr/lib/chromium/chromium";
+        assert_eq!(program_name(&args(&[exe, "--headless"]), exe), "chromium");
+        // A script: its own name, not its interpreter's.
+        assert_eq!(
+            program_name(&args(&["/bin/sh", "/usr/bin/chromium"]), "/usr/bin/dash"),
+            "sh"
+        );
+        // A title written over the arguments, with slashes in its options.
+        let title = "/usr/lib/chromium/chromium --type=zygote --user-data-dir=/root/.config/x/scoped_dir8N35SJ --no-sandbox";
+        assert_eq!(program_name(&args(&[title]), exe), "chromium");
+        assert_eq!(
+            program_name(&args(&["/proc/self/exe", "--type=utility"]), exe),
+            "chromium"
+        );
+        assert_eq!(program_name(&[], exe), "chromium");
+        assert_eq!(program_name(&args(&[""]), exe), "chromium");
+    }
 }

@@ -281,9 +281,17 @@ pub fn with_mode(what: String, kind: &str, mode: Option<&str>) -> String {
     }
 }
 
-/// `account_new (abba.c:70)`: a function and its file's name and line.
+/// `account_new (abba.c:70)`: a function and its file's name and line;
+/// in stripped code, `chromium+0x3e4b189`: its object and offset (its
+/// address alone would differ in every run).
 pub fn frame_brief(f: &Frame) -> String {
-    let function = f.function.clone().unwrap_or_else(|| f.pc.clone());
+    let function = f
+        .function
+        .clone()
+        .unwrap_or_else(|| match (&f.module, &f.offset) {
+            (Some(m), Some(o)) => format!("{}+{o}", m.rsplit('/').next().unwrap_or(m)),
+            _ => f.pc.clone(),
+        });
     match (&f.file, f.line) {
         (Some(file), Some(line)) => {
             let base = file.rsplit('/').next().unwrap_or(file);
@@ -523,6 +531,28 @@ mod tests {
             "in futex, but ran between samples (a timed wait or a loop)"
         );
         assert_eq!(task_doing(&task(None, None)), "running");
+    }
+
+    #[test]
+    fn a_frame_in_brief_is_its_function_or_its_object_and_offset() {
+        let mut f = Frame {
+            pc: "0x55d493f0b189".into(),
+            function: None,
+            file: None,
+            line: None,
+            module: Some("/usr/lib/chromium/chromium".into()),
+            offset: Some("0x3e4b189".into()),
+            inlined: false,
+            wrapper: false,
+            tiny: false,
+        };
+        assert_eq!(frame_brief(&f), "chromium+0x3e4b189");
+        f.module = None;
+        assert_eq!(frame_brief(&f), "0x55d493f0b189");
+        f.function = Some("account_new".into());
+        f.file = Some("/src/abba.c".into());
+        f.line = Some(70);
+        assert_eq!(frame_brief(&f), "account_new (abba.c:70)");
     }
 
     #[test]
