@@ -17,6 +17,10 @@ done
 # alone, as node's is: the unwinder must know all of them.
 ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -no-pie -Wl,--section-start=.text=0x1000000 \
     -o "$out/lockorder_splittext" "$here/c/lockorder.c"
+# No unwind tables, frame pointers kept, as Chromium is built: its stacks
+# go on by frame pointer where libgcc's would end.
+${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -fno-asynchronous-unwind-tables -fno-unwind-tables \
+    -fno-omit-frame-pointer -o "$out/lockorder_nofde" "$here/c/lockorder.c"
 # A static binary, which no preload reaches: run watches it from outside.
 ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -static -o "$out/single_static" "$here/c/single.c"
 # C++ examples (std::mutex and friends), where a C++ compiler is installed.

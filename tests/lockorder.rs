@@ -136,6 +136,15 @@ fn a_program_whose_code_is_not_its_first_executable_segment_has_whole_stacks() {
 }
 
 #[test]
+fn a_program_without_unwind_tables_has_its_stacks_by_frame_pointer() {
+    // lockorder built as Chromium is (no FDE covers its functions, frame
+    // pointers kept): each stack ended at `transfer`.
+    let r = run_example("lockorder_nofde", &["one-thread"], 60);
+    let f = only(&r, "lock-order-inversion");
+    assert_two_callers_in_main(f);
+}
+
+#[test]
 fn one_thread_abcabc_is_one_three_lock_inversion() {
     let r = run_example("lockorder", &["abcabc"], 60);
     assert_eq!(r.code, 1);

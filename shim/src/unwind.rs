@@ -8,10 +8,14 @@
 //! It answers only where it can read safely and says what libgcc would:
 //! the stack is read between the stack pointer and the top of this
 //! thread's stack (glibc keeps a thread's descriptor at the top of its
-//! stack; the main thread's ends just above `__libc_stack_end`); the stack
-//! ends after a frame no FDE covers, as libgcc ends it (see
-//! [`Fdes::has_fde`]); and any error, a thread it cannot bound, or a fork
-//! child (which must not ask the loader) leaves the stack to libgcc.
+//! stack; the main thread's ends just above `__libc_stack_end`); past a
+//! frame no FDE covers (libgcc ends the stack there), the caller is found
+//! by frame pointer, and taken only if it returns right after a call that
+//! could have called that frame (see [`Fdes::after_call`]): Chromium has
+//! FDEs for few of its functions and frame pointers in all, and its stacks
+//! ended after one frame; and any other error, a thread it cannot bound,
+//! or a fork child (which must not ask the loader) leaves the stack to
+//! libgcc.
 
 use crate::stack;
 use crate::sync::ForkMutex;
@@ -56,6 +60,9 @@ struct Fdes {
 struct Object {
     /// Its executable range (run-time addresses).
     code: (u64, u64),
+    /// Its executable segments (run-time addresses): `code` may span
+    /// others between them, which may not be mapped.
+    exec: Vec<(u64, u64)>,
     bias: u64,
     eh_frame_hdr: Mapped,
     eh_frame: Mapped,
@@ -64,12 +71,46 @@ struct Object {
     bases: gimli::BaseAddresses,
 }
 
+/// Longest function a direct call's target is taken to start: a frame
+/// found by frame pointer returns into a function whose call began at
+/// most this far before the callee's return address.
+const MAX_FUNCTION: u64 = 1 << 20;
+
 impl Fdes {
+    /// Whether `ra`, a caller found by frame pointer past the frame that
+    /// returns into `callee_ra` (a function no FDE covers), follows a call
+    /// instruction in a loaded object's code that could have made that
+    /// frame: a direct call whose target starts at most [`MAX_FUNCTION`]
+    /// before `callee_ra`, or an indirect one. In code built without frame
+    /// pointers the frame pointer is any register's value, and the word
+    /// above where it points is seldom the return of such a call: the
+    /// stack ends there instead.
+    fn after_call(&self, ra: u64, callee_ra: u64) -> bool {
+        const LONGEST: u64 = 7;
+        let in_code = self.objects.iter().any(|o| {
+            o.exec
+                .iter()
+                .any(|&(lo, hi)| ra >= lo.saturating_add(LONGEST) && ra <= hi)
+        });
+        if !in_code {
+            return false;
+        }
+        // SAFETY: the 7 bytes before `ra` are in an executable segment of
+        // a loaded object, which is mapped and readable.
+        let b = unsafe { core::slice::from_raw_parts((ra - LONGEST) as *const u8, 7) };
+        call_ends_at(b).is_some_and(|target| {
+            target.is_none_or(|rel| {
+                let start = ra.wrapping_add(rel as u64);
+                start < callee_ra && callee_ra - start < MAX_FUNCTION
+            })
+        })
+    }
+
     /// Whether the function a frame returns into at `ra` has an FDE that
     /// covers the call. libgcc stops after a frame without one (it
-    /// reports the frame, then ends the stack); framehop would go on by
-    /// frame pointer, which in code built without one reads a stack word
-    /// as a caller: its stack is cut there as libgcc's.
+    /// reports the frame, then ends the stack); framehop goes on by frame
+    /// pointer, which in code built without one reads a stack word as a
+    /// caller: [`Self::after_call`] says whether to believe it.
     fn has_fde(&mut self, ra: u64) -> bool {
         let slot = &mut self.seen[(ra as usize >> 1) % 512];
         if slot.0 == ra {
@@ -202,20 +243,26 @@ impl Walk<'_> {
             unwinder.iter_frames(pc, UnwindRegsX86_64::new(pc, sp, bp), cache, &mut read);
         let (skip_lo, skip_hi) = self.skip;
         let mut n = 0;
+        // The return address of a frame no FDE covers: its caller comes
+        // from its frame pointer.
+        let mut by_frame_pointer = None;
         while n < self.out.len() {
             match frames.next() {
                 Ok(Some(FrameAddress::ReturnAddress(ra))) => {
                     let ip = ra.get();
+                    if by_frame_pointer.is_some_and(|callee| !fdes.after_call(ip, callee)) {
+                        break;
+                    }
                     if !(skip_lo..skip_hi).contains(&ip) {
                         self.out[n] = ip;
                         n += 1;
                     }
-                    if !fdes.has_fde(ip) {
-                        break;
-                    }
+                    by_frame_pointer = (!fdes.has_fde(ip)).then_some(ip);
                 }
                 Ok(Some(FrameAddress::InstructionPointer(_))) => {}
                 Ok(None) => break,
+                // What the frame pointer led to could not be read.
+                Err(_) if by_frame_pointer.is_some() => break,
                 Err(_) => return None,
             }
         }
@@ -374,6 +421,9 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<(Object, Module<Mapped>)> 
     };
     let object = Object {
         code,
+        exec: exec()
+            .map(|p| (bias + p.p_vaddr, bias + p.p_vaddr + p.p_memsz))
+            .collect(),
         bias,
         eh_frame_hdr,
         eh_frame,
@@ -393,6 +443,46 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<(Object, Module<Mapped>)> 
     };
     let module = Module::new(String::new(), code.0..code.1, bias, info);
     Some((object, module))
+}
+
+/// Whether the 7 bytes `b` end with a call instruction: Some(Some(rel))
+/// for a direct call (`e8 rel32`: its target is the end plus `rel`),
+/// Some(None) for an indirect one (`ff /2` through a register or memory,
+/// with or without a REX prefix before it), None for neither.
+fn call_ends_at(b: &[u8]) -> Option<Option<i32>> {
+    let &[b0, b1, b2, b3, b4, b5, b6] = b else {
+        return None;
+    };
+    if b2 == 0xe8 {
+        return Some(Some(i32::from_le_bytes([b3, b4, b5, b6])));
+    }
+    // The ModRM byte after `ff`: reg 2 (call), and the length its mode
+    // and r/m give the instruction.
+    let length = |modrm: u8| -> Option<usize> {
+        if modrm >> 3 & 7 != 2 {
+            return None;
+        }
+        let (mode, rm) = (modrm >> 6, modrm & 7);
+        let sib = usize::from(mode != 3 && rm == 4);
+        Some(match mode {
+            0 if rm == 5 => 6,
+            0 => 2 + sib,
+            1 => 3 + sib,
+            2 => 6 + sib,
+            _ => 2,
+        })
+    };
+    let ff_at = [
+        (b5, b6, 2),
+        (b4, b5, 3),
+        (b3, b4, 4),
+        (b1, b2, 6),
+        (b0, b1, 7),
+    ];
+    ff_at
+        .iter()
+        .any(|&(op, modrm, len)| op == 0xff && length(modrm) == Some(len))
+        .then_some(None)
 }
 
 /// `.eh_frame`'s address, from `.eh_frame_hdr` mapped at `at`: version
@@ -512,37 +602,116 @@ mod tests {
         assert!(frames[1..].iter().all(|&f| f == frames[1]), "{frames:x?}");
     }
 
-    // A function with no unwind information (no CFI directives: no FDE
-    // covers it) that calls its argument.
+    // Functions with no unwind information (no CFI directives: no FDE
+    // covers them) that call their argument: one with no frame pointer
+    // (its frame pointer register 0, as a caller built without them may
+    // leave it), one that keeps one as code built with them does.
     core::arch::global_asm!(
         ".text",
         ".globl holdcheck_unwind_test_no_fde",
         "holdcheck_unwind_test_no_fde:",
-        "push rbx",
+        "push rbp",
+        "xor ebp, ebp",
         "call rdi",
-        "pop rbx",
+        "pop rbp",
+        "ret",
+        ".globl holdcheck_unwind_test_no_fde_fp",
+        "holdcheck_unwind_test_no_fde_fp:",
+        "push rbp",
+        "mov rbp, rsp",
+        "call rdi",
+        "pop rbp",
         "ret",
     );
     extern "C" {
         fn holdcheck_unwind_test_no_fde(f: extern "C" fn());
+        fn holdcheck_unwind_test_no_fde_fp(f: extern "C" fn());
     }
 
-    static SEEN: std::sync::Mutex<Option<(Vec<u64>, Vec<u64>)>> = std::sync::Mutex::new(None);
+    // Per thread: the tests that use it run at once.
+    thread_local! {
+        static SEEN: core::cell::RefCell<Option<(Vec<u64>, Vec<u64>)>> =
+            const { core::cell::RefCell::new(None) };
+    }
 
     extern "C" fn from_no_fde() {
-        *SEEN.lock().unwrap() = Some(both());
+        SEEN.with(|s| *s.borrow_mut() = Some(both()));
     }
 
     #[test]
     fn a_stack_ends_after_a_frame_without_unwind_information_as_libgcc_ends_it() {
         // SAFETY: the function above calls the callback and returns.
         unsafe { holdcheck_unwind_test_no_fde(from_no_fde) };
-        let (mine, gcc) = SEEN.lock().unwrap().take().unwrap();
+        let (mine, gcc) = SEEN.with(|s| s.borrow_mut().take()).unwrap();
+        // Into `both`, into `from_no_fde` (through its closure), into the
+        // function without an FDE: there both stop (libgcc reports that
+        // frame, then ends).
+        assert_eq!(mine.len(), gcc.len(), "{mine:x?} {gcc:x?}");
+        assert_eq!(mine[1..], gcc[1..], "{mine:x?} {gcc:x?}");
+    }
+
+    #[test]
+    fn past_a_frame_without_unwind_information_its_frame_pointer_leads_on() {
+        // The callers of this function, as libgcc sees them from here.
+        let mut outer = Vec::new();
+        // SAFETY: a test thread; nothing else unwinds it.
+        unsafe {
+            backtrace::trace_unsynchronized(|f| {
+                outer.push(f.ip() as u64);
+                outer.len() < 64
+            })
+        };
+        // SAFETY: the function above calls the callback and returns.
+        unsafe { holdcheck_unwind_test_no_fde_fp(from_no_fde) };
+        let (mine, gcc) = SEEN.with(|s| s.borrow_mut().take()).unwrap();
         // Into `both`, into `from_no_fde`, into the function without an
-        // FDE: there both stop (libgcc reports that frame, then ends).
-        assert_eq!(mine.len(), 3, "{mine:x?} {gcc:x?}");
-        assert_eq!(gcc.last(), mine.last(), "{mine:x?} {gcc:x?}");
-        assert_eq!(gcc[gcc.len() - 2], mine[1], "{mine:x?} {gcc:x?}");
+        // FDE (where libgcc stops), into this function, then its callers.
+        let at = mine
+            .iter()
+            .position(|f| Some(f) == gcc.last())
+            .unwrap_or_else(|| panic!("{mine:x?} {gcc:x?}"));
+        assert_eq!(mine[1..=at], gcc[1..], "{mine:x?} {gcc:x?}");
+        let callers = &mine[at + 2..];
+        let k = (outer.len() - 1).min(callers.len());
+        assert!(k >= 2, "{mine:x?} {outer:x?}");
+        assert_eq!(callers[..k], outer[1..1 + k], "{mine:x?} {outer:x?}");
+    }
+
+    #[test]
+    fn a_call_instruction_is_known_by_its_last_bytes() {
+        let pad = |tail: &[u8]| {
+            let mut b = [0x90u8; 7];
+            b[7 - tail.len()..].copy_from_slice(tail);
+            b
+        };
+        // call rel32 (-0x20).
+        assert_eq!(
+            call_ends_at(&pad(&[0xe8, 0xe0, 0xff, 0xff, 0xff])),
+            Some(Some(-0x20))
+        );
+        // call rax; call r11 (REX); call [rax]; call [rbx+8]; call [rsp+8]
+        // (SIB); call [rip+x]; call [rax+x]; call [rax+rcx*8+x] (SIB).
+        for tail in [
+            &[0xff, 0xd0][..],
+            &[0x41, 0xff, 0xd3],
+            &[0xff, 0x10],
+            &[0xff, 0x53, 0x08],
+            &[0xff, 0x54, 0x24, 0x08],
+            &[0xff, 0x15, 1, 2, 3, 4],
+            &[0xff, 0x90, 1, 2, 3, 4],
+            &[0xff, 0x94, 0xc8, 1, 2, 3, 4],
+        ] {
+            assert_eq!(call_ends_at(&pad(tail)), Some(None), "{tail:x?}");
+        }
+        // jmp rax, jmp [rip+x], push [rax], a mov: no call.
+        for tail in [
+            &[0xff, 0xe0][..],
+            &[0xff, 0x25, 1, 2, 3, 4],
+            &[0xff, 0x30],
+            &[0x48, 0x89, 0xc7],
+        ] {
+            assert_eq!(call_ends_at(&pad(tail)), None, "{tail:x?}");
+        }
     }
 
     #[test]
