@@ -3,6 +3,8 @@
  * hold (TSan's deadlock tests, Helgrind's tc13/tc14, lockdep's AB-BA and
  * ABC-ABC self-tests), none of which hangs in this run:
  *   one-thread   one thread calls transfer(a, b), then transfer(b, a)
+ *   forked       the same in a fork child that does not exec, after its
+ *                parent took C->G
  *   abcabc       one thread takes A->B, then B->C, then C->A
  *   init-phase   main takes A->B, then starts a worker that takes B->A
  *   joined       a worker takes A->B and is joined; the next takes B->A
@@ -22,6 +24,7 @@
 #include "common.h"
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t b = PTHREAD_MUTEX_INITIALIZER;
@@ -120,6 +123,20 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "one-thread") == 0) {
         transfer(&a, &b);
         transfer(&b, &a);
+    } else if (strcmp(mode, "forked") == 0) {
+        transfer(&c, &g); /* the parent's stacks, before the fork */
+        fflush(stdout);
+        pid_t child = fork();
+        if (child < 0)
+            die("fork");
+        if (child == 0) {
+            transfer(&a, &b);
+            transfer(&b, &a);
+            exit(0);
+        }
+        int status;
+        if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            die("the child failed");
     } else if (strcmp(mode, "abcabc") == 0) {
         transfer(&a, &b);
         transfer(&b, &c);
@@ -174,7 +191,7 @@ int main(int argc, char **argv) {
         pthread_join(one, NULL);
         pthread_join(two, NULL);
     } else {
-        fprintf(stderr, "usage: lockorder one-thread|abcabc|init-phase|joined|ring N|dining N|nested N|gated|spin|spin-hang\n");
+        fprintf(stderr, "usage: lockorder one-thread|forked|abcabc|init-phase|joined|ring N|dining N|nested N|gated|spin|spin-hang\n");
         return 2;
     }
     printf("lockorder %s: done\n", mode);

@@ -75,6 +75,7 @@ extern "C" fn after_fork_parent() {
 extern "C" fn after_fork_child() {
     alloc::HEAP.fork_done();
     stack::fork_child();
+    crate::unwind::after_fork_child();
     // The parent's trace, still open here: the child says through it if it
     // cannot have a trace of its own.
     let parent_trace = recorder::inherited_fd();

@@ -133,6 +133,29 @@ pub fn in_fork_child() -> bool {
     IN_FORK_CHILD.load(Ordering::Relaxed)
 }
 
+/// A fork child unloaded an object: what the parent knew of its objects
+/// may point at memory that is gone.
+static UNLOADED_IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// An object is about to be unloaded (`dlclose`).
+pub fn unloading() {
+    if in_fork_child() {
+        UNLOADED_IN_CHILD.store(true, Ordering::Relaxed);
+    }
+}
+
+/// In a fork child, the loader's counters (`dlpi_adds`, `dlpi_subs`) when
+/// its parent forked, if it unloaded nothing since: the objects a table
+/// built with them knows are still there. None when it may have.
+pub fn counters_at_fork() -> Option<(u64, usize)> {
+    (!UNLOADED_IN_CHILD.load(Ordering::Relaxed)).then(|| {
+        (
+            LAST_ADDS.load(Ordering::Relaxed),
+            LAST_SUBS.load(Ordering::Relaxed),
+        )
+    })
+}
+
 /// The loader's (`dlpi_adds`, `dlpi_subs`): they change whenever an object
 /// is loaded or unloaded. Not in a fork child.
 pub fn loader_counters() -> (u64, usize) {

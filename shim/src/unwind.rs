@@ -14,8 +14,8 @@
 //! could have called that frame (see [`Fdes::after_call`]): Chromium has
 //! FDEs for few of its functions and frame pointers in all, and its stacks
 //! ended after one frame; and any other error, a thread it cannot bound,
-//! or a fork child (which must not ask the loader) leaves the stack to
-//! libgcc.
+//! or a fork child whose parent's table it cannot trust (it must not ask
+//! the loader to build one) leaves the stack to libgcc.
 
 use crate::stack;
 use crate::sync::ForkMutex;
@@ -147,6 +147,19 @@ impl Object {
 
 static TABLE: ForkMutex<Option<Box<Table>>> = ForkMutex::new(None);
 
+/// In a fork child: another thread of the parent held [`TABLE`] at the
+/// fork, and it stays locked (and perhaps half built): libgcc unwinds.
+static TABLE_LOST: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// In a fork child, before anything else of the shim runs: the table the
+/// parent built is the child's if no thread held it at the fork (a Zygote's
+/// children are forks that never exec: their stacks ended where libgcc's
+/// do, after the first frame of Chromium's code).
+pub fn after_fork_child() {
+    let lost = TABLE.try_lock().is_none();
+    TABLE_LOST.store(lost, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Deepest a stack the bounds allow: deeper, libgcc takes it.
 const MAX_STACK: u64 = 1 << 30;
 
@@ -155,7 +168,7 @@ const MAX_STACK: u64 = 1 << 30;
 /// None where libgcc must take it (see the module's comment).
 #[inline(never)]
 pub fn capture(out: &mut [u64], skip_lo: u64, skip_hi: u64) -> Option<usize> {
-    if stack::in_fork_child() {
+    if stack::in_fork_child() && TABLE_LOST.load(core::sync::atomic::Ordering::Relaxed) {
         return None;
     }
     let (pc, sp, bp): (u64, u64, u64);
@@ -217,9 +230,18 @@ unsafe extern "C" fn walk_there(walk: *mut c_void) {
 
 impl Walk<'_> {
     fn run(&mut self) -> Option<usize> {
-        let counters = stack::loader_counters();
-        if self.table.as_ref().is_none_or(|t| t.counters != counters) {
-            *self.table = Some(Box::new(build(counters)));
+        if stack::in_fork_child() {
+            // The child must not ask the loader: the parent's table, if
+            // the objects it knows are still those the child has.
+            let at_fork = stack::counters_at_fork()?;
+            if self.table.as_ref()?.counters != at_fork {
+                return None;
+            }
+        } else {
+            let counters = stack::loader_counters();
+            if self.table.as_ref().is_none_or(|t| t.counters != counters) {
+                *self.table = Some(Box::new(build(counters)));
+            }
         }
         let (pc, sp, bp) = self.regs;
         let top = self.top;

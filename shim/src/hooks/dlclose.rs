@@ -15,6 +15,7 @@ pub unsafe extern "C-unwind" fn dlclose(handle: *mut c_void) -> c_int {
         stack::modules()
     };
     thread::leave(st);
+    stack::unloading();
     let r = real::dlclose()(handle);
     if let Some(st) = thread::enter() {
         let _errno = crate::sys::ErrnoGuard::save();
