@@ -1697,7 +1697,10 @@ fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
         .as_array()
         .expect("a blind spot said");
     assert!(
-        nv[0].as_str().unwrap().contains("is a Rust program"),
+        nv[0]
+            .as_str()
+            .unwrap()
+            .contains("has Rust's standard library in it (a Rust program"),
         "{nv:?}"
     );
     assert_text_says_runtime_locks_are_not_visible(hung.pid());

@@ -749,7 +749,9 @@ pub fn runtime_blind_spot(pid: u32) -> Option<String> {
     }
     // Rust's standard library: its panic entry point, or (stripped) the
     // paths of its sources that its panic messages carry, in its
-    // read-only data (the whole file when that has no section table).
+    // read-only data (the whole file when that has no section table). A
+    // C++ program that links Rust code has it too: it is not called a
+    // Rust program (its pthread locks are seen as any).
     let rodata = file
         .section_by_name(".rodata")
         .and_then(|s| object::ObjectSection::data(&s).ok())
@@ -760,7 +762,8 @@ pub fn runtime_blind_spot(pid: u32) -> Option<String> {
     }) || memchr::memmem::find(rodata, b"/library/std/src/").is_some();
     rust.then(|| {
         format!(
-            "pid {pid} is a Rust program: std::sync::Mutex, RwLock and Condvar (and parking_lot's locks) wait on \
+            "pid {pid} has Rust's standard library in it (a Rust program, or Rust code in another's, as \
+             Chromium has): its std::sync::Mutex, RwLock and Condvar (and parking_lot's locks) wait on \
              futexes that record no holder, so a thread blocked in one shows its futex wait, not which thread \
              holds the lock; `gdb -p {pid} -batch -ex 'thread apply all bt'` shows every thread's frames, \
              those that hold the guards among them"
