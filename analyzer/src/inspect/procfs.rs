@@ -713,6 +713,33 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     v
 }
 
+/// [`runtime_blind_spot`] of a JVM or Python, known from the process's
+/// mappings and executable's name.
+fn runtime_by_maps(pid: u32, maps: &str, exe_name: &str) -> Option<String> {
+    if maps.contains("/libjvm.so") {
+        return Some(format!(
+            "pid {pid} runs a JVM: its monitors and java.util.concurrent locks are not visible here; \
+             `jstack {pid}` (or `jcmd {pid} Thread.print`) prints every Java thread with the locks it holds and waits for"
+        ));
+    }
+    if exe_name.starts_with("python") {
+        return Some(format!(
+            "pid {pid} runs Python: the GIL and the threading module's locks are not visible here; \
+             `py-spy dump --pid {pid}` prints every Python thread's stack"
+        ));
+    }
+    // A program that embeds Python (Debian's unbound links it for its
+    // Python modules, and runs none unless configured to) is not said to
+    // run it.
+    if maps.contains("/libpython3") {
+        return Some(format!(
+            "pid {pid} has Python's library loaded: if it runs Python code, the GIL and the threading \
+             module's locks are not visible here; `py-spy dump --pid {pid}` prints every Python thread's stack"
+        ));
+    }
+    None
+}
+
 /// What inspect cannot see in a process that runs a language runtime with
 /// locks of its own (they are not glibc's, and no futex names them), and
 /// what shows them.
@@ -724,17 +751,8 @@ pub fn runtime_blind_spot(pid: u32) -> Option<String> {
         .and_then(|e| e.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if maps.contains("/libjvm.so") {
-        return Some(format!(
-            "pid {pid} runs a JVM: its monitors and java.util.concurrent locks are not visible here; \
-             `jstack {pid}` (or `jcmd {pid} Thread.print`) prints every Java thread with the locks it holds and waits for"
-        ));
-    }
-    if maps.contains("/libpython3") || exe_name.starts_with("python") {
-        return Some(format!(
-            "pid {pid} runs Python: the GIL and the threading module's locks are not visible here; \
-             `py-spy dump --pid {pid}` prints every Python thread's stack"
-        ));
+    if let Some(said) = runtime_by_maps(pid, &maps, &exe_name) {
+        return Some(said);
     }
     let data = exe.and_then(|e| fs::read(format!("/proc/{pid}/root{}", e.display())).ok())?;
     use object::{Object, ObjectSymbol};
@@ -774,6 +792,21 @@ pub fn runtime_blind_spot(pid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_is_said_to_run_only_in_python() {
+        let lib =
+            "7f00-7f01 r-xp 00000000 fd:01 77 /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0\n";
+        let python = runtime_by_maps(7, "", "python3.11").unwrap();
+        assert!(python.starts_with("pid 7 runs Python"), "{python}");
+        // unbound links libpython for modules it runs only when told to.
+        let embedded = runtime_by_maps(7, lib, "unbound").unwrap();
+        assert!(
+            embedded.starts_with("pid 7 has Python's library loaded: if it runs Python code"),
+            "{embedded}"
+        );
+        assert_eq!(runtime_by_maps(7, "", "unbound"), None);
+    }
 
     #[test]
     fn mapped_files_are_read_by_device_and_inode() {
