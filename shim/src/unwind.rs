@@ -60,8 +60,8 @@ struct Fdes {
 struct Object {
     /// Its executable range (run-time addresses).
     code: (u64, u64),
-    /// Its executable segments (run-time addresses): `code` may span
-    /// others between them, which may not be mapped.
+    /// Its executable and readable segments (run-time addresses): `code`
+    /// may span others between them, which may not be mapped.
     exec: Vec<(u64, u64)>,
     bias: u64,
     eh_frame_hdr: Mapped,
@@ -443,7 +443,10 @@ unsafe fn module(info: &libc::dl_phdr_info) -> Option<(Object, Module<Mapped>)> 
     };
     let object = Object {
         code,
+        // Readable too: code mapped execute-only (protection keys make it
+        // so) cannot be read for a call instruction.
         exec: exec()
+            .filter(|p| p.p_flags & libc::PF_R != 0)
             .map(|p| (bias + p.p_vaddr, bias + p.p_vaddr + p.p_memsz))
             .collect(),
         bias,
