@@ -87,12 +87,7 @@ impl Fdes {
     /// stack ends there instead.
     fn after_call(&self, ra: u64, callee_ra: u64) -> bool {
         const LONGEST: u64 = 7;
-        let in_code = self.objects.iter().any(|o| {
-            o.exec
-                .iter()
-                .any(|&(lo, hi)| ra >= lo.saturating_add(LONGEST) && ra <= hi)
-        });
-        if !in_code {
+        if !self.in_code_from(ra - 1, LONGEST - 1) {
             return false;
         }
         // SAFETY: the 7 bytes before `ra` are in an executable segment of
@@ -103,6 +98,22 @@ impl Fdes {
                 let start = ra.wrapping_add(rel as u64);
                 start < callee_ra && callee_ra - start < MAX_FUNCTION
             })
+        })
+    }
+
+    /// Whether a frame that returns to `ra` returns into a loaded object's
+    /// code.
+    fn in_code(&self, ra: u64) -> bool {
+        self.in_code_from(ra - 1, 0)
+    }
+
+    /// Whether the bytes from `at - before` to `at` are all in one readable
+    /// executable segment of a loaded object.
+    fn in_code_from(&self, at: u64, before: u64) -> bool {
+        self.objects.iter().any(|o| {
+            o.exec
+                .iter()
+                .any(|&(lo, hi)| at >= lo.saturating_add(before) && at < hi)
         })
     }
 
@@ -279,7 +290,13 @@ impl Walk<'_> {
                         self.out[n] = ip;
                         n += 1;
                     }
-                    by_frame_pointer = (!fdes.has_fde(ip)).then_some(ip);
+                    let covered = fdes.has_fde(ip);
+                    // Code of no loaded object (a JIT's): nothing says its
+                    // frame pointer is one. The stack ends there, as libgcc's.
+                    if !covered && !fdes.in_code(ip) {
+                        break;
+                    }
+                    by_frame_pointer = (!covered).then_some(ip);
                 }
                 Ok(Some(FrameAddress::InstructionPointer(_))) => {}
                 Ok(None) => break,
