@@ -436,7 +436,7 @@ pub(crate) fn process_name(model: &Model, pid: u32) -> ProcessName {
 fn program_name(cmdline: &[String], exe: &str) -> String {
     let base = |path: &str| path.rsplit('/').next().unwrap_or(path).to_string();
     let first = match cmdline {
-        [title] if title.contains(' ') => title.split(' ').next().unwrap_or(title),
+        [title] if title.contains(' ') && title != exe => title.split(' ').next().unwrap_or(title),
         [first, ..] => first.as_str(),
         [] => exe,
     };
@@ -1144,5 +1144,8 @@ mod tests {
         );
         assert_eq!(program_name(&[], exe), "chromium");
         assert_eq!(program_name(&args(&[""]), exe), "chromium");
+        // A path with a space, run with no arguments, is no title.
+        let spaced = "/opt/Lock Tools/lock daemon";
+        assert_eq!(program_name(&args(&[spaced]), spaced), "lock daemon");
     }
 }

@@ -29,6 +29,13 @@ pub const WAITS_AFTER: usize = 2;
 pub const SEEN_CACHE: usize = 256;
 /// Sets of the cache of lock-order facts by class that are full.
 const CLASS_SEEN_SETS: usize = 128;
+/// Direct-mapped cache of the stacks of contended acquisitions, by call site.
+pub const SITE_STACKS: usize = 32;
+/// Direct-mapped cache of the ring positions of a thread's last operation
+/// on an object of each class (semaphores, condition variables).
+pub const CLASS_OPS: usize = 8;
+/// Direct-mapped cache of condition variables' generations.
+pub const CONDVAR_GENS: usize = 8;
 
 /// The set of a fact key in a per-thread cache. Every key is odd (0 is an
 /// empty way): its lowest bit would leave half the sets unused, and three
@@ -39,13 +46,6 @@ const CLASS_SEEN_SETS: usize = 128;
 fn set_of(key: u64, sets: usize) -> usize {
     (key >> 1) as usize % sets
 }
-/// Direct-mapped cache of the stacks of contended acquisitions, by call site.
-pub const SITE_STACKS: usize = 32;
-/// Direct-mapped cache of the ring positions of a thread's last operation
-/// on an object of each class (semaphores, condition variables).
-pub const CLASS_OPS: usize = 8;
-/// Direct-mapped cache of condition variables' generations.
-pub const CONDVAR_GENS: usize = 8;
 
 /// Three words with no padding (`repr(C)`, checked below), stored as such
 /// by [`HeldEntry::store_to`].
