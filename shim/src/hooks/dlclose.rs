@@ -7,6 +7,9 @@ use core::ffi::{c_int, c_void};
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn dlclose(handle: *mut c_void) -> c_int {
+    // On every path: a fork child's unwinder must know, even of a dlclose
+    // the hook otherwise passes through.
+    stack::unloading();
     let Some(st) = thread::enter() else {
         return real::dlclose()(handle);
     };
@@ -15,7 +18,6 @@ pub unsafe extern "C-unwind" fn dlclose(handle: *mut c_void) -> c_int {
         stack::modules()
     };
     thread::leave(st);
-    stack::unloading();
     let r = real::dlclose()(handle);
     if let Some(st) = thread::enter() {
         let _errno = crate::sys::ErrnoGuard::save();
