@@ -701,7 +701,7 @@ fn ctrl_c_ends_a_hung_run_and_reports() {
     let work = work_dir("ctrl-c");
     let report = work.join("r.json");
     let exe = examples().join("abba");
-    let child = Command::new(holdcheck_bin())
+    let child = holdcheck_command()
         .args([
             "run",
             "--format",

@@ -715,7 +715,7 @@ fn a_program_killed_at_any_moment_leaves_a_trace_that_reports() {
 #[allow(clippy::zombie_processes)]
 fn run_measured(args: &[&str]) -> (i32, String, u64) {
     use std::os::unix::process::ExitStatusExt;
-    let child = std::process::Command::new(holdcheck_bin())
+    let child = holdcheck_command()
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

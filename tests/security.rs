@@ -85,10 +85,13 @@ fn a_default_trace_directory_that_is_not_private_is_refused() {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir(dir).unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The shim only in the program nobody runs: in setpriv (run by root)
+    // it would leave root's trace in /tmp/holdcheck-0.
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["sh", "-c", "LD_PRELOAD=\"$0\" exec \"$1\""])
+        .arg(shim_readable_by_all())
         .arg(examples().join("abba"))
-        .env("LD_PRELOAD", shim_readable_by_all())
         .env_remove("HOLDCHECK_DIR")
         .output()
         .expect("setpriv (util-linux) runs");

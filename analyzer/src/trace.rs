@@ -342,15 +342,31 @@ mod tests {
     use super::*;
     use holdcheck_format::Record;
 
-    fn temp_file(name: &str, content: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "holdcheck-trace-test-{}-{name}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("holdcheck.1.0.trace");
+    /// A directory of the test's own, removed when the test is done.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "holdcheck-trace-test-{}-{name}",
+                std::process::id()
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_file(name: &str, content: &[u8]) -> (TempDir, PathBuf) {
+        let dir = TempDir::new(name);
+        let p = dir.0.join("holdcheck.1.0.trace");
         fs::write(&p, content).unwrap();
-        p
+        (dir, p)
     }
 
     fn header() -> Vec<u8> {
@@ -376,7 +392,7 @@ mod tests {
             .to_line(),
         );
         c.extend_from_slice(br#"{"t":"thread","tid":3,"na"#);
-        let p = temp_file("trunc", &c);
+        let (_dir, p) = temp_file("trunc", &c);
         let t = read_file(&p).unwrap();
         assert_eq!(t.records.len(), 2);
         assert_eq!(t.warnings.len(), 1);
@@ -395,7 +411,7 @@ mod tests {
             }
             .to_line(),
         );
-        let p = temp_file("corrupt", &c);
+        let (_dir, p) = temp_file("corrupt", &c);
         let t = read_file(&p).unwrap();
         assert_eq!(t.records.len(), 2);
         assert!(t.warnings[0].contains(":2 "), "{:?}", t.warnings);
@@ -403,10 +419,11 @@ mod tests {
 
     #[test]
     fn an_empty_directory_is_a_clear_error() {
-        let dir =
-            std::env::temp_dir().join(format!("holdcheck-trace-test-{}-empty", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let e = read_dirs(&[dir]).err().unwrap().to_string();
+        let dir = TempDir::new("empty");
+        let e = read_dirs(std::slice::from_ref(&dir.0))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("no trace files"), "{e}");
     }
 }

@@ -157,6 +157,16 @@ fn load() -> Config {
             let uid = unsafe { libc::getuid() };
             cfg.dir = format!("/tmp/holdcheck-{uid}");
             cfg.dir_is_default = true;
+            // The unit tests' binary is itself under the shim: its traces
+            // go to the build directory, not to the machine's /tmp.
+            #[cfg(test)]
+            if let Some(deps) = std::env::current_exe().ok().and_then(|e| {
+                e.parent()
+                    .and_then(|p| p.parent())
+                    .map(|p| p.join("holdcheck-unit-traces"))
+            }) {
+                cfg.dir = deps.to_string_lossy().into_owned();
+            }
         }
     }
     if let Ok(opts) = std::env::var("HOLDCHECK_OPTIONS") {

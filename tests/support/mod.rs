@@ -72,6 +72,21 @@ pub fn holdcheck_bin() -> &'static str {
     env!("CARGO_BIN_EXE_holdcheck")
 }
 
+/// holdcheck with `TMPDIR` in the build's own temporary directory: a `run`
+/// without `--out` that has findings keeps its traces in `$TMPDIR`, and the
+/// suite must not leave them in the machine's `/tmp`.
+pub fn holdcheck_command() -> Command {
+    static TMP: OnceLock<PathBuf> = OnceLock::new();
+    let tmp = TMP.get_or_init(|| {
+        let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tmpdir");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    });
+    let mut cmd = Command::new(holdcheck_bin());
+    cmd.env("TMPDIR", tmp);
+    cmd
+}
+
 /// The examples, built once per test run by the script the README names.
 pub fn examples() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -127,7 +142,7 @@ pub fn holdcheck_in(
     options: &str,
     cwd: Option<&Path>,
 ) -> (i32, String, String) {
-    let mut cmd = Command::new(holdcheck_bin());
+    let mut cmd = holdcheck_command();
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
