@@ -1414,12 +1414,57 @@ fn inspect_says_a_wait_that_keeps_waking_is_in_its_call() {
         task["in_call"].as_str().unwrap().contains("select"),
         "{task}"
     );
+    // Its timeout is read from select's arguments: 50 ms from its start.
+    assert_eq!(task["timeout"]["after_ms"], 50, "{task}");
     let text =
         holdcheck::report::labels::task_doing(&serde_json::from_value(task.clone()).unwrap());
     assert!(
-        text.ends_with("but ran between samples (a timed wait or a loop)"),
+        text.ends_with("with a timeout of 50 ms: it returns by itself at most that long after it began; it ran between samples"),
         "{text}"
     );
+}
+
+/// Threads in waits with timeouts ten minutes away (a server's idle pool)
+/// are shown with when each returns by itself, read from the call's own
+/// arguments: a deadline on the clock its call names, or a timeout from
+/// the call's start. Nothing is a hang; the main thread's join has none.
+#[test]
+fn inspect_says_when_a_timed_wait_returns_by_itself() {
+    let hung = Hung::start("timed_waits", &[]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    assert!(only_kinds(&r).is_empty(), "{:#}", r["findings"]);
+    let tasks = r["inspect"]["tasks"].as_array().unwrap();
+    let task = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {tasks:#?}"))
+    };
+    let started = 1200 + 60_000; // Hung's wait, and a margin for a slow machine
+    for name in ["cond-mono", "cond-real"] {
+        let t = task(name);
+        let left = t["timeout"]["left_ms"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{t}"));
+        assert!(
+            (600_000 - started..=600_000).contains(&left),
+            "{name}: {left} ms left: {t}"
+        );
+        assert!(t["timeout"].get("sleep").is_none(), "{t}");
+        let text =
+            holdcheck::report::labels::task_doing(&serde_json::from_value(t.clone()).unwrap());
+        assert!(text.contains("it returns by itself in"), "{text}");
+    }
+    let t = task("poller");
+    assert_eq!(t["timeout"]["after_ms"], 600_000, "{t}");
+    let t = task("sleeper");
+    assert_eq!(t["timeout"]["after_ms"], 600_000, "{t}");
+    assert_eq!(t["timeout"]["sleep"], true, "{t}");
+    let text = holdcheck::report::labels::task_doing(&serde_json::from_value(t.clone()).unwrap());
+    assert!(text.contains("a sleep of 600.0 s"), "{text}");
+    let t = task("timed_waits");
+    assert!(t.get("timeout").is_none(), "a join has no timeout: {t}");
 }
 
 /// Every thread waits on a condition variable only the others signalled,

@@ -14,6 +14,7 @@ mod memory;
 mod procfs;
 mod snapshot;
 mod stacks;
+mod timeouts;
 mod traces;
 mod users;
 mod wait;

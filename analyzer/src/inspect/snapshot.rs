@@ -13,8 +13,8 @@ use super::users::traced_users;
 use super::wait::blocked_call;
 use super::wait::is_file_lock_wait;
 use super::wait::read_waits;
-use super::wait::syscall_name;
 use super::wait::waited_child;
+use super::wait::{call_name, syscall_name};
 use super::Options;
 use crate::model::Model;
 use crate::model::Process;
@@ -631,7 +631,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                     .or_else(|| match &t.syscall {
                         Syscall::Running => None,
                         Syscall::Elsewhere => Some("(not in a system call)".into()),
-                        Syscall::In { nr, .. } if p.stuck(t) => Some(syscall_name(*nr)),
+                        Syscall::In { nr, .. } if p.stuck(t) => Some(call_name(*nr, &t.wchan)),
                         Syscall::In { .. } => None,
                     }),
                 in_call: match &t.syscall {
@@ -643,6 +643,12 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                         .last_ran_ms(t)
                         .map_or(window_ms, |r| (now_ms - r).max(0.0) as u64)
                 }),
+                timeout: match &t.syscall {
+                    Syscall::In { nr, args } => {
+                        super::timeouts::timeout_of(p.pid, *nr, args, &t.wchan)
+                    }
+                    _ => None,
+                },
                 syscall: match &t.syscall {
                     Syscall::Running => "running".into(),
                     Syscall::Elsewhere => "-1".into(),

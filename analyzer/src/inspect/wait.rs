@@ -47,6 +47,15 @@ pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
     })
 }
 
+/// The call a blocked thread is in, by name; `restart_syscall` by what it
+/// resumed.
+pub(super) fn call_name(nr: u64, wchan: &str) -> String {
+    if nr == 219 {
+        return super::timeouts::resumed_call(wchan);
+    }
+    syscall_name(nr)
+}
+
 /// Whether a blocked call waits for a file lock: `flock`, or `fcntl`
 /// `F_SETLKW` / `F_OFD_SETLKW`.
 pub(super) fn is_file_lock_wait(nr: u64, args: &[u64; 6]) -> bool {
@@ -411,7 +420,7 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                 w.blocked_in
                     .insert(t.tid, format!("{} on {}", syscall_name(*nr), watched));
             } else {
-                w.blocked_in.insert(t.tid, syscall_name(*nr));
+                w.blocked_in.insert(t.tid, call_name(*nr, &t.wchan));
             }
         }
         // Read holders are recorded nowhere: the likely ones are the blocked

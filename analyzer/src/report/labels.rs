@@ -48,10 +48,47 @@ pub fn call_duration(ns: u64, res: Option<u64>) -> String {
 /// in; the call it was in though it ran between samples (only that is
 /// known: a timed wait that keeps waking, or a loop); or running.
 pub fn task_doing(t: &TaskInfo) -> String {
-    match (&t.blocked_in, &t.in_call) {
-        (Some(b), _) => b.clone(),
-        (None, Some(c)) => format!("in {c}, but ran between samples (a timed wait or a loop)"),
-        (None, None) => "running".to_string(),
+    let timeout = t.timeout.as_ref().map(call_timeout);
+    match (&t.blocked_in, &t.in_call, timeout) {
+        (Some(b), _, None) => b.clone(),
+        (Some(b), _, Some(w)) => format!("{b}, {w}"),
+        (None, Some(c), None) => {
+            format!("in {c}, but ran between samples (a timed wait or a loop)")
+        }
+        (None, Some(c), Some(w)) => format!("in {c}, {w}; it ran between samples"),
+        (None, None, _) => "running".to_string(),
+    }
+}
+
+/// What a blocked call's timeout says: when it returns by itself.
+pub fn call_timeout(t: &CallTimeout) -> String {
+    let ms = |ms: u64| duration(ms.saturating_mul(1_000_000));
+    match (t.left_ms, t.after_ms, t.sleep) {
+        (Some(left), _, _) if left < 0 => format!(
+            "{} passed {} ago: it is returning",
+            if t.sleep {
+                "a sleep whose end"
+            } else {
+                "with a timeout that"
+            },
+            ms(left.unsigned_abs())
+        ),
+        (Some(left), _, true) => format!("a sleep that ends in {}", ms(left as u64)),
+        (Some(left), _, false) => {
+            format!(
+                "with a timeout: it returns by itself in {}",
+                ms(left as u64)
+            )
+        }
+        (None, Some(after), true) => format!("a sleep of {}", ms(after)),
+        (None, Some(after), false) => format!(
+            "with a timeout of {}: it returns by itself at most that long after it began",
+            ms(after)
+        ),
+        (None, None, true) => "a sleep whose end the kernel keeps (not readable here)".into(),
+        (None, None, false) => {
+            "with a timeout the kernel keeps (not readable here): it returns by itself".into()
+        }
     }
 }
 
@@ -521,6 +558,7 @@ mod tests {
             blocked_in: blocked_in.map(Into::into),
             no_progress_ms: None,
             in_call: in_call.map(Into::into),
+            timeout: None,
             syscall: String::new(),
             wchan: String::new(),
             kernel_stack: vec![],
@@ -531,6 +569,41 @@ mod tests {
             "in futex, but ran between samples (a timed wait or a loop)"
         );
         assert_eq!(task_doing(&task(None, None)), "running");
+        let timed = |left_ms, after_ms, sleep| TaskInfo {
+            timeout: Some(CallTimeout {
+                left_ms,
+                after_ms,
+                sleep,
+            }),
+            ..task(
+                Some("futex (a condition variable, semaphore or other)"),
+                None,
+            )
+        };
+        assert_eq!(
+            task_doing(&timed(Some(27_100), None, false)),
+            "futex (a condition variable, semaphore or other), with a timeout: it returns by itself in 27.1 s"
+        );
+        assert_eq!(
+            task_doing(&timed(Some(-3), None, false)),
+            "futex (a condition variable, semaphore or other), with a timeout that passed 3.0 ms ago: it is returning"
+        );
+        assert_eq!(
+            task_doing(&timed(None, Some(5000), true)),
+            "futex (a condition variable, semaphore or other), a sleep of 5000 ms"
+        );
+        let ran = TaskInfo {
+            timeout: Some(CallTimeout {
+                left_ms: None,
+                after_ms: Some(250),
+                sleep: false,
+            }),
+            ..task(None, Some("poll"))
+        };
+        assert_eq!(
+            task_doing(&ran),
+            "in poll, with a timeout of 250 ms: it returns by itself at most that long after it began; it ran between samples"
+        );
     }
 
     #[test]

@@ -214,6 +214,10 @@ pub struct TaskInfo {
     /// loop): not blocked, and not known to be running either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_call: Option<String>,
+    /// The timeout of the call it is in, when its arguments give one: it
+    /// returns by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<CallTimeout>,
     /// /proc/PID/task/TID/syscall: the number and arguments, `running`, or
     /// `-1` (blocked outside a system call).
     pub syscall: String,
@@ -221,6 +225,21 @@ pub struct TaskInfo {
     /// The kernel stack, where readable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel_stack: Vec<String>,
+}
+
+/// A blocked call's timeout, as its arguments give it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CallTimeout {
+    /// A deadline: the time left until it, in ms (negative: passed, the
+    /// call is returning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_ms: Option<i64>,
+    /// A timeout counted from the call's start (not known here), in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
+    /// The call is a sleep: the timeout is all it waits for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sleep: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

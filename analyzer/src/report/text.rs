@@ -743,10 +743,17 @@ fn inspect_text(out: &mut String, i: &InspectInfo) {
     );
     for t in &i.tasks {
         let what = match (&t.blocked_in, t.no_progress_ms) {
-            (Some(b), Some(ms)) => format!(
-                "blocked in {b}, no progress for {}",
-                duration(ms * 1_000_000)
-            ),
+            (Some(b), Some(ms)) => {
+                let timeout = t
+                    .timeout
+                    .as_ref()
+                    .map(|c| format!(", {}", call_timeout(c)))
+                    .unwrap_or_default();
+                format!(
+                    "blocked in {b}, no progress for {}{timeout}",
+                    duration(ms * 1_000_000)
+                )
+            }
             _ => task_doing(t),
         };
         let _ = writeln!(
