@@ -1424,6 +1424,28 @@ fn inspect_says_a_wait_that_keeps_waking_is_in_its_call() {
     );
 }
 
+/// A lock held across `sem_wait`, the poster waiting for that lock: from
+/// outside, the waiter is seen in `sem_wait` on the semaphore by its
+/// variable, behind which the poster is stuck.
+#[test]
+fn inspect_names_the_semaphore_a_lock_holder_waits_on() {
+    let hung = Hung::start("waits", &["sem-hang"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.ends_with("which holds the lock and is blocked in sem_wait on semaphore ready"),
+        "{title}"
+    );
+    let tasks = r["inspect"]["tasks"].as_array().unwrap();
+    let producer = tasks.iter().find(|t| t["name"] == "producer").unwrap();
+    assert_eq!(
+        producer["blocked_in"], "lock mutex cache_lock",
+        "{producer}"
+    );
+}
+
 /// Threads in waits with timeouts ten minutes away (a server's idle pool)
 /// are shown with when each returns by itself, read from the call's own
 /// arguments: a deadline on the clock its call names, or a timeout from
@@ -1492,6 +1514,25 @@ fn inspect_calls_a_process_whose_every_thread_waits_for_good_a_hang() {
         .collect();
     names.sort();
     assert_eq!(names, ["handler", "idle_waits", "peer-a", "peer-b"]);
+    // Each wait is on the condition variable it is, by its variable: read
+    // from glibc's layout around the futex word, without the shim.
+    let tasks = r["inspect"]["tasks"].as_array().unwrap();
+    for (name, cond) in [
+        ("handler", "handler_cond"),
+        ("peer-a", "peers_cond"),
+        ("peer-b", "peers_cond"),
+    ] {
+        let t = tasks.iter().find(|t| t["name"] == name).unwrap();
+        assert_eq!(
+            t["blocked_in"],
+            format!("pthread_cond_wait on condition variable {cond}"),
+            "{t}"
+        );
+    }
+    assert!(
+        title.contains("which is blocked in pthread_cond_wait on condition variable handler_cond"),
+        "{title}"
+    );
 }
 
 /// inspect of a process whose thread is idle in `call`: shown blocked
@@ -1800,6 +1841,34 @@ fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
     assert_eq!(r.report["findings"].as_array().unwrap().len(), 0);
 }
 
+/// A `std::sync::Condvar` waits on a futex word of Rust's own that may
+/// read 0, as glibc's condition variable and semaphore words do: inspect
+/// must not call it either (nor name a variable for it); it stays a
+/// futex it cannot read, in a process whose blind spot is said.
+#[test]
+fn inspect_never_calls_a_rust_condvar_a_glibc_one() {
+    let hung = Hung::start("rustlocks", &["condvar"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    let tasks = r["inspect"]["tasks"].as_array().unwrap();
+    for name in ["idle-waiter", "timed-waiter"] {
+        let t = tasks
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {tasks:#?}"));
+        assert_eq!(
+            t["blocked_in"],
+            holdcheck::report::labels::UNREAD_FUTEX,
+            "{t}"
+        );
+    }
+    let timed = tasks.iter().find(|t| t["name"] == "timed-waiter").unwrap();
+    assert!(
+        timed["timeout"]["left_ms"].as_i64().unwrap() > 500_000,
+        "{timed}"
+    );
+    assert!(r["inspect"]["not_visible"].as_array().is_some(), "{r:#}");
+}
+
 /// The text of `inspect PID` ends in a summary that says what it could not
 /// see, never a clean "0 findings".
 fn assert_text_says_runtime_locks_are_not_visible(pid: u32) {
@@ -2086,8 +2155,9 @@ fn inspect_reports_a_rwlock_stall_whose_reader_it_cannot_name() {
     );
 }
 
-/// From outside, a holder waiting on a condition variable is blocked in a
-/// futex holdcheck cannot name: it is said so, not called running.
+/// From outside, a holder waiting on a condition variable is blocked on
+/// it (read from glibc's layout around its futex word, named by its
+/// variable), not called running.
 #[test]
 fn inspect_says_a_stall_root_in_a_condvar_wait_is_blocked() {
     let hung = Hung::start("cond_lock", &["--hang"]);
@@ -2097,11 +2167,16 @@ fn inspect_says_a_stall_root_in_a_condvar_wait_is_blocked() {
     let root = &f["thread_states"][0];
     assert_eq!(root["thread"]["name"], "flusher");
     assert_eq!(root["holds"].as_array().unwrap().len(), 1, "{root}");
-    let waiting = root["waiting"].as_str().unwrap_or_default();
-    assert!(waiting.contains("futex"), "{root}");
+    assert_eq!(
+        root["waiting"], "pthread_cond_wait on condition variable batch_ready_cond",
+        "{root}"
+    );
     assert!(root["waited_ms"].as_u64().unwrap() > 0, "{root}");
     assert!(
-        f["title"].as_str().unwrap().contains("is blocked in futex"),
+        f["title"]
+            .as_str()
+            .unwrap()
+            .contains("is blocked in pthread_cond_wait on condition variable batch_ready_cond"),
         "{}",
         f["title"]
     );

@@ -336,32 +336,6 @@ pub fn name_locks(model: &mut Model, syms: &mut Symbols) {
     let mut names = HashMap::new();
     for p in model.processes.values() {
         for (lock, meta) in &p.locks {
-            let Some(m) = p.modules.iter().find(|m| {
-                m.segments
-                    .iter()
-                    .any(|&(s, e)| lock.addr >= s && lock.addr < e)
-            }) else {
-                continue;
-            };
-            let Some(vaddr) = lock.addr.checked_sub(m.base) else {
-                continue;
-            };
-            let syms = tables.entry(m.path.clone()).or_insert_with(|| {
-                let file = debug_file_of(&m.path);
-                let mut v = data_symbols(&m.path);
-                if v.is_empty() {
-                    v = file.as_deref().map(data_symbols).unwrap_or_default();
-                }
-                v
-            });
-            let i = syms.partition_point(|s| s.0 <= vaddr);
-            let Some((start, size, name)) = i.checked_sub(1).map(|i| &syms[i]) else {
-                continue;
-            };
-            let off = vaddr - start;
-            if off >= *size {
-                continue;
-            }
             // glibc's sizes: an array of locks is indexed.
             let each = match meta.kind {
                 holdcheck_format::LockKind::Mutex => 40,
@@ -369,14 +343,9 @@ pub fn name_locks(model: &mut Model, syms: &mut Symbols) {
                 holdcheck_format::LockKind::Spin => 4,
                 _ => 0,
             };
-            let label = if off == 0 && (*size == each || each == 0 || size % each != 0) {
-                name.clone()
-            } else if each != 0 && size % each == 0 && off % each == 0 {
-                format!("{name}[{}]", off / each)
-            } else {
-                format!("{name}+{off:#x}")
-            };
-            names.insert((p.pid, lock.addr), label);
+            if let Some(label) = variable_label(&mut tables, &p.modules, lock.addr, each) {
+                names.insert((p.pid, lock.addr), label);
+            }
         }
     }
     // The others by where they were made: their init, else where they
@@ -402,6 +371,50 @@ pub fn name_locks(model: &mut Model, syms: &mut Symbols) {
     }
     model.lock_names = names;
     model.lock_origins = origins;
+}
+
+/// The variable an object of `each` bytes at `addr` lives in, by its
+/// module's symbols: `alarm_lock`, `forks[3]` (an array of such objects),
+/// `registry+0x28` (one inside a struct); None on the heap or the stack.
+fn variable_label(
+    tables: &mut HashMap<String, Vec<(u64, u64, String)>>,
+    modules: &[crate::model::Module],
+    addr: u64,
+    each: u64,
+) -> Option<String> {
+    let m = modules
+        .iter()
+        .find(|m| m.segments.iter().any(|&(s, e)| addr >= s && addr < e))?;
+    let vaddr = addr.checked_sub(m.base)?;
+    let syms = tables.entry(m.path.clone()).or_insert_with(|| {
+        let file = debug_file_of(&m.path);
+        let mut v = data_symbols(&m.path);
+        if v.is_empty() {
+            v = file.as_deref().map(data_symbols).unwrap_or_default();
+        }
+        v
+    });
+    let i = syms.partition_point(|s| s.0 <= vaddr);
+    let (start, size, name) = i.checked_sub(1).map(|i| &syms[i])?;
+    let off = vaddr - start;
+    if off >= *size {
+        return None;
+    }
+    Some(
+        if off == 0 && (*size == each || each == 0 || size % each != 0) {
+            name.clone()
+        } else if each != 0 && size % each == 0 && off % each == 0 {
+            format!("{name}[{}]", off / each)
+        } else {
+            format!("{name}+{off:#x}")
+        },
+    )
+}
+
+/// [`variable_label`] for one object of a process whose modules are
+/// `modules` (a condition variable or semaphore `inspect` found waited on).
+pub fn variable_of(modules: &[crate::model::Module], addr: u64, each: u64) -> Option<String> {
+    variable_label(&mut HashMap::new(), modules, addr, each)
 }
 
 fn in_libc(f: &Frame) -> bool {

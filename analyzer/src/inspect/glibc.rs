@@ -87,7 +87,13 @@ pub enum FutexWait {
     Orphaned { addr: u64, owner: u32, process: u32 },
     /// pthread_join: waits for thread `tid` to exit.
     Join { tid: u32 },
-    /// A condition variable, semaphore, barrier or other futex: not a lock.
+    /// pthread_cond_wait on the condition variable at `addr` (laid out as
+    /// glibc's, with this thread counted among its waiters).
+    Cond { addr: u64 },
+    /// sem_wait on the semaphore at `addr` (likewise).
+    Semaphore { addr: u64 },
+    /// A barrier or other futex, or one whose object is not told apart:
+    /// not a lock.
     Other,
 }
 
@@ -116,7 +122,14 @@ fn rwlock_at(pid: u32, base: u64) -> Option<Vec<u8>> {
 
 /// Resolves a futex wait to the lock it belongs to, checking each candidate
 /// against the layouts (an owner must be a thread of the process).
-pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) -> FutexWait {
+pub fn classify(
+    pid: u32,
+    tids: &HashSet<u32>,
+    uaddr: u64,
+    op: u64,
+    val: u64,
+    timed: bool,
+) -> FutexWait {
     let cmd = op & 0x7f;
     if cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET {
         return FutexWait::Other;
@@ -205,7 +218,74 @@ pub fn classify(pid: u32, tids: &HashSet<u32>, uaddr: u64, op: u64, val: u64) ->
             };
         }
     }
-    FutexWait::Other
+    cond_or_semaphore(pid, tids.len() as u32, uaddr, op, val as u64, timed)
+}
+
+// glibc's `struct __pthread_cond_s` (2.25 and later): byte offsets.
+const COND_G_REFS: u64 = 16;
+const COND_WREFS: u64 = 36;
+const COND_G_SIGNALS: u64 = 40;
+const COND_SIZE: usize = 48;
+/// `__wrefs`: bit 0 process-shared, waiters counted from bit 3.
+const WREFS_SHARED: u32 = 1;
+// glibc's `struct new_sem` (64-bit): the value, the waiters, `private`
+// (FUTEX_SHARED, 128, for a process-shared one).
+const SEM_NWAITERS: usize = 4;
+const SEM_PRIVATE: usize = 8;
+const SEM_PAD: usize = 12;
+const FUTEX_CLOCK_REALTIME: u64 = 256;
+const FUTEX_PRIVATE_FLAG: u64 = 128;
+
+/// A `FUTEX_WAIT_BITSET` on a word of 0 is glibc's condition variable wait
+/// (on `__g_signals[g]`) or its semaphore wait (on the value). Told by the
+/// memory around the word: a condition variable that counts waiters in
+/// `__wrefs` and in the group's `__g_refs` (no more than it has started,
+/// in `__wseq`), or a semaphore that counts them in its own, its padding
+/// zero; either shared exactly when the wait is not private, and with no
+/// more waiters than the process has threads when private. An untimed
+/// wait of glibc's names the realtime clock (Rust's std's condition
+/// variable, a futex word of its own that may read 0, waits on the
+/// monotonic one). Where both layouts or neither fit, it is not said which.
+fn cond_or_semaphore(
+    pid: u32,
+    threads: u32,
+    uaddr: u64,
+    op: u64,
+    val: u64,
+    timed: bool,
+) -> FutexWait {
+    if val != 0 || !(timed || op & FUTEX_CLOCK_REALTIME != 0) {
+        return FutexWait::Other;
+    }
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let counted = |waiters: u32| waiters >= 1 && (!private || waiters <= threads);
+    let cond = [0, 1].into_iter().find_map(|g| {
+        let base = uaddr.checked_sub(COND_G_SIGNALS + 4 * g)?;
+        let b = memory::read(pid, base, COND_SIZE).ok()?;
+        let wseq = u64::from_ne_bytes(b[0..8].try_into().expect("8 bytes"));
+        let refs = memory::u32_at(&b, (COND_G_REFS + 4 * g) as usize);
+        let wrefs = memory::u32_at(&b, COND_WREFS as usize);
+        let waiters = wrefs >> 3;
+        let shared = wrefs & WREFS_SHARED != 0;
+        (refs >= 2 && counted(waiters) && wseq >> 1 >= waiters as u64 && shared != private)
+            .then_some(base)
+    });
+    let sem = memory::read(pid, uaddr, 16).ok().and_then(|b| {
+        let shared = match memory::u32_at(&b, SEM_PRIVATE) {
+            0 => false,
+            128 => true,
+            _ => return None,
+        };
+        (counted(memory::u32_at(&b, SEM_NWAITERS))
+            && memory::u32_at(&b, SEM_PAD) == 0
+            && shared != private)
+            .then_some(uaddr)
+    });
+    match (cond, sem) {
+        (Some(addr), None) => FutexWait::Cond { addr },
+        (None, Some(addr)) => FutexWait::Semaphore { addr },
+        _ => FutexWait::Other,
+    }
 }
 
 /// The process of the thread that holds the mutex `m` (its 40 bytes, read

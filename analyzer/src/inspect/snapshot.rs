@@ -298,6 +298,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             module_tables[idx] = stacks::module_table(p.pid).unwrap_or_default();
         }
     }
+    w.name_objects(&module_tables);
 
     if !stopped_for_stack.is_empty() {
         warnings.push(format!(

@@ -273,9 +273,43 @@ pub(super) struct Waits {
     /// (waiter, owner, the owner's process) of the mutexes whose owner
     /// exited holding them.
     pub(super) orphans: Vec<(u32, u32, u32)>,
+    /// The condition variables and semaphores waited on, by waiter: named
+    /// by their variable once the modules are read ([`Waits::name_objects`]).
+    pub(super) object_waits: HashMap<u32, ObjectWait>,
+}
+
+/// A wait on a glibc object that is not a lock.
+pub(super) struct ObjectWait {
+    call: &'static str,
+    what: &'static str,
+    addr: u64,
 }
 
 impl Waits {
+    /// Thread `tid` waits in `call` on the `what` at `addr`.
+    fn object_wait(&mut self, tid: u32, call: &'static str, what: &'static str, addr: u64) {
+        self.blocked_in
+            .insert(tid, format!("{call} on {what} {addr:#x}"));
+        self.object_waits
+            .insert(tid, ObjectWait { call, what, addr });
+    }
+
+    /// Names the condition variables and semaphores waited on after their
+    /// variables, as locks are: `modules` by process index.
+    pub(super) fn name_objects(&mut self, modules: &[Vec<crate::model::Module>]) {
+        for (tid, o) in &self.object_waits {
+            let Some(mods) = self.process_of.get(tid).and_then(|&i| modules.get(i)) else {
+                continue;
+            };
+            // glibc's sizes: an array is indexed.
+            let each = if o.what == "semaphore" { 32 } else { 48 };
+            if let Some(name) = crate::symbolize::variable_of(mods, o.addr, each) {
+                self.blocked_in
+                    .insert(*tid, format!("{} on {} {name}", o.call, o.what));
+            }
+        }
+    }
+
     /// Thread `tid` of process `idx` waits for the lock at `addr`; returns
     /// the address as the snapshot keys it.
     fn lock_wait(&mut self, tid: u32, idx: usize, addr: u64, kind: LockKind, mode: Mode) -> u64 {
@@ -326,7 +360,7 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                 continue;
             }
             if *nr == 202 && p.locks_readable {
-                match glibc::classify(pid, &tids, args[0], args[1], args[2]) {
+                match glibc::classify(pid, &tids, args[0], args[1], args[2], args[3] != 0) {
                     FutexWait::Lock {
                         addr,
                         kind,
@@ -365,6 +399,12 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                                 reply: false,
                             },
                         );
+                    }
+                    FutexWait::Cond { addr } => {
+                        w.object_wait(t.tid, "pthread_cond_wait", "condition variable", addr)
+                    }
+                    FutexWait::Semaphore { addr } => {
+                        w.object_wait(t.tid, "sem_wait", "semaphore", addr)
                     }
                     FutexWait::Other => {
                         w.blocked_in
