@@ -144,13 +144,17 @@ fn a_program_without_unwind_tables_has_its_stacks_by_frame_pointer() {
     assert_two_callers_in_main(f);
     // The same in a fork child that does not exec (Chromium's renderers,
     // forked by its Zygote): it unwinds with what its parent knew.
-    let r = run_example("lockorder_nofde", &["forked"], 60);
-    let f = only(&r, "lock-order-inversion");
-    assert_ne!(
-        f["edges"][0]["thread"]["pid"], r.report["processes"][0]["pid"],
-        "{f:#}"
-    );
-    assert_two_callers_in_main(f);
+    // And in one whose parent never unwound (a Zygote's): it builds its
+    // own from the program headers its parent listed at the fork.
+    for mode in ["forked", "forked-first"] {
+        let r = run_example("lockorder_nofde", &[mode], 60);
+        let f = only(&r, "lock-order-inversion");
+        assert_ne!(
+            f["edges"][0]["thread"]["pid"], r.report["processes"][0]["pid"],
+            "{mode}: {f:#}"
+        );
+        assert_two_callers_in_main(f);
+    }
 }
 
 #[test]

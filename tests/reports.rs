@@ -273,6 +273,7 @@ fn on_a_terminal(line: &str, secs: u32, no_color: Option<&str>) -> (Option<i32>,
         "/dev/null",
     ])
     .stdin(std::process::Stdio::null())
+    .env("TMPDIR", tmpdir())
     .env_remove("NO_COLOR");
     if let Some(v) = no_color {
         cmd.env("NO_COLOR", v);

@@ -5,6 +5,8 @@
  *   one-thread   one thread calls transfer(a, b), then transfer(b, a)
  *   forked       the same in a fork child that does not exec, after its
  *                parent took C->G
+ *   forked-first the same in a fork child whose parent never nested two
+ *                locks (a Zygote's child: the parent never unwound)
  *   abcabc       one thread takes A->B, then B->C, then C->A
  *   init-phase   main takes A->B, then starts a worker that takes B->A
  *   joined       a worker takes A->B and is joined; the next takes B->A
@@ -123,8 +125,9 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "one-thread") == 0) {
         transfer(&a, &b);
         transfer(&b, &a);
-    } else if (strcmp(mode, "forked") == 0) {
-        transfer(&c, &g); /* the parent's stacks, before the fork */
+    } else if (strcmp(mode, "forked") == 0 || strcmp(mode, "forked-first") == 0) {
+        if (strcmp(mode, "forked") == 0)
+            transfer(&c, &g); /* the parent's stacks, before the fork */
         fflush(stdout);
         pid_t child = fork();
         if (child < 0)
@@ -191,7 +194,7 @@ int main(int argc, char **argv) {
         pthread_join(one, NULL);
         pthread_join(two, NULL);
     } else {
-        fprintf(stderr, "usage: lockorder one-thread|forked|abcabc|init-phase|joined|ring N|dining N|nested N|gated|spin|spin-hang\n");
+        fprintf(stderr, "usage: lockorder one-thread|forked|forked-first|abcabc|init-phase|joined|ring N|dining N|nested N|gated|spin|spin-hang\n");
         return 2;
     }
     printf("lockorder %s: done\n", mode);

@@ -89,6 +89,10 @@ pub struct Module {
     pub path: String,
     pub base: u64,
     pub segments: Vec<(u64, u64)>,
+    /// Its program headers in memory, as the loader lists them: a fork
+    /// child builds its unwinder from them without asking the loader.
+    pub phdr: usize,
+    pub phnum: u16,
 }
 
 /// The loader's `dlpi_adds`/`dlpi_subs` at the last snapshot: the module
@@ -100,16 +104,28 @@ static LAST_SUBS: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// until it execs: the child must not call `dl_iterate_phdr`, whose lock
 /// another thread of the parent may have held at the fork (a `dlopen`, an
 /// unwinder) and which then stays locked in the child for ever.
-static FORK_SNAPSHOT: SpinLock<Vec<Module>> = SpinLock::new(Vec::new());
+/// With the loader's counters it was taken at: it lists at least the
+/// objects they count.
+static FORK_SNAPSHOT: SpinLock<(Vec<Module>, (u64, usize))> =
+    SpinLock::new((Vec::new(), (u64::MAX, usize::MAX)));
 static IN_FORK_CHILD: AtomicBool = AtomicBool::new(false);
 
 /// Fork prepare: brings the snapshot up to date and holds it until the
-/// child and the parent are apart, so the child gets a whole one.
+/// child and the parent are apart, so the child gets a whole one. A fork
+/// child that forks again passes its own on, asking the loader nothing.
 pub fn fork_prepare() {
-    if modules_changed() || FORK_SNAPSHOT.with(|s| s.is_empty()) {
-        let now = modules();
-        let old = FORK_SNAPSHOT.with(|s| core::mem::replace(s, now));
-        drop(old);
+    // Before the snapshot is looked at: a dlclose begun after this may
+    // have unmapped an object it lists.
+    UNLOADS_AT_PREPARE.store(UNLOADS_BEGUN.load(Ordering::SeqCst), Ordering::SeqCst);
+    if !in_fork_child() {
+        // The counters before the list: an object loaded in between is
+        // listed and not counted, and the next fork takes it again.
+        let counters = loader_counters();
+        if FORK_SNAPSHOT.with(|s| s.1 != counters || s.0.is_empty()) {
+            let now = (modules(), counters);
+            let old = FORK_SNAPSHOT.with(|s| core::mem::replace(s, now));
+            drop(old);
+        }
     }
     FORK_SNAPSHOT.raw_lock();
 }
@@ -123,6 +139,14 @@ pub fn fork_parent() {
 /// Fork child: modules come from the snapshot until exec.
 pub fn fork_child() {
     IN_FORK_CHILD.store(true, Ordering::Relaxed);
+    // A dlclose of another thread that ran between the snapshot and the
+    // fork, or was running: an object the snapshot lists may be gone.
+    let begun = UNLOADS_BEGUN.load(Ordering::SeqCst);
+    if begun != UNLOADS_AT_PREPARE.load(Ordering::SeqCst)
+        || begun != UNLOADS_ENDED.load(Ordering::SeqCst)
+    {
+        UNLOADED_IN_CHILD.store(true, Ordering::Relaxed);
+    }
     // SAFETY: fork_prepare left it locked on this (the only) thread.
     unsafe { FORK_SNAPSHOT.raw_unlock() };
 }
@@ -137,23 +161,30 @@ pub fn in_fork_child() -> bool {
 /// may point at memory that is gone.
 static UNLOADED_IN_CHILD: AtomicBool = AtomicBool::new(false);
 
+/// `dlclose` calls begun and ended, and those begun when the last fork's
+/// snapshot was taken.
+static UNLOADS_BEGUN: AtomicU64 = AtomicU64::new(0);
+static UNLOADS_ENDED: AtomicU64 = AtomicU64::new(0);
+static UNLOADS_AT_PREPARE: AtomicU64 = AtomicU64::new(0);
+
 /// An object is about to be unloaded (`dlclose`).
 pub fn unloading() {
+    UNLOADS_BEGUN.fetch_add(1, Ordering::SeqCst);
     if in_fork_child() {
         UNLOADED_IN_CHILD.store(true, Ordering::Relaxed);
     }
+}
+
+/// The `dlclose` that [`unloading`] announced returned.
+pub fn unloaded() {
+    UNLOADS_ENDED.fetch_add(1, Ordering::SeqCst);
 }
 
 /// In a fork child, the loader's counters (`dlpi_adds`, `dlpi_subs`) when
 /// its parent forked, if it unloaded nothing since: the objects a table
 /// built with them knows are still there. None when it may have.
 pub fn counters_at_fork() -> Option<(u64, usize)> {
-    (!UNLOADED_IN_CHILD.load(Ordering::Relaxed)).then(|| {
-        (
-            LAST_ADDS.load(Ordering::Relaxed),
-            LAST_SUBS.load(Ordering::Relaxed),
-        )
-    })
+    (!UNLOADED_IN_CHILD.load(Ordering::Relaxed)).then(|| FORK_SNAPSHOT.with(|s| s.1))
 }
 
 /// The loader's (`dlpi_adds`, `dlpi_subs`): they change whenever an object
@@ -188,7 +219,7 @@ pub fn modules_changed() -> bool {
 /// Every loaded object with its PT_LOAD segments.
 pub fn modules() -> Vec<Module> {
     if IN_FORK_CHILD.load(Ordering::Relaxed) {
-        return FORK_SNAPSHOT.with(|s| s.clone());
+        return FORK_SNAPSHOT.with(|s| s.0.clone());
     }
     let mut out: Vec<Module> = Vec::new();
     unsafe extern "C" fn each(
@@ -223,6 +254,8 @@ pub fn modules() -> Vec<Module> {
             path,
             base: info.dlpi_addr,
             segments,
+            phdr: info.dlpi_phdr as usize,
+            phnum: info.dlpi_phnum,
         });
         0
     }

@@ -243,10 +243,12 @@ impl Walk<'_> {
     fn run(&mut self) -> Option<usize> {
         if stack::in_fork_child() {
             // The child must not ask the loader: the parent's table, if
-            // the objects it knows are still those the child has.
+            // the objects it knows are still those the child has, else one
+            // built from the program headers the parent listed at the fork
+            // (a Zygote forks before it ever unwinds).
             let at_fork = stack::counters_at_fork()?;
-            if self.table.as_ref()?.counters != at_fork {
-                return None;
+            if self.table.as_ref().is_none_or(|t| t.counters != at_fork) {
+                *self.table = Some(Box::new(build_at_fork(at_fork)));
             }
         } else {
             let counters = stack::loader_counters();
@@ -392,15 +394,7 @@ fn stack_top(sp: u64) -> Option<u64> {
 
 /// The table of every loaded object with unwind information.
 fn build(counters: (u64, usize)) -> Table {
-    let mut t = Table {
-        unwinder: UnwinderX86_64::new(),
-        cache: CacheX86_64::new(),
-        counters,
-        fdes: Fdes {
-            objects: Vec::new(),
-            seen: [(0, false); 512],
-        },
-    };
+    let mut t = empty(counters);
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
         // SAFETY: the loader passes a valid entry; `data` is the table.
         let (info, t) = unsafe { (&*info, &mut *(data as *mut Table)) };
@@ -413,6 +407,42 @@ fn build(counters: (u64, usize)) -> Table {
     }
     // SAFETY: the callback only reads the entries it is given.
     unsafe { libc::dl_iterate_phdr(Some(each), &mut t as *mut Table as *mut c_void) };
+    t
+}
+
+fn empty(counters: (u64, usize)) -> Table {
+    Table {
+        unwinder: UnwinderX86_64::new(),
+        cache: CacheX86_64::new(),
+        counters,
+        fdes: Fdes {
+            objects: Vec::new(),
+            seen: [(0, false); 512],
+        },
+    }
+}
+
+/// A fork child's table, from the objects its parent's loader listed at the
+/// fork (`counters`): their program headers are in memory the child has,
+/// unless it unloaded an object since (then no table is built).
+fn build_at_fork(counters: (u64, usize)) -> Table {
+    let mut t = empty(counters);
+    for m in stack::modules() {
+        if m.phdr == 0 {
+            continue;
+        }
+        // SAFETY: every field is plain data; those read are set below.
+        let mut info: libc::dl_phdr_info = unsafe { core::mem::zeroed() };
+        info.dlpi_addr = m.base;
+        info.dlpi_phdr = m.phdr as *const libc::Elf64_Phdr;
+        info.dlpi_phnum = m.phnum;
+        // SAFETY: the loader's entry of an object still loaded (the caller
+        // checked that the child unloaded nothing).
+        if let Some((object, module)) = unsafe { module(&info) } {
+            t.fdes.objects.push(object);
+            t.unwinder.add_module(module);
+        }
+    }
     t
 }
 

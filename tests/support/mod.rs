@@ -72,18 +72,23 @@ pub fn holdcheck_bin() -> &'static str {
     env!("CARGO_BIN_EXE_holdcheck")
 }
 
-/// holdcheck with `TMPDIR` in the build's own temporary directory: a `run`
-/// without `--out` that has findings keeps its traces in `$TMPDIR`, and the
-/// suite must not leave them in the machine's `/tmp`.
-pub fn holdcheck_command() -> Command {
+/// The `TMPDIR` holdcheck runs with in the tests, in the build's own
+/// temporary directory: a `run` without `--out` that has findings keeps its
+/// traces in `$TMPDIR`, and the suite must not leave them in the machine's
+/// `/tmp`.
+pub fn tmpdir() -> &'static Path {
     static TMP: OnceLock<PathBuf> = OnceLock::new();
-    let tmp = TMP.get_or_init(|| {
+    TMP.get_or_init(|| {
         let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tmpdir");
         std::fs::create_dir_all(&d).unwrap();
         d
-    });
+    })
+}
+
+/// holdcheck with `TMPDIR` set to [`tmpdir`].
+pub fn holdcheck_command() -> Command {
     let mut cmd = Command::new(holdcheck_bin());
-    cmd.env("TMPDIR", tmp);
+    cmd.env("TMPDIR", tmpdir());
     cmd
 }
 

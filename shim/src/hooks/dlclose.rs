@@ -8,10 +8,13 @@ use core::ffi::{c_int, c_void};
 #[no_mangle]
 pub unsafe extern "C-unwind" fn dlclose(handle: *mut c_void) -> c_int {
     // On every path: a fork child's unwinder must know, even of a dlclose
-    // the hook otherwise passes through.
+    // the hook otherwise passes through (and of one another thread of its
+    // parent was making at the fork).
     stack::unloading();
     let Some(st) = thread::enter() else {
-        return real::dlclose()(handle);
+        let r = real::dlclose()(handle);
+        stack::unloaded();
+        return r;
     };
     let before = {
         let _errno = crate::sys::ErrnoGuard::save();
@@ -19,6 +22,7 @@ pub unsafe extern "C-unwind" fn dlclose(handle: *mut c_void) -> c_int {
     };
     thread::leave(st);
     let r = real::dlclose()(handle);
+    stack::unloaded();
     if let Some(st) = thread::enter() {
         let _errno = crate::sys::ErrnoGuard::save();
         let after = stack::modules();
