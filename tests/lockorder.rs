@@ -157,6 +157,26 @@ fn a_program_without_unwind_tables_has_its_stacks_by_frame_pointer() {
     }
 }
 
+/// A fork child that loads a library after the fork (a Zygote's renderer
+/// loading its GL library) and nests locks in it: the library's frames are
+/// unwound through and named, though the child must not ask the loader
+/// (found by glibc's lock-free `_dl_find_object`); each stack had one
+/// frame, unnamed.
+#[test]
+fn a_fork_child_unwinds_and_names_a_library_it_loaded_after_the_fork() {
+    let r = run_example("lockorder", &["forked-dlopen"], 60);
+    let f = only(&r, "lock-order-inversion");
+    assert_ne!(
+        f["edges"][0]["thread"]["pid"], r.report["processes"][0]["pid"],
+        "{f:#}"
+    );
+    assert_two_callers_in_main(f);
+    for s in f["stacks"].as_array().unwrap() {
+        let module = s["frames"][0]["module"].as_str().unwrap_or_default();
+        assert!(module.ends_with("/liblocky.so"), "{s:#}");
+    }
+}
+
 #[test]
 fn one_thread_abcabc_is_one_three_lock_inversion() {
     let r = run_example("lockorder", &["abcabc"], 60);

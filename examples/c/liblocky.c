@@ -1,6 +1,8 @@
 /*
  * liblocky: a library that takes locks, for mutexkinds dlopen: in its
- * constructor, and nested in its one function. Built as liblocky.so.
+ * constructor, and nested in locky_work. Built as liblocky.so. Its
+ * transfer(first, second) takes two locks it is given, in that order
+ * (lockorder forked-dlopen calls it from a fork child that loads it).
  */
 #include <pthread.h>
 
@@ -28,4 +30,11 @@ long locky_work(int n) {
         pthread_mutex_unlock(&outer);
     }
     return counter;
+}
+
+__attribute__((noinline)) void transfer(pthread_mutex_t *first, pthread_mutex_t *second) {
+    pthread_mutex_lock(first);
+    pthread_mutex_lock(second);
+    pthread_mutex_unlock(second);
+    pthread_mutex_unlock(first);
 }

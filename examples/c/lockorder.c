@@ -7,6 +7,8 @@
  *                parent took C->G
  *   forked-first the same in a fork child whose parent never nested two
  *                locks (a Zygote's child: the parent never unwound)
+ *   forked-dlopen the same in a fork child, by the transfer() of
+ *                liblocky.so, which it loads after the fork
  *   abcabc       one thread takes A->B, then B->C, then C->A
  *   init-phase   main takes A->B, then starts a worker that takes B->A
  *   joined       a worker takes A->B and is joined; the next takes B->A
@@ -26,6 +28,8 @@
 #include "common.h"
 #include <sched.h>
 #include <stdatomic.h>
+#include <dlfcn.h>
+#include <libgen.h>
 #include <sys/wait.h>
 
 static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER;
@@ -140,6 +144,34 @@ int main(int argc, char **argv) {
         int status;
         if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
             die("the child failed");
+    } else if (strcmp(mode, "forked-dlopen") == 0) {
+        fflush(stdout);
+        pid_t child = fork();
+        if (child < 0)
+            die("fork");
+        if (child == 0) {
+            char exe[4096], lib[4200];
+            ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+            if (n < 0)
+                die("readlink");
+            exe[n] = 0;
+            snprintf(lib, sizeof lib, "%s/liblocky.so", dirname(exe));
+            void *h = dlopen(lib, RTLD_NOW);
+            if (!h) {
+                fprintf(stderr, "dlopen: %s\n", dlerror());
+                exit(1);
+            }
+            void (*lib_transfer)(pthread_mutex_t *, pthread_mutex_t *) =
+                (void (*)(pthread_mutex_t *, pthread_mutex_t *))dlsym(h, "transfer");
+            if (!lib_transfer)
+                die("dlsym");
+            lib_transfer(&a, &b);
+            lib_transfer(&b, &a);
+            exit(0);
+        }
+        int status;
+        if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            die("the child failed");
     } else if (strcmp(mode, "abcabc") == 0) {
         transfer(&a, &b);
         transfer(&b, &c);
@@ -194,7 +226,7 @@ int main(int argc, char **argv) {
         pthread_join(one, NULL);
         pthread_join(two, NULL);
     } else {
-        fprintf(stderr, "usage: lockorder one-thread|forked|forked-first|abcabc|init-phase|joined|ring N|dining N|nested N|gated|spin|spin-hang\n");
+        fprintf(stderr, "usage: lockorder one-thread|forked|forked-first|forked-dlopen|abcabc|init-phase|joined|ring N|dining N|nested N|gated|spin|spin-hang\n");
         return 2;
     }
     printf("lockorder %s: done\n", mode);

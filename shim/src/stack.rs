@@ -151,6 +151,21 @@ pub fn fork_child() {
     unsafe { FORK_SNAPSHOT.raw_unlock() };
 }
 
+/// In a fork child: an object it loaded after the fork, found by the
+/// unwinder: listed from now on, and the trace's modules written again.
+pub fn loaded_in_child(m: Module) {
+    FORK_SNAPSHOT.with(|s| {
+        if !s.0.iter().any(|o| o.base == m.base && o.path == m.path) {
+            s.0.push(m);
+            CHILD_LOADED.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
+/// A fork child listed an object it loaded (see [`loaded_in_child`]) that
+/// the trace's modules do not have yet.
+static CHILD_LOADED: AtomicBool = AtomicBool::new(false);
+
 /// Whether this is a fork child that has not exec'd: it must not ask the
 /// loader anything (see [`FORK_SNAPSHOT`]).
 pub fn in_fork_child() -> bool {
@@ -208,7 +223,8 @@ pub fn loader_counters() -> (u64, usize) {
 /// Whether objects were loaded or unloaded since the last call.
 pub fn modules_changed() -> bool {
     if in_fork_child() {
-        return false; // a fork child loads nothing new before exec, as a rule
+        // Only what its unwinder found it loaded: it cannot ask the loader.
+        return CHILD_LOADED.swap(false, Ordering::Relaxed);
     }
     let counters = loader_counters();
     let adds = LAST_ADDS.swap(counters.0, Ordering::Relaxed);

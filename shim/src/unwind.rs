@@ -256,6 +256,21 @@ impl Walk<'_> {
                 *self.table = Some(Box::new(build(counters)));
             }
         }
+        // A fork child meets code it loaded after the fork, which its
+        // table lacks: learnt, and the stack walked again (a few times).
+        let mut learnt = 0;
+        loop {
+            let (n, unknown) = self.walk()?;
+            match unknown {
+                Some(ip) if stack::in_fork_child() && learnt < 8 && self.learn(ip) => learnt += 1,
+                _ => return Some(n),
+            }
+        }
+    }
+
+    /// One walk of the stack: the frames written, and the return address
+    /// in code of no object the table knows where it ended, if it did so.
+    fn walk(&mut self) -> Option<(usize, Option<u64>)> {
         let (pc, sp, bp) = self.regs;
         let top = self.top;
         let mut read = |addr: u64| {
@@ -296,7 +311,7 @@ impl Walk<'_> {
                     // Code of no loaded object (a JIT's): nothing says its
                     // frame pointer is one. The stack ends there, as libgcc's.
                     if !covered && !fdes.in_code(ip) {
-                        break;
+                        return Some((n, Some(ip)));
                     }
                     by_frame_pointer = (!covered).then_some(ip);
                 }
@@ -307,8 +322,96 @@ impl Walk<'_> {
                 Err(_) => return None,
             }
         }
-        Some(n)
+        Some((n, None))
     }
+
+    /// In a fork child, the object that has the code at `ip`, loaded since
+    /// the fork, added to the table and to the modules the trace lists;
+    /// false when there is none.
+    fn learn(&mut self, ip: u64) -> bool {
+        let Some(m) = loaded_since_fork(ip - 1) else {
+            return false;
+        };
+        // SAFETY: every field is plain data; those read are set below.
+        let mut info: libc::dl_phdr_info = unsafe { core::mem::zeroed() };
+        info.dlpi_addr = m.base;
+        info.dlpi_phdr = m.phdr as *const libc::Elf64_Phdr;
+        info.dlpi_phnum = m.phnum;
+        // SAFETY: the program headers of a loaded object, read from memory.
+        let Some((object, module)) = (unsafe { module(&info) }) else {
+            return false;
+        };
+        let Some(t) = self.table.as_mut() else {
+            return false;
+        };
+        t.fdes.objects.push(object);
+        t.fdes.seen = [(0, false); 512];
+        t.unwinder.add_module(module);
+        stack::loaded_in_child(m);
+        true
+    }
+}
+
+/// The loaded object whose mapping has `addr`, as glibc's lock-free
+/// `_dl_find_object` (2.35 and later) says, with its program headers read
+/// from its ELF header at the start of its mapping: what a fork child that
+/// must not ask the loader knows of an object it loaded after the fork.
+fn loaded_since_fork(addr: u64) -> Option<stack::Module> {
+    let find = crate::real::dl_find_object()?;
+    // struct dl_find_object: flags, map start, map end, link map, eh_frame,
+    // 7 reserved words.
+    let mut out = [0u64; 12];
+    // SAFETY: `out` is as large as glibc's struct dl_find_object.
+    if unsafe { find(addr as *mut c_void, out.as_mut_ptr() as *mut c_void) } != 0 {
+        return None;
+    }
+    let (start, end, link_map) = (out[1], out[2], out[3]);
+    if link_map == 0 || end < start.checked_add(64)? {
+        return None;
+    }
+    // SAFETY: the first 64 bytes of the object's mapping (its ELF header),
+    // readable as its first segment is.
+    let ehdr = unsafe { core::slice::from_raw_parts(start as *const u8, 64) };
+    let u16_at = |o: usize| u16::from_le_bytes([ehdr[o], ehdr[o + 1]]);
+    let phoff = u64::from_le_bytes(ehdr[0x20..0x28].try_into().ok()?);
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    let size = core::mem::size_of::<libc::Elf64_Phdr>() as u64;
+    let phdr = start.checked_add(phoff)?;
+    if &ehdr[..5] != b"\x7fELF\x02"
+        || phentsize as u64 != size
+        || phdr.checked_add(phnum as u64 * size)? > end
+    {
+        return None;
+    }
+    // SAFETY: `struct link_map` begins with l_addr, then l_name (its public
+    // part); the loader keeps it while the object is loaded.
+    let (bias, name) = unsafe {
+        let l = link_map as *const u64;
+        (*l, *(l.add(1)) as *const core::ffi::c_char)
+    };
+    // SAFETY: checked to lie inside the object's mapping.
+    let phdrs =
+        unsafe { core::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum as usize) };
+    let segments = phdrs
+        .iter()
+        .filter(|p| p.p_type == libc::PT_LOAD)
+        .map(|p| (bias + p.p_vaddr, bias + p.p_vaddr + p.p_memsz))
+        .collect();
+    let path = if name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: the loader's NUL-terminated name of the object.
+        unsafe { core::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    Some(stack::Module {
+        path,
+        base: bias,
+        segments,
+        phdr: phdr as usize,
+        phnum,
+    })
 }
 
 /// The unwinder's own stack: gimli's CFI rows take more than 8 KiB of
