@@ -124,32 +124,16 @@ static NOINLINE void *reverser(void *arg) {
     return NULL;
 }
 
-int main(int argc, char **argv) {
-    const char *mode = argc > 1 ? argv[1] : "";
-    if (strcmp(mode, "one-thread") == 0) {
-        transfer(&a, &b);
-        transfer(&b, &a);
-    } else if (strcmp(mode, "forked") == 0 || strcmp(mode, "forked-first") == 0) {
-        if (strcmp(mode, "forked") == 0)
-            transfer(&c, &g); /* the parent's stacks, before the fork */
-        fflush(stdout);
-        pid_t child = fork();
-        if (child < 0)
-            die("fork");
-        if (child == 0) {
-            transfer(&a, &b);
-            transfer(&b, &a);
-            exit(0);
-        }
-        int status;
-        if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            die("the child failed");
-    } else if (strcmp(mode, "forked-dlopen") == 0) {
-        fflush(stdout);
-        pid_t child = fork();
-        if (child < 0)
-            die("fork");
-        if (child == 0) {
+/* Forks a child that takes a->b, then b->a, by `how`, or by the transfer()
+ * of liblocky.so (next to this program), which it loads after the fork;
+ * waits for it. */
+static void in_a_child(void (*how)(pthread_mutex_t *, pthread_mutex_t *)) {
+    fflush(stdout);
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child == 0) {
+        if (!how) {
             char exe[4096], lib[4200];
             ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
             if (n < 0)
@@ -161,17 +145,30 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "dlopen: %s\n", dlerror());
                 exit(1);
             }
-            void (*lib_transfer)(pthread_mutex_t *, pthread_mutex_t *) =
-                (void (*)(pthread_mutex_t *, pthread_mutex_t *))dlsym(h, "transfer");
-            if (!lib_transfer)
+            how = (void (*)(pthread_mutex_t *, pthread_mutex_t *))dlsym(h, "transfer");
+            if (!how)
                 die("dlsym");
-            lib_transfer(&a, &b);
-            lib_transfer(&b, &a);
-            exit(0);
         }
-        int status;
-        if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            die("the child failed");
+        how(&a, &b);
+        how(&b, &a);
+        exit(0);
+    }
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("the child failed");
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "one-thread") == 0) {
+        transfer(&a, &b);
+        transfer(&b, &a);
+    } else if (strcmp(mode, "forked") == 0 || strcmp(mode, "forked-first") == 0) {
+        if (strcmp(mode, "forked") == 0)
+            transfer(&c, &g); /* the parent's stacks, before the fork */
+        in_a_child(transfer);
+    } else if (strcmp(mode, "forked-dlopen") == 0) {
+        in_a_child(NULL);
     } else if (strcmp(mode, "abcabc") == 0) {
         transfer(&a, &b);
         transfer(&b, &c);
