@@ -1752,11 +1752,24 @@ fn inspect_says_what_it_cannot_see_in_python() {
     if !need("python3", "python3") {
         return;
     }
+    // Two threads that take two locks in opposite orders, and meet; with
+    // SIGINT ignored (as in the background), so that Python installs no
+    // handler that could wake them: blocked for good, a hang.
     let p = Pipeline::start(
-        "exec python3 -c 'import threading; l = threading.Lock(); l.acquire(); l.acquire()'",
+        "trap '' INT; exec python3 -c 'import threading as t
+a, b, both = t.Lock(), t.Lock(), t.Barrier(2)
+def take(x, y):
+    with x:
+        both.wait()
+        with y:
+            pass
+t.Thread(target=take, args=(b, a)).start()
+take(a, b)'",
     );
+    // Blocked longer than a stall takes.
+    std::thread::sleep(Duration::from_millis(1000));
     let py = p.0.id();
-    let (_, r, _) = inspect_json_of(&[py], &[]);
+    let (_, r, _) = inspect_json_of(&[py], &["--stacks"]);
     let nv = r["inspect"]["not_visible"]
         .as_array()
         .expect("a blind spot said");
@@ -1764,6 +1777,28 @@ fn inspect_says_what_it_cannot_see_in_python() {
         nv[0].as_str().unwrap().contains("runs Python")
             && nv[0].as_str().unwrap().contains("py-spy dump"),
         "{nv:?}"
+    );
+    // CPython's lock is a glibc semaphore: seen as one, and named as the
+    // Python lock its stack shows, whose holder nothing records.
+    let task = &r["inspect"]["tasks"][0];
+    assert!(
+        task["blocked_in"]
+            .as_str()
+            .unwrap()
+            .starts_with("sem_wait on semaphore 0x"),
+        "{task}"
+    );
+    let waits: Vec<&Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["thread_states"].as_array().unwrap())
+        .map(|t| &t["waiting"])
+        .collect();
+    assert_eq!(
+        waits, ["a futex wait on a Python lock (which records no holder)"; 2],
+        "{:#}",
+        r["findings"]
     );
     assert_text_says_runtime_locks_are_not_visible(py);
 }

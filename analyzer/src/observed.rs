@@ -4,7 +4,8 @@
 use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::{
-    node_label, runtime_lock, runtime_wait, title_with_runtime_wait, UNREAD_FUTEX,
+    is_glibc_object_wait, node_label, runtime_lock, runtime_wait, title_with_runtime_wait,
+    UNREAD_FUTEX,
 };
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
@@ -195,13 +196,22 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
     for t in &o.threads {
         let pid = t.pid.unwrap_or(pid);
         let frames = t.stack.map(|id| syms.stack(model, pid, id));
-        // A futex wait inspect could not read: a runtime's lock, when its
-        // stack names one.
-        let unread = matches!(&t.waiting, Some(Waiting::Other { what }) if what == UNREAD_FUTEX);
-        let runtime = frames.as_deref().and_then(runtime_lock).filter(|_| unread);
-        let unread_wait = unread.then(|| runtime.unwrap_or("futex").to_string());
+        // A futex wait inspect could not read, or a glibc semaphore or
+        // condition variable a runtime's locks are made of (Python's): a
+        // runtime's lock, when its stack names one.
+        let what = match &t.waiting {
+            Some(Waiting::Other { what }) => what.as_str(),
+            _ => "",
+        };
+        let unread = what == UNREAD_FUTEX;
+        let runtime = frames
+            .as_deref()
+            .and_then(runtime_lock)
+            .filter(|_| unread || is_glibc_object_wait(what));
+        let unread_wait =
+            (unread || runtime.is_some()).then(|| runtime.unwrap_or("futex").to_string());
         if let Some(lock) = runtime {
-            title = title_with_runtime_wait(&title, t.tid, lock);
+            title = title_with_runtime_wait(&title, t.tid, what, lock);
         }
         let waiting = t.waiting.as_ref().map(|w| match runtime {
             Some(lock) => runtime_wait(lock),

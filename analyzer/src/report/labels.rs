@@ -498,7 +498,17 @@ const RUNTIME_LOCKS: &[(&str, &str)] = &[
     ("parking_lot::raw_mutex::RawMutex", "parking_lot Mutex"),
     ("parking_lot::raw_rwlock::RawRwLock", "parking_lot RwLock"),
     ("parking_lot::condvar::Condvar", "parking_lot Condvar"),
+    // CPython's locks are glibc semaphores, its GIL a condition variable.
+    ("PyThread_acquire_lock", "Python lock"),
+    ("take_gil", "Python GIL"),
 ];
+
+/// Whether an inspected wait is on a glibc semaphore or condition variable
+/// (which a runtime's lock may be made of).
+pub fn is_glibc_object_wait(what: &str) -> bool {
+    what.starts_with("sem_wait on semaphore ")
+        || what.starts_with("pthread_cond_wait on condition variable ")
+}
 
 /// What a futex wait holdcheck cannot read is on, from its stack: the
 /// runtime lock of its innermost frame that names one.
@@ -517,11 +527,12 @@ pub fn runtime_wait(lock: &str) -> String {
     format!("a futex wait on a {lock} (which records no holder)")
 }
 
-/// A hang's title, which names thread `tid` as blocked in a futex it could
-/// not read, with that wait named as the runtime lock its stack shows (the
-/// title is made where the process is read, its stacks symbolized later).
-pub fn title_with_runtime_wait(title: &str, tid: u32, lock: &str) -> String {
-    let generic = format!("blocked in {UNREAD_FUTEX}");
+/// A hang's title, which names thread `tid` as blocked in `was` (a futex
+/// it could not read, or a glibc object a runtime's lock is made of), with
+/// that wait named as the runtime lock its stack shows (the title is made
+/// where the process is read, its stacks symbolized later).
+pub fn title_with_runtime_wait(title: &str, tid: u32, was: &str, lock: &str) -> String {
+    let generic = format!("blocked in {was}");
     // The thread's name, then "is" or ", which is", then its wait.
     let named = format!("T{tid} \"");
     let Some(at) = title.find(&named).map(|i| i + named.len()) else {
@@ -651,16 +662,19 @@ mod tests {
     fn a_hang_title_names_the_runtime_lock_of_the_thread_it_names() {
         let t = format!("2 threads were blocked when the command was ended: T5 \"main\" is blocked in {UNREAD_FUTEX}");
         assert_eq!(
-            title_with_runtime_wait(&t, 5, "Rust std::sync::Mutex"),
+            title_with_runtime_wait(&t, 5, UNREAD_FUTEX, "Rust std::sync::Mutex"),
             "2 threads were blocked when the command was ended: T5 \"main\" is blocked in a futex wait on a Rust std::sync::Mutex (which records no holder)"
         );
-        assert_eq!(title_with_runtime_wait(&t, 6, "Rust std::sync::Mutex"), t);
+        assert_eq!(
+            title_with_runtime_wait(&t, 6, UNREAD_FUTEX, "Rust std::sync::Mutex"),
+            t
+        );
         let joined = format!("1 thread was blocked: T1 \"a\" waits in pthread_join for T2 \"b\", which is blocked in {UNREAD_FUTEX}");
-        assert!(title_with_runtime_wait(&joined, 2, "parking_lot Mutex")
+        assert!(title_with_runtime_wait(&joined, 2, UNREAD_FUTEX, "parking_lot Mutex")
             .ends_with("T2 \"b\", which is blocked in a futex wait on a parking_lot Mutex (which records no holder)"));
         // Not T1's wait: unchanged.
         assert_eq!(
-            title_with_runtime_wait(&joined, 1, "parking_lot Mutex"),
+            title_with_runtime_wait(&joined, 1, UNREAD_FUTEX, "parking_lot Mutex"),
             joined
         );
     }
