@@ -377,9 +377,12 @@ fn loaded_since_fork(addr: u64) -> Option<stack::Module> {
     let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
     let size = core::mem::size_of::<libc::Elf64_Phdr>() as u64;
     let phdr = start.checked_add(phoff)?;
+    // Only program headers in the mapping's first page, which the ELF
+    // header shows mapped (they follow it in every object the linkers
+    // make): elsewhere they could be in a hole between its segments.
     if &ehdr[..5] != b"\x7fELF\x02"
         || phentsize as u64 != size
-        || phdr.checked_add(phnum as u64 * size)? > end
+        || phdr.checked_add(phnum as u64 * size)? > (start + 4096).min(end)
     {
         return None;
     }
