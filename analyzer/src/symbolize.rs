@@ -332,7 +332,7 @@ fn data_symbols(path: &str) -> Vec<(u64, u64, String)> {
 /// of locks), `registry+0x28` (a lock inside a struct). A lock on the heap
 /// or the stack keeps its address.
 pub fn name_locks(model: &mut Model, syms: &mut Symbols) {
-    let mut tables: HashMap<String, Vec<(u64, u64, String)>> = HashMap::new();
+    let mut variables = Variables::default();
     let mut names = HashMap::new();
     for p in model.processes.values() {
         for (lock, meta) in &p.locks {
@@ -343,7 +343,7 @@ pub fn name_locks(model: &mut Model, syms: &mut Symbols) {
                 holdcheck_format::LockKind::Spin => 4,
                 _ => 0,
             };
-            if let Some(label) = variable_label(&mut tables, &p.modules, lock.addr, each) {
+            if let Some(label) = variables.label(&p.modules, lock.addr, each) {
                 names.insert((p.pid, lock.addr), label);
             }
         }
@@ -373,48 +373,50 @@ pub fn name_locks(model: &mut Model, syms: &mut Symbols) {
     model.lock_origins = origins;
 }
 
-/// The variable an object of `each` bytes at `addr` lives in, by its
-/// module's symbols: `alarm_lock`, `forks[3]` (an array of such objects),
-/// `registry+0x28` (one inside a struct); None on the heap or the stack.
-fn variable_label(
-    tables: &mut HashMap<String, Vec<(u64, u64, String)>>,
-    modules: &[crate::model::Module],
-    addr: u64,
-    each: u64,
-) -> Option<String> {
-    let m = modules
-        .iter()
-        .find(|m| m.segments.iter().any(|&(s, e)| addr >= s && addr < e))?;
-    let vaddr = addr.checked_sub(m.base)?;
-    let syms = tables.entry(m.path.clone()).or_insert_with(|| {
-        let file = debug_file_of(&m.path);
-        let mut v = data_symbols(&m.path);
-        if v.is_empty() {
-            v = file.as_deref().map(data_symbols).unwrap_or_default();
-        }
-        v
-    });
-    let i = syms.partition_point(|s| s.0 <= vaddr);
-    let (start, size, name) = i.checked_sub(1).map(|i| &syms[i])?;
-    let off = vaddr - start;
-    if off >= *size {
-        return None;
-    }
-    Some(
-        if off == 0 && (*size == each || each == 0 || size % each != 0) {
-            name.clone()
-        } else if each != 0 && size % each == 0 && off % each == 0 {
-            format!("{name}[{}]", off / each)
-        } else {
-            format!("{name}+{off:#x}")
-        },
-    )
-}
+/// The data symbols of each module read so far, by path: read once per
+/// module, however many objects are named in it.
+#[derive(Default)]
+pub struct Variables(HashMap<String, Vec<(u64, u64, String)>>);
 
-/// [`variable_label`] for one object of a process whose modules are
-/// `modules` (a condition variable or semaphore `inspect` found waited on).
-pub fn variable_of(modules: &[crate::model::Module], addr: u64, each: u64) -> Option<String> {
-    variable_label(&mut HashMap::new(), modules, addr, each)
+impl Variables {
+    /// The variable an object of `each` bytes at `addr` lives in, by its
+    /// module's symbols: `alarm_lock`, `forks[3]` (an array of such
+    /// objects), `registry+0x28` (one inside a struct); None on the heap or
+    /// the stack. `modules` are its process's.
+    pub fn label(
+        &mut self,
+        modules: &[crate::model::Module],
+        addr: u64,
+        each: u64,
+    ) -> Option<String> {
+        let m = modules
+            .iter()
+            .find(|m| m.segments.iter().any(|&(s, e)| addr >= s && addr < e))?;
+        let vaddr = addr.checked_sub(m.base)?;
+        let syms = self.0.entry(m.path.clone()).or_insert_with(|| {
+            let file = debug_file_of(&m.path);
+            let mut v = data_symbols(&m.path);
+            if v.is_empty() {
+                v = file.as_deref().map(data_symbols).unwrap_or_default();
+            }
+            v
+        });
+        let i = syms.partition_point(|s| s.0 <= vaddr);
+        let (start, size, name) = i.checked_sub(1).map(|i| &syms[i])?;
+        let off = vaddr - start;
+        if off >= *size {
+            return None;
+        }
+        Some(
+            if off == 0 && (*size == each || each == 0 || size % each != 0) {
+                name.clone()
+            } else if each != 0 && size % each == 0 && off % each == 0 {
+                format!("{name}[{}]", off / each)
+            } else {
+                format!("{name}+{off:#x}")
+            },
+        )
+    }
 }
 
 fn in_libc(f: &Frame) -> bool {

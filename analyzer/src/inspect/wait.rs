@@ -297,13 +297,14 @@ impl Waits {
     /// Names the condition variables and semaphores waited on after their
     /// variables, as locks are: `modules` by process index.
     pub(super) fn name_objects(&mut self, modules: &[Vec<crate::model::Module>]) {
+        let mut variables = crate::symbolize::Variables::default();
         for (tid, o) in &self.object_waits {
             let Some(mods) = self.process_of.get(tid).and_then(|&i| modules.get(i)) else {
                 continue;
             };
             // glibc's sizes: an array is indexed.
             let each = if o.what == "semaphore" { 32 } else { 48 };
-            if let Some(name) = crate::symbolize::variable_of(mods, o.addr, each) {
+            if let Some(name) = variables.label(mods, o.addr, each) {
                 self.blocked_in
                     .insert(*tid, format!("{} on {} {name}", o.call, o.what));
             }
