@@ -332,21 +332,15 @@ impl Walk<'_> {
         let Some(m) = loaded_since_fork(ip - 1) else {
             return false;
         };
-        // SAFETY: every field is plain data; those read are set below.
-        let mut info: libc::dl_phdr_info = unsafe { core::mem::zeroed() };
-        info.dlpi_addr = m.base;
-        info.dlpi_phdr = m.phdr as *const libc::Elf64_Phdr;
-        info.dlpi_phnum = m.phnum;
-        // SAFETY: the program headers of a loaded object, read from memory.
-        let Some((object, module)) = (unsafe { module(&info) }) else {
-            return false;
-        };
         let Some(t) = self.table.as_mut() else {
             return false;
         };
-        t.fdes.objects.push(object);
+        // SAFETY: the program headers of a loaded object, found in memory.
+        if !unsafe { t.add(m.base, m.phdr as *const libc::Elf64_Phdr, m.phnum) } {
+            return false;
+        }
+        // What it said of the object's code before it knew it.
         t.fdes.seen = [(0, false); 512];
-        t.unwinder.add_module(module);
         stack::loaded_in_child(m);
         true
     }
@@ -504,16 +498,32 @@ fn build(counters: (u64, usize)) -> Table {
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
         // SAFETY: the loader passes a valid entry; `data` is the table.
         let (info, t) = unsafe { (&*info, &mut *(data as *mut Table)) };
-        // SAFETY: as above.
-        if let Some((object, module)) = unsafe { module(info) } {
-            t.fdes.objects.push(object);
-            t.unwinder.add_module(module);
-        }
+        // SAFETY: the loader's program headers of a loaded object.
+        unsafe { t.add(info.dlpi_addr, info.dlpi_phdr, info.dlpi_phnum) };
         0
     }
     // SAFETY: the callback only reads the entries it is given.
     unsafe { libc::dl_iterate_phdr(Some(each), &mut t as *mut Table as *mut c_void) };
     t
+}
+
+impl Table {
+    /// Adds the object loaded at `bias` whose `phnum` program headers are
+    /// at `phdr`, if it has unwind information; false if not.
+    ///
+    /// # Safety
+    /// They are the program headers of an object loaded at `bias`.
+    unsafe fn add(&mut self, bias: u64, phdr: *const libc::Elf64_Phdr, phnum: u16) -> bool {
+        // SAFETY: as this function's.
+        let phdrs = unsafe { core::slice::from_raw_parts(phdr, phnum as usize) };
+        // SAFETY: as this function's.
+        let Some((object, module)) = (unsafe { module(bias, phdrs) }) else {
+            return false;
+        };
+        self.fdes.objects.push(object);
+        self.unwinder.add_module(module);
+        true
+    }
 }
 
 fn empty(counters: (u64, usize)) -> Table {
@@ -533,21 +543,10 @@ fn empty(counters: (u64, usize)) -> Table {
 /// unless it unloaded an object since (then no table is built).
 fn build_at_fork(counters: (u64, usize)) -> Table {
     let mut t = empty(counters);
-    for m in stack::modules() {
-        if m.phdr == 0 {
-            continue;
-        }
-        // SAFETY: every field is plain data; those read are set below.
-        let mut info: libc::dl_phdr_info = unsafe { core::mem::zeroed() };
-        info.dlpi_addr = m.base;
-        info.dlpi_phdr = m.phdr as *const libc::Elf64_Phdr;
-        info.dlpi_phnum = m.phnum;
-        // SAFETY: the loader's entry of an object still loaded (the caller
-        // checked that the child unloaded nothing).
-        if let Some((object, module)) = unsafe { module(&info) } {
-            t.fdes.objects.push(object);
-            t.unwinder.add_module(module);
-        }
+    for m in stack::modules().iter().filter(|m| m.phdr != 0) {
+        // SAFETY: the loader's program headers of an object still loaded
+        // (the caller checked that the child unloaded nothing).
+        unsafe { t.add(m.base, m.phdr as *const libc::Elf64_Phdr, m.phnum) };
     }
     t
 }
@@ -558,11 +557,8 @@ fn build_at_fork(counters: (u64, usize)) -> Table {
 /// runs at most to the end of its segment.
 ///
 /// # Safety
-/// `info` is a loader entry of a loaded object.
-unsafe fn module(info: &libc::dl_phdr_info) -> Option<(Object, Module<Mapped>)> {
-    let bias = info.dlpi_addr;
-    // SAFETY: the loader's program headers of this object.
-    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+/// `phdrs` are the program headers of an object loaded at `bias`.
+unsafe fn module(bias: u64, phdrs: &[libc::Elf64_Phdr]) -> Option<(Object, Module<Mapped>)> {
     let loads = || phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
     // The code is every executable segment, not the first: node has three
     // (its `.init` and `.plt`, its `.text`, a stub for large pages), and a
