@@ -1424,6 +1424,49 @@ fn inspect_says_a_wait_that_keeps_waking_is_in_its_call() {
     );
 }
 
+/// After a debugger let go of a process (the first thing an on-call person
+/// tries), each of its timed waits is in `restart_syscall`; its registers
+/// still hold what it waits on: a condition variable's wait and deadline,
+/// the pipe a poll watches.
+#[test]
+fn inspect_sees_through_waits_a_debugger_interrupted() {
+    if !need("gdb", "gdb") {
+        return;
+    }
+    let hung = Hung::start("timed_waits", &[]);
+    let st = Command::new("gdb")
+        .args(["-p", &hung.pid().to_string(), "-batch", "-ex", "detach"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    let tasks = r["inspect"]["tasks"].as_array().unwrap();
+    let task = |name: &str| tasks.iter().find(|t| t["name"] == name).unwrap();
+    let mono = task("cond-mono");
+    assert!(
+        mono["syscall"].as_str().unwrap().starts_with("219 "),
+        "{mono}"
+    );
+    assert_eq!(
+        mono["blocked_in"], "pthread_cond_wait on condition variable mono",
+        "{mono}"
+    );
+    let left = mono["timeout"]["left_ms"].as_i64().unwrap();
+    assert!((500_000..=600_000).contains(&left), "{mono}");
+    let poller = task("poller");
+    assert!(
+        poller["blocked_in"]
+            .as_str()
+            .unwrap()
+            .starts_with("restart_syscall (a poll or ppoll resumed after a signal) on pipe inode "),
+        "{poller}"
+    );
+}
+
 /// A lock held across `sem_wait`, the poster waiting for that lock: from
 /// outside, the waiter is seen in `sem_wait` on the semaphore by its
 /// variable, behind which the poster is stuck.

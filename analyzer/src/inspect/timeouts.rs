@@ -145,8 +145,14 @@ pub(super) fn timeout_of(pid: u32, nr: u64, args: &[u64; 6], wchan: &str) -> Opt
     };
     if nr == RESTART_SYSCALL {
         // A call a signal interrupted (a debugger's attach is one), resumed
-        // with its timeout kept in the kernel: when is not readable.
+        // with its timeout kept in the kernel.
         let (what, timed) = resumed(wchan);
+        // A futex wait's registers still hold its arguments: its deadline.
+        if timed && what != "a sleep" {
+            if let Some(t) = timeout_of(pid, FUTEX, args, "") {
+                return Some(t);
+            }
+        }
         return timed.then_some(CallTimeout {
             left_ms: None,
             after_ms: None,

@@ -47,6 +47,24 @@ pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
     })
 }
 
+/// The call a thread in `restart_syscall` (a call a signal interrupted,
+/// resumed: after `gdb -p` or `strace -p` let go of it, every timed wait)
+/// waits in as, where its registers still hold the arguments of the call
+/// it resumed: a futex wait (by its wchan), or a poll of an array (by its
+/// wchan, and a pointer and a count where `select` has a count and a
+/// pointer); else `nr` itself.
+pub(super) fn resumed_as(nr: u64, args: &[u64; 6], wchan: &str) -> u64 {
+    if nr != 219 {
+        nr
+    } else if wchan.contains("futex") {
+        202
+    } else if wchan.contains("poll") && args[0] >= 0x10000 && (1..=1024).contains(&args[1]) {
+        7
+    } else {
+        nr
+    }
+}
+
 /// The call a blocked thread is in, by name; `restart_syscall` by what it
 /// resumed.
 pub(super) fn call_name(nr: u64, wchan: &str) -> String {
@@ -360,6 +378,8 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
             if stopped(t.state).is_some() {
                 continue;
             }
+            let resumed = *nr == 219;
+            let nr = &resumed_as(*nr, args, &t.wchan);
             if *nr == 202 && p.locks_readable {
                 match glibc::classify(pid, &tids, args[0], args[1], args[2], args[3] != 0) {
                     FutexWait::Lock {
@@ -458,10 +478,15 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                     );
                 }
             } else if let Some(watched) = polled_channels(pid, *nr, args, sockets) {
-                w.blocked_in
-                    .insert(t.tid, format!("{} on {}", syscall_name(*nr), watched));
+                let call = if resumed {
+                    "restart_syscall (a poll or ppoll resumed after a signal)".to_string()
+                } else {
+                    syscall_name(*nr)
+                };
+                w.blocked_in.insert(t.tid, format!("{call} on {watched}"));
             } else {
-                w.blocked_in.insert(t.tid, call_name(*nr, &t.wchan));
+                let nr = if resumed { 219 } else { *nr };
+                w.blocked_in.insert(t.tid, call_name(nr, &t.wchan));
             }
         }
         // Read holders are recorded nowhere: the likely ones are the blocked
