@@ -201,6 +201,16 @@ fn thread_state<'a>(f: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no thread {name} in {f:#}"))
 }
 
+/// The thread named `name` in an inspect report's overview.
+fn inspect_task<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["inspect"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no thread {name} in {:#}", r["inspect"]))
+}
+
 fn only_kinds(r: &Value) -> Vec<String> {
     r["findings"]
         .as_array()
@@ -1242,12 +1252,7 @@ fn inspect_finds_the_warnd_deadlock_without_the_shim() {
         t["wchan"].as_str().unwrap().contains("netlink_attachskb"),
         "{t}"
     );
-    let waiter = r["inspect"]["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "nl-receiver")
-        .unwrap();
+    let waiter = inspect_task(&r, "nl-receiver");
     assert_eq!(waiter["blocked_in"], "lock rwlock alarm_lock", "{waiter}");
 }
 
@@ -1444,9 +1449,7 @@ fn inspect_sees_through_waits_a_debugger_interrupted() {
     std::thread::sleep(Duration::from_millis(300));
     let (code, r, _) = inspect_json(hung.pid());
     assert_eq!(code, 0, "{:#}", r["findings"]);
-    let tasks = r["inspect"]["tasks"].as_array().unwrap();
-    let task = |name: &str| tasks.iter().find(|t| t["name"] == name).unwrap();
-    let mono = task("cond-mono");
+    let mono = inspect_task(&r, "cond-mono");
     assert!(
         mono["syscall"].as_str().unwrap().starts_with("219 "),
         "{mono}"
@@ -1457,7 +1460,7 @@ fn inspect_sees_through_waits_a_debugger_interrupted() {
     );
     let left = mono["timeout"]["left_ms"].as_i64().unwrap();
     assert!((500_000..=600_000).contains(&left), "{mono}");
-    let poller = task("poller");
+    let poller = inspect_task(&r, "poller");
     assert!(
         poller["blocked_in"]
             .as_str()
@@ -1481,8 +1484,7 @@ fn inspect_names_the_semaphore_a_lock_holder_waits_on() {
         title.ends_with("which holds the lock and is blocked in sem_wait on semaphore ready"),
         "{title}"
     );
-    let tasks = r["inspect"]["tasks"].as_array().unwrap();
-    let producer = tasks.iter().find(|t| t["name"] == "producer").unwrap();
+    let producer = inspect_task(&r, "producer");
     assert_eq!(
         producer["blocked_in"], "lock mutex cache_lock",
         "{producer}"
@@ -1499,13 +1501,7 @@ fn inspect_says_when_a_timed_wait_returns_by_itself() {
     let (code, r, _) = inspect_json(hung.pid());
     assert_eq!(code, 0, "{:#}", r["findings"]);
     assert!(only_kinds(&r).is_empty(), "{:#}", r["findings"]);
-    let tasks = r["inspect"]["tasks"].as_array().unwrap();
-    let task = |name: &str| {
-        tasks
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("no {name}: {tasks:#?}"))
-    };
+    let task = |name: &str| inspect_task(&r, name);
     let started = 1200 + 60_000; // Hung's wait, and a margin for a slow machine
     for name in ["cond-mono", "cond-real"] {
         let t = task(name);
@@ -1559,13 +1555,12 @@ fn inspect_calls_a_process_whose_every_thread_waits_for_good_a_hang() {
     assert_eq!(names, ["handler", "idle_waits", "peer-a", "peer-b"]);
     // Each wait is on the condition variable it is, by its variable: read
     // from glibc's layout around the futex word, without the shim.
-    let tasks = r["inspect"]["tasks"].as_array().unwrap();
     for (name, cond) in [
         ("handler", "handler_cond"),
         ("peer-a", "peers_cond"),
         ("peer-b", "peers_cond"),
     ] {
-        let t = tasks.iter().find(|t| t["name"] == name).unwrap();
+        let t = inspect_task(&r, name);
         assert_eq!(
             t["blocked_in"],
             format!("pthread_cond_wait on condition variable {cond}"),
@@ -1927,19 +1922,15 @@ fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
 fn inspect_never_calls_a_rust_condvar_a_glibc_one() {
     let hung = Hung::start("rustlocks", &["condvar"]);
     let (_, r, _) = inspect_json(hung.pid());
-    let tasks = r["inspect"]["tasks"].as_array().unwrap();
     for name in ["idle-waiter", "timed-waiter"] {
-        let t = tasks
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("no {name}: {tasks:#?}"));
+        let t = inspect_task(&r, name);
         assert_eq!(
             t["blocked_in"],
             holdcheck::report::labels::UNREAD_FUTEX,
             "{t}"
         );
     }
-    let timed = tasks.iter().find(|t| t["name"] == "timed-waiter").unwrap();
+    let timed = inspect_task(&r, "timed-waiter");
     assert!(
         timed["timeout"]["left_ms"].as_i64().unwrap() > 500_000,
         "{timed}"
@@ -2694,12 +2685,8 @@ fn inspect_names_what_poll_and_epoll_wait_on() {
     let hung = Hung::start("poll_wait", &[]);
     let (_, r, _) = inspect_json(hung.pid());
     let task = |name: &str| -> String {
-        r["inspect"]["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == name)
-            .and_then(|t| t["blocked_in"].as_str())
+        inspect_task(&r, name)["blocked_in"]
+            .as_str()
             .unwrap_or_else(|| panic!("{name}: {:#}", r["inspect"]))
             .to_string()
     };
