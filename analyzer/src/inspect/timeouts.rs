@@ -98,19 +98,43 @@ fn timeout_arg(nr: u64, args: &[u64; 6]) -> Arg {
     }
 }
 
-/// What a thread in `restart_syscall` resumed, by where it sleeps, and
-/// whether that call is sure to have a timeout: a futex wait or a sleep is
-/// resumed so only with one (an untimed wait restarts as itself); a poll
-/// or select is resumed so either way.
-fn resumed(wchan: &str) -> (&'static str, bool) {
+/// What a thread in `restart_syscall` resumed, by where it sleeps.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(super) enum Resumed {
+    Futex,
+    Sleep,
+    /// A poll, ppoll or select.
+    Poll,
+    Call,
+}
+
+pub(super) fn resumed(wchan: &str) -> Resumed {
     if wchan.contains("futex") {
-        ("a timed futex wait", true)
+        Resumed::Futex
     } else if wchan.contains("nanosleep") {
-        ("a sleep", true)
+        Resumed::Sleep
     } else if wchan.contains("poll") || wchan.contains("select") {
-        ("a poll or select", false)
+        Resumed::Poll
     } else {
-        ("a call", false)
+        Resumed::Call
+    }
+}
+
+impl Resumed {
+    fn words(self) -> &'static str {
+        match self {
+            Resumed::Futex => "a timed futex wait",
+            Resumed::Sleep => "a sleep",
+            Resumed::Poll => "a poll or select",
+            Resumed::Call => "a call",
+        }
+    }
+
+    /// Whether the call is sure to have a timeout: a futex wait or a sleep
+    /// is resumed so only with one (an untimed wait restarts as itself); a
+    /// poll or select is resumed so either way.
+    fn timed(self) -> bool {
+        matches!(self, Resumed::Futex | Resumed::Sleep)
     }
 }
 
@@ -118,7 +142,7 @@ fn resumed(wchan: &str) -> (&'static str, bool) {
 pub(super) fn resumed_call(wchan: &str) -> String {
     format!(
         "restart_syscall ({} resumed after a signal)",
-        resumed(wchan).0
+        resumed(wchan).words()
     )
 }
 
@@ -146,17 +170,17 @@ pub(super) fn timeout_of(pid: u32, nr: u64, args: &[u64; 6], wchan: &str) -> Opt
     if nr == RESTART_SYSCALL {
         // A call a signal interrupted (a debugger's attach is one), resumed
         // with its timeout kept in the kernel.
-        let (what, timed) = resumed(wchan);
+        let what = resumed(wchan);
         // A futex wait's registers still hold its arguments: its deadline.
-        if timed && what != "a sleep" {
+        if what == Resumed::Futex {
             if let Some(t) = timeout_of(pid, FUTEX, args, "") {
                 return Some(t);
             }
         }
-        return timed.then_some(CallTimeout {
+        return what.timed().then_some(CallTimeout {
             left_ms: None,
             after_ms: None,
-            sleep: what == "a sleep",
+            sleep: what == Resumed::Sleep,
         });
     }
     match timeout_arg(nr, args) {

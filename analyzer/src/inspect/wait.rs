@@ -54,14 +54,14 @@ pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
 /// wchan, and a pointer and a count where `select` has a count and a
 /// pointer); else `nr` itself.
 pub(super) fn resumed_as(nr: u64, args: &[u64; 6], wchan: &str) -> u64 {
+    use super::timeouts::{resumed, Resumed};
     if nr != 219 {
-        nr
-    } else if wchan.contains("futex") {
-        202
-    } else if wchan.contains("poll") && args[0] >= 0x10000 && (1..=1024).contains(&args[1]) {
-        7
-    } else {
-        nr
+        return nr;
+    }
+    match resumed(wchan) {
+        Resumed::Futex => 202,
+        Resumed::Poll if args[0] >= 0x10000 && (1..=1024).contains(&args[1]) => 7,
+        _ => nr,
     }
 }
 
