@@ -11,12 +11,17 @@
 //! GLIBC_2.2.5 compat condvar, which is a different function.
 
 use core::ffi::{c_char, c_int, c_uint, c_void};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
 type P = *mut c_void;
 
-fn resolve(slot: &AtomicUsize, name: &'static [u8], version: Option<&'static [u8]>) -> usize {
+fn resolve(
+    slot: &AtomicUsize,
+    target: &AtomicPtr<()>,
+    name: &'static [u8],
+    version: Option<&'static [u8]>,
+) -> usize {
     // SAFETY: name and version are NUL-terminated literals.
     let p = unsafe {
         match version {
@@ -30,8 +35,13 @@ fn resolve(slot: &AtomicUsize, name: &'static [u8], version: Option<&'static [u8
     } as usize;
     // A function this libc lacks (an old glibc's close_range) is only an
     // error if the program calls it, which it then cannot have linked.
-    let p = if p == 0 { MISSING } else { p };
+    if p == 0 {
+        // The target stays the trampoline, whose resolution aborts.
+        slot.store(MISSING, Ordering::Relaxed);
+        return MISSING;
+    }
     slot.store(p, Ordering::Relaxed);
+    target.store(p as *mut (), Ordering::Relaxed);
     p
 }
 
@@ -68,9 +78,21 @@ static RESOLVING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBoo
 
 macro_rules! real_fns {
     ($( $name:ident $(@ $ver:literal)? : fn($($arg:ty),*) -> $ret:ty; )*) => {
+        /// Per function, its resolution: 0 until resolved, then its
+        /// address, or [`MISSING`].
         mod slots {
             use core::sync::atomic::AtomicUsize;
             $( #[allow(non_upper_case_globals)] pub static $name: AtomicUsize = AtomicUsize::new(0); )*
+        }
+        /// Per function, what a hook jumps to: its trampoline in
+        /// [`unresolved`] until it is resolved, then the function itself.
+        /// One load and an indirect jump, with no test on the hook's path.
+        mod targets {
+            use core::sync::atomic::AtomicPtr;
+            $(
+                #[allow(non_upper_case_globals)]
+                pub static $name: AtomicPtr<()> = AtomicPtr::new(super::unresolved::$name as *mut ());
+            )*
         }
         /// Resolves every real function not resolved yet.
         #[cold]
@@ -81,16 +103,16 @@ macro_rules! real_fns {
             $(
                 if slots::$name.load(Ordering::Relaxed) == 0 {
                     let version: Option<&'static [u8]> = None $(.or(Some(concat!($ver, "\0").as_bytes())))?;
-                    resolve(&slots::$name, concat!(stringify!($name), "\0").as_bytes(), version);
+                    resolve(&slots::$name, &targets::$name, concat!(stringify!($name), "\0").as_bytes(), version);
                 }
             )*
             RESOLVING.store(false, Ordering::Release);
         }
-        /// Per function, what its slot's address stands for while it is
-        /// not resolved: a trampoline that resolves it and jumps to it, so
-        /// that a hook's real call is a load and a jump (a call to resolve
-        /// in place would make every hook save the registers its arguments
-        /// are in, a store each, on its fast path too). It saves every
+        /// Per function, what a hook jumps to while it is not resolved
+        /// (its [`targets`] entry): a trampoline that resolves it and jumps
+        /// to it, so that a hook's real call is a load and a jump (a call
+        /// to resolve in place would make every hook save the registers its
+        /// arguments are in, a store each, on its fast path too). It saves every
         /// argument register (the vector ones too, and `al` of a variadic
         /// call) and leaves the stack as it found it, so the resolved
         /// function gets the call exactly as made; it is gone from the
@@ -143,7 +165,7 @@ macro_rules! real_fns {
                     }
                     if p == 0 {
                         let version: Option<&'static [u8]> = None $(.or(Some(concat!($ver, "\0").as_bytes())))?;
-                        p = resolve(&slots::$name, name, version);
+                        p = resolve(&slots::$name, &targets::$name, name, version);
                     }
                     if p == MISSING {
                         missing(name);
@@ -157,11 +179,10 @@ macro_rules! real_fns {
             /// trampoline in [`unresolved`] until it is resolved).
             #[inline(always)]
             pub fn $name() -> unsafe extern "C-unwind" fn($($arg),*) -> $ret {
-                let p = slots::$name.load(Ordering::Relaxed);
-                let p = if p <= MISSING { unresolved::$name as *const () as usize } else { p };
+                let p = targets::$name.load(Ordering::Relaxed);
                 // SAFETY: p is the address of the libc function of this name
                 // and signature, or of its trampoline, which jumps to it.
-                unsafe { core::mem::transmute::<usize, unsafe extern "C-unwind" fn($($arg),*) -> $ret>(p) }
+                unsafe { core::mem::transmute::<*mut (), unsafe extern "C-unwind" fn($($arg),*) -> $ret>(p) }
             }
         )*
     };
