@@ -781,15 +781,15 @@ pub fn settle_trylock() {
 /// 0): if `__lock` is 0, a compare-and-swap to 1, then `__owner` and
 /// `__nusers` (LOWLEVEL.md). glibc's own trylock reaches that path
 /// through a jump table and five saved registers: 1.5 to 2.3 ns more
-/// than its lock, on a 7 ns pair here. Any other mutex, or an unknown
-/// thread, goes to `real`.
+/// than its lock, on a 7 ns pair here. None for any other mutex, an
+/// unknown thread, or lock elision turned on: glibc's trylock then.
 ///
 /// # Safety
 /// As [`state`], for a mutex the caller locks (`tid` its kernel tid).
 #[inline(always)]
-pub unsafe fn mutex_trylock(addr: usize, tid: u32, real: impl FnOnce() -> c_int) -> c_int {
+pub unsafe fn mutex_try_in_place(addr: usize, tid: u32) -> Option<c_int> {
     if tid == 0 || !mutex_lock_cannot_fail(addr) || !OWN_TRYLOCK.load(Ordering::Relaxed) {
-        return real();
+        return None;
     }
     // SAFETY: `__lock`, an aligned int of a live mutex, is what glibc's
     // atomics work on.
@@ -799,7 +799,7 @@ pub unsafe fn mutex_trylock(addr: usize, tid: u32, real: impl FnOnce() -> c_int)
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
     {
-        return libc::EBUSY;
+        return Some(libc::EBUSY);
     }
     // SAFETY: the mutex is this thread's now; glibc writes these two
     // plainly too.
@@ -808,7 +808,7 @@ pub unsafe fn mutex_trylock(addr: usize, tid: u32, real: impl FnOnce() -> c_int)
         let nusers = (addr + MUTEX_NUSERS) as *mut u32;
         nusers.write(nusers.read().wrapping_add(1));
     }
-    0
+    Some(0)
 }
 
 /// What glibc 2.36 keeps in a lock's memory that the analysis needs.
@@ -861,15 +861,14 @@ mod tests {
         let m: &mut libc::pthread_mutex_t = Box::leak(Box::new(libc::PTHREAD_MUTEX_INITIALIZER));
         let a = m as *mut libc::pthread_mutex_t as usize;
         let word = |off: usize| unsafe { ((a + off) as *const u32).read_volatile() };
-        let not_glibc = || -> c_int { panic!("a normal mutex goes to glibc") };
         // SAFETY: a live mutex, locked by this thread.
-        assert_eq!(unsafe { mutex_trylock(a, tid, not_glibc) }, 0);
+        assert_eq!(unsafe { mutex_try_in_place(a, tid) }, Some(0));
         assert_eq!(
             (word(MUTEX_LOCK), word(MUTEX_OWNER), word(MUTEX_NUSERS)),
             (1, tid, 1)
         );
         // SAFETY: as above.
-        assert_eq!(unsafe { mutex_trylock(a, tid, not_glibc) }, libc::EBUSY);
+        assert_eq!(unsafe { mutex_try_in_place(a, tid) }, Some(libc::EBUSY));
         // glibc's unlock and destroy find it as its own lock left it.
         // SAFETY: the mutex, held by this thread.
         unsafe {
@@ -883,25 +882,11 @@ mod tests {
         // An unknown thread, or any other kind of mutex: glibc's trylock.
         let mut e: libc::pthread_mutex_t = libc::PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
         let ea = &mut e as *mut libc::pthread_mutex_t as usize;
-        let mut called = 0;
-        // SAFETY: live mutexes; the closures stand for glibc.
+        // SAFETY: live mutexes.
         unsafe {
-            assert_eq!(
-                mutex_trylock(ea, tid, || {
-                    called += 1;
-                    7
-                }),
-                7
-            );
-            assert_eq!(
-                mutex_trylock(a, 0, || {
-                    called += 1;
-                    8
-                }),
-                8
-            );
+            assert_eq!(mutex_try_in_place(ea, tid), None);
+            assert_eq!(mutex_try_in_place(a, 0), None);
         }
-        assert_eq!(called, 2);
     }
 
     /// Whether the page holding `p` is mapped (a read maps the zero page).

@@ -40,6 +40,29 @@ fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize) -> u32
     class
 }
 
+/// How a blocking acquisition tries its lock first. Any closure given the
+/// lock and the thread's tid (0 where the hook does not know it) is the
+/// library's trylock; a normal mutex is tried in place first
+/// ([`super::mutex`]), with no call, so that its hook saves no register.
+pub trait FirstTry {
+    /// The try made in place (0 or `EBUSY`), or None where only the
+    /// library can try this lock.
+    #[inline(always)]
+    fn in_place(&self, _addr: usize, _tid: u32) -> Option<c_int> {
+        None
+    }
+
+    /// The library's trylock.
+    fn call(self, addr: usize, tid: u32) -> c_int;
+}
+
+impl<F: FnOnce(usize, u32) -> c_int> FirstTry for F {
+    #[inline(always)]
+    fn call(self, addr: usize, tid: u32) -> c_int {
+        self(addr, tid)
+    }
+}
+
 /// Whether a lock call's result means the lock is now held (a robust
 /// mutex whose owner died is held too).
 #[inline(always)]
@@ -170,7 +193,7 @@ pub fn acquire_blocking(
     kind: LockKind,
     mode: Mode,
     site: usize,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     acquire_blocking_or_alone(addr, kind, mode, site, |_| false, trylock, lock)
@@ -192,7 +215,7 @@ pub fn acquire_blocking_or_alone(
     mode: Mode,
     site: usize,
     cannot_fail: impl FnOnce(usize) -> bool,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     if !config::plainly_on() {
@@ -243,7 +266,7 @@ fn acquire_nested(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: `acquire_blocking` found the state ready.
@@ -263,7 +286,7 @@ fn acquire_new_order(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: as in `acquire_nested`.
@@ -285,7 +308,7 @@ fn take(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     if crate::sys::single_threaded() {
@@ -294,12 +317,10 @@ fn take(
     take_shared(addr, site, tail, trylock, lock)
 }
 
-/// [`take`] in a process with other threads: the real call (a trylock;
-/// the wait if it fails), then the push. The entry is staged above the
-/// held stack before the call and read back after it: only the state's
-/// address is kept across the call, in the one register the call's stack
-/// alignment saves anyway (each register saved is a store, and every
-/// store drains before the lock's atomic). Out of line, so that the
+/// [`take`] in a process with other threads: the lock tried, then the
+/// push; the wait if the try fails. A lock tried in place (a normal
+/// mutex) makes no call: its entry stays in registers and is pushed
+/// after the try, and no register is saved. Out of line, so that the
 /// checks before it make no call and every path leaves them by a tail
 /// call. Called only as [`take`] is, once it saw other threads.
 #[inline(never)]
@@ -307,20 +328,52 @@ fn take_shared(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     // SAFETY: ready, as the callers of `take` found it; not entered: only
-    // stores to its held stack follow, and no call but the real one (a
-    // signal handler that runs in it leaves the state as it found it).
+    // stores to its held stack follow, and no call (a signal handler that
+    // runs meanwhile leaves the state as it found it).
     let parked = unsafe { thread::parked() };
-    if !parked
-        .unentered()
-        .stage_held(HeldEntry::from_parts(addr, site, tail))
-    {
+    let n = parked.held_len();
+    if n >= thread::MAX_HELD {
         return take_overflowing(addr, site, tail, trylock, lock);
     }
-    let r = trylock(addr, parked.tid());
+    let Some(r) = trylock.in_place(addr, parked.tid()) else {
+        return take_shared_by_call(addr, site, tail, trylock, lock);
+    };
+    if r == libc::EBUSY {
+        return contended(thread::reenter(parked), addr, site, tail, lock);
+    }
+    // Held only now, after the try: the watchdog reads the held stacks of
+    // other threads, and an entry for a lock another thread holds would
+    // name a second holder of it for that moment.
+    let st = parked.unentered();
+    let entry = HeldEntry::from_parts(addr, site, tail);
+    st.note_recent(entry);
+    st.push_at(n, entry);
+    r
+}
+
+/// [`take_shared`] of a lock only the library can try: the entry is
+/// staged above the held stack before the call and read back after it,
+/// so that only the state's address is kept across the call, in the one
+/// register the call's stack alignment saves anyway (each register saved
+/// is a store, and every store drains before the lock's atomic).
+#[inline(never)]
+fn take_shared_by_call(
+    addr: usize,
+    site: usize,
+    tail: thread::EntryTail,
+    trylock: impl FirstTry,
+    lock: impl FnOnce(usize) -> c_int,
+) -> c_int {
+    // SAFETY: as in `take_shared`, whose test of the stack's room holds.
+    let parked = unsafe { thread::parked() };
+    parked
+        .unentered()
+        .stage_held(HeldEntry::from_parts(addr, site, tail));
+    let r = trylock.call(addr, parked.tid());
     let st = parked.unentered();
     let entry = st.staged();
     if r == libc::EBUSY {
@@ -335,9 +388,7 @@ fn take_shared(
     if !acquired(r) {
         return refused(r, entry.addr, entry.kind);
     }
-    // Held only now, after the trylock: the watchdog reads the held
-    // stacks of other threads, and an entry for a lock another thread
-    // holds would name a second holder of it for that moment.
+    // Held only now, as in `take_shared`.
     st.note_recent(entry);
     st.hold_staged();
     r
@@ -351,10 +402,10 @@ fn take_overflowing(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    let r = trylock(addr, 0);
+    let r = trylock.call(addr, 0);
     // SAFETY: as in `take_shared`.
     let st = thread::reenter(unsafe { thread::parked() });
     if r == libc::EBUSY {
@@ -421,7 +472,7 @@ fn acquire_unentered(
     kind: LockKind,
     mode: Mode,
     site: usize,
-    trylock: impl FnOnce(usize, u32) -> c_int,
+    trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     let entry = HeldEntry {
@@ -431,7 +482,7 @@ fn acquire_unentered(
     if crate::sys::single_threaded() {
         return after(lock(addr), entry, true);
     }
-    let r = trylock(addr, 0);
+    let r = trylock.call(addr, 0);
     if r != libc::EBUSY {
         return after(r, entry, true);
     }

@@ -2,6 +2,7 @@
 
 use super::locking::{
     acquire_blocking, acquire_blocking_or_alone, acquire_try, destroy, initialised, release,
+    FirstTry,
 };
 use crate::real;
 use core::ffi::{c_int, c_void};
@@ -29,7 +30,7 @@ unsafe extern "C-unwind" fn lock(m: M, site: usize) -> c_int {
         site,
         // SAFETY: the program passed this mutex to its lock.
         |a| unsafe { crate::locks::mutex_lock_cannot_fail(a) },
-        move |a, tid| unsafe { trylock_of_lock(a, tid) },
+        FirstTryInPlace,
         move |a| unsafe { real::pthread_mutex_lock()(a as M) },
     )
 }
@@ -41,36 +42,37 @@ unsafe extern "C-unwind" fn trylock(m: M, site: usize) -> c_int {
 }
 
 unsafe extern "C-unwind" fn timedlock(m: M, t: *const timespec, site: usize) -> c_int {
-    acquire_blocking(
-        m as usize,
-        K,
-        W,
-        site,
-        move |a, tid| unsafe { trylock_of_lock(a, tid) },
-        move |a| unsafe { real::pthread_mutex_timedlock()(a as M, t) },
-    )
+    acquire_blocking(m as usize, K, W, site, FirstTryInPlace, move |a| unsafe {
+        real::pthread_mutex_timedlock()(a as M, t)
+    })
 }
 
 unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: usize) -> c_int {
-    acquire_blocking(
-        m as usize,
-        K,
-        W,
-        site,
-        move |a, tid| unsafe { trylock_of_lock(a, tid) },
-        move |a| unsafe { real::pthread_mutex_clocklock()(a as M, c, t) },
-    )
+    acquire_blocking(m as usize, K, W, site, FirstTryInPlace, move |a| unsafe {
+        real::pthread_mutex_clocklock()(a as M, c, t)
+    })
 }
 
-/// The trylock a blocking lock begins with: a normal mutex is tried in
-/// place (`locks::mutex_trylock`), any other by glibc.
-///
-/// # Safety
-/// `a` is the mutex the program passed to its lock; `tid` this thread's.
-#[inline(always)]
-unsafe fn trylock_of_lock(a: usize, tid: u32) -> c_int {
-    // SAFETY: as above.
-    unsafe { crate::locks::mutex_trylock(a, tid, move || real::pthread_mutex_trylock()(a as M)) }
+/// The try a blocking lock begins with: a normal mutex is tried in place
+/// (`locks::mutex_try_in_place`), any other by glibc.
+#[derive(Clone, Copy)]
+struct FirstTryInPlace;
+
+impl FirstTry for FirstTryInPlace {
+    #[inline(always)]
+    fn in_place(&self, addr: usize, tid: u32) -> Option<c_int> {
+        // SAFETY: the mutex the program passed to its lock; `tid` this
+        // thread's (the hooks pass it so).
+        unsafe { crate::locks::mutex_try_in_place(addr, tid) }
+    }
+
+    /// glibc's trylock (the hooks call it where [`Self::in_place`] is
+    /// None).
+    #[inline(always)]
+    fn call(self, addr: usize, _tid: u32) -> c_int {
+        // SAFETY: the mutex the program passed to its lock.
+        unsafe { real::pthread_mutex_trylock()(addr as M) }
+    }
 }
 
 #[no_mangle]
