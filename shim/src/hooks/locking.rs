@@ -242,7 +242,9 @@ pub fn acquire_blocking_or_alone(
         }
         return take_alone(addr, site, tail, lock);
     }
-    take_shared(addr, site, tail, trylock, lock)
+    // Nothing held: the stack has room, and a lock tried in place is taken
+    // here, with no call.
+    take_in_place_or_else(parked, 0, addr, site, tail, trylock, lock)
 }
 
 /// The push of [`acquire_blocking_or_alone`] before the real call, for a
@@ -257,10 +259,11 @@ fn pushed_alone(parked: thread::Parked, entry: HeldEntry) -> bool {
 }
 
 /// [`acquire_blocking`] with locks held: the lock-order fact first, then
-/// [`take`]. Called only by [`acquire_blocking`] once it found the
-/// thread's state ready. A fact this thread recorded is a key and a probe
-/// of its cache, read without entering the state (a store to set `busy`
-/// and one to clear it) and leaving by a tail call that saves no register.
+/// the acquisition ([`take`]). Called only by [`acquire_blocking`] once
+/// it found the thread's state ready. A fact this thread recorded is a key
+/// and a probe of its cache, read without entering the state (a store to
+/// set `busy` and one to clear it) and leaving by a tail call: the
+/// registers the key needs are saved here, not on the acquisition's path.
 #[inline(never)]
 fn acquire_nested(
     addr: usize,
@@ -298,10 +301,11 @@ fn acquire_new_order(
     take(addr, site, tail, trylock, lock)
 }
 
-/// The acquisition once its lock-order fact is settled: [`take_alone`] in
-/// a process with one thread, else [`take_shared`]. Called only while
-/// [`thread::peek_active`] would find the state ready, by
-/// [`acquire_nested`] and [`acquire_new_order`] ([`acquire_blocking`]
+/// The acquisition once its lock-order fact is settled, with locks held
+/// (the state ready, not entered): [`take_alone`] in a process with one
+/// thread, else the lock tried ([`take_in_place_or_else`]); the real call
+/// and its note with the stack full ([`take_overflowing`]). Called by
+/// [`acquire_nested`] and [`acquire_new_order`] ([`acquire_blocking_or_alone`]
 /// makes the same choice itself, with no lock held, the usual case).
 #[inline(never)]
 fn take(
@@ -314,36 +318,36 @@ fn take(
     if crate::sys::single_threaded() {
         return take_alone(addr, site, tail, lock);
     }
-    take_shared(addr, site, tail, trylock, lock)
+    // SAFETY: ready, as its callers found it; not entered: only stores to
+    // its held stack follow, and no call (a signal handler that runs
+    // meanwhile leaves the state as it found it).
+    let parked = unsafe { thread::parked() };
+    let n = parked.held_len();
+    if n >= thread::MAX_HELD {
+        return take_overflowing(addr, site, tail, trylock, lock);
+    }
+    take_in_place_or_else(parked, n, addr, site, tail, trylock, lock)
 }
 
-/// [`take`] in a process with other threads: the lock tried, then the
-/// push; the wait if the try fails. A lock tried in place (a normal
-/// mutex) makes no call: its entry stays in registers and is pushed
-/// after the try, and no register is saved. Out of line, so that the
-/// checks before it make no call and every path leaves them by a tail
-/// call. Called only as [`take`] is, once it saw other threads.
-#[inline(never)]
-fn take_shared(
+/// The lock tried in place, then pushed at `n` (the held stack's length,
+/// below [`thread::MAX_HELD`]), or the wait if the try fails; a lock only
+/// the library can try goes to [`take_by_call`]. Every path but
+/// the push leaves by a tail call.
+#[inline(always)]
+fn take_in_place_or_else(
+    parked: thread::Parked,
+    n: usize,
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
     trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    // SAFETY: ready, as the callers of `take` found it; not entered: only
-    // stores to its held stack follow, and no call (a signal handler that
-    // runs meanwhile leaves the state as it found it).
-    let parked = unsafe { thread::parked() };
-    let n = parked.held_len();
-    if n >= thread::MAX_HELD {
-        return take_overflowing(addr, site, tail, trylock, lock);
-    }
     let Some(r) = trylock.in_place(addr, parked.tid()) else {
-        return take_shared_by_call(addr, site, tail, trylock, lock);
+        return take_by_call(addr, site, tail, trylock, lock);
     };
     if r == libc::EBUSY {
-        return contended(thread::reenter(parked), addr, site, tail, lock);
+        return contended(addr, site, tail, thread::reenter(parked), lock);
     }
     // Held only now, after the try: the watchdog reads the held stacks of
     // other threads, and an entry for a lock another thread holds would
@@ -355,20 +359,21 @@ fn take_shared(
     r
 }
 
-/// [`take_shared`] of a lock only the library can try: the entry is
+/// [`take_in_place_or_else`] of a lock only the library can try: the entry is
 /// staged above the held stack before the call and read back after it,
 /// so that only the state's address is kept across the call, in the one
 /// register the call's stack alignment saves anyway (each register saved
 /// is a store, and every store drains before the lock's atomic).
 #[inline(never)]
-fn take_shared_by_call(
+fn take_by_call(
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
     trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    // SAFETY: as in `take_shared`, whose test of the stack's room holds.
+    // SAFETY: ready and not entered, as its callers found it, with room
+    // on the held stack.
     let parked = unsafe { thread::parked() };
     parked
         .unentered()
@@ -378,23 +383,23 @@ fn take_shared_by_call(
     let entry = st.staged();
     if r == libc::EBUSY {
         return contended(
-            thread::reenter(parked),
             entry.addr,
             entry.site,
             entry.tail(),
+            thread::reenter(parked),
             lock,
         );
     }
     if !acquired(r) {
         return refused(r, entry.addr, entry.kind);
     }
-    // Held only now, as in `take_shared`.
+    // Held only now, as in `take_in_place_or_else`.
     st.note_recent(entry);
     st.hold_staged();
     r
 }
 
-/// [`take_shared`] with the held stack full: the real call, and the
+/// [`take`] with the held stack full: the real call, and the
 /// overflow noted.
 #[cold]
 #[inline(never)]
@@ -406,19 +411,20 @@ fn take_overflowing(
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     let r = trylock.call(addr, 0);
-    // SAFETY: as in `take_shared`.
+    // SAFETY: ready, as its callers found it.
     let st = thread::reenter(unsafe { thread::parked() });
     if r == libc::EBUSY {
-        return contended(st, addr, site, tail, lock);
+        return contended(addr, site, tail, st, lock);
     }
     after_entered(st, r, HeldEntry::from_parts(addr, site, tail), true, true)
 }
 
-/// [`take`] in a process with one thread: no other thread can hold the
+/// An acquisition in a process with one thread: no other thread can hold the
 /// lock (or watch the wait), so the real call is made directly, glibc's
 /// own single-thread path without the atomic a trylock costs. It may still
 /// wait (on itself, on another process's file lock), outside the thread's
-/// state as every wait. Called only as [`take`] is.
+/// state as every wait. Called only as [`take`] is, or as
+/// [`acquire_blocking_or_alone`] calls it, with the state ready.
 #[inline(never)]
 fn take_alone(
     addr: usize,
@@ -427,8 +433,8 @@ fn take_alone(
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     let r = lock(addr);
-    // SAFETY: ready, as in `take` (a signal handler that ran in the call
-    // left it as it found it).
+    // SAFETY: ready, as its callers found it (a signal handler that ran in
+    // the call left it as it found it).
     let st = thread::reenter(unsafe { thread::parked() });
     // The recent acquisitions are read at a queue operation (those since
     // the previous one on the same queue) and when a thread ends for its
@@ -451,10 +457,11 @@ fn passed(addr: usize, call: impl FnOnce(usize) -> c_int) -> c_int {
 #[cold]
 #[inline(never)]
 fn contended(
-    st: &mut thread::ThreadState,
     addr: usize,
     site: usize,
     tail: thread::EntryTail,
+    // After the entry's parts, which stay in the registers they came in.
+    st: &mut thread::ThreadState,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
     let entry = HeldEntry::from_parts(addr, site, tail);
@@ -540,7 +547,7 @@ pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_i
     match thread::peek_active() {
         thread::Peek::Ready(parked) => {
             if !parked.unentered().pop_top(addr) {
-                return release_slow_then(thread::reenter(parked), addr, kind, real);
+                return release_slow_then(addr, kind, thread::reenter(parked), real);
             }
         }
         thread::Peek::Busy => {}
@@ -554,9 +561,10 @@ pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_i
 #[cold]
 #[inline(never)]
 fn release_slow_then(
-    st: &mut thread::ThreadState,
     addr: usize,
     kind: LockKind,
+    // After the lock's own arguments, which stay in their registers.
+    st: &mut thread::ThreadState,
     real: impl FnOnce() -> c_int,
 ) -> c_int {
     release_slow(st, addr, kind);
