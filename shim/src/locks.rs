@@ -652,8 +652,16 @@ const MUTEX_OWNER: usize = 8;
 const MUTEX_NUSERS: usize = 12;
 const MUTEX_KIND: usize = 16;
 const RWLOCK_READERS: usize = 0;
+const RWLOCK_WRPHASE_FUTEX: usize = 8;
+const RWLOCK_WRITERS_FUTEX: usize = 12;
 const RWLOCK_WRITER: usize = 24;
 const RWLOCK_FLAGS: usize = 48;
+/// Bits of an rwlock's `__readers` (glibc's pthread_rwlock_common.c): a
+/// write phase, a primary writer, and the count of readers above them.
+const RW_WRPHASE: u32 = 1;
+const RW_WRLOCKED: u32 = 2;
+const RW_READER: u32 = 1 << 3;
+const RW_READER_OVERFLOW: u32 = 1 << 31;
 
 /// The owner field of a lock held in `mode` (glibc 2.36, x86_64:
 /// `pthread_mutex_t.__owner` at 8, `pthread_rwlock_t.__cur_writer` at 24),
@@ -811,6 +819,77 @@ pub unsafe fn mutex_try_in_place(addr: usize, tid: u32) -> Option<c_int> {
     Some(0)
 }
 
+/// `pthread_rwlock_tryrdlock` of the rwlock at `addr`, made in place in
+/// the one state where glibc's is a single compare-and-swap and its lock
+/// takes the same path: a read phase with no primary writer (`__readers`
+/// without `WRPHASE` or `WRLOCKED`), one more reader. None in any other
+/// state, when the swap loses a race, or with lock elision turned on:
+/// glibc's trylock decides then.
+///
+/// # Safety
+/// `addr` is a live rwlock the caller read-locks.
+#[inline(always)]
+pub unsafe fn rwlock_read_in_place(addr: usize) -> Option<c_int> {
+    if !OWN_TRYLOCK.load(Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: `__readers`, an aligned int of a live rwlock, is what
+    // glibc's atomics work on.
+    let readers = unsafe { &*((addr + RWLOCK_READERS) as *const AtomicU32) };
+    let r = readers.load(Ordering::Relaxed);
+    if r & (RW_WRPHASE | RW_WRLOCKED) != 0 || r + RW_READER >= RW_READER_OVERFLOW {
+        return None;
+    }
+    readers
+        .compare_exchange(r, r + RW_READER, Ordering::Acquire, Ordering::Relaxed)
+        .ok()
+        .map(|_| 0)
+}
+
+/// `pthread_rwlock_trywrlock` of the rwlock at `addr` for thread `tid`,
+/// made in place when the lock is idle (`__readers` 0, a read phase, or
+/// `WRPHASE` alone, a write phase: where a write lock left it), as glibc's
+/// makes it there: the swap to a primary writer in a write phase, then
+/// `__writers_futex`, `__wrphase_futex` if the swap started the write
+/// phase, and `__cur_writer`. None in any other state, for an unknown
+/// thread, when the swap loses a race, or with lock elision turned on:
+/// glibc's trylock decides then.
+///
+/// # Safety
+/// `addr` is a live rwlock the caller write-locks; `tid` its kernel tid.
+#[inline(always)]
+pub unsafe fn rwlock_write_in_place(addr: usize, tid: u32) -> Option<c_int> {
+    if tid == 0 || !OWN_TRYLOCK.load(Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: as in `rwlock_read_in_place`.
+    let readers = unsafe { &*((addr + RWLOCK_READERS) as *const AtomicU32) };
+    let r = readers.load(Ordering::Relaxed);
+    if r & !RW_WRPHASE != 0
+        || readers
+            .compare_exchange(
+                r,
+                RW_WRPHASE | RW_WRLOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+    {
+        return None;
+    }
+    // SAFETY: ints of the live rwlock, stored relaxed and in this order, as
+    // glibc's trywrlock stores them once its swap succeeded (a write phase
+    // it did not start keeps its futex word: readers may wait on it).
+    unsafe {
+        (*((addr + RWLOCK_WRITERS_FUTEX) as *const AtomicU32)).store(1, Ordering::Relaxed);
+        if r & RW_WRPHASE == 0 {
+            (*((addr + RWLOCK_WRPHASE_FUTEX) as *const AtomicU32)).store(1, Ordering::Relaxed);
+        }
+        (*((addr + RWLOCK_WRITER) as *const AtomicU32)).store(tid, Ordering::Relaxed);
+    }
+    Some(0)
+}
+
 /// What glibc 2.36 keeps in a lock's memory that the analysis needs.
 pub struct LockProps {
     pub writer_preferring: bool,
@@ -887,6 +966,98 @@ mod tests {
             assert_eq!(mutex_try_in_place(ea, tid), None);
             assert_eq!(mutex_try_in_place(a, 0), None);
         }
+    }
+
+    /// The 56 bytes of an rwlock.
+    fn rw_bytes(l: &libc::pthread_rwlock_t) -> [u8; 56] {
+        // SAFETY: a pthread_rwlock_t is 56 plain bytes here.
+        unsafe { core::mem::transmute_copy(l) }
+    }
+
+    /// Fresh rwlocks of each kind glibc has, private and shared (leaked:
+    /// a lock never moves once made).
+    fn rwlocks() -> Vec<&'static mut libc::pthread_rwlock_t> {
+        let mut v = Vec::new();
+        for kind in [0, 1, 2] {
+            for pshared in [libc::PTHREAD_PROCESS_PRIVATE, libc::PTHREAD_PROCESS_SHARED] {
+                // SAFETY: attributes made, used and destroyed here.
+                unsafe {
+                    let mut a: libc::pthread_rwlockattr_t = core::mem::zeroed();
+                    assert_eq!(libc::pthread_rwlockattr_init(&mut a), 0);
+                    extern "C" {
+                        fn pthread_rwlockattr_setkind_np(
+                            a: *mut libc::pthread_rwlockattr_t,
+                            k: c_int,
+                        ) -> c_int;
+                    }
+                    assert_eq!(pthread_rwlockattr_setkind_np(&mut a, kind), 0);
+                    assert_eq!(libc::pthread_rwlockattr_setpshared(&mut a, pshared), 0);
+                    let l = Box::leak(Box::new(libc::PTHREAD_RWLOCK_INITIALIZER));
+                    assert_eq!(libc::pthread_rwlock_init(l, &a), 0);
+                    libc::pthread_rwlockattr_destroy(&mut a);
+                    v.push(l);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn an_rwlock_tried_in_place_is_held_as_glibcs_own_trylock_holds_it() {
+        settle_trylock();
+        let tid = crate::sys::gettid();
+        for (ours, theirs) in rwlocks().into_iter().zip(rwlocks()) {
+            let a = ours as *mut libc::pthread_rwlock_t as usize;
+            // SAFETY: live rwlocks, locked and unlocked by this thread.
+            unsafe {
+                // Read: twice (two readers), each as glibc's try would.
+                for _ in 0..2 {
+                    assert_eq!(rwlock_read_in_place(a), Some(0));
+                    assert_eq!(libc::pthread_rwlock_tryrdlock(theirs), 0);
+                    assert_eq!(rw_bytes(ours), rw_bytes(theirs));
+                }
+                // Read-locked: no write in place.
+                assert_eq!(rwlock_write_in_place(a, tid), None);
+                for _ in 0..2 {
+                    assert_eq!(libc::pthread_rwlock_unlock(ours), 0);
+                    assert_eq!(libc::pthread_rwlock_unlock(theirs), 0);
+                    assert_eq!(rw_bytes(ours), rw_bytes(theirs));
+                }
+                // Write, from the idle read phase.
+                assert_eq!(rwlock_write_in_place(a, tid), Some(0));
+                assert_eq!(libc::pthread_rwlock_trywrlock(theirs), 0);
+                assert_eq!(rw_bytes(ours), rw_bytes(theirs));
+                // Write-locked: neither in place; glibc refuses both.
+                assert_eq!(rwlock_read_in_place(a), None);
+                assert_eq!(rwlock_write_in_place(a, tid), None);
+                assert_eq!(libc::pthread_rwlock_tryrdlock(ours), libc::EBUSY);
+                assert_eq!(libc::pthread_rwlock_unlock(ours), 0);
+                assert_eq!(libc::pthread_rwlock_unlock(theirs), 0);
+                assert_eq!(rw_bytes(ours), rw_bytes(theirs));
+                // Idle in a write phase now: a reader is glibc's to
+                // let in (it ends the phase); a writer is taken in place.
+                assert_eq!(rwlock_read_in_place(a), None);
+                assert_eq!(rwlock_write_in_place(a, tid), Some(0));
+                assert_eq!(libc::pthread_rwlock_trywrlock(theirs), 0);
+                assert_eq!(rw_bytes(ours), rw_bytes(theirs));
+                assert_eq!(libc::pthread_rwlock_unlock(ours), 0);
+                assert_eq!(libc::pthread_rwlock_unlock(theirs), 0);
+                assert_eq!(rw_bytes(ours), rw_bytes(theirs));
+                // glibc's own locks and destroy go on from the same state.
+                assert_eq!(libc::pthread_rwlock_rdlock(ours), 0);
+                assert_eq!(libc::pthread_rwlock_unlock(ours), 0);
+                assert_eq!(libc::pthread_rwlock_wrlock(ours), 0);
+                assert_eq!(libc::pthread_rwlock_unlock(ours), 0);
+                assert_eq!(libc::pthread_rwlock_destroy(ours), 0);
+            }
+        }
+        // An unknown thread: glibc's.
+        let mut l = libc::PTHREAD_RWLOCK_INITIALIZER;
+        // SAFETY: a live rwlock.
+        assert_eq!(
+            unsafe { rwlock_write_in_place(&mut l as *mut _ as usize, 0) },
+            None
+        );
     }
 
     /// Whether the page holding `p` is mapped (a read maps the zero page).

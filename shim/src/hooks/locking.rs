@@ -42,8 +42,10 @@ fn before_otherwise(addr: usize, kind: LockKind, mode: Mode, site: usize) -> u32
 
 /// How a blocking acquisition tries its lock first. Any closure given the
 /// lock and the thread's tid (0 where the hook does not know it) is the
-/// library's trylock; a normal mutex is tried in place first
-/// ([`super::mutex`]), with no call, so that its hook saves no register.
+/// library's trylock; a normal mutex, and an rwlock in the states where
+/// glibc's try is one compare-and-swap, are tried in place first
+/// ([`super::mutex`], [`super::rwlock`]), with no call, so that the hook
+/// saves no register.
 pub trait FirstTry {
     /// The try made in place (0 or `EBUSY`), or None where only the
     /// library can try this lock.

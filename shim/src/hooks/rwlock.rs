@@ -1,6 +1,6 @@
 //! `pthread_rwlock_*`.
 
-use super::locking::{acquire_blocking, acquire_try, destroy, initialised, release};
+use super::locking::{acquire_blocking, acquire_try, destroy, initialised, release, FirstTry};
 use crate::real;
 use core::ffi::{c_int, c_void};
 use holdcheck_format::{LockKind, Mode};
@@ -28,7 +28,7 @@ unsafe extern "C-unwind" fn rdlock(l: L, site: usize) -> c_int {
         K,
         Mode::Read,
         site,
-        move |a, _| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        ReadFirst,
         move |a| unsafe { real::pthread_rwlock_rdlock()(a as L) },
     )
 }
@@ -39,7 +39,7 @@ unsafe extern "C-unwind" fn wrlock(l: L, site: usize) -> c_int {
         K,
         Mode::Write,
         site,
-        move |a, _| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        WriteFirst,
         move |a| unsafe { real::pthread_rwlock_wrlock()(a as L) },
     )
 }
@@ -62,7 +62,7 @@ unsafe extern "C-unwind" fn timedrdlock(l: L, t: *const timespec, site: usize) -
         K,
         Mode::Read,
         site,
-        move |a, _| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        ReadFirst,
         move |a| unsafe { real::pthread_rwlock_timedrdlock()(a as L, t) },
     )
 }
@@ -73,7 +73,7 @@ unsafe extern "C-unwind" fn timedwrlock(l: L, t: *const timespec, site: usize) -
         K,
         Mode::Write,
         site,
-        move |a, _| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        WriteFirst,
         move |a| unsafe { real::pthread_rwlock_timedwrlock()(a as L, t) },
     )
 }
@@ -84,7 +84,7 @@ unsafe extern "C-unwind" fn clockrdlock(l: L, c: c_int, t: *const timespec, site
         K,
         Mode::Read,
         site,
-        move |a, _| unsafe { real::pthread_rwlock_tryrdlock()(a as L) },
+        ReadFirst,
         move |a| unsafe { real::pthread_rwlock_clockrdlock()(a as L, c, t) },
     )
 }
@@ -95,9 +95,48 @@ unsafe extern "C-unwind" fn clockwrlock(l: L, c: c_int, t: *const timespec, site
         K,
         Mode::Write,
         site,
-        move |a, _| unsafe { real::pthread_rwlock_trywrlock()(a as L) },
+        WriteFirst,
         move |a| unsafe { real::pthread_rwlock_clockwrlock()(a as L, c, t) },
     )
+}
+
+/// The try a blocking read lock begins with: in place in a read phase with
+/// no primary writer (`locks::rwlock_read_in_place`), else glibc's.
+#[derive(Clone, Copy)]
+struct ReadFirst;
+
+impl FirstTry for ReadFirst {
+    #[inline(always)]
+    fn in_place(&self, addr: usize, _tid: u32) -> Option<c_int> {
+        // SAFETY: the rwlock the program passed to its read lock.
+        unsafe { crate::locks::rwlock_read_in_place(addr) }
+    }
+
+    #[inline(always)]
+    fn call(self, addr: usize, _tid: u32) -> c_int {
+        // SAFETY: as above.
+        unsafe { real::pthread_rwlock_tryrdlock()(addr as L) }
+    }
+}
+
+/// The try a blocking write lock begins with: in place when the lock is
+/// idle (`locks::rwlock_write_in_place`), else glibc's.
+#[derive(Clone, Copy)]
+struct WriteFirst;
+
+impl FirstTry for WriteFirst {
+    #[inline(always)]
+    fn in_place(&self, addr: usize, tid: u32) -> Option<c_int> {
+        // SAFETY: the rwlock the program passed to its write lock; `tid`
+        // this thread's (the hooks pass it so).
+        unsafe { crate::locks::rwlock_write_in_place(addr, tid) }
+    }
+
+    #[inline(always)]
+    fn call(self, addr: usize, _tid: u32) -> c_int {
+        // SAFETY: the rwlock the program passed to its write lock.
+        unsafe { real::pthread_rwlock_trywrlock()(addr as L) }
+    }
 }
 
 #[no_mangle]
