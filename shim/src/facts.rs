@@ -28,8 +28,10 @@ fn mode_bits(m: Mode) -> u64 {
 /// before under another epoch is neither unwound nor written again.
 #[inline(always)]
 pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode) -> u64 {
-    let mut h = mix(locks::epoch(), addr as u64);
-    h = mix(h, mode_bits(mode) | (st.phase() as u64) << 8);
+    // The mode and phase above the address's 48 bits, in one multiply:
+    // the multiplies are one chain, and the nested lock waits for it.
+    let bits = mode_bits(mode) | (st.phase() as u64) << 8;
+    let mut h = mix(locks::epoch(), addr as u64 ^ bits << 48);
     for e in st.held() {
         h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
     }
