@@ -109,14 +109,14 @@ macro_rules! real_fns {
             RESOLVING.store(false, Ordering::Release);
         }
         /// Per function, what a hook jumps to while it is not resolved
-        /// (its [`targets`] entry): a trampoline that resolves it and jumps
-        /// to it, so that a hook's real call is a load and a jump (a call
-        /// to resolve in place would make every hook save the registers its
-        /// arguments are in, a store each, on its fast path too). It saves every
-        /// argument register (the vector ones too, and `al` of a variadic
-        /// call) and leaves the stack as it found it, so the resolved
-        /// function gets the call exactly as made; it is gone from the
-        /// stack before that function runs.
+        /// (its [`targets`] entry): a trampoline that resolves it and
+        /// jumps to it, so that a hook's real call is a load and a jump (a
+        /// call to resolve in place would make every hook save the
+        /// registers its arguments are in, a store each, on its fast path
+        /// too). It saves every argument register (the vector ones too,
+        /// and `al` of a variadic call) and leaves the stack as it found
+        /// it, so the resolved function gets the call exactly as made; it
+        /// is gone from the stack before that function runs.
         mod unresolved {
             $(
                 #[unsafe(naked)]

@@ -421,10 +421,10 @@ impl ThreadState {
 
     /// Records a lock as held at `n`, the stack's length, which the caller
     /// found below [`MAX_HELD`] (read once: the stores of a lock's try in
-    /// between would make the compiler read it again).
+    /// between would make the compiler read it again). Nothing is written
+    /// past the stack, whatever `n`.
     #[inline(always)]
     pub fn push_at(&mut self, n: usize, entry: HeldEntry) {
-        debug_assert!(n == self.held_len && n < MAX_HELD);
         if let Some(slot) = self.held.get_mut(n) {
             entry.store_to(slot.as_mut_ptr());
             self.held_len = n + 1;

@@ -1,7 +1,9 @@
 //! What every lock hook does, whatever the primitive.
 //!
 //! A blocking acquisition first *tries* the lock: uncontended, that is the
-//! whole cost (the same as the real lock). Contended, the thread publishes
+//! whole cost (the same as the real lock; a normal mutex, and an rwlock in
+//! the states where glibc's try is one compare-and-swap, are tried in
+//! place, as glibc's trylock would, with no call). Contended, the thread publishes
 //! its wait (with the stack of this call site, unwound the first time this
 //! thread contends there) and then blocks in the real call, untouched: a
 //! waiter is never taken out of the lock's queue, so a writer-preferring
@@ -230,10 +232,11 @@ pub fn acquire_blocking_or_alone(
         thread::Peek::Busy => return passed(addr, lock),
         thread::Peek::New => return acquire_unentered(addr, kind, mode, site, trylock, lock),
     };
-    // What follows is called by a tail call: at most six arguments, all
-    // in registers (the entry as its parts, the lock as the closures'
-    // argument, the thread's state found again), so that this dispatch
-    // stores nothing, not even a saved register.
+    // Every path below but a lock tried in place leaves by a tail call: at
+    // most six arguments, all in registers (the entry as its parts, the
+    // lock as the closures' argument, the thread's state found again), so
+    // that this dispatch stores nothing but the held entry, not even a
+    // saved register.
     let tail = HeldEntry::new(addr, kind, mode, site).tail();
     if parked.held_len() > 0 {
         return acquire_nested(addr, site, tail, trylock, lock);
@@ -333,8 +336,9 @@ fn take(
 
 /// The lock tried in place, then pushed at `n` (the held stack's length,
 /// below [`thread::MAX_HELD`]), or the wait if the try fails; a lock only
-/// the library can try goes to [`take_by_call`]. Every path but
-/// the push leaves by a tail call.
+/// the library can try goes to [`take_by_call`]. Every path but the push
+/// leaves by a tail call. An in-place try only ever succeeds (0) or finds
+/// the lock taken (`EBUSY`): anything else is the library's to answer.
 #[inline(always)]
 fn take_in_place_or_else(
     parked: thread::Parked,
@@ -361,11 +365,12 @@ fn take_in_place_or_else(
     r
 }
 
-/// [`take_in_place_or_else`] of a lock only the library can try: the entry is
-/// staged above the held stack before the call and read back after it,
-/// so that only the state's address is kept across the call, in the one
-/// register the call's stack alignment saves anyway (each register saved
-/// is a store, and every store drains before the lock's atomic).
+/// [`take_in_place_or_else`] of a lock only the library can try: the
+/// entry is staged above the held stack before the call and read back
+/// after it, so that only the state's address is kept across the call, in
+/// the one register the call's stack alignment saves anyway (each
+/// register saved is a store, and every store drains before the lock's
+/// atomic).
 #[inline(never)]
 fn take_by_call(
     addr: usize,

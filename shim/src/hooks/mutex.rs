@@ -30,7 +30,7 @@ unsafe extern "C-unwind" fn lock(m: M, site: usize) -> c_int {
         site,
         // SAFETY: the program passed this mutex to its lock.
         |a| unsafe { crate::locks::mutex_lock_cannot_fail(a) },
-        FirstTryInPlace,
+        MutexFirst,
         move |a| unsafe { real::pthread_mutex_lock()(a as M) },
     )
 }
@@ -42,13 +42,13 @@ unsafe extern "C-unwind" fn trylock(m: M, site: usize) -> c_int {
 }
 
 unsafe extern "C-unwind" fn timedlock(m: M, t: *const timespec, site: usize) -> c_int {
-    acquire_blocking(m as usize, K, W, site, FirstTryInPlace, move |a| unsafe {
+    acquire_blocking(m as usize, K, W, site, MutexFirst, move |a| unsafe {
         real::pthread_mutex_timedlock()(a as M, t)
     })
 }
 
 unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: usize) -> c_int {
-    acquire_blocking(m as usize, K, W, site, FirstTryInPlace, move |a| unsafe {
+    acquire_blocking(m as usize, K, W, site, MutexFirst, move |a| unsafe {
         real::pthread_mutex_clocklock()(a as M, c, t)
     })
 }
@@ -56,9 +56,9 @@ unsafe extern "C-unwind" fn clocklock(m: M, c: c_int, t: *const timespec, site: 
 /// The try a blocking lock begins with: a normal mutex is tried in place
 /// (`locks::mutex_try_in_place`), any other by glibc.
 #[derive(Clone, Copy)]
-struct FirstTryInPlace;
+struct MutexFirst;
 
-impl FirstTry for FirstTryInPlace {
+impl FirstTry for MutexFirst {
     #[inline(always)]
     fn in_place(&self, addr: usize, tid: u32) -> Option<c_int> {
         // SAFETY: the mutex the program passed to its lock; `tid` this
