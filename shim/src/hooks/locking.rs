@@ -379,12 +379,16 @@ fn take_by_call(
     trylock: impl FirstTry,
     lock: impl FnOnce(usize) -> c_int,
 ) -> c_int {
-    // SAFETY: ready and not entered, as its callers found it, with room
-    // on the held stack.
+    // SAFETY: ready and not entered, as its callers found it.
     let parked = unsafe { thread::parked() };
-    parked
+    // Its callers found room on the held stack; `staged` below reads what
+    // this wrote only if it did.
+    if !parked
         .unentered()
-        .stage_held(HeldEntry::from_parts(addr, site, tail));
+        .stage_held(HeldEntry::from_parts(addr, site, tail))
+    {
+        return take_overflowing(addr, site, tail, trylock, lock);
+    }
     let r = trylock.call(addr, parked.tid());
     let st = parked.unentered();
     let entry = st.staged();
