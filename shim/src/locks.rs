@@ -837,7 +837,8 @@ pub unsafe fn rwlock_read_in_place(addr: usize) -> Option<c_int> {
     // glibc's atomics work on.
     let readers = unsafe { &*((addr + RWLOCK_READERS) as *const AtomicU32) };
     let r = readers.load(Ordering::Relaxed);
-    if r & (RW_WRPHASE | RW_WRLOCKED) != 0 || r + RW_READER >= RW_READER_OVERFLOW {
+    // (No sum that could wrap: glibc never lets the count near the top.)
+    if r & (RW_WRPHASE | RW_WRLOCKED) != 0 || r >= RW_READER_OVERFLOW - RW_READER {
         return None;
     }
     readers
