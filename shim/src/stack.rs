@@ -95,6 +95,52 @@ pub struct Module {
     pub phnum: u16,
 }
 
+impl Module {
+    /// The object the loader lists with load bias `bias`, name `name` (null
+    /// or empty: the main program) and program headers `phdr`, `phnum`:
+    /// from `dl_iterate_phdr`, or from the loader's own entry in a fork
+    /// child.
+    ///
+    /// # Safety
+    /// `name` is null or a NUL-terminated string, and `phdr` points at
+    /// `phnum` program headers, all of a loaded object.
+    pub unsafe fn of_loaded(
+        bias: u64,
+        name: *const core::ffi::c_char,
+        phdr: *const libc::Elf64_Phdr,
+        phnum: u16,
+    ) -> Module {
+        let name = if name.is_null() {
+            c""
+        } else {
+            // SAFETY: as the caller promises.
+            unsafe { CStr::from_ptr(name) }
+        };
+        let path = if name.is_empty() {
+            // The main program: its loader entry has no name.
+            std::fs::read_link("/proc/self/exe")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            name.to_string_lossy().into_owned()
+        };
+        // SAFETY: as the caller promises.
+        let phdrs = unsafe { core::slice::from_raw_parts(phdr, phnum as usize) };
+        let segments = phdrs
+            .iter()
+            .filter(|p| p.p_type == libc::PT_LOAD)
+            .map(|p| (bias + p.p_vaddr, bias + p.p_vaddr + p.p_memsz))
+            .collect();
+        Module {
+            path,
+            base: bias,
+            segments,
+            phdr: phdr as usize,
+            phnum,
+        }
+    }
+}
+
 /// The loader's `dlpi_adds`/`dlpi_subs` at the last snapshot: the module
 /// table needs writing again only when they change.
 static LAST_ADDS: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -245,34 +291,12 @@ pub fn modules() -> Vec<Module> {
     ) -> c_int {
         let out = &mut *(data as *mut Vec<Module>);
         let info = &*info;
-        let name = if info.dlpi_name.is_null() {
-            ""
-        } else {
-            CStr::from_ptr(info.dlpi_name).to_str().unwrap_or("")
-        };
-        let path = if name.is_empty() {
-            // The main program: its loader entry has no name.
-            std::fs::read_link("/proc/self/exe")
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        } else {
-            name.to_string()
-        };
-        let mut segments = Vec::new();
-        for i in 0..info.dlpi_phnum as usize {
-            let ph = &*info.dlpi_phdr.add(i);
-            if ph.p_type == libc::PT_LOAD {
-                let start = info.dlpi_addr + ph.p_vaddr;
-                segments.push((start, start + ph.p_memsz));
-            }
-        }
-        out.push(Module {
-            path,
-            base: info.dlpi_addr,
-            segments,
-            phdr: info.dlpi_phdr as usize,
-            phnum: info.dlpi_phnum,
-        });
+        out.push(Module::of_loaded(
+            info.dlpi_addr,
+            info.dlpi_name,
+            info.dlpi_phdr,
+            info.dlpi_phnum,
+        ));
         0
     }
     // SAFETY: the callback only reads the entries it is given.

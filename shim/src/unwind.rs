@@ -386,29 +386,9 @@ fn loaded_since_fork(addr: u64) -> Option<stack::Module> {
         let l = link_map as *const u64;
         (*l, *(l.add(1)) as *const core::ffi::c_char)
     };
-    // SAFETY: checked to lie inside the object's mapping.
-    let phdrs =
-        unsafe { core::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum as usize) };
-    let segments = phdrs
-        .iter()
-        .filter(|p| p.p_type == libc::PT_LOAD)
-        .map(|p| (bias + p.p_vaddr, bias + p.p_vaddr + p.p_memsz))
-        .collect();
-    let path = if name.is_null() {
-        String::new()
-    } else {
-        // SAFETY: the loader's NUL-terminated name of the object.
-        unsafe { core::ffi::CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    Some(stack::Module {
-        path,
-        base: bias,
-        segments,
-        phdr: phdr as usize,
-        phnum,
-    })
+    // SAFETY: the loader's name of a loaded object, and its program
+    // headers, checked to lie inside the object's mapping.
+    Some(unsafe { stack::Module::of_loaded(bias, name, phdr as *const libc::Elf64_Phdr, phnum) })
 }
 
 /// The unwinder's own stack: gimli's CFI rows take more than 8 KiB of
