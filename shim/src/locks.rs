@@ -660,6 +660,7 @@ const RWLOCK_FLAGS: usize = 48;
 /// write phase, a primary writer, and the count of readers above them.
 const RW_WRPHASE: u32 = 1;
 const RW_WRLOCKED: u32 = 2;
+const RW_RWAITING: u32 = 4;
 const RW_READER: u32 = 1 << 3;
 const RW_READER_OVERFLOW: u32 = 1 << 31;
 
@@ -819,6 +820,73 @@ pub unsafe fn mutex_try_in_place(addr: usize, tid: u32) -> Option<c_int> {
     Some(0)
 }
 
+/// `pthread_mutex_lock` of a normal mutex while the process has one
+/// thread, made in place the way glibc 2.36 makes it then
+/// (`lll_mutex_lock_optimized`: a private mutex whose `__lock` is 0 is
+/// taken by a plain store, no atomic), then `__owner` and `__nusers`.
+/// False (nothing done) for any other mutex, a held one, an unknown
+/// thread, or lock elision turned on: glibc's lock then.
+///
+/// # Safety
+/// As [`mutex_try_in_place`], called only while
+/// [`crate::sys::single_threaded`] (no other thread can race the store).
+#[inline(always)]
+pub unsafe fn mutex_lock_alone(addr: usize, tid: u32) -> bool {
+    if tid == 0 || !mutex_lock_cannot_fail(addr) || !OWN_TRYLOCK.load(Ordering::Relaxed) {
+        return false;
+    }
+    // SAFETY: `__lock`, an aligned int of a live mutex.
+    let lock = unsafe { &*((addr + MUTEX_LOCK) as *const AtomicU32) };
+    if lock.load(Ordering::Relaxed) != 0 {
+        return false;
+    }
+    lock.store(1, Ordering::Relaxed);
+    // SAFETY: the mutex is this thread's now; glibc writes these plainly.
+    unsafe {
+        ((addr + MUTEX_OWNER) as *mut u32).write(tid);
+        let nusers = (addr + MUTEX_NUSERS) as *mut u32;
+        nusers.write(nusers.read().wrapping_add(1));
+    }
+    true
+}
+
+/// `pthread_mutex_unlock` of a normal mutex (`__kind` 0), made in place
+/// the way glibc 2.36's `__pthread_mutex_unlock_usercnt` makes it:
+/// `__owner` cleared, `__nusers` decremented, then `__lock` released (a
+/// plain store while the process has one thread, else an exchange, and
+/// one waiter woken if the old value said some wait). glibc reaches that
+/// through two calls and a jump table: about 23 instructions against 8.
+/// False (nothing done) for any other kind of mutex: glibc's unlock then.
+/// A normal mutex checks no owner, in glibc as here.
+///
+/// # Safety
+/// As [`state`], for a mutex the caller unlocks.
+#[inline(always)]
+pub unsafe fn mutex_unlock_in_place(addr: usize) -> bool {
+    if !mutex_lock_cannot_fail(addr) {
+        return false;
+    }
+    // SAFETY: fields of the live mutex the caller unlocks; glibc writes
+    // these two plainly too.
+    unsafe {
+        ((addr + MUTEX_OWNER) as *mut u32).write(0);
+        let nusers = (addr + MUTEX_NUSERS) as *mut u32;
+        nusers.write(nusers.read().wrapping_sub(1));
+    }
+    // SAFETY: `__lock`, an aligned int of the live mutex.
+    let lock = unsafe { &*((addr + MUTEX_LOCK) as *const AtomicU32) };
+    if crate::sys::single_threaded() {
+        lock.store(0, Ordering::Release);
+    } else if lock.swap(0, Ordering::Release) > 1 {
+        // A waiter (glibc's `lll_unlock`). The mutex may be destroyed and
+        // its memory reused as soon as the swap is made, as in glibc: a
+        // failed or spurious wake is harmless, and the raw call leaves
+        // errno alone.
+        let _ = rustix::thread::futex::wake(lock, rustix::thread::futex::Flags::PRIVATE, 1);
+    }
+    true
+}
+
 /// `pthread_rwlock_tryrdlock` of the rwlock at `addr`, made in place in
 /// the one state where glibc's is a single compare-and-swap and its lock
 /// takes the same path: a read phase with no primary writer (`__readers`
@@ -845,6 +913,37 @@ pub unsafe fn rwlock_read_in_place(addr: usize) -> Option<c_int> {
         .compare_exchange(r, r + RW_READER, Ordering::Acquire, Ordering::Relaxed)
         .ok()
         .map(|_| 0)
+}
+
+/// `pthread_rwlock_unlock` of a read lock, made in place in the one state
+/// where glibc 2.36's is a single compare-and-swap that wakes nobody: no
+/// writer recorded (`__cur_writer` 0: glibc tells a read unlock from a
+/// write unlock by it) and a read phase with no primary writer and no
+/// reader waiting for one (`__readers` without `WRPHASE`, `WRLOCKED` or
+/// `RWAITING`): one reader fewer. False (nothing done) in any other state
+/// or when the swap loses a race: glibc's unlock then, which may hand the
+/// lock over and wake its waiters.
+///
+/// # Safety
+/// `addr` is a live rwlock the caller unlocks.
+#[inline(always)]
+pub unsafe fn rwlock_read_unlock_in_place(addr: usize) -> bool {
+    // SAFETY: ints of the live rwlock, which glibc's atomics work on.
+    let (writer, readers) = unsafe {
+        (
+            &*((addr + RWLOCK_WRITER) as *const AtomicU32),
+            &*((addr + RWLOCK_READERS) as *const AtomicU32),
+        )
+    };
+    if writer.load(Ordering::Relaxed) != 0 {
+        return false;
+    }
+    let r = readers.load(Ordering::Relaxed);
+    r & (RW_WRPHASE | RW_WRLOCKED | RW_RWAITING) == 0
+        && r >= RW_READER
+        && readers
+            .compare_exchange(r, r - RW_READER, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// `pthread_rwlock_trywrlock` of the rwlock at `addr` for thread `tid`,
@@ -933,6 +1032,7 @@ pub unsafe fn props(addr: usize, kind: LockKind) -> LockProps {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::ffi::c_void;
 
     #[test]
     fn a_normal_mutex_tried_in_place_is_held_as_glibc_would_hold_it() {
@@ -967,6 +1067,94 @@ mod tests {
             assert_eq!(mutex_try_in_place(ea, tid), None);
             assert_eq!(mutex_try_in_place(a, 0), None);
         }
+    }
+
+    /// The 40 bytes of a mutex.
+    fn mutex_bytes(m: &libc::pthread_mutex_t) -> [u8; 40] {
+        // SAFETY: a pthread_mutex_t is 40 plain bytes here.
+        unsafe { core::mem::transmute_copy(m) }
+    }
+
+    #[test]
+    fn a_normal_mutex_locked_and_unlocked_in_place_is_as_glibc_leaves_it() {
+        settle_trylock();
+        let tid = crate::sys::gettid();
+        let fresh = || -> &'static mut libc::pthread_mutex_t {
+            Box::leak(Box::new(libc::PTHREAD_MUTEX_INITIALIZER))
+        };
+        let (ours, theirs) = (fresh(), fresh());
+        let a = ours as *mut libc::pthread_mutex_t as usize;
+        let t = theirs as *mut libc::pthread_mutex_t;
+        // SAFETY: live mutexes, locked and unlocked by this thread; glibc's
+        // own functions reached through the shim's resolution.
+        unsafe {
+            for _ in 0..3 {
+                assert!(mutex_lock_alone(a, tid));
+                assert_eq!(crate::real::pthread_mutex_lock()(t.cast()), 0);
+                assert_eq!(mutex_bytes(ours), mutex_bytes(theirs));
+                // Held: not taken again.
+                assert!(!mutex_lock_alone(a, tid));
+                assert!(mutex_unlock_in_place(a));
+                assert_eq!(crate::real::pthread_mutex_unlock()(t.cast()), 0);
+                assert_eq!(mutex_bytes(ours), mutex_bytes(theirs));
+            }
+            // Taken by glibc, released in place, and the other way round.
+            assert_eq!(crate::real::pthread_mutex_lock()(a as *mut c_void), 0);
+            assert!(mutex_unlock_in_place(a));
+            assert!(mutex_lock_alone(a, tid));
+            assert_eq!(crate::real::pthread_mutex_unlock()(a as *mut c_void), 0);
+            assert_eq!(mutex_bytes(ours), mutex_bytes(theirs));
+            assert_eq!(crate::real::pthread_mutex_destroy()(a as *mut c_void), 0);
+        }
+        // Every other kind is glibc's, and left untouched.
+        for init in [
+            libc::PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP,
+            libc::PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
+        ] {
+            let m = Box::leak(Box::new(init));
+            let before = mutex_bytes(m);
+            let ma = m as *mut libc::pthread_mutex_t as usize;
+            // SAFETY: a live mutex.
+            unsafe {
+                assert!(!mutex_lock_alone(ma, tid));
+                assert!(!mutex_unlock_in_place(ma));
+            }
+            assert_eq!(mutex_bytes(m), before);
+        }
+    }
+
+    #[test]
+    fn a_mutex_released_in_place_wakes_its_waiter() {
+        let m: &'static mut libc::pthread_mutex_t =
+            Box::leak(Box::new(libc::PTHREAD_MUTEX_INITIALIZER));
+        let a = m as *mut libc::pthread_mutex_t as usize;
+        // SAFETY: a live mutex.
+        assert_eq!(
+            unsafe { crate::real::pthread_mutex_lock()(a as *mut c_void) },
+            0
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            // SAFETY: as above; glibc's lock waits on the futex.
+            let r = unsafe { crate::real::pthread_mutex_lock()(a as *mut c_void) };
+            tx.send(r).unwrap();
+            // SAFETY: taken just above.
+            unsafe { crate::real::pthread_mutex_unlock()(a as *mut c_void) };
+        });
+        // The waiter is asleep once glibc marked the lock contended (2).
+        let word = || unsafe { ((a + MUTEX_LOCK) as *const AtomicU32).as_ref() }.unwrap();
+        let start = std::time::Instant::now();
+        while word().load(Ordering::Acquire) != 2 {
+            assert!(start.elapsed().as_secs() < 10, "the waiter never waited");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // SAFETY: held by this thread.
+        assert!(unsafe { mutex_unlock_in_place(a) });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got, Ok(0), "the waiter was not woken");
+        waiter.join().unwrap();
+        assert_eq!(word().load(Ordering::Acquire), 0);
     }
 
     /// The 56 bytes of an rwlock.
@@ -1019,18 +1207,23 @@ mod tests {
                 }
                 // Read-locked: no write in place.
                 assert_eq!(rwlock_write_in_place(a, tid), None);
+                // Each read released in place, as glibc's unlock would.
                 for _ in 0..2 {
-                    assert_eq!(libc::pthread_rwlock_unlock(ours), 0);
+                    assert!(rwlock_read_unlock_in_place(a));
                     assert_eq!(libc::pthread_rwlock_unlock(theirs), 0);
                     assert_eq!(rw_bytes(ours), rw_bytes(theirs));
                 }
+                // Idle: nothing to release.
+                assert!(!rwlock_read_unlock_in_place(a));
+                assert_eq!(rw_bytes(ours), rw_bytes(theirs));
                 // Write, from the idle read phase.
                 assert_eq!(rwlock_write_in_place(a, tid), Some(0));
                 assert_eq!(libc::pthread_rwlock_trywrlock(theirs), 0);
                 assert_eq!(rw_bytes(ours), rw_bytes(theirs));
-                // Write-locked: neither in place; glibc refuses both.
+                // Write-locked: nothing in place; glibc refuses both.
                 assert_eq!(rwlock_read_in_place(a), None);
                 assert_eq!(rwlock_write_in_place(a, tid), None);
+                assert!(!rwlock_read_unlock_in_place(a));
                 assert_eq!(libc::pthread_rwlock_tryrdlock(ours), libc::EBUSY);
                 assert_eq!(libc::pthread_rwlock_unlock(ours), 0);
                 assert_eq!(libc::pthread_rwlock_unlock(theirs), 0);
@@ -1059,6 +1252,40 @@ mod tests {
             unsafe { rwlock_write_in_place(&mut l as *mut _ as usize, 0) },
             None
         );
+    }
+
+    #[test]
+    fn a_read_unlock_that_must_hand_the_rwlock_over_is_left_to_glibc() {
+        settle_trylock();
+        for l in rwlocks() {
+            let a = l as *mut libc::pthread_rwlock_t as usize;
+            // SAFETY: a live rwlock, read-locked here.
+            assert_eq!(unsafe { rwlock_read_in_place(a) }, Some(0));
+            let (tx, rx) = std::sync::mpsc::channel();
+            let writer = std::thread::spawn(move || {
+                // SAFETY: the live rwlock; glibc's wrlock waits for the reader.
+                let r = unsafe { libc::pthread_rwlock_wrlock(a as *mut libc::pthread_rwlock_t) };
+                tx.send(r).unwrap();
+                // SAFETY: write-locked just above.
+                unsafe { libc::pthread_rwlock_unlock(a as *mut libc::pthread_rwlock_t) };
+            });
+            // The writer waits once it made itself the primary writer.
+            let readers = || unsafe { &*((a + RWLOCK_READERS) as *const AtomicU32) };
+            let start = std::time::Instant::now();
+            while readers().load(Ordering::Acquire) & RW_WRLOCKED == 0 {
+                assert!(start.elapsed().as_secs() < 10, "the writer never came");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            // SAFETY: read-locked by this thread.
+            unsafe {
+                assert!(!rwlock_read_unlock_in_place(a));
+                assert_eq!(libc::pthread_rwlock_unlock(l), 0);
+            }
+            let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(got, Ok(0), "the writer was not handed the lock");
+            writer.join().unwrap();
+        }
     }
 
     /// Whether the page holding `p` is mapped (a read maps the zero page).

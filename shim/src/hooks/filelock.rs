@@ -47,7 +47,7 @@ fn result(c: c_int, busy: c_int) -> c_int {
 /// Pops the file lock `fd` holds from this thread's held stack.
 fn forget(fd: c_int) {
     if let Some(addr) = filelocks::released(fd) {
-        release(addr, LockKind::File, || 0);
+        release(addr, LockKind::File, |_| false, || 0);
     }
 }
 

@@ -9,8 +9,11 @@
 //! waiter is never taken out of the lock's queue, so a writer-preferring
 //! rwlock or a fair mutex behaves as it would without the shim. In a
 //! process with one thread nothing can contend: the real lock is taken at
-//! once (glibc's single-thread path), and a normal mutex's entry is pushed
-//! before it, so that the hook ends in a jump to glibc.
+//! once (glibc's single-thread path); a normal mutex's entry is pushed
+//! before it, and the mutex is taken in place as glibc takes it then (a
+//! plain store), or the hook ends in a jump to glibc. A release pops its
+//! entry, then releases a normal mutex, or an rwlock's read lock that
+//! wakes nobody, in place, or jumps to the library's unlock.
 
 use crate::facts::{self, Misuse};
 use crate::live;
@@ -58,6 +61,13 @@ pub trait FirstTry {
 
     /// The library's trylock.
     fn call(self, addr: usize, tid: u32) -> c_int;
+
+    /// The lock taken in place while the process has one thread, as the
+    /// library takes it then (true), or nothing done: the library's lock.
+    #[inline(always)]
+    fn alone(&self, _addr: usize, _tid: u32) -> bool {
+        false
+    }
 }
 
 impl<F: FnOnce(usize, u32) -> c_int> FirstTry for F {
@@ -207,9 +217,10 @@ pub fn acquire_blocking(
 /// address) says can only succeed or wait for ever, such as
 /// `pthread_mutex_lock` of a normal mutex. While the process has one
 /// thread and this one holds nothing, the entry is pushed *before* the
-/// real call, which is then made last (a tail call): the hook keeps
-/// nothing across it, so it saves no register, makes no call of its own
-/// and finds no state again after it. No other thread can hold the lock
+/// real call, which is then made last (a tail call), or in place where
+/// `trylock` can ([`FirstTry::alone`]): the hook keeps nothing across it,
+/// so it saves no register, makes no call of its own and finds no state
+/// again after it. No other thread can hold the lock
 /// or read the held stack meanwhile; a signal handler that runs in the
 /// call sees the lock as held a moment early.
 #[inline(always)]
@@ -242,7 +253,10 @@ pub fn acquire_blocking_or_alone(
         return acquire_nested(addr, site, tail, trylock, lock);
     }
     if crate::sys::single_threaded() {
-        if cannot_fail(addr) && pushed_alone(parked, HeldEntry::from_parts(addr, site, tail)) {
+        if cannot_fail(addr) && pushed_alone(&parked, HeldEntry::from_parts(addr, site, tail)) {
+            if trylock.alone(addr, parked.tid()) {
+                return 0;
+            }
             return lock(addr);
         }
         return take_alone(addr, site, tail, lock);
@@ -257,7 +271,7 @@ pub fn acquire_blocking_or_alone(
 /// done) once the thread used a queue, whose operations read its recent
 /// acquisitions (pushed after the call, by [`take_alone`]).
 #[inline(always)]
-fn pushed_alone(parked: thread::Parked, entry: HeldEntry) -> bool {
+fn pushed_alone(parked: &thread::Parked, entry: HeldEntry) -> bool {
     let st = parked.unentered();
     // The stack is empty: the push cannot overflow.
     !st.used_queues() && st.push_held(entry)
@@ -547,8 +561,16 @@ fn announce(st: &mut thread::ThreadState, entry: &HeldEntry) -> Option<&'static 
 
 /// A release: the pop, then the real call. A release of a lock this
 /// thread was not seen taking is looked at closer, off the fast path.
+/// On the fast path alone, `in_place` (given the lock's address) may make
+/// the release itself, exactly as the library would, and say so (true);
+/// every other path makes the real call.
 #[inline(always)]
-pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_int {
+pub fn release(
+    addr: usize,
+    kind: LockKind,
+    in_place: impl FnOnce(usize) -> bool,
+    real: impl FnOnce() -> c_int,
+) -> c_int {
     if !config::plainly_on() {
         return release_otherwise_then(addr, kind, real);
     }
@@ -560,7 +582,11 @@ pub fn release(addr: usize, kind: LockKind, real: impl FnOnce() -> c_int) -> c_i
             if !parked.unentered().pop_top(addr) {
                 return release_slow_then(addr, kind, thread::reenter(parked), real);
             }
+            if in_place(addr) {
+                return 0;
+            }
         }
+        // Passed through untouched (see `acquire_blocking_or_alone`).
         thread::Peek::Busy => {}
         // A thread's first hooked call: its state is made there.
         thread::Peek::New => return release_otherwise_then(addr, kind, real),

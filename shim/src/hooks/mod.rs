@@ -1,6 +1,10 @@
 //! The interposed entry points. Each one passes the call through untouched
 //! when the shim is off or already running on this thread; otherwise it does
-//! its bookkeeping around the real call.
+//! its bookkeeping around the real call. On the uncontended fast path a few
+//! lock calls are made in place instead, with the same stores glibc 2.36
+//! would make (`crate::locks`: a normal mutex's try, its lock while the
+//! process has one thread, its unlock; an rwlock's try and read unlock in
+//! the states where glibc's is one compare-and-swap that wakes nobody).
 //!
 //! Every hook is `extern "C-unwind"`: `pthread_cancel` of a thread blocked in
 //! a cancellation point (`read`, `recv`, `pthread_cond_wait`, …) unwinds

@@ -73,13 +73,24 @@ impl FirstTry for MutexFirst {
         // SAFETY: the mutex the program passed to its lock.
         unsafe { real::pthread_mutex_trylock()(addr as M) }
     }
+
+    #[inline(always)]
+    fn alone(&self, addr: usize, tid: u32) -> bool {
+        // SAFETY: as for `in_place`; the hooks call it only while the
+        // process has one thread.
+        unsafe { crate::locks::mutex_lock_alone(addr, tid) }
+    }
 }
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_mutex_unlock(m: M) -> c_int {
-    release(m as usize, K, move || unsafe {
-        real::pthread_mutex_unlock()(m)
-    })
+    release(
+        m as usize,
+        K,
+        // SAFETY: the mutex the program unlocks.
+        |a| unsafe { crate::locks::mutex_unlock_in_place(a) },
+        move || unsafe { real::pthread_mutex_unlock()(m) },
+    )
 }
 
 unsafe extern "C-unwind" fn init(m: M, attr: *const c_void, site: usize) -> c_int {

@@ -141,9 +141,13 @@ impl FirstTry for WriteFirst {
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_rwlock_unlock(l: L) -> c_int {
-    release(l as usize, LockKind::Rwlock, move || unsafe {
-        real::pthread_rwlock_unlock()(l)
-    })
+    release(
+        l as usize,
+        LockKind::Rwlock,
+        // SAFETY: the rwlock the program unlocks.
+        |a| unsafe { crate::locks::rwlock_read_unlock_in_place(a) },
+        move || unsafe { real::pthread_rwlock_unlock()(l) },
+    )
 }
 
 unsafe extern "C-unwind" fn init(l: L, attr: *const c_void, site: usize) -> c_int {

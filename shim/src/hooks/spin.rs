@@ -36,9 +36,12 @@ unsafe extern "C-unwind" fn trylock(s: S, site: usize) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_spin_unlock(s: S) -> c_int {
-    release(s as usize, K, move || unsafe {
-        real::pthread_spin_unlock()(s)
-    })
+    release(
+        s as usize,
+        K,
+        |_| false,
+        move || unsafe { real::pthread_spin_unlock()(s) },
+    )
 }
 
 #[no_mangle]
