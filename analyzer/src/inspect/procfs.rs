@@ -238,20 +238,48 @@ pub fn parse_syscall(line: &str) -> Syscall {
     }
 }
 
+/// The state letter of a `stat` line: after the parenthesised name,
+/// which may hold spaces.
+fn state_of(stat: &str) -> char {
+    let after_name = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    after_name.trim_start().chars().next().unwrap_or('?')
+}
+
 /// Reads one thread. A thread that exited meanwhile yields None.
 pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
     let dir = format!("/proc/{pid}/task/{tid}");
     if !Path::new(&dir).exists() {
         return Ok(None);
     }
-    let stat = match fs::read_to_string(format!("{dir}/stat")) {
-        Ok(s) => s,
-        Err(_) => return Ok(None),
+    let read_stat = || fs::read_to_string(format!("{dir}/stat")).ok();
+    let read_syscall = || match read(Path::new(&format!("{dir}/syscall"))) {
+        Ok(s) => Ok(Some(parse_syscall(&s))),
+        // A thread that ends while it is read is skipped, not an error.
+        Err(_) if !Path::new(&dir).exists() => Ok(None),
+        Err(e) => Err(e),
     };
+    let Some(mut stat) = read_stat() else {
+        return Ok(None);
+    };
+    let Some(mut syscall) = read_syscall()? else {
+        return Ok(None);
+    };
+    // A sleeping thread that woke between the two reads (a wait with a
+    // short timeout) reads as sleeping and "running": both are read again,
+    // a few times, for a pair from one moment.
+    for _ in 0..4 {
+        if syscall != Syscall::Running || state_of(&stat) == 'R' {
+            break;
+        }
+        let (Some(st), Some(sc)) = (read_stat(), read_syscall()?) else {
+            return Ok(None);
+        };
+        (stat, syscall) = (st, sc);
+    }
     // The state follows the parenthesised name, which may hold spaces;
     // the start time (in clock ticks since boot) is the 20th field after.
     let after_name = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let state = after_name.trim_start().chars().next().unwrap_or('?');
+    let state = state_of(&stat);
     // SAFETY: no preconditions.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
@@ -260,12 +288,6 @@ pub fn task(pid: u32, tid: u32) -> Result<Option<Task>> {
         .and_then(|t| t.parse::<f64>().ok())
         .map(|ticks| ticks * 1000.0 / ticks_per_s);
     let cpu = fields.get(36).and_then(|c| c.parse::<u32>().ok());
-    // A thread that ends while it is read is skipped, not an error.
-    let syscall = match read(Path::new(&format!("{dir}/syscall"))) {
-        Ok(s) => parse_syscall(&s),
-        Err(_) if !Path::new(&dir).exists() => return Ok(None),
-        Err(e) => return Err(e),
-    };
     let status = fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
     let switches = status
         .lines()
