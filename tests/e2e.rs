@@ -2845,7 +2845,15 @@ fn a_stress_run_reports_a_flaky_inversion_once_with_the_runs_that_showed_it() {
 
 #[test]
 fn mutex_kinds_dlopen_and_process_endings_are_left_as_they_are() {
-    for mode in ["kinds", "pshared", "dlopen", "mainexit", "exitrace", "ctor"] {
+    for mode in [
+        "kinds",
+        "pshared",
+        "dlopen",
+        "mainexit",
+        "exitrace",
+        "ctor",
+        "exclusion",
+    ] {
         let start = Instant::now();
         let r = run_example("mutexkinds", &[mode], 60);
         assert_eq!(

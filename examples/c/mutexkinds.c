@@ -13,6 +13,11 @@
  *   mainexit   main calls pthread_exit while its threads still take locks
  *   exitrace   exit() while threads take locks and block in reads
  *   ctor       locks taken in a constructor, before main
+ *   exclusion  a normal mutex and an rwlock still exclude and still wake
+ *              their waiters (the shim takes and releases them in place):
+ *              counters kept under them by threads that contend, through
+ *              a condition variable too, with the locks' first uses made
+ *              while the process has one thread
  */
 #include "common.h"
 #include <dlfcn.h>
@@ -177,6 +182,81 @@ __attribute__((constructor(101))) static void early(void) {
     pthread_mutex_unlock(&ctor_lock);
 }
 
+/* ---- exclusion ---- */
+
+#define EX_THREADS 4
+#define EX_ROUNDS 200000
+
+static pthread_mutex_t ex_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t ex_rw = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_cond_t ex_turn = PTHREAD_COND_INITIALIZER;
+static volatile long ex_count, ex_a, ex_b, ex_torn, ex_baton;
+
+static void *ex_worker(void *arg) {
+    long id = (long)arg;
+    for (long i = 0; i < EX_ROUNDS; i++) {
+        pthread_mutex_lock(&ex_lock);
+        long c = ex_count; /* a lost update if another thread is in here */
+        if (i % 64 == 0)
+            sched_yield(); /* hold it a while: the others wait on the futex */
+        ex_count = c + 1;
+        pthread_mutex_unlock(&ex_lock);
+        if (i % 4 == 0) {
+            pthread_rwlock_wrlock(&ex_rw);
+            ex_a++;
+            ex_b++;
+            pthread_rwlock_unlock(&ex_rw);
+        } else {
+            pthread_rwlock_rdlock(&ex_rw);
+            if (ex_a != ex_b)
+                ex_torn++;
+            pthread_rwlock_unlock(&ex_rw);
+        }
+    }
+    /* A baton passed round the threads in turn: every wait on the
+     * condition variable gives the mutex up and takes it back in glibc. */
+    for (int round = 0; round < 2000; round++) {
+        pthread_mutex_lock(&ex_lock);
+        while (ex_baton % EX_THREADS != id)
+            pthread_cond_wait(&ex_turn, &ex_lock);
+        ex_baton++;
+        pthread_cond_broadcast(&ex_turn);
+        pthread_mutex_unlock(&ex_lock);
+    }
+    return NULL;
+}
+
+static int exclusion(void) {
+    /* Alone first: glibc's single-thread path. */
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&ex_lock);
+        ex_count++;
+        pthread_mutex_unlock(&ex_lock);
+        pthread_rwlock_rdlock(&ex_rw);
+        pthread_rwlock_unlock(&ex_rw);
+    }
+    pthread_t t[EX_THREADS];
+    for (long i = 0; i < EX_THREADS; i++)
+        if (pthread_create(&t[i], NULL, ex_worker, (void *)i) != 0)
+            die("pthread_create");
+    for (int i = 0; i < EX_THREADS; i++)
+        pthread_join(t[i], NULL);
+    long want = 1000 + (long)EX_THREADS * EX_ROUNDS;
+    if (ex_count != want || ex_a != ex_b || ex_torn != 0 || ex_baton != EX_THREADS * 2000) {
+        fprintf(stderr, "count %ld (want %ld), a %ld b %ld, torn reads %ld, baton %ld\n", ex_count,
+                want, ex_a, ex_b, ex_torn, ex_baton);
+        return 1;
+    }
+    /* Every lock is free again, as glibc sees it. */
+    if (pthread_mutex_trylock(&ex_lock) != 0 || pthread_rwlock_trywrlock(&ex_rw) != 0) {
+        fprintf(stderr, "a lock left held\n");
+        return 1;
+    }
+    pthread_rwlock_unlock(&ex_rw);
+    pthread_mutex_unlock(&ex_lock);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (strcmp(mode, "kinds") == 0) {
@@ -206,8 +286,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "ctor") == 0) {
         if (ctor_ran != 1)
             return 1;
+    } else if (strcmp(mode, "exclusion") == 0) {
+        if (exclusion())
+            return 1;
     } else {
-        fprintf(stderr, "usage: mutexkinds kinds|pshared|dlopen|mainexit|exitrace|ctor\n");
+        fprintf(stderr, "usage: mutexkinds kinds|pshared|dlopen|mainexit|exitrace|ctor|exclusion\n");
         return 2;
     }
     ok(mode);
