@@ -797,12 +797,8 @@ pub fn settle_trylock() {
 /// As [`state`], for a mutex the caller locks (`tid` its kernel tid).
 #[inline(always)]
 pub unsafe fn mutex_try_in_place(addr: usize, tid: u32) -> Option<c_int> {
-    if tid == 0 || !mutex_lock_cannot_fail(addr) || !OWN_TRYLOCK.load(Ordering::Relaxed) {
-        return None;
-    }
-    // SAFETY: `__lock`, an aligned int of a live mutex, is what glibc's
-    // atomics work on.
-    let lock = unsafe { &*((addr + MUTEX_LOCK) as *const AtomicU32) };
+    // SAFETY: as this function's.
+    let lock = unsafe { mutex_lock_word_if_own(addr, tid) }?;
     if lock.load(Ordering::Relaxed) != 0
         || lock
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -810,14 +806,39 @@ pub unsafe fn mutex_try_in_place(addr: usize, tid: u32) -> Option<c_int> {
     {
         return Some(libc::EBUSY);
     }
-    // SAFETY: the mutex is this thread's now; glibc writes these two
-    // plainly too.
+    // SAFETY: the mutex is this thread's now.
+    unsafe { mutex_owned(addr, tid) };
+    Some(0)
+}
+
+/// `__lock` of the mutex at `addr`, where the shim may take it itself for
+/// thread `tid`: a normal mutex, a known thread, no lock elision.
+///
+/// # Safety
+/// As [`mutex_try_in_place`].
+#[inline(always)]
+unsafe fn mutex_lock_word_if_own(addr: usize, tid: u32) -> Option<&'static AtomicU32> {
+    if tid == 0 || !mutex_lock_cannot_fail(addr) || !OWN_TRYLOCK.load(Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: `__lock`, an aligned int of a live mutex, is what glibc's
+    // atomics work on.
+    Some(unsafe { &*((addr + MUTEX_LOCK) as *const AtomicU32) })
+}
+
+/// What glibc records once its lock of the mutex at `addr` succeeded, and
+/// writes plainly: `__owner` (thread `tid`) and one more `__nusers`.
+///
+/// # Safety
+/// `addr` is a live mutex this thread just took.
+#[inline(always)]
+unsafe fn mutex_owned(addr: usize, tid: u32) {
+    // SAFETY: ints of the live mutex, the caller's now.
     unsafe {
         ((addr + MUTEX_OWNER) as *mut u32).write(tid);
         let nusers = (addr + MUTEX_NUSERS) as *mut u32;
         nusers.write(nusers.read().wrapping_add(1));
     }
-    Some(0)
 }
 
 /// `pthread_mutex_lock` of a normal mutex while the process has one
@@ -832,21 +853,16 @@ pub unsafe fn mutex_try_in_place(addr: usize, tid: u32) -> Option<c_int> {
 /// [`crate::sys::single_threaded`] (no other thread can race the store).
 #[inline(always)]
 pub unsafe fn mutex_lock_alone(addr: usize, tid: u32) -> bool {
-    if tid == 0 || !mutex_lock_cannot_fail(addr) || !OWN_TRYLOCK.load(Ordering::Relaxed) {
+    // SAFETY: as this function's.
+    let Some(lock) = (unsafe { mutex_lock_word_if_own(addr, tid) }) else {
         return false;
-    }
-    // SAFETY: `__lock`, an aligned int of a live mutex.
-    let lock = unsafe { &*((addr + MUTEX_LOCK) as *const AtomicU32) };
+    };
     if lock.load(Ordering::Relaxed) != 0 {
         return false;
     }
     lock.store(1, Ordering::Relaxed);
-    // SAFETY: the mutex is this thread's now; glibc writes these plainly.
-    unsafe {
-        ((addr + MUTEX_OWNER) as *mut u32).write(tid);
-        let nusers = (addr + MUTEX_NUSERS) as *mut u32;
-        nusers.write(nusers.read().wrapping_add(1));
-    }
+    // SAFETY: the mutex is this thread's now.
+    unsafe { mutex_owned(addr, tid) };
     true
 }
 
