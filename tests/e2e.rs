@@ -1059,6 +1059,78 @@ fn non_blocking_sends_under_a_lock_are_not_findings() {
 }
 
 #[test]
+fn waits_between_queues_made_by_calls_made_again_are_all_recorded() {
+    use holdcheck_format::{Channel, Direction, Record};
+    // One thread, two socket pairs A and B: a steady loop on A, one on B,
+    // then one through both (see queuewaits.c). Every call after a loop's
+    // first turn is the shim's fast path, which notes its waits as bits;
+    // the third loop's waits between calls must all be in the trace: 12
+    // (4 queues, each waiting between two of its calls on the 3 others).
+    // Before the bits, a third wait between two calls was crowded out by
+    // the two before it (10 of 12).
+    let r = run_example("queuewaits", &["2000"], 60);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let inode = |name: &str| -> u64 {
+        let words: Vec<&str> = r.stdout.lines().next().unwrap().split(' ').collect();
+        let at = words.iter().position(|w| *w == name).unwrap();
+        words[at + 1].parse().unwrap()
+    };
+    let (a, b) = (inode("A"), inode("B"));
+    let queue = |c: &Channel, d: &Direction| -> String {
+        let Channel::Unix { inode: Some(i), .. } = c else {
+            panic!("not a socket pair's queue: {c:?}");
+        };
+        let pair = if *i == a {
+            "A"
+        } else if *i == b {
+            "B"
+        } else {
+            "?"
+        };
+        format!("{pair}/{d:?}")
+    };
+    let mut waits: Vec<String> = holdcheck::trace::read_dirs(std::slice::from_ref(&r.trace_dir))
+        .unwrap()
+        .into_iter()
+        .flat_map(|t| t.records)
+        .filter_map(|rec| match rec {
+            Record::QueueWait {
+                channel,
+                direction,
+                waited,
+                waited_direction,
+                ..
+            } => Some(format!(
+                "{} <- {}",
+                queue(&channel, &direction),
+                queue(&waited, &waited_direction)
+            )),
+            _ => None,
+        })
+        .collect();
+    waits.sort();
+    waits.dedup();
+    let queues = ["A/Send", "A/Recv", "B/Send", "B/Recv"];
+    let mut want: Vec<String> = queues
+        .iter()
+        .flat_map(|q| {
+            queues
+                .iter()
+                .filter(move |w| *w != q)
+                .map(move |w| format!("{q} <- {w}"))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(waits, want);
+    assert_eq!(
+        r.report["findings"],
+        serde_json::json!([]),
+        "{:#}",
+        r.report
+    );
+}
+
+#[test]
 fn holdcheck_errors_are_clear_and_have_their_own_status() {
     let empty = work_dir("empty");
     let (code, _, err) = holdcheck(

@@ -88,6 +88,13 @@ pub fn plainly_on() -> bool {
     STATE.load(Ordering::Relaxed) == ON
 }
 
+/// Whether `holdcheck confirm` steers this run, once [`active`] said
+/// the shim is on: the byte that test read (`steer::on` is another).
+#[inline(always)]
+pub fn steering() -> bool {
+    STATE.load(Ordering::Relaxed) == STEER
+}
+
 #[cold]
 fn not_on() -> bool {
     STATE.load(Ordering::Relaxed) != OFF && first_use()

@@ -7,7 +7,7 @@ use crate::config;
 use crate::locks;
 use crate::recorder::{record_stack, recorder, Prepared};
 use crate::sys::ErrnoGuard;
-use crate::thread::{mix, Again, HeldEntry, ThreadState, Waited};
+use crate::thread::{mix, Again, HeldEntry, ThreadState, Waited, QUEUE_SLOTS};
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, MisuseKind, Mode, Record};
 use std::hash::{Hash, Hasher};
 
@@ -402,6 +402,20 @@ pub fn call_begin(
             return Some(ctx);
         }
     }
+    call_begin_new(st, fd, dir, call, dest)
+}
+
+/// [`call_begin`] with something that may be new: out of line, so that
+/// a call made again saves no registers for it.
+#[cold]
+#[inline(never)]
+fn call_begin_new(
+    st: &mut ThreadState,
+    fd: i32,
+    dir: Direction,
+    call: &'static str,
+    dest: channel::Dest,
+) -> Option<CallCtx> {
     let _errno = ErrnoGuard::save();
     let (chan, stamp) = channel::resolve_stamped(fd, dir, dest)?;
     record_new_peers();
@@ -431,11 +445,8 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
         stamp: channel::fd_stamp(fd)?,
     };
     let (slot, fact) = nothing_new(st, this, call, true)?;
-    let (chan_id, stack) = (st.queues[slot].chan_id - 1, st.queues[slot].stack);
-    let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
-    // A descriptor's stamp is no generation: only an object's (fd -1) is.
-    let gen = if fd < 0 { this.stamp.0 } else { 0 };
-    st.note_wait_on(slot, fd + 1, Waited { packed, gen, stack });
+    let chan_id = st.queues[slot].chan_id - 1;
+    st.note_wait_fast(slot);
     Some(published_wait(st, slot, fd, dir, call, chan_id, fact))
 }
 
@@ -470,6 +481,24 @@ fn nothing_new(
     {
         return None;
     }
+    // The same, noted as bits by calls made again: each checked once.
+    let pending = (st.wait_pending >> (8 * slot)) as u8;
+    if pending != 0 {
+        if st.wait_known_epoch != epoch {
+            st.wait_known = 0;
+            st.wait_known_epoch = epoch;
+        }
+        let unknown = pending & !((st.wait_known >> (8 * slot)) as u8);
+        if unknown != 0 {
+            for j in (0..QUEUE_SLOTS).filter(|j| unknown & (1 << j) != 0) {
+                let w = st.waited_of(j)?;
+                if !st.seen_peek(waited_key(key, w.packed, epoch)) {
+                    return None;
+                }
+            }
+            st.wait_known |= (unknown as u32) << (8 * slot);
+        }
+    }
     let fact = if blocking && st.held_len > 0 {
         let tid = st.tid();
         let fact = held_call_key(st, key, call, epoch, tid);
@@ -484,6 +513,7 @@ fn nothing_new(
     if st.queues[slot].waits_after.iter().any(|w| w.packed != 0) {
         st.queues[slot].waits_after = Default::default();
     }
+    st.wait_pending &= !(0xff << (8 * slot));
     st.queues[slot].seq = st.recent_now();
     Some((slot, fact))
 }
@@ -614,6 +644,8 @@ fn queue_op(
     let ckey = channel_key(&chan, dir);
     let tid = st.tid();
     let epoch = locks::epoch();
+    // The fast path's waits, where this path reads and changes the slots.
+    st.materialize_waits(epoch);
 
     // A semaphore or condition variable made per object, or per wait as
     // Python's `threading.Condition` does: each generation is a new
@@ -839,6 +871,7 @@ fn queue_op(
         }
     }
     st.queues[slot].again = again;
+    st.refresh_wait_spread();
     if !blocking {
         return CallCtx {
             fact,

@@ -24,23 +24,28 @@ pub const WAIT_LOCK: u8 = 1;
 pub const WAIT_CALL: u8 = 2;
 
 /// What one thread shows the watchdog. Written only by its thread.
+///
+/// A wait's fields come first, on one cache line of their own: a blocking
+/// call writes them right after a system call has left the caches cold,
+/// and each line it touches then costs (see BENCHMARKS.md).
+#[repr(C, align(64))]
 pub struct Published {
-    pub in_use: AtomicBool,
-    pub tid: AtomicU32,
-    pub state: AtomicPtr<ThreadState>,
-    pub wait: AtomicU8,
     /// When the current wait began (monotonic ns); written last, so a reader
     /// that sees the same value before and after its reads saw one wait.
     pub since: AtomicU64,
-    pub lock: AtomicUsize,
-    /// bit 0: read mode; bits 1-2: mutex 0, rwlock 1, file lock 2.
-    pub lock_bits: AtomicU8,
     pub call_ptr: AtomicUsize,
     pub call_len: AtomicUsize,
+    pub stack: AtomicU64,
+    pub lock: AtomicUsize,
     pub channel: AtomicU32,
+    pub wait: AtomicU8,
     /// bit 0: receiving; bit 1: awaiting a reply.
     pub call_bits: AtomicU8,
-    pub stack: AtomicU64,
+    /// bit 0: read mode; bits 1-2: mutex 0, rwlock 1, file lock 2.
+    pub lock_bits: AtomicU8,
+    pub in_use: AtomicBool,
+    pub tid: AtomicU32,
+    pub state: AtomicPtr<ThreadState>,
     /// Calls under locks this thread counts (`facts::tally`): here, where
     /// the watchdog and the exit of the process find them.
     pub tallies: [Tally; TALLIES],

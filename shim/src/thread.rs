@@ -168,6 +168,10 @@ impl HeldEntry {
 /// every lock acquired since then was acquired between two operations on it.
 #[derive(Clone, Copy)]
 pub struct QueueSlot {
+    /// The call last made on it, when what it was made on is known not to
+    /// have changed (`facts::nothing_new`): the same call again, with
+    /// nothing new since, is only a published wait (a signal: nothing).
+    pub again: Option<Again>,
     pub key: u64,
     pub seq: u64,
     /// The last stack recorded for an operation on this channel.
@@ -180,10 +184,6 @@ pub struct QueueSlot {
     /// Blocking calls on other queues (other descriptors) since the last
     /// operation on this one.
     pub waits_after: [Waited; WAITS_AFTER],
-    /// The call last made on it, when what it was made on is known not to
-    /// have changed (`facts::nothing_new`): the same call again, with
-    /// nothing new since, is only a published wait (a signal: nothing).
-    pub again: Option<Again>,
 }
 
 /// A blocking call on another queue, remembered by a queue slot.
@@ -242,13 +242,42 @@ pub struct ThreadState {
     /// Set once a queue slot is claimed ([`Self::used_queues`]): here, on
     /// the line the lock hooks touch anyway, not on the slots'.
     pub queues_used: bool,
-    pub recent: [HeldEntry; RECENT],
+    // From here to `queues`: what a blocking call made again reads, on the
+    // block's first lines. It runs right after a system call, with the
+    // caches cold, and each line it touches then costs (BENCHMARKS.md).
+    /// This thread's record for the watchdog (null until its first wait).
+    pub published: *const crate::live::Published,
+    /// 1 + the socket this thread last sent on (0: none): a receive on it
+    /// waits for a reply.
+    pub last_sent_fd: i32,
     pub recent_seq: u64,
     /// `recent_seq` when a queue operation last took it as its now
     /// ([`Self::recent_now`]).
     pub recent_read: u64,
+    /// Set once a poll/select/epoll_wait of this thread reported readiness:
+    /// an event loop's reads and writes follow readiness, so they are not
+    /// waits that order its queues.
+    pub event_loop: bool,
+    /// Blocking calls the fast path made, as bits: bit `j` of byte `i` is
+    /// a call on queue slot `j` since the last operation on slot `i`, not
+    /// yet among slot `i`'s `waits_after` (the slow path writes them there
+    /// first, [`Self::materialize_waits`]). A steady loop over a few
+    /// queues sets and clears bits where the list would be rewritten,
+    /// slot by slot, on every call.
+    pub wait_pending: u32,
+    /// Bit `j` of byte `i`: the wait on slot `j` between operations on
+    /// slot `i` is a fact already recorded, while the lock epoch is
+    /// `wait_known_epoch` and neither slot is claimed anew.
+    pub wait_known: u32,
+    pub wait_known_epoch: u64,
+    /// Per slot, what a blocking call on it ORs into `wait_pending`: its
+    /// bit in the byte of every other slot in use on another descriptor
+    /// (as [`Self::note_wait_on`] chooses them). Made again by every slow
+    /// operation, the only place a slot's key or descriptor changes.
+    pub wait_spread: [u32; QUEUE_SLOTS],
     pub queues: [QueueSlot; QUEUE_SLOTS],
     pub next_queue_slot: usize,
+    pub recent: [HeldEntry; RECENT],
     /// Two-way: a steady loop whose keys collide must not evict each
     /// other at every turn.
     pub seen: [[u64; 2]; SEEN_CACHE],
@@ -256,20 +285,11 @@ pub struct ThreadState {
     /// trace has all it keeps of: a new instance of them is no new fact.
     /// Four ways per set: a few dozen such facts must all stay.
     pub class_seen: [[u64; 4]; CLASS_SEEN_SETS],
-    /// This thread's record for the watchdog (null until its first wait).
-    pub published: *const crate::live::Published,
-    /// 1 + the socket this thread last sent on (0: none): a receive on it
-    /// waits for a reply.
-    pub last_sent_fd: i32,
     /// (call site, stack id) of contended acquisitions already unwound.
     pub site_stacks: [(usize, u64); SITE_STACKS],
     /// (acquisition key, stack id) of lock-order facts already unwound: a
     /// fact made again in a new phase or lock epoch reuses its stack.
     pub order_stacks: [(u64, u64); SITE_STACKS],
-    /// Set once a poll/select/epoll_wait of this thread reported readiness:
-    /// an event loop's reads and writes follow readiness, so they are not
-    /// waits that order its queues.
-    pub event_loop: bool,
     /// (address, object epoch, generation) of condition variables and
     /// semaphores this thread used: valid while the object epoch is (no
     /// object a thread cached was initialised or destroyed since), so a
@@ -335,6 +355,10 @@ impl ThreadState {
             recent: [HeldEntry::EMPTY; RECENT],
             recent_seq: 0,
             recent_read: 0,
+            wait_pending: 0,
+            wait_known: 0,
+            wait_known_epoch: 0,
+            wait_spread: [0; QUEUE_SLOTS],
             queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
             next_queue_slot: 0,
             seen: [[0; 2]; SEEN_CACHE],
@@ -635,6 +659,8 @@ impl ThreadState {
         let i = self.next_queue_slot;
         self.next_queue_slot = (i + 1) % QUEUE_SLOTS;
         self.queues_used = true;
+        // What was known of waits on or between it was of another queue.
+        self.wait_known &= !(0x0101_0101 << i | 0xff << (8 * i));
         self.queues[i] = QueueSlot {
             key,
             seq: now,
@@ -675,6 +701,76 @@ impl ThreadState {
         }
     }
 
+    /// [`Self::note_wait_on`] for the fast path: a call made again on
+    /// queue slot `slot` with nothing new, noted as a bit in each slot it
+    /// would be written to.
+    #[inline(always)]
+    pub fn note_wait_fast(&mut self, slot: usize) {
+        if !self.event_loop {
+            self.wait_pending |= self.wait_spread[slot];
+        }
+    }
+
+    /// The waits noted as bits, written to the slots' `waits_after` as
+    /// [`Self::note_wait_on`] would have written them, less those known to
+    /// be recorded (`waits_after` holds two: a third, new, must not be
+    /// crowded out by known ones). Called before anything reads or changes
+    /// the slots (a slot's identity is what its bit names).
+    pub fn materialize_waits(&mut self, epoch: u64) {
+        let mut pending = core::mem::take(&mut self.wait_pending);
+        if self.wait_known_epoch == epoch {
+            pending &= !self.wait_known;
+        }
+        if pending == 0 {
+            return;
+        }
+        for i in 0..QUEUE_SLOTS {
+            let bits = (pending >> (8 * i)) as u8;
+            for j in (0..QUEUE_SLOTS).filter(|j| bits & (1 << j) != 0) {
+                let Some(w) = self.waited_of(j) else {
+                    continue;
+                };
+                let q = &mut self.queues[i];
+                if q.waits_after.iter().any(|x| x.packed == w.packed) {
+                    continue;
+                }
+                if let Some(free) = q.waits_after.iter_mut().find(|x| x.packed == 0) {
+                    *free = w;
+                }
+            }
+        }
+    }
+
+    /// The wait a call made again on slot `j` is (None if the slot has no
+    /// such call).
+    pub fn waited_of(&self, j: usize) -> Option<Waited> {
+        let q = &self.queues[j];
+        let a = q.again?;
+        if q.chan_id == 0 {
+            return None;
+        }
+        Some(Waited {
+            packed: q.chan_id << 1 | (a.dir == holdcheck_format::Direction::Recv) as u32,
+            gen: if a.fd < 0 { a.stamp.0 } else { 0 },
+            stack: q.stack,
+        })
+    }
+
+    /// Makes [`Self::wait_spread`] again from the slots' keys and
+    /// descriptors.
+    pub fn refresh_wait_spread(&mut self) {
+        for s in 0..QUEUE_SLOTS {
+            let fd = self.queues[s].fd;
+            let mut m = 0u32;
+            for (i, q) in self.queues.iter().enumerate() {
+                if i != s && q.key != 0 && q.fd != fd {
+                    m |= 1 << (8 * i);
+                }
+            }
+            self.wait_spread[s] = m << s;
+        }
+    }
+
     /// The acquisitions made since ring position `since` (at most RECENT).
     pub fn recent_range(&self, since: u64) -> core::ops::Range<u64> {
         since.max(self.recent_seq.saturating_sub(RECENT as u64))..self.recent_seq
@@ -711,6 +807,9 @@ impl ThreadState {
         self.published = core::ptr::null();
         self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
         self.queues_used = false;
+        self.wait_pending = 0;
+        self.wait_known = 0;
+        self.wait_spread = [0; QUEUE_SLOTS];
         // Stack ids name records of the parent's trace.
         self.site_stacks = [(0, 0); SITE_STACKS];
         self.order_stacks = [(0, 0); SITE_STACKS];
@@ -1212,6 +1311,113 @@ mod tests {
         st.note_recent(HeldEntry::new(1, LockKind::Mutex, Mode::Read, 10));
         st.note_recent(HeldEntry::new(1, LockKind::Mutex, Mode::Write, 11));
         assert_eq!(st.recent_seq, 7);
+    }
+
+    /// Four queue slots as a thread using two socket pairs has them: 1-based
+    /// descriptors 4, 5, 6, 6 (slots 2 and 3 send and receive on one socket).
+    fn four_queues() -> Box<ThreadState> {
+        let mut st = Box::new(ThreadState::new());
+        for (i, fd) in [4, 5, 6, 6].into_iter().enumerate() {
+            st.queues[i] = QueueSlot {
+                key: 1 + i as u64,
+                chan_id: 11 + i as u32,
+                fd,
+                stack: 100 + i as u64,
+                again: Some(Again {
+                    fd: fd - 1,
+                    dir: if i % 2 == 0 {
+                        holdcheck_format::Direction::Send
+                    } else {
+                        holdcheck_format::Direction::Recv
+                    },
+                    call: 0x1000,
+                    stamp: (1, 1),
+                }),
+                ..QueueSlot::EMPTY
+            };
+        }
+        st.refresh_wait_spread();
+        st
+    }
+
+    fn waits(st: &ThreadState, slot: usize) -> Vec<Waited> {
+        let mut w: Vec<Waited> = st.queues[slot]
+            .waits_after
+            .iter()
+            .copied()
+            .filter(|w| w.packed != 0)
+            .collect();
+        w.sort_by_key(|w| w.packed);
+        w
+    }
+
+    #[test]
+    fn waits_noted_as_bits_are_written_as_each_call_would_have_written_them() {
+        let (mut eager, mut bits) = (four_queues(), four_queues());
+        for j in [1, 2] {
+            let w = eager.waited_of(j).expect("a call made again");
+            let fd = eager.queues[j].fd;
+            eager.note_wait_on(j, fd, w);
+            bits.note_wait_fast(j);
+        }
+        bits.materialize_waits(1);
+        assert_eq!(bits.wait_pending, 0);
+        for slot in 0..QUEUE_SLOTS {
+            assert_eq!(waits(&bits, slot), waits(&eager, slot), "slot {slot}");
+        }
+        // Slot 0 waited on 1 and 2; 3 on 1 only (2 is its own socket).
+        assert_eq!(
+            waits(&bits, 0),
+            [
+                Waited {
+                    packed: 12 << 1 | 1,
+                    gen: 0,
+                    stack: 101
+                },
+                Waited {
+                    packed: 13 << 1,
+                    gen: 0,
+                    stack: 102
+                }
+            ]
+        );
+        assert_eq!(waits(&bits, 3).len(), 1);
+
+        // An event loop's calls follow readiness: no wait noted.
+        let mut looping = four_queues();
+        looping.event_loop = true;
+        looping.note_wait_fast(1);
+        assert_eq!(looping.wait_pending, 0);
+    }
+
+    #[test]
+    fn a_wait_known_to_be_recorded_leaves_room_for_a_new_one() {
+        // Slot 0 waited on 1, 2 and 3 since its last call; the wait on 1
+        // is a recorded fact. The two others fit in its two places.
+        let mut st = four_queues();
+        for j in [1, 2, 3] {
+            st.note_wait_fast(j);
+        }
+        st.wait_known = 1 << 1;
+        st.wait_known_epoch = 5;
+        let pending = st.wait_pending;
+        st.materialize_waits(5);
+        let packed: Vec<u32> = waits(&st, 0).iter().map(|w| w.packed).collect();
+        assert_eq!(packed, [13 << 1, 14 << 1 | 1]);
+        // In another lock epoch, nothing is known: the first two are kept.
+        let mut st = four_queues();
+        st.wait_pending = pending;
+        st.wait_known = 1 << 1;
+        st.wait_known_epoch = 5;
+        st.materialize_waits(6);
+        let packed: Vec<u32> = waits(&st, 0).iter().map(|w| w.packed).collect();
+        assert_eq!(packed, [12 << 1 | 1, 13 << 1]);
+        // A slot claimed anew forgets what was known of it.
+        let mut st = four_queues();
+        st.wait_known = 0x0707_0707;
+        st.next_queue_slot = 1;
+        st.queue_interval(99);
+        assert_eq!(st.wait_known, 0x0505_0005);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub(super) fn begin_on(
 
 /// Under `holdcheck confirm`, a call of the steered cycle is marked.
 fn steered(st: &mut thread::ThreadState, mut ctx: CallCtx) -> CallCtx {
-    if crate::steer::on() {
+    if crate::config::steering() {
         ctx.steer_slot = crate::steer::call_begin(st);
     }
     ctx
