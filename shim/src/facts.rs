@@ -922,22 +922,24 @@ fn published_wait(
 }
 
 /// Bookkeeping after the call returned: the wait is over; count the
-/// held-across-call.
+/// held-across-call. Without the thread's state: only what goes to the
+/// recorder enters it (the recorder's lock and writes must pass the hooks
+/// untouched), so a call made again ends in a few stores.
 #[inline]
 pub fn call_end(ctx: CallCtx) {
     if let Some(p) = ctx.published {
         p.done();
     }
-    if ctx.fact != 0 {
-        let ns = crate::sys::coarse_ns().saturating_sub(ctx.start_ns);
-        match ctx.published {
-            Some(p) => tally(p, ctx.fact, ns),
-            None => {
-                let _errno = ErrnoGuard::save();
-                recorder().call_stats(ctx.fact, 1, ns);
-            }
+    if ctx.fact == 0 {
+        return;
+    }
+    let ns = crate::sys::coarse_ns().saturating_sub(ctx.start_ns);
+    if let Some(p) = ctx.published {
+        if tally(p, ctx.fact, ns) {
+            return;
         }
     }
+    tally_given(ctx.published, ctx.fact, ns);
 }
 
 /// Calls of one fact a thread counts before the recorder hears of them: a
@@ -949,44 +951,62 @@ const TALLY_FLUSH: u64 = 64;
 /// longer maximum as soon as it sees one; a hang must show).
 const TALLY_LONG_NS: u64 = 1_000_000;
 
-/// Counts one call of the held-across-call fact `key` in this thread's
-/// tallies.
-fn tally(p: &crate::live::Published, key: u64, ns: u64) {
+/// Counts one call of the held-across-call fact `key` in its tally in this
+/// thread's record; false if the recorder must hear of it now (no tally
+/// has the fact yet, enough calls were counted, or this one was long).
+/// Written only by this thread: plain loads and stores (a signal handler's
+/// call in between may lose one count, no more).
+#[inline]
+fn tally(p: &crate::live::Published, key: u64, ns: u64) -> bool {
     use core::sync::atomic::Ordering::Relaxed;
-    // Its fact's tally, else a free one, else one by the key: a loop of
-    // a few locked calls keeps each in its own.
-    let tallies = &p.tallies;
-    let t = match tallies.iter().find(|t| t.key.load(Relaxed) == key) {
-        Some(t) => t,
-        None => tallies
-            .iter()
-            .find(|t| t.key.load(Relaxed) == 0)
-            .unwrap_or(&tallies[(key as usize >> 4) % crate::live::TALLIES]),
+    let Some(t) = p.tallies.iter().find(|t| t.key.load(Relaxed) == key) else {
+        return false;
     };
-    if t.key.load(Relaxed) == key {
-        // Written only by this thread: plain loads and stores.
-        let count = t.count.load(Relaxed) + 1;
-        t.count.store(count, Relaxed);
-        if ns > t.max_ns.load(Relaxed) {
-            t.max_ns.store(ns, Relaxed);
-        }
-        if count.saturating_sub(t.given.load(Relaxed)) < TALLY_FLUSH && ns < TALLY_LONG_NS {
-            return;
-        }
-        let _errno = ErrnoGuard::save();
-        give(&mut recorder(), t);
-        return;
+    let count = t.count.load(Relaxed) + 1;
+    t.count.store(count, Relaxed);
+    if ns > t.max_ns.load(Relaxed) {
+        t.max_ns.store(ns, Relaxed);
     }
+    count.saturating_sub(t.given.load(Relaxed)) < TALLY_FLUSH && ns < TALLY_LONG_NS
+}
+
+/// [`tally`] refused: the call's count goes to the recorder, and a fact no
+/// tally has takes a free one, else one by its key (a loop of a few locked
+/// calls keeps each in its own).
+#[cold]
+#[inline(never)]
+fn tally_given(published: Option<&crate::live::Published>, key: u64, ns: u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let Some(st) = crate::thread::enter() else {
+        return;
+    };
     let _errno = ErrnoGuard::save();
     let mut rec = recorder();
-    // The fact it counted before: what the recorder lacks of it.
-    give(&mut rec, t);
-    t.key.store(key, Relaxed);
-    t.count.store(1, Relaxed);
-    t.max_ns.store(ns, Relaxed);
-    t.given.store(0, Relaxed);
-    t.given_max.store(0, Relaxed);
-    give(&mut rec, t);
+    match published {
+        None => rec.call_stats(key, 1, ns),
+        Some(p) => {
+            let tallies = &p.tallies;
+            if let Some(t) = tallies.iter().find(|t| t.key.load(Relaxed) == key) {
+                // Counted by `tally`.
+                give(&mut rec, t);
+            } else {
+                let t = tallies
+                    .iter()
+                    .find(|t| t.key.load(Relaxed) == 0)
+                    .unwrap_or(&tallies[(key as usize >> 4) % crate::live::TALLIES]);
+                // The fact it counted before: what the recorder lacks of it.
+                give(&mut rec, t);
+                t.key.store(key, Relaxed);
+                t.count.store(1, Relaxed);
+                t.max_ns.store(ns, Relaxed);
+                t.given.store(0, Relaxed);
+                t.given_max.store(0, Relaxed);
+                give(&mut rec, t);
+            }
+        }
+    }
+    drop(rec);
+    crate::thread::leave(st);
 }
 
 /// Gives the recorder what a tally counted since it last did. Under the

@@ -51,12 +51,7 @@ pub(super) fn end(ctx: Option<CallCtx>) {
         if let Some(slot) = ctx.steer_slot {
             crate::steer::call_end(slot);
         }
-        if let Some(st) = thread::enter() {
-            facts::call_end(ctx);
-            thread::leave(st);
-        } else if let Some(p) = ctx.published {
-            p.done();
-        }
+        facts::call_end(ctx);
     }
 }
 
