@@ -13,7 +13,10 @@ use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespe
 
 fn begin(fd: c_int, dir: Direction, call: &'static str, dest: Dest) -> Option<CallCtx> {
     let st = thread::enter()?;
-    let ctx = facts::call_begin(st, fd, dir, call, dest).map(|c| steered(st, c));
+    let mut ctx = facts::call_begin(st, fd, dir, call, dest);
+    if let Some(c) = ctx.as_mut() {
+        steered(st, c);
+    }
     thread::leave(st);
     ctx
 }
@@ -30,19 +33,20 @@ pub(super) fn begin_on(
     let _errno = crate::sys::ErrnoGuard::save();
     let ctx = resolve().map(|chan| {
         facts::record_new_peers();
-        let ctx = facts::call_begin_on(st, fd, chan, dir, call);
-        steered(st, ctx)
+        let mut ctx = facts::call_begin_on(st, fd, chan, dir, call);
+        steered(st, &mut ctx);
+        ctx
     });
     thread::leave(st);
     ctx
 }
 
 /// Under `holdcheck confirm`, a call of the steered cycle is marked.
-fn steered(st: &mut thread::ThreadState, mut ctx: CallCtx) -> CallCtx {
+#[inline(always)]
+fn steered(st: &mut thread::ThreadState, ctx: &mut CallCtx) {
     if crate::config::steering() {
         ctx.steer_slot = crate::steer::call_begin(st);
     }
-    ctx
 }
 
 /// The bookkeeping after the call.
