@@ -30,6 +30,30 @@ pub fn under_shim(cmd: &mut Command, shim: &Path, trace_dir: &Path) {
         .env("HOLDCHECK_OPTIONS", options);
 }
 
+/// The command runs with the same address layout every time, as under
+/// `setarch -R` (`personality(ADDR_NO_RANDOMIZE)`). Where a process's
+/// stack, heap and libraries land swings a system call's cost: on this
+/// project's machines a native socket round trip took either about 2.73
+/// or 3.13 us, by process, from one run to the next, a swing four times
+/// the budget of what the shim may add to it. Native, floor and shim runs
+/// are all made so.
+pub fn fixed_layout(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only personality(2) runs, which is
+    // async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let current = libc::personality(0xffff_ffff);
+            if current != -1 {
+                libc::personality(
+                    current as libc::c_ulong | libc::ADDR_NO_RANDOMIZE as libc::c_ulong,
+                );
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Runs a command to completion; fails if it fails.
 pub fn run(cmd: &mut Command) -> Result<Measured> {
     run_allowing(cmd, &[0])

@@ -1,7 +1,7 @@
 //! Micro cases: lockbench's ns per operation, natively and under the shim,
 //! alternating runs.
 
-use crate::measure::{median, run, under_shim};
+use crate::measure::{fixed_layout, median, run, under_shim};
 use crate::{Ctx, Table};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -40,18 +40,19 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
     let mut shimmed: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut floor: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..ctx.runs {
-        for (k, v) in parse(&run(Command::new(&bench).arg(iters))?.stdout)? {
+        for (k, v) in parse(&run(fixed_layout(Command::new(&bench).arg(iters)))?.stdout)? {
             native.entry(k).or_default().push(v);
         }
         if let Some(so) = &ctx.floor {
             let mut cmd = Command::new(&bench);
             cmd.arg(iters).env("LD_PRELOAD", so);
-            for (k, v) in parse(&run(&mut cmd)?.stdout)? {
+            for (k, v) in parse(&run(fixed_layout(&mut cmd))?.stdout)? {
                 floor.entry(k).or_default().push(v);
             }
         }
         let mut cmd = Command::new(&bench);
         cmd.arg(iters);
+        fixed_layout(&mut cmd);
         under_shim(&mut cmd, &ctx.shim, &traces);
         for (k, v) in parse(&run(&mut cmd)?.stdout)? {
             shimmed.entry(k).or_default().push(v);
@@ -61,7 +62,7 @@ pub fn bench(ctx: &Ctx, t: &mut Table) -> Result<()> {
         "lockbench: ns per operation, median of {} runs each, each run the fastest of 5 passes (single_thread_mutex_pair runs while the process has one thread; then an idle helper thread keeps both runs multi-threaded, and under the shim its watchdog runs)",
         ctx.runs
     ));
-    t.note("floor: the same runs under a preload whose hooks only forward lockbench's calls to glibc (`bench/floor.c`), what interposing alone costs; delta and ratio are the shim's against native.");
+    t.note("floor: the same runs under a preload whose hooks only forward lockbench's calls to glibc (`bench/floor.c`), what interposing alone costs; delta and ratio are the shim's against native. Every run has the same address layout (as under `setarch -R`): by process, a random layout made a native socket round trip 2.73 or 3.13 us.");
     t.header(&[
         "case", "native", "floor", "shim", "delta", "ratio", "budget",
     ]);
