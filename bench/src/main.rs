@@ -6,7 +6,7 @@
 //!   --runs N         runs per measurement (default 7; medians are quoted)
 //!   --only SECTION   micro, tools, programs, memory, classes, analyzer,
 //!                    callgrind
-//!   --check          only the callgrind count of the fast path, against
+//!   --check          only the callgrind counts of the fast paths, against
 //!                    bench/callgrind-baseline.txt: exit 1 on >20% growth
 //! ```
 //!
@@ -166,7 +166,7 @@ struct Args {
     /// Only this section.
     #[arg(long, value_name = "SECTION")]
     only: Option<Section>,
-    /// Only the callgrind count of the fast path, against
+    /// Only the callgrind counts of the fast paths, against
     /// bench/callgrind-baseline.txt: exit 1 on more than 20% growth.
     #[arg(long, conflicts_with = "only")]
     check: bool,

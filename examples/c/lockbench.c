@@ -7,6 +7,8 @@
  *                              has one thread, the others with a helper)
  *   lockbench --pairs N        N uncontended mutex pairs, nothing else (for
  *                              instruction counts under callgrind)
+ *   lockbench --roundtrips N   N socket round trips (a send and a recv on
+ *                              a socketpair), nothing else (the same)
  *   lockbench --heavy N        the lock-heavy two-thread loop only, N
  *                              iterations each (for whole-program ratios:
  *                              ThreadSanitizer, Valgrind, the shim)
@@ -249,6 +251,13 @@ int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "--pairs") == 0) {
         start_watchdog();
         mutex_pair(atol(argv[2]));
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "--roundtrips") == 0) {
+        start_watchdog();
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+            die("socketpair");
+        socket_roundtrip(atol(argv[2]));
         return 0;
     }
     if (argc > 2 && strcmp(argv[1], "--heavy") == 0) {
