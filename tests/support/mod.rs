@@ -69,7 +69,47 @@ pub fn skip(why: &str) -> bool {
 }
 
 pub fn holdcheck_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_holdcheck")
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    let bin = env!("CARGO_BIN_EXE_holdcheck");
+    CHECKED.get_or_init(|| no_stale_shim_beside(Path::new(bin)));
+    bin
+}
+
+/// holdcheck prefers a shim beside its binary to the copy it embeds, and
+/// `cargo test` rebuilds the binary (with its copy) but not the shim that
+/// `cargo build` left there: the suite would run a shim older than the
+/// sources under test, and pass or fail on old code.
+fn no_stale_shim_beside(bin: &Path) {
+    let beside = bin.with_file_name("libholdcheck.so");
+    let Ok(built) = beside.metadata().and_then(|m| m.modified()) else {
+        return;
+    };
+    fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                if m.is_dir() {
+                    newest(&e.path())
+                } else {
+                    m.modified().ok()
+                }
+            })
+            .max()
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources = ["shim/src", "format/src", "waitfor/src"]
+        .iter()
+        .filter_map(|d| newest(&root.join(d)))
+        .max();
+    if sources.is_some_and(|s| s > built) {
+        panic!(
+            "{} is older than the shim's sources: run `cargo build --release` before the tests \
+             (holdcheck runs the shim beside it, not the one it embeds)",
+            beside.display()
+        );
+    }
 }
 
 /// The `TMPDIR` holdcheck runs with in the tests, in the build's own
