@@ -959,7 +959,7 @@ const TALLY_LONG_NS: u64 = 1_000_000;
 #[inline]
 fn tally(p: &crate::live::Published, key: u64, ns: u64) -> bool {
     use core::sync::atomic::Ordering::Relaxed;
-    let Some(t) = p.tallies.iter().find(|t| t.key.load(Relaxed) == key) else {
+    let Some(t) = tally_of(p, key) else {
         return false;
     };
     let count = t.count.load(Relaxed) + 1;
@@ -968,6 +968,12 @@ fn tally(p: &crate::live::Published, key: u64, ns: u64) -> bool {
         t.max_ns.store(ns, Relaxed);
     }
     count.saturating_sub(t.given.load(Relaxed)) < TALLY_FLUSH && ns < TALLY_LONG_NS
+}
+
+/// The tally of the held-across-call fact `key` in this thread's record.
+fn tally_of(p: &crate::live::Published, key: u64) -> Option<&crate::live::Tally> {
+    use core::sync::atomic::Ordering::Relaxed;
+    p.tallies.iter().find(|t| t.key.load(Relaxed) == key)
 }
 
 /// [`tally`] refused: the call's count goes to the recorder, and a fact no
@@ -986,7 +992,7 @@ fn tally_given(published: Option<&crate::live::Published>, key: u64, ns: u64) {
         None => rec.call_stats(key, 1, ns),
         Some(p) => {
             let tallies = &p.tallies;
-            if let Some(t) = tallies.iter().find(|t| t.key.load(Relaxed) == key) {
+            if let Some(t) = tally_of(p, key) {
                 // Counted by `tally`.
                 give(&mut rec, t);
             } else {

@@ -168,10 +168,6 @@ impl HeldEntry {
 /// every lock acquired since then was acquired between two operations on it.
 #[derive(Clone, Copy)]
 pub struct QueueSlot {
-    /// The call last made on it, when what it was made on is known not to
-    /// have changed (`facts::nothing_new`): the same call again, with
-    /// nothing new since, is only a published wait (a signal: nothing).
-    pub again: Option<Again>,
     pub key: u64,
     pub seq: u64,
     /// The last stack recorded for an operation on this channel.
@@ -184,6 +180,23 @@ pub struct QueueSlot {
     /// Blocking calls on other queues (other descriptors) since the last
     /// operation on this one.
     pub waits_after: [Waited; WAITS_AFTER],
+    /// The call last made on it, when what it was made on is known not to
+    /// have changed (`facts::nothing_new`): the same call again, with
+    /// nothing new since, is only a published wait (a signal: nothing).
+    pub again: Option<Again>,
+}
+
+impl QueueSlot {
+    /// Remembers a wait on another queue since its last operation: once
+    /// per queue, in the first free place (none left: not remembered).
+    fn note_waited(&mut self, w: Waited) {
+        if self.waits_after.iter().any(|x| x.packed == w.packed) {
+            return;
+        }
+        if let Some(free) = self.waits_after.iter_mut().find(|x| x.packed == 0) {
+            *free = w;
+        }
+    }
 }
 
 /// A blocking call on another queue, remembered by a queue slot.
@@ -689,14 +702,8 @@ impl ThreadState {
             return;
         }
         for (i, q) in self.queues.iter_mut().enumerate() {
-            if i == slot || q.key == 0 || q.fd == fd {
-                continue;
-            }
-            if q.waits_after.iter().any(|x| x.packed == w.packed) {
-                continue;
-            }
-            if let Some(free) = q.waits_after.iter_mut().find(|x| x.packed == 0) {
-                *free = w;
+            if i != slot && q.key != 0 && q.fd != fd {
+                q.note_waited(w);
             }
         }
     }
@@ -727,15 +734,8 @@ impl ThreadState {
         for i in 0..QUEUE_SLOTS {
             let bits = (pending >> (8 * i)) as u8;
             for j in (0..QUEUE_SLOTS).filter(|j| bits & (1 << j) != 0) {
-                let Some(w) = self.waited_of(j) else {
-                    continue;
-                };
-                let q = &mut self.queues[i];
-                if q.waits_after.iter().any(|x| x.packed == w.packed) {
-                    continue;
-                }
-                if let Some(free) = q.waits_after.iter_mut().find(|x| x.packed == 0) {
-                    *free = w;
+                if let Some(w) = self.waited_of(j) {
+                    self.queues[i].note_waited(w);
                 }
             }
         }
