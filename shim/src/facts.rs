@@ -747,7 +747,7 @@ fn queue_op(
             waited.push((p, with_object_gen(c, w.gen), dir, w.stack));
         }
     }
-    let packed = (chan_id + 1) << 1 | (dir == Direction::Recv) as u32;
+    let packed = Waited::pack(chan_id + 1, dir);
     let prev_stack = st.queues[slot].stack;
     if blocking {
         let gen = object_gen_of(&chan);

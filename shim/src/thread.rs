@@ -187,6 +187,14 @@ pub struct QueueSlot {
 }
 
 impl QueueSlot {
+    /// Whether a blocking call on descriptor `fd` (1-based) is a wait
+    /// between two operations of this slot: one in use on another
+    /// descriptor. The one test of [`ThreadState::note_wait_on`] and of
+    /// the bits the fast path notes instead.
+    fn waits_for_call_on(&self, fd: i32) -> bool {
+        self.key != 0 && self.fd != fd
+    }
+
     /// Remembers a wait on another queue since its last operation: once
     /// per queue, in the first free place (none left: not remembered).
     fn note_waited(&mut self, w: Waited) {
@@ -218,6 +226,12 @@ impl Waited {
         gen: 0,
         stack: 0,
     };
+
+    /// [`Self::packed`] of a call in direction `dir` on the channel whose
+    /// id plus one is `chan_id1` (as a queue slot keeps it).
+    pub fn pack(chan_id1: u32, dir: holdcheck_format::Direction) -> u32 {
+        chan_id1 << 1 | (dir == holdcheck_format::Direction::Recv) as u32
+    }
 }
 
 /// A call on a descriptor whose channel the cache holds (the descriptor,
@@ -702,7 +716,7 @@ impl ThreadState {
             return;
         }
         for (i, q) in self.queues.iter_mut().enumerate() {
-            if i != slot && q.key != 0 && q.fd != fd {
+            if i != slot && q.waits_for_call_on(fd) {
                 q.note_waited(w);
             }
         }
@@ -750,7 +764,7 @@ impl ThreadState {
             return None;
         }
         Some(Waited {
-            packed: q.chan_id << 1 | (a.dir == holdcheck_format::Direction::Recv) as u32,
+            packed: Waited::pack(q.chan_id, a.dir),
             gen: if a.fd < 0 { a.stamp.0 } else { 0 },
             stack: q.stack,
         })
@@ -763,7 +777,7 @@ impl ThreadState {
             let fd = self.queues[s].fd;
             let mut m = 0u32;
             for (i, q) in self.queues.iter().enumerate() {
-                if i != s && q.key != 0 && q.fd != fd {
+                if i != s && q.waits_for_call_on(fd) {
                     m |= 1 << (8 * i);
                 }
             }
