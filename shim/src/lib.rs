@@ -38,3 +38,8 @@ mod thread;
 mod untraced;
 mod unwind;
 mod watchdog;
+
+/// The hasher of the shim's maps, which can be built in a `static`
+/// initialiser: FxHash (the keys are addresses and fact ids, already
+/// mixed; SipHash was most of a locked call's cost).
+type Fixed = core::hash::BuildHasherDefault<rustc_hash::FxHasher>;

@@ -12,6 +12,7 @@
 
 use crate::sync::ForkMutex;
 use crate::thread::ThreadState;
+use crate::Fixed;
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
@@ -236,8 +237,6 @@ pub struct Channels {
     others: HashMap<Channel, u32, Fixed>,
     pub list: Vec<Known>,
 }
-
-type Fixed = core::hash::BuildHasherDefault<rustc_hash::FxHasher>;
 
 /// A semaphore's or condition variable's key in [`Channels::objects`]:
 /// its address, whatever its generation.

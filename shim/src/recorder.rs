@@ -17,16 +17,12 @@ use crate::config;
 use crate::stack::{self, Stack};
 use crate::sync::ForkMutex;
 use crate::sys;
+use crate::Fixed;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use holdcheck_format::{LockKind, LockRef, Record, TRACE_PREFIX, TRACE_SUFFIX, TRACE_VERSION};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
-
-/// A hasher that can be built in a `static` initialiser: FxHash (the keys
-/// are fact ids, already mixed; SipHash was most of a locked call's cost).
-type Fixed = BuildHasherDefault<rustc_hash::FxHasher>;
 
 pub struct Recorder {
     /// The open trace file and the pid it belongs to; a different pid (fork,
