@@ -16,6 +16,7 @@
 //!   idle thread in `recv` holding nothing is normal and never reported.
 
 pub mod sockdiag;
+pub mod syscall;
 
 use holdcheck_format::{
     mix, Channel, Direction, Held, LockKind, LockRef, Mode, Observed, ObservedEdge, ObservedNode,

@@ -8,16 +8,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
 
-/// A thread's system call, from /proc/PID/task/TID/syscall.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Syscall {
-    /// On a CPU.
-    Running,
-    /// Blocked, but not in a system call (a page fault, a signal stop).
-    Elsewhere,
-    /// Blocked in system call `nr` with these arguments.
-    In { nr: u64, args: [u64; 6] },
-}
+pub use holdcheck_waitfor::syscall::{parse as parse_syscall, Syscall};
 
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -210,32 +201,6 @@ pub fn check_exists(pid: u32) -> Result<()> {
         bail!("no process {pid} (it exited, or the pid is wrong)");
     }
     Ok(())
-}
-
-pub fn parse_syscall(line: &str) -> Syscall {
-    let line = line.trim();
-    if line == "running" {
-        return Syscall::Running;
-    }
-    let mut it = line.split_whitespace();
-    let nr = it.next().unwrap_or("-1");
-    let Ok(nr) = nr.parse::<i64>() else {
-        return Syscall::Elsewhere;
-    };
-    if nr < 0 {
-        return Syscall::Elsewhere;
-    }
-    let mut args = [0u64; 6];
-    for a in args.iter_mut() {
-        *a = it
-            .next()
-            .and_then(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).ok())
-            .unwrap_or(0);
-    }
-    Syscall::In {
-        nr: nr as u64,
-        args,
-    }
 }
 
 /// The state letter of a `stat` line: after the parenthesised name,
@@ -847,22 +812,6 @@ mod tests {
                 ),
                 ((libc::makedev(8, 2), 77), "/tmp/a b (deleted)".to_string()),
             ]
-        );
-    }
-
-    #[test]
-    fn syscall_lines_parse() {
-        assert_eq!(parse_syscall("running\n"), Syscall::Running);
-        assert_eq!(parse_syscall("-1 0x7ffd 0x7f00\n"), Syscall::Elsewhere);
-        let s = parse_syscall(
-            "202 0x55a6a682214c 0x189 0x3 0x0 0x0 0xffffffff 0x7f9ae67f5dc0 0x7f9ae687fe96",
-        );
-        assert_eq!(
-            s,
-            Syscall::In {
-                nr: 202,
-                args: [0x55a6a682214c, 0x189, 3, 0, 0, 0xffffffff]
-            }
         );
     }
 

@@ -28,24 +28,7 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::collections::HashSet;
 
-/// The system calls that wait on a kernel queue: (name, direction).
-pub(super) fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
-    Some(match nr {
-        0 => ("read", Direction::Recv),
-        1 => ("write", Direction::Send),
-        19 => ("readv", Direction::Recv),
-        20 => ("writev", Direction::Send),
-        43 => ("accept", Direction::Recv),
-        288 => ("accept4", Direction::Recv),
-        44 => ("sendto", Direction::Send),
-        45 => ("recvfrom", Direction::Recv),
-        46 => ("sendmsg", Direction::Send),
-        47 => ("recvmsg", Direction::Recv),
-        299 => ("recvmmsg", Direction::Recv),
-        307 => ("sendmmsg", Direction::Send),
-        _ => return None,
-    })
-}
+pub(super) use holdcheck_waitfor::syscall::channel_call;
 
 /// The call a thread in `restart_syscall` (a call a signal interrupted,
 /// resumed: after `gdb -p` or `strace -p` let go of it, every timed wait)
