@@ -211,6 +211,12 @@ fn inspect_task<'a>(r: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no thread {name} in {:#}", r["inspect"]))
 }
 
+/// The report's only finding, which must be of `kind`.
+fn only_finding<'a>(r: &'a Value, kind: &str) -> &'a Value {
+    assert_eq!(only_kinds(r), [kind], "{:#}", r["findings"]);
+    &r["findings"][0]
+}
+
 fn only_kinds(r: &Value) -> Vec<String> {
     r["findings"]
         .as_array()
@@ -748,13 +754,7 @@ fn ctrl_c_ends_a_hung_run_and_reports() {
 #[test]
 fn the_rwlock_stall_names_its_root_and_counts_the_waiters() {
     let r = run_example_with("rwlock_stall", &[], 3, LIVE);
-    assert_eq!(
-        only_kinds(&r.report),
-        ["stall"],
-        "{:#?}",
-        r.report["findings"]
-    );
-    let f = findings(&r.report, "stall")[0];
+    let f = only_finding(&r.report, "stall");
     assert_stall_root(f, "slow-holder", "rwlock table (read)", "read() on pipe");
     assert_eq!(f["waiters"], 4, "the writer and three readers");
     assert!(functions_at(f, &f["thread_states"][0]["stack"]).contains(&"slow_holder".to_string()));
@@ -768,13 +768,7 @@ fn the_rwlock_stall_names_its_root_and_counts_the_waiters() {
 fn a_stall_that_ended_by_itself_is_still_a_stall() {
     let r = run_example("rwlock_stall", &["--ends"], 30);
     assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
-    assert_eq!(
-        only_kinds(&r.report),
-        ["stall"],
-        "{:#}",
-        r.report["findings"]
-    );
-    let f = findings(&r.report, "stall")[0];
+    let f = only_finding(&r.report, "stall");
     assert_stall_root(f, "slow-holder", "rwlock table (read)", "read() on pipe");
     assert_eq!(f["waiters"], 21, "the writer and twenty readers");
     let title = f["title"].as_str().unwrap();
@@ -791,13 +785,7 @@ fn a_stall_that_ended_by_itself_is_still_a_stall() {
 #[test]
 fn a_request_without_reply_is_one_stalled_call_and_the_idle_server_none() {
     let r = run_example_with("nl_request", &[], 3, LIVE);
-    assert_eq!(
-        only_kinds(&r.report),
-        ["stalled-call"],
-        "{:#?}",
-        r.report["findings"]
-    );
-    let f = findings(&r.report, "stalled-call")[0];
+    let f = only_finding(&r.report, "stalled-call");
     let t = &f["thread_states"][0];
     assert_eq!(t["thread"]["name"], "metrics-client");
     assert_eq!(t["awaiting_reply"], true);
@@ -806,6 +794,52 @@ fn a_request_without_reply_is_one_stalled_call_and_the_idle_server_none() {
         .unwrap()
         .starts_with("recvfrom() on netlink NETLINK_USERSOCK"));
     assert!(functions_at(f, &t["stack"]).contains(&"query_metrics".to_string()));
+}
+
+/// A call made again with no lock held leaves its wait published after it
+/// returns (the hook ends in a jump to the call); the watchdog believes it
+/// only while /proc shows the thread in that call. The thousand-and-first
+/// question is never answered: that recv is a stalled call.
+#[test]
+fn a_call_made_again_that_never_returns_is_a_stalled_call() {
+    let r = run_example_with("call_again", &[], 3, LIVE);
+    // The idle server is no finding.
+    let t = &only_finding(&r.report, "stalled-call")["thread_states"][0];
+    assert_eq!(t["thread"]["name"], "client", "{t}");
+    assert_eq!(t["awaiting_reply"], true, "{t}");
+    assert!(
+        t["waiting"]
+            .as_str()
+            .unwrap()
+            .starts_with("recv() on unix socket"),
+        "{t}"
+    );
+}
+
+/// The same thousand questions, all answered; then the client sleeps
+/// holding a mutex another thread waits for. Its last recv's wait is still
+/// published, but the client is no longer in it: the stall's root is
+/// running (asleep), not blocked in recv, and no stalled call is made up.
+#[test]
+fn a_wait_left_published_after_its_call_is_not_believed_once_the_call_returned() {
+    let r = run_example_with("call_again", &["--after"], 30, LIVE);
+    assert_eq!(r.stdout, "call_again: ok\n");
+    let f = only_finding(&r.report, "stall");
+    let root = &f["thread_states"][0];
+    assert_eq!(root["thread"]["name"], "client", "{f:#}");
+    assert!(
+        root["holds"][0]
+            .as_str()
+            .unwrap()
+            .contains("hold_table_asleep"),
+        "{root}"
+    );
+    assert!(root["waiting"].is_null(), "{root}");
+    let title = f["title"].as_str().unwrap();
+    assert!(
+        title.ends_with("which holds the lock and is running"),
+        "{title}"
+    );
 }
 
 #[test]

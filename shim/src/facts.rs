@@ -385,6 +385,16 @@ pub struct CallCtx {
     pub steer_slot: Option<usize>,
 }
 
+/// Whether an operation can block, and so publishes a wait; and whether
+/// that wait stays published after the call returns (see
+/// `live::Published::wait_call`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Blocking {
+    No,
+    Yes,
+    Deferred,
+}
+
 /// Bookkeeping before a blocking-capable call on `fd`: resolve its channel,
 /// record channel use and the queue dependencies closed by this operation,
 /// and, if locks are held, the held-across-call fact. Returns None when the
@@ -395,14 +405,30 @@ pub fn call_begin(
     dir: Direction,
     call: &'static str,
     dest: channel::Dest,
+    blocking: Blocking,
 ) -> Option<CallCtx> {
     // Calls nothing that may set errno: no guard needed.
     if dest.addr.is_null() {
-        if let Some(ctx) = again(st, fd, dir, call) {
+        if let Some(ctx) = again(st, fd, dir, call, blocking) {
             return Some(ctx);
         }
     }
-    call_begin_new(st, fd, dir, call, dest)
+    call_begin_new(st, fd, dir, call, dest, blocking)
+}
+
+/// [`call_begin`] of a call whose wait stays published after it returns
+/// ([`Blocking::Deferred`]): nothing is left for after the call. Out of
+/// line and returning nothing, so that the hook that calls it keeps no
+/// [`CallCtx`] on its stack and can end in a jump to the call.
+#[inline(never)]
+pub fn call_begin_deferred(
+    st: &mut ThreadState,
+    fd: i32,
+    dir: Direction,
+    call: &'static str,
+    dest: channel::Dest,
+) {
+    let _ = call_begin(st, fd, dir, call, dest, Blocking::Deferred);
 }
 
 /// [`call_begin`] with something that may be new: out of line, so that
@@ -415,6 +441,7 @@ fn call_begin_new(
     dir: Direction,
     call: &'static str,
     dest: channel::Dest,
+    blocking: Blocking,
 ) -> Option<CallCtx> {
     let _errno = ErrnoGuard::save();
     let (chan, stamp) = channel::resolve_stamped(fd, dir, dest)?;
@@ -425,7 +452,7 @@ fn call_begin_new(
         call: call.as_ptr() as usize,
         stamp,
     });
-    Some(queue_op(st, fd, chan, dir, call, true, again))
+    Some(queue_op(st, fd, chan, dir, call, blocking, again))
 }
 
 /// A call made again on a descriptor whose channel is cached, by a thread
@@ -433,7 +460,13 @@ fn call_begin_new(
 /// since, no wait on another queue not yet recorded, no held lock not
 /// yet recorded across this call): a locked call the second time is a
 /// published wait and a count, no system call beyond the call itself.
-fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> Option<CallCtx> {
+fn again(
+    st: &mut ThreadState,
+    fd: i32,
+    dir: Direction,
+    call: &'static str,
+    blocking: Blocking,
+) -> Option<CallCtx> {
     // Published at the first call (registering may allocate).
     if st.published.is_null() {
         return None;
@@ -447,7 +480,10 @@ fn again(st: &mut ThreadState, fd: i32, dir: Direction, call: &'static str) -> O
     let (slot, fact) = nothing_new(st, this, call, true)?;
     let chan_id = st.queues[slot].chan_id - 1;
     st.note_wait_fast(slot);
-    Some(published_wait(st, slot, fd, dir, call, chan_id, fact))
+    let deferred = blocking == Blocking::Deferred;
+    Some(published_wait(
+        st, slot, fd, dir, call, chan_id, fact, deferred,
+    ))
 }
 
 /// The queue slot of the operation `this` when this thread did nothing new
@@ -575,7 +611,7 @@ pub fn call_begin_on(
     dir: Direction,
     call: &'static str,
 ) -> CallCtx {
-    queue_op(st, fd, chan, dir, call, true, None)
+    queue_op(st, fd, chan, dir, call, Blocking::Yes, None)
 }
 
 /// A send that never blocks (`pthread_cond_signal`, `sem_post`) on the
@@ -628,7 +664,15 @@ fn send_changed(
     let chan = chan(gen);
     let _errno = ErrnoGuard::save();
     let again = signal_again(call, addr, gen);
-    queue_op(st, -1, chan, Direction::Send, call, false, Some(again));
+    queue_op(
+        st,
+        -1,
+        chan,
+        Direction::Send,
+        call,
+        Blocking::No,
+        Some(again),
+    );
 }
 
 fn queue_op(
@@ -637,10 +681,12 @@ fn queue_op(
     chan: Channel,
     dir: Direction,
     call: &'static str,
-    blocking: bool,
+    blocking: Blocking,
     again: Option<Again>,
 ) -> CallCtx {
     let _errno = ErrnoGuard::save();
+    let deferred = blocking == Blocking::Deferred;
+    let blocking = blocking != Blocking::No;
     let ckey = channel_key(&chan, dir);
     let tid = st.tid();
     let epoch = locks::epoch();
@@ -880,10 +926,11 @@ fn queue_op(
             steer_slot: None,
         };
     }
-    published_wait(st, slot, fd, dir, call, chan_id, fact)
+    published_wait(st, slot, fd, dir, call, chan_id, fact, deferred)
 }
 
 /// A blocking call's wait, published for the watchdog.
+#[allow(clippy::too_many_arguments)]
 fn published_wait(
     st: &mut ThreadState,
     slot: usize,
@@ -892,6 +939,7 @@ fn published_wait(
     call: &'static str,
     chan_id: u32,
     fact: u64,
+    deferred: bool,
 ) -> CallCtx {
     let now = crate::sys::coarse_ns();
     // A receive on the socket this thread last sent on waits for a reply.
@@ -911,6 +959,8 @@ fn published_wait(
             awaiting_reply,
             st.queues[slot].stack,
             now,
+            fd,
+            deferred,
         );
     }
     CallCtx {

@@ -5,6 +5,10 @@
 //! are read by the watchdog straight from its thread state. The uncontended
 //! fast path publishes nothing.
 //!
+//! A call made again with no lock held is the exception: its wait stays
+//! published after the call returns (see [`Published::wait_call`]), and
+//! the watchdog believes it only while the thread is in that system call.
+//!
 //! A thread registers on its first wait. When it exits, `thread`'s key
 //! destructor takes it out of the registry before its state block is
 //! reused, under the registry lock that the watchdog holds while it reads,
@@ -14,7 +18,7 @@ use crate::sync::ForkMutex;
 use crate::thread::ThreadState;
 use crate::Fixed;
 use core::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 use holdcheck_format::{Channel, Direction, LockKind, Mode};
 use smallvec::SmallVec;
@@ -23,6 +27,10 @@ use std::collections::HashMap;
 pub const WAIT_NONE: u8 = 0;
 pub const WAIT_LOCK: u8 = 1;
 pub const WAIT_CALL: u8 = 2;
+
+/// In `call_bits`: awaiting a reply; left published after the call.
+pub const CALL_REPLY: u8 = 2;
+pub const CALL_DEFERRED: u8 = 4;
 
 /// What one thread shows the watchdog. Written only by its thread.
 ///
@@ -40,12 +48,15 @@ pub struct Published {
     pub lock: AtomicUsize,
     pub channel: AtomicU32,
     pub wait: AtomicU8,
-    /// bit 0: receiving; bit 1: awaiting a reply.
+    /// bit 0: receiving; bit 1: awaiting a reply; bit 2: left published
+    /// after the call (see [`Published::wait_call`]).
     pub call_bits: AtomicU8,
     /// bit 0: read mode; bits 1-2: mutex 0, rwlock 1, file lock 2.
     pub lock_bits: AtomicU8,
     pub in_use: AtomicBool,
     pub tid: AtomicU32,
+    /// The descriptor of the call waited in (-1: none).
+    pub fd: AtomicI32,
     pub state: AtomicPtr<ThreadState>,
     /// Calls under locks this thread counts (`facts::tally`): here, where
     /// the watchdog and the exit of the process find them.
@@ -76,6 +87,7 @@ impl Published {
         Published {
             in_use: AtomicBool::new(true),
             tid: AtomicU32::new(0),
+            fd: AtomicI32::new(-1),
             state: AtomicPtr::new(core::ptr::null_mut()),
             wait: AtomicU8::new(WAIT_NONE),
             since: AtomicU64::new(0),
@@ -106,7 +118,15 @@ impl Published {
         self.since.store(now, Ordering::Release);
     }
 
-    /// Announces a blocking call on a channel.
+    /// Announces a blocking call on a channel (on descriptor `fd`, -1 if
+    /// none). A `deferred` wait is not cleared when the call returns: the
+    /// hook of a call made again with no lock held has nothing else to do
+    /// after it, and so ends in a jump to the call (a call and a return,
+    /// and the stores after a system call has left the caches cold, were
+    /// two thirds of what the shim added to a socket round trip; see
+    /// BENCHMARKS.md). The watchdog believes such a wait only while
+    /// `/proc` shows the thread in the call's system call on `fd`.
+    #[allow(clippy::too_many_arguments)]
     pub fn wait_call(
         &self,
         call: &'static str,
@@ -115,12 +135,17 @@ impl Published {
         awaiting_reply: bool,
         stack: u64,
         now: u64,
+        fd: i32,
+        deferred: bool,
     ) {
         self.call_ptr
             .store(call.as_ptr() as usize, Ordering::Relaxed);
         self.call_len.store(call.len(), Ordering::Relaxed);
         self.channel.store(channel, Ordering::Relaxed);
-        let bits = (dir == Direction::Recv) as u8 | (awaiting_reply as u8) << 1;
+        self.fd.store(fd, Ordering::Relaxed);
+        let bits = (dir == Direction::Recv) as u8
+            | if awaiting_reply { CALL_REPLY } else { 0 }
+            | if deferred { CALL_DEFERRED } else { 0 };
         self.call_bits.store(bits, Ordering::Relaxed);
         self.stack.store(stack, Ordering::Relaxed);
         self.wait.store(WAIT_CALL, Ordering::Relaxed);
@@ -131,6 +156,21 @@ impl Published {
         self.wait.store(WAIT_NONE, Ordering::Relaxed);
         self.since.store(0, Ordering::Release);
     }
+}
+
+/// Whether calls may leave their waits published (see
+/// [`Published::wait_call`]): set by the watchdog once it has read a
+/// thread's system call from `/proc` (without `/proc`, or before the
+/// watchdog runs, every wait is cleared when its call returns).
+static DEFERRING: AtomicBool = AtomicBool::new(false);
+
+#[inline(always)]
+pub fn deferring() -> bool {
+    DEFERRING.load(Ordering::Relaxed)
+}
+
+pub fn set_deferring(on: bool) {
+    DEFERRING.store(on, Ordering::Relaxed);
 }
 
 pub static REGISTRY: ForkMutex<Vec<&'static Published>> = ForkMutex::new(Vec::new());

@@ -7,7 +7,7 @@
 
 use crate::config;
 use crate::live;
-use crate::live::{Published, CHANNELS, REGISTRY, WAIT_CALL, WAIT_LOCK};
+use crate::live::{Published, CALL_DEFERRED, CALL_REPLY, CHANNELS, REGISTRY, WAIT_CALL, WAIT_LOCK};
 use crate::locks;
 use crate::recorder::recorder;
 use crate::sync::ForkMutex;
@@ -127,6 +127,14 @@ fn run() {
     let cfg = config::get();
     let mut seen: HashSet<u64> = HashSet::new();
     let me = sys::gettid();
+    // Calls may leave their waits published once a thread's system call
+    // can be read here, to check them against.
+    crate::live::set_deferring(
+        std::fs::read_to_string(format!("/proc/self/task/{me}/syscall")).is_ok_and(|s| {
+            use holdcheck_waitfor::syscall::{parse, Syscall};
+            parse(&s) != Syscall::Elsewhere
+        }),
+    );
     // When the process last ran again after being stopped (SIGSTOP,
     // Ctrl-Z, a debugger): no wait is older than that, since a stopped
     // process is not stalled, its waits only paused.
@@ -157,7 +165,7 @@ fn run() {
         // Calls under locks that threads counted: on disk at each look.
         let published = crate::live::all_published();
         crate::facts::give_tallies(&mut crate::recorder::recorder(), &published);
-        let mut snap = snapshot();
+        let (mut snap, deferred) = snapshot();
         for t in snap.iter_mut().filter(|t| t.since != 0) {
             t.since = t.since.max(resumed_at);
         }
@@ -169,7 +177,9 @@ fn run() {
             0 => cfg.stall_ms,
             e => e.min(cfg.stall_ms),
         };
-        let found = waitfor::analyse(&ShimEnv, &snap, &users, now, cfg.watchdog_ms, low);
+        let found = checked(&mut snap, &deferred, |snap| {
+            waitfor::analyse(&ShimEnv, snap, &users, now, cfg.watchdog_ms, low)
+        });
         let (found, young): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| {
             !matches!(f.observed.kind.as_str(), "stall" | "stalled-call")
                 || oldest_wait_ms(&f.observed) >= cfg.stall_ms
@@ -203,6 +213,52 @@ fn run() {
             }
         }
     }
+}
+
+/// A wait left published after its call returned (see
+/// `live::Published::wait_call`): its thread, call and descriptor.
+struct Deferred {
+    tid: u32,
+    call: &'static str,
+    fd: i32,
+}
+
+/// What `analyse` finds, once every wait left published after its call
+/// that a finding rests on was checked against what `/proc` shows its
+/// thread in: a thread no longer in that call is running (as it would be
+/// had its hook cleared the wait), and the snapshot is analysed again
+/// without the wait. Only the threads of findings are read: a server's
+/// thousand threads idle in `recv` cost nothing at each look.
+fn checked(
+    snap: &mut [Snap],
+    deferred: &[Deferred],
+    analyse: impl Fn(&[Snap]) -> Vec<waitfor::Finding>,
+) -> Vec<waitfor::Finding> {
+    let mut read: HashSet<u32> = HashSet::new();
+    loop {
+        let found = analyse(snap);
+        let gone: Vec<u32> = found
+            .iter()
+            .flat_map(|f| f.observed.threads.iter().map(|t| t.tid))
+            .filter_map(|tid| deferred.iter().find(|d| d.tid == tid))
+            .filter(|d| read.insert(d.tid) && !in_call(d))
+            .map(|d| d.tid)
+            .collect();
+        if gone.is_empty() {
+            return found;
+        }
+        for s in snap.iter_mut().filter(|s| gone.contains(&s.tid)) {
+            s.wait = None;
+            s.since = 0;
+        }
+    }
+}
+
+/// Whether the thread of a wait left published is still in its call.
+fn in_call(d: &Deferred) -> bool {
+    use holdcheck_waitfor::syscall::{is_call_on, parse};
+    std::fs::read_to_string(format!("/proc/self/task/{}/syscall", d.tid))
+        .is_ok_and(|s| is_call_on(&parse(&s), d.call, d.fd))
 }
 
 /// The longest wait of an observation's threads.
@@ -324,26 +380,33 @@ fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
 /// Only the channels waited on are read: a program with 200 000 semaphores
 /// had the whole table copied at every look (0.6 s of CPU in 5 s idle).
 /// The channel table, then the registry: nothing takes them the other way.
-fn snapshot() -> Vec<Snap> {
+/// With them, the waits left published after their calls.
+fn snapshot() -> (Vec<Snap>, Vec<Deferred>) {
     let channels = CHANNELS.lock();
     let channel = |id: u32| Some(channels.as_ref()?.list.get(id as usize)?.channel.clone());
     let reg = REGISTRY.lock();
-    let mut out = Vec::new();
+    let (mut out, mut deferred) = (Vec::new(), Vec::new());
     for p in reg.iter().filter(|p| p.in_use.load(Ordering::Acquire)) {
-        if let Some(s) = read_one(p, &channel) {
+        if let Some((s, d)) = read_one(p, &channel) {
+            deferred.extend(d);
             out.push(s);
         }
     }
-    out
+    (out, deferred)
 }
 
-fn read_one(p: &Published, channel: &dyn Fn(u32) -> Option<Channel>) -> Option<Snap> {
+fn read_one(
+    p: &Published,
+    channel: &dyn Fn(u32) -> Option<Channel>,
+) -> Option<(Snap, Option<Deferred>)> {
     let st = p.state.load(Ordering::Acquire);
     if st.is_null() {
         return None;
     }
     let since = p.since.load(Ordering::Acquire);
     let kind = p.wait.load(Ordering::Relaxed);
+    let tid = p.tid.load(Ordering::Relaxed);
+    let mut deferred = None;
     let wait = match kind {
         WAIT_LOCK => {
             let bits = p.lock_bits.load(Ordering::Relaxed);
@@ -373,6 +436,10 @@ fn read_one(p: &Published, channel: &dyn Fn(u32) -> Option<Channel>) -> Option<S
             };
             let bits = p.call_bits.load(Ordering::Relaxed);
             let channel = channel(p.channel.load(Ordering::Relaxed))?;
+            if bits & CALL_DEFERRED != 0 {
+                let fd = p.fd.load(Ordering::Relaxed);
+                deferred = Some(Deferred { tid, call, fd });
+            }
             Some(Wait::Call {
                 call: call.to_string(),
                 channel,
@@ -381,7 +448,7 @@ fn read_one(p: &Published, channel: &dyn Fn(u32) -> Option<Channel>) -> Option<S
                 } else {
                     Direction::Send
                 },
-                reply: bits & 2 != 0,
+                reply: bits & CALL_REPLY != 0,
             })
         }
         _ => None,
@@ -409,13 +476,14 @@ fn read_one(p: &Published, channel: &dyn Fn(u32) -> Option<Channel>) -> Option<S
     if p.since.load(Ordering::Acquire) != since {
         return None;
     }
-    Some(Snap {
-        tid: p.tid.load(Ordering::Relaxed),
+    let snap = Snap {
+        tid,
         held,
         wait: if since == 0 { None } else { wait },
         since,
         stack,
-    })
+    };
+    Some((snap, deferred.filter(|_| since != 0)))
 }
 
 /// What the analysis asks, answered from inside the process.

@@ -4,7 +4,7 @@
 //! through with no bookkeeping.
 
 use crate::channel::Dest;
-use crate::facts::{self, CallCtx};
+use crate::facts::{self, Blocking, CallCtx};
 use crate::real;
 use crate::thread;
 use core::ffi::{c_int, c_uint, c_void};
@@ -13,12 +13,38 @@ use libc::{iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespe
 
 fn begin(fd: c_int, dir: Direction, call: &'static str, dest: Dest) -> Option<CallCtx> {
     let st = thread::enter()?;
-    let mut ctx = facts::call_begin(st, fd, dir, call, dest);
+    let mut ctx = facts::call_begin(st, fd, dir, call, dest, Blocking::Yes);
     if let Some(c) = ctx.as_mut() {
         steered(st, c);
     }
     thread::leave(st);
     ctx
+}
+
+/// The bookkeeping before a call with no lock held, when the watchdog can
+/// check a thread's system call: the call's wait stays published after it
+/// returns (see `live::Published::wait_call`), so nothing is left to do
+/// after the call. False, having done nothing, when a lock is held (the
+/// call is counted under it when it returns), under `holdcheck confirm`,
+/// or when the watchdog cannot check: [`begin`] then does it all.
+///
+/// Given only scalars, and keeping nothing for after: a hook whose stack
+/// a callee may write (a [`CallCtx`] returned) cannot end in a jump to
+/// the call.
+#[inline(always)]
+fn begin_deferred(fd: c_int, dir: Direction, call: &'static str, dest: Dest) -> bool {
+    if !crate::live::deferring() || crate::config::steering() {
+        return false;
+    }
+    let Some(st) = thread::enter() else {
+        return false;
+    };
+    let deferred = st.held_len == 0;
+    if deferred {
+        facts::call_begin_deferred(st, fd, dir, call, dest);
+    }
+    thread::leave(st);
+    deferred
 }
 
 /// The bookkeeping before a blocking call on a channel the hook resolves
@@ -69,7 +95,7 @@ fn sock_call<R>(
     dest: Dest,
     real: impl FnOnce() -> R,
 ) -> R {
-    if flags & MSG_DONTWAIT != 0 {
+    if flags & MSG_DONTWAIT != 0 || begin_deferred(fd, dir, call, dest) {
         return real();
     }
     let ctx = begin(fd, dir, call, dest);
