@@ -480,9 +480,8 @@ fn again(
     let (slot, fact) = nothing_new(st, this, call, true)?;
     let chan_id = st.queues[slot].chan_id - 1;
     st.note_wait_fast(slot);
-    let deferred = blocking == Blocking::Deferred;
     Some(published_wait(
-        st, slot, fd, dir, call, chan_id, fact, deferred,
+        st, slot, fd, dir, call, chan_id, fact, blocking,
     ))
 }
 
@@ -685,8 +684,7 @@ fn queue_op(
     again: Option<Again>,
 ) -> CallCtx {
     let _errno = ErrnoGuard::save();
-    let deferred = blocking == Blocking::Deferred;
-    let blocking = blocking != Blocking::No;
+    let can_block = blocking != Blocking::No;
     let ckey = channel_key(&chan, dir);
     let tid = st.tid();
     let epoch = locks::epoch();
@@ -795,7 +793,7 @@ fn queue_op(
     }
     let packed = Waited::pack(chan_id + 1, dir);
     let prev_stack = st.queues[slot].stack;
-    if blocking {
+    if can_block {
         let gen = object_gen_of(&chan);
         st.note_wait_on(
             slot,
@@ -816,7 +814,7 @@ fn queue_op(
     // counted, never unwound again.
     let mut fact = 0;
     let mut new_fact: Option<u64> = None;
-    if blocking && st.held_len > 0 {
+    if can_block && st.held_len > 0 {
         fact = held_call_key(st, ckey, call, epoch, tid);
         let sampled =
             |st: &mut ThreadState| class_sample(st, held_call_class_key(st, by_class, call), tid);
@@ -918,7 +916,7 @@ fn queue_op(
     }
     st.queues[slot].again = again;
     st.refresh_wait_spread();
-    if !blocking {
+    if !can_block {
         return CallCtx {
             fact,
             start_ns: 0,
@@ -926,7 +924,7 @@ fn queue_op(
             steer_slot: None,
         };
     }
-    published_wait(st, slot, fd, dir, call, chan_id, fact, deferred)
+    published_wait(st, slot, fd, dir, call, chan_id, fact, blocking)
 }
 
 /// A blocking call's wait, published for the watchdog.
@@ -939,7 +937,7 @@ fn published_wait(
     call: &'static str,
     chan_id: u32,
     fact: u64,
-    deferred: bool,
+    blocking: Blocking,
 ) -> CallCtx {
     let now = crate::sys::coarse_ns();
     // A receive on the socket this thread last sent on waits for a reply.
@@ -960,7 +958,7 @@ fn published_wait(
             st.queues[slot].stack,
             now,
             fd,
-            deferred,
+            blocking == Blocking::Deferred,
         );
     }
     CallCtx {

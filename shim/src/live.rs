@@ -5,7 +5,7 @@
 //! are read by the watchdog straight from its thread state. The uncontended
 //! fast path publishes nothing.
 //!
-//! A call made again with no lock held is the exception: its wait stays
+//! A socket or pipe call made with no lock held is the exception: its wait stays
 //! published after the call returns (see [`Published::wait_call`]), and
 //! the watchdog believes it only while the thread is in that system call.
 //!
@@ -120,7 +120,7 @@ impl Published {
 
     /// Announces a blocking call on a channel (on descriptor `fd`, -1 if
     /// none). A `deferred` wait is not cleared when the call returns: the
-    /// hook of a call made again with no lock held has nothing else to do
+    /// hook of a call made with no lock held has nothing else to do
     /// after it, and so ends in a jump to the call (a call and a return,
     /// and the stores after a system call has left the caches cold, were
     /// two thirds of what the shim added to a socket round trip; see
