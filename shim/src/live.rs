@@ -122,10 +122,11 @@ impl Published {
     /// none). A `deferred` wait is not cleared when the call returns: the
     /// hook of a call made with no lock held has nothing else to do
     /// after it, and so ends in a jump to the call (a call and a return,
-    /// and the stores after a system call has left the caches cold, were
-    /// two thirds of what the shim added to a socket round trip; see
-    /// BENCHMARKS.md). The watchdog believes such a wait only while
-    /// `/proc` shows the thread in the call's system call on `fd`.
+    /// and the stores after a system call has left the caches cold: a
+    /// socket round trip took +205 ns over native with them, +128 without,
+    /// medians of 24 runs; see BENCHMARKS.md). The watchdog believes such
+    /// a wait only while `/proc` shows the thread in the call's system
+    /// call on `fd`.
     #[allow(clippy::too_many_arguments)]
     pub fn wait_call(
         &self,
