@@ -500,7 +500,7 @@ fn a_poll_for_the_reply_under_the_lock_is_a_wait_on_its_queue() {
     let polls = m
         .edges
         .iter()
-        .flat_map(|(_, ev)| ev)
+        .flat_map(|(_, ev)| ev.iter())
         .filter(|e| matches!(&e.relation, Relation::HeldAcrossCall { fact } if m.held_calls[&(e.pid, *fact)].call == "poll"))
         .count();
     assert_eq!(polls, 1, "one poll under the lock, on the reply queue");

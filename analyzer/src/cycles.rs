@@ -31,7 +31,7 @@
 //! inversion that had no chance to deadlock here, and is reported as one
 //! (TSan, Helgrind and lockdep report both alike).
 
-use crate::model::{Evidence, Model, Node};
+use crate::model::{Evidence, Evidences, Model, Node};
 use crate::order::Sync;
 use holdcheck_format::{LockRef, Mode};
 use petgraph::algo::kosaraju_scc;
@@ -443,7 +443,7 @@ fn witness(model: &Model, cycle: &[usize]) -> Option<(Vec<Evidence>, Grade)> {
         return None;
     }
     let lock_only = cycle.iter().all(|&i| model.nodes[i].is_lock());
-    let candidates: Vec<&[Evidence]> = (0..n)
+    let candidates: Vec<Evidences> = (0..n)
         .map(|i| model.edges.get(&(cycle[i], cycle[(i + 1) % n])))
         .collect::<Option<_>>()?;
     let w = Witness {
@@ -509,7 +509,7 @@ struct Witness<'a> {
     model: &'a Model,
     cycle: &'a [usize],
     lock_only: bool,
-    candidates: &'a [&'a [Evidence]],
+    candidates: &'a [Evidences<'a>],
 }
 
 impl<'a> Witness<'a> {

@@ -511,8 +511,8 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     }
 
     // The kinds of the locks seen, for the report's nodes.
-    let mut locks: Vec<HashMap<LockRef, crate::model::LockMeta>> =
-        vec![HashMap::new(); procs.len()];
+    let mut locks: Vec<rustc_hash::FxHashMap<LockRef, crate::model::LockMeta>> =
+        vec![Default::default(); procs.len()];
     let mut file_paths = HashMap::new();
     for (tid, wait) in &w.waits {
         if let Wait::Lock { addr, kind, .. } = wait {
