@@ -8,6 +8,8 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+mod lock_order;
+
 /// One process's trace file.
 #[derive(Debug, Clone)]
 pub struct TraceFile {
@@ -286,93 +288,13 @@ impl Warnings {
     }
 }
 
-/// A lock-order fact, the commonest record by far, read straight into
-/// its fields: serde reads an internally tagged enum by buffering the
-/// whole record first, which costs a third of a big trace's reading.
-#[derive(serde::Deserialize)]
-struct LockOrderLine {
-    tid: u32,
-    lock: holdcheck_format::LockRef,
-    mode: holdcheck_format::Mode,
-    #[serde(default)]
-    try_lock: bool,
-    #[serde(deserialize_with = "exact_vec")]
-    held: Vec<holdcheck_format::Held>,
-    stack: u64,
-    #[serde(default)]
-    phase: u32,
-}
-
-/// A short list read into a vector of its exact length: serde's own keeps
-/// room for four, and shrinking it after (a `realloc` per fact) was a
-/// tenth of reading a million facts.
-fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    struct Exact<T>(std::marker::PhantomData<T>);
-    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Exact<T> {
-        type Value = Vec<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-            // Most facts hold one or two locks.
-            let Some(a) = seq.next_element()? else {
-                return Ok(Vec::new());
-            };
-            let Some(b) = seq.next_element()? else {
-                return Ok(vec![a]);
-            };
-            let Some(c) = seq.next_element()? else {
-                return Ok(vec![a, b]);
-            };
-            let mut v = vec![a, b, c];
-            while let Some(x) = seq.next_element()? {
-                v.push(x);
-            }
-            Ok(v)
-        }
-    }
-    d.deserialize_seq(Exact(std::marker::PhantomData))
-}
-
-/// One record of a line; lock-order facts by their own fast path (the
-/// shim writes the tag first).
+/// One record of a line; lock-order facts by their own reader.
 fn parse_record(line: &[u8]) -> serde_json::Result<Record> {
-    if line.starts_with(br#"{"t":"lock_order","#) {
-        let l: LockOrderLine = serde_json::from_slice(line)?;
-        return Ok(Record::LockOrder {
-            tid: l.tid,
-            lock: l.lock,
-            mode: l.mode,
-            try_lock: l.try_lock,
-            held: l.held,
-            stack: l.stack,
-            phase: l.phase,
-        });
-    }
-    serde_json::from_slice(line)
+    lock_order::parse(line).unwrap_or_else(|| serde_json::from_slice(line))
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_lock_order_line_reads_the_same_by_its_fast_path() {
-        let lines: [&[u8]; 2] = [
-            br#"{"t":"lock_order","tid":7,"lock":{"addr":4096,"gen":2},"mode":"read","held":[{"lock":{"addr":64,"gen":0},"mode":"write","site":99}],"stack":5,"phase":3}"#,
-            br#"{"t":"lock_order","tid":7,"lock":{"addr":4096,"gen":0},"mode":"write","try_lock":true,"held":[],"stack":5}"#,
-        ];
-        for line in lines {
-            let fast = super::parse_record(line).unwrap();
-            let slow: Record = serde_json::from_slice(line).unwrap();
-            assert_eq!(fast, slow);
-        }
-        // A damaged one is refused by both.
-        assert!(super::parse_record(br#"{"t":"lock_order","tid":"x"}"#).is_err());
-    }
-
     use super::*;
     use holdcheck_format::Record;
 
