@@ -2,8 +2,8 @@
 //! traces are read each piece of evidence is appended to one vector with
 //! its edge, and [`Edges::seal`] groups the positions by edge once. No edge
 //! owns an allocation, nothing is looked up per fact but the two nodes, and
-//! no piece of evidence moves once appended: a million of them moved into
-//! their edge's order cost a third of the analysis (one cache miss each).
+//! no piece of evidence moves once appended: moving a million of them into
+//! their edge's order took 0.27 s of a 1.6 s report (a cache miss each).
 
 use super::Evidence;
 use rustc_hash::FxHashMap;
@@ -40,14 +40,6 @@ impl<'a> Evidences<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &'a Evidence> + Clone + 'a {
         let all = self.all;
         self.at.iter().map(move |&p| &all[p as usize])
-    }
-
-    pub fn len(&self) -> usize {
-        self.at.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
     }
 }
 

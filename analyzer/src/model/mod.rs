@@ -142,7 +142,8 @@ pub struct Process {
     pub threads: HashMap<u32, String>,
     pub stacks: HashMap<u64, Vec<u64>>,
     pub modules: Vec<Module>,
-    /// FxHash, as `first_held_at`: a million facts update these.
+    /// FxHash here and in `first_held_at`: a trace may name 100 000 locks,
+    /// and each of a million facts updates `first_held_at`.
     pub locks: rustc_hash::FxHashMap<LockRef, LockMeta>,
     /// Where each lock was first seen held (the site of the acquisition
     /// of the first fact naming it as held): a lock without an init or a
