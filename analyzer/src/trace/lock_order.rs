@@ -14,17 +14,15 @@ pub(super) fn parse(line: &[u8]) -> Option<serde_json::Result<Record>> {
     if !line.starts_with(TAG) {
         return None;
     }
-    Some(match canonical(line) {
-        Some(r) => Ok(r),
-        None => by_serde(line),
-    })
+    let fact = canonical(line).map_or_else(|| serde_json::from_slice(line), Ok);
+    Some(fact.map(LockOrderLine::into_record))
 }
 
 const TAG: &[u8] = br#"{"t":"lock_order","#;
 
 /// The shim's shape: the keys in their order, no spaces, numbers without
 /// signs, fractions or leading zeros. None for anything else.
-fn canonical(line: &[u8]) -> Option<Record> {
+fn canonical(line: &[u8]) -> Option<LockOrderLine> {
     let mut c = Cursor { b: line, i: 0 };
     c.lit(TAG)?;
     c.lit(br#""tid":"#)?;
@@ -76,7 +74,7 @@ fn canonical(line: &[u8]) -> Option<Record> {
     if !c.b[c.i..].iter().all(|b| b" \t\r\n".contains(b)) {
         return None;
     }
-    Some(Record::LockOrder {
+    Some(LockOrderLine {
         tid,
         lock,
         mode,
@@ -147,22 +145,9 @@ impl Cursor<'_> {
     }
 }
 
-/// A lock-order fact read by serde straight into its fields: serde reads
-/// an internally tagged enum by buffering the whole record first, which
-/// costs a third of a big trace's reading.
-fn by_serde(line: &[u8]) -> serde_json::Result<Record> {
-    let l: LockOrderLine = serde_json::from_slice(line)?;
-    Ok(Record::LockOrder {
-        tid: l.tid,
-        lock: l.lock,
-        mode: l.mode,
-        try_lock: l.try_lock,
-        held: l.held,
-        stack: l.stack,
-        phase: l.phase,
-    })
-}
-
+/// A lock-order fact, read straight into its fields (serde reads an
+/// internally tagged enum by buffering the whole record first, which
+/// costs a third of a big trace's reading).
 #[derive(serde::Deserialize)]
 struct LockOrderLine {
     tid: u32,
@@ -175,6 +160,20 @@ struct LockOrderLine {
     stack: u64,
     #[serde(default)]
     phase: u32,
+}
+
+impl LockOrderLine {
+    fn into_record(self) -> Record {
+        Record::LockOrder {
+            tid: self.tid,
+            lock: self.lock,
+            mode: self.mode,
+            try_lock: self.try_lock,
+            held: self.held,
+            stack: self.stack,
+            phase: self.phase,
+        }
+    }
 }
 
 /// A short list read into a vector of its exact length: serde's own keeps
@@ -233,7 +232,7 @@ mod tests {
             b"{\"t\":\"lock_order\",\"tid\":1,\"lock\":{\"addr\":2,\"gen\":0},\"mode\":\"write\",\"held\":[],\"stack\":3}\n",
         ];
         for line in lines {
-            let fast = canonical(line).expect("the shim's shape");
+            let fast = canonical(line).expect("the shim's shape").into_record();
             assert_eq!(Some(fast), serde(line), "{}", String::from_utf8_lossy(line));
         }
     }
@@ -303,7 +302,7 @@ mod tests {
         ];
         for line in lines {
             let shown = String::from_utf8_lossy(line);
-            assert_eq!(canonical(line), None, "{shown}");
+            assert!(canonical(line).is_none(), "{shown}");
             let read = parse(line).expect("a lock-order line").ok();
             assert_eq!(read, serde(line), "{shown}");
         }
