@@ -1890,7 +1890,7 @@ fn inspect_names_a_locked_file_kept_only_by_its_mapping() {
 
 /// A Python program stuck on its own lock: inspect cannot see the
 /// interpreter's locks, says so and how to see them, and never calls
-/// what it saw "holds no lock".
+/// what it saw "holds no lock", with stacks or without.
 #[test]
 fn inspect_says_what_it_cannot_see_in_python() {
     if !need("python3", "python3") {
@@ -1932,19 +1932,33 @@ take(a, b)'",
             .starts_with("sem_wait on semaphore 0x"),
         "{task}"
     );
-    let waits: Vec<&Value> = r["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|f| f["thread_states"].as_array().unwrap())
-        .map(|t| &t["waiting"])
-        .collect();
     assert_eq!(
-        waits, ["a futex wait on a Python lock (which records no holder)"; 2],
+        thread_states(&r, "waiting"),
+        ["a futex wait on a Python lock (which records no holder)"; 2],
         "{:#}",
         r["findings"]
     );
     assert_text_says_runtime_locks_are_not_visible(py);
+    // Without stacks (inspect's default) the waits are bare semaphores,
+    // which record no holder either: neither thread is said to hold no
+    // lock the other waits for.
+    let (_, r, _) = inspect_json_of(&[py], &[]);
+    assert_eq!(
+        thread_states(&r, "unread_wait"),
+        ["semaphore"; 2],
+        "{:#}",
+        r["findings"]
+    );
+    let (_, text, _) = holdcheck(&["inspect", &py.to_string()], Duration::from_secs(60));
+    assert!(
+        !text.contains("holds no lock another thread waits for"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("whether it holds the semaphore").count(),
+        2,
+        "{text}"
+    );
 }
 
 /// A Rust program deadlocked on two `std::sync::Mutex`es, futexes that
@@ -2046,6 +2060,17 @@ fn inspect_never_calls_a_rust_condvar_a_glibc_one() {
 
 /// The text of `inspect PID` ends in a summary that says what it could not
 /// see, never a clean "0 findings".
+/// Field `key` of every thread state of every finding of report `r`.
+fn thread_states<'a>(r: &'a Value, key: &str) -> Vec<&'a Value> {
+    r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["thread_states"].as_array().unwrap())
+        .map(|t| &t[key])
+        .collect()
+}
+
 fn assert_text_says_runtime_locks_are_not_visible(pid: u32) {
     let (_, text, _) = holdcheck(&["inspect", &pid.to_string()], Duration::from_secs(60));
     assert!(

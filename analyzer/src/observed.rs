@@ -4,8 +4,8 @@
 use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::{
-    is_glibc_object_wait, node_label, runtime_lock, runtime_wait, title_with_runtime_wait,
-    UNREAD_FUTEX,
+    is_glibc_object_wait, is_semaphore_wait, node_label, runtime_lock, runtime_wait,
+    title_with_runtime_wait, UNREAD_FUTEX,
 };
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
@@ -208,8 +208,16 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
             .as_deref()
             .and_then(runtime_lock)
             .filter(|_| unread || is_glibc_object_wait(what));
-        let unread_wait =
-            (unread || runtime.is_some()).then(|| runtime.unwrap_or("futex").to_string());
+        // A semaphore records no holder either: one used as a lock (a
+        // binary semaphore, or a runtime's lock whose stack was not taken)
+        // is held by whoever took it, and whoever would post it is unknown.
+        let unread_wait = match runtime {
+            Some(lock) => Some(lock),
+            None if unread => Some("futex"),
+            None if is_semaphore_wait(what) => Some("semaphore"),
+            None => None,
+        }
+        .map(str::to_string);
         if let Some(lock) = runtime {
             title = title_with_runtime_wait(&title, t.tid, what, lock);
         }

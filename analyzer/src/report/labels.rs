@@ -506,8 +506,12 @@ const RUNTIME_LOCKS: &[(&str, &str)] = &[
 /// Whether an inspected wait is on a glibc semaphore or condition variable
 /// (which a runtime's lock may be made of).
 pub fn is_glibc_object_wait(what: &str) -> bool {
+    is_semaphore_wait(what) || what.starts_with("pthread_cond_wait on condition variable ")
+}
+
+/// Whether an inspected wait is on a glibc semaphore.
+pub fn is_semaphore_wait(what: &str) -> bool {
     what.starts_with("sem_wait on semaphore ")
-        || what.starts_with("pthread_cond_wait on condition variable ")
 }
 
 /// What a futex wait holdcheck cannot read is on, from its stack: the

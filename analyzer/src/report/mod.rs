@@ -541,9 +541,10 @@ pub struct ThreadState {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub holds_unseen: bool,
     /// Its wait is on a futex holdcheck cannot read: what that is (`Rust
-    /// std::sync::Mutex` when its stack says, else `futex`). Whoever holds
-    /// it, if anyone, is unknown, so no other thread is said to hold no
-    /// lock it waits for.
+    /// std::sync::Mutex` when its stack says, else `futex`), or on a glibc
+    /// semaphore (`semaphore`), which may be used as a lock and records no
+    /// holder either. Whoever holds it, if anyone, is unknown, so no other
+    /// thread is said to hold no lock it waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unread_wait: Option<String>,
     /// What it waits for: `lock rwlock 0x… (write)`, or

@@ -281,6 +281,10 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
             "holds no pthread lock another thread waits for ({} waits on a futex holdcheck cannot read: who holds it, if anyone, is unknown)",
             thread_short(other)
         ),
+        (true, true, Some(("semaphore", other))) => format!(
+            "holds no pthread lock another thread waits for (whether it holds the semaphore {} waits on, or would post it, is unknown)",
+            thread_short(other)
+        ),
         (true, true, Some((what, other))) => format!(
             "holds no pthread lock another thread waits for (whether it holds the {what} {} waits on is unknown)",
             thread_short(other)
