@@ -23,6 +23,9 @@ ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -fno-asynchronous-unwind-tabl
     -fno-omit-frame-pointer -o "$out/lockorder_nofde" "$here/c/lockorder.c"
 # A static binary, which no preload reaches: run watches it from outside.
 ${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -static -o "$out/single_static" "$here/c/single.c"
+# The same for the two-lock deadlock: glibc linked in, whose locks inspect
+# cannot find to read.
+${CC:-cc} -std=gnu11 -g -O1 -Wall -Wextra -pthread -static -o "$out/abba_static" "$here/c/abba.c"
 # C++ examples (std::mutex and friends), where a C++ compiler is installed.
 if command -v "${CXX:-c++}" >/dev/null 2>&1; then
     for src in "$here"/cpp/*.cpp; do

@@ -1961,6 +1961,52 @@ take(a, b)'",
     );
 }
 
+/// A static binary deadlocked on two pthread mutexes: its glibc is
+/// linked in, where inspect cannot find it, so no lock owner is read.
+/// inspect says so (never a clean bill), calls each wait a futex that may
+/// be any lock's, and says of no thread that it "holds no lock another
+/// thread waits for".
+#[test]
+fn inspect_of_a_static_binary_says_its_locks_cannot_be_read() {
+    let hung = Hung::start("abba_static", &["--hang"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    let nv = r["inspect"]["not_visible"]
+        .as_array()
+        .expect("a blind spot said");
+    assert_eq!(nv.len(), 1, "{nv:?}");
+    let said = nv[0].as_str().unwrap();
+    assert!(
+        said.contains("does not use glibc") && said.contains("lock owners cannot be read"),
+        "{said}"
+    );
+    assert_eq!(only_kinds(&r), ["hang"], "{:#}", r["findings"]);
+    let unread = thread_states(&r, "unread_wait");
+    // The two threads in the deadlock, and main in its join (a futex too).
+    assert_eq!(
+        unread, ["futex, locks unreadable"; 3],
+        "{:#}",
+        r["findings"]
+    );
+    let (_, text, _) = holdcheck(
+        &["inspect", &hung.pid().to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        !text.contains("holds no lock another thread waits for")
+            && !text.contains("holds no pthread lock"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("holds no lock holdcheck could read").count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        text.contains("no progress") && text.contains("some locks are not visible here"),
+        "{text}"
+    );
+}
+
 /// A Rust program deadlocked on two `std::sync::Mutex`es, futexes that
 /// record no holder: inspect says a Rust program's locks are not visible
 /// (never a clean "no findings"); `run` ends it as hung, with no timeout
@@ -2074,7 +2120,7 @@ fn thread_states<'a>(r: &'a Value, key: &str) -> Vec<&'a Value> {
 fn assert_text_says_runtime_locks_are_not_visible(pid: u32) {
     let (_, text, _) = holdcheck(&["inspect", &pid.to_string()], Duration::from_secs(60));
     assert!(
-        text.contains("a runtime's own locks are not visible"),
+        text.contains("some locks are not visible here, see above"),
         "{text}"
     );
 }

@@ -5,7 +5,7 @@ use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::{
     is_glibc_object_wait, is_semaphore_wait, node_label, runtime_lock, runtime_wait,
-    title_with_runtime_wait, UNREAD_FUTEX,
+    title_with_runtime_wait, unread_futex,
 };
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
@@ -203,17 +203,17 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
             Some(Waiting::Other { what }) => what.as_str(),
             _ => "",
         };
-        let unread = what == UNREAD_FUTEX;
+        let unread = unread_futex(what);
         let runtime = frames
             .as_deref()
             .and_then(runtime_lock)
-            .filter(|_| unread || is_glibc_object_wait(what));
+            .filter(|_| unread.is_some() || is_glibc_object_wait(what));
         // A semaphore records no holder either: one used as a lock (a
         // binary semaphore, or a runtime's lock whose stack was not taken)
         // is held by whoever took it, and whoever would post it is unknown.
         let unread_wait = match runtime {
             Some(lock) => Some(lock),
-            None if unread => Some("futex"),
+            None if unread.is_some() => unread,
             None if is_semaphore_wait(what) => Some("semaphore"),
             None => None,
         }

@@ -33,7 +33,7 @@ pub fn version(pid: u32) -> Result<String> {
         .filter_map(|l| l.split_whitespace().nth(5))
         .find(|p| p.contains("/libc.so.6") || p.contains("/libc-2."))
     else {
-        bail!("process {pid} does not use glibc (no libc.so.6 mapped): lock owners cannot be read");
+        bail!("it does not use glibc (no libc.so.6 mapped), so lock owners cannot be read");
     };
     // Through the process's root, in case it runs in a container.
     let bytes =
@@ -61,8 +61,8 @@ pub fn check(version: &str) -> Result<()> {
     match minor {
         Some(m) if KNOWN.contains(&m) => Ok(()),
         _ => bail!(
-            "glibc {version}: lock layouts unknown to this holdcheck (it reads glibc 2.{}..2.{}); \
-             lock owners are not shown, blocked calls still are",
+            "its glibc {version} has lock layouts unknown to this holdcheck (it reads glibc 2.{}..2.{}), \
+             so lock owners cannot be read",
             KNOWN.start(),
             KNOWN.end()
         ),

@@ -112,6 +112,23 @@ pub(super) struct Sampled {
 }
 
 impl Sampled {
+    /// Why the process's glibc locks cannot be read, when they cannot: a
+    /// thread blocked on one shows only its futex wait, and no thread is
+    /// seen to hold it. Not said of a process with no glibc at all whose
+    /// runtime's blind spot is said (`runtime`: a Go program).
+    fn lock_blind_spot(&self, runtime: bool) -> Option<String> {
+        let why = match &self.glibc {
+            Ok(v) => glibc::check(v).err()?,
+            Err(_) if runtime => return None,
+            Err(e) => anyhow::anyhow!("{e}"),
+        };
+        Some(format!(
+            "pid {}: {why}: a thread blocked on a lock shows only its futex wait, not which thread holds \
+             the lock; `gdb -p {} -batch -ex 'thread apply all bt'` shows every thread's frames",
+            self.pid, self.pid
+        ))
+    }
+
     /// Whether a thread made no progress between the samples, in a call.
     pub(super) fn stuck(&self, t: &Task) -> bool {
         matches!(t.syscall, Syscall::In { .. })
@@ -202,16 +219,6 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         });
     }
     let mut warnings = Vec::new();
-    for p in &procs {
-        match &p.glibc {
-            Ok(v) => {
-                if let Err(e) = glibc::check(v) {
-                    warnings.push(format!("pid {}: {e}", p.pid));
-                }
-            }
-            Err(e) => warnings.push(format!("pid {}: {e}", p.pid)),
-        }
-    }
 
     // Samples: who made no progress between the first and the last.
     for p in procs.iter_mut() {
@@ -608,7 +615,11 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         pids: procs.iter().map(|p| p.pid).collect(),
         not_visible: procs
             .iter()
-            .filter_map(|p| procfs::runtime_blind_spot(p.pid))
+            .flat_map(|p| {
+                let runtime = procfs::runtime_blind_spot(p.pid);
+                let locks = p.lock_blind_spot(runtime.is_some());
+                runtime.into_iter().chain(locks)
+            })
             .collect(),
         file_locks: procs
             .iter()

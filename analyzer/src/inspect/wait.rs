@@ -415,6 +415,10 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                             .insert(t.tid, crate::report::labels::UNREAD_FUTEX.into());
                     }
                 }
+            } else if *nr == 202 {
+                // No glibc it knows: the futex may be any lock's.
+                w.blocked_in
+                    .insert(t.tid, crate::report::labels::UNREADABLE_LOCKS_FUTEX.into());
             } else if is_file_lock_wait(*nr, args) {
                 if let Some((addr, mode)) = procfs::file_lock_wait(pid, t.tid, args[0]) {
                     w.waits.insert(

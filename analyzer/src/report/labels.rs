@@ -477,6 +477,26 @@ pub fn stable(text: &str) -> String {
 /// variable, a semaphore, a runtime's own lock).
 pub const UNREAD_FUTEX: &str = "futex (a condition variable, semaphore or other)";
 
+/// A futex wait in a process whose glibc locks inspect cannot read (a
+/// static binary, another libc, a glibc it does not know): it may be a
+/// pthread lock too.
+pub const UNREADABLE_LOCKS_FUTEX: &str =
+    "futex (a lock or other: this process's locks cannot be read)";
+
+/// What an inspected wait on a futex no lock was read from is, as a
+/// thread state's `unread_wait` says it: `futex` (not a glibc lock), or
+/// `futex, locks unreadable` (any lock, a pthread one too).
+pub fn unread_futex(what: &str) -> Option<&'static str> {
+    match what {
+        UNREAD_FUTEX => Some("futex"),
+        UNREADABLE_LOCKS_FUTEX => Some(UNREADABLE_LOCKS),
+        _ => None,
+    }
+}
+
+/// `unread_wait` of a futex wait in a process whose locks cannot be read.
+pub const UNREADABLE_LOCKS: &str = "futex, locks unreadable";
+
 /// Locks of language runtimes built on a bare futex, by a function of
 /// their contended path (as symbolized, `<…>` stripped): a thread blocked
 /// in one waits on that lock, whose holder the lock records nowhere

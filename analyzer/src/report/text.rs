@@ -277,6 +277,10 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
     let holds = match (t.holds.is_empty(), t.holds_unseen, unread) {
         (true, false, _) => "holds no lock".to_string(),
         (true, true, None) => "holds no lock another thread waits for".to_string(),
+        (true, true, Some((UNREADABLE_LOCKS, other))) => format!(
+            "holds no lock holdcheck could read (the futex {} waits on may be a lock it holds)",
+            thread_short(other)
+        ),
         (true, true, Some(("futex", other))) => format!(
             "holds no pthread lock another thread waits for ({} waits on a futex holdcheck cannot read: who holds it, if anyone, is unknown)",
             thread_short(other)
@@ -872,7 +876,7 @@ pub fn summary_line(r: &Report) -> String {
             .as_ref()
             .is_some_and(|i| !i.not_visible.is_empty())
         {
-            "; a runtime's own locks are not visible, see above"
+            "; some locks are not visible here, see above"
         } else {
             ""
         }
