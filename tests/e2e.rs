@@ -2104,8 +2104,6 @@ fn inspect_never_calls_a_rust_condvar_a_glibc_one() {
     assert!(r["inspect"]["not_visible"].as_array().is_some(), "{r:#}");
 }
 
-/// The text of `inspect PID` ends in a summary that says what it could not
-/// see, never a clean "0 findings".
 /// Field `key` of every thread state of every finding of report `r`.
 fn thread_states<'a>(r: &'a Value, key: &str) -> Vec<&'a Value> {
     r["findings"]
@@ -2117,12 +2115,73 @@ fn thread_states<'a>(r: &'a Value, key: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The text of `inspect PID` ends in a summary that says what it could not
+/// see, never a clean "0 findings".
 fn assert_text_says_runtime_locks_are_not_visible(pid: u32) {
     let (_, text, _) = holdcheck(&["inspect", &pid.to_string()], Duration::from_secs(60));
     assert!(
         text.contains("some locks are not visible here, see above"),
         "{text}"
     );
+}
+
+/// Robust mutexes keep their owner's tid in the lock word, and glibc
+/// waits with it: the deadlock reads as any mutex's, in one process and
+/// across two (the owner followed to the child from the parent's pid).
+#[test]
+fn inspect_reads_robust_mutex_owners() {
+    let hung = Hung::start("abba", &["--hang", "--robust"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    for (name, holds, waits) in [
+        ("a-then-b", "mutex lock_a", "lock mutex lock_b"),
+        ("b-then-a", "mutex lock_b", "lock mutex lock_a"),
+    ] {
+        let t = thread_state(f, name);
+        assert_eq!(t["holds"][0], holds, "{t:#}");
+        assert_eq!(t["waiting"], waits, "{t:#}");
+    }
+    drop(hung);
+
+    let hung = Hung::start("abba", &["--hang", "--robust", "--processes"]);
+    let child = Hung::only_child(hung.pid());
+    let (_, r, _) = inspect_json(hung.pid());
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
+    let mut pids = r["findings"][0]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect::<Vec<_>>();
+    pids.sort();
+    assert_eq!(pids, [hung.pid() as u64, child as u64]);
+}
+
+/// A priority-inheritance mutex: the kernel keeps the owner's tid in the
+/// lock word, and refuses the lock that would close a cycle (`EDEADLK`),
+/// after which glibc's lock waits for ever on a word of its own. The
+/// thread in the kernel's lock wait is read as waiting for the mutex, held
+/// by the other, whose own wait stays a futex inspect cannot read.
+#[test]
+fn inspect_reads_priority_inheritance_mutex_owners() {
+    let hung = Hung::start("abba", &["--hang", "--pi"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    let f = &r["findings"][0];
+    let (waiter, holder) = match thread_state(f, "a-then-b")["waiting"].as_str() {
+        Some(w) if w.starts_with("lock mutex") => ("a-then-b", "b-then-a"),
+        _ => ("b-then-a", "a-then-b"),
+    };
+    let w = thread_state(f, waiter)["waiting"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held = w.strip_prefix("lock ").unwrap();
+    let h = thread_state(f, holder);
+    assert_eq!(h["holds"][0], held, "{f:#}");
+    assert_eq!(h["unread_wait"], "futex", "{f:#}");
 }
 
 /// Two processes over two process-shared mutexes in shared memory, each

@@ -10,7 +10,8 @@
  * With --processes the two locks are process-shared mutexes in shared
  * memory, and the two sides are two processes (the parent takes A then B,
  * a forked child B then A). With --heap they are two heap objects' locks,
- * made by account_new().
+ * made by account_new(). With --robust or --pi the locks are robust or
+ * priority-inheritance mutexes, whose lock word holds the owner's tid.
  */
 #include "common.h"
 #include <sys/mman.h>
@@ -23,6 +24,8 @@ static pthread_barrier_t static_meet;
 static pthread_mutex_t *la = &lock_a, *lb = &lock_b;
 static pthread_barrier_t *meet = &static_meet;
 static int hang, timed;
+/* The mutexes' attributes: the kind the flags ask for. */
+static pthread_mutexattr_t kind;
 
 static NOINLINE void take_second(pthread_mutex_t *m) {
     pthread_mutex_lock(m);
@@ -77,11 +80,9 @@ static int processes(void) {
     } *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED)
         die("mmap");
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-    pthread_mutex_init(&sh->a, &ma);
-    pthread_mutex_init(&sh->b, &ma);
+    pthread_mutexattr_setpshared(&kind, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&sh->a, &kind);
+    pthread_mutex_init(&sh->b, &kind);
     pthread_barrierattr_t ba;
     pthread_barrierattr_init(&ba);
     pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
@@ -105,6 +106,15 @@ static int processes(void) {
 int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
     timed = has_flag(argc, argv, "--timed");
+    pthread_mutexattr_init(&kind);
+    if (has_flag(argc, argv, "--robust"))
+        pthread_mutexattr_setrobust(&kind, PTHREAD_MUTEX_ROBUST);
+    if (has_flag(argc, argv, "--pi"))
+        pthread_mutexattr_setprotocol(&kind, PTHREAD_PRIO_INHERIT);
+    if (has_flag(argc, argv, "--robust") || has_flag(argc, argv, "--pi")) {
+        pthread_mutex_init(&lock_a, &kind);
+        pthread_mutex_init(&lock_b, &kind);
+    }
     if (has_flag(argc, argv, "--processes"))
         return processes();
     if (has_flag(argc, argv, "--heap")) {

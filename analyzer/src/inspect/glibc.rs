@@ -110,8 +110,66 @@ const MUTEX_LIST: core::ops::Range<usize> = 24..40;
 const MUTEX_SIZE: usize = 40;
 const PSHARED_BIT: u32 = 128;
 
+/// `__kind` bits of a robust and of a priority-inheritance mutex, whose
+/// lock word holds its owner's tid (the kernel reads it there).
+const KIND_ROBUST: u32 = 16;
+const KIND_PI: u32 = 32;
+
 const FUTEX_WAIT: u64 = 0;
+const FUTEX_LOCK_PI: u64 = 6;
 const FUTEX_WAIT_BITSET: u64 = 9;
+const FUTEX_LOCK_PI2: u64 = 13;
+const FUTEX_PRIVATE_FLAG: u64 = 128;
+/// A lock word's bit for "a thread waits", and its bits of the owner's tid
+/// (futex(2), robust and PI futexes).
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// A futex wait that is glibc's mutex lock: the mutex's 40 bytes and the
+/// thread it names as its owner.
+struct MutexWait {
+    m: Vec<u8>,
+    owner: u32,
+}
+
+impl MutexWait {
+    fn kind(&self) -> u32 {
+        memory::u32_at(&self.m, MUTEX_KIND)
+    }
+}
+
+/// Whether `futex(uaddr, op, val)` is glibc locking a mutex, by each of
+/// its protocols, and the owner it names:
+/// - a normal, recursive, error-checking or adaptive mutex: `FUTEX_WAIT`
+///   on `__lock` with 2, the owner in `__owner`;
+/// - a robust one: `FUTEX_WAIT` with the owner's tid and `FUTEX_WAITERS`,
+///   the word it waits on;
+/// - a priority-inheritance one: `FUTEX_LOCK_PI`, the owner's tid in the
+///   word, kept there by the kernel.
+///
+/// The last two only where `__kind` says so and `__owner` agrees (glibc
+/// sets it once the lock is taken).
+fn mutex_wait(pid: u32, uaddr: u64, op: u64, val: u64) -> Option<MutexWait> {
+    let cmd = op & 0x7f;
+    let val = val as u32;
+    let robust = cmd == FUTEX_WAIT && val & FUTEX_WAITERS != 0;
+    let pi = cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2;
+    if !(robust || pi || cmd == FUTEX_WAIT && val == 2) {
+        return None;
+    }
+    let m = memory::read(pid, uaddr, MUTEX_SIZE).ok()?;
+    let recorded = memory::u32_at(&m, MUTEX_OWNER);
+    if !robust && !pi {
+        return Some(MutexWait { m, owner: recorded });
+    }
+    let (needed, owner) = if robust {
+        (KIND_ROBUST, val & FUTEX_TID_MASK)
+    } else {
+        (KIND_PI, memory::u32_at(&m, MUTEX_LOCK) & FUTEX_TID_MASK)
+    };
+    let w = MutexWait { m, owner };
+    (w.kind() & needed != 0 && owner != 0 && recorded == owner).then_some(w)
+}
 
 fn rwlock_at(pid: u32, base: u64) -> Option<Vec<u8>> {
     let b = memory::read(pid, base, 56).ok()?;
@@ -131,39 +189,35 @@ pub fn classify(
     timed: bool,
 ) -> FutexWait {
     let cmd = op & 0x7f;
-    if cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET {
-        return FutexWait::Other;
+    if cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET {
+        let word = memory::read_u32(pid, uaddr).ok();
+        if tids.contains(&(val as u32)) && word == Some(val as u32) {
+            return FutexWait::Join { tid: val as u32 };
+        }
     }
-    let val = val as u32;
-    let word = memory::read_u32(pid, uaddr).ok();
-    if tids.contains(&val) && word == Some(val) {
-        return FutexWait::Join { tid: val };
-    }
-    if cmd == FUTEX_WAIT && val == 2 {
-        if let Ok(m) = memory::read(pid, uaddr, MUTEX_SIZE) {
-            let owner = memory::u32_at(&m, MUTEX_OWNER);
-            if let Some(process) = exited_owner_process(pid, &m) {
-                return FutexWait::Orphaned {
-                    addr: uaddr,
-                    owner,
-                    process,
-                };
-            }
-            if tids.contains(&owner) || shared_mutex_owner(pid, uaddr, op, val as u64).is_some() {
-                return FutexWait::Lock {
-                    addr: uaddr,
-                    kind: LockKind::Mutex,
-                    mode: Mode::Write,
-                    owner: Some(owner),
-                    readers: 0,
-                };
-            }
+    if let Some(MutexWait { m, owner }) = mutex_wait(pid, uaddr, op, val) {
+        if let Some(process) = exited_owner_process(pid, &m) {
+            return FutexWait::Orphaned {
+                addr: uaddr,
+                owner,
+                process,
+            };
+        }
+        if tids.contains(&owner) || shared_mutex_owner(pid, uaddr, op, val).is_some() {
+            return FutexWait::Lock {
+                addr: uaddr,
+                kind: LockKind::Mutex,
+                mode: Mode::Write,
+                owner: Some(owner),
+                readers: 0,
+            };
         }
         return FutexWait::Other;
     }
     if cmd != FUTEX_WAIT_BITSET {
         return FutexWait::Other;
     }
+    let val = val as u32;
     let owner_of = |b: &[u8]| {
         let w = memory::u32_at(b, 24);
         tids.contains(&w).then_some(w)
@@ -234,7 +288,6 @@ const SEM_NWAITERS: usize = 4;
 const SEM_PRIVATE: usize = 8;
 const SEM_PAD: usize = 12;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
-const FUTEX_PRIVATE_FLAG: u64 = 128;
 
 /// A `FUTEX_WAIT_BITSET` on a word of 0 is glibc's condition variable wait
 /// (on `__g_signals[g]`) or its semaphore wait (on the value). Told by the
@@ -332,19 +385,15 @@ fn exited_owner_process(pid: u32, m: &[u8]) -> Option<u32> {
 /// The owner of a process-shared mutex that a futex wait of process `pid`
 /// sleeps on, when a thread of another process owns it: (its tid, its
 /// process). glibc marks such a mutex in `__kind` (`PTHREAD_MUTEX_PSHARED_BIT`)
-/// and waits on it without `FUTEX_PRIVATE_FLAG`; its owner field holds a
-/// tid of whichever process locked it.
+/// and waits on it without `FUTEX_PRIVATE_FLAG`; its owner (see
+/// [`mutex_wait`]) is a tid of whichever process locked it.
 pub fn shared_mutex_owner(pid: u32, uaddr: u64, op: u64, val: u64) -> Option<(u32, u32)> {
-    const PRIVATE: u64 = 128;
-    if op & 0x7f != FUTEX_WAIT || op & PRIVATE != 0 || val as u32 != 2 {
+    if op & FUTEX_PRIVATE_FLAG != 0 {
         return None;
     }
-    let m = memory::read(pid, uaddr, MUTEX_SIZE).ok()?;
-    let (owner, kind) = (
-        memory::u32_at(&m, MUTEX_OWNER),
-        memory::u32_at(&m, MUTEX_KIND),
-    );
-    if kind & PSHARED_BIT == 0 || owner == 0 {
+    let w = mutex_wait(pid, uaddr, op, val)?;
+    let owner = w.owner;
+    if w.kind() & PSHARED_BIT == 0 || owner == 0 {
         return None;
     }
     let process = super::procfs::process_of_tid(owner)?;
@@ -359,6 +408,51 @@ pub fn writer_preferring(pid: u32, addr: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn robust_and_pi_mutex_waits_name_the_owner_in_the_lock_word() {
+        let me = std::process::id();
+        let mutex = |lock: u32, owner: u32, kind: u32| {
+            let mut m = Box::new([0u8; MUTEX_SIZE]);
+            for (at, v) in [(MUTEX_LOCK, lock), (MUTEX_OWNER, owner), (MUTEX_KIND, kind)] {
+                m[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+            }
+            m
+        };
+        let owner_of = |m: &[u8; MUTEX_SIZE], op: u64, val: u32| {
+            mutex_wait(me, m.as_ptr() as u64, op, val as u64).map(|w| w.owner)
+        };
+        let tid = 4242;
+        let robust = mutex(tid | FUTEX_WAITERS, tid, KIND_ROBUST);
+        assert_eq!(
+            owner_of(&robust, FUTEX_WAIT, tid | FUTEX_WAITERS),
+            Some(tid)
+        );
+        // Not robust by its kind, or an owner field that disagrees: no.
+        let plain = mutex(tid | FUTEX_WAITERS, tid, 0);
+        assert_eq!(owner_of(&plain, FUTEX_WAIT, tid | FUTEX_WAITERS), None);
+        let other = mutex(tid | FUTEX_WAITERS, 7, KIND_ROBUST);
+        assert_eq!(owner_of(&other, FUTEX_WAIT, tid | FUTEX_WAITERS), None);
+        // A tid with no waiters bit is a join's wait, not a lock's.
+        assert_eq!(owner_of(&robust, FUTEX_WAIT, tid), None);
+
+        let pi = mutex(tid | FUTEX_WAITERS, tid, KIND_PI | PSHARED_BIT);
+        for op in [
+            FUTEX_LOCK_PI,
+            FUTEX_LOCK_PI2,
+            FUTEX_LOCK_PI | FUTEX_PRIVATE_FLAG,
+        ] {
+            assert_eq!(owner_of(&pi, op, 0), Some(tid));
+        }
+        assert_eq!(owner_of(&robust, FUTEX_LOCK_PI, 0), None);
+        let unowned = mutex(0, 0, KIND_PI);
+        assert_eq!(owner_of(&unowned, FUTEX_LOCK_PI, 0), None);
+
+        // A normal mutex: its owner field, as before.
+        let normal = mutex(2, tid, 0);
+        assert_eq!(owner_of(&normal, FUTEX_WAIT, 2), Some(tid));
+        assert_eq!(owner_of(&normal, FUTEX_WAIT, 1), None);
+    }
 
     #[test]
     fn only_a_locked_mutex_layout_names_an_exited_owner() {
