@@ -1938,7 +1938,7 @@ take(a, b)'",
         "{:#}",
         r["findings"]
     );
-    assert_text_says_runtime_locks_are_not_visible(py);
+    assert_text_says_some_locks_are_not_visible(py);
     // Without stacks (inspect's default) the waits are bare semaphores,
     // which record no holder either: neither thread is said to hold no
     // lock the other waits for.
@@ -2028,7 +2028,7 @@ fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
             .contains("has Rust's standard library in it (a Rust program"),
         "{nv:?}"
     );
-    assert_text_says_runtime_locks_are_not_visible(hung.pid());
+    assert_text_says_some_locks_are_not_visible(hung.pid());
     drop(hung);
 
     let r = run_example("rustlocks", &["deadlock"], 60);
@@ -2117,12 +2117,43 @@ fn thread_states<'a>(r: &'a Value, key: &str) -> Vec<&'a Value> {
 
 /// The text of `inspect PID` ends in a summary that says what it could not
 /// see, never a clean "0 findings".
-fn assert_text_says_runtime_locks_are_not_visible(pid: u32) {
+fn assert_text_says_some_locks_are_not_visible(pid: u32) {
     let (_, text, _) = holdcheck(&["inspect", &pid.to_string()], Duration::from_secs(60));
     assert!(
         text.contains("some locks are not visible here, see above"),
         "{text}"
     );
+}
+
+/// Two threads deadlocked on spin locks never wait in the kernel: inspect
+/// cannot tell them from threads at work, and says so, naming them, where
+/// it would have said a clean "no findings". A program whose threads all
+/// wait in the kernel gets no such line.
+#[test]
+fn inspect_says_threads_running_at_every_sample_may_be_spinning() {
+    let _cpu = exclusive_cpu();
+    let hung = Hung::start("lockorder", &["spin-hang"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    let busy: Vec<&str> = r["inspect"]["not_visible"]
+        .as_array()
+        .expect("a blind spot said")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .filter(|n| n.contains("ran at every sample"))
+        .collect();
+    assert_eq!(busy.len(), 1, "{:#}", r["inspect"]);
+    assert!(
+        busy[0].contains("\"s-then-t\"") && busy[0].contains("\"t-then-s\""),
+        "{}",
+        busy[0]
+    );
+    assert_text_says_some_locks_are_not_visible(hung.pid());
+    drop(hung);
+
+    let hung = Hung::start("idle_waits", &["--hang"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    let said = r["inspect"]["not_visible"].to_string();
+    assert!(!said.contains("ran at every sample"), "{said}");
 }
 
 /// Robust mutexes keep their owner's tid in the lock word, and glibc
@@ -2281,7 +2312,7 @@ fn inspect_reports_a_go_thread_in_netlink_recvfrom_and_what_it_cannot_see() {
         nv.contains("Go program") && nv.contains("not visible"),
         "{nv}"
     );
-    assert_text_says_runtime_locks_are_not_visible(pid);
+    assert_text_says_some_locks_are_not_visible(pid);
 }
 
 /// sqlite3 in a transaction, between statements: it holds a POSIX write

@@ -129,6 +129,36 @@ impl Sampled {
         ))
     }
 
+    /// The threads running at the first sample and the last: at work, or
+    /// spinning on a lock (a spin lock's waiter never enters the kernel),
+    /// which inspect does not tell apart.
+    fn busy_blind_spot(&self) -> Option<String> {
+        const NAMED: usize = 4;
+        let running = |tasks: &[Task], tid| {
+            tasks
+                .iter()
+                .any(|t| t.tid == tid && matches!(t.syscall, Syscall::Running))
+        };
+        let busy: Vec<String> = self
+            .last
+            .iter()
+            .filter(|t| running(&self.last, t.tid) && running(&self.first, t.tid))
+            .map(|t| format!("T{} \"{}\"", t.tid, t.name))
+            .collect();
+        let (n, mut named) = (busy.len(), busy.join(", "));
+        match n {
+            0 => return None,
+            1..=NAMED => {}
+            _ => named = format!("{} and {} more", busy[..NAMED].join(", "), n - NAMED),
+        }
+        Some(format!(
+            "pid {}: {named} ran at every sample: a thread spinning on a lock (`pthread_spin_lock`, a \
+             spin loop of its own) never waits in the kernel, and is not told from one at work; \
+             `perf top -t TID` shows where one runs",
+            self.pid
+        ))
+    }
+
     /// Whether a thread made no progress between the samples, in a call.
     pub(super) fn stuck(&self, t: &Task) -> bool {
         matches!(t.syscall, Syscall::In { .. })
@@ -618,7 +648,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             .flat_map(|p| {
                 let runtime = procfs::runtime_blind_spot(p.pid);
                 let locks = p.lock_blind_spot(runtime.is_some());
-                runtime.into_iter().chain(locks)
+                runtime.into_iter().chain(locks).chain(p.busy_blind_spot())
             })
             .collect(),
         file_locks: procs
