@@ -211,13 +211,10 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         // A semaphore records no holder either: one used as a lock (a
         // binary semaphore, or a runtime's lock whose stack was not taken)
         // is held by whoever took it, and whoever would post it is unknown.
-        let unread_wait = match runtime {
-            Some(lock) => Some(lock),
-            None if unread.is_some() => unread,
-            None if is_semaphore_wait(what) => Some("semaphore"),
-            None => None,
-        }
-        .map(str::to_string);
+        let unread_wait = runtime
+            .or(unread)
+            .or_else(|| is_semaphore_wait(what).then_some("semaphore"))
+            .map(str::to_string);
         if let Some(lock) = runtime {
             title = title_with_runtime_wait(&title, t.tid, what, lock);
         }

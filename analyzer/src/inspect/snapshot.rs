@@ -118,9 +118,9 @@ impl Sampled {
     /// runtime's blind spot is said (`runtime`: a Go program).
     fn lock_blind_spot(&self, runtime: bool) -> Option<String> {
         let why = match &self.glibc {
-            Ok(v) => glibc::check(v).err()?,
+            Ok(v) => glibc::check(v).err()?.to_string(),
             Err(_) if runtime => return None,
-            Err(e) => anyhow::anyhow!("{e}"),
+            Err(e) => e.to_string(),
         };
         Some(format!(
             "pid {}: {why}: a thread blocked on a lock shows only its futex wait, not which thread holds \
@@ -134,15 +134,11 @@ impl Sampled {
     /// which inspect does not tell apart.
     fn busy_blind_spot(&self) -> Option<String> {
         const NAMED: usize = 4;
-        let running = |tasks: &[Task], tid| {
-            tasks
-                .iter()
-                .any(|t| t.tid == tid && matches!(t.syscall, Syscall::Running))
-        };
+        let running = |t: &Task| matches!(t.syscall, Syscall::Running);
         let busy: Vec<String> = self
             .last
             .iter()
-            .filter(|t| running(&self.last, t.tid) && running(&self.first, t.tid))
+            .filter(|t| running(t) && self.first.iter().any(|f| f.tid == t.tid && running(f)))
             .map(|t| format!("T{} \"{}\"", t.tid, t.name))
             .collect();
         let (n, mut named) = (busy.len(), busy.join(", "));

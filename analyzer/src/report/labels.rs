@@ -483,9 +483,12 @@ pub const UNREAD_FUTEX: &str = "futex (a condition variable, semaphore or other)
 pub const UNREADABLE_LOCKS_FUTEX: &str =
     "futex (a lock or other: this process's locks cannot be read)";
 
+/// `unread_wait` of a futex wait in a process whose locks cannot be read.
+pub const UNREADABLE_LOCKS: &str = "futex, locks unreadable";
+
 /// What an inspected wait on a futex no lock was read from is, as a
 /// thread state's `unread_wait` says it: `futex` (not a glibc lock), or
-/// `futex, locks unreadable` (any lock, a pthread one too).
+/// [`UNREADABLE_LOCKS`] (any lock, a pthread one too).
 pub fn unread_futex(what: &str) -> Option<&'static str> {
     match what {
         UNREAD_FUTEX => Some("futex"),
@@ -493,9 +496,6 @@ pub fn unread_futex(what: &str) -> Option<&'static str> {
         _ => None,
     }
 }
-
-/// `unread_wait` of a futex wait in a process whose locks cannot be read.
-pub const UNREADABLE_LOCKS: &str = "futex, locks unreadable";
 
 /// Locks of language runtimes built on a bare futex, by a function of
 /// their contended path (as symbolized, `<…>` stripped): a thread blocked
