@@ -2156,6 +2156,52 @@ fn inspect_says_threads_running_at_every_sample_may_be_spinning() {
     assert!(!said.contains("ran at every sample"), "{said}");
 }
 
+/// Two threads that meet each holding the lock the other then asks for
+/// with `pthread_mutex_timedlock`: both give up at their deadline (2.5 s,
+/// past the watchdog's look) and the program ends, as it does natively.
+/// The watchdog saw a cycle of waits that each end by themselves: no
+/// deadlock, the program not ended; the inversion is predicted, and the
+/// wait reported as a stall that ended.
+#[test]
+fn a_cycle_of_timed_lock_waits_is_no_deadlock_and_the_run_goes_on() {
+    let r = run_example("abba", &["--hang", "--timedlock=2500"], 60);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    assert_eq!(r.report["run"]["code"], 0);
+    assert_eq!(r.stdout, "abba: done\n");
+    let kinds = only_kinds(&r.report);
+    assert!(!kinds.iter().any(|k| k == "deadlock"), "{kinds:?}");
+    assert_eq!(
+        findings(&r.report, "potential-deadlock").len(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k == "stall"), "{kinds:?}");
+
+    // From outside, an hour's deadline: one stall, the two waits behind
+    // one holder, never a deadlock.
+    let hung = Hung::start("abba", &["--hang", "--timedlock=3600000"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    assert_eq!(
+        r["findings"][0]["thread_states"].as_array().unwrap().len(),
+        2
+    );
+    for t in ["a-then-b", "b-then-a"] {
+        let task = inspect_task(&r, t);
+        assert!(
+            task["timeout"]["left_ms"].as_i64().unwrap() > 3_000_000,
+            "{task}"
+        );
+        assert!(
+            task["blocked_in"]
+                .as_str()
+                .unwrap()
+                .starts_with("lock mutex lock_"),
+            "{task}"
+        );
+    }
+}
+
 /// Robust mutexes keep their owner's tid in the lock word, and glibc
 /// waits with it: the deadlock reads as any mutex's, in one process and
 /// across two (the owner followed to the child from the parent's pid).

@@ -12,6 +12,9 @@
  * a forked child B then A). With --heap they are two heap objects' locks,
  * made by account_new(). With --robust or --pi the locks are robust or
  * priority-inheritance mutexes, whose lock word holds the owner's tid.
+ * With --timedlock=MS each side takes its second lock with
+ * pthread_mutex_timedlock, giving up after MS ms: met with --hang, both
+ * give up, and the program ends.
  */
 #include "common.h"
 #include <sys/mman.h>
@@ -27,8 +30,23 @@ static int hang, timed;
 /* The mutexes' attributes: the kind the flags ask for. */
 static pthread_mutexattr_t kind;
 
+static long timedlock_ms;
+
 static NOINLINE void take_second(pthread_mutex_t *m) {
-    pthread_mutex_lock(m);
+    if (timedlock_ms > 0) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += timedlock_ms / 1000;
+        t.tv_nsec += timedlock_ms % 1000 * 1000000;
+        if (t.tv_nsec >= 1000000000) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(m, &t) != 0)
+            return; /* gave up */
+    } else {
+        pthread_mutex_lock(m);
+    }
     pthread_mutex_unlock(m);
 }
 
@@ -106,6 +124,9 @@ static int processes(void) {
 int main(int argc, char **argv) {
     hang = has_flag(argc, argv, "--hang");
     timed = has_flag(argc, argv, "--timed");
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--timedlock=", 12) == 0)
+            timedlock_ms = atol(argv[i] + 12);
     pthread_mutexattr_init(&kind);
     if (has_flag(argc, argv, "--robust"))
         pthread_mutexattr_setrobust(&kind, PTHREAD_MUTEX_ROBUST);

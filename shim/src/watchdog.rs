@@ -223,12 +223,17 @@ struct Deferred {
     fd: i32,
 }
 
-/// What `analyse` finds, once every wait left published after its call
-/// that a finding rests on was checked against what `/proc` shows its
-/// thread in: a thread no longer in that call is running (as it would be
-/// had its hook cleared the wait), and the snapshot is analysed again
-/// without the wait. Only the threads of findings are read: a server's
-/// thousand threads idle in `recv` cost nothing at each look.
+/// What `analyse` finds, once every wait that a finding rests on was
+/// checked against what `/proc` shows its thread in:
+/// - a wait left published after its call, whose thread is no longer in
+///   that call, is gone (its thread runs, as it would had its hook cleared
+///   the wait);
+/// - a lock wait of a deadlock whose thread waits with a timeout (a timed
+///   lock) ends by itself: not a deadlock (see [`Snap::timed`]).
+///
+/// The snapshot is then analysed again. Only the threads of findings are
+/// read: a server's thousand threads idle in `recv` cost nothing at each
+/// look.
 fn checked(
     snap: &mut [Snap],
     deferred: &[Deferred],
@@ -244,14 +249,34 @@ fn checked(
             .filter(|d| read.insert(d.tid) && !in_call(d))
             .map(|d| d.tid)
             .collect();
-        if gone.is_empty() {
+        let locks_waited = |tid: u32| {
+            snap.iter()
+                .any(|s| s.tid == tid && matches!(s.wait, Some(Wait::Lock { .. })))
+        };
+        let timed: Vec<u32> = found
+            .iter()
+            .filter(|f| f.observed.kind == "deadlock")
+            .flat_map(|f| f.observed.threads.iter().map(|t| t.tid))
+            .filter(|&tid| locks_waited(tid) && read.insert(tid) && in_timed_wait(tid))
+            .collect();
+        if gone.is_empty() && timed.is_empty() {
             return found;
         }
-        for s in snap.iter_mut().filter(|s| gone.contains(&s.tid)) {
-            s.wait = None;
-            s.since = 0;
+        for s in snap.iter_mut() {
+            if gone.contains(&s.tid) {
+                s.wait = None;
+                s.since = 0;
+            }
+            s.timed |= timed.contains(&s.tid);
         }
     }
+}
+
+/// Whether a thread waits for a lock with a timeout (see [`checked`]).
+fn in_timed_wait(tid: u32) -> bool {
+    use holdcheck_waitfor::syscall::{is_timed_futex_wait, parse};
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .is_ok_and(|s| is_timed_futex_wait(&parse(&s)))
 }
 
 /// Whether the thread of a wait left published is still in its call.
@@ -482,6 +507,8 @@ fn read_one(
         wait: if since == 0 { None } else { wait },
         since,
         stack,
+        // Read from /proc only for the waits a deadlock rests on: see `checked`.
+        timed: false,
     };
     Some((snap, deferred.filter(|_| since != 0)))
 }

@@ -65,6 +65,10 @@ pub struct Snap {
     pub since: u64,
     /// Stack id of the wait in the trace, 0 if none.
     pub stack: u64,
+    /// Its wait ends by itself at a deadline (a timed lock, as its system
+    /// call's arguments say): never stuck for ever, so no deadlock; a
+    /// long one is a stall.
+    pub timed: bool,
 }
 
 /// What a thread waits for.
@@ -287,7 +291,7 @@ pub fn analyse(
     // stuck too (greatest fixpoint), and held up by a cycle that is known
     // to be one (see `anchored`).
     let mut stuck: Vec<bool> = (0..snap.len())
-        .map(|i| succ[i].is_some() && age_ms(&snap[i], now) >= interval_ms)
+        .map(|i| succ[i].is_some() && !snap[i].timed && age_ms(&snap[i], now) >= interval_ms)
         .collect();
     loop {
         loop {
@@ -355,13 +359,20 @@ pub fn analyse(
             continue;
         }
         let mut cur = i;
-        let mut hops = 0;
+        let mut path = vec![i];
         while let Some(Some(v)) = succ.get(cur).map(|s| s.as_ref()) {
-            if !matches!(snap[cur].wait, Some(Wait::Lock { .. })) || hops > snap.len() {
+            if !matches!(snap[cur].wait, Some(Wait::Lock { .. })) {
                 break;
             }
-            cur = v.iter().find(|(_, r)| *r == "holds").unwrap_or(&v[0]).0;
-            hops += 1;
+            let next = v.iter().find(|(_, r)| *r == "holds").unwrap_or(&v[0]).0;
+            if let Some(pos) = path.iter().position(|&p| p == next) {
+                // A cycle of waits none of them stuck (a timed one ends
+                // it): one of its threads stands as the root of them all.
+                cur = *path[pos..].iter().min().expect("a cycle has a thread");
+                break;
+            }
+            path.push(next);
+            cur = next;
         }
         if cur != i && !stuck[cur] {
             roots.entry(cur).or_default().push(i);
@@ -804,6 +815,7 @@ mod tests {
             wait,
             since,
             stack: 0,
+            timed: false,
         }
     }
 
@@ -928,6 +940,41 @@ mod tests {
     /// A worker that signalled "up" once, then waits on the same condition
     /// variable for work: its own only feeder seen, and no deadlock (the
     /// main thread signals it later).
+    /// Two threads each holding the lock the other waits for: a deadlock,
+    /// unless a wait has a deadline (a timed lock, which ends it by
+    /// itself): then a stall once it is old enough, never before.
+    #[test]
+    fn a_lock_cycle_through_a_timed_wait_is_a_stall_not_a_deadlock() {
+        let now = 10_000 * MS;
+        let cycle = |timed: bool, since: u64| {
+            let mut s = vec![
+                snap(
+                    1,
+                    vec![held(M, Mode::Write, LockKind::Mutex)],
+                    lock_wait(M + 64, Mode::Write, LockKind::Mutex),
+                    since,
+                ),
+                snap(
+                    2,
+                    vec![held(M + 64, Mode::Write, LockKind::Mutex)],
+                    lock_wait(M, Mode::Write, LockKind::Mutex),
+                    since,
+                ),
+            ];
+            s[1].timed = timed;
+            s
+        };
+        let kinds = |s: &[Snap]| -> Vec<String> {
+            analyse(&TestEnv, s, &ChannelUsers::default(), now, 500, 5_000)
+                .into_iter()
+                .map(|f| f.observed.kind)
+                .collect()
+        };
+        assert_eq!(kinds(&cycle(false, 9_000 * MS)), ["deadlock"]);
+        assert_eq!(kinds(&cycle(true, 9_000 * MS)), Vec::<String>::new());
+        assert_eq!(kinds(&cycle(true, MS)), ["stall"]);
+    }
+
     #[test]
     fn a_thread_waiting_on_a_condvar_only_it_signalled_is_not_stuck() {
         let now = 10_000 * MS;

@@ -42,6 +42,15 @@ pub fn parse(line: &str) -> Syscall {
     }
 }
 
+/// Whether `s` is a futex wait or lock given a timeout (its fourth
+/// argument): a lock wait that ends by itself at a deadline, as glibc's
+/// `pthread_mutex_timedlock` and its kin make.
+pub fn is_timed_futex_wait(s: &Syscall) -> bool {
+    const FUTEX: u64 = 202;
+    // FUTEX_WAIT, FUTEX_LOCK_PI, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2.
+    matches!(s, Syscall::In { nr: FUTEX, args } if matches!(args[1] & 0x7f, 0 | 6 | 9 | 13) && args[3] != 0)
+}
+
 /// The system calls (x86_64) that wait on a kernel queue: (name, direction).
 pub fn channel_call(nr: u64) -> Option<(&'static str, Direction)> {
     Some(match nr {

@@ -114,6 +114,8 @@ const PSHARED_BIT: u32 = 128;
 /// lock word holds its owner's tid (the kernel reads it there).
 const KIND_ROBUST: u32 = 16;
 const KIND_PI: u32 = 32;
+/// `__kind` bits of lock elision (`PTHREAD_MUTEX_ELISION_NP`, `_NO_ELISION_NP`).
+const ELISION_BITS: u32 = 0x300;
 
 const FUTEX_WAIT: u64 = 0;
 const FUTEX_LOCK_PI: u64 = 6;
@@ -141,26 +143,33 @@ impl MutexWait {
 /// Whether `futex(uaddr, op, val)` is glibc locking a mutex, by each of
 /// its protocols, and the owner it names:
 /// - a normal, recursive, error-checking or adaptive mutex: `FUTEX_WAIT`
-///   on `__lock` with 2, the owner in `__owner`;
-/// - a robust one: `FUTEX_WAIT` with the owner's tid and `FUTEX_WAITERS`,
-///   the word it waits on;
+///   on `__lock` with 2 (`FUTEX_WAIT_BITSET` when timed), the owner in
+///   `__owner`;
+/// - a robust one: the same calls with the owner's tid and
+///   `FUTEX_WAITERS`, the word it waits on;
 /// - a priority-inheritance one: `FUTEX_LOCK_PI`, the owner's tid in the
 ///   word, kept there by the kernel.
 ///
 /// The last two only where `__kind` says so and `__owner` agrees (glibc
-/// sets it once the lock is taken).
+/// sets it once the lock is taken). A timed wait on a word of 2 is an
+/// rwlock's too: as a mutex's, only where `__kind` is a plain kind and
+/// `__nusers` counts the owner.
 fn mutex_wait(pid: u32, uaddr: u64, op: u64, val: u64) -> Option<MutexWait> {
     let cmd = op & 0x7f;
     let val = val as u32;
-    let robust = cmd == FUTEX_WAIT && val & FUTEX_WAITERS != 0;
+    let waits = cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET;
+    let robust = waits && val & FUTEX_WAITERS != 0;
     let pi = cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2;
-    if !(robust || pi || cmd == FUTEX_WAIT && val == 2) {
+    if !(robust || pi || waits && val == 2) {
         return None;
     }
     let m = memory::read(pid, uaddr, MUTEX_SIZE).ok()?;
     let recorded = memory::u32_at(&m, MUTEX_OWNER);
     if !robust && !pi {
-        return Some(MutexWait { m, owner: recorded });
+        let plain = memory::u32_at(&m, MUTEX_KIND) & !(PSHARED_BIT | ELISION_BITS) <= 3;
+        let counted = memory::u32_at(&m, MUTEX_NUSERS) >= 1;
+        let timed = cmd == FUTEX_WAIT_BITSET;
+        return (!timed || plain && counted).then_some(MutexWait { m, owner: recorded });
     }
     let (needed, owner) = if robust {
         (KIND_ROBUST, val & FUTEX_TID_MASK)
@@ -195,29 +204,45 @@ pub fn classify(
             return FutexWait::Join { tid: val as u32 };
         }
     }
-    if let Some(MutexWait { m, owner }) = mutex_wait(pid, uaddr, op, val) {
-        if let Some(process) = exited_owner_process(pid, &m) {
+    let mutex = mutex_wait(pid, uaddr, op, val);
+    if let Some(MutexWait { m, owner }) = &mutex {
+        if let Some(process) = exited_owner_process(pid, m) {
             return FutexWait::Orphaned {
                 addr: uaddr,
-                owner,
+                owner: *owner,
                 process,
             };
         }
-        if tids.contains(&owner) || shared_mutex_owner(pid, uaddr, op, val).is_some() {
-            return FutexWait::Lock {
+    }
+    // Its owner a thread here, or of the process sharing it with this one.
+    let owned = |w: MutexWait| {
+        (tids.contains(&w.owner) || shared_mutex_owner(pid, uaddr, op, val).is_some()).then_some(
+            FutexWait::Lock {
                 addr: uaddr,
                 kind: LockKind::Mutex,
                 mode: Mode::Write,
-                owner: Some(owner),
+                owner: Some(w.owner),
                 readers: 0,
-            };
-        }
-        return FutexWait::Other;
-    }
+            },
+        )
+    };
+    // An untimed mutex lock and the kernel's PI lock are no other object's
+    // waits; a timed one on a word of 2 may be an rwlock's: those first.
     if cmd != FUTEX_WAIT_BITSET {
-        return FutexWait::Other;
+        return mutex.and_then(owned).unwrap_or(FutexWait::Other);
     }
-    let val = val as u32;
+    if let Some(rw) = rwlock_wait(pid, tids, uaddr, val as u32) {
+        return rw;
+    }
+    if let Some(lock) = mutex.and_then(owned) {
+        return lock;
+    }
+    cond_or_semaphore(pid, tids.len() as u32, uaddr, op, val, timed)
+}
+
+/// A `FUTEX_WAIT_BITSET` on one of an rwlock's futex words, as glibc's
+/// rwlock waits: the lock, the mode wanted and who holds it.
+fn rwlock_wait(pid: u32, tids: &HashSet<u32>, uaddr: u64, val: u32) -> Option<FutexWait> {
     let owner_of = |b: &[u8]| {
         let w = memory::u32_at(b, 24);
         tids.contains(&w).then_some(w)
@@ -227,13 +252,13 @@ pub fn classify(
     if val == 3 {
         if let Some(b) = rwlock_at(pid, uaddr.wrapping_sub(12)) {
             if let Some(o) = owner_of(&b) {
-                return FutexWait::Lock {
+                return Some(FutexWait::Lock {
                     addr: uaddr - 12,
                     kind: LockKind::Rwlock,
                     mode: Mode::Write,
                     owner: Some(o),
                     readers: 0,
-                };
+                });
             }
         }
     }
@@ -242,37 +267,37 @@ pub fn classify(
     if let Some(b) = rwlock_at(pid, uaddr.wrapping_sub(8)) {
         if val == 3 {
             if let Some(o) = owner_of(&b) {
-                return FutexWait::Lock {
+                return Some(FutexWait::Lock {
                     addr: uaddr - 8,
                     kind: LockKind::Rwlock,
                     mode: Mode::Read,
                     owner: Some(o),
                     readers: 0,
-                };
+                });
             }
         } else if val == 2 && readers_of(&b) > 0 {
-            return FutexWait::Lock {
+            return Some(FutexWait::Lock {
                 addr: uaddr - 8,
                 kind: LockKind::Rwlock,
                 mode: Mode::Write,
                 owner: None,
                 readers: readers_of(&b),
-            };
+            });
         }
     }
     // __readers: a reader queued behind a writer on a writer-preferring lock.
     if let Some(b) = rwlock_at(pid, uaddr) {
         if memory::u32_at(&b, 48) == 2 && readers_of(&b) > 0 {
-            return FutexWait::Lock {
+            return Some(FutexWait::Lock {
                 addr: uaddr,
                 kind: LockKind::Rwlock,
                 mode: Mode::Read,
                 owner: None,
                 readers: readers_of(&b),
-            };
+            });
         }
     }
-    cond_or_semaphore(pid, tids.len() as u32, uaddr, op, val as u64, timed)
+    None
 }
 
 // glibc's `struct __pthread_cond_s` (2.25 and later): byte offsets.

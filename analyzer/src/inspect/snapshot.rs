@@ -343,8 +343,8 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     let now_ns = (now_ms * 1e6) as u64;
     let snap: Vec<Snap> = procs
         .iter()
-        .flat_map(|p| p.last.iter())
-        .map(|t| {
+        .flat_map(|p| p.last.iter().map(move |t| (p.pid, t)))
+        .map(|(pid, t)| {
             let since_ms = clocks.last_ran_ms(t).unwrap_or(now_ms - window_ms as f64);
             let wait = w.waits.get(&t.tid).cloned();
             Snap {
@@ -356,6 +356,10 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                 } else {
                     0
                 },
+                // A timed lock ends by itself: never a deadlock.
+                timed: matches!(wait, Some(Wait::Lock { .. }))
+                    && matches!(&t.syscall, Syscall::In { nr, args }
+                        if super::timeouts::timeout_of(pid, *nr, args, &t.wchan).is_some()),
                 wait,
                 stack: stack_ids.get(&t.tid).copied().unwrap_or(0),
             }
