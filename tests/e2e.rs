@@ -3240,6 +3240,18 @@ fn a_thread_that_exits_holding_a_mutex_is_a_misuse() {
     let title = dead[0]["title"].as_str().unwrap();
     assert!(title.contains("exited holding it"), "{title}");
     assert!(title.contains("\"worker\""), "{title}");
+
+    // A timed lock of it gives up at its deadline (2.5 s): no deadlock,
+    // the run goes on to the program's end, the misuse all the same.
+    let r = run_example_with("exit_holding", &["--timed"], 30, LIVE);
+    assert_eq!(r.report["run"]["ending"], "exited", "{:#}", r.report["run"]);
+    assert_eq!(r.stdout, "exit_holding: the table lock is held for good\n");
+    assert_eq!(
+        only_kinds(&r.report),
+        ["misuse"],
+        "{:#}",
+        r.report["findings"]
+    );
 }
 
 /// The same lock unlocked for the worker by another thread before it

@@ -7,6 +7,8 @@
  *                               busy for good) and ends: no hang, the
  *                               misuse is in the run all the same
  *   exit_holding --hang         main locks it: hangs for ever
+ *   exit_holding --timed        main locks it with pthread_mutex_timedlock
+ *                               and gives up after 2.5 s: no hang
  *   exit_holding --handed-over  the worker's lock is unlocked for it by
  *                               main before it exits: it does not exit
  *                               holding it, but main unlocks a mutex it
@@ -89,6 +91,18 @@ int main(int argc, char **argv) {
     if (hang) {
         pthread_mutex_lock(&table_lock); /* for ever */
         pthread_mutex_unlock(&table_lock);
+    }
+    if (has_flag(argc, argv, "--timed")) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += 2;
+        t.tv_nsec += 500 * 1000000;
+        if (t.tv_nsec >= 1000000000) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(&table_lock, &t) != ETIMEDOUT)
+            die("pthread_mutex_timedlock did not time out");
     }
     int busy = pthread_mutex_trylock(&table_lock) == EBUSY;
     if (!busy)

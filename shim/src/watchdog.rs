@@ -388,6 +388,9 @@ fn orphan_waits(snap: &[Snap], now: u64, min_ms: u64) -> Vec<waitfor::Finding> {
         if !o.still_owned() {
             continue; // released for it since: not this
         }
+        if in_timed_wait(s.tid) {
+            continue; // it gives up at its deadline: no deadlock
+        }
         let owner = waitfor::ExitedOwner {
             tid: o.tid,
             pid: None,

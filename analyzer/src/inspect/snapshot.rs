@@ -377,7 +377,8 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         .collect();
     // Waits for a mutex whose owner exited holding it: for ever.
     for &(waiter, owner, process) in &w.orphans {
-        let Some(s) = snap.iter().find(|s| s.tid == waiter) else {
+        // (A timed wait gives up at its deadline: no deadlock.)
+        let Some(s) = snap.iter().find(|s| s.tid == waiter && !s.timed) else {
             continue;
         };
         let gone = waitfor::ExitedOwner {
