@@ -34,14 +34,7 @@ static long timedlock_ms;
 
 static NOINLINE void take_second(pthread_mutex_t *m) {
     if (timedlock_ms > 0) {
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_sec += timedlock_ms / 1000;
-        t.tv_nsec += timedlock_ms % 1000 * 1000000;
-        if (t.tv_nsec >= 1000000000) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000;
-        }
+        struct timespec t = deadline_in_ms(timedlock_ms);
         if (pthread_mutex_timedlock(m, &t) != 0)
             return; /* gave up */
     } else {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -25,6 +26,20 @@ static inline void check(int rc, const char *what) {
         errno = rc;
         die(what);
     }
+}
+
+/* The CLOCK_REALTIME deadline `ms` milliseconds from now, as the timed
+ * pthread calls take it. */
+static inline struct timespec deadline_in_ms(long ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += ms % 1000 * 1000000;
+    if (t.tv_nsec >= 1000000000) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000;
+    }
+    return t;
 }
 
 struct named_start {

@@ -93,14 +93,7 @@ int main(int argc, char **argv) {
         pthread_mutex_unlock(&table_lock);
     }
     if (has_flag(argc, argv, "--timed")) {
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_sec += 2;
-        t.tv_nsec += 500 * 1000000;
-        if (t.tv_nsec >= 1000000000) {
-            t.tv_sec++;
-            t.tv_nsec -= 1000000000;
-        }
+        struct timespec t = deadline_in_ms(2500);
         if (pthread_mutex_timedlock(&table_lock, &t) != ETIMEDOUT)
             die("pthread_mutex_timedlock did not time out");
     }
