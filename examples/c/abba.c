@@ -32,14 +32,19 @@ static pthread_mutexattr_t kind;
 
 static long timedlock_ms;
 
+/* --timedlock: the second lock tried until a deadline, given up then. */
+static NOINLINE void take_second_timed(pthread_mutex_t *m) {
+    struct timespec t = deadline_in_ms(timedlock_ms);
+    if (pthread_mutex_timedlock(m, &t) == 0)
+        pthread_mutex_unlock(m);
+}
+
 static NOINLINE void take_second(pthread_mutex_t *m) {
     if (timedlock_ms > 0) {
-        struct timespec t = deadline_in_ms(timedlock_ms);
-        if (pthread_mutex_timedlock(m, &t) != 0)
-            return; /* gave up */
-    } else {
-        pthread_mutex_lock(m);
+        take_second_timed(m);
+        return;
     }
+    pthread_mutex_lock(m);
     pthread_mutex_unlock(m);
 }
 
