@@ -693,6 +693,17 @@ fn stall(env: &dyn Env, snap: &[Snap], root: usize, waiters: &[usize], now: u64)
         Some(Wait::Call { call, channel, .. }) => {
             format!("blocked in {call}() on {}", channel.describe())
         }
+        // A lock one of those behind it holds: a cycle of waits, not stuck,
+        // so a timed wait in it ends it.
+        Some(Wait::Lock { addr, .. })
+            if behind
+                .iter()
+                .any(|&i| snap[i].held.iter().any(|h| h.addr == *addr))
+                && (r.timed || behind.iter().any(|&i| snap[i].timed)) =>
+        {
+            "waiting for a lock in turn, in a cycle of waits that a timed one ends at its deadline"
+                .to_string()
+        }
         Some(Wait::Lock { .. }) => "waiting for a lock".to_string(),
         None => env
             .blocked_in(r.tid)
@@ -973,6 +984,21 @@ mod tests {
         assert_eq!(kinds(&cycle(false, 9_000 * MS)), ["deadlock"]);
         assert_eq!(kinds(&cycle(true, 9_000 * MS)), Vec::<String>::new());
         assert_eq!(kinds(&cycle(true, MS)), ["stall"]);
+        let f = analyse(
+            &TestEnv,
+            &cycle(true, MS),
+            &ChannelUsers::default(),
+            now,
+            500,
+            5_000,
+        );
+        assert!(
+            f[0].observed
+                .title
+                .ends_with("a cycle of waits that a timed one ends at its deadline"),
+            "{}",
+            f[0].observed.title
+        );
     }
 
     #[test]
