@@ -1914,12 +1914,9 @@ take(a, b)'",
     std::thread::sleep(Duration::from_millis(1000));
     let py = p.0.id();
     let (_, r, _) = inspect_json_of(&[py], &["--stacks"]);
-    let nv = r["inspect"]["not_visible"]
-        .as_array()
-        .expect("a blind spot said");
+    let nv = blind_spots(&r);
     assert!(
-        nv[0].as_str().unwrap().contains("runs Python")
-            && nv[0].as_str().unwrap().contains("py-spy dump"),
+        nv[0].contains("runs Python") && nv[0].contains("py-spy dump"),
         "{nv:?}"
     );
     // CPython's lock is a glibc semaphore: seen as one, and named as the
@@ -1970,11 +1967,9 @@ take(a, b)'",
 fn inspect_of_a_static_binary_says_its_locks_cannot_be_read() {
     let hung = Hung::start("abba_static", &["--hang"]);
     let (_, r, _) = inspect_json(hung.pid());
-    let nv = r["inspect"]["not_visible"]
-        .as_array()
-        .expect("a blind spot said");
+    let nv = blind_spots(&r);
     assert_eq!(nv.len(), 1, "{nv:?}");
-    let said = nv[0].as_str().unwrap();
+    let said = nv[0];
     assert!(
         said.contains("does not use glibc") && said.contains("lock owners cannot be read"),
         "{said}"
@@ -2018,14 +2013,9 @@ fn inspect_of_a_static_binary_says_its_locks_cannot_be_read() {
 fn a_rust_deadlock_on_std_mutexes_is_never_a_clean_bill() {
     let hung = Hung::start("rustlocks", &["deadlock"]);
     let (_, r, _) = inspect_json(hung.pid());
-    let nv = r["inspect"]["not_visible"]
-        .as_array()
-        .expect("a blind spot said");
+    let nv = blind_spots(&r);
     assert!(
-        nv[0]
-            .as_str()
-            .unwrap()
-            .contains("has Rust's standard library in it (a Rust program"),
+        nv[0].contains("has Rust's standard library in it (a Rust program"),
         "{nv:?}"
     );
     assert_text_says_some_locks_are_not_visible(hung.pid());
@@ -2104,6 +2094,16 @@ fn inspect_never_calls_a_rust_condvar_a_glibc_one() {
     assert!(r["inspect"]["not_visible"].as_array().is_some(), "{r:#}");
 }
 
+/// What an inspect report says it cannot see (at least one thing).
+fn blind_spots(r: &Value) -> Vec<&str> {
+    r["inspect"]["not_visible"]
+        .as_array()
+        .expect("a blind spot said")
+        .iter()
+        .map(|n| n.as_str().expect("a blind spot is a string"))
+        .collect()
+}
+
 /// Field `key` of every thread state of every finding of report `r`.
 fn thread_states<'a>(r: &'a Value, key: &str) -> Vec<&'a Value> {
     r["findings"]
@@ -2134,11 +2134,8 @@ fn inspect_says_threads_running_at_every_sample_may_be_spinning() {
     let _cpu = exclusive_cpu();
     let hung = Hung::start("lockorder", &["spin-hang"]);
     let (_, r, _) = inspect_json(hung.pid());
-    let busy: Vec<&str> = r["inspect"]["not_visible"]
-        .as_array()
-        .expect("a blind spot said")
-        .iter()
-        .filter_map(|n| n.as_str())
+    let busy: Vec<&str> = blind_spots(&r)
+        .into_iter()
         .filter(|n| n.contains("ran at every sample"))
         .collect();
     assert_eq!(busy.len(), 1, "{:#}", r["inspect"]);
