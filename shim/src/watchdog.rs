@@ -130,10 +130,7 @@ fn run() {
     // Calls may leave their waits published once a thread's system call
     // can be read here, to check them against.
     crate::live::set_deferring(
-        std::fs::read_to_string(format!("/proc/self/task/{me}/syscall")).is_ok_and(|s| {
-            use holdcheck_waitfor::syscall::{parse, Syscall};
-            parse(&s) != Syscall::Elsewhere
-        }),
+        syscall_of(me).is_some_and(|s| s != holdcheck_waitfor::syscall::Syscall::Elsewhere),
     );
     // When the process last ran again after being stopped (SIGSTOP,
     // Ctrl-Z, a debugger): no wait is older than that, since a stopped
@@ -272,18 +269,20 @@ fn checked(
     }
 }
 
+/// What thread `tid` of this process is in now, as `/proc` says.
+fn syscall_of(tid: u32) -> Option<holdcheck_waitfor::syscall::Syscall> {
+    let line = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    Some(holdcheck_waitfor::syscall::parse(&line))
+}
+
 /// Whether a thread waits for a lock with a timeout (see [`checked`]).
 fn in_timed_wait(tid: u32) -> bool {
-    use holdcheck_waitfor::syscall::{is_timed_futex_wait, parse};
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
-        .is_ok_and(|s| is_timed_futex_wait(&parse(&s)))
+    syscall_of(tid).is_some_and(|s| holdcheck_waitfor::syscall::is_timed_futex_wait(&s))
 }
 
 /// Whether the thread of a wait left published is still in its call.
 fn in_call(d: &Deferred) -> bool {
-    use holdcheck_waitfor::syscall::{is_call_on, parse};
-    std::fs::read_to_string(format!("/proc/self/task/{}/syscall", d.tid))
-        .is_ok_and(|s| is_call_on(&parse(&s), d.call, d.fd))
+    syscall_of(d.tid).is_some_and(|s| holdcheck_waitfor::syscall::is_call_on(&s, d.call, d.fd))
 }
 
 /// The longest wait of an observation's threads.

@@ -42,13 +42,46 @@ pub fn parse(line: &str) -> Syscall {
     }
 }
 
-/// Whether `s` is a futex wait or lock given a timeout (its fourth
-/// argument): a lock wait that ends by itself at a deadline, as glibc's
-/// `pthread_mutex_timedlock` and its kin make.
+/// How a futex call of operation `op` takes its timeout (its fourth
+/// argument, NULL for none).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FutexTimeout {
+    /// The operation waits with no timeout, or does not wait.
+    Untimed,
+    /// A `struct timespec *` counted from the call's start.
+    Relative,
+    /// A `struct timespec *` deadline, on the realtime clock or the
+    /// monotonic one.
+    Deadline { realtime: bool },
+}
+
+/// The timeout of each futex operation that waits (futex(2)).
+pub fn futex_timeout(op: u64) -> FutexTimeout {
+    const FUTEX_WAIT: u64 = 0;
+    const FUTEX_LOCK_PI: u64 = 6;
+    const FUTEX_WAIT_BITSET: u64 = 9;
+    const FUTEX_WAIT_REQUEUE_PI: u64 = 11;
+    const FUTEX_LOCK_PI2: u64 = 13;
+    const FUTEX_CLOCK_REALTIME: u64 = 256;
+    let realtime = op & FUTEX_CLOCK_REALTIME != 0;
+    match op & 0x7f {
+        FUTEX_WAIT => FutexTimeout::Relative,
+        FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI | FUTEX_LOCK_PI2 => {
+            FutexTimeout::Deadline { realtime }
+        }
+        // Its deadline is on the realtime clock, flag or not.
+        FUTEX_LOCK_PI => FutexTimeout::Deadline { realtime: true },
+        _ => FutexTimeout::Untimed,
+    }
+}
+
+/// Whether `s` is a futex wait or lock given a timeout: a lock wait that
+/// ends by itself at a deadline, as glibc's `pthread_mutex_timedlock` and
+/// its kin make.
 pub fn is_timed_futex_wait(s: &Syscall) -> bool {
     const FUTEX: u64 = 202;
-    // FUTEX_WAIT, FUTEX_LOCK_PI, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2.
-    matches!(s, Syscall::In { nr: FUTEX, args } if matches!(args[1] & 0x7f, 0 | 6 | 9 | 13) && args[3] != 0)
+    matches!(s, Syscall::In { nr: FUTEX, args }
+        if futex_timeout(args[1]) != FutexTimeout::Untimed && args[3] != 0)
 }
 
 /// The system calls (x86_64) that wait on a kernel queue: (name, direction).

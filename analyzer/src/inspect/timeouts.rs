@@ -6,6 +6,7 @@
 
 use super::{memory, procfs::via};
 use crate::report::CallTimeout;
+use holdcheck_waitfor::syscall::{futex_timeout, FutexTimeout};
 
 // x86_64 system call numbers.
 const POLL: u64 = 7;
@@ -23,14 +24,6 @@ const PSELECT6: u64 = 270;
 const PPOLL: u64 = 271;
 const EPOLL_PWAIT: u64 = 281;
 const EPOLL_PWAIT2: u64 = 441;
-
-// futex operations and flags (linux/futex.h).
-const FUTEX_WAIT: u64 = 0;
-const FUTEX_LOCK_PI: u64 = 6;
-const FUTEX_WAIT_BITSET: u64 = 9;
-const FUTEX_WAIT_REQUEUE_PI: u64 = 11;
-const FUTEX_LOCK_PI2: u64 = 13;
-const FUTEX_CLOCK_REALTIME: u64 = 256;
 
 /// A clock a deadline is on.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,20 +73,12 @@ fn timeout_arg(nr: u64, args: &[u64; 6]) -> Arg {
         RT_SIGTIMEDWAIT => Arg::Timespec(args[2]),
         SEMTIMEDOP => Arg::Timespec(args[3]),
         MQ_TIMEDSEND | MQ_TIMEDRECEIVE => Arg::Deadline(args[4], Clock::Realtime),
-        FUTEX => {
-            let clock = if args[1] & FUTEX_CLOCK_REALTIME != 0 {
-                Clock::Realtime
-            } else {
-                Clock::Monotonic
-            };
-            match args[1] & 0x7f {
-                FUTEX_WAIT => Arg::Timespec(args[3]),
-                FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI => Arg::Deadline(args[3], clock),
-                FUTEX_LOCK_PI => Arg::Deadline(args[3], Clock::Realtime),
-                FUTEX_LOCK_PI2 => Arg::Deadline(args[3], clock),
-                _ => Arg::Untimed,
-            }
-        }
+        FUTEX => match futex_timeout(args[1]) {
+            FutexTimeout::Relative => Arg::Timespec(args[3]),
+            FutexTimeout::Deadline { realtime: true } => Arg::Deadline(args[3], Clock::Realtime),
+            FutexTimeout::Deadline { realtime: false } => Arg::Deadline(args[3], Clock::Monotonic),
+            FutexTimeout::Untimed => Arg::Untimed,
+        },
         _ => Arg::Untimed,
     }
 }
