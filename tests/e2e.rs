@@ -2237,7 +2237,9 @@ fn inspect_reads_robust_mutex_owners() {
 /// lock word, and refuses the lock that would close a cycle (`EDEADLK`),
 /// after which glibc's lock waits for ever on a word of its own. The
 /// thread in the kernel's lock wait is read as waiting for the mutex, held
-/// by the other, whose own wait stays a futex inspect cannot read.
+/// by the other, whose own wait stays a futex inspect cannot read. (Two
+/// sides entering the kernel at once can both be refused; the example
+/// closes the cycle only once the first side sleeps in its lock call.)
 #[test]
 fn inspect_reads_priority_inheritance_mutex_owners() {
     let hung = Hung::start("abba", &["--hang", "--pi"]);

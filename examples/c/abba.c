@@ -18,6 +18,8 @@
  */
 #include "common.h"
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
@@ -26,7 +28,9 @@ static pthread_barrier_t static_meet;
 /* The locks the two sides take: these, or process-shared ones. */
 static pthread_mutex_t *la = &lock_a, *lb = &lock_b;
 static pthread_barrier_t *meet = &static_meet;
-static int hang, timed;
+static int hang, timed, pi;
+/* a-then-b's thread id, for --pi (see await_blocked). */
+static _Atomic pid_t a_tid;
 /* The mutexes' attributes: the kind the flags ask for. */
 static pthread_mutexattr_t kind;
 
@@ -48,8 +52,34 @@ static NOINLINE void take_second(pthread_mutex_t *m) {
     pthread_mutex_unlock(m);
 }
 
+/*
+ * --pi --hang: the kernel refuses the priority-inheritance lock that closes
+ * the cycle (EDEADLK). If both sides enter the kernel at once, both can be
+ * refused, and glibc parks both for ever in waits of their own; b-then-a
+ * therefore asks for its second lock only once a-then-b sleeps in its
+ * futex call on b, so that exactly one side is refused.
+ */
+static void await_blocked(pid_t tid, const pthread_mutex_t *on) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    for (int i = 0; i < 10000; i++) {
+        long nr = -1;
+        unsigned long word = 0;
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fscanf(f, "%ld %lx", &nr, &word) != 2)
+                nr = -1;
+            fclose(f);
+        }
+        if (nr == SYS_futex && word == (unsigned long)on)
+            return;
+        usleep(1000);
+    }
+}
+
 static NOINLINE void *a_then_b(void *arg) {
     (void)arg;
+    a_tid = (pid_t)syscall(SYS_gettid);
     pthread_mutex_lock(la);
     if (hang)
         pthread_barrier_wait(meet);
@@ -69,6 +99,8 @@ static NOINLINE void *b_then_a(void *arg) {
     pthread_mutex_lock(lb);
     if (hang)
         pthread_barrier_wait(meet);
+    if (hang && pi && a_tid)
+        await_blocked(a_tid, lb);
     take_second(la);
     pthread_mutex_unlock(lb);
     return NULL;
@@ -128,7 +160,8 @@ int main(int argc, char **argv) {
     pthread_mutexattr_init(&kind);
     if (has_flag(argc, argv, "--robust"))
         pthread_mutexattr_setrobust(&kind, PTHREAD_MUTEX_ROBUST);
-    if (has_flag(argc, argv, "--pi"))
+    pi = has_flag(argc, argv, "--pi");
+    if (pi)
         pthread_mutexattr_setprotocol(&kind, PTHREAD_PRIO_INHERIT);
     if (has_flag(argc, argv, "--robust") || has_flag(argc, argv, "--pi")) {
         pthread_mutex_init(&lock_a, &kind);
