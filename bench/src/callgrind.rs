@@ -13,7 +13,7 @@ use std::process::Command;
 const ALLOWED_GROWTH: f64 = 1.20;
 
 /// The cases: lockbench's mode, and the baseline file's key.
-const CASES: [(&str, &str, &str); 2] = [
+const CASES: [(&str, &str, &str); 3] = [
     (
         "mutex lock/unlock pair",
         "--pairs",
@@ -23,6 +23,11 @@ const CASES: [(&str, &str, &str); 2] = [
         "socket round trip (send and recv)",
         "--roundtrips",
         "socket_roundtrip_added_instructions",
+    ),
+    (
+        "socket round trip under a mutex",
+        "--locked-roundtrips",
+        "socket_roundtrip_locked_added_instructions",
     ),
 ];
 

@@ -9,6 +9,7 @@
  *                              instruction counts under callgrind)
  *   lockbench --roundtrips N   N socket round trips (a send and a recv on
  *                              a socketpair), nothing else (the same)
+ *   lockbench --locked-roundtrips N   the same, each under a mutex
  *   lockbench --heavy N        the lock-heavy two-thread loop only, N
  *                              iterations each (for whole-program ratios:
  *                              ThreadSanitizer, Valgrind, the shim)
@@ -253,11 +254,12 @@ int main(int argc, char **argv) {
         mutex_pair(atol(argv[2]));
         return 0;
     }
-    if (argc > 2 && strcmp(argv[1], "--roundtrips") == 0) {
+    int locked = argc > 2 && strcmp(argv[1], "--locked-roundtrips") == 0;
+    if (locked || (argc > 2 && strcmp(argv[1], "--roundtrips") == 0)) {
         start_watchdog();
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
             die("socketpair");
-        socket_roundtrip(atol(argv[2]));
+        (locked ? socket_roundtrip_locked : socket_roundtrip)(atol(argv[2]));
         return 0;
     }
     if (argc > 2 && strcmp(argv[1], "--heavy") == 0) {

@@ -420,6 +420,10 @@ pub fn call_begin(
 /// ([`Blocking::Deferred`]): nothing is left for after the call. Out of
 /// line and returning nothing, so that the hook that calls it keeps no
 /// [`CallCtx`] on its stack and can end in a jump to the call.
+///
+/// No lock is held (the hook defers only then): a call made again has no
+/// held-across-call fact, so its fast path publishes the wait and builds
+/// no [`CallCtx`].
 #[inline(never)]
 pub fn call_begin_deferred(
     st: &mut ThreadState,
@@ -428,7 +432,14 @@ pub fn call_begin_deferred(
     call: &'static str,
     dest: channel::Dest,
 ) {
-    let _ = call_begin(st, fd, dir, call, dest, Blocking::Deferred);
+    if dest.addr.is_null() {
+        if let Some((slot, _)) = made_again(st, fd, dir, call, false) {
+            let chan_id = st.queues[slot].chan_id - 1;
+            publish_wait(st, slot, fd, dir, call, chan_id, true);
+            return;
+        }
+    }
+    let _ = call_begin_new(st, fd, dir, call, dest, Blocking::Deferred);
 }
 
 /// [`call_begin`] with something that may be new: out of line, so that
@@ -467,6 +478,25 @@ fn again(
     call: &'static str,
     blocking: Blocking,
 ) -> Option<CallCtx> {
+    let (slot, fact) = made_again(st, fd, dir, call, true)?;
+    let chan_id = st.queues[slot].chan_id - 1;
+    let deferred = blocking == Blocking::Deferred;
+    Some(call_ctx(
+        fact,
+        publish_wait(st, slot, fd, dir, call, chan_id, deferred),
+    ))
+}
+
+/// [`again`]'s test: the queue slot of a call made again, with its wait
+/// noted, and the held-across-call fact it counts under if `blocking`.
+#[inline(always)]
+fn made_again(
+    st: &mut ThreadState,
+    fd: i32,
+    dir: Direction,
+    call: &'static str,
+    blocking: bool,
+) -> Option<(usize, u64)> {
     // Published at the first call (registering may allocate).
     if st.published.is_null() {
         return None;
@@ -477,12 +507,9 @@ fn again(
         call: call.as_ptr() as usize,
         stamp: channel::fd_stamp(fd)?,
     };
-    let (slot, fact) = nothing_new(st, this, call, true)?;
-    let chan_id = st.queues[slot].chan_id - 1;
+    let (slot, fact) = nothing_new(st, this, call, blocking)?;
     st.note_wait_fast(slot);
-    Some(published_wait(
-        st, slot, fd, dir, call, chan_id, fact, blocking,
-    ))
+    Some((slot, fact))
 }
 
 /// The queue slot of the operation `this` when this thread did nothing new
@@ -924,21 +951,38 @@ fn queue_op(
             steer_slot: None,
         };
     }
-    published_wait(st, slot, fd, dir, call, chan_id, fact, blocking)
+    let deferred = blocking == Blocking::Deferred;
+    call_ctx(
+        fact,
+        publish_wait(st, slot, fd, dir, call, chan_id, deferred),
+    )
 }
 
-/// A blocking call's wait, published for the watchdog.
-#[allow(clippy::too_many_arguments)]
-fn published_wait(
+/// The bookkeeping a blocking call under held locks keeps for its end:
+/// the fact it counts under, and its published wait ([`publish_wait`]).
+fn call_ctx(
+    fact: u64,
+    (start_ns, published): (u64, Option<&'static crate::live::Published>),
+) -> CallCtx {
+    CallCtx {
+        fact,
+        start_ns,
+        published,
+        steer_slot: None,
+    }
+}
+
+/// Publishes a blocking call's wait: its start and the record it is in.
+#[inline(always)]
+fn publish_wait(
     st: &mut ThreadState,
     slot: usize,
     fd: i32,
     dir: Direction,
     call: &'static str,
     chan_id: u32,
-    fact: u64,
-    blocking: Blocking,
-) -> CallCtx {
+    deferred: bool,
+) -> (u64, Option<&'static crate::live::Published>) {
     let now = crate::sys::coarse_ns();
     // A receive on the socket this thread last sent on waits for a reply.
     let awaiting_reply = match dir {
@@ -958,15 +1002,10 @@ fn published_wait(
             st.queues[slot].stack,
             now,
             fd,
-            blocking == Blocking::Deferred,
+            deferred,
         );
     }
-    CallCtx {
-        fact,
-        start_ns: now,
-        published,
-        steer_slot: None,
-    }
+    (now, published)
 }
 
 /// Bookkeeping after the call returned: the wait is over; count the
