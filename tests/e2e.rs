@@ -1597,6 +1597,37 @@ fn inspect_names_the_semaphore_a_lock_holder_waits_on() {
     );
 }
 
+/// A lock held at a barrier, the thread still to arrive waiting for that
+/// lock: the barrier is read from outside, by its variable and its count
+/// of arrivals, and the thread behind it is not said to be free of it.
+#[test]
+fn inspect_names_the_barrier_a_lock_holder_waits_at() {
+    let hung = Hung::start("waits", &["barrier-hang"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 1, "{:#}", r["findings"]);
+    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    let at_barrier = "pthread_barrier_wait on barrier start_line (1 of 2 threads arrived)";
+    assert_eq!(inspect_task(&r, "waits")["blocked_in"], at_barrier);
+    assert_eq!(
+        inspect_task(&r, "worker")["blocked_in"],
+        "lock mutex config_lock"
+    );
+    let f = &r["findings"][0];
+    let holder = thread_state(f, "waits");
+    assert_eq!(holder["holds"][0], "mutex config_lock", "{f:#}");
+    assert_eq!(holder["waiting"], at_barrier, "{f:#}");
+    assert_eq!(holder["unread_wait"], "barrier", "{f:#}");
+    let (_, text, _) = holdcheck(
+        &["inspect", &hung.pid().to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        text.contains("waits at a barrier for threads still to arrive"),
+        "{text}"
+    );
+    assert!(!text.contains("holds no lock another"), "{text}");
+}
+
 /// Threads in waits with timeouts ten minutes away (a server's idle pool)
 /// are shown with when each returns by itself, read from the call's own
 /// arguments: a deadline on the clock its call names, or a timeout from

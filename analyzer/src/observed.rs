@@ -4,8 +4,8 @@
 use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::{
-    is_glibc_object_wait, is_semaphore_wait, node_label, runtime_lock, runtime_wait,
-    title_with_runtime_wait, unread_futex,
+    is_barrier_wait, is_glibc_object_wait, is_semaphore_wait, node_label, runtime_lock,
+    runtime_wait, title_with_runtime_wait, unread_futex,
 };
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
@@ -214,6 +214,7 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         let unread_wait = runtime
             .or(unread)
             .or_else(|| is_semaphore_wait(what).then_some("semaphore"))
+            .or_else(|| is_barrier_wait(what).then_some("barrier"))
             .map(str::to_string);
         if let Some(lock) = runtime {
             title = title_with_runtime_wait(&title, t.tid, what, lock);

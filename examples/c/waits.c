@@ -25,6 +25,9 @@
  *   waits join-recv     main joins the nl-worker, which waits in recvfrom()
  *                       on its netlink port for a message nobody sends:
  *                       no lock anywhere, and it never ends.
+ *   waits barrier-hang  main holds the config lock while it waits at the
+ *                       start line for the worker, which takes that lock
+ *                       on its way there: hangs for ever.
  */
 #include "common.h"
 #include <netinet/in.h>
@@ -148,6 +151,32 @@ static int accept_mode(void) {
     return c < 0;
 }
 
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t start_line;
+static long configured;
+
+static void *worker_main(void *arg) {
+    (void)arg;
+    turn_wait(1);
+    pthread_mutex_lock(&config_lock); /* held by main, at the barrier */
+    configured++;
+    pthread_mutex_unlock(&config_lock);
+    pthread_barrier_wait(&start_line);
+    return NULL;
+}
+
+static int barrier_mode(void) {
+    pthread_barrier_init(&start_line, NULL, 2);
+    pthread_t worker = spawn("worker", worker_main, NULL);
+    pthread_mutex_lock(&config_lock);
+    turn_pass(); /* 1 */
+    pthread_barrier_wait(&start_line); /* the worker needs the lock first */
+    pthread_mutex_unlock(&config_lock);
+    pthread_join(worker, NULL);
+    printf("waits: configured %ld\n", configured);
+    return 0;
+}
+
 static NOINLINE void *nl_worker_main(void *arg) {
     (void)arg;
     int fd = nl_socket();
@@ -171,7 +200,9 @@ int main(int argc, char **argv) {
         return sem_mode();
     if (strncmp(mode, "accept", 6) == 0)
         return accept_mode();
+    if (strcmp(mode, "barrier-hang") == 0)
+        return barrier_mode();
     fprintf(stderr, "usage: waits join|join-hang|join-clean|sem|sem-hang|sem-clean|"
-                    "accept-hang|accept-idle|join-recv\n");
+                    "accept-hang|accept-idle|join-recv|barrier-hang\n");
     return 2;
 }

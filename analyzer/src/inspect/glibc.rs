@@ -92,8 +92,10 @@ pub enum FutexWait {
     Cond { addr: u64 },
     /// sem_wait on the semaphore at `addr` (likewise).
     Semaphore { addr: u64 },
-    /// A barrier or other futex, or one whose object is not told apart:
-    /// not a lock.
+    /// pthread_barrier_wait on the barrier at `addr`: `arrived` of its
+    /// `count` threads are in this round.
+    Barrier { addr: u64, arrived: u32, count: u32 },
+    /// Another futex, or one whose object is not told apart: not a lock.
     Other,
 }
 
@@ -229,7 +231,10 @@ pub fn classify(
     // An untimed mutex lock and the kernel's PI lock are no other object's
     // waits; a timed one on a word of 2 may be an rwlock's: those first.
     if cmd != FUTEX_WAIT_BITSET {
-        return mutex.and_then(owned).unwrap_or(FutexWait::Other);
+        return mutex
+            .and_then(owned)
+            .or_else(|| barrier_wait(pid, uaddr, op, val))
+            .unwrap_or(FutexWait::Other);
     }
     if let Some(rw) = rwlock_wait(pid, tids, uaddr, val as u32) {
         return rw;
@@ -364,6 +369,51 @@ fn cond_or_semaphore(
         (None, Some(addr)) => FutexWait::Semaphore { addr },
         _ => FutexWait::Other,
     }
+}
+
+// glibc's `struct pthread_barrier` (2.23 and later): `in`, then
+// `current_round`, the futex word its waiters wait on with the round they
+// read, then `count`, `shared` (glibc's FUTEX_PRIVATE, 0, or FUTEX_SHARED,
+// 128) and `out`.
+const BARRIER_ROUND: u64 = 4;
+const BARRIER_SIZE: usize = 20;
+
+/// An untimed `FUTEX_WAIT` on a barrier's `current_round` (see
+/// [`barrier_at`]).
+fn barrier_wait(pid: u32, uaddr: u64, op: u64, val: u64) -> Option<FutexWait> {
+    let addr = uaddr.checked_sub(BARRIER_ROUND)?;
+    let b = memory::read(pid, addr, BARRIER_SIZE).ok()?;
+    let (arrived, count) = barrier_at(&b, op, val)?;
+    Some(FutexWait::Barrier {
+        addr,
+        arrived,
+        count,
+    })
+}
+
+/// The threads arrived in the round a barrier's waiter waits for the end
+/// of, and its count, where `b` is laid out as a glibc barrier waited on
+/// by `futex(&current_round, op, val)`: the round is the one waited with,
+/// more threads entered it than it had, fewer than its count (the last one
+/// in ends it), none left it, and it is shared exactly when the wait is.
+fn barrier_at(b: &[u8], op: u64, val: u64) -> Option<(u32, u32)> {
+    let at = |i: usize| memory::u32_at(b, 4 * i);
+    let (entered, round, count, shared, out) = (at(0), at(1), at(2), at(3), at(4));
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let shared_ok = match shared {
+        0 => private,
+        128 => !private,
+        _ => false,
+    };
+    let arrived = entered.checked_sub(round)?;
+    (round as u64 == val
+        && count >= 2
+        && round % count == 0
+        && arrived >= 1
+        && arrived < count
+        && out <= round
+        && shared_ok)
+        .then_some((arrived, count))
 }
 
 /// The process of the thread that holds the mutex `m` (its 40 bytes, read
@@ -512,6 +562,41 @@ mod tests {
         assert_eq!(exited_owner_process(me, &listed), None);
         // A shared mutex whose owner's process is gone too: unknown.
         assert_eq!(exited_owner_process(me, &mutex(2, 0, gone, 1, 128)), None);
+    }
+
+    #[test]
+    fn a_barrier_wait_is_read_with_its_arrivals() {
+        let barrier = |words: [u32; 5]| {
+            words
+                .iter()
+                .flat_map(|w| w.to_ne_bytes())
+                .collect::<Vec<u8>>()
+        };
+        let private = FUTEX_WAIT | FUTEX_PRIVATE_FLAG;
+        // One of two in round 0, private; three of four in round 8, shared.
+        assert_eq!(
+            barrier_at(&barrier([1, 0, 2, 0, 0]), private, 0),
+            Some((1, 2))
+        );
+        assert_eq!(
+            barrier_at(&barrier([11, 8, 4, 128, 8]), FUTEX_WAIT, 8),
+            Some((3, 4))
+        );
+        // Waited with another round, shared unlike the wait, a round that
+        // is complete or not a multiple of the count, more left than
+        // passed, a count of one, or nobody in: not a barrier's wait.
+        for (words, op, val) in [
+            ([1, 0, 2, 0, 0], private, 2),
+            ([1, 0, 2, 128, 0], private, 0),
+            ([1, 0, 2, 0, 0], FUTEX_WAIT, 0),
+            ([2, 0, 2, 0, 0], private, 0),
+            ([4, 3, 2, 0, 0], private, 3),
+            ([3, 2, 2, 0, 4], private, 2),
+            ([1, 0, 1, 0, 0], private, 0),
+            ([0, 0, 2, 0, 0], private, 0),
+        ] {
+            assert_eq!(barrier_at(&barrier(words), op, val), None, "{words:?}");
+        }
     }
 
     #[test]

@@ -274,8 +274,9 @@ pub(super) struct Waits {
     /// (waiter, owner, the owner's process) of the mutexes whose owner
     /// exited holding them.
     pub(super) orphans: Vec<(u32, u32, u32)>,
-    /// The condition variables and semaphores waited on, by waiter: named
-    /// by their variable once the modules are read ([`Waits::name_objects`]).
+    /// The condition variables, semaphores and barriers waited on, by
+    /// waiter: named by their variable once the modules are read
+    /// ([`Waits::name_objects`]).
     pub(super) object_waits: HashMap<u32, ObjectWait>,
 }
 
@@ -284,15 +285,37 @@ pub(super) struct ObjectWait {
     call: &'static str,
     what: &'static str,
     addr: u64,
+    /// What the object says of the wait (a barrier's arrivals), after
+    /// its name.
+    state: String,
 }
 
 impl Waits {
     /// Thread `tid` waits in `call` on the `what` at `addr`.
     fn object_wait(&mut self, tid: u32, call: &'static str, what: &'static str, addr: u64) {
+        self.object_wait_in(tid, call, what, addr, String::new());
+    }
+
+    /// [`Self::object_wait`], with what the object says of it.
+    fn object_wait_in(
+        &mut self,
+        tid: u32,
+        call: &'static str,
+        what: &'static str,
+        addr: u64,
+        state: String,
+    ) {
         self.blocked_in
-            .insert(tid, format!("{call} on {what} {addr:#x}"));
-        self.object_waits
-            .insert(tid, ObjectWait { call, what, addr });
+            .insert(tid, format!("{call} on {what} {addr:#x}{state}"));
+        self.object_waits.insert(
+            tid,
+            ObjectWait {
+                call,
+                what,
+                addr,
+                state,
+            },
+        );
     }
 
     /// Names the condition variables and semaphores waited on after their
@@ -304,10 +327,13 @@ impl Waits {
                 continue;
             };
             // glibc's sizes: an array is indexed.
-            let each = if o.what == "semaphore" { 32 } else { 48 };
+            let each = match o.what {
+                "semaphore" | "barrier" => 32,
+                _ => 48,
+            };
             if let Some(name) = variables.label(mods, o.addr, each) {
                 self.blocked_in
-                    .insert(*tid, format!("{} on {} {name}", o.call, o.what));
+                    .insert(*tid, format!("{} on {} {name}{}", o.call, o.what, o.state));
             }
         }
     }
@@ -410,6 +436,17 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                     FutexWait::Semaphore { addr } => {
                         w.object_wait(t.tid, "sem_wait", "semaphore", addr)
                     }
+                    FutexWait::Barrier {
+                        addr,
+                        arrived,
+                        count,
+                    } => w.object_wait_in(
+                        t.tid,
+                        "pthread_barrier_wait",
+                        "barrier",
+                        addr,
+                        format!(" ({arrived} of {count} threads arrived)"),
+                    ),
                     FutexWait::Other => {
                         w.blocked_in
                             .insert(t.tid, crate::report::labels::UNREAD_FUTEX.into());

@@ -534,6 +534,12 @@ pub fn is_semaphore_wait(what: &str) -> bool {
     what.starts_with("sem_wait on semaphore ")
 }
 
+/// Whether an inspected wait is at a glibc barrier (which records no
+/// thread: who is still to arrive is not known).
+pub fn is_barrier_wait(what: &str) -> bool {
+    what.starts_with("pthread_barrier_wait on barrier ")
+}
+
 /// What a futex wait holdcheck cannot read is on, from its stack: the
 /// runtime lock of its innermost frame that names one.
 pub fn runtime_lock(frames: &[crate::symbolize::Frame]) -> Option<&'static str> {

@@ -289,6 +289,10 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
             "holds no pthread lock another thread waits for (whether it holds the semaphore {} waits on, or would post it, is unknown)",
             thread_short(other)
         ),
+        (true, true, Some(("barrier", other))) => format!(
+            "holds no pthread lock another thread waits for ({} waits at a barrier for threads still to arrive: which ones, and whether this is one, is unknown)",
+            thread_short(other)
+        ),
         (true, true, Some((what, other))) => format!(
             "holds no pthread lock another thread waits for (whether it holds the {what} {} waits on is unknown)",
             thread_short(other)
