@@ -1597,15 +1597,17 @@ fn inspect_names_the_semaphore_a_lock_holder_waits_on() {
     );
 }
 
-/// A lock held at a barrier, the thread still to arrive waiting for that
-/// lock: the barrier is read from outside, by its variable and its count
-/// of arrivals, and the thread behind it is not said to be free of it.
+/// A lock held at a private barrier, the only thread still to arrive
+/// waiting for that lock: read from outside, the barrier by its variable
+/// and its arrivals, and the two waits a deadlock. At a process-shared
+/// barrier another process might arrive: a stall, that says so. A thread
+/// at a barrier while its peer sleeps is no finding.
 #[test]
-fn inspect_names_the_barrier_a_lock_holder_waits_at() {
+fn inspect_reads_barrier_waits_and_the_deadlock_through_one() {
     let hung = Hung::start("waits", &["barrier-hang"]);
     let (code, r, _) = inspect_json(hung.pid());
     assert_eq!(code, 1, "{:#}", r["findings"]);
-    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    assert_eq!(only_kinds(&r), ["deadlock"], "{:#}", r["findings"]);
     let at_barrier = "pthread_barrier_wait on barrier start_line (1 of 2 threads arrived)";
     assert_eq!(inspect_task(&r, "waits")["blocked_in"], at_barrier);
     assert_eq!(
@@ -1615,17 +1617,47 @@ fn inspect_names_the_barrier_a_lock_holder_waits_at() {
     let f = &r["findings"][0];
     let holder = thread_state(f, "waits");
     assert_eq!(holder["holds"][0], "mutex config_lock", "{f:#}");
-    assert_eq!(holder["waiting"], at_barrier, "{f:#}");
-    assert_eq!(holder["unread_wait"], "barrier", "{f:#}");
+    assert_eq!(
+        holder["waiting"], "pthread_barrier_wait() on barrier start_line",
+        "{f:#}"
+    );
+    assert_eq!(
+        thread_state(f, "worker")["waiting"],
+        "lock mutex config_lock"
+    );
+    let mut relations: Vec<&str> = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["relation"].as_str().unwrap())
+        .collect();
+    relations.sort();
+    assert_eq!(relations, ["barrier-arrival", "held-across-call"], "{f:#}");
     let (_, text, _) = holdcheck(
         &["inspect", &hung.pid().to_string()],
         Duration::from_secs(60),
     );
     assert!(
-        text.contains("waits at a barrier for threads still to arrive"),
+        text.contains("must arrive at barrier start_line for its waiters to go on, and first waits for mutex config_lock"),
         "{text}"
     );
-    assert!(!text.contains("holds no lock another"), "{text}");
+    drop(hung);
+
+    let hung = Hung::start("waits", &["barrier-shared-hang"]);
+    let (_, r, _) = inspect_json(hung.pid());
+    assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);
+    let title = r["findings"][0]["title"].as_str().unwrap();
+    assert!(
+        title.ends_with("the threads still to arrive are unknown (a process-shared barrier: another process may arrive)"),
+        "{title}"
+    );
+    drop(hung);
+
+    let hung = Hung::start("waits", &["barrier-sleep"]);
+    let (code, r, _) = inspect_json(hung.pid());
+    assert_eq!(code, 0, "{:#}", r["findings"]);
+    assert!(only_kinds(&r).is_empty(), "{:#}", r["findings"]);
+    assert_eq!(inspect_task(&r, "waits")["blocked_in"], at_barrier);
 }
 
 /// Threads in waits with timeouts ten minutes away (a server's idle pool)

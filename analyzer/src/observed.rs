@@ -4,8 +4,8 @@
 use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::{
-    is_barrier_wait, is_glibc_object_wait, is_semaphore_wait, node_label, runtime_lock,
-    runtime_wait, title_with_runtime_wait, unread_futex,
+    is_glibc_object_wait, is_semaphore_wait, node_label, runtime_lock, runtime_wait,
+    title_with_runtime_wait, unread_futex,
 };
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
@@ -90,6 +90,12 @@ fn waiting_text(model: &Model, pid: u32, w: &Waiting) -> String {
                 format!("lock {label}")
             }
         }
+        // Arrivals at a barrier have no direction.
+        Waiting::Call {
+            call,
+            channel: channel @ Channel::Barrier { .. },
+            ..
+        } => format!("{call}() on {}", channel.describe()),
         Waiting::Call {
             call,
             channel,
@@ -214,7 +220,6 @@ pub fn finding(model: &Model, syms: &mut Symbols, pid: u32, o: &Observed) -> Fin
         let unread_wait = runtime
             .or(unread)
             .or_else(|| is_semaphore_wait(what).then_some("semaphore"))
-            .or_else(|| is_barrier_wait(what).then_some("barrier"))
             .map(str::to_string);
         if let Some(lock) = runtime {
             title = title_with_runtime_wait(&title, t.tid, what, lock);

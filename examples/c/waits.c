@@ -28,6 +28,11 @@
  *   waits barrier-hang  main holds the config lock while it waits at the
  *                       start line for the worker, which takes that lock
  *                       on its way there: hangs for ever.
+ *   waits barrier-shared-hang  the same at a process-shared barrier, which
+ *                       another process might reach.
+ *   waits barrier-sleep main waits at the start line holding the lock; the
+ *                       worker, which never takes it, sleeps an hour
+ *                       before it arrives: no deadlock.
  */
 #include "common.h"
 #include <netinet/in.h>
@@ -155,18 +160,28 @@ static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t start_line;
 static long configured;
 
+static int sleepy;
+
 static void *worker_main(void *arg) {
     (void)arg;
     turn_wait(1);
-    pthread_mutex_lock(&config_lock); /* held by main, at the barrier */
-    configured++;
-    pthread_mutex_unlock(&config_lock);
+    if (sleepy) {
+        sleep(3600);
+    } else {
+        pthread_mutex_lock(&config_lock); /* held by main, at the barrier */
+        configured++;
+        pthread_mutex_unlock(&config_lock);
+    }
     pthread_barrier_wait(&start_line);
     return NULL;
 }
 
-static int barrier_mode(void) {
-    pthread_barrier_init(&start_line, NULL, 2);
+static int barrier_mode(int shared) {
+    pthread_barrierattr_t a;
+    pthread_barrierattr_init(&a);
+    if (shared)
+        pthread_barrierattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&start_line, &a, 2);
     pthread_t worker = spawn("worker", worker_main, NULL);
     pthread_mutex_lock(&config_lock);
     turn_pass(); /* 1 */
@@ -200,9 +215,12 @@ int main(int argc, char **argv) {
         return sem_mode();
     if (strncmp(mode, "accept", 6) == 0)
         return accept_mode();
-    if (strcmp(mode, "barrier-hang") == 0)
-        return barrier_mode();
+    if (strncmp(mode, "barrier", 7) == 0) {
+        sleepy = strcmp(mode, "barrier-sleep") == 0;
+        return barrier_mode(strcmp(mode, "barrier-shared-hang") == 0);
+    }
     fprintf(stderr, "usage: waits join|join-hang|join-clean|sem|sem-hang|sem-clean|"
-                    "accept-hang|accept-idle|join-recv|barrier-hang\n");
+                    "accept-hang|accept-idle|join-recv|barrier-hang|barrier-shared-hang|"
+                    "barrier-sleep\n");
     return 2;
 }

@@ -193,6 +193,16 @@ pub enum Channel {
     /// The end of a thread of a process: `pthread_join` waits for it, and
     /// the thread sends it when it returns or exits.
     Thread { pid: u32, tid: u32 },
+    /// A pthread barrier of a process, by address (and its variable's
+    /// name, where one holds it): `pthread_barrier_wait` waits to receive
+    /// the arrival of the threads still to come, each of which sends it.
+    /// Read from outside only (`holdcheck inspect`).
+    Barrier {
+        pid: u32,
+        addr: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
 }
 
 impl Channel {
@@ -234,6 +244,8 @@ impl Channel {
             Channel::Condvar { addr, .. } => format!("condition variable {addr:#x}"),
             Channel::Semaphore { addr, .. } => format!("semaphore {addr:#x}"),
             Channel::Thread { tid, .. } => format!("end of thread {tid}"),
+            Channel::Barrier { name: Some(n), .. } => format!("barrier {n}"),
+            Channel::Barrier { addr, .. } => format!("barrier {addr:#x}"),
         }
     }
 
@@ -246,6 +258,7 @@ impl Channel {
                 | Channel::Condvar { .. }
                 | Channel::Semaphore { .. }
                 | Channel::Thread { .. }
+                | Channel::Barrier { .. }
         )
     }
 
@@ -268,6 +281,7 @@ impl Channel {
             Channel::Condvar { .. } => "condvar",
             Channel::Semaphore { .. } => "semaphore",
             Channel::Thread { .. } => "thread",
+            Channel::Barrier { .. } => "barrier",
         }
     }
 }

@@ -157,6 +157,7 @@ fn successors(env: &dyn Env, snap: &[Snap], users: &ChannelUsers) -> Vec<Option<
                             j,
                             match (channel, dir) {
                                 (Channel::Thread { .. }, _) => "ends",
+                                (Channel::Barrier { .. }, _) => "arrives",
                                 (_, Direction::Send) => "drains",
                                 (_, Direction::Recv) => "feeds",
                             },
@@ -594,6 +595,13 @@ fn deadlock(
                     },
                     _,
                 ) => "thread-end",
+                (
+                    ObservedNode::Channel {
+                        channel: Channel::Barrier { .. },
+                        ..
+                    },
+                    _,
+                ) => "barrier-arrival",
                 (
                     ObservedNode::Channel {
                         direction: Direction::Send,

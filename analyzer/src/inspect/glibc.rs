@@ -93,8 +93,14 @@ pub enum FutexWait {
     /// sem_wait on the semaphore at `addr` (likewise).
     Semaphore { addr: u64 },
     /// pthread_barrier_wait on the barrier at `addr`: `arrived` of its
-    /// `count` threads are in this round.
-    Barrier { addr: u64, arrived: u32, count: u32 },
+    /// `count` threads are in this round; a private barrier's threads
+    /// still to come can only be this process's.
+    Barrier {
+        addr: u64,
+        arrived: u32,
+        count: u32,
+        private: bool,
+    },
     /// Another futex, or one whose object is not told apart: not a lock.
     Other,
 }
@@ -388,6 +394,7 @@ fn barrier_wait(pid: u32, uaddr: u64, op: u64, val: u64) -> Option<FutexWait> {
         addr,
         arrived,
         count,
+        private: op & FUTEX_PRIVATE_FLAG != 0,
     })
 }
 

@@ -7,6 +7,7 @@ use super::procfs;
 use super::procfs::Syscall;
 use super::procfs::Task;
 use super::stacks;
+use super::users::barrier_arrivers;
 use super::users::peer_feeders;
 use super::users::queue_users;
 use super::users::traced_users;
@@ -332,6 +333,7 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
         }
     }
     w.name_objects(&module_tables);
+    barrier_arrivers(&procs, &w, &mut users);
 
     if !stopped_for_stack.is_empty() {
         warnings.push(format!(
@@ -446,8 +448,9 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
     // Every other call blocked past the threshold: from outside, a request
     // awaiting its reply and an idle server look alike, so all are shown;
     // but a pipe's reader that holds no lock waits for its writer, as the
-    // reader of an idle pipeline does (`sleep 1000 | grep x`), and a server
-    // in `accept` that holds no lock is idle: no finding.
+    // reader of an idle pipeline does (`sleep 1000 | grep x`), a server
+    // in `accept` that holds no lock is idle, and so is a thread at a
+    // barrier that holds none (its peers are at work): no finding.
     let involved: HashSet<u32> = observed
         .iter()
         .flat_map(|f| f.threads.iter().map(|t| t.tid))
@@ -477,7 +480,10 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
                 && s.held.is_empty()
                 && matches!(
                     channel,
-                    Channel::Pipe { .. } | Channel::Fifo { .. } | Channel::Listen { .. }
+                    Channel::Pipe { .. }
+                        | Channel::Fifo { .. }
+                        | Channel::Listen { .. }
+                        | Channel::Barrier { .. }
                 );
             let waited = now_ns.saturating_sub(s.since) / 1_000_000;
             if waited >= o.stall_ms && !idle_reader {
@@ -525,9 +531,22 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             continue;
         }
         let root = ob.threads[0].tid;
-        let (other, role) = match direction {
-            Direction::Send => (users.recv.get(channel), "reader"),
-            Direction::Recv => (users.send.get(channel), "writer"),
+        let (other, role, unknown) = match (channel, direction) {
+            (Channel::Barrier { .. }, _) => (
+                users.send.get(channel),
+                "the threads still to arrive",
+                "are unknown (a process-shared barrier: another process may arrive)",
+            ),
+            (_, Direction::Send) => (
+                users.recv.get(channel),
+                "its reader",
+                "is unknown (no thread is seen at the other end)",
+            ),
+            (_, Direction::Recv) => (
+                users.send.get(channel),
+                "its writer",
+                "is unknown (no thread is seen at the other end)",
+            ),
         };
         let named: Vec<String> = other
             .into_iter()
@@ -536,9 +555,9 @@ pub fn observe(o: &Options) -> Result<(Model, InspectInfo)> {
             .map(|t| format!("T{t} \"{}\"", env.thread_name(*t)))
             .collect();
         ob.title.push_str(&if named.is_empty() {
-            format!("; its {role} is unknown (no thread is seen at the other end)")
+            format!("; {role} {unknown}")
         } else {
-            format!("; its {role}: {}", named.join(", "))
+            format!("; {role}: {}", named.join(", "))
         });
     }
     // Back to each process's own addresses, with the pid of every thread

@@ -35,8 +35,11 @@ pub(super) fn queue_users(
         let Wait::Call { channel, dir, .. } = wait else {
             continue;
         };
-        // A thread's end and a child's exit are no kernel queue.
-        if matches!(channel, Channel::Thread { .. } | Channel::Exit { .. }) {
+        // A thread's end, a child's exit and a barrier are no kernel queue.
+        if matches!(
+            channel,
+            Channel::Thread { .. } | Channel::Exit { .. } | Channel::Barrier { .. }
+        ) {
             continue;
         }
         let (other_end, rmem, drops) = match channel {
@@ -113,6 +116,46 @@ pub(super) fn queue_users(
     queues.sort_by(|a, b| a.description.cmp(&b.description));
     queues.dedup_by(|a, b| a.description == b.description);
     (users, queues)
+}
+
+/// Who may arrive at each private barrier a thread waits at: every thread
+/// of its process not waiting there (a barrier records no thread, so none
+/// is left out), and no other (a thread yet to be made is made by one of
+/// them). A process-shared barrier may be reached from another process:
+/// who will arrive there is not known.
+pub(super) fn barrier_arrivers(procs: &[Sampled], w: &Waits, users: &mut ChannelUsers) {
+    let at = |tid: &u32, pid: u32, addr: u64| {
+        matches!(w.waits.get(tid), Some(Wait::Call {
+            channel: Channel::Barrier { pid: p, addr: a, .. },
+            ..
+        }) if *p == pid && *a == addr)
+    };
+    for wait in w.waits.values() {
+        let Wait::Call {
+            channel: channel @ Channel::Barrier { pid, addr, .. },
+            ..
+        } = wait
+        else {
+            continue;
+        };
+        let Some(p) = procs.iter().find(|p| p.pid == *pid) else {
+            continue;
+        };
+        if !w.private_barriers.contains(&(*pid, *addr)) {
+            continue;
+        }
+        let arrivers = p
+            .last
+            .iter()
+            .map(|t| t.tid)
+            .filter(|tid| !at(tid, *pid, *addr));
+        users
+            .send
+            .entry(channel.clone())
+            .or_default()
+            .extend(arrivers);
+        users.exhaustive.insert((channel.clone(), Direction::Send));
+    }
 }
 
 /// Who drains and feeds each queue, by thread, as the shim recorded it for

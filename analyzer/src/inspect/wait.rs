@@ -278,6 +278,9 @@ pub(super) struct Waits {
     /// waiter: named by their variable once the modules are read
     /// ([`Waits::name_objects`]).
     pub(super) object_waits: HashMap<u32, ObjectWait>,
+    /// The barriers waited on (pid, address) that are private to their
+    /// process.
+    pub(super) private_barriers: HashSet<(u32, u64)>,
 }
 
 /// A wait on a glibc object that is not a lock.
@@ -334,6 +337,15 @@ impl Waits {
             if let Some(name) = variables.label(mods, o.addr, each) {
                 self.blocked_in
                     .insert(*tid, format!("{} on {} {name}{}", o.call, o.what, o.state));
+                // A barrier's channel by its name too: every waiter of
+                // one names it alike.
+                if let Some(Wait::Call {
+                    channel: Channel::Barrier { name: n, .. },
+                    ..
+                }) = self.waits.get_mut(tid)
+                {
+                    *n = Some(name);
+                }
             }
         }
     }
@@ -440,13 +452,34 @@ pub(super) fn read_waits(procs: &[Sampled], sockets: &procfs::Sockets) -> Waits 
                         addr,
                         arrived,
                         count,
-                    } => w.object_wait_in(
-                        t.tid,
-                        "pthread_barrier_wait",
-                        "barrier",
-                        addr,
-                        format!(" ({arrived} of {count} threads arrived)"),
-                    ),
+                        private,
+                    } => {
+                        w.object_wait_in(
+                            t.tid,
+                            "pthread_barrier_wait",
+                            "barrier",
+                            addr,
+                            format!(" ({arrived} of {count} threads arrived)"),
+                        );
+                        // A wait for the arrival of the threads still to
+                        // come (see `users::barrier_arrivers`).
+                        w.waits.insert(
+                            t.tid,
+                            Wait::Call {
+                                call: "pthread_barrier_wait".into(),
+                                channel: Channel::Barrier {
+                                    pid,
+                                    addr,
+                                    name: None,
+                                },
+                                dir: Direction::Recv,
+                                reply: false,
+                            },
+                        );
+                        if private {
+                            w.private_barriers.insert((pid, addr));
+                        }
+                    }
                     FutexWait::Other => {
                         w.blocked_in
                             .insert(t.tid, crate::report::labels::UNREAD_FUTEX.into());

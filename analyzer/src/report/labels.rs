@@ -352,6 +352,7 @@ pub fn edge_action(f: &Finding, e: &EdgeInfo) -> String {
         ("waits-behind", _) => "queued behind a writer".to_string(),
         ("queue-wait", _) => "serves it, first waits on".to_string(),
         ("exit-wait", _) => "exits only after".to_string(),
+        ("barrier-arrival", _) => "arrives only after".to_string(),
         ("exited-holding", _) => "exited holding it".to_string(),
         (r, _) => r.to_string(),
     }
@@ -412,6 +413,8 @@ pub fn stable_node_label(n: &NodeInfo) -> String {
                 C::Condvar { .. } => "condition variable".to_string(),
                 C::Semaphore { .. } => "semaphore".to_string(),
                 C::Thread { .. } => "end of a thread".to_string(),
+                // Arrivals have no direction: the barrier alone.
+                C::Barrier { .. } => return channel.describe(),
             };
             // Programs by name only: pids differ from run to run.
             let ends = if channel.is_queue() {
@@ -532,12 +535,6 @@ pub fn is_glibc_object_wait(what: &str) -> bool {
 /// Whether an inspected wait is on a glibc semaphore.
 pub fn is_semaphore_wait(what: &str) -> bool {
     what.starts_with("sem_wait on semaphore ")
-}
-
-/// Whether an inspected wait is at a glibc barrier (which records no
-/// thread: who is still to arrive is not known).
-pub fn is_barrier_wait(what: &str) -> bool {
-    what.starts_with("pthread_barrier_wait on barrier ")
 }
 
 /// What a futex wait holdcheck cannot read is on, from its stack: the

@@ -206,6 +206,19 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo, aliases: Option<&[Stri
                 }
             );
         }
+        "barrier-arrival" => {
+            let _ = writeln!(
+                out,
+                "  {who} must arrive at {} for its waiters to go on, and first waits for {}{}",
+                channel_of(from),
+                wanted(to),
+                if f.stacks[e.stack].frames.is_empty() {
+                    "."
+                } else {
+                    ":"
+                }
+            );
+        }
         "unlock-not-held" | "relock-ignored" | "destroy-locked" | "use-destroyed"
         | "cond-wait-unheld" | "cond-two-mutexes" | "held-too-long" => {
             let _ = writeln!(out, "  {who} {}:", f.stacks[e.stack].what);
@@ -229,7 +242,9 @@ fn edge_text(out: &mut String, f: &Finding, e: &EdgeInfo, aliases: Option<&[Stri
         }
     }
     // A thread's end is known from the site alone (said above).
-    if !(e.relation == "thread-end" && f.stacks[e.stack].frames.is_empty()) {
+    if !(matches!(e.relation.as_str(), "thread-end" | "barrier-arrival")
+        && f.stacks[e.stack].frames.is_empty())
+    {
         stack_lines(out, &f.stacks[e.stack].frames);
     }
     held_stack_text(out, f, e);
@@ -287,10 +302,6 @@ fn thread_state_text(out: &mut String, f: &Finding, t: &ThreadState) {
         ),
         (true, true, Some(("semaphore", other))) => format!(
             "holds no pthread lock another thread waits for (whether it holds the semaphore {} waits on, or would post it, is unknown)",
-            thread_short(other)
-        ),
-        (true, true, Some(("barrier", other))) => format!(
-            "holds no pthread lock another thread waits for ({} waits at a barrier for threads still to arrive: which ones, and whether this is one, is unknown)",
             thread_short(other)
         ),
         (true, true, Some((what, other))) => format!(
