@@ -1643,6 +1643,22 @@ fn inspect_reads_barrier_waits_and_the_deadlock_through_one() {
     );
     drop(hung);
 
+    // Under `run`, the hung command is read from outside the same way:
+    // the shim's own thread is no thread to arrive.
+    let r = run_example("waits", &["barrier-hang"], 60);
+    assert_eq!(r.report["run"]["ending"], "hung", "{:#}", r.report["run"]);
+    let deadlocks = findings(&r.report, "deadlock");
+    assert_eq!(deadlocks.len(), 1, "{:#}", r.report["findings"]);
+    assert!(
+        deadlocks[0]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["relation"] == "barrier-arrival"),
+        "{:#}",
+        deadlocks[0]
+    );
+
     let hung = Hung::start("waits", &["barrier-shared-hang"]);
     let (_, r, _) = inspect_json(hung.pid());
     assert_eq!(only_kinds(&r), ["stall"], "{:#}", r["findings"]);

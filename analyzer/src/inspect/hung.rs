@@ -19,7 +19,7 @@ use super::wait::is_file_lock_wait;
 use std::collections::HashMap;
 
 /// The shim's own thread, which wakes by itself: not the program's.
-const SHIM_THREAD: &str = "holdcheck-watch";
+use super::users::WATCHDOG_THREAD as SHIM_THREAD;
 
 /// Looks (half a second apart) in a row with no thread moving before the
 /// waits are judged: longer than the shim's watchdog takes to see a

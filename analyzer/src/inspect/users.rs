@@ -144,9 +144,11 @@ pub(super) fn barrier_arrivers(procs: &[Sampled], w: &Waits, users: &mut Channel
         if !w.private_barriers.contains(&(*pid, *addr)) {
             continue;
         }
+        // The shim's watchdog arrives nowhere.
         let arrivers = p
             .last
             .iter()
+            .filter(|t| t.name != WATCHDOG_THREAD)
             .map(|t| t.tid)
             .filter(|tid| !at(tid, *pid, *addr));
         users
