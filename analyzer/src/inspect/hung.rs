@@ -15,11 +15,9 @@
 
 use super::procfs;
 use super::procfs::Syscall;
+use super::users::WATCHDOG_THREAD;
 use super::wait::is_file_lock_wait;
 use std::collections::HashMap;
-
-/// The shim's own thread, which wakes by itself: not the program's.
-use super::users::WATCHDOG_THREAD as SHIM_THREAD;
 
 /// Looks (half a second apart) in a row with no thread moving before the
 /// waits are judged: longer than the shim's watchdog takes to see a
@@ -48,7 +46,8 @@ impl GroupWatch {
             for tid in procfs::tids(pid).unwrap_or_default() {
                 let dir = format!("/proc/{pid}/task/{tid}");
                 let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
-                if read("comm").is_some_and(|c| c.trim() == SHIM_THREAD) {
+                // The shim's own thread wakes by itself: not the program's.
+                if read("comm").is_some_and(|c| c.trim() == WATCHDOG_THREAD) {
                     continue;
                 }
                 let (Some(stat), Some(call)) = (read("stat"), read("syscall")) else {

@@ -138,12 +138,12 @@ pub(super) fn barrier_arrivers(procs: &[Sampled], w: &Waits, users: &mut Channel
         else {
             continue;
         };
-        let Some(p) = procs.iter().find(|p| p.pid == *pid) else {
-            continue;
-        };
         if !w.private_barriers.contains(&(*pid, *addr)) {
             continue;
         }
+        let Some(p) = procs.iter().find(|p| p.pid == *pid) else {
+            continue;
+        };
         // The shim's watchdog arrives nowhere.
         let arrivers = p
             .last

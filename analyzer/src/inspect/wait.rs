@@ -321,8 +321,8 @@ impl Waits {
         );
     }
 
-    /// Names the condition variables and semaphores waited on after their
-    /// variables, as locks are: `modules` by process index.
+    /// Names the condition variables, semaphores and barriers waited on
+    /// after their variables, as locks are: `modules` by process index.
     pub(super) fn name_objects(&mut self, modules: &[Vec<crate::model::Module>]) {
         let mut variables = crate::symbolize::Variables::default();
         for (tid, o) in &self.object_waits {
