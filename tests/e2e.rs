@@ -1641,6 +1641,10 @@ fn inspect_reads_barrier_waits_and_the_deadlock_through_one() {
         text.contains("must arrive at barrier start_line for its waiters to go on, and first waits for mutex config_lock"),
         "{text}"
     );
+    assert!(
+        text.contains("Cycle: mutex config_lock -> barrier start_line -> mutex config_lock"),
+        "{text}"
+    );
     drop(hung);
 
     // Under `run`, the hung command is read from outside the same way:
@@ -1655,6 +1659,13 @@ fn inspect_reads_barrier_waits_and_the_deadlock_through_one() {
             .unwrap()
             .iter()
             .any(|e| e["relation"] == "barrier-arrival"),
+        "{:#}",
+        deadlocks[0]
+    );
+    // The lock by its variable, as inspect names it.
+    assert_eq!(
+        thread_state(deadlocks[0], "worker")["waiting"],
+        "lock mutex config_lock",
         "{:#}",
         deadlocks[0]
     );

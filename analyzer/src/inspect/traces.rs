@@ -44,7 +44,22 @@ pub fn snapshot_group(pgid: u32, dir: &std::path::Path, ending: &str) -> Result<
             call_clock_res_ns: p.call_clock_res_ns,
         }
         .to_line();
-        if !p.stacks.is_empty() {
+        // The locks seen, with their kinds: the report names them by
+        // their variables from the modules, as inspect does.
+        for (lock, meta) in &p.locks {
+            out.extend(
+                Record::Lock {
+                    lock: *lock,
+                    kind: meta.kind,
+                    writer_preferring: meta.writer_preferring,
+                    recursive: meta.recursive,
+                    file: model.file_paths.get(lock).cloned(),
+                    init: meta.init,
+                }
+                .to_line(),
+            );
+        }
+        if !p.stacks.is_empty() || !p.locks.is_empty() {
             for m in &p.modules {
                 out.extend(
                     Record::Module {

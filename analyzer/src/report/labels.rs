@@ -227,6 +227,10 @@ pub fn node_label(n: &NodeInfo) -> String {
             receiving,
             ..
         } => {
+            // Arrivals at a barrier have no direction.
+            if let holdcheck_format::Channel::Barrier { .. } = channel {
+                return description.clone();
+            }
             let ends = if channel.is_queue() {
                 queue_ends(senders, receiving, |p| format!("{}[{}]", p.name, p.pid))
             } else {
