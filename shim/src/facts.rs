@@ -434,8 +434,7 @@ pub fn call_begin_deferred(
 ) {
     if dest.addr.is_null() {
         if let Some((slot, _)) = made_again(st, fd, dir, call, false) {
-            let chan_id = st.queues[slot].chan_id - 1;
-            publish_wait(st, slot, fd, dir, call, chan_id, true);
+            publish_wait(st, slot, fd, dir, call, true);
             return;
         }
     }
@@ -479,11 +478,10 @@ fn again(
     blocking: Blocking,
 ) -> Option<CallCtx> {
     let (slot, fact) = made_again(st, fd, dir, call, true)?;
-    let chan_id = st.queues[slot].chan_id - 1;
     let deferred = blocking == Blocking::Deferred;
     Some(call_ctx(
         fact,
-        publish_wait(st, slot, fd, dir, call, chan_id, deferred),
+        publish_wait(st, slot, fd, dir, call, deferred),
     ))
 }
 
@@ -952,10 +950,7 @@ fn queue_op(
         };
     }
     let deferred = blocking == Blocking::Deferred;
-    call_ctx(
-        fact,
-        publish_wait(st, slot, fd, dir, call, chan_id, deferred),
-    )
+    call_ctx(fact, publish_wait(st, slot, fd, dir, call, deferred))
 }
 
 /// The bookkeeping a blocking call under held locks keeps for its end:
@@ -972,7 +967,8 @@ fn call_ctx(
     }
 }
 
-/// Publishes a blocking call's wait: its start and the record it is in.
+/// Publishes a blocking call's wait on the channel of queue slot `slot`
+/// (its id known by then): its start and the record it is in.
 #[inline(always)]
 fn publish_wait(
     st: &mut ThreadState,
@@ -980,9 +976,9 @@ fn publish_wait(
     fd: i32,
     dir: Direction,
     call: &'static str,
-    chan_id: u32,
     deferred: bool,
 ) -> (u64, Option<&'static crate::live::Published>) {
+    let chan_id = st.queues[slot].chan_id - 1;
     let now = crate::sys::coarse_ns();
     // A receive on the socket this thread last sent on waits for a reply.
     let awaiting_reply = match dir {
