@@ -5,7 +5,7 @@ use crate::findings::{node_info, thread_ref};
 use crate::model::{Model, Node};
 use crate::report::labels::{
     is_glibc_object_wait, is_semaphore_wait, node_label, runtime_lock, runtime_wait,
-    title_with_runtime_wait, unread_futex,
+    title_with_runtime_wait, unread_futex, with_direction,
 };
 use crate::report::HANG;
 use crate::report::{EdgeInfo, Finding, NodeInfo, StackInfo, ThreadRef, ThreadState};
@@ -90,21 +90,14 @@ fn waiting_text(model: &Model, pid: u32, w: &Waiting) -> String {
                 format!("lock {label}")
             }
         }
-        // Arrivals at a barrier have no direction.
-        Waiting::Call {
-            call,
-            channel: channel @ Channel::Barrier { .. },
-            ..
-        } => format!("{call}() on {}", channel.describe()),
         Waiting::Call {
             call,
             channel,
             direction,
             ..
         } => format!(
-            "{call}() on {} ({})",
-            channel.describe(),
-            direction.as_str()
+            "{call}() on {}",
+            with_direction(channel.describe(), channel, direction.as_str())
         ),
         Waiting::Other { what } => what.clone(),
     }

@@ -227,17 +227,29 @@ pub fn node_label(n: &NodeInfo) -> String {
             receiving,
             ..
         } => {
-            // Arrivals at a barrier have no direction.
-            if let holdcheck_format::Channel::Barrier { .. } = channel {
-                return description.clone();
-            }
             let ends = if channel.is_queue() {
                 queue_ends(senders, receiving, |p| format!("{}[{}]", p.name, p.pid))
             } else {
                 String::new()
             };
-            format!("{description} ({direction}){ends}")
+            format!(
+                "{}{ends}",
+                with_direction(description.clone(), channel, direction)
+            )
         }
+    }
+}
+
+/// A channel's label with the direction of its use: `pipe inode 7
+/// (recv)`; a barrier's alone (arrivals have no direction).
+pub fn with_direction(
+    what: String,
+    channel: &holdcheck_format::Channel,
+    direction: &str,
+) -> String {
+    match channel {
+        holdcheck_format::Channel::Barrier { .. } => what,
+        _ => format!("{what} ({direction})"),
     }
 }
 
@@ -417,8 +429,7 @@ pub fn stable_node_label(n: &NodeInfo) -> String {
                 C::Condvar { .. } => "condition variable".to_string(),
                 C::Semaphore { .. } => "semaphore".to_string(),
                 C::Thread { .. } => "end of a thread".to_string(),
-                // Arrivals have no direction: the barrier alone.
-                C::Barrier { .. } => return channel.describe(),
+                C::Barrier { .. } => channel.describe(),
             };
             // Programs by name only: pids differ from run to run.
             let ends = if channel.is_queue() {
@@ -426,7 +437,7 @@ pub fn stable_node_label(n: &NodeInfo) -> String {
             } else {
                 String::new()
             };
-            format!("{what} ({direction}){ends}")
+            format!("{}{ends}", with_direction(what, channel, direction))
         }
     }
 }
