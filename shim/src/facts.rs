@@ -7,7 +7,10 @@ use crate::config;
 use crate::locks;
 use crate::recorder::{record_stack, recorder, Prepared};
 use crate::sys::ErrnoGuard;
-use crate::thread::{mix, Again, HeldEntry, ThreadState, Waited, QUEUE_SLOTS};
+use crate::thread::{
+    mix, Again, HeldEntry, OrderMemo, TakenWord, ThreadState, Waited, ORDER_MEMO, QUEUE_SLOTS,
+    TAKEN_MEMO,
+};
 use holdcheck_format::{Channel, Direction, Held, LockKind, LockRef, MisuseKind, Mode, Record};
 use std::hash::{Hash, Hasher};
 
@@ -30,12 +33,25 @@ fn mode_bits(m: Mode) -> u64 {
 pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode) -> u64 {
     // The mode and phase above the address's 48 bits, in one multiply:
     // the multiplies are one chain, and the nested lock waits for it.
-    let bits = mode_bits(mode) | (st.phase() as u64) << 8;
-    let mut h = mix(locks::epoch(), addr as u64 ^ bits << 48);
+    let mut h = mix(locks::epoch(), order_lock_word(st, addr, mode));
     for e in st.held() {
-        h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
+        h = mix(h, order_held_word(e));
     }
     h | 1
+}
+
+/// The acquired lock of a lock-order fact as its key takes it: the
+/// address, with the mode and the thread's phase above its 48 bits.
+#[inline(always)]
+fn order_lock_word(st: &ThreadState, addr: usize, mode: Mode) -> u64 {
+    let bits = mode_bits(mode) | (st.phase() as u64) << 8;
+    addr as u64 ^ bits << 48
+}
+
+/// A held lock of a lock-order fact as its key takes it.
+#[inline(always)]
+fn order_held_word(e: &HeldEntry) -> u64 {
+    e.addr as u64 ^ mode_bits(e.mode) << 60
 }
 
 /// A class as lock-order keys take it: folded to 32 bits, so that a held
@@ -103,8 +119,28 @@ fn class_key(
 /// while holding the held stack" already: [`lock_order`]'s test, made
 /// without marking anything (the state need not be entered).
 #[inline(always)]
-pub fn lock_order_recorded(st: &ThreadState, addr: usize, mode: Mode) -> bool {
-    st.seen_peek(lock_order_key(st, addr, mode))
+pub fn lock_order_recorded(st: &mut ThreadState, addr: usize, mode: Mode) -> bool {
+    let n = st.held_len;
+    if n == 0 || n > ORDER_MEMO {
+        return st.seen_peek(lock_order_key(st, addr, mode));
+    }
+    // The fact found last at this depth, compared whole.
+    let mut memo = OrderMemo {
+        epoch: locks::epoch(),
+        lock: order_lock_word(st, addr, mode),
+        held: [0; ORDER_MEMO],
+    };
+    for (w, e) in memo.held.iter_mut().zip(st.held()) {
+        *w = order_held_word(e);
+    }
+    if st.order_memo[n - 1] == memo {
+        return true;
+    }
+    if !st.seen_peek(lock_order_key(st, addr, mode)) {
+        return false;
+    }
+    st.order_memo[n - 1] = memo;
+    true
 }
 
 /// Records "acquired `addr` (mode) while holding the held stack", unless
@@ -528,10 +564,7 @@ fn nothing_new(
     let (key, since) = (q.key, q.seq);
     let epoch = locks::epoch();
     // Locks taken since the previous operation on it: known ones only.
-    if st
-        .recent_range(since)
-        .any(|seq| !st.seen_peek(taken_key(key, &st.recent_at(seq), epoch)))
-    {
+    if !taken_known(st, slot, key, since, epoch) {
         return None;
     }
     if st.queues[slot]
@@ -576,6 +609,41 @@ fn nothing_new(
     st.wait_pending &= !(0xff << (8 * slot));
     st.queues[slot].seq = st.recent_now();
     Some((slot, fact))
+}
+
+/// Whether every lock taken since `since` (the previous operation on the
+/// queue of `slot`, whose key is `ckey`) is recorded as taken between two
+/// of its operations. Each is first compared with the acquisition at its
+/// place in the interval the previous time (the same, where a loop takes
+/// the same locks); else its fact is looked up in the seen cache, and
+/// remembered at its place once found.
+#[inline(always)]
+fn taken_known(st: &mut ThreadState, slot: usize, ckey: u64, since: u64, epoch: u64) -> bool {
+    if st.queues[slot].taken_epoch != epoch {
+        st.queues[slot].taken = [(0, 0); TAKEN_MEMO];
+        st.queues[slot].taken_epoch = epoch;
+    }
+    for (place, seq) in st.recent_range(since).enumerate() {
+        let e = st.recent_at(seq);
+        let word = taken_word(&e);
+        if place < TAKEN_MEMO && st.queues[slot].taken[place] == word {
+            continue;
+        }
+        if !st.seen_peek(taken_key(ckey, &e, epoch)) {
+            return false;
+        }
+        if place < TAKEN_MEMO {
+            st.queues[slot].taken[place] = word;
+        }
+    }
+    true
+}
+
+/// The acquisition `e` as [`taken_key`] tells it from others (its lock,
+/// site and mode), exactly.
+#[inline(always)]
+fn taken_word(e: &HeldEntry) -> TakenWord {
+    (e.addr, e.site | (mode_bits(e.mode) as usize) << 62)
 }
 
 /// The key of "took the lock of `e` between two operations on the queue
@@ -1452,4 +1520,98 @@ pub fn thread_end_locks(st: &mut ThreadState, joined: u32) {
 pub unsafe fn after_fork_child() {
     ENDED_RING.reset(None);
     END_FACTS.store(0, core::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(addr: usize, site: usize, mode: Mode) -> HeldEntry {
+        HeldEntry::new(addr, LockKind::Mutex, mode, site)
+    }
+
+    /// The locks taken between two operations on a queue, compared with
+    /// those of the previous interval at their places: the same locks are
+    /// known with no lookup; another lock, site or mode at a place is
+    /// looked up, and a new lock epoch forgets what was compared.
+    #[test]
+    fn a_queue_slot_remembers_the_taken_locks_it_found_recorded() {
+        let mut st = Box::new(ThreadState::new());
+        let (ckey, epoch) = (0x51, 3);
+        st.queues[0].key = ckey;
+        let (a, b) = (
+            entry(0x1000, 0x40_1000, Mode::Write),
+            entry(0x2000, 0x40_2000, Mode::Write),
+        );
+        let interval = |st: &mut ThreadState, es: &[HeldEntry]| {
+            let since = st.recent_now();
+            for &e in es {
+                st.note_recent(e);
+            }
+            since
+        };
+        // Nothing recorded: not known, and nothing remembered.
+        let since = interval(&mut st, &[a, b]);
+        assert!(!taken_known(&mut st, 0, ckey, since, epoch));
+        assert_eq!(st.queues[0].taken, [(0, 0); TAKEN_MEMO]);
+        // Recorded: known, and remembered at their places.
+        st.seen_before(taken_key(ckey, &a, epoch));
+        st.seen_before(taken_key(ckey, &b, epoch));
+        assert!(taken_known(&mut st, 0, ckey, since, epoch));
+        assert_eq!(st.queues[0].taken[..2], [taken_word(&a), taken_word(&b)]);
+        // The next interval takes them again: known from the slot alone
+        // (the seen cache forgot them).
+        st.seen = [[0; 2]; crate::thread::SEEN_CACHE];
+        let since = interval(&mut st, &[a, b]);
+        assert!(taken_known(&mut st, 0, ckey, since, epoch));
+        // Another lock, the same lock read-locked or at another site, at
+        // the first place: each a fact of its own, not recorded.
+        for other in [
+            entry(0x3000, 0x40_1000, Mode::Write),
+            entry(0x1000, 0x40_1000, Mode::Read),
+            entry(0x1000, 0x40_1008, Mode::Write),
+        ] {
+            let since = interval(&mut st, &[other, b]);
+            assert!(!taken_known(&mut st, 0, ckey, since, epoch));
+        }
+        // The same locks after a lock was destroyed or made (a new epoch):
+        // looked up again under it.
+        let since = interval(&mut st, &[a, b]);
+        assert!(!taken_known(&mut st, 0, ckey, since, epoch + 1));
+        assert_eq!(st.queues[0].taken_epoch, epoch + 1);
+        assert_eq!(st.queues[0].taken, [(0, 0); TAKEN_MEMO]);
+    }
+
+    /// A nested acquisition's lock-order fact, remembered per depth once
+    /// found recorded: the same lock under the same held locks is known
+    /// again; another held lock, mode or epoch is looked up.
+    #[test]
+    fn a_lock_order_found_recorded_is_remembered_whole() {
+        let mut st = Box::new(ThreadState::new());
+        let (outer, inner) = (entry(0x1000, 0x40_1000, Mode::Write), 0x2000);
+        assert!(st.push_held(outer));
+        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
+        assert_eq!(st.order_memo[0], OrderMemo::EMPTY);
+        st.seen_before(lock_order_key(&st, inner, Mode::Write));
+        assert!(lock_order_recorded(&mut st, inner, Mode::Write));
+        // Known from the memo alone once the seen cache forgot it.
+        st.seen = [[0; 2]; crate::thread::SEEN_CACHE];
+        assert!(lock_order_recorded(&mut st, inner, Mode::Write));
+        // Read-locked, or under another outer lock: other facts.
+        assert!(!lock_order_recorded(&mut st, inner, Mode::Read));
+        st.take_held(outer.addr);
+        assert!(st.push_held(entry(0x3000, 0x40_1000, Mode::Write)));
+        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
+        // Two held: the depth of its own, which the first does not answer.
+        assert!(st.push_held(outer));
+        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
+        // A new lock epoch: the first fact looked up again.
+        st.take_held(outer.addr);
+        st.take_held(0x3000);
+        assert!(st.push_held(outer));
+        st.seen_before(lock_order_key(&st, inner, Mode::Write));
+        assert!(lock_order_recorded(&mut st, inner, Mode::Write));
+        locks::EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
+    }
 }

@@ -25,6 +25,9 @@ pub const RECENT: usize = 16;
 pub const QUEUE_SLOTS: usize = 4;
 /// Waits on other queues remembered per queue between two operations on it.
 pub const WAITS_AFTER: usize = 2;
+/// Acquisitions between two operations on a queue remembered as recorded,
+/// by their place in the interval (see [`QueueSlot::taken`]).
+pub const TAKEN_MEMO: usize = 4;
 /// Direct-mapped cache of fact keys this thread already recorded.
 pub const SEEN_CACHE: usize = 256;
 /// Sets of the cache of lock-order facts by class that are full.
@@ -184,7 +187,43 @@ pub struct QueueSlot {
     /// have changed (`facts::nothing_new`): the same call again, with
     /// nothing new since, is only a published wait (a signal: nothing).
     pub again: Option<Again>,
+    /// The acquisitions between its last two operations found recorded
+    /// (as `facts::taken_key` has them, at lock epoch `taken_epoch`), by
+    /// their place in the interval: a steady loop takes the same locks in
+    /// the same order each time, and compares each with the one at its
+    /// place instead of hashing it into the seen cache.
+    pub taken: [TakenWord; TAKEN_MEMO],
+    pub taken_epoch: u64,
 }
+
+/// Depths of the held stack whose last recorded lock-order fact is kept
+/// as an [`OrderMemo`].
+pub const ORDER_MEMO: usize = 2;
+
+/// A lock-order fact found recorded, as what its key is made of (see
+/// `facts::lock_order_key`): the acquired lock with its mode and phase, the
+/// held locks with their modes, the lock epoch. A loop that takes the same
+/// nested lock again compares these, loads that do not wait on each other,
+/// where the key is a chain of multiplies the acquisition waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct OrderMemo {
+    pub epoch: u64,
+    pub lock: u64,
+    pub held: [u64; ORDER_MEMO],
+}
+
+impl OrderMemo {
+    pub const EMPTY: OrderMemo = OrderMemo {
+        epoch: 0,
+        lock: 0,
+        held: [0; ORDER_MEMO],
+    };
+}
+
+/// An acquisition as a fact of a queue slot names it: the lock's address,
+/// and its site with the mode in the top bits (a site is a user-space code
+/// address, below 2^47), so that the pair is exact.
+pub type TakenWord = (usize, usize);
 
 impl QueueSlot {
     /// Whether a blocking call on descriptor `fd` (1-based) is a wait
@@ -254,6 +293,8 @@ impl QueueSlot {
         fd: 0,
         waits_after: [Waited::NONE; WAITS_AFTER],
         again: None,
+        taken: [(0, 0); TAKEN_MEMO],
+        taken_epoch: 0,
     };
 }
 
@@ -308,6 +349,9 @@ pub struct ThreadState {
     /// Two-way: a steady loop whose keys collide must not evict each
     /// other at every turn.
     pub seen: [[u64; 2]; SEEN_CACHE],
+    /// The lock-order facts last found recorded with one and with two
+    /// locks held (see [`OrderMemo`]).
+    pub order_memo: [OrderMemo; ORDER_MEMO],
     /// Lock-order facts by class (`facts::class_key`) whose samples the
     /// trace has all it keeps of: a new instance of them is no new fact.
     /// Four ways per set: a few dozen such facts must all stay.
@@ -372,7 +416,7 @@ impl ThreadState {
 
     /// The state of a new thread: what `.tbss` holds, all zero bytes.
     #[cfg(test)]
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         ThreadState {
             busy: false,
             tid: 0,
@@ -389,6 +433,7 @@ impl ThreadState {
             queues: [QueueSlot::EMPTY; QUEUE_SLOTS],
             next_queue_slot: 0,
             seen: [[0; 2]; SEEN_CACHE],
+            order_memo: [OrderMemo::EMPTY; ORDER_MEMO],
             class_seen: [[0; 4]; CLASS_SEEN_SETS],
             published: core::ptr::null(),
             last_sent_fd: 0,
@@ -817,6 +862,7 @@ impl ThreadState {
     pub fn after_fork_child(&mut self) {
         self.tid = crate::sys::gettid();
         self.seen = [[0; 2]; SEEN_CACHE];
+        self.order_memo = [OrderMemo::EMPTY; ORDER_MEMO];
         self.class_seen = [[0; 4]; CLASS_SEEN_SETS];
         self.published = core::ptr::null();
         self.queues = [QueueSlot::EMPTY; QUEUE_SLOTS];
@@ -1242,8 +1288,11 @@ mod tests {
             && q.stack == 0
             && q.chan_id == 0
             && q.fd == 0
-            && q.waits_after == [Waited::NONE; WAITS_AFTER]));
+            && q.waits_after == [Waited::NONE; WAITS_AFTER]
+            && q.taken == [(0, 0); TAKEN_MEMO]
+            && q.taken_epoch == 0));
         assert!(z.seen.iter().flatten().all(|&k| k == 0));
+        assert!(z.order_memo == [OrderMemo::EMPTY; ORDER_MEMO]);
         assert!(z.site_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
         assert!(z.order_stacks.iter().all(|&(a, b)| a == 0 && b == 0));
     }
