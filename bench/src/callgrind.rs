@@ -1,6 +1,9 @@
 //! Instruction counts of the fast paths, under callgrind: what the shim
-//! adds to one uncontended mutex lock/unlock pair and to one socket round
-//! trip (a blocking-capable send and receive made again), with no noise.
+//! adds to one uncontended mutex lock/unlock pair (in a process with
+//! threads and in one without), to one socket round trip (a
+//! blocking-capable send and receive made again, with no lock held and
+//! under one) and to one steady condition-variable signal under two locks,
+//! with no noise.
 //! `--check` compares them with the committed baselines
 //! (bench/callgrind-baseline.txt) and fails if one grew by more than 20%.
 
@@ -13,11 +16,16 @@ use std::process::Command;
 const ALLOWED_GROWTH: f64 = 1.20;
 
 /// The cases: lockbench's mode, and the baseline file's key.
-const CASES: [(&str, &str, &str); 3] = [
+const CASES: [(&str, &str, &str); 5] = [
     (
         "mutex lock/unlock pair",
         "--pairs",
         "mutex_pair_added_instructions",
+    ),
+    (
+        "the same, the process single-threaded",
+        "--single-pairs",
+        "single_thread_mutex_pair_added_instructions",
     ),
     (
         "socket round trip (send and recv)",
@@ -28,6 +36,11 @@ const CASES: [(&str, &str, &str); 3] = [
         "socket round trip under a mutex",
         "--locked-roundtrips",
         "socket_roundtrip_locked_added_instructions",
+    ),
+    (
+        "steady signal under two locks, a lock made and destroyed beside it",
+        "--signals",
+        "signal_churn_added_instructions",
     ),
 ];
 

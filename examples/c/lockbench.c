@@ -7,9 +7,13 @@
  *                              has one thread, the others with a helper)
  *   lockbench --pairs N        N uncontended mutex pairs, nothing else (for
  *                              instruction counts under callgrind)
+ *   lockbench --single-pairs N the same while the process has one thread
  *   lockbench --roundtrips N   N socket round trips (a send and a recv on
  *                              a socketpair), nothing else (the same)
  *   lockbench --locked-roundtrips N   the same, each under a mutex
+ *   lockbench --signals N      N steady condition-variable signals under
+ *                              two locks, a lock made and destroyed beside
+ *                              each (signal_churn_pair)
  *   lockbench --heavy N        the lock-heavy two-thread loop only, N
  *                              iterations each (for whole-program ratios:
  *                              ThreadSanitizer, Valgrind, the shim)
@@ -249,6 +253,10 @@ static void start_watchdog(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "--single-pairs") == 0) {
+        mutex_pair(atol(argv[2]));
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "--pairs") == 0) {
         start_watchdog();
         mutex_pair(atol(argv[2]));
@@ -260,6 +268,11 @@ int main(int argc, char **argv) {
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
             die("socketpair");
         (locked ? socket_roundtrip_locked : socket_roundtrip)(atol(argv[2]));
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "--signals") == 0) {
+        start_watchdog();
+        signal_churn_pair(atol(argv[2]));
         return 0;
     }
     if (argc > 2 && strcmp(argv[1], "--heavy") == 0) {
