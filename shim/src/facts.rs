@@ -31,9 +31,15 @@ fn mode_bits(m: Mode) -> u64 {
 /// before under another epoch is neither unwound nor written again.
 #[inline(always)]
 pub fn lock_order_key(st: &ThreadState, addr: usize, mode: Mode) -> u64 {
+    lock_order_key_at(st, addr, mode, locks::epoch())
+}
+
+/// [`lock_order_key`] under the lock epoch `epoch`.
+#[inline(always)]
+fn lock_order_key_at(st: &ThreadState, addr: usize, mode: Mode, epoch: u64) -> u64 {
     // The mode and phase above the address's 48 bits, in one multiply:
     // the multiplies are one chain, and the nested lock waits for it.
-    let mut h = mix(locks::epoch(), order_lock_word(st, addr, mode));
+    let mut h = mix(epoch, order_lock_word(st, addr, mode));
     for e in st.held() {
         h = mix(h, order_held_word(e));
     }
@@ -120,13 +126,19 @@ fn class_key(
 /// without marking anything (the state need not be entered).
 #[inline(always)]
 pub fn lock_order_recorded(st: &mut ThreadState, addr: usize, mode: Mode) -> bool {
+    lock_order_recorded_at(st, addr, mode, locks::epoch())
+}
+
+/// [`lock_order_recorded`] under the lock epoch `epoch`.
+#[inline(always)]
+fn lock_order_recorded_at(st: &mut ThreadState, addr: usize, mode: Mode, epoch: u64) -> bool {
     let n = st.held_len;
     if n == 0 || n > ORDER_MEMO {
-        return st.seen_peek(lock_order_key(st, addr, mode));
+        return st.seen_peek(lock_order_key_at(st, addr, mode, epoch));
     }
     // The fact found last at this depth, compared whole.
     let mut memo = OrderMemo {
-        epoch: locks::epoch(),
+        epoch,
         lock: order_lock_word(st, addr, mode),
         held: [0; ORDER_MEMO],
     };
@@ -136,7 +148,7 @@ pub fn lock_order_recorded(st: &mut ThreadState, addr: usize, mode: Mode) -> boo
     if st.order_memo[n - 1] == memo {
         return true;
     }
-    if !st.seen_peek(lock_order_key(st, addr, mode)) {
+    if !st.seen_peek(lock_order_key_at(st, addr, mode, epoch)) {
         return false;
     }
     st.order_memo[n - 1] = memo;
@@ -1588,30 +1600,35 @@ mod tests {
     #[test]
     fn a_lock_order_found_recorded_is_remembered_whole() {
         let mut st = Box::new(ThreadState::new());
-        let (outer, inner) = (entry(0x1000, 0x40_1000, Mode::Write), 0x2000);
+        let (outer, inner, epoch) = (entry(0x1000, 0x40_1000, Mode::Write), 0x2000, 3);
+        let recorded = |st: &mut ThreadState, mode| lock_order_recorded_at(st, inner, mode, epoch);
         assert!(st.push_held(outer));
-        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
+        assert!(!recorded(&mut st, Mode::Write));
         assert_eq!(st.order_memo[0], OrderMemo::EMPTY);
-        st.seen_before(lock_order_key(&st, inner, Mode::Write));
-        assert!(lock_order_recorded(&mut st, inner, Mode::Write));
+        st.seen_before(lock_order_key_at(&st, inner, Mode::Write, epoch));
+        assert!(recorded(&mut st, Mode::Write));
         // Known from the memo alone once the seen cache forgot it.
         st.seen = [[0; 2]; crate::thread::SEEN_CACHE];
-        assert!(lock_order_recorded(&mut st, inner, Mode::Write));
+        assert!(recorded(&mut st, Mode::Write));
         // Read-locked, or under another outer lock: other facts.
-        assert!(!lock_order_recorded(&mut st, inner, Mode::Read));
+        assert!(!recorded(&mut st, Mode::Read));
         st.take_held(outer.addr);
         assert!(st.push_held(entry(0x3000, 0x40_1000, Mode::Write)));
-        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
+        assert!(!recorded(&mut st, Mode::Write));
         // Two held: the depth of its own, which the first does not answer.
         assert!(st.push_held(outer));
-        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
-        // A new lock epoch: the first fact looked up again.
+        assert!(!recorded(&mut st, Mode::Write));
+        // Under the first outer lock again, its fact is still remembered;
+        // under a new lock epoch it is looked up again.
         st.take_held(outer.addr);
         st.take_held(0x3000);
         assert!(st.push_held(outer));
-        st.seen_before(lock_order_key(&st, inner, Mode::Write));
-        assert!(lock_order_recorded(&mut st, inner, Mode::Write));
-        locks::EPOCH.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        assert!(!lock_order_recorded(&mut st, inner, Mode::Write));
+        assert!(recorded(&mut st, Mode::Write));
+        assert!(!lock_order_recorded_at(
+            &mut st,
+            inner,
+            Mode::Write,
+            epoch + 1
+        ));
     }
 }
