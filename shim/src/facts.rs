@@ -41,7 +41,7 @@ fn lock_order_key_at(st: &ThreadState, addr: usize, mode: Mode, epoch: u64) -> u
     // the multiplies are one chain, and the nested lock waits for it.
     let mut h = mix(epoch, order_lock_word(st, addr, mode));
     for e in st.held() {
-        h = mix(h, order_held_word(e));
+        h = mix(h, lock_word(e));
     }
     h | 1
 }
@@ -54,9 +54,11 @@ fn order_lock_word(st: &ThreadState, addr: usize, mode: Mode) -> u64 {
     addr as u64 ^ bits << 48
 }
 
-/// A held lock of a lock-order fact as its key takes it.
+/// An acquisition's lock with its mode, as the per-thread fact keys take
+/// it (a held lock of a lock-order fact, a lock taken between two
+/// operations on a queue, one held across a call or at a thread's end).
 #[inline(always)]
-fn order_held_word(e: &HeldEntry) -> u64 {
+fn lock_word(e: &HeldEntry) -> u64 {
     e.addr as u64 ^ mode_bits(e.mode) << 60
 }
 
@@ -143,7 +145,7 @@ fn lock_order_recorded_at(st: &mut ThreadState, addr: usize, mode: Mode, epoch: 
         held: [0; ORDER_MEMO],
     };
     for (w, e) in memo.held.iter_mut().zip(st.held()) {
-        *w = order_held_word(e);
+        *w = lock_word(e);
     }
     if st.order_memo[n - 1] == memo {
         return true;
@@ -661,10 +663,7 @@ fn taken_word(e: &HeldEntry) -> TakenWord {
 /// The key of "took the lock of `e` between two operations on the queue
 /// `ckey`" in a thread's seen facts.
 fn taken_key(ckey: u64, e: &HeldEntry, epoch: u64) -> u64 {
-    mix(
-        mix(ckey, e.addr as u64 ^ mode_bits(e.mode) << 60),
-        e.site as u64 ^ epoch,
-    ) | 1
+    mix(mix(ckey, lock_word(e)), e.site as u64 ^ epoch) | 1
 }
 
 /// The key of "blocked on queue `packed` between two operations on the
@@ -693,7 +692,7 @@ fn queue_wait_base(ckey: u64, packed: u32) -> u64 {
 fn held_call_key(st: &ThreadState, ckey: u64, call: &'static str, epoch: u64, tid: u32) -> u64 {
     let mut h = mix(mix(ckey, call.as_ptr() as u64), epoch ^ tid as u64);
     for e in st.held() {
-        h = mix(h, e.addr as u64 ^ mode_bits(e.mode) << 60);
+        h = mix(h, lock_word(e));
         h = mix(h, e.site as u64);
     }
     h | 1
@@ -1492,10 +1491,7 @@ pub fn thread_end_locks(st: &mut ThreadState, joined: u32) {
         if st.held().iter().any(|h| h.addr == e.addr && h.retaken) {
             continue;
         }
-        let key = mix(
-            mix(0x7e4d, joined as u64),
-            e.addr as u64 ^ mode_bits(e.mode) << 60,
-        ) | 1;
+        let key = mix(mix(0x7e4d, joined as u64), lock_word(&e)) | 1;
         if st.seen_before(key) {
             continue;
         }
