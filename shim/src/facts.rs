@@ -1021,12 +1021,7 @@ fn queue_op(
     st.queues[slot].again = again;
     st.refresh_wait_spread();
     if !can_block {
-        return CallCtx {
-            fact,
-            start_ns: 0,
-            published: None,
-            steer_slot: None,
-        };
+        return call_ctx(fact, (0, None));
     }
     let deferred = blocking == Blocking::Deferred;
     call_ctx(fact, publish_wait(st, slot, fd, dir, call, deferred))
